@@ -1,0 +1,71 @@
+//! rookery's only door to Ceph.
+//!
+//! - [`rados`]: native librados (loaded at run time) for every mon/mgr command and object I/O;
+//! - [`types`]: typed replies of the commands we use;
+//! - [`keyring`] and [`conf`]: the files Ceph daemons read;
+//! - [`tools`]: the few Ceph executables that have no library API (`--mkfs`, the daemons themselves),
+//!   each named in one place, with their stderr turned into a plain error.
+
+pub mod conf;
+mod ffi;
+pub mod keyring;
+pub mod rados;
+pub mod tools;
+pub mod types;
+
+pub use rados::{IoCtx, Rados, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CephError {
+    #[error("{library} is not installed ({detail}); install it with: apt-get install -y {package}")]
+    LibraryMissing {
+        library: &'static str,
+        package: &'static str,
+        detail: String,
+    },
+    #[error("{op} failed: {reason}{}", if .detail.is_empty() { String::new() } else { format!(" ({})", .detail) })]
+    Call {
+        op: String,
+        code: i32,
+        reason: String,
+        detail: String,
+    },
+    #[error("could not understand Ceph's reply to `{command}`: {detail}")]
+    Reply { command: String, detail: String },
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error(transparent)]
+    Tool(#[from] tools::ToolError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CephError {
+    pub(crate) fn call(op: &str, rc: i32, detail: &str) -> CephError {
+        CephError::Call {
+            op: op.to_string(),
+            code: rc,
+            reason: rados::errno_text(rc),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// The negative errno of a failed call, if this is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            CephError::Call { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> CephError {
+        CephError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! A safe handle over a librados cluster connection: mon/mgr commands with typed replies, and object I/O.
+
+use std::ffi::{c_char, CStr, CString};
+use std::path::Path;
+use std::ptr;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::ffi::{self, IoCtxT, RadosT};
+use crate::CephError;
+
+/// A connected cluster handle. librados handles are thread-safe, so one is shared by every task.
+pub struct Rados {
+    handle: RadosT,
+    api: &'static ffi::Api,
+}
+
+// SAFETY: librados documents rados_t as safe to use from several threads at once.
+unsafe impl Send for Rados {}
+unsafe impl Sync for Rados {}
+
+/// Which daemon answers a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Mon,
+    Mgr,
+}
+
+fn cstring(what: &str, s: &str) -> Result<CString, CephError> {
+    CString::new(s).map_err(|_| CephError::InvalidArgument(format!("{what} contains a NUL byte")))
+}
+
+/// Takes ownership of a librados-allocated buffer and copies it out.
+///
+/// # Safety
+/// `buf` must be null or a buffer of `len` bytes returned by librados.
+unsafe fn take_buffer(api: &ffi::Api, buf: *mut c_char, len: usize) -> Vec<u8> {
+    if buf.is_null() {
+        return Vec::new();
+    }
+    let out = std::slice::from_raw_parts(buf as *const u8, len).to_vec();
+    (api.buffer_free)(buf);
+    out
+}
+
+impl Rados {
+    /// Connects as `client.<user>` using `conf` (which names the keyring). `timeout` bounds the connect and
+    /// every later mon, mgr and OSD operation, so a dead cluster gives an error instead of a hang.
+    pub fn connect(conf: &Path, user: &str, timeout: Duration) -> Result<Rados, CephError> {
+        let api = ffi::api()?;
+        let mut handle: RadosT = ptr::null_mut();
+        let cluster = cstring("cluster", "ceph")?;
+        let name = cstring("name", &format!("client.{user}"))?;
+        // SAFETY: valid out-pointer and NUL-terminated strings.
+        let rc = unsafe { (api.create2)(&mut handle, cluster.as_ptr(), name.as_ptr(), 0) };
+        if rc < 0 {
+            return Err(CephError::call("rados_create2", rc, ""));
+        }
+        let rados = Rados { handle, api };
+        let conf_c = cstring("config path", &conf.to_string_lossy())?;
+        // SAFETY: handle is live until drop.
+        let rc = unsafe { (api.conf_read_file)(rados.handle, conf_c.as_ptr()) };
+        if rc < 0 {
+            return Err(CephError::call(
+                "read ceph.conf",
+                rc,
+                &format!("cannot read {}", conf.display()),
+            ));
+        }
+        let secs = timeout.as_secs().max(1).to_string();
+        for (opt, val) in [
+            ("client_mount_timeout", secs.as_str()),
+            ("rados_mon_op_timeout", secs.as_str()),
+            ("rados_osd_op_timeout", secs.as_str()),
+            // A short-lived admin client needs no log file or admin socket of its own.
+            ("log_file", ""),
+            ("admin_socket", ""),
+        ] {
+            rados.conf_set(opt, val)?;
+        }
+        // SAFETY: handle is configured and not yet connected.
+        let rc = unsafe { (api.connect)(rados.handle) };
+        if rc < 0 {
+            return Err(CephError::call(
+                "connect to the cluster",
+                rc,
+                "no mon answered; is the cluster running? (`rookery status` says)",
+            ));
+        }
+        Ok(rados)
+    }
+
+    fn conf_set(&self, opt: &str, val: &str) -> Result<(), CephError> {
+        let o = cstring("option", opt)?;
+        let v = cstring("value", val)?;
+        // SAFETY: handle is live; strings are NUL-terminated.
+        let rc = unsafe { (self.api.conf_set)(self.handle, o.as_ptr(), v.as_ptr()) };
+        if rc < 0 {
+            return Err(CephError::call("rados_conf_set", rc, opt));
+        }
+        Ok(())
+    }
+
+    /// librados' version, e.g. (3, 0, 0).
+    pub fn library_version() -> Result<(i32, i32, i32), CephError> {
+        let api = ffi::api()?;
+        let (mut a, mut b, mut c) = (0, 0, 0);
+        // SAFETY: valid out-pointers.
+        unsafe { (api.version)(&mut a, &mut b, &mut c) };
+        Ok((a, b, c))
+    }
+
+    /// Sends one command (a JSON object with a `prefix`) and returns (output buffer, status string).
+    pub fn command_raw(
+        &self,
+        target: Target,
+        cmd: &Value,
+        input: &[u8],
+    ) -> Result<(Vec<u8>, String), CephError> {
+        let text = cmd.to_string();
+        let cmd_c = cstring("command", &text)?;
+        let cmds = [cmd_c.as_ptr()];
+        let mut outbuf: *mut c_char = ptr::null_mut();
+        let mut outbuf_len = 0usize;
+        let mut outs: *mut c_char = ptr::null_mut();
+        let mut outs_len = 0usize;
+        let f = match target {
+            Target::Mon => self.api.mon_command,
+            Target::Mgr => self.api.mgr_command,
+        };
+        // SAFETY: all pointers are valid for the call; librados allocates the outputs, which we free.
+        let (rc, out, status) = unsafe {
+            let rc = f(
+                self.handle,
+                cmds.as_ptr(),
+                1,
+                input.as_ptr() as *const c_char,
+                input.len(),
+                &mut outbuf,
+                &mut outbuf_len,
+                &mut outs,
+                &mut outs_len,
+            );
+            let out = take_buffer(self.api, outbuf, outbuf_len);
+            let status = take_buffer(self.api, outs, outs_len);
+            (rc, out, status)
+        };
+        let status = String::from_utf8_lossy(&status).trim().to_string();
+        if rc < 0 {
+            let prefix = cmd.get("prefix").and_then(Value::as_str).unwrap_or("?");
+            return Err(CephError::call(prefix, rc, &status));
+        }
+        Ok((out, status))
+    }
+
+    /// Sends a command with `format: json` added and parses the reply into `T`.
+    pub fn command<T: DeserializeOwned>(&self, target: Target, cmd: Value) -> Result<T, CephError> {
+        let mut cmd = cmd;
+        if let Some(map) = cmd.as_object_mut() {
+            map.insert("format".into(), Value::from("json"));
+        }
+        let (out, _) = self.command_raw(target, &cmd, &[])?;
+        let prefix = cmd
+            .get("prefix")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        serde_json::from_slice(&out).map_err(|e| CephError::Reply {
+            command: prefix,
+            detail: e.to_string(),
+        })
+    }
+
+    /// A command whose reply is only a status line.
+    pub fn command_status(&self, target: Target, cmd: Value) -> Result<String, CephError> {
+        self.command_raw(target, &cmd, &[]).map(|(_, s)| s)
+    }
+
+    pub fn ioctx(&self, pool: &str) -> Result<IoCtx<'_>, CephError> {
+        let pool_c = cstring("pool", pool)?;
+        let mut io: IoCtxT = ptr::null_mut();
+        // SAFETY: handle is live; out-pointer valid.
+        let rc = unsafe { (self.api.ioctx_create)(self.handle, pool_c.as_ptr(), &mut io) };
+        if rc < 0 {
+            return Err(CephError::call(
+                "open pool",
+                rc,
+                &format!("pool {pool:?}"),
+            ));
+        }
+        Ok(IoCtx { io, rados: self })
+    }
+}
+
+impl Drop for Rados {
+    fn drop(&mut self) {
+        // SAFETY: the handle was created by rados_create2 and is shut down once.
+        unsafe { (self.api.shutdown)(self.handle) };
+    }
+}
+
+/// An open pool. Borrowing the `Rados` keeps the cluster handle alive for as long as the pool is open.
+pub struct IoCtx<'a> {
+    io: IoCtxT,
+    rados: &'a Rados,
+}
+
+impl IoCtx<'_> {
+    pub fn write_full(&self, oid: &str, data: &[u8]) -> Result<(), CephError> {
+        let o = cstring("object name", oid)?;
+        // SAFETY: io is live; buffer valid for len bytes.
+        let rc = unsafe {
+            (self.rados.api.write_full)(self.io, o.as_ptr(), data.as_ptr() as *const c_char, data.len())
+        };
+        if rc < 0 {
+            return Err(CephError::call("write object", rc, oid));
+        }
+        Ok(())
+    }
+
+    pub fn size(&self, oid: &str) -> Result<u64, CephError> {
+        let o = cstring("object name", oid)?;
+        let mut size = 0u64;
+        let mut mtime: libc::time_t = 0;
+        // SAFETY: io is live; out-pointers valid.
+        let rc = unsafe { (self.rados.api.stat)(self.io, o.as_ptr(), &mut size, &mut mtime) };
+        if rc < 0 {
+            return Err(CephError::call("stat object", rc, oid));
+        }
+        Ok(size)
+    }
+
+    /// Reads a whole object.
+    pub fn read_all(&self, oid: &str) -> Result<Vec<u8>, CephError> {
+        let size = self.size(oid)? as usize;
+        let o = cstring("object name", oid)?;
+        let mut buf = vec![0u8; size];
+        let mut done = 0usize;
+        while done < size {
+            // SAFETY: the destination has `size - done` writable bytes from `done`.
+            let rc = unsafe {
+                (self.rados.api.read)(
+                    self.io,
+                    o.as_ptr(),
+                    buf[done..].as_mut_ptr() as *mut c_char,
+                    size - done,
+                    done as u64,
+                )
+            };
+            if rc < 0 {
+                return Err(CephError::call("read object", rc, oid));
+            }
+            if rc == 0 {
+                break;
+            }
+            done += rc as usize;
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+
+    pub fn remove(&self, oid: &str) -> Result<(), CephError> {
+        let o = cstring("object name", oid)?;
+        // SAFETY: io is live.
+        let rc = unsafe { (self.rados.api.remove)(self.io, o.as_ptr()) };
+        if rc < 0 {
+            return Err(CephError::call("remove object", rc, oid));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for IoCtx<'_> {
+    fn drop(&mut self) {
+        // SAFETY: created by rados_ioctx_create, destroyed once.
+        unsafe { (self.rados.api.ioctx_destroy)(self.io) };
+    }
+}
+
+/// `strerror` for a negative librados return code.
+pub(crate) fn errno_text(rc: i32) -> String {
+    // SAFETY: strerror returns a pointer to a static (thread-local in glibc) string.
+    let p = unsafe { libc::strerror(-rc) };
+    if p.is_null() {
+        return format!("error {rc}");
+    }
+    // SAFETY: non-null NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}

@@ -1,0 +1,204 @@
+//! The Ceph executables rookery runs, each named here and nowhere else. Only steps without a library API
+//! live here: creating a mon or OSD store (`--mkfs`) and the daemons themselves.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The executables a cluster needs and the Debian/Ubuntu package of each.
+pub const REQUIRED_PROGRAMS: &[(&str, &str)] = &[
+    ("ceph-mon", "ceph-mon"),
+    ("ceph-mgr", "ceph-mgr"),
+    ("ceph-osd", "ceph-osd"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("`{program}` is not installed; install it with: apt-get install -y {package}")]
+    NotInstalled { program: String, package: String },
+    #[error("{step} failed: `{program}` {outcome}{}{}", tail_text(.stderr_tail), hint_text(.hint))]
+    Failed {
+        step: String,
+        program: String,
+        outcome: String,
+        stderr_tail: String,
+        hint: Option<&'static str>,
+    },
+    #[error("{step}: could not run `{program}`: {source}")]
+    Spawn {
+        step: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn tail_text(t: &str) -> String {
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!("; it said:\n{t}")
+    }
+}
+
+fn hint_text(h: &Option<&'static str>) -> String {
+    h.map(|h| format!("\nwhat to do: {h}")).unwrap_or_default()
+}
+
+/// Known failure messages of Ceph tools, turned into advice.
+const HINTS: &[(&str, &str)] = &[
+    ("No space left on device", "free disk space on the data dir's filesystem, or give the OSD files a smaller size"),
+    ("Address already in use", "another process holds the port; `rookery doctor` names it"),
+    ("failed to fetch mon config", "the OSD's key was not registered with the mon before mkfs; re-run `rookery up`, it redoes this step"),
+    ("Permission denied", "run rookery as root, or give it a --data-dir you own"),
+    ("File exists", "a half-made store is in the way; re-run `rookery up`, which removes unfinished stores before retrying"),
+];
+
+fn hint_for(stderr: &str) -> Option<&'static str> {
+    HINTS.iter().find(|(pat, _)| stderr.contains(pat)).map(|(_, h)| *h)
+}
+
+/// The package that provides `program`.
+pub fn package_of(program: &str) -> &str {
+    REQUIRED_PROGRAMS
+        .iter()
+        .find(|(p, _)| *p == program)
+        .map(|(_, pkg)| *pkg)
+        .unwrap_or("ceph")
+}
+
+/// Where `program` is on PATH (plus the sbin directories, which a non-login root shell may lack).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+fn resolve(program: &str) -> Result<PathBuf, ToolError> {
+    find_program(program).ok_or_else(|| ToolError::NotInstalled {
+        program: program.to_string(),
+        package: package_of(program).to_string(),
+    })
+}
+
+/// Runs a Ceph tool to completion with its output in `log`, killing it after `timeout`.
+fn run(step: &str, program: &str, args: &[String], log: &Path, timeout: Duration) -> Result<(), ToolError> {
+    let exe = resolve(program)?;
+    let spawn_err = |source| ToolError::Spawn {
+        step: step.to_string(),
+        program: program.to_string(),
+        source,
+    };
+    let out = std::fs::File::create(log).map_err(spawn_err)?;
+    let err = out.try_clone().map_err(spawn_err)?;
+    tracing::debug!(step, program, ?args, "running");
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(spawn_err)?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait().map_err(spawn_err)? {
+            Some(s) => break Some(s),
+            None if started.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    if let Some(s) = status {
+        if s.success() {
+            return Ok(());
+        }
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(6)..].join("\n");
+    Err(ToolError::Failed {
+        step: step.to_string(),
+        program: program.to_string(),
+        outcome: match status {
+            Some(s) => format!("exited with {s}"),
+            None => format!("did not finish within {}s and was stopped", timeout.as_secs()),
+        },
+        hint: hint_for(&text),
+        stderr_tail: tail,
+    })
+}
+
+/// Creates a mon store. The initial monmap is built from `mon_host` and `fsid` in the conf.
+pub fn mon_mkfs(conf: &Path, id: &str, keyring: &Path, log: &Path) -> Result<(), ToolError> {
+    let args = [
+        "--conf".into(),
+        conf.display().to_string(),
+        "--mkfs".into(),
+        "-i".into(),
+        id.to_string(),
+        "--keyring".into(),
+        keyring.display().to_string(),
+    ];
+    run(&format!("creating the store of mon.{id}"), "ceph-mon", &args, log, Duration::from_secs(60))
+}
+
+/// Creates an OSD store (bluestore). The OSD's key must already be registered (`osd new`) and written to
+/// its keyring; `--no-mon-config` keeps mkfs from asking the mons for config it cannot yet authenticate for.
+pub fn osd_mkfs(conf: &Path, id: u32, uuid: &str, log: &Path) -> Result<(), ToolError> {
+    let args = [
+        "--conf".into(),
+        conf.display().to_string(),
+        "-i".into(),
+        id.to_string(),
+        "--mkfs".into(),
+        "--osd-uuid".into(),
+        uuid.to_string(),
+        "--no-mon-config".into(),
+    ];
+    run(&format!("creating the store of osd.{id}"), "ceph-osd", &args, log, Duration::from_secs(300))
+}
+
+/// The command line of a daemon in the foreground (`-f`), so its supervisor is its parent.
+pub fn daemon_command(kind: &str, id: &str, conf: &Path) -> Result<(PathBuf, Vec<String>), ToolError> {
+    let program = format!("ceph-{kind}");
+    let exe = resolve(&program)?;
+    Ok((
+        exe,
+        vec!["-f".into(), "--conf".into(), conf.display().to_string(), "-i".into(), id.to_string()],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_program_names_its_package() {
+        let e = resolve("ceph-does-not-exist").unwrap_err();
+        assert!(e.to_string().contains("apt-get install -y ceph"), "{e}");
+    }
+
+    #[test]
+    fn failures_carry_the_tail_and_a_hint() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("log");
+        let args = ["-c".to_string(), "echo one; echo 'write: No space left on device' >&2; exit 4".to_string()];
+        let e = run("testing", "sh", &args, &log, Duration::from_secs(5)).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("testing failed"), "{text}");
+        assert!(text.contains("No space left on device"), "{text}");
+        assert!(text.contains("free disk space"), "{text}");
+    }
+
+    #[test]
+    fn hung_tools_are_stopped() {
+        let d = tempfile::tempdir().unwrap();
+        let e = run("waiting", "sleep", &["5".into()], &d.path().join("log"), Duration::from_millis(200)).unwrap_err();
+        assert!(e.to_string().contains("did not finish"), "{e}");
+    }
+}

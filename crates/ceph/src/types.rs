@@ -1,0 +1,245 @@
+//! Typed replies of the mon and mgr commands rookery uses (Ceph 16+ JSON). Fields we do not read are not
+//! declared; every field has a default so a newer Ceph adding or dropping one does not break parsing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `status` (what `ceph -s` shows).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Status {
+    pub fsid: String,
+    pub health: Health,
+    pub quorum_names: Vec<String>,
+    pub monmap: MonMapSummary,
+    pub osdmap: OsdMapSummary,
+    pub pgmap: PgMapSummary,
+    pub mgrmap: MgrMapSummary,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Health {
+    pub status: String,
+    pub checks: BTreeMap<String, HealthCheck>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct HealthCheck {
+    pub severity: String,
+    pub summary: HealthSummary,
+    pub muted: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct HealthSummary {
+    pub message: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MonMapSummary {
+    pub epoch: u64,
+    pub num_mons: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OsdMapSummary {
+    pub epoch: u64,
+    pub num_osds: u32,
+    pub num_up_osds: u32,
+    pub num_in_osds: u32,
+    pub num_remapped_pgs: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PgMapSummary {
+    pub pgs_by_state: Vec<PgStateCount>,
+    pub num_pgs: u32,
+    pub num_pools: u32,
+    pub num_objects: u64,
+    pub data_bytes: u64,
+    pub bytes_used: u64,
+    pub bytes_avail: u64,
+    pub bytes_total: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PgStateCount {
+    pub state_name: String,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MgrMapSummary {
+    pub available: bool,
+    pub num_standbys: u32,
+}
+
+impl Status {
+    /// PGs that are not `active+clean`.
+    pub fn unclean_pgs(&self) -> u32 {
+        self.pgmap
+            .pgs_by_state
+            .iter()
+            .filter(|s| s.state_name != "active+clean")
+            .map(|s| s.count)
+            .sum()
+    }
+
+    pub fn is_health_ok(&self) -> bool {
+        self.health.status == "HEALTH_OK"
+    }
+}
+
+/// `mon dump`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MonDump {
+    pub epoch: u64,
+    pub fsid: String,
+    pub mons: Vec<MonInfo>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MonInfo {
+    pub name: String,
+    pub rank: i32,
+    pub public_addr: String,
+}
+
+/// `osd dump`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OsdDump {
+    pub epoch: u64,
+    pub fsid: String,
+    pub flags: String,
+    pub osds: Vec<OsdInfo>,
+    pub pools: Vec<PoolInfo>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OsdInfo {
+    pub osd: u32,
+    pub uuid: String,
+    pub up: u8,
+    #[serde(rename = "in")]
+    pub in_: u8,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PoolInfo {
+    pub pool: i64,
+    pub pool_name: String,
+    pub size: u32,
+    pub min_size: u32,
+    pub pg_num: u32,
+    pub crush_rule: i64,
+    pub application_metadata: BTreeMap<String, serde_json::Value>,
+}
+
+/// One entry of `osd metadata`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OsdMetadata {
+    pub id: u32,
+    pub hostname: String,
+    pub osd_objectstore: String,
+    pub bluestore_bdev_size: String,
+}
+
+/// `osd df` (a mgr command).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OsdDf {
+    pub nodes: Vec<OsdDfNode>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OsdDfNode {
+    pub id: i64,
+    pub name: String,
+    pub kb: u64,
+    pub kb_used: u64,
+    pub kb_avail: u64,
+    pub utilization: f64,
+    pub pgs: u32,
+}
+
+/// `df`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Df {
+    pub stats: DfStats,
+    pub pools: Vec<DfPool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DfStats {
+    pub total_bytes: u64,
+    pub total_avail_bytes: u64,
+    pub total_used_raw_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DfPool {
+    pub name: String,
+    pub id: i64,
+    pub stats: DfPoolStats,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DfPoolStats {
+    pub stored: u64,
+    pub objects: u64,
+    pub bytes_used: u64,
+    pub max_avail: u64,
+    pub percent_used: f64,
+}
+
+/// `mgr stat`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MgrStat {
+    pub epoch: u64,
+    pub available: bool,
+    pub active_name: String,
+    pub num_standby: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_parses_and_counts_unclean_pgs() {
+        let json = r#"{"fsid":"f","health":{"status":"HEALTH_WARN","checks":{"PG_AVAILABILITY":
+            {"severity":"HEALTH_WARN","summary":{"message":"Reduced data availability","count":2},"muted":false}},"mutes":[]},
+            "quorum_names":["a"],"monmap":{"epoch":1,"num_mons":1},
+            "osdmap":{"epoch":9,"num_osds":3,"num_up_osds":3,"num_in_osds":3,"num_remapped_pgs":0},
+            "pgmap":{"pgs_by_state":[{"state_name":"active+clean","count":7},{"state_name":"peering","count":2}],
+            "num_pgs":9,"num_pools":1,"num_objects":0,"data_bytes":0,"bytes_used":1,"bytes_avail":2,"bytes_total":3},
+            "mgrmap":{"available":true,"num_standbys":0,"modules":["iostat"]},"newfield":1}"#;
+        let s: Status = serde_json::from_str(json).unwrap();
+        assert_eq!(s.unclean_pgs(), 2);
+        assert!(!s.is_health_ok());
+        assert_eq!(s.health.checks["PG_AVAILABILITY"].summary.count, 2);
+    }
+}

@@ -1,0 +1,277 @@
+//! Daemons as processes on this host.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{proc, DaemonSpec, DaemonState, DaemonStatus, PlatformError};
+
+/// A daemon that stays up this long has its backoff reset.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+enum Process {
+    /// Started by us: we hold the child and collect its exit status.
+    Child(Child),
+    /// Found running (an earlier supervisor started it); we can only watch its pid.
+    Adopted(u32),
+}
+
+impl Process {
+    fn pid(&self) -> u32 {
+        match self {
+            Process::Child(c) => c.id(),
+            Process::Adopted(pid) => *pid,
+        }
+    }
+
+    /// Some(description of the exit) once the process is gone.
+    fn exited(&mut self) -> Option<String> {
+        match self {
+            Process::Child(c) => match c.try_wait() {
+                Ok(Some(status)) => Some(status.to_string()),
+                Ok(None) => None,
+                Err(e) => Some(format!("lost track of it: {e}")),
+            },
+            Process::Adopted(pid) => (!proc::is_alive(*pid)).then(|| "exited".to_string()),
+        }
+    }
+}
+
+struct Daemon {
+    spec: DaemonSpec,
+    process: Option<Process>,
+    started: Instant,
+    restarts: u32,
+    /// Consecutive deaths within STABLE_AFTER of a start; drives the backoff.
+    quick_failures: u32,
+    last_exit: Option<String>,
+    restart_at: Option<Instant>,
+    adopted: bool,
+}
+
+/// Supervises the daemons of one cluster on this host.
+#[derive(Default)]
+pub struct LocalPlatform {
+    daemons: BTreeMap<String, Daemon>,
+}
+
+impl LocalPlatform {
+    pub fn new() -> LocalPlatform {
+        LocalPlatform::default()
+    }
+
+    /// Makes sure the daemon runs: adopts a live process that runs exactly this spec (from its pid file),
+    /// otherwise starts it. A no-op for a daemon already supervised with the same spec.
+    pub fn ensure(&mut self, spec: DaemonSpec) -> Result<(), PlatformError> {
+        if let Some(d) = self.daemons.get(&spec.name) {
+            if d.spec == spec {
+                return Ok(());
+            }
+        }
+        let (process, adopted) = match adoptable(&spec) {
+            Some(pid) => {
+                tracing::info!(daemon = %spec.name, pid, "adopted running daemon");
+                (Process::Adopted(pid), true)
+            }
+            None => (Process::Child(start(&spec)?), false),
+        };
+        self.daemons.insert(
+            spec.name.clone(),
+            Daemon {
+                spec,
+                process: Some(process),
+                started: Instant::now(),
+                restarts: 0,
+                quick_failures: 0,
+                last_exit: None,
+                restart_at: None,
+                adopted,
+            },
+        );
+        Ok(())
+    }
+
+    /// True if `name` is supervised and its process is up.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.daemons.get(name).is_some_and(|d| d.process.is_some())
+    }
+
+    /// Notices deaths and restarts daemons whose backoff has passed. Call it about once a second.
+    pub fn tick(&mut self) {
+        let now = Instant::now();
+        for d in self.daemons.values_mut() {
+            if let Some(p) = d.process.as_mut() {
+                if let Some(exit) = p.exited() {
+                    let ran = now.duration_since(d.started);
+                    d.quick_failures = if ran < STABLE_AFTER { d.quick_failures + 1 } else { 1 };
+                    let backoff = backoff(d.quick_failures);
+                    tracing::warn!(daemon = %d.spec.name, %exit, ran_secs = ran.as_secs(), backoff_secs = backoff.as_secs_f32(), "daemon died; restarting after backoff");
+                    d.last_exit = Some(exit);
+                    d.process = None;
+                    d.restart_at = Some(now + backoff);
+                }
+            }
+            if d.process.is_none() && d.restart_at.is_some_and(|t| t <= now) {
+                match start(&d.spec) {
+                    Ok(child) => {
+                        d.process = Some(Process::Child(child));
+                        d.started = now;
+                        d.restarts += 1;
+                        d.restart_at = None;
+                        d.adopted = false;
+                    }
+                    Err(e) => {
+                        tracing::error!(daemon = %d.spec.name, error = %e, "restart failed");
+                        d.quick_failures += 1;
+                        d.restart_at = Some(now + backoff(d.quick_failures));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops one daemon and forgets it (no restart).
+    pub fn stop(&mut self, name: &str, grace: Duration) {
+        if let Some(mut d) = self.daemons.remove(name) {
+            if let Some(p) = d.process.as_mut() {
+                proc::terminate(p.pid(), grace);
+                if let Process::Child(c) = p {
+                    let _ = c.wait();
+                }
+            }
+            let _ = std::fs::remove_file(&d.spec.pid_file);
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.daemons.keys().cloned().collect()
+    }
+
+    pub fn status(&self) -> Vec<DaemonStatus> {
+        self.daemons
+            .values()
+            .map(|d| DaemonStatus {
+                name: d.spec.name.clone(),
+                state: match (&d.process, d.restart_at) {
+                    (Some(_), _) => DaemonState::Running,
+                    (None, Some(_)) => DaemonState::Restarting,
+                    (None, None) => DaemonState::Stopped,
+                },
+                pid: d.process.as_ref().map(Process::pid),
+                restarts: d.restarts,
+                last_exit: d.last_exit.clone(),
+                uptime_secs: d.process.as_ref().map(|_| d.started.elapsed().as_secs()),
+                adopted: d.adopted,
+            })
+            .collect()
+    }
+}
+
+fn backoff(quick_failures: u32) -> Duration {
+    // 0.5 s, 1 s, 2 s, ... capped: the first restart is quick because most deaths are one-off kills.
+    let exp = quick_failures.saturating_sub(1).min(8);
+    (Duration::from_millis(500) * 2u32.pow(exp)).min(MAX_BACKOFF)
+}
+
+/// The pid of a live process that runs exactly `spec`, from its pid file.
+pub fn adoptable(spec: &DaemonSpec) -> Option<u32> {
+    let pid = proc::read_pid_file(&spec.pid_file)?;
+    proc::runs(pid, &spec.program, &spec.args).then_some(pid)
+}
+
+fn start(spec: &DaemonSpec) -> Result<Child, PlatformError> {
+    let io_err = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| PlatformError::Io { path, source }
+    };
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log)
+        .map_err(io_err(&spec.log))?;
+    let log2 = log.try_clone().map_err(io_err(&spec.log))?;
+    let child = Command::new(&spec.program)
+        .args(&spec.args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        // Its own process group: a Ctrl-C meant for a foreground supervisor must not reach the daemons,
+        // which the supervisor stops in order itself.
+        .process_group(0)
+        .spawn()
+        .map_err(|source| PlatformError::Start {
+            name: spec.name.clone(),
+            program: spec.program.display().to_string(),
+            source,
+        })?;
+    tracing::info!(daemon = %spec.name, pid = child.id(), "started");
+    std::fs::write(&spec.pid_file, format!("{}\n", child.id())).map_err(io_err(&spec.pid_file))?;
+    Ok(child)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper(dir: &std::path::Path, name: &str, secs: &str) -> DaemonSpec {
+        DaemonSpec {
+            name: name.into(),
+            program: "/usr/bin/sleep".into(),
+            args: vec![secs.into()],
+            log: dir.join(format!("{name}.log")),
+            pid_file: dir.join(format!("{name}.pid")),
+        }
+    }
+
+    #[test]
+    fn restarts_a_killed_daemon_with_backoff() {
+        let d = tempfile::tempdir().unwrap();
+        let mut p = LocalPlatform::new();
+        p.ensure(sleeper(d.path(), "a", "30")).unwrap();
+        let pid = p.status()[0].pid.unwrap();
+        proc::signal(pid, libc::SIGKILL);
+        std::thread::sleep(Duration::from_millis(100));
+        p.tick();
+        assert_eq!(p.status()[0].state, DaemonState::Restarting);
+        std::thread::sleep(Duration::from_millis(600));
+        p.tick();
+        let s = &p.status()[0];
+        assert_eq!(s.state, DaemonState::Running);
+        assert_eq!(s.restarts, 1);
+        assert_ne!(s.pid, Some(pid));
+        assert!(s.last_exit.as_deref().unwrap().contains("signal"), "{s:?}");
+        p.stop("a", Duration::from_secs(1));
+        assert!(p.status().is_empty());
+    }
+
+    #[test]
+    fn a_new_supervisor_adopts_instead_of_duplicating() {
+        let d = tempfile::tempdir().unwrap();
+        let spec = sleeper(d.path(), "b", "31");
+        let mut first = LocalPlatform::new();
+        first.ensure(spec.clone()).unwrap();
+        let pid = first.status()[0].pid.unwrap();
+        // The first supervisor "dies" without stopping its daemons.
+        std::mem::forget(first);
+        let mut second = LocalPlatform::new();
+        second.ensure(spec.clone()).unwrap();
+        let s = &second.status()[0];
+        assert_eq!(s.pid, Some(pid));
+        assert!(s.adopted);
+        // A pid file naming another program is not adopted.
+        let other = sleeper(d.path(), "b", "32");
+        assert_eq!(adoptable(&other), None);
+        second.stop("b", Duration::from_secs(1));
+        assert!(!proc::is_alive(pid) || proc::cmdline(pid).is_none_or(|c| c.last().map(String::as_str) != Some("31")));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(20), MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,157 @@
+//! Facts about processes on this host, read from /proc.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// True if `pid` exists and is not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the command name, which is in parentheses and may itself contain spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// The command line of `pid`, split into arguments.
+pub fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
+/// Reads a pid file; None when absent or not a number.
+pub fn read_pid_file(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// True if `pid` is alive and runs exactly `program` with `args`: a pid file alone is not proof, since
+/// the pid may have been reused by an unrelated process after a reboot.
+pub fn runs(pid: u32, program: &Path, args: &[String]) -> bool {
+    if !is_alive(pid) {
+        return false;
+    }
+    let Some(cmd) = cmdline(pid) else {
+        return false;
+    };
+    let Some((exe, rest)) = cmd.split_first() else {
+        return false;
+    };
+    let same_program = Path::new(exe) == program
+        || Path::new(exe).file_name().is_some_and(|n| Some(n) == program.file_name());
+    same_program && rest == args
+}
+
+pub fn signal(pid: u32, sig: i32) -> bool {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid as libc::pid_t, sig) == 0 }
+}
+
+/// SIGTERM, then SIGKILL after `grace`; returns once the process is gone (or after a further 5 s).
+pub fn terminate(pid: u32, grace: Duration) {
+    if !is_alive(pid) {
+        return;
+    }
+    signal(pid, libc::SIGTERM);
+    let start = Instant::now();
+    while is_alive(pid) && start.elapsed() < grace {
+        reap(pid);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    if is_alive(pid) {
+        signal(pid, libc::SIGKILL);
+        let start = Instant::now();
+        while is_alive(pid) && start.elapsed() < Duration::from_secs(5) {
+            reap(pid);
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+    reap(pid);
+}
+
+/// Collects the exit status of `pid` if it is our child, so it does not linger as a zombie.
+fn reap(pid: u32) {
+    let mut status = 0;
+    // SAFETY: waitpid with WNOHANG on a pid that may or may not be our child is harmless.
+    unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+}
+
+/// Resident memory of `pid` in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Which process listens on TCP `port` (v4 or v6), as (pid, command line).
+pub fn tcp_listener(port: u16) -> Option<(u32, String)> {
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|table| {
+        let text = std::fs::read_to_string(table).ok()?;
+        text.lines().skip(1).find_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let local_port = cols.get(1)?.rsplit_once(':')?.1;
+            // State 0A is LISTEN.
+            (u16::from_str_radix(local_port, 16).ok()? == port && *cols.get(3)? == "0A")
+                .then(|| cols.get(9).map(|s| s.to_string()))
+                .flatten()
+        })
+    })?;
+    let target = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == target) {
+                let cmd = cmdline(pid).map(|c| c.join(" ")).unwrap_or_default();
+                return Some((pid, cmd));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sees_itself_and_not_a_dead_pid() {
+        let me = std::process::id();
+        assert!(is_alive(me));
+        assert!(rss_bytes(me).unwrap() > 0);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!is_alive(pid));
+    }
+
+    #[test]
+    fn matches_the_exact_command_line() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        assert!(runs(pid, Path::new("/usr/bin/sleep"), &["30".to_string()]));
+        assert!(!runs(pid, Path::new("/usr/bin/sleep"), &["31".to_string()]));
+        terminate(pid, Duration::from_secs(2));
+        let _ = child.wait();
+        assert!(!is_alive(pid));
+    }
+
+    #[test]
+    fn names_the_listener_of_a_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (pid, _) = tcp_listener(port).unwrap();
+        assert_eq!(pid, std::process::id());
+    }
+}
