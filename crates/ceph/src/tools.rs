@@ -10,6 +10,7 @@ pub const REQUIRED_PROGRAMS: &[(&str, &str)] = &[
     ("ceph-mon", "ceph-mon"),
     ("ceph-mgr", "ceph-mgr"),
     ("ceph-osd", "ceph-osd"),
+    ("monmaptool", "ceph-base"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -133,14 +134,26 @@ fn run(step: &str, program: &str, args: &[String], log: &Path, timeout: Duration
     })
 }
 
-/// Creates a mon store. The initial monmap is built from `mon_host` and `fsid` in the conf.
-pub fn mon_mkfs(conf: &Path, id: &str, keyring: &Path, log: &Path) -> Result<(), ToolError> {
+/// Writes the initial monmap: `mons` are (id, addrvec such as `[v2:127.0.0.1:3300,v1:127.0.0.1:6789]`).
+pub fn monmap_create(path: &Path, fsid: &str, mons: &[(String, String)], log: &Path) -> Result<(), ToolError> {
+    let mut args = vec!["--create".into(), "--clobber".into(), "--fsid".into(), fsid.to_string()];
+    for (id, addrs) in mons {
+        args.extend(["--addv".into(), id.clone(), addrs.clone()]);
+    }
+    args.push(path.display().to_string());
+    run("writing the initial monmap", "monmaptool", &args, log, Duration::from_secs(30))
+}
+
+/// Creates a mon store from the initial monmap and the keyring that seeds the auth database.
+pub fn mon_mkfs(conf: &Path, id: &str, monmap: &Path, keyring: &Path, log: &Path) -> Result<(), ToolError> {
     let args = [
         "--conf".into(),
         conf.display().to_string(),
         "--mkfs".into(),
         "-i".into(),
         id.to_string(),
+        "--monmap".into(),
+        monmap.display().to_string(),
         "--keyring".into(),
         keyring.display().to_string(),
     ];

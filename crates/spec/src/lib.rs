@@ -1,1 +1,331 @@
-//! placeholder
+//! The `ceph.rook.io/v1` resources rookery accepts, their defaults, and the
+//! validation that turns a user's YAML into either a usable spec or a complete
+//! list of what to fix.
+
+mod load;
+mod quantity;
+mod schema;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::load;
+pub use quantity::Quantity;
+
+pub const API_VERSION: &str = "ceph.rook.io/v1";
+
+/// Everything found in one input, after validation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    pub cluster: Option<CephCluster>,
+    pub pools: Vec<CephBlockPool>,
+    pub notices: Vec<Notice>,
+}
+
+/// A field accepted but not applied standalone; shown to the user as a note, never silently dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notice {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// One problem in the input; `path` is a field path such as `spec.mon.count`,
+/// prefixed by the document when the input has several, or a YAML position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("{path}: {message}. {fix}")]
+pub struct SpecError {
+    pub path: String,
+    pub message: String,
+    pub fix: String,
+}
+
+/// Every problem found, so the user can fix them all in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}", one_per_line(.0))]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+fn one_per_line(errors: &[SpecError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CephCluster {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: ClusterSpec,
+}
+
+impl Default for CephCluster {
+    fn default() -> Self {
+        CephCluster {
+            api_version: API_VERSION.into(),
+            kind: "CephCluster".into(),
+            metadata: ObjectMeta::default(),
+            spec: ClusterSpec::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectMeta {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClusterSpec {
+    pub mon: MonSpec,
+    pub mgr: MgrSpec,
+    pub storage: StorageSpec,
+    /// Section (`global`, `osd`, `osd.0`, ...) to option to value.
+    #[serde(deserialize_with = "scalar::nested")]
+    pub ceph_config: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MonSpec {
+    pub count: u32,
+    pub allow_multiple_per_node: bool,
+}
+
+impl Default for MonSpec {
+    fn default() -> Self {
+        MonSpec {
+            count: 1,
+            allow_multiple_per_node: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MgrSpec {
+    pub count: u32,
+    pub allow_multiple_per_node: bool,
+    pub modules: Vec<MgrModule>,
+}
+
+impl Default for MgrSpec {
+    fn default() -> Self {
+        MgrSpec {
+            count: 1,
+            allow_multiple_per_node: false,
+            modules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MgrModule {
+    pub name: String,
+    pub enabled: bool,
+}
+
+impl Default for MgrModule {
+    fn default() -> Self {
+        MgrModule {
+            name: String::new(),
+            enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StorageSpec {
+    pub use_all_nodes: bool,
+    pub use_all_devices: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub osd_files: Option<OsdFiles>,
+}
+
+/// rookery extension (no Rook equivalent): OSDs on sparse files inside the cluster's data dir.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OsdFiles {
+    pub count: u32,
+    pub size: Quantity,
+}
+
+impl Default for OsdFiles {
+    fn default() -> Self {
+        OsdFiles {
+            count: 0,
+            size: Quantity(10 << 30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CephBlockPool {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: PoolSpec,
+}
+
+impl Default for CephBlockPool {
+    fn default() -> Self {
+        CephBlockPool {
+            api_version: API_VERSION.into(),
+            kind: "CephBlockPool".into(),
+            metadata: ObjectMeta::default(),
+            spec: PoolSpec::default(),
+        }
+    }
+}
+
+impl CephBlockPool {
+    /// The Ceph pool name: Rook lets `spec.name` override the object name so
+    /// that pools like `.mgr`, which are not valid object names, can be managed.
+    pub fn pool_name(&self) -> &str {
+        self.spec.name.as_deref().unwrap_or(&self.metadata.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PoolSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub failure_domain: String,
+    pub replicated: ReplicatedSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_class: Option<String>,
+    #[serde(deserialize_with = "scalar::flat")]
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl Default for PoolSpec {
+    fn default() -> Self {
+        PoolSpec {
+            name: None,
+            failure_domain: "host".into(),
+            replicated: ReplicatedSpec::default(),
+            device_class: None,
+            parameters: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReplicatedSpec {
+    pub size: u32,
+    pub require_safe_replica_size: bool,
+}
+
+impl Default for ReplicatedSpec {
+    fn default() -> Self {
+        ReplicatedSpec {
+            size: 3,
+            require_safe_replica_size: true,
+        }
+    }
+}
+
+const DEFAULT_YAML: &str = include_str!("../default.yaml");
+
+/// The cluster `rookery up` creates when given no file.
+pub fn default_resources() -> Resources {
+    // default.yaml is what users see and copy, so it is the source of truth;
+    // the hand-built value only guards against a broken edit to that file
+    // (a unit test keeps the two identical).
+    load(DEFAULT_YAML).unwrap_or_else(|_| builtin_default())
+}
+
+fn builtin_default() -> Resources {
+    let mut cluster = CephCluster::default();
+    cluster.metadata.name = "rookery".into();
+    cluster.spec.storage.osd_files = Some(OsdFiles {
+        count: 3,
+        ..OsdFiles::default()
+    });
+    let mut pool = CephBlockPool::default();
+    pool.metadata.name = "replicapool".into();
+    pool.spec.failure_domain = "osd".into();
+    Resources {
+        cluster: Some(cluster),
+        pools: vec![pool],
+        notices: Vec::new(),
+    }
+}
+
+/// Rook users write config values as strings, but YAML also lets them write
+/// `1` or `true`; Ceph takes all of them as text, so accept any scalar.
+mod scalar {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::de::{Deserializer, Error, Visitor};
+    use serde::Deserialize;
+
+    struct Scalar(String);
+
+    impl<'de> Deserialize<'de> for Scalar {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Scalar;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string, number or boolean")
+                }
+                fn visit_str<E: Error>(self, v: &str) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_owned()))
+                }
+                fn visit_bool<E: Error>(self, v: bool) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+                fn visit_i64<E: Error>(self, v: i64) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+                fn visit_u64<E: Error>(self, v: u64) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+                fn visit_f64<E: Error>(self, v: f64) -> Result<Scalar, E> {
+                    Ok(Scalar(v.to_string()))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    pub fn flat<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+        let map = BTreeMap::<String, Scalar>::deserialize(d)?;
+        Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
+    }
+
+    pub fn nested<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, D::Error> {
+        let map = BTreeMap::<String, BTreeMap<String, Scalar>>::deserialize(d)?;
+        Ok(map
+            .into_iter()
+            .map(|(section, opts)| (section, opts.into_iter().map(|(k, v)| (k, v.0)).collect()))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,109 @@
+//! `rookery bench`: our native path next to the baseline people use today, measured in the same run.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Subcommand};
+use rookery_ceph::{Rados, Target};
+use rookery_orchestrator::Layout;
+use serde_json::json;
+
+use crate::{CmdResult, Failure, Output};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: Bench,
+}
+
+#[derive(Subcommand)]
+pub enum Bench {
+    /// Read operations (cluster status, pool list): native librados vs `ceph` CLI execs.
+    ///
+    /// Example: rookery bench control-plane --count 50
+    ControlPlane {
+        /// Calls of each operation on each path.
+        #[arg(long, default_value_t = 50)]
+        count: usize,
+    },
+}
+
+pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
+    match args.which {
+        Bench::ControlPlane { count } => control_plane(layout, count.max(1), output),
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn control_plane(layout: &Layout, count: usize, output: Output) -> CmdResult {
+    let conf = layout.conf();
+    if !conf.exists() {
+        return Err(Failure::bad_input(format!("{} holds no cluster; run `rookery up` first", layout.root.display())));
+    }
+    let ceph_cli = rookery_ceph::tools::find_program("ceph")
+        .ok_or_else(|| Failure::from(anyhow!("the baseline needs the `ceph` CLI: apt-get install -y ceph-common")))?;
+    let connect_start = Instant::now();
+    let rados = Rados::connect(&conf, "admin", Duration::from_secs(10)).context("connecting to the cluster")?;
+    let connect = connect_start.elapsed();
+
+    let ops: [(&str, serde_json::Value, &[&str]); 2] = [
+        ("status", json!({"prefix": "status"}), &["status"]),
+        ("pool list", json!({"prefix": "osd pool ls"}), &["osd", "pool", "ls"]),
+    ];
+    let mut rows = Vec::new();
+    let (mut all_native, mut all_cli) = (Vec::new(), Vec::new());
+    for (name, cmd, words) in ops {
+        let mut native = Vec::with_capacity(count);
+        for _ in 0..count {
+            let t = Instant::now();
+            let _: serde_json::Value = rados.command(Target::Mon, cmd.clone()).map_err(anyhow::Error::from)?;
+            native.push(t.elapsed());
+        }
+        let mut cli = Vec::with_capacity(count);
+        for _ in 0..count {
+            let t = Instant::now();
+            let out = Command::new(&ceph_cli)
+                .arg("--conf")
+                .arg(&conf)
+                .args(words)
+                .args(["-f", "json"])
+                .stdin(Stdio::null())
+                .output()
+                .context("running the ceph CLI")?;
+            if !out.status.success() {
+                return Err(Failure::from(anyhow!("`ceph {}` failed: {}", words.join(" "), String::from_utf8_lossy(&out.stderr))));
+            }
+            cli.push(t.elapsed());
+        }
+        all_native.extend(&native);
+        all_cli.extend(&cli);
+        rows.push((name, median(native), median(cli)));
+    }
+    rows.push(("all", median(all_native), median(all_cli)));
+    match output {
+        Output::Json => {
+            let v: Vec<_> = rows
+                .iter()
+                .map(|(n, a, b)| json!({"operation": n, "native_median_ms": ms(*a), "cli_median_ms": ms(*b), "ratio": b.as_secs_f64() / a.as_secs_f64()}))
+                .collect();
+            println!("{}", json!({"bench": "control-plane", "count": count, "connect_ms": ms(connect), "results": v}));
+        }
+        Output::Text => {
+            println!("control-plane: {count} calls of each operation per path (librados connect, once: {:.1} ms)", ms(connect));
+            println!("{:<10} {:>16} {:>16} {:>9}", "operation", "ceph CLI (base)", "native (ours)", "ratio");
+            for (n, a, b) in &rows {
+                println!("{:<10} {:>13.2} ms {:>13.3} ms {:>8.0}x", n, ms(*b), ms(*a), b.as_secs_f64() / a.as_secs_f64());
+            }
+        }
+    }
+    Ok(())
+}

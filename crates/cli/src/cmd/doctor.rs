@@ -1,0 +1,55 @@
+//! `rookery doctor`: the preflight checks, then the cluster's health explained.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use clap::Args;
+use rookery_orchestrator::preflight::{self, Severity};
+use rookery_orchestrator::Layout;
+
+use crate::{CmdResult, Failure, Output};
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// Check for this spec instead of the cluster's saved one (or the default).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+}
+
+pub fn run(layout: &Layout, args: &DoctorArgs, output: Output) -> CmdResult {
+    let (_, _, desired) = super::load_spec(args.file.as_deref(), layout)?;
+    let dir = preflight::inspect(layout).map_err(|e| Failure::from(anyhow!(e)))?;
+    let findings = preflight::check(layout, &desired, &dir);
+    let report = matches!(dir, preflight::DataDir::Cluster(_)).then(|| super::status::gather(layout).ok()).flatten();
+    match output {
+        Output::Json => println!("{}", serde_json::json!({"checks": findings, "cluster": report})),
+        Output::Text => {
+            for f in &findings {
+                let mark = match f.severity {
+                    Severity::Ok => "ok  ",
+                    Severity::Warn => "WARN",
+                    Severity::Error => "FAIL",
+                };
+                println!("{mark} {:<9} {}", f.check, f.message);
+                if let Some(fix) = &f.fix {
+                    println!("     {:<9} fix: {fix}", "");
+                }
+            }
+            for n in &desired.notices {
+                println!("note {n}");
+            }
+            if let Some(r) = &report {
+                println!();
+                print!("{}", crate::render::status(r));
+            }
+        }
+    }
+    let errors: Vec<_> = findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(Failure {
+        code: if errors.iter().any(|f| f.bad_input) { 2 } else { 1 },
+        message: format!("{} check(s) failed", errors.len()),
+    })
+}

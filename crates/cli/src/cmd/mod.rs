@@ -1,0 +1,37 @@
+//! One module per command.
+
+pub mod bench;
+pub mod doctor;
+pub mod down;
+pub mod status;
+pub mod up;
+
+use std::path::Path;
+
+use rookery_orchestrator::{Desired, Layout};
+use rookery_spec::Resources;
+
+use crate::Failure;
+
+/// The embedded default spec (1 mon, 1 mgr, 3 OSD files, `replicapool`).
+pub const DEFAULT_SPEC: &str = include_str!("../../../spec/default.yaml");
+
+/// The spec to use: the file given, else the one saved in the data dir, else the embedded default.
+pub fn load_spec(file: Option<&Path>, layout: &Layout) -> Result<(String, Resources, Desired), Failure> {
+    let (text, origin) = match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}; give the path of a CephCluster YAML file", f.display())))?;
+            (text, f.display().to_string())
+        }
+        None => match std::fs::read_to_string(layout.spec()) {
+            Ok(t) => (t, layout.spec().display().to_string()),
+            Err(_) => (DEFAULT_SPEC.to_string(), "the default spec".to_string()),
+        },
+    };
+    let res = rookery_spec::load(&text).map_err(|e| Failure::bad_input(format!("{origin} is not a valid spec:\n{e}")))?;
+    let desired = Desired::from_resources(&res).ok_or_else(|| {
+        Failure::bad_input(format!("{origin} has no CephCluster; add one (kind: CephCluster, apiVersion: ceph.rook.io/v1)"))
+    })?;
+    Ok((text, res, desired))
+}

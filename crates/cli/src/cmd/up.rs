@@ -1,0 +1,207 @@
+//! `rookery up`: preflight, create or restart the cluster, start (or adopt) the supervisor, wait for health.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use rookery_orchestrator::preflight::{self, DataDir, Severity};
+use rookery_orchestrator::report::ClusterReport;
+use rookery_orchestrator::Layout;
+
+use crate::api::{self, CallError};
+use crate::{render, CmdResult, Failure, Output};
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// The cluster spec (ceph.rook.io/v1 CephCluster, optionally with CephBlockPools). Default: the spec
+    /// saved in the data dir, or the built-in default for a new cluster.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Run the supervisor attached to this terminal (Ctrl-C stops the cluster, data kept).
+    #[arg(long)]
+    pub foreground: bool,
+    /// The mon's msgr2 port for a new cluster (its v1 port is the next one); 0 picks free ports.
+    /// Default: Ceph's 3300/6789 if free, else free ports.
+    #[arg(long)]
+    pub mon_port: Option<u16>,
+    /// Give up waiting for HEALTH_OK after this many seconds (the cluster keeps converging).
+    #[arg(long, default_value_t = 300)]
+    pub wait_secs: u64,
+}
+
+pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
+    let started = Instant::now();
+    let (text, _res, desired) = super::load_spec(args.file.as_deref(), layout)?;
+    let dir = preflight::inspect(layout).map_err(|e| Failure::from(anyhow!(e)))?;
+    let rt = crate::runtime()?;
+    let socket = layout.socket();
+
+    if let DataDir::Cluster(state) = &dir {
+        if state.name == desired.name && rt.block_on(api::supervisor_alive(&socket)) {
+            let changed = std::fs::read_to_string(layout.spec()).map(|t| t != text).unwrap_or(true);
+            if changed {
+                rookery_ceph::conf::write_atomic(&layout.spec(), text.as_bytes(), 0o600).map_err(|e| Failure::from(anyhow!(e)))?;
+                eprintln!("cluster {:?} is running; applying the changed spec", state.name);
+            } else {
+                if output == Output::Text {
+                    eprintln!("cluster {:?} is already running; nothing to do", state.name);
+                }
+                let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
+                return finish(&report, started, output, false);
+            }
+        }
+    }
+
+    let findings = preflight::check(layout, &desired, &dir);
+    let errors: Vec<_> = findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    if !errors.is_empty() {
+        let msg = errors
+            .iter()
+            .map(|f| format!("{}: {}\n  fix: {}", f.check, f.message, f.fix.clone().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let code = if errors.iter().any(|f| f.bad_input) { 2 } else { 1 };
+        return Err(Failure { code, message: format!("nothing was changed:\n{msg}") });
+    }
+    for n in &desired.notices {
+        eprintln!("note: {n}");
+    }
+
+    let fresh = !matches!(dir, DataDir::Cluster(_));
+    if fresh {
+        let (ports, note) = preflight::choose_mon_ports(desired.mon_ids.len(), args.mon_port);
+        if let Some(n) = note {
+            eprintln!("note: {n}");
+        }
+        rookery_orchestrator::create_cluster(layout, &desired.name, &desired.mon_ids, &ports).map_err(|e| Failure::from(anyhow!(e)))?;
+    }
+    rookery_ceph::conf::write_atomic(&layout.spec(), text.as_bytes(), 0o600).map_err(|e| Failure::from(anyhow!(e)))?;
+
+    if args.foreground {
+        eprintln!("supervising {} in the foreground; Ctrl-C stops the cluster (data kept)", layout.root.display());
+        return crate::supervisor::run(layout.clone()).map_err(Failure::from);
+    }
+    start_supervisor(&rt, layout)?;
+    let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
+    finish(&report, started, output, fresh)
+}
+
+fn finish(report: &ClusterReport, started: Instant, output: Output, fresh: bool) -> CmdResult {
+    let secs = started.elapsed().as_secs_f64();
+    match output {
+        Output::Json => {
+            let mut v = serde_json::to_value(report).map_err(|e| Failure::from(anyhow!(e)))?;
+            v["elapsed_secs"] = serde_json::json!(secs);
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        Output::Text => {
+            print!("{}", render::status(report));
+            println!(
+                "\n{} {:?} is {} ({:.1} s).",
+                if fresh { "Created cluster" } else { "Cluster" },
+                report.name,
+                if report.ready { "ready: HEALTH_OK, all OSDs up and in, all PGs active+clean" } else { "NOT ready yet" },
+                secs
+            );
+        }
+    }
+    if report.ready {
+        Ok(())
+    } else {
+        Err(Failure::from(anyhow!("the cluster did not become healthy in time: {}", report.not_ready.join("; "))))
+    }
+}
+
+/// Starts `rookery supervise` in its own session, detached from this terminal, and waits until it answers.
+fn start_supervisor(rt: &tokio::runtime::Runtime, layout: &Layout) -> Result<(), Failure> {
+    if rt.block_on(api::supervisor_alive(&layout.socket())) {
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("locating the rookery binary")?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(layout.supervisor_log())
+        .with_context(|| format!("opening {}", layout.supervisor_log().display()))?;
+    let log2 = log.try_clone().context("duplicating the log handle")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--data-dir").arg(&layout.root).arg("supervise").stdin(Stdio::null()).stdout(log).stderr(log2);
+    // SAFETY: setsid is async-signal-safe; it detaches the supervisor from our terminal and process group.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the supervisor")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if rt.block_on(api::supervisor_alive(&layout.socket())) {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Failure::from(anyhow!(
+                "the supervisor exited ({status}):\n{}",
+                tail(&layout.supervisor_log(), 15)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    Err(Failure::from(anyhow!("the supervisor did not answer within 15 s; see {}", layout.supervisor_log().display())))
+}
+
+pub fn tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Polls the supervisor until the cluster is ready, showing progress.
+fn wait_ready(rt: &tokio::runtime::Runtime, layout: &Layout, limit: Duration, output: Output) -> Result<ClusterReport, Failure> {
+    let bar = (output == Output::Text).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
+    let deadline = Instant::now() + limit;
+    let mut last = ClusterReport::default();
+    loop {
+        match rt.block_on(api::call::<ClusterReport>(&layout.socket(), "GET", api::STATUS, Duration::from_secs(30))) {
+            Ok(r) => {
+                if r.ready {
+                    if let Some(b) = &bar {
+                        b.finish_and_clear();
+                    }
+                    return Ok(r);
+                }
+                if let Some(b) = &bar {
+                    let doing = r
+                        .reconcile
+                        .as_ref()
+                        .and_then(|i| i.recent.last().map(|e| e.message.clone()))
+                        .unwrap_or_default();
+                    b.set_message(format!("{} | {}", r.not_ready.join("; "), doing));
+                }
+                last = r;
+            }
+            Err(CallError::NotRunning) => {
+                return Err(Failure::from(anyhow!(
+                    "the supervisor stopped:\n{}",
+                    tail(&layout.supervisor_log(), 15)
+                )))
+            }
+            Err(CallError::Failed(e)) => tracing::debug!(error = %e, "status call failed"),
+        }
+        if Instant::now() > deadline {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            return Ok(last);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,139 @@
+//! `rookery`: one binary for the CLI, the standalone supervisor and the benchmarks.
+
+mod api;
+mod cmd;
+mod render;
+mod supervisor;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "rookery", version, about = "Ceph storage, orchestrated: a standalone cluster on this host from a Rook-style spec")]
+struct Cli {
+    /// The cluster's folder: config, keys, daemon data, OSD files, logs and the control socket.
+    #[arg(long, global = true, env = "ROOKERY_DATA_DIR", default_value_os_t = default_data_dir())]
+    data_dir: PathBuf,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Bring the cluster up (create it the first time) and wait until it is healthy.
+    ///
+    /// With no file: 1 mon, 1 mgr, 3 OSDs on sparse 10 GiB files and a replicated pool `replicapool`.
+    /// On a running cluster it only applies a changed spec; on a stopped one it restarts the same cluster.
+    ///
+    /// Example: rookery up --data-dir /tmp/c1 -f cluster.yaml
+    Up(cmd::up::UpArgs),
+    /// Health (explained), mons, mgr, OSDs, pools, capacity, PGs and the supervisor's daemons.
+    ///
+    /// Works when the supervisor or Ceph is down, and says what it can.
+    ///
+    /// Example: rookery status -o json
+    Status,
+    /// Stop every daemon (data kept), or with --purge destroy the cluster.
+    ///
+    /// Example: rookery down --purge --yes-really-destroy-data
+    Down(cmd::down::DownArgs),
+    /// Check this host (packages, disk, memory, ports, data dir) and explain the cluster's health.
+    ///
+    /// Example: rookery doctor -f cluster.yaml
+    Doctor(cmd::doctor::DoctorArgs),
+    /// Benchmarks that print our figure next to a baseline measured in the same run.
+    ///
+    /// Example: rookery bench control-plane --count 50
+    Bench(cmd::bench::BenchArgs),
+    /// Run the supervisor in the foreground (what `up` starts in the background).
+    #[command(hide = true)]
+    Supervise,
+}
+
+fn default_data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/rookery");
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("rookery")
+}
+
+/// An error with the exit code it deserves: 2 for bad input, 1 for a failure.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn bad_input(message: impl Into<String>) -> Failure {
+        Failure { code: 2, message: message.into() }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure { code: 1, message: format!("{e:#}") }
+    }
+}
+
+pub type CmdResult = Result<(), Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let supervise = matches!(cli.command, Command::Supervise) || matches!(&cli.command, Command::Up(a) if a.foreground);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if supervise { "info" } else { "warn" })),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let layout = rookery_orchestrator::Layout::new(absolute(&cli.data_dir));
+    let result = match cli.command {
+        Command::Up(args) => cmd::up::run(&layout, &args, cli.output),
+        Command::Status => cmd::status::run(&layout, cli.output),
+        Command::Down(args) => cmd::down::run(&layout, &args, cli.output),
+        Command::Doctor(args) => cmd::doctor::run(&layout, &args, cli.output),
+        Command::Bench(args) => cmd::bench::run(&layout, &args, cli.output),
+        Command::Supervise => supervisor::run(layout).map_err(Failure::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// A runtime for the CLI's few async calls (the control API client).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::from(anyhow::Error::from(e)))
+}

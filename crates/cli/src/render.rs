@@ -1,0 +1,109 @@
+//! Text rendering of reports for people; `-o json` prints the same reports as JSON.
+
+use std::fmt::Write as _;
+
+use rookery_orchestrator::preflight::human;
+use rookery_orchestrator::report::ClusterReport;
+
+pub fn status(r: &ClusterReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "cluster   {} (fsid {})", r.name, r.fsid);
+    let _ = writeln!(o, "data dir  {}", r.data_dir);
+    match &r.supervisor {
+        Some(s) => {
+            let _ = writeln!(o, "supervisor pid {}, up {} s, RSS {}", s.pid, s.uptime_secs, human(s.rss_bytes));
+        }
+        None => {
+            let _ = writeln!(o, "supervisor NOT RUNNING: crashed daemons are not restarted; `rookery up` starts it");
+        }
+    }
+    match &r.ceph {
+        Some(c) => {
+            let _ = writeln!(o, "health    {}", c.health);
+            for check in &c.checks {
+                let _ = writeln!(o, "  {} {}: {}\n    {}", check.severity, check.code, check.message, check.explanation);
+            }
+            let quorum: Vec<&str> = c.mons.iter().filter(|m| m.in_quorum).map(|m| m.name.as_str()).collect();
+            let _ = writeln!(o, "mons      {} ({} in quorum: {})", c.mons.len(), quorum.len(), quorum.join(", "));
+            for m in &c.mons {
+                let _ = writeln!(o, "  mon.{:<6} {}{}", m.name, m.address, if m.in_quorum { "" } else { "  OUT OF QUORUM" });
+            }
+            let _ = writeln!(
+                o,
+                "mgr       {}{}",
+                if c.mgr.available { format!("{} active", c.mgr.active) } else { "none active".into() },
+                if c.mgr.standbys > 0 { format!(", {} standby", c.mgr.standbys) } else { String::new() }
+            );
+            let up = c.osds.iter().filter(|x| x.up).count();
+            let inn = c.osds.iter().filter(|x| x.in_).count();
+            let _ = writeln!(o, "osds      {} ({up} up, {inn} in)", c.osds.len());
+            for d in &c.osds {
+                let _ = writeln!(
+                    o,
+                    "  osd.{:<4} {:<4} {:<3} host {:<12} {} of {} used  {}",
+                    d.id,
+                    if d.up { "up" } else { "DOWN" },
+                    if d.in_ { "in" } else { "OUT" },
+                    d.host,
+                    human(d.used_bytes),
+                    human(d.size_bytes),
+                    d.backing
+                );
+            }
+            let _ = writeln!(o, "pools     {}", c.pools.len());
+            for p in &c.pools {
+                let _ = writeln!(
+                    o,
+                    "  {:<24} size {} (min {}), {} PGs, {} stored in {} objects{}",
+                    p.name,
+                    p.size,
+                    p.min_size,
+                    p.pg_num,
+                    human(p.stored_bytes),
+                    p.objects,
+                    if p.applications.is_empty() { String::new() } else { format!(", for {}", p.applications.join(",")) }
+                );
+            }
+            let _ = writeln!(
+                o,
+                "capacity  {} used of {}, {} available",
+                human(c.capacity.used_bytes),
+                human(c.capacity.total_bytes),
+                human(c.capacity.avail_bytes)
+            );
+            let states: Vec<String> = c.pgs.by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            let _ = writeln!(o, "pgs       {}: {}", c.pgs.total, states.join(", "));
+        }
+        None => {
+            let _ = writeln!(o, "ceph      unreachable: {}", r.ceph_error.clone().unwrap_or_default());
+        }
+    }
+    let _ = writeln!(o, "daemons");
+    for d in &r.daemons {
+        let _ = writeln!(
+            o,
+            "  {:<8} {:<10} pid {:<8} restarts {}{}{}",
+            d.name,
+            format!("{:?}", d.state).to_lowercase(),
+            d.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            d.restarts,
+            if d.adopted { ", adopted" } else { "" },
+            d.last_exit.as_ref().map(|e| format!(", last exit: {e}")).unwrap_or_default()
+        );
+    }
+    if let Some(i) = &r.reconcile {
+        for b in &i.blocked {
+            let _ = writeln!(o, "blocked   {b}");
+        }
+        if let Some(e) = &i.last_error {
+            let _ = writeln!(o, "last error {e}");
+        }
+        for n in &i.notices {
+            let _ = writeln!(o, "note      {n}");
+        }
+    }
+    if !r.ready {
+        let _ = writeln!(o, "not ready {}", r.not_ready.join("; "));
+    }
+    o
+}

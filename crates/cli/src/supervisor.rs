@@ -1,0 +1,261 @@
+//! The standalone supervisor: owns the cluster's daemons, reconciles the spec in a loop, and serves the
+//! control API on the cluster's unix socket.
+//!
+//! Three threads: the reconciler (observe -> plan -> execute, may block on Ceph for a few seconds), the
+//! ticker (notices dead daemons and restarts them, never blocked by Ceph), and the API (a single-threaded
+//! tokio runtime; librados calls run on its blocking pool).
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rookery_ceph::Rados;
+use rookery_orchestrator::report::{self, ClusterReport, ReconcileInfo, SupervisorInfo};
+use rookery_orchestrator::{ClusterState, Desired, Layout, Plan, Reconciler};
+use rookery_platform::local::LocalPlatform;
+use tokio::sync::watch;
+
+use crate::api;
+
+/// What the reconciler last saw and did, for the API.
+#[derive(Default)]
+struct Snapshot {
+    state: Option<ClusterState>,
+    rados: Option<Arc<Rados>>,
+    plan: Plan,
+    last_error: Option<String>,
+    notices: Vec<String>,
+    events: Vec<rookery_orchestrator::Event>,
+    expected_osds: u32,
+}
+
+struct Shared {
+    layout: Layout,
+    platform: Arc<Mutex<LocalPlatform>>,
+    snapshot: Mutex<Snapshot>,
+    shutdown: AtomicBool,
+    /// Becomes true once every daemon is stopped after a shutdown request.
+    stopped: watch::Sender<bool>,
+    started: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Loads the resources saved in the data dir.
+pub fn load_desired(layout: &Layout) -> Result<(String, Desired)> {
+    let text = std::fs::read_to_string(layout.spec()).with_context(|| format!("reading {}", layout.spec().display()))?;
+    let res = rookery_spec::load(&text).map_err(|e| anyhow::anyhow!("{} is invalid:\n{e}", layout.spec().display()))?;
+    let desired = Desired::from_resources(&res).context("the saved spec has no CephCluster")?;
+    Ok((text, desired))
+}
+
+/// Holds an exclusive lock for the life of the supervisor: two supervisors of one cluster would fight.
+fn single_instance(layout: &Layout) -> Result<File> {
+    let path = layout.run_dir().join("supervisor.lock");
+    let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let pid = std::fs::read_to_string(layout.supervisor_pid()).unwrap_or_default();
+        bail!("another supervisor already runs this cluster (pid {})", pid.trim());
+    }
+    Ok(f)
+}
+
+/// Runs until a shutdown request (API or SIGTERM/SIGINT) has stopped every daemon.
+pub fn run(layout: Layout) -> Result<()> {
+    let _lock = single_instance(&layout)?;
+    std::fs::write(layout.supervisor_pid(), format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", layout.supervisor_pid().display()))?;
+    let (mut spec_text, desired) = load_desired(&layout)?;
+    let platform = Arc::new(Mutex::new(LocalPlatform::new()));
+    let mut reconciler = Reconciler::new(layout.clone(), desired, platform.clone())?;
+    let (stopped, _) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        layout: layout.clone(),
+        platform: platform.clone(),
+        snapshot: Mutex::new(Snapshot::default()),
+        shutdown: AtomicBool::new(false),
+        stopped,
+        started: Instant::now(),
+    });
+
+    let ticker = {
+        let shared = shared.clone();
+        std::thread::Builder::new().name("ticker".into()).spawn(move || {
+            while !shared.shutdown.load(Ordering::SeqCst) {
+                lock(&shared.platform).tick();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })?
+    };
+
+    let reconcile = {
+        let shared = shared.clone();
+        std::thread::Builder::new().name("reconcile".into()).spawn(move || {
+            while !shared.shutdown.load(Ordering::SeqCst) {
+                // A new spec (from `rookery up -f`) is picked up on the next pass.
+                if let Ok(text) = std::fs::read_to_string(shared.layout.spec()) {
+                    if text != spec_text {
+                        match load_desired(&shared.layout) {
+                            Ok((t, d)) => {
+                                reconciler.desired = d;
+                                spec_text = t;
+                                tracing::info!("spec changed; reconciling to it");
+                            }
+                            Err(e) => tracing::error!(error = %e, "ignoring the new spec"),
+                        }
+                    }
+                }
+                let plan = reconciler.reconcile_once();
+                let busy = !plan.steps.is_empty();
+                let rados = reconciler.rados();
+                {
+                    let mut s = lock(&shared.snapshot);
+                    s.state = Some(reconciler.state.clone());
+                    s.rados = rados;
+                    s.plan = plan;
+                    s.last_error = reconciler.last_error.clone();
+                    s.notices = reconciler.desired.notices.clone();
+                    s.events = reconciler.events.iter().cloned().collect();
+                    s.expected_osds = reconciler.desired.osd_count;
+                }
+                let pause = if busy && reconciler.last_error.is_none() { 50 } else { 1000 };
+                let until = Instant::now() + Duration::from_millis(pause);
+                while Instant::now() < until && !shared.shutdown.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            lock(&shared.snapshot).rados = None;
+            tracing::info!("stopping all daemons");
+            reconciler.stop_all();
+            shared.stopped.send_replace(true);
+        })?
+    };
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let served = rt.block_on(serve(shared.clone()));
+    shared.shutdown.store(true, Ordering::SeqCst);
+    let _ = reconcile.join();
+    let _ = ticker.join();
+    let _ = std::fs::remove_file(layout.socket());
+    let _ = std::fs::remove_file(layout.supervisor_pid());
+    tracing::info!("supervisor stopped");
+    served
+}
+
+async fn serve(shared: Arc<Shared>) -> Result<()> {
+    let socket = shared.layout.socket();
+    if socket.exists() {
+        if api::supervisor_alive(&socket).await {
+            bail!("a supervisor already answers on {}", socket.display());
+        }
+        // Left behind by a supervisor that was killed.
+        std::fs::remove_file(&socket).with_context(|| format!("removing stale {}", socket.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    let app = Router::new()
+        .route(api::PING, get(ping))
+        .route(api::STATUS, get(status))
+        .route(api::SHUTDOWN, post(shutdown))
+        .with_state(shared.clone());
+    let mut stopped = shared.stopped.subscribe();
+    let signals = shared.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+        tracing::info!("signal received; stopping the cluster");
+        signals.shutdown.store(true, Ordering::SeqCst);
+    });
+    tracing::info!(socket = %socket.display(), "control API listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            // Let the shutdown request's reply go out first.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        })
+        .await?;
+    Ok(())
+}
+
+async fn ping() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"pid": std::process::id()}))
+}
+
+async fn shutdown(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    shared.shutdown.store(true, Ordering::SeqCst);
+    let mut stopped = shared.stopped.subscribe();
+    let _ = stopped.wait_for(|s| *s).await;
+    Json(serde_json::json!({"stopped": true}))
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Json<ClusterReport> {
+    let report = tokio::task::spawn_blocking(move || build_report(&shared)).await.unwrap_or_default();
+    Json(report)
+}
+
+fn build_report(shared: &Shared) -> ClusterReport {
+    let (state, rados, info, expected_osds) = {
+        let s = lock(&shared.snapshot);
+        let info = ReconcileInfo {
+            converged: s.plan.steps.is_empty() && s.plan.waiting.is_none() && s.last_error.is_none(),
+            pending: s.plan.steps.iter().map(|st| st.reason()).collect(),
+            waiting: s.plan.waiting.clone(),
+            blocked: s.plan.blocked.clone(),
+            last_error: s.last_error.clone(),
+            notices: s.notices.clone(),
+            recent: s.events.iter().rev().take(10).rev().cloned().collect(),
+        };
+        (s.state.clone(), s.rados.clone(), info, s.expected_osds)
+    };
+    let pid = std::process::id();
+    let mut report = ClusterReport {
+        data_dir: shared.layout.root.display().to_string(),
+        supervisor: Some(SupervisorInfo {
+            pid,
+            rss_bytes: rookery_platform::proc::rss_bytes(pid).unwrap_or(0),
+            uptime_secs: shared.started.elapsed().as_secs(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }),
+        daemons: lock(&shared.platform).status(),
+        reconcile: Some(info),
+        ..Default::default()
+    };
+    if let Some(state) = &state {
+        report.name = state.name.clone();
+        report.fsid = state.fsid.clone();
+    }
+    match (rados, state) {
+        (Some(r), Some(state)) => match report::ceph_report(&r, &state) {
+            Ok(c) => {
+                report.not_ready = report::not_ready(&c, expected_osds);
+                report.ceph = Some(c);
+            }
+            Err(e) => {
+                report.ceph_error = Some(e.to_string());
+                report.not_ready = vec![format!("Ceph does not answer: {e}")];
+            }
+        },
+        _ => {
+            report.ceph_error = Some("no mon answers yet".into());
+            report.not_ready = vec!["the mons are not up yet".into()];
+        }
+    }
+    report.ready = report.not_ready.is_empty();
+    report
+}

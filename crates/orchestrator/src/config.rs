@@ -1,0 +1,114 @@
+//! ceph.conf for a standalone cluster: settings that fit one small host (see ceph-notes: pitfalls 2-7,
+//! 12-13, 17), then the spec's `cephConfig`, which wins.
+
+use std::collections::BTreeMap;
+
+use rookery_ceph::conf::CephConf;
+
+use crate::{layout::Layout, state::ClusterState};
+
+/// What ceph.conf depends on besides the state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfInputs {
+    pub osd_file_size: u64,
+    pub overrides: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> String {
+    let dir = layout.root.display().to_string();
+    let mut c = CephConf::default();
+    let g = |c: &mut CephConf, k: &str, v: &str| c.set("global", k, v);
+    g(&mut c, "fsid", &state.fsid);
+    g(&mut c, "mon_host", &state.mon_host());
+    g(&mut c, "mon_initial_members", &state.mons.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(","));
+    for (k, v) in [
+        // Loopback only.
+        ("public_network", "127.0.0.0/8"),
+        ("public_addr", "127.0.0.1"),
+        ("cluster_addr", "127.0.0.1"),
+        ("ms_bind_ipv6", "false"),
+        // cephx everywhere, no insecure reclaim.
+        ("auth_cluster_required", "cephx"),
+        ("auth_service_required", "cephx"),
+        ("auth_client_required", "cephx"),
+        ("auth_allow_insecure_global_id_reclaim", "false"),
+        ("mon_warn_on_insecure_global_id_reclaim_allowed", "false"),
+        // One host: replicas go to different OSDs (must be set before the mon store is made).
+        ("osd_crush_chooseleaf_type", "0"),
+        ("osd_pool_default_size", "3"),
+        ("osd_pool_default_min_size", "2"),
+        ("osd_pool_default_pg_num", "8"),
+        ("osd_pool_default_pgp_num", "8"),
+        // The autoscaler overshoots mon_max_pg_per_osd when every PG lives on every OSD.
+        ("osd_pool_default_pg_autoscale_mode", "off"),
+        ("mon_max_pg_per_osd", "500"),
+        ("mon_allow_pool_delete", "true"),
+        // The data dir's disk is shared with everything else on the host; warn only when really low.
+        ("mon_data_avail_warn", "2"),
+        ("mon_data_avail_crit", "1"),
+        ("mon_memory_target", "268435456"),
+        ("mgr_initial_modules", "iostat"),
+        // A hung OSD must be marked down even though all OSDs share one host.
+        ("mon_osd_reporter_subtree_level", "osd"),
+        ("osd_heartbeat_grace", "10"),
+        ("mon_osd_down_out_interval", "60"),
+        ("mon_warn_on_pool_no_redundancy", "true"),
+    ] {
+        g(&mut c, k, v);
+    }
+    g(&mut c, "run_dir", &format!("{dir}/run"));
+    g(&mut c, "crash_dir", &format!("{dir}/crash"));
+    g(&mut c, "log_file", &format!("{dir}/log/$cluster-$name.log"));
+    c.set("client", "keyring", format!("{dir}/keyring/$cluster.$name.keyring"));
+    c.set("client", "log_file", format!("{dir}/log/$cluster-$name.$pid.log"));
+    c.set("mon", "mon_data", format!("{dir}/mon/$cluster-$id"));
+    c.set("mgr", "mgr_data", format!("{dir}/mgr/$cluster-$id"));
+    c.set("mgr", "keyring", format!("{dir}/mgr/$cluster-$id/keyring"));
+    c.set("osd", "osd_data", format!("{dir}/osd/$cluster-$id"));
+    c.set("osd", "keyring", format!("{dir}/osd/$cluster-$id/keyring"));
+    c.set("osd", "osd_objectstore", "bluestore");
+    c.set("osd", "bluestore_block_path", format!("{dir}/osd/$cluster-$id.block"));
+    c.set("osd", "bluestore_block_create", "true");
+    c.set("osd", "bluestore_block_size", inputs.osd_file_size.to_string());
+    for (k, v) in [
+        // The lowest target Ceph accepts; OSDs still peak near 1 GiB.
+        ("osd_memory_target", "939524096"),
+        ("osd_memory_cache_min", "67108864"),
+        ("osd_op_num_shards", "2"),
+        ("osd_op_num_threads_per_shard", "1"),
+    ] {
+        c.set("osd", k, v);
+    }
+    for (section, options) in &inputs.overrides {
+        for (k, v) in options {
+            c.set(section, k, v.as_str());
+        }
+    }
+    c.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MonRecord;
+
+    #[test]
+    fn overrides_win_and_paths_point_into_the_data_dir() {
+        let layout = Layout::new("/d");
+        let state = ClusterState {
+            name: "c".into(),
+            fsid: "F".into(),
+            mons: vec![MonRecord { id: "a".into(), v2_port: 4000, v1_port: 4001 }],
+            osds: vec![],
+            created_unix: 0,
+        };
+        let mut overrides = BTreeMap::new();
+        overrides.insert("global".to_string(), BTreeMap::from([("mon_data_avail_warn".to_string(), "10".to_string())]));
+        let text = render(&layout, &state, &ConfInputs { osd_file_size: 1 << 30, overrides });
+        assert!(text.contains("mon_host = [v2:127.0.0.1:4000,v1:127.0.0.1:4001]"), "{text}");
+        assert!(text.contains("mon_data_avail_warn = 10"));
+        assert!(!text.contains("mon_data_avail_warn = 2"));
+        assert!(text.contains("bluestore_block_path = /d/osd/$cluster-$id.block"));
+        assert!(text.contains("bluestore_block_size = 1073741824"));
+    }
+}

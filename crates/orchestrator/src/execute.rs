@@ -1,0 +1,256 @@
+//! Carrying out plan steps. Each step is idempotent: repeating it after a crash converges.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use rookery_ceph::keyring::{self, KeyringEntry};
+use rookery_ceph::{tools, Target};
+use rookery_platform::DaemonSpec;
+use serde_json::json;
+
+use crate::layout::Layout;
+use crate::plan::Step;
+use crate::state::OsdRecord;
+use crate::{config, OrchestratorError, Reconciler};
+
+const ADMIN_CAPS: &[(&str, &str)] = &[("mds", "allow *"), ("mgr", "allow *"), ("mon", "allow *"), ("osd", "allow *")];
+
+fn mkdir_private(path: &Path) -> Result<(), OrchestratorError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| OrchestratorError::io(path, e))
+}
+
+/// Removes an unfinished store: it is ours, was never completed, and holds no data.
+fn clear_unfinished(path: &Path) -> Result<(), OrchestratorError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(|e| OrchestratorError::io(path, e)),
+        Ok(_) => std::fs::remove_file(path).map_err(|e| OrchestratorError::io(path, e)),
+        Err(_) => Ok(()),
+    }
+}
+
+fn mark_ready(data: &Path) -> Result<(), OrchestratorError> {
+    let marker = Layout::ready_marker(data);
+    std::fs::write(&marker, b"").map_err(|e| OrchestratorError::io(&marker, e))
+}
+
+/// The process that runs daemon `name` (`mon.a`, `mgr.a`, `osd.3`).
+pub fn daemon_spec(layout: &Layout, name: &str) -> Result<DaemonSpec, OrchestratorError> {
+    let (kind, id) = name
+        .split_once('.')
+        .ok_or_else(|| OrchestratorError::Other(format!("not a daemon name: {name}")))?;
+    let (program, args) = tools::daemon_command(kind, id, &layout.conf())?;
+    Ok(DaemonSpec {
+        name: name.to_string(),
+        program,
+        args,
+        log: layout.daemon_log(name),
+        pid_file: layout.pid_file(name),
+    })
+}
+
+/// An OSD registered with the mons, whose store is to be made.
+struct OsdToMake {
+    id: u32,
+    uuid: String,
+}
+
+impl Reconciler {
+    pub(crate) fn execute(&mut self, steps: &[Step]) -> Result<(), OrchestratorError> {
+        let (parallel, serial): (Vec<&Step>, Vec<&Step>) = steps.iter().partition(|s| s.parallel());
+        for step in serial {
+            self.event(format!("{} ({})", describe(step), step.reason()));
+            self.execute_one(step)?;
+        }
+        if !parallel.is_empty() {
+            self.make_osds(&parallel)?;
+        }
+        Ok(())
+    }
+
+    fn execute_one(&mut self, step: &Step) -> Result<(), OrchestratorError> {
+        let l = self.layout.clone();
+        match step {
+            Step::CreateKeys => {
+                let mon = keyring::generate_secret()?;
+                let admin = keyring::generate_secret()?;
+                let admin_entry = KeyringEntry::new("client.admin", &admin, ADMIN_CAPS);
+                keyring::write(&l.admin_keyring(), std::slice::from_ref(&admin_entry))?;
+                keyring::write(&l.mon_keyring(), &[KeyringEntry::new("mon.", &mon, &[("mon", "allow *")]), admin_entry])?;
+            }
+            Step::WriteConfig => {
+                let text = config::render(&l, &self.state, &self.desired.conf);
+                rookery_ceph::conf::write_atomic(&l.conf(), text.as_bytes(), 0o644)?;
+            }
+            Step::CreateMonStore { id } => {
+                let data = l.mon_data(id);
+                clear_unfinished(&data)?;
+                mkdir_private(&data)?;
+                let log = l.log_dir().join(format!("mon.{id}.mkfs.log"));
+                let monmap = l.run_dir().join("monmap");
+                let mons: Vec<(String, String)> = self.state.mons.iter().map(|m| (m.id.clone(), m.addrvec())).collect();
+                tools::monmap_create(&monmap, &self.state.fsid, &mons, &l.log_dir().join("monmaptool.log"))?;
+                tools::mon_mkfs(&l.conf(), id, &monmap, &l.mon_keyring(), &log)?;
+                mark_ready(&data)?;
+            }
+            Step::Start { daemon } => {
+                let spec = daemon_spec(&l, daemon)?;
+                self.platform().ensure(spec)?;
+            }
+            Step::CreateMgrKey { id } => {
+                let r = self.connection()?;
+                let entity = format!("mgr.{id}");
+                let reply: Vec<serde_json::Value> = r.command(
+                    Target::Mon,
+                    json!({"prefix": "auth get-or-create", "entity": entity,
+                           "caps": ["mon", "allow profile mgr", "osd", "allow *", "mds", "allow *"]}),
+                )?;
+                let key = reply
+                    .first()
+                    .and_then(|e| e.get("key"))
+                    .and_then(|k| k.as_str())
+                    .ok_or_else(|| OrchestratorError::Other(format!("the mons returned no key for {entity}")))?;
+                let data = l.mgr_data(id);
+                mkdir_private(&data)?;
+                keyring::write(&data.join("keyring"), &[KeyringEntry::new(&entity, key, &[])])?;
+            }
+            Step::CreatePool { name, size } => {
+                let r = self.connection()?;
+                r.command_status(
+                    Target::Mon,
+                    json!({"prefix": "osd pool create", "pool": name, "pool_type": "replicated", "size": size}),
+                )?;
+            }
+            Step::SetPoolSize { name, size } => {
+                let r = self.connection()?;
+                r.command_status(Target::Mon, json!({"prefix": "osd pool set", "pool": name, "var": "size", "val": size.to_string()}))?;
+            }
+            Step::EnablePoolApplication { name, application } => {
+                let r = self.connection()?;
+                r.command_status(Target::Mon, json!({"prefix": "osd pool application enable", "pool": name, "app": application}))?;
+            }
+            Step::EnableMgrModule { name } => {
+                let r = self.connection()?;
+                r.command_status(Target::Mon, json!({"prefix": "mgr module enable", "module": name}))?;
+            }
+            Step::AddOsd | Step::FinishOsd { .. } => self.make_osds(&[step])?,
+        }
+        Ok(())
+    }
+
+    fn connection(&mut self) -> Result<std::sync::Arc<rookery_ceph::Rados>, OrchestratorError> {
+        self.rados().ok_or_else(|| OrchestratorError::Other("no mon answered".into()))
+    }
+
+    /// Registers new or unfinished OSDs one by one (fast mon calls), makes their stores side by side (the
+    /// slow part, about 2 s each), then starts them.
+    fn make_osds(&mut self, steps: &[&Step]) -> Result<(), OrchestratorError> {
+        let l = self.layout.clone();
+        let mut to_make = Vec::new();
+        for step in steps {
+            self.event(format!("{} ({})", describe(step), step.reason()));
+            let uuid = match step {
+                Step::FinishOsd { uuid } => uuid.clone(),
+                _ => {
+                    let uuid = uuid::Uuid::new_v4().to_string();
+                    let secret = keyring::generate_secret()?;
+                    rookery_ceph::conf::write_atomic(&l.pending_osd_secret(&uuid), secret.as_bytes(), 0o600)?;
+                    self.state.osds.push(OsdRecord { uuid: uuid.clone(), id: None, block: None, size_bytes: self.desired.osd_size });
+                    self.state.save(&l)?;
+                    uuid
+                }
+            };
+            let id = self.register_osd(&uuid)?;
+            to_make.push(OsdToMake { id, uuid });
+        }
+        let conf = l.conf();
+        let results: Vec<Result<(), OrchestratorError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = to_make
+                .iter()
+                .map(|o| {
+                    let (l, conf) = (&l, &conf);
+                    s.spawn(move || -> Result<(), OrchestratorError> {
+                        tools::osd_mkfs(conf, o.id, &o.uuid, &l.log_dir().join(format!("osd.{}.mkfs.log", o.id)))?;
+                        mark_ready(&l.osd_data(o.id))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(OrchestratorError::Other("OSD creation thread panicked".into()))))
+                .collect()
+        });
+        let mut first_error = None;
+        for (o, result) in to_make.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(l.pending_osd_secret(&o.uuid));
+                    let spec = daemon_spec(&l, &format!("osd.{}", o.id))?;
+                    self.platform().ensure(spec)?;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// `osd new` with the OSD's uuid and key, then its keyring and an empty data dir. Safe to repeat: the mons
+    /// return the same id for the same uuid and key.
+    fn register_osd(&mut self, uuid: &str) -> Result<u32, OrchestratorError> {
+        let l = self.layout.clone();
+        let secret_path = l.pending_osd_secret(uuid);
+        let secret = std::fs::read_to_string(&secret_path).map_err(|e| {
+            OrchestratorError::Other(format!(
+                "the key of unfinished OSD {uuid} is gone ({}: {e}); remove that OSD from {} and re-run `rookery up`",
+                secret_path.display(),
+                l.state().display()
+            ))
+        })?;
+        let secret = secret.trim().to_string();
+        let r = self.connection()?;
+        let input = json!({"cephx_secret": secret}).to_string();
+        let (out, _) = r.command_raw(Target::Mon, &json!({"prefix": "osd new", "uuid": uuid, "format": "json"}), input.as_bytes())?;
+        let reply: serde_json::Value = serde_json::from_slice(&out)
+            .map_err(|e| OrchestratorError::Other(format!("unexpected reply to `osd new`: {e}")))?;
+        let id = reply
+            .get("osdid")
+            .and_then(|v| v.as_u64())
+            .or_else(|| reply.as_u64())
+            .ok_or_else(|| OrchestratorError::Other(format!("unexpected reply to `osd new`: {reply}")))? as u32;
+        if let Some(rec) = self.state.osds.iter_mut().find(|o| o.uuid == uuid) {
+            rec.id = Some(id);
+            rec.block = Some(l.osd_block(id));
+        }
+        self.state.save(&l)?;
+        let data = l.osd_data(id);
+        clear_unfinished(&data)?;
+        clear_unfinished(&l.osd_block(id))?;
+        mkdir_private(&data)?;
+        keyring::write(&data.join("keyring"), &[KeyringEntry::new(&format!("osd.{id}"), &secret, &[])])?;
+        Ok(id)
+    }
+}
+
+fn describe(step: &Step) -> String {
+    match step {
+        Step::CreateKeys => "creating cephx keys".into(),
+        Step::WriteConfig => "writing ceph.conf".into(),
+        Step::CreateMonStore { id } => format!("creating mon.{id}"),
+        Step::Start { daemon } => format!("starting {daemon}"),
+        Step::CreateMgrKey { id } => format!("creating the key of mgr.{id}"),
+        Step::AddOsd => "creating an OSD".into(),
+        Step::FinishOsd { uuid } => format!("finishing OSD {uuid}"),
+        Step::CreatePool { name, size } => format!("creating pool {name} ({size} copies)"),
+        Step::SetPoolSize { name, size } => format!("setting pool {name} to {size} copies"),
+        Step::EnablePoolApplication { name, application } => format!("tagging pool {name} for {application}"),
+        Step::EnableMgrModule { name } => format!("enabling mgr module {name}"),
+    }
+}

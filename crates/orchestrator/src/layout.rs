@@ -1,0 +1,86 @@
+//! Where everything of one cluster lives inside its data dir. Every path rookery uses is named here.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Layout {
+        Layout { root: root.into() }
+    }
+    fn at(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+    /// The cluster's identity and what was created (fsid, ports, OSD records).
+    pub fn state(&self) -> PathBuf {
+        self.at("cluster.json")
+    }
+    /// The resources last given to `rookery up`/`apply`.
+    pub fn spec(&self) -> PathBuf {
+        self.at("spec.yaml")
+    }
+    pub fn conf(&self) -> PathBuf {
+        self.at("ceph.conf")
+    }
+    pub fn keyring_dir(&self) -> PathBuf {
+        self.at("keyring")
+    }
+    pub fn mon_keyring(&self) -> PathBuf {
+        self.at("keyring/mon.keyring")
+    }
+    /// Named so that ceph.conf's `keyring = .../$cluster.$name.keyring` finds it.
+    pub fn admin_keyring(&self) -> PathBuf {
+        self.at("keyring/ceph.client.admin.keyring")
+    }
+    pub fn pending_osd_secret(&self, uuid: &str) -> PathBuf {
+        self.at(&format!("keyring/osd-{uuid}.pending"))
+    }
+    pub fn mon_data(&self, id: &str) -> PathBuf {
+        self.at(&format!("mon/ceph-{id}"))
+    }
+    pub fn mgr_data(&self, id: &str) -> PathBuf {
+        self.at(&format!("mgr/ceph-{id}"))
+    }
+    pub fn osd_data(&self, id: u32) -> PathBuf {
+        self.at(&format!("osd/ceph-{id}"))
+    }
+    /// Outside the OSD's data dir on purpose: bluestore symlinks `<data>/block` to this path.
+    pub fn osd_block(&self, id: u32) -> PathBuf {
+        self.at(&format!("osd/ceph-{id}.block"))
+    }
+    pub fn log_dir(&self) -> PathBuf {
+        self.at("log")
+    }
+    pub fn daemon_log(&self, name: &str) -> PathBuf {
+        self.at(&format!("log/{name}.stdout"))
+    }
+    pub fn run_dir(&self) -> PathBuf {
+        self.at("run")
+    }
+    pub fn pid_file(&self, name: &str) -> PathBuf {
+        self.at(&format!("run/{name}.pid"))
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.at("rookery.sock")
+    }
+    pub fn supervisor_pid(&self) -> PathBuf {
+        self.at("run/supervisor.pid")
+    }
+    pub fn supervisor_log(&self) -> PathBuf {
+        self.at("log/supervisor.log")
+    }
+    /// Marks a daemon store whose mkfs finished; a store without it is unfinished and may be redone.
+    pub fn ready_marker(data: &Path) -> PathBuf {
+        data.join("rookery-ready")
+    }
+    /// The directories made at creation, all 0700: keys and sockets live inside.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        ["", "keyring", "mon", "mgr", "osd", "log", "run", "crash"]
+            .iter()
+            .map(|d| self.at(d))
+            .collect()
+    }
+}

@@ -1,0 +1,294 @@
+//! The standalone orchestrator: one pass is observe -> [`plan::plan`] (pure) -> execute -> observe again,
+//! repeated until the plan is empty. [`Reconciler`] owns the cluster's state, its daemons (through the
+//! platform) and its librados connection.
+
+pub mod config;
+pub mod desired;
+mod execute;
+pub mod layout;
+pub mod plan;
+pub mod preflight;
+pub mod report;
+pub mod state;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rookery_ceph::{Rados, Target};
+use rookery_platform::local::LocalPlatform;
+use serde_json::json;
+
+pub use desired::Desired;
+pub use execute::daemon_spec;
+pub use layout::Layout;
+pub use plan::{Observed, Plan, Step};
+pub use state::ClusterState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    #[error(transparent)]
+    Ceph(#[from] rookery_ceph::CephError),
+    #[error(transparent)]
+    Tool(#[from] rookery_ceph::tools::ToolError),
+    #[error(transparent)]
+    Platform(#[from] rookery_platform::PlatformError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is damaged ({detail}); restore it from a backup or purge the cluster")]
+    Corrupt { path: String, detail: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl OrchestratorError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> OrchestratorError {
+        OrchestratorError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// How long a librados call may take before we treat Ceph as unreachable.
+pub const CEPH_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// Creates the data dir (0700) and the state of a new cluster. Nothing else is made here: keys, config
+/// and stores are steps of the plan, so an interrupted creation is finished by the next reconcile.
+pub fn create_cluster(
+    layout: &Layout,
+    name: &str,
+    mon_ids: &[String],
+    mon_ports: &[(u16, u16)],
+) -> Result<ClusterState, OrchestratorError> {
+    for dir in layout.dirs() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| OrchestratorError::io(&dir, e))?;
+    }
+    let state = ClusterState {
+        name: name.to_string(),
+        fsid: uuid::Uuid::new_v4().to_string(),
+        mons: mon_ids
+            .iter()
+            .zip(mon_ports)
+            .map(|(id, (v2, v1))| state::MonRecord { id: id.clone(), v2_port: *v2, v1_port: *v1 })
+            .collect(),
+        osds: vec![],
+        created_unix: now_unix(),
+    };
+    state.save(layout)?;
+    Ok(state)
+}
+
+/// Every daemon the cluster has made, stopped or not: its mons, the mgrs with a key, the OSDs with an id.
+pub fn known_daemons(layout: &Layout, state: &ClusterState) -> Vec<String> {
+    let mut names: Vec<String> = state.mons.iter().map(|m| format!("mon.{}", m.id)).collect();
+    if let Ok(entries) = std::fs::read_dir(layout.root.join("mgr")) {
+        let mut mgrs: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("ceph-")).map(|id| format!("mgr.{id}")))
+            .collect();
+        mgrs.sort();
+        names.extend(mgrs);
+    }
+    names.extend(state.osds.iter().filter_map(|o| o.id).map(|id| format!("osd.{id}")));
+    names
+}
+
+/// One line of what the reconciler did, for progress displays and `status`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Event {
+    pub unix: u64,
+    pub message: String,
+}
+
+pub struct Reconciler {
+    pub layout: Layout,
+    pub state: ClusterState,
+    pub desired: Desired,
+    pub platform: Arc<Mutex<LocalPlatform>>,
+    rados: Option<Arc<Rados>>,
+    pub last_plan: Plan,
+    pub last_error: Option<String>,
+    pub events: VecDeque<Event>,
+}
+
+impl Reconciler {
+    pub fn new(layout: Layout, desired: Desired, platform: Arc<Mutex<LocalPlatform>>) -> Result<Reconciler, OrchestratorError> {
+        let state = ClusterState::load(&layout)?.ok_or_else(|| {
+            OrchestratorError::Other(format!("{} holds no cluster; run `rookery up` first", layout.root.display()))
+        })?;
+        Ok(Reconciler {
+            layout,
+            state,
+            desired,
+            platform,
+            rados: None,
+            last_plan: Plan::default(),
+            last_error: None,
+            events: VecDeque::new(),
+        })
+    }
+
+    pub fn platform(&self) -> MutexGuard<'_, LocalPlatform> {
+        // A panic while holding the lock cannot leave the platform half-updated in a way that matters more
+        // than losing supervision, so recover the guard.
+        self.platform.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn event(&mut self, message: String) {
+        tracing::info!(%message, "reconcile");
+        self.events.push_back(Event { unix: now_unix(), message });
+        while self.events.len() > 50 {
+            self.events.pop_front();
+        }
+    }
+
+    /// The connection, made when first needed and dropped after a failure so the next call reconnects.
+    pub fn rados(&mut self) -> Option<Arc<Rados>> {
+        if self.rados.is_none() {
+            let any_mon = self.state.mons.iter().any(|m| self.platform().is_running(&format!("mon.{}", m.id)));
+            if !any_mon || !self.layout.admin_keyring().exists() {
+                return None;
+            }
+            match Rados::connect(&self.layout.conf(), "admin", CEPH_TIMEOUT) {
+                Ok(r) => self.rados = Some(Arc::new(r)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "ceph not reachable yet");
+                    return None;
+                }
+            }
+        }
+        self.rados.clone()
+    }
+
+    pub(crate) fn drop_connection(&mut self) {
+        self.rados = None;
+    }
+
+    pub fn observe(&mut self) -> Observed {
+        let l = &self.layout;
+        let running: BTreeSet<String> = {
+            let p = self.platform();
+            p.names().into_iter().filter(|n| p.is_running(n)).collect()
+        };
+        let rendered = config::render(l, &self.state, &self.desired.conf);
+        let conf_current = std::fs::read_to_string(l.conf()).is_ok_and(|c| c == rendered);
+        let mon_stores = self
+            .state
+            .mons
+            .iter()
+            .filter(|m| Layout::ready_marker(&l.mon_data(&m.id)).exists())
+            .map(|m| m.id.clone())
+            .collect();
+        let mgr_keyrings = self
+            .desired
+            .mgr_ids
+            .iter()
+            .filter(|id| l.mgr_data(id).join("keyring").exists())
+            .cloned()
+            .collect();
+        let osds = self
+            .state
+            .osds
+            .iter()
+            .map(|o| plan::ObservedOsd {
+                uuid: o.uuid.clone(),
+                id: o.id,
+                store_ready: o.id.is_some_and(|id| Layout::ready_marker(&l.osd_data(id)).exists()),
+            })
+            .collect();
+        let keys = l.admin_keyring().exists() && l.mon_keyring().exists();
+        let mut observed = Observed {
+            keys,
+            conf_current,
+            mon_stores,
+            running,
+            mgr_keyrings,
+            osds,
+            ceph: None,
+        };
+        if observed.mon_stores.is_empty() || !conf_current {
+            return observed;
+        }
+        if let Some(r) = self.rados() {
+            match observe_ceph(&r, !self.desired.mgr_modules.is_empty()) {
+                Ok(view) => observed.ceph = Some(view),
+                Err(e) => {
+                    tracing::debug!(error = %e, "ceph observation failed");
+                    self.drop_connection();
+                }
+            }
+        }
+        observed
+    }
+
+    /// One observe -> plan -> execute pass. Returns the plan that was executed (empty when converged).
+    pub fn reconcile_once(&mut self) -> Plan {
+        let observed = self.observe();
+        let plan = plan::plan(&self.desired, &observed);
+        let result = self.execute(&plan.steps);
+        self.last_error = result.err().map(|e| e.to_string());
+        if let Some(e) = &self.last_error {
+            tracing::warn!(error = %e, "reconcile step failed; will retry");
+        }
+        self.last_plan = plan.clone();
+        plan
+    }
+
+    /// Stops every daemon: OSDs first, then mgrs, then mons, so no daemon outlives the mons it reports to.
+    pub fn stop_all(&mut self) {
+        self.drop_connection();
+        let mut p = self.platform();
+        let names = p.names();
+        for prefix in ["osd.", "mgr.", "mon."] {
+            let group: Vec<&String> = names.iter().filter(|n| n.starts_with(prefix)).collect();
+            // Stop a group in parallel: each daemon may take a few seconds to flush.
+            for n in &group {
+                if let Some(pid) = p.status().iter().find(|s| &&s.name == n).and_then(|s| s.pid) {
+                    rookery_platform::proc::signal(pid, libc::SIGTERM);
+                }
+            }
+            for n in group {
+                p.stop(n, Duration::from_secs(20));
+            }
+        }
+    }
+}
+
+fn observe_ceph(r: &Rados, want_modules: bool) -> Result<plan::CephView, rookery_ceph::CephError> {
+    let dump: rookery_ceph::types::OsdDump = r.command(Target::Mon, json!({"prefix": "osd dump"}))?;
+    let pools = dump
+        .pools
+        .iter()
+        .map(|p| {
+            (
+                p.pool_name.clone(),
+                plan::PoolView { size: p.size, applications: p.application_metadata.keys().cloned().collect() },
+            )
+        })
+        .collect();
+    let stat: rookery_ceph::types::MgrStat = r.command(Target::Mon, json!({"prefix": "mgr stat"}))?;
+    let mut modules_enabled = BTreeSet::new();
+    if want_modules && stat.available {
+        let ls: serde_json::Value = r.command(Target::Mon, json!({"prefix": "mgr module ls"}))?;
+        for key in ["enabled_modules", "always_on_modules"] {
+            if let Some(list) = ls.get(key).and_then(|v| v.as_array()) {
+                modules_enabled.extend(list.iter().filter_map(|m| m.as_str().map(String::from)));
+            }
+        }
+    }
+    Ok(plan::CephView { pools, mgr_available: stat.available, modules_enabled })
+}

@@ -1,0 +1,305 @@
+//! The planner: desired + observed -> the steps to take now, each with its reason. Pure: it knows nothing of
+//! processes, files or Ceph connections, so every decision is unit-tested here.
+//!
+//! A plan only holds steps whose preconditions hold in what was observed; the reconciler executes them,
+//! observes again and plans again until nothing is left. So ordering lives in one place (here) and a
+//! crash at any point is followed by a plan that picks up where things stand.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::desired::Desired;
+
+/// What the reconciler saw.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// mon. and client.admin keyrings exist.
+    pub keys: bool,
+    /// ceph.conf on disk is the one the spec renders to.
+    pub conf_current: bool,
+    /// Mons whose store was made (mkfs finished).
+    pub mon_stores: BTreeSet<String>,
+    /// Daemons (`mon.a`, `osd.0`) whose process is up.
+    pub running: BTreeSet<String>,
+    pub mgr_keyrings: BTreeSet<String>,
+    /// OSDs recorded in the state, in creation order.
+    pub osds: Vec<ObservedOsd>,
+    /// What Ceph says, when a mon answered.
+    pub ceph: Option<CephView>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedOsd {
+    pub uuid: String,
+    pub id: Option<u32>,
+    /// Its store was made (mkfs finished).
+    pub store_ready: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CephView {
+    pub pools: BTreeMap<String, PoolView>,
+    pub mgr_available: bool,
+    pub modules_enabled: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolView {
+    pub size: u32,
+    pub applications: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    CreateKeys,
+    WriteConfig,
+    CreateMonStore { id: String },
+    Start { daemon: String },
+    CreateMgrKey { id: String },
+    /// Register a new OSD (choose uuid and key, `osd new`) and make its store.
+    AddOsd,
+    /// Finish an OSD whose creation was interrupted (`osd new` is idempotent for the same uuid and key).
+    FinishOsd { uuid: String },
+    CreatePool { name: String, size: u32 },
+    SetPoolSize { name: String, size: u32 },
+    EnablePoolApplication { name: String, application: String },
+    EnableMgrModule { name: String },
+}
+
+impl Step {
+    pub fn reason(&self) -> String {
+        match self {
+            Step::CreateKeys => "the cluster has no keys yet (cephx is always on)".into(),
+            Step::WriteConfig => "ceph.conf does not match the spec".into(),
+            Step::CreateMonStore { id } => format!("mon.{id} has no store yet"),
+            Step::Start { daemon } => format!("{daemon} is not running"),
+            Step::CreateMgrKey { id } => format!("mgr.{id} has no key yet"),
+            Step::AddOsd => "the spec asks for more OSDs than exist".into(),
+            Step::FinishOsd { uuid } => format!("the creation of OSD {uuid} was interrupted"),
+            Step::CreatePool { name, .. } => format!("pool {name} does not exist"),
+            Step::SetPoolSize { name, size } => format!("pool {name} should keep {size} copies"),
+            Step::EnablePoolApplication { name, application } => {
+                format!("pool {name} is not tagged for {application}")
+            }
+            Step::EnableMgrModule { name } => format!("mgr module {name} is not enabled"),
+        }
+    }
+
+    /// Slow steps that may run side by side.
+    pub fn parallel(&self) -> bool {
+        matches!(self, Step::AddOsd | Step::FinishOsd { .. })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Why nothing more can happen yet (e.g. waiting for quorum).
+    pub waiting: Option<String>,
+    /// Differences the planner will not act on, with the reason; shown to the user.
+    pub blocked: Vec<String>,
+}
+
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let mut p = Plan::default();
+    if !observed.keys {
+        p.steps.push(Step::CreateKeys);
+        return p;
+    }
+    if !observed.conf_current {
+        p.steps.push(Step::WriteConfig);
+        return p;
+    }
+    for id in &desired.mon_ids {
+        if !observed.mon_stores.contains(id) {
+            if observed.mon_stores.is_empty() {
+                p.steps.push(Step::CreateMonStore { id: id.clone() });
+            } else {
+                p.blocked.push(format!(
+                    "mon.{id}: adding mons to an existing cluster is not supported yet; set spec.mon.count back to {}",
+                    observed.mon_stores.len()
+                ));
+            }
+        } else if !observed.running.contains(&format!("mon.{id}")) {
+            p.steps.push(Step::Start { daemon: format!("mon.{id}") });
+        }
+    }
+    if p.steps.iter().any(|s| matches!(s, Step::CreateMonStore { .. })) {
+        return p;
+    }
+    let Some(ceph) = &observed.ceph else {
+        p.waiting = Some("waiting for the mons to form a quorum".into());
+        return p;
+    };
+    for id in &desired.mgr_ids {
+        if !observed.mgr_keyrings.contains(id) {
+            p.steps.push(Step::CreateMgrKey { id: id.clone() });
+        } else if !observed.running.contains(&format!("mgr.{id}")) {
+            p.steps.push(Step::Start { daemon: format!("mgr.{id}") });
+        }
+    }
+    // Pools before OSDs: their PGs then peer as soon as the OSDs boot, instead of after.
+    for pool in &desired.pools {
+        match ceph.pools.get(&pool.name) {
+            None => p.steps.push(Step::CreatePool { name: pool.name.clone(), size: pool.size }),
+            Some(have) => {
+                if have.size != pool.size {
+                    p.steps.push(Step::SetPoolSize { name: pool.name.clone(), size: pool.size });
+                }
+                if !have.applications.contains(&pool.application) {
+                    p.steps.push(Step::EnablePoolApplication {
+                        name: pool.name.clone(),
+                        application: pool.application.clone(),
+                    });
+                }
+            }
+        }
+    }
+    for osd in &observed.osds {
+        if !osd.store_ready {
+            p.steps.push(Step::FinishOsd { uuid: osd.uuid.clone() });
+        } else if let Some(id) = osd.id {
+            if !observed.running.contains(&format!("osd.{id}")) {
+                p.steps.push(Step::Start { daemon: format!("osd.{id}") });
+            }
+        }
+    }
+    let have = observed.osds.len() as u32;
+    for _ in have..desired.osd_count {
+        p.steps.push(Step::AddOsd);
+    }
+    if have > desired.osd_count {
+        p.blocked.push(format!(
+            "spec.storage.osdFiles.count is {} but the cluster has {have} OSDs; removing OSDs is not supported yet",
+            desired.osd_count
+        ));
+    }
+    if ceph.mgr_available {
+        for m in &desired.mgr_modules {
+            if !ceph.modules_enabled.contains(m) {
+                p.steps.push(Step::EnableMgrModule { name: m.clone() });
+            }
+        }
+    } else if !desired.mgr_modules.is_empty() && p.steps.is_empty() {
+        p.waiting = Some("waiting for a mgr to become available".into());
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::DesiredPool;
+
+    fn desired() -> Desired {
+        Desired {
+            name: "c".into(),
+            mon_ids: vec!["a".into()],
+            mgr_ids: vec!["a".into()],
+            osd_count: 3,
+            osd_size: 10 << 30,
+            mgr_modules: vec!["pg_autoscaler".into()],
+            pools: vec![DesiredPool { name: "replicapool".into(), size: 3, application: "rbd".into() }],
+            conf: Default::default(),
+            notices: vec![],
+        }
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A fresh cluster with keys, conf and a running mon in quorum.
+    fn mon_up() -> Observed {
+        Observed {
+            keys: true,
+            conf_current: true,
+            mon_stores: set(&["a"]),
+            running: set(&["mon.a"]),
+            ceph: Some(CephView::default()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_new_cluster_starts_with_keys_then_config_then_the_mon() {
+        let mut o = Observed::default();
+        assert_eq!(plan(&desired(), &o).steps, vec![Step::CreateKeys]);
+        o.keys = true;
+        assert_eq!(plan(&desired(), &o).steps, vec![Step::WriteConfig]);
+        o.conf_current = true;
+        assert_eq!(plan(&desired(), &o).steps, vec![Step::CreateMonStore { id: "a".into() }]);
+        o.mon_stores = set(&["a"]);
+        let p = plan(&desired(), &o);
+        assert_eq!(p.steps, vec![Step::Start { daemon: "mon.a".into() }]);
+        assert!(p.waiting.is_some());
+    }
+
+    #[test]
+    fn with_quorum_everything_else_is_planned_at_once() {
+        let p = plan(&desired(), &mon_up());
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::CreateMgrKey { id: "a".into() },
+                Step::CreatePool { name: "replicapool".into(), size: 3 },
+                Step::AddOsd,
+                Step::AddOsd,
+                Step::AddOsd,
+            ]
+        );
+    }
+
+    #[test]
+    fn interrupted_osds_are_finished_not_duplicated() {
+        let mut o = mon_up();
+        o.osds = vec![
+            ObservedOsd { uuid: "u0".into(), id: Some(0), store_ready: true },
+            ObservedOsd { uuid: "u1".into(), id: None, store_ready: false },
+        ];
+        let p = plan(&desired(), &o);
+        assert!(p.steps.contains(&Step::Start { daemon: "osd.0".into() }));
+        assert!(p.steps.contains(&Step::FinishOsd { uuid: "u1".into() }));
+        assert_eq!(p.steps.iter().filter(|s| **s == Step::AddOsd).count(), 1);
+    }
+
+    #[test]
+    fn a_converged_cluster_plans_nothing() {
+        let mut o = mon_up();
+        o.running = set(&["mon.a", "mgr.a", "osd.0", "osd.1", "osd.2"]);
+        o.mgr_keyrings = set(&["a"]);
+        o.osds = (0..3).map(|i| ObservedOsd { uuid: format!("u{i}"), id: Some(i), store_ready: true }).collect();
+        o.ceph = Some(CephView {
+            pools: BTreeMap::from([("replicapool".into(), PoolView { size: 3, applications: set(&["rbd"]) })]),
+            mgr_available: true,
+            modules_enabled: set(&["pg_autoscaler"]),
+        });
+        assert_eq!(plan(&desired(), &o), Plan::default());
+        // A changed pool size and a dead OSD are both corrected.
+        o.ceph.as_mut().unwrap().pools.get_mut("replicapool").unwrap().size = 2;
+        o.running.remove("osd.1");
+        let p = plan(&desired(), &o);
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::SetPoolSize { name: "replicapool".into(), size: 3 },
+                Step::Start { daemon: "osd.1".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn shrinking_is_reported_not_done() {
+        let mut o = mon_up();
+        o.osds = (0..4).map(|i| ObservedOsd { uuid: format!("u{i}"), id: Some(i), store_ready: true }).collect();
+        let p = plan(&desired(), &o);
+        assert!(!p.steps.iter().any(|s| matches!(s, Step::AddOsd)));
+        assert_eq!(p.blocked.len(), 1);
+        let mut d = desired();
+        d.mon_ids = vec!["a".into(), "b".into(), "c".into()];
+        let p = plan(&d, &mon_up());
+        assert!(p.blocked.iter().any(|b| b.contains("mon.b")));
+    }
+}

@@ -1,0 +1,319 @@
+//! Checks made before anything is changed (`rookery up`, `rookery doctor`): each problem is reported with
+//! its fix, and `up` changes nothing while any check fails.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::state::ClusterState;
+use crate::{Desired, Layout, OrchestratorError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Ok,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub check: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub fix: Option<String>,
+    /// The problem is in what the user gave (exit code 2), not in the host.
+    #[serde(skip)]
+    pub bad_input: bool,
+}
+
+impl Finding {
+    fn ok(check: &'static str, message: impl Into<String>) -> Finding {
+        Finding { check, severity: Severity::Ok, message: message.into(), fix: None, bad_input: false }
+    }
+    fn warn(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding { check, severity: Severity::Warn, message: message.into(), fix: Some(fix.into()), bad_input: false }
+    }
+    fn error(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding { check, severity: Severity::Error, message: message.into(), fix: Some(fix.into()), bad_input: false }
+    }
+}
+
+/// What a data dir holds.
+#[derive(Debug, Clone)]
+pub enum DataDir {
+    Absent,
+    Empty,
+    Cluster(Box<ClusterState>),
+    /// Not empty and not a rookery cluster: never touched.
+    Foreign(String),
+}
+
+pub fn inspect(layout: &Layout) -> Result<DataDir, OrchestratorError> {
+    let root = &layout.root;
+    match std::fs::read_dir(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DataDir::Absent),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Ok(DataDir::Foreign(format!("{} is a file, not a directory", root.display())))
+        }
+        Err(e) => return Err(OrchestratorError::io(root, e)),
+        Ok(mut entries) => {
+            if entries.next().is_none() {
+                return Ok(DataDir::Empty);
+            }
+        }
+    }
+    match ClusterState::load(layout)? {
+        Some(state) => Ok(DataDir::Cluster(Box::new(state))),
+        None => Ok(DataDir::Foreign(format!(
+            "{} is not empty and holds no rookery cluster (no cluster.json)",
+            root.display()
+        ))),
+    }
+}
+
+/// Mon ports for a new cluster: the requested v2 port (Ceph's 3300/6789 by default) when free, otherwise
+/// free ones chosen by the kernel. Returns the ports and, when they differ from the request, a note.
+pub fn choose_mon_ports(count: usize, requested_v2: Option<u16>) -> (Vec<(u16, u16)>, Option<String>) {
+    let mut ports = Vec::new();
+    let mut note = None;
+    for i in 0..count {
+        let want = match requested_v2 {
+            Some(0) => None,
+            Some(p) => Some((p + 2 * i as u16, p + 2 * i as u16 + 1)),
+            None if i == 0 => Some((3300, 6789)),
+            None => None,
+        };
+        let pair = match want {
+            Some((a, b)) if port_free(a) && port_free(b) => (a, b),
+            Some((a, b)) => {
+                let got = (free_port(), free_port());
+                let holder = [a, b]
+                    .iter()
+                    .find_map(|p| rookery_platform::proc::tcp_listener(*p).map(|(pid, cmd)| format!("port {p} is held by pid {pid} ({cmd})")))
+                    .unwrap_or_else(|| format!("port {a} or {b} is in use"));
+                note = Some(format!("{holder}; using {} and {} for the mon instead", got.0, got.1));
+                got
+            }
+            None => (free_port(), free_port()),
+        };
+        ports.push(pair);
+    }
+    (ports, note)
+}
+
+fn port_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+fn nearest_existing(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    while !p.exists() {
+        if !p.pop() {
+            return PathBuf::from("/");
+        }
+    }
+    p
+}
+
+fn free_bytes(path: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+fn writable(dir: &Path) -> bool {
+    tempfile_in(dir).is_ok()
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<()> {
+    let p = dir.join(format!(".rookery-write-test-{}", std::process::id()));
+    std::fs::write(&p, b"")?;
+    std::fs::remove_file(&p)
+}
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+pub fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", units[u]) }
+}
+
+/// Everything checked before `up` changes anything. `existing` is the cluster already in the data dir.
+pub fn check(layout: &Layout, desired: &Desired, dir: &DataDir) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let missing: Vec<&str> = rookery_ceph::tools::REQUIRED_PROGRAMS
+        .iter()
+        .filter(|(p, _)| rookery_ceph::tools::find_program(p).is_none())
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        out.push(Finding::ok("ceph", "the Ceph daemons and tools are installed"));
+    } else {
+        out.push(Finding::error(
+            "ceph",
+            format!("Ceph is not installed (missing: {})", missing.join(", ")),
+            format!("apt-get install -y {}", missing.join(" ")),
+        ));
+    }
+    match rookery_ceph::Rados::library_version() {
+        Ok((a, b, c)) => out.push(Finding::ok("librados", format!("librados {a}.{b}.{c}"))),
+        Err(e) => out.push(Finding::error("librados", e.to_string(), "apt-get install -y librados2")),
+    }
+
+    let existing = match dir {
+        DataDir::Foreign(why) => {
+            out.push(Finding {
+                bad_input: true,
+                ..Finding::error("data dir", why.clone(), "choose another --data-dir (rookery never writes into a folder it did not create)")
+            });
+            None
+        }
+        DataDir::Cluster(state) if state.name != desired.name => {
+            out.push(Finding {
+                bad_input: true,
+                ..Finding::error(
+                    "data dir",
+                    format!("{} belongs to another cluster, {:?} (fsid {}), not {:?}", layout.root.display(), state.name, state.fsid, desired.name),
+                    format!("use another --data-dir for {:?}, or name the cluster {:?} in the spec", desired.name, state.name),
+                )
+            });
+            None
+        }
+        DataDir::Cluster(state) => Some(state.as_ref()),
+        DataDir::Absent | DataDir::Empty => None,
+    };
+
+    let base = nearest_existing(&layout.root);
+    if writable(&base) {
+        out.push(Finding::ok("data dir", format!("{} is writable", layout.root.display())));
+    } else {
+        out.push(Finding::error(
+            "data dir",
+            format!("{} is not writable", base.display()),
+            "run as root, or pass a --data-dir you own",
+        ));
+    }
+
+    // OSD files are sparse but fill up as data arrives; an OSD that cannot grow its file crashes.
+    let created = existing.map(|s| s.osds.len() as u64).unwrap_or(0);
+    let new_osds = (desired.osd_count as u64).saturating_sub(created);
+    let need = new_osds * desired.osd_size + if existing.is_some() { 0 } else { GIB };
+    match free_bytes(&base) {
+        Some(free) if free < need => out.push(Finding::error(
+            "disk",
+            format!("{} free on {}, but {new_osds} new OSD file(s) of {} need {}", human(free), base.display(), human(desired.osd_size), human(need)),
+            "free disk space, lower spec.storage.osdFiles.size or count, or use a --data-dir on a larger disk",
+        )),
+        Some(free) => out.push(Finding::ok("disk", format!("{} free, {} needed", human(free), human(need)))),
+        None => out.push(Finding::warn("disk", "could not read the free space", "check `df` by hand")),
+    }
+
+    if let Some(state) = existing {
+        for m in &state.mons {
+            for port in [m.v2_port, m.v1_port] {
+                if port_free(port) {
+                    continue;
+                }
+                match rookery_platform::proc::tcp_listener(port) {
+                    Some((pid, cmd)) if !(cmd.contains("ceph-mon") && cmd.contains(&layout.conf().display().to_string())) => {
+                        out.push(Finding::error(
+                            "ports",
+                            format!("mon.{} needs port {port}, which pid {pid} holds ({cmd})", m.id),
+                            format!("stop pid {pid}; the cluster's mon addresses are fixed in its monmap"),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    let running = |_: &str| false;
+    let want = desired.mon_ids.iter().filter(|id| !running(id)).count() as u64 * 256 * MIB
+        + desired.mgr_ids.len() as u64 * 512 * MIB
+        + desired.osd_count as u64 * GIB;
+    match mem_available() {
+        Some(avail) if avail < want && existing.is_none() => out.push(Finding::error(
+            "memory",
+            format!("{} available, but {} mon(s), {} mgr(s) and {} OSD(s) need about {}", human(avail), desired.mon_ids.len(), desired.mgr_ids.len(), desired.osd_count, human(want)),
+            "free memory, or ask for fewer OSDs (spec.storage.osdFiles.count)",
+        )),
+        Some(avail) => out.push(Finding::ok("memory", format!("{} available, about {} needed", human(avail), human(want)))),
+        None => out.push(Finding::warn("memory", "could not read /proc/meminfo", "check `free` by hand")),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired() -> Desired {
+        Desired::from_resources(&rookery_spec::default_resources()).unwrap()
+    }
+
+    #[test]
+    fn a_foreign_dir_is_bad_input_and_untouched() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("precious.txt"), b"x").unwrap();
+        let layout = Layout::new(d.path());
+        let dir = inspect(&layout).unwrap();
+        assert!(matches!(dir, DataDir::Foreign(_)));
+        let f = check(&layout, &desired(), &dir);
+        assert!(f.iter().any(|f| f.bad_input && f.severity == Severity::Error));
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn another_clusters_dir_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::new(d.path().join("c"));
+        crate::create_cluster(&layout, "other", &["a".into()], &[(1, 2)]).unwrap();
+        let dir = inspect(&layout).unwrap();
+        let f = check(&layout, &desired(), &dir);
+        let e = f.iter().find(|f| f.bad_input).unwrap();
+        assert!(e.message.contains("\"other\""), "{}", e.message);
+    }
+
+    #[test]
+    fn a_taken_port_is_replaced_and_named() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = l.local_addr().unwrap().port();
+        let (ports, note) = choose_mon_ports(1, Some(taken));
+        assert_ne!(ports[0].0, taken);
+        let note = note.unwrap();
+        assert!(note.contains(&format!("pid {}", std::process::id())), "{note}");
+    }
+
+    #[test]
+    fn too_large_osd_files_fail_the_disk_check() {
+        let d = tempfile::tempdir().unwrap();
+        let mut want = desired();
+        want.osd_size = 1 << 60;
+        let f = check(&Layout::new(d.path().join("c")), &want, &DataDir::Absent);
+        assert!(f.iter().any(|f| f.check == "disk" && f.severity == Severity::Error));
+    }
+}

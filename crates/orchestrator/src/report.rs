@@ -1,0 +1,287 @@
+//! What `rookery status` shows, gathered natively, with health explained in plain words. Built by the
+//! supervisor for its API, and by the CLI itself when no supervisor answers.
+
+use std::collections::BTreeMap;
+
+use rookery_ceph::types::{Df, MonDump, OsdDf, OsdDump, OsdMetadata, Status};
+use rookery_ceph::{Rados, Target};
+use rookery_platform::DaemonStatus;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::state::ClusterState;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClusterReport {
+    pub name: String,
+    pub fsid: String,
+    pub data_dir: String,
+    pub supervisor: Option<SupervisorInfo>,
+    /// Every OSD up and in, every PG active+clean, HEALTH_OK.
+    pub ready: bool,
+    /// Why not ready, in plain words.
+    pub not_ready: Vec<String>,
+    pub daemons: Vec<DaemonStatus>,
+    pub ceph: Option<CephReport>,
+    /// Why Ceph could not be asked, when it could not.
+    pub ceph_error: Option<String>,
+    pub reconcile: Option<ReconcileInfo>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SupervisorInfo {
+    pub pid: u32,
+    pub rss_bytes: u64,
+    pub uptime_secs: u64,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReconcileInfo {
+    pub converged: bool,
+    pub pending: Vec<String>,
+    pub waiting: Option<String>,
+    pub blocked: Vec<String>,
+    pub last_error: Option<String>,
+    pub notices: Vec<String>,
+    pub recent: Vec<crate::Event>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CephReport {
+    pub health: String,
+    pub checks: Vec<CheckReport>,
+    pub mons: Vec<MonReport>,
+    pub mgr: MgrReport,
+    pub osds: Vec<OsdReport>,
+    pub pools: Vec<PoolReport>,
+    pub capacity: Capacity,
+    pub pgs: PgReport,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub code: String,
+    pub severity: String,
+    pub message: String,
+    /// What it means and what to do.
+    pub explanation: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MonReport {
+    pub name: String,
+    pub address: String,
+    pub in_quorum: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MgrReport {
+    pub active: String,
+    pub available: bool,
+    pub standbys: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OsdReport {
+    pub id: u32,
+    pub up: bool,
+    #[serde(rename = "in")]
+    pub in_: bool,
+    pub host: String,
+    pub backing: String,
+    pub size_bytes: u64,
+    pub used_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PoolReport {
+    pub name: String,
+    pub size: u32,
+    pub min_size: u32,
+    pub pg_num: u32,
+    pub applications: Vec<String>,
+    pub stored_bytes: u64,
+    pub objects: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Capacity {
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub avail_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PgReport {
+    pub total: u32,
+    pub by_state: BTreeMap<String, u32>,
+}
+
+/// Plain-language meaning of Ceph's health check codes, and what to do.
+pub fn explain(code: &str) -> &'static str {
+    match code {
+        "OSD_DOWN" => "an OSD process is not running or not answering; the supervisor restarts it (see `rookery status` daemons); if it keeps dying, read log/osd.N.stdout in the data dir",
+        "OSD_HOST_DOWN" | "OSD_ROOT_DOWN" => "all OSDs of a host are down; check that the supervisor runs (`rookery up` starts it again)",
+        "PG_AVAILABILITY" => "some data cannot be read or written right now, usually while OSDs start or peer; it clears by itself within seconds once all OSDs are up",
+        "PG_DEGRADED" => "some data has fewer copies than the pool wants, usually because an OSD is down; it heals by itself when the OSD returns",
+        "MON_DOWN" => "a mon is not in quorum; the supervisor restarts it",
+        "MGR_DOWN" => "no mgr is active, so statistics are stale; the supervisor restarts it",
+        "TOO_FEW_OSDS" => "a pool wants more copies than there are OSDs; add OSDs (spec.storage.osdFiles.count) or lower the pool's replicated.size",
+        "OSD_NEARFULL" | "OSD_FULL" | "OSD_BACKFILLFULL" => "an OSD is almost full; delete data or add OSDs",
+        "POOL_NEARFULL" | "POOL_FULL" => "a pool is near its quota or the OSDs are near full; delete data, raise the quota or add OSDs",
+        "MON_DISK_LOW" | "MON_DISK_CRIT" => "the filesystem of the data dir is almost full; free disk space",
+        "SLOW_OPS" => "requests take longer than 30 s, usually a hung OSD or an overloaded disk",
+        "RECENT_CRASH" => "a daemon crashed recently; the supervisor restarted it. Its log is in the data dir's log/ folder",
+        "POOL_NO_REDUNDANCY" => "a pool keeps only one copy: losing one OSD loses its data; raise replicated.size",
+        "POOL_APP_NOT_ENABLED" => "a pool is not tagged with the application that uses it; rookery tags its own pools",
+        "OSDMAP_FLAGS" => "cluster-wide flags such as noout are set; they pause recovery or rebalancing",
+        "PG_NOT_SCRUBBED" | "PG_NOT_DEEP_SCRUBBED" => "data consistency checks are behind schedule; harmless in the short term",
+        "AUTH_INSECURE_GLOBAL_ID_RECLAIM" | "AUTH_INSECURE_GLOBAL_ID_RECLAIM_ALLOWED" => "a client or setting allows insecure reauthentication; upgrade clients",
+        _ => "see https://docs.ceph.com/en/latest/rados/operations/health-checks/ for this code",
+    }
+}
+
+/// Asks Ceph for everything `status` shows: a handful of native calls, each well under a millisecond.
+pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rookery_ceph::CephError> {
+    let status: Status = r.command(Target::Mon, json!({"prefix": "status"}))?;
+    let mons: MonDump = r.command(Target::Mon, json!({"prefix": "mon dump"}))?;
+    let dump: OsdDump = r.command(Target::Mon, json!({"prefix": "osd dump"}))?;
+    let meta: Vec<OsdMetadata> = r.command(Target::Mon, json!({"prefix": "osd metadata"})).unwrap_or_default();
+    let df: Df = r.command(Target::Mon, json!({"prefix": "df"}))?;
+    // `osd df` is served by the mgr, which may be down; the rest of the report stands without it.
+    let osd_df: OsdDf = r.command(Target::Mgr, json!({"prefix": "osd df"})).unwrap_or_default();
+    let mgr: rookery_ceph::types::MgrStat = r.command(Target::Mon, json!({"prefix": "mgr stat"}))?;
+
+    let checks = status
+        .health
+        .checks
+        .iter()
+        .map(|(code, c)| CheckReport {
+            code: code.clone(),
+            severity: c.severity.clone(),
+            message: c.summary.message.clone(),
+            explanation: explain(code).to_string(),
+        })
+        .collect();
+    let osds = dump
+        .osds
+        .iter()
+        .map(|o| {
+            let df = osd_df.nodes.iter().find(|n| n.id == i64::from(o.osd));
+            let m = meta.iter().find(|m| m.id == o.osd);
+            let backing = state
+                .osds
+                .iter()
+                .find(|rec| rec.id == Some(o.osd))
+                .and_then(|rec| rec.block.as_ref())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            OsdReport {
+                id: o.osd,
+                up: o.up == 1,
+                in_: o.in_ == 1,
+                host: m.map(|m| m.hostname.clone()).unwrap_or_default(),
+                backing,
+                size_bytes: df
+                    .map(|d| d.kb * 1024)
+                    .or_else(|| m.and_then(|m| m.bluestore_bdev_size.parse().ok()))
+                    .unwrap_or(0),
+                used_bytes: df.map(|d| d.kb_used * 1024).unwrap_or(0),
+            }
+        })
+        .collect();
+    let pools = dump
+        .pools
+        .iter()
+        .map(|p| {
+            let usage = df.pools.iter().find(|d| d.name == p.pool_name);
+            PoolReport {
+                name: p.pool_name.clone(),
+                size: p.size,
+                min_size: p.min_size,
+                pg_num: p.pg_num,
+                applications: p.application_metadata.keys().cloned().collect(),
+                stored_bytes: usage.map(|u| u.stats.stored).unwrap_or(0),
+                objects: usage.map(|u| u.stats.objects).unwrap_or(0),
+            }
+        })
+        .collect();
+    Ok(CephReport {
+        health: status.health.status.clone(),
+        checks,
+        mons: mons
+            .mons
+            .iter()
+            .map(|m| MonReport {
+                name: m.name.clone(),
+                address: m.public_addr.clone(),
+                in_quorum: status.quorum_names.contains(&m.name),
+            })
+            .collect(),
+        mgr: MgrReport { active: mgr.active_name, available: mgr.available, standbys: mgr.num_standby },
+        osds,
+        pools,
+        capacity: Capacity {
+            total_bytes: df.stats.total_bytes,
+            used_bytes: df.stats.total_used_raw_bytes,
+            avail_bytes: df.stats.total_avail_bytes,
+        },
+        pgs: PgReport {
+            total: status.pgmap.num_pgs,
+            by_state: status.pgmap.pgs_by_state.iter().map(|s| (s.state_name.clone(), s.count)).collect(),
+        },
+    })
+}
+
+/// Why the cluster is not ready yet (empty when it is): HEALTH_OK, the expected number of OSDs all up
+/// and in, a mgr available, PGs present and all active+clean.
+pub fn not_ready(ceph: &CephReport, expected_osds: u32) -> Vec<String> {
+    let mut why = Vec::new();
+    let up = ceph.osds.iter().filter(|o| o.up).count() as u32;
+    let inn = ceph.osds.iter().filter(|o| o.in_).count() as u32;
+    if (ceph.osds.len() as u32) < expected_osds {
+        why.push(format!("{} of {expected_osds} OSDs created", ceph.osds.len()));
+    }
+    if up < ceph.osds.len() as u32 || inn < ceph.osds.len() as u32 {
+        why.push(format!("{up} of {} OSDs up, {inn} in", ceph.osds.len()));
+    }
+    if !ceph.mgr.available {
+        why.push("no mgr active yet".into());
+    }
+    if ceph.pgs.total == 0 {
+        why.push("no placement groups yet".into());
+    } else {
+        let clean = ceph.pgs.by_state.get("active+clean").copied().unwrap_or(0);
+        if clean < ceph.pgs.total {
+            why.push(format!("{clean} of {} PGs active+clean", ceph.pgs.total));
+        }
+    }
+    if ceph.health != "HEALTH_OK" {
+        let codes: Vec<&str> = ceph.checks.iter().map(|c| c.code.as_str()).collect();
+        why.push(format!("{} ({})", ceph.health, codes.join(", ")));
+    }
+    why
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_lists_every_reason() {
+        let mut c = CephReport { health: "HEALTH_OK".into(), ..Default::default() };
+        c.mgr.available = true;
+        c.osds = (0..3).map(|id| OsdReport { id, up: true, in_: true, ..Default::default() }).collect();
+        c.pgs = PgReport { total: 9, by_state: BTreeMap::from([("active+clean".into(), 9)]) };
+        assert!(not_ready(&c, 3).is_empty());
+        c.osds[1].up = false;
+        c.pgs.by_state = BTreeMap::from([("active+clean".into(), 5), ("peering".into(), 4)]);
+        c.health = "HEALTH_WARN".into();
+        c.checks.push(CheckReport { code: "OSD_DOWN".into(), ..Default::default() });
+        let why = not_ready(&c, 4);
+        assert_eq!(why.len(), 4, "{why:?}");
+        assert!(why.iter().any(|w| w.contains("5 of 9 PGs")));
+        assert!(why.iter().any(|w| w.contains("OSD_DOWN")));
+    }
+}

@@ -1,0 +1,71 @@
+//! The cluster's persistent identity: what was generated once and must never change (fsid, mon ports,
+//! OSD uuids). Written atomically after each change so a crash at any point leaves a state to resume from.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{layout::Layout, OrchestratorError};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// metadata.name of the CephCluster; a data dir holds one cluster.
+    pub name: String,
+    pub fsid: String,
+    pub mons: Vec<MonRecord>,
+    pub osds: Vec<OsdRecord>,
+    pub created_unix: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonRecord {
+    pub id: String,
+    pub v2_port: u16,
+    pub v1_port: u16,
+}
+
+impl MonRecord {
+    pub fn addrvec(&self) -> String {
+        format!("[v2:127.0.0.1:{},v1:127.0.0.1:{}]", self.v2_port, self.v1_port)
+    }
+}
+
+/// An OSD from the moment its uuid is chosen. `id` is known once the mons registered it (`osd new`),
+/// which is idempotent for the same uuid and secret, so a crash between the two steps converges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OsdRecord {
+    pub uuid: String,
+    pub id: Option<u32>,
+    /// The backing file (or device, later).
+    pub block: Option<PathBuf>,
+    pub size_bytes: u64,
+}
+
+impl ClusterState {
+    pub fn load(layout: &Layout) -> Result<Option<ClusterState>, OrchestratorError> {
+        let path = layout.state();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| OrchestratorError::Corrupt {
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(OrchestratorError::io(&path, e)),
+        }
+    }
+
+    pub fn save(&self, layout: &Layout) -> Result<(), OrchestratorError> {
+        let text = serde_json::to_vec_pretty(self).map_err(|e| OrchestratorError::Corrupt {
+            path: layout.state().display().to_string(),
+            detail: e.to_string(),
+        })?;
+        rookery_ceph::conf::write_atomic(&layout.state(), &text, 0o600)?;
+        Ok(())
+    }
+
+    pub fn mon_host(&self) -> String {
+        self.mons.iter().map(MonRecord::addrvec).collect::<Vec<_>>().join(",")
+    }
+}

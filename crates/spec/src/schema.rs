@@ -1,0 +1,254 @@
+//! What rookery knows about each kind's fields, used to sort the fields serde
+//! ignored into notes, "not supported yet" errors and typos.
+
+use std::fmt::Write as _;
+
+use crate::load::Report;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl Seg {
+    /// `spec.mgr.modules[0].name`, or with `indexed` false the table pattern
+    /// `spec.mgr.modules[].name`.
+    pub fn render(path: &[Seg], indexed: bool) -> String {
+        let mut s = String::new();
+        for seg in path {
+            match seg {
+                Seg::Key(k) if s.is_empty() => s.push_str(k),
+                Seg::Key(k) => {
+                    s.push('.');
+                    s.push_str(k);
+                }
+                Seg::Index(i) if indexed => {
+                    let _ = write!(s, "[{i}]");
+                }
+                Seg::Index(_) => s.push_str("[]"),
+            }
+        }
+        s
+    }
+}
+
+/// Each entry pairs space-separated path patterns with a reason or a fix.
+type Table = &'static [(&'static str, &'static str)];
+
+pub(crate) struct Schema {
+    /// Parent pattern and the fields rookery reads there.
+    fields: Table,
+    notices: Table,
+    unsupported: Table,
+}
+
+const COMMON_FIELDS: Table = &[
+    ("", "apiVersion kind metadata spec"),
+    ("metadata", "name namespace"),
+];
+
+const COMMON_NOTICES: Table = &[
+    (
+        "metadata.labels metadata.annotations metadata.uid metadata.resourceVersion \
+         metadata.generation metadata.creationTimestamp metadata.managedFields \
+         metadata.finalizers metadata.ownerReferences",
+        "Kubernetes object metadata; not used standalone",
+    ),
+    (
+        "status",
+        "status is written by Rook's operator; ignored on input",
+    ),
+];
+
+pub(crate) const CLUSTER: Schema = Schema {
+    fields: &[
+        ("spec", "mon mgr storage cephConfig"),
+        ("spec.mon", "count allowMultiplePerNode"),
+        ("spec.mgr", "count allowMultiplePerNode modules"),
+        ("spec.mgr.modules[]", "name enabled"),
+        ("spec.storage", "useAllNodes useAllDevices osdFiles"),
+        ("spec.storage.osdFiles", "count size"),
+    ],
+    notices: &[
+        ("spec.dataDirHostPath", "the data dir is --data-dir"),
+        (
+            "spec.cephVersion",
+            "rookery runs the Ceph from the distro packages",
+        ),
+        (
+            "spec.placement spec.resources spec.priorityClassNames spec.annotations spec.labels",
+            "a Kubernetes pod setting; rookery runs the daemons as host processes",
+        ),
+        (
+            "spec.disruptionManagement spec.healthCheck spec.crashCollector spec.logCollector \
+             spec.cleanupPolicy",
+            "a Kubernetes-only feature of Rook; not applicable standalone",
+        ),
+        (
+            "spec.skipUpgradeChecks spec.continueUpgradeAfterChecksEvenIfNotHealthy \
+             spec.waitTimeoutForHealthyOSDInMinutes spec.upgradeOSDRequiresHealthyPGs",
+            "Rook's upgrade settings do not apply; rookery runs the Ceph from the distro packages",
+        ),
+        (
+            "spec.removeOSDsIfOutAndSafeToRemove",
+            "rookery does not remove OSDs automatically",
+        ),
+        (
+            "spec.csi",
+            "CSI drivers are for Kubernetes; not applicable standalone",
+        ),
+        (
+            "spec.dashboard",
+            "the rookery dashboard is configured separately",
+        ),
+        (
+            "spec.monitoring",
+            "Prometheus operator integration is for Kubernetes; not applicable standalone",
+        ),
+        ("spec.security", "cephx is always on"),
+        (
+            "spec.storage.allowDeviceClassUpdate spec.storage.allowOsdCrushWeightUpdate \
+             spec.storage.onlyApplyOSDPlacement spec.storage.flappingRestartIntervalHours \
+             spec.storage.scheduleAlways",
+            "an OSD setting of Rook's operator; not applicable standalone",
+        ),
+    ],
+    unsupported: &[
+        ("spec.external", "remove it; rookery runs its own cluster"),
+        (
+            "spec.network",
+            "remove it; the daemons use this host's network",
+        ),
+        (
+            "spec.cephConfigFromSecret",
+            "move the options into spec.cephConfig",
+        ),
+        (
+            "spec.mon.stretchCluster spec.mon.zones",
+            "remove it; a standalone cluster lives on one host",
+        ),
+        (
+            "spec.mon.volumeClaimTemplate",
+            "remove it; mon data lives in the data dir",
+        ),
+        ("spec.mon.failureDomainLabel", "remove it"),
+        (
+            "spec.mgr.modules[].settings",
+            "remove it; set module options in spec.cephConfig.mgr",
+        ),
+        (
+            "spec.storage.nodes spec.storage.devices spec.storage.deviceFilter \
+             spec.storage.devicePathFilter spec.storage.storageClassDeviceSets",
+            "remove it and use spec.storage.osdFiles (count, size)",
+        ),
+        (
+            "spec.storage.config",
+            "remove it; set OSD options in spec.cephConfig.osd",
+        ),
+        ("spec.storage.store", "remove it; OSDs always use bluestore"),
+        (
+            "spec.storage.fullRatio spec.storage.nearFullRatio spec.storage.backfillFullRatio",
+            "remove it; Ceph's default ratios apply",
+        ),
+    ],
+};
+
+pub(crate) const POOL: Schema = Schema {
+    fields: &[
+        ("spec", "name failureDomain replicated deviceClass parameters"),
+        ("spec.replicated", "size requireSafeReplicaSize"),
+    ],
+    notices: &[],
+    unsupported: &[
+        ("spec.erasureCoded", "use replicated instead"),
+        ("spec.compressionMode", "set parameters.compression_mode instead"),
+        ("spec.replicated.targetSizeRatio", "set parameters.target_size_ratio instead"),
+        (
+            "spec.mirroring spec.statusCheck spec.quotas spec.enableRBDStats spec.enableCrushUpdates \
+             spec.crushRoot spec.application spec.replicated.replicasPerFailureDomain \
+             spec.replicated.subFailureDomain spec.replicated.hybridStorage",
+            "remove it",
+        ),
+    ],
+};
+
+fn lookup(table: Table, pattern: &str) -> Option<&'static str> {
+    let mut entries = table.iter();
+    entries
+        .find(|(paths, _)| paths.split_whitespace().any(|p| p == pattern))
+        .map(|(_, text)| *text)
+}
+
+/// Names of the fields under `parent` that appear in `table`.
+fn children<'a>(table: Table, parent: &'a str) -> impl Iterator<Item = &'static str> + 'a {
+    let paths = table.iter().flat_map(|(paths, _)| paths.split_whitespace());
+    paths.filter_map(move |p| {
+        let (dir, field) = p.rsplit_once('.').unwrap_or(("", p));
+        (dir == parent).then_some(field)
+    })
+}
+
+/// Reports one field that serde ignored.
+pub(crate) fn classify(path: &[Seg], schema: &Schema, r: &mut Report) {
+    let shown = Seg::render(path, true);
+    let pattern = Seg::render(path, false);
+    let Some((Seg::Key(name), parent)) = path.split_last() else {
+        return r.error(shown, "unexpected list item", "remove it");
+    };
+    if let Some(why) = lookup(COMMON_NOTICES, &pattern).or_else(|| lookup(schema.notices, &pattern))
+    {
+        return r.notice(shown, why);
+    }
+    if let Some(fix) = lookup(schema.unsupported, &pattern) {
+        return r.error(
+            shown,
+            format!("`{name}` is a Rook field that rookery does not support yet"),
+            fix,
+        );
+    }
+    let parent = Seg::render(parent, false);
+    let ours = [COMMON_FIELDS, schema.fields]
+        .into_iter()
+        .find_map(|t| lookup_fields(t, &parent));
+    let ours: Vec<&str> = ours.map_or_else(Vec::new, |f| f.split_whitespace().collect());
+    // Rook's own field names count as suggestions too: a typo of one of
+    // them deserves the note or error the correct spelling would get.
+    let rook = [COMMON_NOTICES, schema.notices, schema.unsupported]
+        .into_iter()
+        .flat_map(|t| children(t, &parent));
+    let lower = name.to_lowercase();
+    let best = ours
+        .iter()
+        .copied()
+        .chain(rook)
+        .map(|f| (distance(&lower, &f.to_lowercase()), f))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d);
+    let fix = match best {
+        Some((_, f)) => format!("did you mean `{f}`?"),
+        None if ours.is_empty() => "remove it".to_owned(),
+        None => format!("valid fields here: {}", ours.join(", ")),
+    };
+    r.error(shown, format!("unknown field `{name}`"), fix);
+}
+
+fn lookup_fields(table: Table, parent: &str) -> Option<&'static str> {
+    table.iter().find(|(p, _)| *p == parent).map(|(_, f)| *f)
+}
+
+/// Levenshtein distance.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}

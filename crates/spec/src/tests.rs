@@ -1,0 +1,421 @@
+use serde_yaml::{Mapping, Value};
+
+use super::*;
+
+const ROOK_TEST: &str = include_str!("../tests/fixtures/rook-cluster-test.yaml");
+
+fn errors(text: &str) -> Vec<SpecError> {
+    load::load_all(text).1
+}
+
+/// Document `doc` of default.yaml with overrides `a.b=yaml; c=yaml`.
+fn edit(doc: usize, sets: &str) -> String {
+    let text = DEFAULT_YAML.split("\n---\n").nth(doc).unwrap();
+    let mut root: Value = serde_yaml::from_str(text).unwrap();
+    for set in sets.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let (path, yaml) = set.split_once('=').unwrap();
+        let keys: Vec<&str> = path.split('.').collect();
+        let mut node = &mut root;
+        for key in &keys[..keys.len() - 1] {
+            let map = node.as_mapping_mut().unwrap();
+            node = map
+                .entry((*key).into())
+                .or_insert_with(|| Value::Mapping(Mapping::new()));
+        }
+        let value = serde_yaml::from_str(yaml).unwrap();
+        node.as_mapping_mut()
+            .unwrap()
+            .insert((*keys.last().unwrap()).into(), value);
+    }
+    serde_yaml::to_string(&root).unwrap()
+}
+
+fn cluster_with(sets: &str) -> String {
+    edit(0, sets)
+}
+
+fn pool_with(sets: &str) -> String {
+    edit(1, sets)
+}
+
+/// Asserts the input fails with exactly one error, at `path`, mentioning `needle`.
+fn fails_at(text: &str, path: &str, needle: &str) {
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{text}\n{errs:#?}");
+    assert_eq!(errs[0].path, path, "{errs:#?}");
+    let shown = errs[0].to_string();
+    assert!(shown.contains(needle), "{shown:?} lacks {needle:?}");
+}
+
+/// Runs `overrides => path ~ needle` cases against one default document.
+fn cases(doc: usize, cases: &[&str]) {
+    for case in cases {
+        let (sets, expected) = case.split_once(" => ").unwrap();
+        let (path, needle) = expected.split_once(" ~ ").unwrap();
+        fails_at(&edit(doc, sets), path, needle);
+    }
+}
+
+#[test]
+fn default_yaml_loads_and_matches_builtin() {
+    let loaded = load(DEFAULT_YAML).unwrap();
+    assert_eq!(loaded, builtin_default());
+    assert_eq!(default_resources(), loaded);
+    let cluster = loaded.cluster.unwrap();
+    assert_eq!(cluster.metadata.name, "rookery");
+    assert_eq!((cluster.spec.mon.count, cluster.spec.mgr.count), (1, 1));
+    assert!(!cluster.spec.storage.use_all_nodes && !cluster.spec.storage.use_all_devices);
+    let files = cluster.spec.storage.osd_files.unwrap();
+    assert_eq!(
+        (files.count, files.size.to_string()),
+        (3, "10Gi".to_owned())
+    );
+    let pool = &loaded.pools[0];
+    assert_eq!(
+        (pool.pool_name(), pool.spec.failure_domain.as_str()),
+        ("replicapool", "osd")
+    );
+    assert_eq!(pool.spec.replicated.size, 3);
+    assert!(loaded.notices.is_empty());
+}
+
+#[test]
+fn rook_example_loads_with_notices_and_one_error() {
+    let (resources, errs) = load::load_all(ROOK_TEST);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        errs[0].path,
+        "CephCluster/my-cluster: spec.storage.useAllDevices"
+    );
+    assert_eq!(load(ROOK_TEST).unwrap_err().0, errs);
+    let paths: Vec<&str> = resources.notices.iter().map(|n| n.path.as_str()).collect();
+    let expected = "dataDirHostPath cephVersion security skipUpgradeChecks dashboard crashCollector \
+                    monitoring healthCheck priorityClassNames disruptionManagement storage.useAllNodes \
+                    storage.allowDeviceClassUpdate storage.allowOsdCrushWeightUpdate mgr.modules[0]";
+    for field in expected.split_whitespace() {
+        let path = format!("CephCluster/my-cluster: spec.{field}");
+        assert!(paths.contains(&path.as_str()), "{path}: {paths:#?}");
+    }
+    assert_eq!(paths.len(), 14, "{paths:#?}");
+    assert!(resources
+        .notices
+        .iter()
+        .any(|n| n.message == "cephx is always on"));
+
+    let cluster = resources.cluster.unwrap();
+    assert!(
+        cluster.spec.mgr.modules.is_empty(),
+        "the rook module is dropped"
+    );
+    assert_eq!(
+        cluster.spec.ceph_config["global"]["osd_pool_default_size"],
+        "1"
+    );
+    assert_eq!(resources.pools[0].pool_name(), ".mgr");
+
+    let fixed = ROOK_TEST.replace(
+        "useAllDevices: true",
+        "useAllDevices: false\n    osdFiles: {count: 1}",
+    );
+    let ok = load(&fixed).unwrap();
+    assert_eq!(ok.notices.len(), 14);
+    assert_eq!(
+        ok.cluster.unwrap().spec.storage.osd_files.unwrap().size,
+        Quantity(10 << 30)
+    );
+}
+
+#[test]
+fn not_applicable_fields_are_notices_once_per_field() {
+    let text = cluster_with(
+        "metadata.labels={app: x}; metadata.uid=abc; status={phase: Ready, ceph: {health: OK}};
+         spec.placement={all: {tolerations: [{key: a}]}}; spec.csi={a: {b: c}}; spec.storage.scheduleAlways=true",
+    );
+    let mut paths: Vec<String> = load(&text)
+        .unwrap()
+        .notices
+        .into_iter()
+        .map(|n| n.path)
+        .collect();
+    paths.sort_unstable();
+    let expected =
+        "metadata.labels metadata.uid spec.csi spec.placement spec.storage.scheduleAlways status";
+    assert_eq!(paths, expected.split_whitespace().collect::<Vec<_>>());
+    let used = load(&cluster_with("spec.storage.useAllNodes=true")).unwrap();
+    assert_eq!(used.notices[0].path, "spec.storage.useAllNodes");
+}
+
+#[test]
+fn unsupported_rook_fields_are_errors() {
+    let rook = "is a Rook field that rookery does not support yet";
+    let sets =
+        "spec.network={provider: host}; spec.external={enable: true}; spec.mon.zones=[{name: a}];
+                spec.storage.nodes=[{name: n1}]; spec.storage.fullRatio=0.95";
+    for set in sets.split(';') {
+        fails_at(
+            &cluster_with(set),
+            set.trim().split('=').next().unwrap(),
+            rook,
+        );
+    }
+    cases(0, &["spec.mgr.modules=[{name: a, settings: {}}] => spec.mgr.modules[0].settings ~ spec.cephConfig.mgr"]);
+    cases(
+        1,
+        &[
+            "spec.erasureCoded={dataChunks: 2} => spec.erasureCoded ~ use replicated",
+            "spec.compressionMode=none => spec.compressionMode ~ compression_mode",
+        ],
+    );
+}
+
+#[test]
+fn unknown_fields_suggest_or_list() {
+    cases(
+        0,
+        &[
+            "spec.mon.cuont=3 => spec.mon.cuont ~ unknown field `cuont`. did you mean `count`?",
+            "spec.dataDirHostPth=/x => spec.dataDirHostPth ~ did you mean `dataDirHostPath`?",
+            "spec.mon.banana=1 => spec.mon.banana ~ valid fields here: count, allowMultiplePerNode",
+        ],
+    );
+    cases(
+        1,
+        &["spec.FailureDomain=osd => spec.FailureDomain ~ did you mean `failureDomain`?"],
+    );
+}
+
+#[test]
+fn type_errors_name_the_path() {
+    cases(
+        0,
+        &[
+            "spec.mon.count=ten => spec.mon.count ~ use a whole number",
+            "spec.mon.count=-1 => spec.mon.count ~ use a whole number",
+            "spec.mgr.allowMultiplePerNode=\"yes\" => spec.mgr.allowMultiplePerNode ~ true or false",
+            "spec.mgr.modules=[rook] => spec.mgr.modules[0] ~ expected a mapping",
+            "spec.cephConfig.global.a=[1] => spec.cephConfig.global.a ~ string, number or boolean",
+            // The default that replaces a bad value must not cause errors of its own.
+            "spec.storage.osdFiles=ten => spec.storage.osdFiles ~ expected a mapping",
+        ],
+    );
+    let errs = errors(&cluster_with("spec.storage.osdFiles.size=ten"));
+    let expected = r#"spec.storage.osdFiles.size: invalid size "ten". use a number with a unit, such as 10Gi or 500Mi"#;
+    assert_eq!(
+        errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [expected]
+    );
+}
+
+#[test]
+fn config_values_may_be_any_scalar() {
+    let text =
+        cluster_with("spec.cephConfig={global: {a: 1, b: true, c: x, d: 0.5}, osd.0: {e f: '2'}}");
+    let config = load(&text).unwrap().cluster.unwrap().spec.ceph_config;
+    let global: Vec<&str> = config["global"].values().map(String::as_str).collect();
+    assert_eq!(global, ["1", "true", "x", "0.5"]);
+    assert_eq!(config["osd.0"]["e f"], "2");
+}
+
+#[test]
+fn cluster_rules() {
+    let long = format!(
+        "metadata.name={} => metadata.name ~ not a valid name",
+        "a".repeat(64)
+    );
+    cases(
+        0,
+        &[
+            &long,
+            "metadata.name='' => metadata.name ~ a name is required",
+            "metadata.name=My_Cluster => metadata.name ~ not a valid name",
+            "metadata.name=-a => metadata.name ~ not a valid name",
+            "spec.mon.count=0 => spec.mon.count ~ at least one mon. use 1 or 3",
+            "spec.mon.count=11; spec.mon.allowMultiplePerNode=true => spec.mon.count ~ at most 9",
+            "spec.mon.count=2; spec.mon.allowMultiplePerNode=true => spec.mon.count ~ use an odd number",
+            "spec.mon.count=3 => spec.mon.count ~ allowMultiplePerNode: true",
+            "spec.mgr.count=0 => spec.mgr.count ~ at least one mgr",
+            "spec.mgr.count=3; spec.mgr.allowMultiplePerNode=true => spec.mgr.count ~ at most 2",
+            "spec.mgr.count=2 => spec.mgr.count ~ allowMultiplePerNode: true",
+            "spec.mgr.modules=[{enabled: true}] => spec.mgr.modules[0].name ~ module name is required",
+            "spec.mgr.modules=[{name: Bad-Name}] => spec.mgr.modules[0].name ~ not a valid mgr module",
+            "spec.storage.useAllDevices=true => spec.storage.useAllDevices ~ set useAllDevices: false",
+            "spec.storage={} => spec.storage ~ no OSDs would be created",
+            "spec.storage.osdFiles.count=0 => spec.storage ~ osdFiles: {count: 3, size: 10Gi}",
+            "spec.storage.osdFiles.count=65 => spec.storage.osdFiles.count ~ limit of 64",
+            "spec.storage.osdFiles.size=512Mi => spec.storage.osdFiles.size ~ bluestore needs at least 1Gi",
+            "spec.storage.osdFiles.size=2Pi => spec.storage.osdFiles.size ~ 1Pi",
+            "spec.cephConfig.foo.a=1 => spec.cephConfig.foo ~ not a Ceph config section",
+            "spec.cephConfig={'osd.': {a: 1}} => spec.cephConfig.osd. ~ not a Ceph config section",
+            "spec.cephConfig.global={Bad-Opt: 1} => spec.cephConfig.global.Bad-Opt ~ not a valid option",
+            "spec.cephConfig.global.a=\"x\\ny\" => spec.cephConfig.global.a ~ cannot span lines",
+        ],
+    );
+    let fine = cluster_with(
+        "spec.mon={count: 3, allowMultiplePerNode: true}; spec.mgr.count=2; spec.mgr.allowMultiplePerNode=true;
+         spec.mgr.modules=[{name: pg_autoscaler}, {name: rook, enabled: false}];
+         spec.cephConfig={mon.a: {x: 1}, client.rgw.store: {y: 2}, mds: {z: 3}}",
+    );
+    let cluster = load(&fine).unwrap().cluster.unwrap();
+    let autoscaler = MgrModule {
+        name: "pg_autoscaler".into(),
+        enabled: true,
+    };
+    assert_eq!(cluster.spec.mgr.modules, [autoscaler]);
+}
+
+#[test]
+fn pool_rules() {
+    let long = format!(
+        "spec.name={} => spec.name ~ not a valid pool name",
+        "p".repeat(129)
+    );
+    cases(
+        1,
+        &[
+            &long,
+            "spec.name=-bad => spec.name ~ not a valid pool name",
+            "spec.name=a/b => spec.name ~ not a valid pool name",
+            "metadata.name=Pool => metadata.name ~ not a valid name",
+            "spec.failureDomain=galaxy => spec.failureDomain ~ not a CRUSH failure domain",
+            "spec.replicated.size=0 => spec.replicated.size ~ from 1 to 10",
+            "spec.replicated.size=11 => spec.replicated.size ~ from 1 to 10",
+            "spec.replicated.size=1 => spec.replicated.size ~ set requireSafeReplicaSize: false",
+        ],
+    );
+    let single = pool_with("spec.replicated={size: 1, requireSafeReplicaSize: false}");
+    assert_eq!(load(&single).unwrap().pools[0].spec.replicated.size, 1);
+    let bare =
+        load("apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {name: p}\n").unwrap();
+    assert_eq!(bare.pools[0].spec, PoolSpec::default());
+    assert_eq!(bare.pools[0].spec.failure_domain, "host");
+}
+
+#[test]
+fn checks_across_documents() {
+    let pool = pool_with("");
+    let small = cluster_with("spec.storage.osdFiles.count=2");
+    let path = "CephBlockPool/replicapool: spec.replicated.size";
+    fails_at(
+        &format!("{small}---\n{pool}"),
+        path,
+        "3 replicas but the cluster has only 2 OSDs",
+    );
+    let renamed = pool_with("metadata.name=other; spec.name=replicapool");
+    fails_at(
+        &format!("{pool}---\n{renamed}"),
+        "CephBlockPool/other: spec.name",
+        "used by another CephBlockPool",
+    );
+    let cluster = cluster_with("");
+    fails_at(
+        &format!("{cluster}---\n{cluster}"),
+        "CephCluster/rookery: kind",
+        "only one CephCluster",
+    );
+}
+
+#[test]
+fn several_problems_are_reported_at_once() {
+    let text = cluster_with(
+        "spec.mon.count=0; spec.mgr.count=5; spec.mgr.cont=1; spec.storage.useAllNodes=maybe;
+         spec.storage.osdFiles.size=ten",
+    );
+    let mut paths: Vec<String> = errors(&text).into_iter().map(|e| e.path).collect();
+    paths.sort_unstable();
+    let expected = "spec.mgr.cont spec.mgr.count spec.mon.count spec.storage.osdFiles.size spec.storage.useAllNodes";
+    assert_eq!(paths, expected.split_whitespace().collect::<Vec<_>>());
+    assert_eq!(load(&text).unwrap_err().to_string().lines().count(), 5);
+}
+
+#[test]
+fn document_level_errors() {
+    let syntax = errors("apiVersion: ceph.rook.io/v1\nkind: [CephCluster\n");
+    assert_eq!(syntax.len(), 1);
+    assert!(syntax[0].path.starts_with("line "), "{syntax:?}");
+    assert_eq!(syntax[0].fix, "fix the YAML syntax");
+    assert!(errors("a: 1\na: 2\n")[0].fix.contains("duplicate"));
+
+    fails_at("", "input", "no YAML documents");
+    fails_at("# nothing\n---\n", "input", "no YAML documents");
+    fails_at("- a\n- b\n", "document 1", "expected a mapping");
+    let v2 = DEFAULT_YAML.replacen(
+        "apiVersion: ceph.rook.io/v1",
+        "apiVersion: ceph.rook.io/v2",
+        1,
+    );
+    let wrong = r#"apiVersion "ceph.rook.io/v2" is not supported; expected "ceph.rook.io/v1""#;
+    fails_at(&v2, "document 1: apiVersion", wrong);
+    let header = "apiVersion: ceph.rook.io/v1\n";
+    let unknown = "unknown kind Deployment; rookery understands CephCluster and CephBlockPool";
+    fails_at(&format!("{header}kind: Deployment\n"), "kind", unknown);
+    fails_at(
+        &format!("{header}metadata: {{name: a}}\n"),
+        "kind",
+        "kind is missing",
+    );
+    let fs = format!(
+        "{}---\n{header}kind: CephFilesystem\nmetadata: {{name: fs}}\n",
+        cluster_with("")
+    );
+    fails_at(
+        &fs,
+        "document 2: kind",
+        "kind CephFilesystem is not supported yet by rookery",
+    );
+}
+
+#[test]
+fn quantities() {
+    let table =
+        "10Gi=10Gi 512Mi=512Mi 1Ti=1Ti 1024Mi=1Gi 1.5Gi=1536Mi 2G=2G 1k=1k 4K=4k 4096=4Ki 1000=1k \
+                 7=7 0=0 0.5Ki=512 3Pi=3Pi";
+    for pair in table.split_whitespace() {
+        let (text, shown) = pair.split_once('=').unwrap();
+        assert_eq!(Quantity::parse(text).unwrap().to_string(), shown, "{text}");
+    }
+    assert_eq!(Quantity::parse("1.5Gi"), Ok(Quantity(3 << 29)));
+    assert_eq!(Quantity::parse("2G"), Ok(Quantity(2_000_000_000)));
+    for bad in [
+        "",
+        "ten",
+        "-1Gi",
+        "1.5",
+        "0.1Ki",
+        "10 Gi",
+        "10gb",
+        "1.",
+        ".5Gi",
+        "20000000000000000000Gi",
+    ] {
+        assert!(Quantity::parse(bad).is_err(), "{bad:?}");
+    }
+    let message = r#"invalid size "ten": use a number with a unit, such as 10Gi or 500Mi"#;
+    assert_eq!(Quantity::parse("ten").unwrap_err(), message);
+    let parsed: Vec<Quantity> = serde_yaml::from_str("[1Gi, 2048, '2048']").unwrap();
+    assert_eq!(parsed, [Quantity::GI, Quantity(2048), Quantity(2048)]);
+    assert!(serde_yaml::from_str::<Quantity>("-5").is_err());
+    assert_eq!(
+        serde_json::to_string(&Quantity(10 << 30)).unwrap(),
+        r#""10Gi""#
+    );
+}
+
+#[test]
+fn display_formats() {
+    let e = SpecError {
+        path: "spec.mon.count".into(),
+        message: "bad".into(),
+        fix: "use 1".into(),
+    };
+    assert_eq!(e.to_string(), "spec.mon.count: bad. use 1");
+    let both = SpecErrors(vec![e.clone(), e]).to_string();
+    assert_eq!(
+        both,
+        "spec.mon.count: bad. use 1\nspec.mon.count: bad. use 1"
+    );
+    let n = Notice {
+        path: "spec.csi".into(),
+        message: "why".into(),
+    };
+    assert_eq!(n.to_string(), "spec.csi: why");
+}

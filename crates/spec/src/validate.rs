@@ -1,0 +1,296 @@
+use std::collections::BTreeMap;
+
+use crate::load::Report;
+use crate::{CephBlockPool, CephCluster, Quantity};
+
+const FAILURE_DOMAINS: &[&str] = &[
+    "osd",
+    "host",
+    "chassis",
+    "rack",
+    "row",
+    "pdu",
+    "pod",
+    "room",
+    "datacenter",
+    "zone",
+    "region",
+    "root",
+];
+const DAEMON_TYPES: &[&str] = &["mon", "mgr", "osd", "mds", "client"];
+const MAX_OSD_FILES: u32 = 64;
+
+fn is_dns_label(s: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    s.len() <= 63
+        && s.starts_with(alnum)
+        && s.ends_with(alnum)
+        && s.chars().all(|c| alnum(c) || c == '-')
+}
+
+fn check_name(name: &str, r: &mut Report) {
+    if name.is_empty() {
+        r.error(
+            "metadata.name",
+            "a name is required",
+            "add metadata.name, e.g. `name: my-cluster`",
+        );
+    } else if !is_dns_label(name) {
+        r.error(
+            "metadata.name",
+            format!("{name:?} is not a valid name"),
+            "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+        );
+    }
+}
+
+struct Daemon {
+    kind: &'static str,
+    max: u32,
+    zero_fix: &'static str,
+    max_fix: &'static str,
+}
+
+fn check_count(d: &Daemon, count: u32, allow_multiple: bool, r: &mut Report) {
+    let path = format!("spec.{}.count", d.kind);
+    let kind = d.kind;
+    if count == 0 {
+        return r.error(
+            path,
+            format!("a cluster needs at least one {kind}"),
+            d.zero_fix,
+        );
+    }
+    if count > d.max {
+        return r.error(
+            path,
+            format!("at most {} {kind}s are supported", d.max),
+            d.max_fix,
+        );
+    }
+    // Mons vote: with an even count a split in half leaves no majority.
+    if kind == "mon" && count.is_multiple_of(2) {
+        r.error(
+            &path,
+            format!("{count} mons cannot form a majority if half of them fail"),
+            "use an odd number so a majority can form quorum",
+        );
+    }
+    if count > 1 && !allow_multiple {
+        r.error(
+            path,
+            format!("{count} {kind}s need allowMultiplePerNode: true because a standalone cluster runs on one host"),
+            format!("set spec.{kind}.allowMultiplePerNode: true, or use count: 1"),
+        );
+    }
+}
+
+pub(crate) fn cluster(c: &mut CephCluster, r: &mut Report) {
+    check_name(&c.metadata.name, r);
+    let spec = &mut c.spec;
+    let mon = Daemon {
+        kind: "mon",
+        max: 9,
+        zero_fix: "use 1 or 3",
+        max_fix: "use 1, 3 or 5",
+    };
+    let mgr = Daemon {
+        kind: "mgr",
+        max: 2,
+        zero_fix: "use 1",
+        max_fix: "use 1 or 2",
+    };
+    check_count(&mon, spec.mon.count, spec.mon.allow_multiple_per_node, r);
+    check_count(&mgr, spec.mgr.count, spec.mgr.allow_multiple_per_node, r);
+
+    for (i, module) in spec.mgr.modules.iter().enumerate() {
+        let path = format!("spec.mgr.modules[{i}]");
+        let name = &module.name;
+        if name.is_empty() {
+            r.error(
+                format!("{path}.name"),
+                "a module name is required",
+                "set the name, e.g. `name: pg_autoscaler`",
+            );
+        } else if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            r.error(
+                format!("{path}.name"),
+                format!("{name:?} is not a valid mgr module name"),
+                "use lowercase letters, digits and '_'",
+            );
+        } else if name == "rook" && module.enabled {
+            r.notice(
+                path,
+                "the rook orchestrator module is for Kubernetes; not enabled standalone",
+            );
+        }
+    }
+    spec.mgr.modules.retain(|m| m.name != "rook");
+
+    let storage = &spec.storage;
+    if storage.use_all_nodes {
+        r.notice(
+            "spec.storage.useAllNodes",
+            "a standalone cluster has one node; only this host is used",
+        );
+    }
+    if storage.use_all_devices {
+        r.error(
+            "spec.storage.useAllDevices",
+            "OSDs on raw devices are not supported yet standalone",
+            "set useAllDevices: false and use spec.storage.osdFiles (count, size)",
+        );
+    }
+    let count = storage.osd_files.as_ref().map_or(0, |f| f.count);
+    if count == 0 && !storage.use_all_devices {
+        r.error(
+            "spec.storage",
+            "no OSDs would be created",
+            "add storage.osdFiles: {count: 3, size: 10Gi}",
+        );
+    }
+    if let Some(files) = &storage.osd_files {
+        if files.count > MAX_OSD_FILES {
+            r.error(
+                "spec.storage.osdFiles.count",
+                format!(
+                    "{} OSD files is more than the limit of {MAX_OSD_FILES}",
+                    files.count
+                ),
+                format!("use at most {MAX_OSD_FILES}"),
+            );
+        }
+        if files.size < Quantity::GI {
+            r.error(
+                "spec.storage.osdFiles.size",
+                format!("{} is too small; bluestore needs at least 1Gi", files.size),
+                "use 1Gi or more, e.g. 10Gi",
+            );
+        } else if files.size > Quantity::PI {
+            r.error(
+                "spec.storage.osdFiles.size",
+                format!("{} is more than the limit of 1Pi", files.size),
+                "use 1Pi or less",
+            );
+        }
+    }
+    check_ceph_config(&spec.ceph_config, r);
+}
+
+fn is_section(name: &str) -> bool {
+    match name.split_once('.') {
+        None => name == "global" || DAEMON_TYPES.contains(&name),
+        Some((daemon, id)) => {
+            DAEMON_TYPES.contains(&daemon)
+                && !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        }
+    }
+}
+
+fn check_ceph_config(config: &BTreeMap<String, BTreeMap<String, String>>, r: &mut Report) {
+    for (section, options) in config {
+        let path = format!("spec.cephConfig.{section}");
+        if !is_section(section) {
+            r.error(
+                &path,
+                format!("{section:?} is not a Ceph config section"),
+                "use global, mon, mgr, osd, mds, client or a daemon name such as osd.0 or client.admin",
+            );
+        }
+        for (option, value) in options {
+            let valid =
+                |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == ' ';
+            if option.is_empty() || !option.chars().all(valid) {
+                r.error(
+                    format!("{path}.{option}"),
+                    format!("{option:?} is not a valid option name"),
+                    "use lowercase letters, digits and '_', as in osd_pool_default_size",
+                );
+            }
+            if value.contains(['\n', '\r']) {
+                r.error(
+                    format!("{path}.{option}"),
+                    "a config value cannot span lines",
+                    "put the value on one line",
+                );
+            }
+        }
+    }
+}
+
+fn name_path(p: &CephBlockPool) -> &'static str {
+    if p.spec.name.is_some() {
+        "spec.name"
+    } else {
+        "metadata.name"
+    }
+}
+
+pub(crate) fn pool(p: &CephBlockPool, r: &mut Report) {
+    check_name(&p.metadata.name, r);
+    if let Some(name) = &p.spec.name {
+        let valid = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        if name.is_empty() || name.len() > 128 || name.starts_with('-') || !name.chars().all(valid)
+        {
+            r.error(
+                "spec.name",
+                format!("{name:?} is not a valid pool name"),
+                "use 1 to 128 letters, digits, '_', '.' and '-', not starting with '-'",
+            );
+        }
+    }
+    let domain = &p.spec.failure_domain;
+    if !FAILURE_DOMAINS.contains(&domain.as_str()) {
+        r.error(
+            "spec.failureDomain",
+            format!("{domain:?} is not a CRUSH failure domain"),
+            format!("use one of {}", FAILURE_DOMAINS.join(", ")),
+        );
+    }
+    let replicated = &p.spec.replicated;
+    if !(1..=10).contains(&replicated.size) {
+        r.error(
+            "spec.replicated.size",
+            format!("{} replicas is out of range", replicated.size),
+            "use a size from 1 to 10, usually 3",
+        );
+    } else if replicated.size == 1 && replicated.require_safe_replica_size {
+        r.error(
+            "spec.replicated.size",
+            "a pool with one replica has no redundancy",
+            "set requireSafeReplicaSize: false to accept a pool with no redundancy",
+        );
+    }
+}
+
+/// Checks that need every pool (and the cluster's OSD count, when it is
+/// known); returns one report per pool, in order. Pools that failed to parse
+/// cleanly are only checked for name clashes, since their size may be a default.
+pub(crate) fn pools_together(pools: &[(&CephBlockPool, bool)], osds: Option<u32>) -> Vec<Report> {
+    let mut reports: Vec<Report> = pools.iter().map(|_| Report::default()).collect();
+    for (i, (p, clean)) in pools.iter().enumerate() {
+        let name = p.pool_name();
+        if pools[..i].iter().any(|(q, _)| q.pool_name() == name) {
+            reports[i].error(
+                name_path(p),
+                format!("pool name {name:?} is used by another CephBlockPool"),
+                "give each pool a unique name",
+            );
+        }
+        let size = p.spec.replicated.size;
+        if let Some(osds) = osds.filter(|&n| *clean && size > n) {
+            reports[i].error(
+                "spec.replicated.size",
+                format!("the pool keeps {size} replicas but the cluster has only {osds} OSDs"),
+                format!("lower replicated.size to {osds} or raise spec.storage.osdFiles.count to {size}"),
+            );
+        }
+    }
+    reports
+}
