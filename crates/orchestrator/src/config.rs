@@ -53,6 +53,10 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> Str
         ("osd_heartbeat_grace", "10"),
         ("mon_osd_down_out_interval", "60"),
         ("mon_warn_on_pool_no_redundancy", "true"),
+        // PG states reach `status` through two 5 s timers (OSD -> mgr stats, mgr -> mon digest); on a
+        // small cluster 1 s costs little and makes health visible seconds sooner.
+        ("mgr_stats_period", "1"),
+        ("mon_mgr_digest_period", "1"),
     ] {
         g(&mut c, k, v);
     }
@@ -76,6 +80,8 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> Str
         ("osd_memory_cache_min", "67108864"),
         ("osd_op_num_shards", "2"),
         ("osd_op_num_threads_per_shard", "1"),
+        // A just-made store is empty; checking it costs a second per OSD at creation.
+        ("bluestore_fsck_on_mkfs", "false"),
     ] {
         c.set("osd", k, v);
     }

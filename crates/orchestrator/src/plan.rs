@@ -135,7 +135,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     };
     for id in &desired.mgr_ids {
         if !observed.mgr_keyrings.contains(id) {
+            // Started in the same pass: steps run in order and stop at the first failure.
             p.steps.push(Step::CreateMgrKey { id: id.clone() });
+            p.steps.push(Step::Start { daemon: format!("mgr.{id}") });
         } else if !observed.running.contains(&format!("mgr.{id}")) {
             p.steps.push(Step::Start { daemon: format!("mgr.{id}") });
         }
@@ -143,7 +145,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     // Pools before OSDs: their PGs then peer as soon as the OSDs boot, instead of after.
     for pool in &desired.pools {
         match ceph.pools.get(&pool.name) {
-            None => p.steps.push(Step::CreatePool { name: pool.name.clone(), size: pool.size }),
+            None => {
+                p.steps.push(Step::CreatePool { name: pool.name.clone(), size: pool.size });
+                p.steps.push(Step::EnablePoolApplication { name: pool.name.clone(), application: pool.application.clone() });
+            }
             Some(have) => {
                 if have.size != pool.size {
                     p.steps.push(Step::SetPoolSize { name: pool.name.clone(), size: pool.size });
@@ -244,7 +249,9 @@ mod tests {
             p.steps,
             vec![
                 Step::CreateMgrKey { id: "a".into() },
+                Step::Start { daemon: "mgr.a".into() },
                 Step::CreatePool { name: "replicapool".into(), size: 3 },
+                Step::EnablePoolApplication { name: "replicapool".into(), application: "rbd".into() },
                 Step::AddOsd,
                 Step::AddOsd,
                 Step::AddOsd,
