@@ -52,6 +52,10 @@ enum Command {
     ///
     /// Example: rookery doctor -f cluster.yaml
     Doctor(cmd::doctor::DoctorArgs),
+    /// Write objects with checksums through librados, read them back, compare, remove them.
+    ///
+    /// Example: rookery smoke-test --count 100
+    SmokeTest(cmd::smoke::SmokeArgs),
     /// Benchmarks that print our figure next to a baseline measured in the same run.
     ///
     /// Example: rookery bench control-plane --count 50
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         Command::Status => cmd::status::run(&layout, cli.output),
         Command::Down(args) => cmd::down::run(&layout, &args, cli.output),
         Command::Doctor(args) => cmd::doctor::run(&layout, &args, cli.output),
+        Command::SmokeTest(args) => cmd::smoke::run(&layout, &args, cli.output),
         Command::Bench(args) => cmd::bench::run(&layout, &args, cli.output),
         Command::Supervise => supervisor::run(layout).map_err(Failure::from),
     };

@@ -245,7 +245,8 @@ impl Default for ReplicatedSpec {
     }
 }
 
-const DEFAULT_YAML: &str = include_str!("../default.yaml");
+/// The embedded default spec, as text (what `rookery up` saves for a new default cluster).
+pub const DEFAULT_YAML: &str = include_str!("../default.yaml");
 
 /// The cluster `rookery up` creates when given no file.
 pub fn default_resources() -> Resources {

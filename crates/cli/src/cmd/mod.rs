@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod doctor;
 pub mod down;
+pub mod smoke;
 pub mod status;
 pub mod up;
 
@@ -14,7 +15,7 @@ use rookery_spec::Resources;
 use crate::Failure;
 
 /// The embedded default spec (1 mon, 1 mgr, 3 OSD files, `replicapool`).
-pub const DEFAULT_SPEC: &str = include_str!("../../../spec/default.yaml");
+pub const DEFAULT_SPEC: &str = rookery_spec::DEFAULT_YAML;
 
 /// The spec to use: the file given, else the one saved in the data dir, else the embedded default.
 pub fn load_spec(file: Option<&Path>, layout: &Layout) -> Result<(String, Resources, Desired), Failure> {
@@ -29,7 +30,10 @@ pub fn load_spec(file: Option<&Path>, layout: &Layout) -> Result<(String, Resour
             Err(_) => (DEFAULT_SPEC.to_string(), "the default spec".to_string()),
         },
     };
-    let res = rookery_spec::load(&text).map_err(|e| Failure::bad_input(format!("{origin} is not a valid spec:\n{e}")))?;
+    let res = rookery_spec::load(&text).map_err(|errors| {
+        let lines: Vec<String> = errors.0.iter().map(|e| format!("{}: {}\n    fix: {}", e.path, e.message, e.fix)).collect();
+        Failure::bad_input(format!("{origin} is not a valid spec; nothing was changed:\n{}", lines.join("\n")))
+    })?;
     let desired = Desired::from_resources(&res).ok_or_else(|| {
         Failure::bad_input(format!("{origin} has no CephCluster; add one (kind: CephCluster, apiVersion: ceph.rook.io/v1)"))
     })?;

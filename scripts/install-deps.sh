@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what rookery needs on Debian/Ubuntu, and only what is missing. Needs root for apt-get.
+set -euo pipefail
+
+# Ceph daemons and tools (monmaptool is in ceph-base, the `ceph` CLI, used only as a benchmark
+# baseline, in ceph-common), librados, and what the tests use.
+packages=(ceph-mon ceph-mgr ceph-osd ceph-base ceph-common librados2 uuid-runtime procps iproute2)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: installing packages needs root; run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Ceph's postinst scripts try to talk to systemd; on hosts without it they print harmless errors.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  for d in "$HOME/.cargo/bin" /root/.cargo/bin; do [ -x "$d/cargo" ] && export PATH="$d:$PATH"; done
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: a Rust toolchain (cargo) is needed; install it with rustup (https://rustup.rs) and re-run" >&2
+  exit 1
+fi
