@@ -1,0 +1,169 @@
+//! End to end on real Ceph: one cluster, driven through the CLI through its whole life: create, write,
+//! failures healed by the supervisor, supervisor loss, restart, data intact, purge.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::{json, processes_mentioning, text, TestCluster};
+use rookery_ceph::Rados;
+
+const OBJECTS: usize = 100;
+
+fn content(i: usize) -> Vec<u8> {
+    // Sizes from 1 byte to ~200 KiB, contents unique per object.
+    let len = 1 + (i * 2039) % (200 * 1024);
+    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn checksum(data: &[u8]) -> u64 {
+    // FNV-1a: enough to tell any changed byte apart in a test.
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn kill9(pid: u32) {
+    assert!(rookery_platform::proc::signal(pid, libc::SIGKILL), "kill -9 {pid}");
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn cluster_lifecycle_on_real_ceph() {
+    let c = TestCluster::new_dir();
+    let heal = Duration::from_secs(180);
+
+    // Create.
+    let up = c.ok(&["up", "--mon-port", "0", "-o", "json"]);
+    let report = json(&up);
+    assert_eq!(report["ready"], true, "{}", text(&up));
+    eprintln!("fresh `up` reached HEALTH_OK in {:.1} s", report["elapsed_secs"].as_f64().unwrap());
+    assert_eq!(report["ceph"]["health"], "HEALTH_OK");
+    assert_eq!(report["ceph"]["osds"].as_array().unwrap().len(), 3);
+    assert!(report["supervisor"]["rss_bytes"].as_u64().unwrap() > 0);
+
+    // Secrets are private.
+    assert_eq!(mode(&c.dir), 0o700);
+    assert_eq!(mode(&c.dir.join("keyring/ceph.client.admin.keyring")), 0o600);
+    assert_eq!(mode(&c.dir.join("keyring/mon.keyring")), 0o600);
+    assert_eq!(mode(&c.dir.join("osd/ceph-0/keyring")), 0o600);
+    assert_eq!(mode(&c.dir.join("rookery.sock")), 0o600);
+
+    // Re-running `up` on a running cluster changes nothing.
+    let again = c.ok(&["up"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"), "{}", text(&again));
+
+    // Store data natively.
+    let conf = c.dir.join("ceph.conf");
+    let sums: Vec<u64> = {
+        let rados = Rados::connect(&conf, "admin", Duration::from_secs(10)).unwrap();
+        let io = rados.ioctx("replicapool").unwrap();
+        (0..OBJECTS)
+            .map(|i| {
+                let data = content(i);
+                io.write_full(&format!("obj-{i}"), &data).unwrap();
+                checksum(&data)
+            })
+            .collect()
+    };
+
+    // kill -9 an OSD: the supervisor restarts it and the cluster heals.
+    let osd = c.daemon_pid("osd.1");
+    kill9(osd);
+    std::thread::sleep(Duration::from_secs(2));
+    let took = c.wait_ready(heal);
+    eprintln!("healthy again {:.1} s after kill -9 of osd.1", took.as_secs_f64() + 2.0);
+    let s = c.status();
+    let d = s["daemons"].as_array().unwrap().iter().find(|d| d["name"] == "osd.1").unwrap().clone();
+    assert!(d["restarts"].as_u64().unwrap() >= 1, "{d}");
+    assert_ne!(d["pid"].as_u64().unwrap() as u32, osd);
+
+    // kill -9 the mon.
+    let mon = c.daemon_pid("mon.a");
+    kill9(mon);
+    std::thread::sleep(Duration::from_secs(1));
+    let took = c.wait_ready(heal);
+    eprintln!("healthy again {:.1} s after kill -9 of mon.a", took.as_secs_f64() + 1.0);
+    assert_ne!(c.daemon_pid("mon.a"), mon, "mon.a was not restarted");
+
+    // kill -9 the supervisor: daemons keep running; status still answers; `up` adopts them.
+    let before = c.status();
+    let sup = before["supervisor"]["pid"].as_u64().unwrap() as u32;
+    let daemon_pids: Vec<u64> = before["daemons"].as_array().unwrap().iter().map(|d| d["pid"].as_u64().unwrap()).collect();
+    kill9(sup);
+    std::thread::sleep(Duration::from_millis(500));
+    let offline = c.status();
+    assert!(offline["supervisor"].is_null(), "{offline:#}");
+    assert_eq!(offline["ceph"]["health"], "HEALTH_OK", "{offline:#}");
+    c.ok(&["up"]);
+    let after = c.status();
+    for d in after["daemons"].as_array().unwrap() {
+        assert_eq!(d["adopted"], true, "{d}");
+        assert!(daemon_pids.contains(&d["pid"].as_u64().unwrap()), "{d} was started anew, not adopted");
+    }
+    assert_ne!(after["supervisor"]["pid"].as_u64().unwrap() as u32, sup);
+
+    // A spec of another cluster is refused against this data dir, and nothing changes.
+    let spec_before = std::fs::read(c.dir.join("spec.yaml")).unwrap();
+    let other = c.dir.parent().unwrap().join("other.yaml");
+    std::fs::write(&other, rookery_spec::DEFAULT_YAML.replace("name: rookery", "name: other")).unwrap();
+    let refused = c.run(&["up", "-f", other.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("belongs to another cluster"), "{}", text(&refused));
+    assert_eq!(std::fs::read(c.dir.join("spec.yaml")).unwrap(), spec_before);
+
+    // Down: nothing of the cluster runs; status still answers, from disk.
+    c.ok(&["down"]);
+    let left = processes_mentioning(&c.dir.display().to_string());
+    assert!(left.is_empty(), "processes left after down: {left:?}");
+    let stopped = c.status();
+    assert!(stopped["supervisor"].is_null());
+    assert!(stopped["daemons"].as_array().unwrap().iter().all(|d| d["state"] == "stopped"), "{stopped:#}");
+
+    // Up again: the same cluster, all data back.
+    let up = c.ok(&["up", "-o", "json"]);
+    assert_eq!(json(&up)["fsid"], report["fsid"]);
+    {
+        let rados = Rados::connect(&conf, "admin", Duration::from_secs(10)).unwrap();
+        let io = rados.ioctx("replicapool").unwrap();
+        for (i, sum) in sums.iter().enumerate() {
+            let data = io.read_all(&format!("obj-{i}")).unwrap();
+            assert_eq!(checksum(&data), *sum, "obj-{i} changed");
+            assert_eq!(data, content(i));
+        }
+    }
+
+    // The smoke test and the control-plane benchmark run against it.
+    c.ok(&["smoke-test", "--count", "10"]);
+    let bench = json(&c.ok(&["bench", "control-plane", "--count", "5", "-o", "json"]));
+    let all = bench["results"].as_array().unwrap().iter().find(|r| r["operation"] == "all").unwrap().clone();
+    assert!(all["ratio"].as_f64().unwrap() > 1.0, "{bench:#}");
+
+    // Purge needs the confirmation, and without it changes nothing.
+    let refused = c.run(&["down", "--purge"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes-really-destroy-data"));
+    assert_eq!(c.status()["ready"], true);
+
+    c.ok(&["down", "--purge", "--yes-really-destroy-data"]);
+    assert!(!c.dir.exists(), "data dir left behind");
+    let left = processes_mentioning(&c.dir.display().to_string());
+    assert!(left.is_empty(), "processes left after purge: {left:?}");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&c.dir.display().to_string()), "a mount was left behind");
+    for loopdev in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        if let Ok(backing) = std::fs::read_to_string(loopdev.path().join("loop/backing_file")) {
+            assert!(!backing.contains(&c.dir.display().to_string()), "loop device left behind: {backing}");
+        }
+    }
+}
