@@ -39,7 +39,9 @@ impl CephConf {
         };
         let mut names: Vec<&String> = self.sections.keys().collect();
         names.sort_by_key(|n| (rank(n), n.as_str()));
-        let mut out = String::from("# Written by rookery; `spec.cephConfig` in the cluster spec overrides these.\n");
+        let mut out = String::from(
+            "# Written by rookery; `spec.cephConfig` in the cluster spec overrides these.\n",
+        );
         for name in names {
             let _ = writeln!(out, "\n[{name}]");
             for (k, v) in &self.sections[name] {
@@ -54,7 +56,10 @@ impl CephConf {
 /// file in the same directory with `mode`, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CephError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()

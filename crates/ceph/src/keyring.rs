@@ -12,8 +12,11 @@ use crate::CephError;
 /// 16 random bytes}, all little-endian, which is what `ceph-authtool --gen-print-key` prints.
 pub fn generate_secret() -> Result<String, CephError> {
     let mut secret = [0u8; 16];
-    getrandom::getrandom(&mut secret).map_err(|e| CephError::InvalidArgument(format!("no randomness: {e}")))?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    getrandom::getrandom(&mut secret)
+        .map_err(|e| CephError::InvalidArgument(format!("no randomness: {e}")))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let mut raw = Vec::with_capacity(28);
     raw.extend_from_slice(&1u16.to_le_bytes());
     raw.extend_from_slice(&(now.as_secs() as u32).to_le_bytes());
@@ -36,7 +39,10 @@ impl KeyringEntry {
         KeyringEntry {
             entity: entity.to_string(),
             key: key.to_string(),
-            caps: caps.iter().map(|(s, c)| (s.to_string(), c.to_string())).collect(),
+            caps: caps
+                .iter()
+                .map(|(s, c)| (s.to_string(), c.to_string()))
+                .collect(),
         }
     }
 }
@@ -87,7 +93,9 @@ mod tests {
         let b = generate_secret().unwrap();
         assert_ne!(a, b);
         assert!(a.starts_with("AQ"), "{a}");
-        let raw = base64::engine::general_purpose::STANDARD.decode(&a).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&a)
+            .unwrap();
         assert_eq!(raw.len(), 28);
         assert_eq!(&raw[10..12], &16u16.to_le_bytes());
     }
@@ -96,7 +104,11 @@ mod tests {
     fn render_and_find_round_trip() {
         let text = render(&[
             KeyringEntry::new("mon.", "K1", &[("mon", "allow *")]),
-            KeyringEntry::new("client.admin", "K2", &[("mon", "allow *"), ("osd", "allow *")]),
+            KeyringEntry::new(
+                "client.admin",
+                "K2",
+                &[("mon", "allow *"), ("osd", "allow *")],
+            ),
         ]);
         assert!(text.contains("[client.admin]\n\tkey = K2\n\tcaps mon = \"allow *\"\n"));
         assert_eq!(find_key(&text, "client.admin").as_deref(), Some("K2"));

@@ -17,7 +17,9 @@ pub use rados::{IoCtx, Rados, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CephError {
-    #[error("{library} is not installed ({detail}); install it with: apt-get install -y {package}")]
+    #[error(
+        "{library} is not installed ({detail}); install it with: apt-get install -y {package}"
+    )]
     LibraryMissing {
         library: &'static str,
         package: &'static str,

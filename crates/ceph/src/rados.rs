@@ -184,11 +184,7 @@ impl Rados {
         // SAFETY: handle is live; out-pointer valid.
         let rc = unsafe { (self.api.ioctx_create)(self.handle, pool_c.as_ptr(), &mut io) };
         if rc < 0 {
-            return Err(CephError::call(
-                "open pool",
-                rc,
-                &format!("pool {pool:?}"),
-            ));
+            return Err(CephError::call("open pool", rc, &format!("pool {pool:?}")));
         }
         Ok(IoCtx { io, rados: self })
     }
@@ -212,7 +208,12 @@ impl IoCtx<'_> {
         let o = cstring("object name", oid)?;
         // SAFETY: io is live; buffer valid for len bytes.
         let rc = unsafe {
-            (self.rados.api.write_full)(self.io, o.as_ptr(), data.as_ptr() as *const c_char, data.len())
+            (self.rados.api.write_full)(
+                self.io,
+                o.as_ptr(),
+                data.as_ptr() as *const c_char,
+                data.len(),
+            )
         };
         if rc < 0 {
             return Err(CephError::call("write object", rc, oid));

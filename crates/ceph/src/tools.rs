@@ -56,7 +56,10 @@ const HINTS: &[(&str, &str)] = &[
 ];
 
 fn hint_for(stderr: &str) -> Option<&'static str> {
-    HINTS.iter().find(|(pat, _)| stderr.contains(pat)).map(|(_, h)| *h)
+    HINTS
+        .iter()
+        .find(|(pat, _)| stderr.contains(pat))
+        .map(|(_, h)| *h)
 }
 
 /// The package that provides `program`.
@@ -85,7 +88,13 @@ fn resolve(program: &str) -> Result<PathBuf, ToolError> {
 }
 
 /// Runs a Ceph tool to completion with its output in `log`, killing it after `timeout`.
-fn run(step: &str, program: &str, args: &[String], log: &Path, timeout: Duration) -> Result<(), ToolError> {
+fn run(
+    step: &str,
+    program: &str,
+    args: &[String],
+    log: &Path,
+    timeout: Duration,
+) -> Result<(), ToolError> {
     let exe = resolve(program)?;
     let spawn_err = |source| ToolError::Spawn {
         step: step.to_string(),
@@ -127,7 +136,10 @@ fn run(step: &str, program: &str, args: &[String], log: &Path, timeout: Duration
         program: program.to_string(),
         outcome: match status {
             Some(s) => format!("exited with {s}"),
-            None => format!("did not finish within {}s and was stopped", timeout.as_secs()),
+            None => format!(
+                "did not finish within {}s and was stopped",
+                timeout.as_secs()
+            ),
         },
         hint: hint_for(&text),
         stderr_tail: tail,
@@ -135,17 +147,39 @@ fn run(step: &str, program: &str, args: &[String], log: &Path, timeout: Duration
 }
 
 /// Writes the initial monmap: `mons` are (id, addrvec such as `[v2:127.0.0.1:3300,v1:127.0.0.1:6789]`).
-pub fn monmap_create(path: &Path, fsid: &str, mons: &[(String, String)], log: &Path) -> Result<(), ToolError> {
-    let mut args = vec!["--create".into(), "--clobber".into(), "--fsid".into(), fsid.to_string()];
+pub fn monmap_create(
+    path: &Path,
+    fsid: &str,
+    mons: &[(String, String)],
+    log: &Path,
+) -> Result<(), ToolError> {
+    let mut args = vec![
+        "--create".into(),
+        "--clobber".into(),
+        "--fsid".into(),
+        fsid.to_string(),
+    ];
     for (id, addrs) in mons {
         args.extend(["--addv".into(), id.clone(), addrs.clone()]);
     }
     args.push(path.display().to_string());
-    run("writing the initial monmap", "monmaptool", &args, log, Duration::from_secs(30))
+    run(
+        "writing the initial monmap",
+        "monmaptool",
+        &args,
+        log,
+        Duration::from_secs(30),
+    )
 }
 
 /// Creates a mon store from the initial monmap and the keyring that seeds the auth database.
-pub fn mon_mkfs(conf: &Path, id: &str, monmap: &Path, keyring: &Path, log: &Path) -> Result<(), ToolError> {
+pub fn mon_mkfs(
+    conf: &Path,
+    id: &str,
+    monmap: &Path,
+    keyring: &Path,
+    log: &Path,
+) -> Result<(), ToolError> {
     let args = [
         "--conf".into(),
         conf.display().to_string(),
@@ -157,7 +191,13 @@ pub fn mon_mkfs(conf: &Path, id: &str, monmap: &Path, keyring: &Path, log: &Path
         "--keyring".into(),
         keyring.display().to_string(),
     ];
-    run(&format!("creating the store of mon.{id}"), "ceph-mon", &args, log, Duration::from_secs(60))
+    run(
+        &format!("creating the store of mon.{id}"),
+        "ceph-mon",
+        &args,
+        log,
+        Duration::from_secs(60),
+    )
 }
 
 /// Creates an OSD store (bluestore). The OSD's key must already be registered (`osd new`) and written to
@@ -173,16 +213,32 @@ pub fn osd_mkfs(conf: &Path, id: u32, uuid: &str, log: &Path) -> Result<(), Tool
         uuid.to_string(),
         "--no-mon-config".into(),
     ];
-    run(&format!("creating the store of osd.{id}"), "ceph-osd", &args, log, Duration::from_secs(300))
+    run(
+        &format!("creating the store of osd.{id}"),
+        "ceph-osd",
+        &args,
+        log,
+        Duration::from_secs(300),
+    )
 }
 
 /// The command line of a daemon in the foreground (`-f`), so its supervisor is its parent.
-pub fn daemon_command(kind: &str, id: &str, conf: &Path) -> Result<(PathBuf, Vec<String>), ToolError> {
+pub fn daemon_command(
+    kind: &str,
+    id: &str,
+    conf: &Path,
+) -> Result<(PathBuf, Vec<String>), ToolError> {
     let program = format!("ceph-{kind}");
     let exe = resolve(&program)?;
     Ok((
         exe,
-        vec!["-f".into(), "--conf".into(), conf.display().to_string(), "-i".into(), id.to_string()],
+        vec![
+            "-f".into(),
+            "--conf".into(),
+            conf.display().to_string(),
+            "-i".into(),
+            id.to_string(),
+        ],
     ))
 }
 
@@ -200,7 +256,10 @@ mod tests {
     fn failures_carry_the_tail_and_a_hint() {
         let d = tempfile::tempdir().unwrap();
         let log = d.path().join("log");
-        let args = ["-c".to_string(), "echo one; echo 'write: No space left on device' >&2; exit 4".to_string()];
+        let args = [
+            "-c".to_string(),
+            "echo one; echo 'write: No space left on device' >&2; exit 4".to_string(),
+        ];
         let e = run("testing", "sh", &args, &log, Duration::from_secs(5)).unwrap_err();
         let text = e.to_string();
         assert!(text.contains("testing failed"), "{text}");
@@ -211,7 +270,14 @@ mod tests {
     #[test]
     fn hung_tools_are_stopped() {
         let d = tempfile::tempdir().unwrap();
-        let e = run("waiting", "sleep", &["5".into()], &d.path().join("log"), Duration::from_millis(200)).unwrap_err();
+        let e = run(
+            "waiting",
+            "sleep",
+            &["5".into()],
+            &d.path().join("log"),
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("did not finish"), "{e}");
     }
 }

@@ -23,7 +23,12 @@ pub enum CallError {
     Failed(anyhow::Error),
 }
 
-pub async fn call<T: DeserializeOwned>(socket: &Path, method: &str, path: &str, timeout: Duration) -> Result<T, CallError> {
+pub async fn call<T: DeserializeOwned>(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<T, CallError> {
     let stream = match UnixStream::connect(socket).await {
         Ok(s) => s,
         Err(_) => return Err(CallError::NotRunning),
@@ -41,21 +46,37 @@ pub async fn call<T: DeserializeOwned>(socket: &Path, method: &str, path: &str, 
             .header("host", "rookery")
             .body(Empty::<Bytes>::new())
             .context("building the request")?;
-        let resp = sender.send_request(req).await.context("request to the supervisor")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("request to the supervisor")?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.context("reading the supervisor's reply")?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .context("reading the supervisor's reply")?
+            .to_bytes();
         if !status.is_success() {
-            return Err(anyhow!("the supervisor answered {status}: {}", String::from_utf8_lossy(&body)));
+            return Err(anyhow!(
+                "the supervisor answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
         }
         serde_json::from_slice(&body).context("parsing the supervisor's reply")
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r.map_err(CallError::Failed),
-        Err(_) => Err(CallError::Failed(anyhow!("the supervisor did not answer within {}s", timeout.as_secs()))),
+        Err(_) => Err(CallError::Failed(anyhow!(
+            "the supervisor did not answer within {}s",
+            timeout.as_secs()
+        ))),
     }
 }
 
 /// True if a supervisor answers on the socket.
 pub async fn supervisor_alive(socket: &Path) -> bool {
-    call::<serde_json::Value>(socket, "GET", PING, Duration::from_secs(2)).await.is_ok()
+    call::<serde_json::Value>(socket, "GET", PING, Duration::from_secs(2))
+        .await
+        .is_ok()
 }

@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "rookery", version, about = "Ceph storage, orchestrated: a standalone cluster on this host from a Rook-style spec")]
+#[command(
+    name = "rookery",
+    version,
+    about = "Ceph storage, orchestrated: a standalone cluster on this host from a Rook-style spec"
+)]
 struct Cli {
     /// The cluster's folder: config, keys, daemon data, OSD files, logs and the control socket.
     #[arg(long, global = true, env = "ROOKERY_DATA_DIR", default_value_os_t = default_data_dir())]
@@ -86,13 +90,19 @@ pub struct Failure {
 
 impl Failure {
     pub fn bad_input(message: impl Into<String>) -> Failure {
-        Failure { code: 2, message: message.into() }
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
     }
 }
 
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Failure {
-        Failure { code: 1, message: format!("{e:#}") }
+        Failure {
+            code: 1,
+            message: format!("{e:#}"),
+        }
     }
 }
 
@@ -100,11 +110,13 @@ pub type CmdResult = Result<(), Failure>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let supervise = matches!(cli.command, Command::Supervise) || matches!(&cli.command, Command::Up(a) if a.foreground);
+    let supervise = matches!(cli.command, Command::Supervise)
+        || matches!(&cli.command, Command::Up(a) if a.foreground);
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if supervise { "info" } else { "warn" })),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if supervise { "info" } else { "warn" })
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -131,7 +143,9 @@ fn absolute(p: &std::path::Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 

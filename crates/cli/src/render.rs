@@ -11,28 +11,66 @@ pub fn status(r: &ClusterReport) -> String {
     let _ = writeln!(o, "data dir  {}", r.data_dir);
     match &r.supervisor {
         Some(s) => {
-            let _ = writeln!(o, "supervisor pid {}, up {} s, RSS {}", s.pid, s.uptime_secs, human(s.rss_bytes));
+            let _ = writeln!(
+                o,
+                "supervisor pid {}, up {} s, RSS {}",
+                s.pid,
+                s.uptime_secs,
+                human(s.rss_bytes)
+            );
         }
         None => {
-            let _ = writeln!(o, "supervisor NOT RUNNING: crashed daemons are not restarted; `rookery up` starts it");
+            let _ = writeln!(
+                o,
+                "supervisor NOT RUNNING: crashed daemons are not restarted; `rookery up` starts it"
+            );
         }
     }
     match &r.ceph {
         Some(c) => {
             let _ = writeln!(o, "health    {}", c.health);
             for check in &c.checks {
-                let _ = writeln!(o, "  {} {}: {}\n    {}", check.severity, check.code, check.message, check.explanation);
+                let _ = writeln!(
+                    o,
+                    "  {} {}: {}\n    {}",
+                    check.severity, check.code, check.message, check.explanation
+                );
             }
-            let quorum: Vec<&str> = c.mons.iter().filter(|m| m.in_quorum).map(|m| m.name.as_str()).collect();
-            let _ = writeln!(o, "mons      {} ({} in quorum: {})", c.mons.len(), quorum.len(), quorum.join(", "));
+            let quorum: Vec<&str> = c
+                .mons
+                .iter()
+                .filter(|m| m.in_quorum)
+                .map(|m| m.name.as_str())
+                .collect();
+            let _ = writeln!(
+                o,
+                "mons      {} ({} in quorum: {})",
+                c.mons.len(),
+                quorum.len(),
+                quorum.join(", ")
+            );
             for m in &c.mons {
-                let _ = writeln!(o, "  mon.{:<6} {}{}", m.name, m.address, if m.in_quorum { "" } else { "  OUT OF QUORUM" });
+                let _ = writeln!(
+                    o,
+                    "  mon.{:<6} {}{}",
+                    m.name,
+                    m.address,
+                    if m.in_quorum { "" } else { "  OUT OF QUORUM" }
+                );
             }
             let _ = writeln!(
                 o,
                 "mgr       {}{}",
-                if c.mgr.available { format!("{} active", c.mgr.active) } else { "none active".into() },
-                if c.mgr.standbys > 0 { format!(", {} standby", c.mgr.standbys) } else { String::new() }
+                if c.mgr.available {
+                    format!("{} active", c.mgr.active)
+                } else {
+                    "none active".into()
+                },
+                if c.mgr.standbys > 0 {
+                    format!(", {} standby", c.mgr.standbys)
+                } else {
+                    String::new()
+                }
             );
             let up = c.osds.iter().filter(|x| x.up).count();
             let inn = c.osds.iter().filter(|x| x.in_).count();
@@ -61,7 +99,11 @@ pub fn status(r: &ClusterReport) -> String {
                     p.pg_num,
                     human(p.stored_bytes),
                     p.objects,
-                    if p.applications.is_empty() { String::new() } else { format!(", for {}", p.applications.join(",")) }
+                    if p.applications.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", for {}", p.applications.join(","))
+                    }
                 );
             }
             let _ = writeln!(
@@ -71,11 +113,20 @@ pub fn status(r: &ClusterReport) -> String {
                 human(c.capacity.total_bytes),
                 human(c.capacity.avail_bytes)
             );
-            let states: Vec<String> = c.pgs.by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            let states: Vec<String> = c
+                .pgs
+                .by_state
+                .iter()
+                .map(|(s, n)| format!("{n} {s}"))
+                .collect();
             let _ = writeln!(o, "pgs       {}: {}", c.pgs.total, states.join(", "));
         }
         None => {
-            let _ = writeln!(o, "ceph      unreachable: {}", r.ceph_error.clone().unwrap_or_default());
+            let _ = writeln!(
+                o,
+                "ceph      unreachable: {}",
+                r.ceph_error.clone().unwrap_or_default()
+            );
         }
     }
     let _ = writeln!(o, "daemons");
@@ -88,7 +139,10 @@ pub fn status(r: &ClusterReport) -> String {
             d.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             d.restarts,
             if d.adopted { ", adopted" } else { "" },
-            d.last_exit.as_ref().map(|e| format!(", last exit: {e}")).unwrap_or_default()
+            d.last_exit
+                .as_ref()
+                .map(|e| format!(", last exit: {e}"))
+                .unwrap_or_default()
         );
     }
     if let Some(i) = &r.reconcile {

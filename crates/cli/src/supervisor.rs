@@ -52,8 +52,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Loads the resources saved in the data dir.
 pub fn load_desired(layout: &Layout) -> Result<(String, Desired)> {
-    let text = std::fs::read_to_string(layout.spec()).with_context(|| format!("reading {}", layout.spec().display()))?;
-    let res = rookery_spec::load(&text).map_err(|e| anyhow::anyhow!("{} is invalid:\n{e}", layout.spec().display()))?;
+    let text = std::fs::read_to_string(layout.spec())
+        .with_context(|| format!("reading {}", layout.spec().display()))?;
+    let res = rookery_spec::load(&text)
+        .map_err(|e| anyhow::anyhow!("{} is invalid:\n{e}", layout.spec().display()))?;
     let desired = Desired::from_resources(&res).context("the saved spec has no CephCluster")?;
     Ok((text, desired))
 }
@@ -65,7 +67,10 @@ fn single_instance(layout: &Layout) -> Result<File> {
     // SAFETY: flock on an fd we own.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let pid = std::fs::read_to_string(layout.supervisor_pid()).unwrap_or_default();
-        bail!("another supervisor already runs this cluster (pid {})", pid.trim());
+        bail!(
+            "another supervisor already runs this cluster (pid {})",
+            pid.trim()
+        );
     }
     Ok(f)
 }
@@ -90,58 +95,68 @@ pub fn run(layout: Layout) -> Result<()> {
 
     let ticker = {
         let shared = shared.clone();
-        std::thread::Builder::new().name("ticker".into()).spawn(move || {
-            while !shared.shutdown.load(Ordering::SeqCst) {
-                lock(&shared.platform).tick();
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        })?
+        std::thread::Builder::new()
+            .name("ticker".into())
+            .spawn(move || {
+                while !shared.shutdown.load(Ordering::SeqCst) {
+                    lock(&shared.platform).tick();
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })?
     };
 
     let reconcile = {
         let shared = shared.clone();
-        std::thread::Builder::new().name("reconcile".into()).spawn(move || {
-            while !shared.shutdown.load(Ordering::SeqCst) {
-                // A new spec (from `rookery up -f`) is picked up on the next pass.
-                if let Ok(text) = std::fs::read_to_string(shared.layout.spec()) {
-                    if text != spec_text {
-                        match load_desired(&shared.layout) {
-                            Ok((t, d)) => {
-                                reconciler.desired = d;
-                                spec_text = t;
-                                tracing::info!("spec changed; reconciling to it");
+        std::thread::Builder::new()
+            .name("reconcile".into())
+            .spawn(move || {
+                while !shared.shutdown.load(Ordering::SeqCst) {
+                    // A new spec (from `rookery up -f`) is picked up on the next pass.
+                    if let Ok(text) = std::fs::read_to_string(shared.layout.spec()) {
+                        if text != spec_text {
+                            match load_desired(&shared.layout) {
+                                Ok((t, d)) => {
+                                    reconciler.desired = d;
+                                    spec_text = t;
+                                    tracing::info!("spec changed; reconciling to it");
+                                }
+                                Err(e) => tracing::error!(error = %e, "ignoring the new spec"),
                             }
-                            Err(e) => tracing::error!(error = %e, "ignoring the new spec"),
                         }
                     }
+                    let plan = reconciler.reconcile_once();
+                    let busy = !plan.steps.is_empty();
+                    let rados = reconciler.rados();
+                    {
+                        let mut s = lock(&shared.snapshot);
+                        s.state = Some(reconciler.state.clone());
+                        s.rados = rados;
+                        s.plan = plan;
+                        s.last_error = reconciler.last_error.clone();
+                        s.notices = reconciler.desired.notices.clone();
+                        s.events = reconciler.events.iter().cloned().collect();
+                        s.expected_osds = reconciler.desired.osd_count;
+                    }
+                    let pause = if busy && reconciler.last_error.is_none() {
+                        50
+                    } else {
+                        1000
+                    };
+                    let until = Instant::now() + Duration::from_millis(pause);
+                    while Instant::now() < until && !shared.shutdown.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                 }
-                let plan = reconciler.reconcile_once();
-                let busy = !plan.steps.is_empty();
-                let rados = reconciler.rados();
-                {
-                    let mut s = lock(&shared.snapshot);
-                    s.state = Some(reconciler.state.clone());
-                    s.rados = rados;
-                    s.plan = plan;
-                    s.last_error = reconciler.last_error.clone();
-                    s.notices = reconciler.desired.notices.clone();
-                    s.events = reconciler.events.iter().cloned().collect();
-                    s.expected_osds = reconciler.desired.osd_count;
-                }
-                let pause = if busy && reconciler.last_error.is_none() { 50 } else { 1000 };
-                let until = Instant::now() + Duration::from_millis(pause);
-                while Instant::now() < until && !shared.shutdown.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-            lock(&shared.snapshot).rados = None;
-            tracing::info!("stopping all daemons");
-            reconciler.stop_all();
-            shared.stopped.send_replace(true);
-        })?
+                lock(&shared.snapshot).rados = None;
+                tracing::info!("stopping all daemons");
+                reconciler.stop_all();
+                shared.stopped.send_replace(true);
+            })?
     };
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let served = rt.block_on(serve(shared.clone()));
     shared.shutdown.store(true, Ordering::SeqCst);
     let _ = reconcile.join();
@@ -159,9 +174,11 @@ async fn serve(shared: Arc<Shared>) -> Result<()> {
             bail!("a supervisor already answers on {}", socket.display());
         }
         // Left behind by a supervisor that was killed.
-        std::fs::remove_file(&socket).with_context(|| format!("removing stale {}", socket.display()))?;
+        std::fs::remove_file(&socket)
+            .with_context(|| format!("removing stale {}", socket.display()))?;
     }
-    let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
+    let listener = tokio::net::UnixListener::bind(&socket)
+        .with_context(|| format!("binding {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     let app = Router::new()
         .route(api::PING, get(ping))
@@ -171,10 +188,11 @@ async fn serve(shared: Arc<Shared>) -> Result<()> {
     let mut stopped = shared.stopped.subscribe();
     let signals = shared.clone();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = term.recv() => {},
             _ = tokio::signal::ctrl_c() => {},
@@ -205,7 +223,9 @@ async fn shutdown(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> 
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<ClusterReport> {
-    let report = tokio::task::spawn_blocking(move || build_report(&shared)).await.unwrap_or_default();
+    let report = tokio::task::spawn_blocking(move || build_report(&shared))
+        .await
+        .unwrap_or_default();
     Json(report)
 }
 
@@ -213,7 +233,9 @@ fn build_report(shared: &Shared) -> ClusterReport {
     let (state, rados, info, expected_osds) = {
         let s = lock(&shared.snapshot);
         let info = ReconcileInfo {
-            converged: s.plan.steps.is_empty() && s.plan.waiting.is_none() && s.last_error.is_none(),
+            converged: s.plan.steps.is_empty()
+                && s.plan.waiting.is_none()
+                && s.last_error.is_none(),
             pending: s.plan.steps.iter().map(|st| st.reason()).collect(),
             waiting: s.plan.waiting.clone(),
             blocked: s.plan.blocked.clone(),

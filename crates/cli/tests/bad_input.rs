@@ -9,7 +9,10 @@ fn refused(yaml: &str, expect: &[&str]) {
     let file = parent.path().join("cluster.yaml");
     std::fs::write(&file, yaml).unwrap();
     let dir = parent.path().join("data");
-    let o = rookery(&dir, &["up", "--mon-port", "0", "-f", file.to_str().unwrap()]);
+    let o = rookery(
+        &dir,
+        &["up", "--mon-port", "0", "-f", file.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     for e in expect {
@@ -23,19 +26,30 @@ const HEAD: &str = "apiVersion: ceph.rook.io/v1\nkind: CephCluster\nmetadata: {n
 
 #[test]
 fn malformed_yaml() {
-    refused("apiVersion: [ceph.rook.io/v1\nkind: CephCluster\n", &["line", "YAML"]);
+    refused(
+        "apiVersion: [ceph.rook.io/v1\nkind: CephCluster\n",
+        &["line", "YAML"],
+    );
 }
 
 #[test]
 fn unknown_kind_and_api_version() {
-    refused("apiVersion: v1\nkind: Pod\nmetadata: {name: c}\n", &["apiVersion", "ceph.rook.io/v1", "kind", "Pod"]);
-    refused("apiVersion: ceph.rook.io/v1\nkind: CephClusterz\nmetadata: {name: c}\n", &["kind", "CephClusterz"]);
+    refused(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: c}\n",
+        &["apiVersion", "ceph.rook.io/v1", "kind", "Pod"],
+    );
+    refused(
+        "apiVersion: ceph.rook.io/v1\nkind: CephClusterz\nmetadata: {name: c}\n",
+        &["kind", "CephClusterz"],
+    );
 }
 
 #[test]
 fn invalid_fields() {
     refused(
-        &format!("{HEAD}spec:\n  mon: {{count: 0}}\n  storage: {{osdFiles: {{count: 3, size: 10Gi}}}}\n"),
+        &format!(
+            "{HEAD}spec:\n  mon: {{count: 0}}\n  storage: {{osdFiles: {{count: 3, size: 10Gi}}}}\n"
+        ),
         &["spec.mon.count"],
     );
     refused(
@@ -60,7 +74,11 @@ fn a_folder_that_is_not_a_cluster_is_left_alone() {
     std::fs::write(dir.join("precious"), b"keep me").unwrap();
     let o = rookery(&dir, &["up", "--mon-port", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("holds no rookery cluster"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("holds no rookery cluster"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     assert_eq!(std::fs::read(dir.join("precious")).unwrap(), b"keep me");
 }
@@ -71,7 +89,11 @@ fn commands_on_a_missing_cluster_say_what_to_do() {
     let dir = parent.path().join("none");
     let o = rookery(&dir, &["status"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("rookery up"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("rookery up"),
+        "{}",
+        text(&o)
+    );
     let o = rookery(&dir, &["down"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(!dir.exists());

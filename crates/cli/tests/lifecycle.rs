@@ -27,11 +27,16 @@ fn content(i: usize) -> Vec<u8> {
 
 fn checksum(data: &[u8]) -> u64 {
     // FNV-1a: enough to tell any changed byte apart in a test.
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn kill9(pid: u32) {
-    assert!(rookery_platform::proc::signal(pid, libc::SIGKILL), "kill -9 {pid}");
+    assert!(
+        rookery_platform::proc::signal(pid, libc::SIGKILL),
+        "kill -9 {pid}"
+    );
 }
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -47,21 +52,31 @@ fn cluster_lifecycle_on_real_ceph() {
     let up = c.ok(&["up", "--mon-port", "0", "-o", "json"]);
     let report = json(&up);
     assert_eq!(report["ready"], true, "{}", text(&up));
-    eprintln!("fresh `up` reached HEALTH_OK in {:.1} s", report["elapsed_secs"].as_f64().unwrap());
+    eprintln!(
+        "fresh `up` reached HEALTH_OK in {:.1} s",
+        report["elapsed_secs"].as_f64().unwrap()
+    );
     assert_eq!(report["ceph"]["health"], "HEALTH_OK");
     assert_eq!(report["ceph"]["osds"].as_array().unwrap().len(), 3);
     assert!(report["supervisor"]["rss_bytes"].as_u64().unwrap() > 0);
 
     // Secrets are private.
     assert_eq!(mode(&c.dir), 0o700);
-    assert_eq!(mode(&c.dir.join("keyring/ceph.client.admin.keyring")), 0o600);
+    assert_eq!(
+        mode(&c.dir.join("keyring/ceph.client.admin.keyring")),
+        0o600
+    );
     assert_eq!(mode(&c.dir.join("keyring/mon.keyring")), 0o600);
     assert_eq!(mode(&c.dir.join("osd/ceph-0/keyring")), 0o600);
     assert_eq!(mode(&c.dir.join("rookery.sock")), 0o600);
 
     // Re-running `up` on a running cluster changes nothing.
     let again = c.ok(&["up"]);
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already running"),
+        "{}",
+        text(&again)
+    );
 
     // Store data natively.
     let conf = c.dir.join("ceph.conf");
@@ -82,9 +97,18 @@ fn cluster_lifecycle_on_real_ceph() {
     kill9(osd);
     std::thread::sleep(Duration::from_secs(2));
     let took = c.wait_ready(heal);
-    eprintln!("healthy again {:.1} s after kill -9 of osd.1", took.as_secs_f64() + 2.0);
+    eprintln!(
+        "healthy again {:.1} s after kill -9 of osd.1",
+        took.as_secs_f64() + 2.0
+    );
     let s = c.status();
-    let d = s["daemons"].as_array().unwrap().iter().find(|d| d["name"] == "osd.1").unwrap().clone();
+    let d = s["daemons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "osd.1")
+        .unwrap()
+        .clone();
     assert!(d["restarts"].as_u64().unwrap() >= 1, "{d}");
     assert_ne!(d["pid"].as_u64().unwrap() as u32, osd);
 
@@ -93,13 +117,21 @@ fn cluster_lifecycle_on_real_ceph() {
     kill9(mon);
     std::thread::sleep(Duration::from_secs(1));
     let took = c.wait_ready(heal);
-    eprintln!("healthy again {:.1} s after kill -9 of mon.a", took.as_secs_f64() + 1.0);
+    eprintln!(
+        "healthy again {:.1} s after kill -9 of mon.a",
+        took.as_secs_f64() + 1.0
+    );
     assert_ne!(c.daemon_pid("mon.a"), mon, "mon.a was not restarted");
 
     // kill -9 the supervisor: daemons keep running; status still answers; `up` adopts them.
     let before = c.status();
     let sup = before["supervisor"]["pid"].as_u64().unwrap() as u32;
-    let daemon_pids: Vec<u64> = before["daemons"].as_array().unwrap().iter().map(|d| d["pid"].as_u64().unwrap()).collect();
+    let daemon_pids: Vec<u64> = before["daemons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["pid"].as_u64().unwrap())
+        .collect();
     kill9(sup);
     std::thread::sleep(Duration::from_millis(500));
     let offline = c.status();
@@ -109,17 +141,28 @@ fn cluster_lifecycle_on_real_ceph() {
     let after = c.status();
     for d in after["daemons"].as_array().unwrap() {
         assert_eq!(d["adopted"], true, "{d}");
-        assert!(daemon_pids.contains(&d["pid"].as_u64().unwrap()), "{d} was started anew, not adopted");
+        assert!(
+            daemon_pids.contains(&d["pid"].as_u64().unwrap()),
+            "{d} was started anew, not adopted"
+        );
     }
     assert_ne!(after["supervisor"]["pid"].as_u64().unwrap() as u32, sup);
 
     // A spec of another cluster is refused against this data dir, and nothing changes.
     let spec_before = std::fs::read(c.dir.join("spec.yaml")).unwrap();
     let other = c.dir.parent().unwrap().join("other.yaml");
-    std::fs::write(&other, rookery_spec::DEFAULT_YAML.replace("name: rookery", "name: other")).unwrap();
+    std::fs::write(
+        &other,
+        rookery_spec::DEFAULT_YAML.replace("name: rookery", "name: other"),
+    )
+    .unwrap();
     let refused = c.run(&["up", "-f", other.to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("belongs to another cluster"), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("belongs to another cluster"),
+        "{}",
+        text(&refused)
+    );
     assert_eq!(std::fs::read(c.dir.join("spec.yaml")).unwrap(), spec_before);
 
     // Down: nothing of the cluster runs; status still answers, from disk.
@@ -128,7 +171,14 @@ fn cluster_lifecycle_on_real_ceph() {
     assert!(left.is_empty(), "processes left after down: {left:?}");
     let stopped = c.status();
     assert!(stopped["supervisor"].is_null());
-    assert!(stopped["daemons"].as_array().unwrap().iter().all(|d| d["state"] == "stopped"), "{stopped:#}");
+    assert!(
+        stopped["daemons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "stopped"),
+        "{stopped:#}"
+    );
 
     // Up again: the same cluster, all data back.
     let up = c.ok(&["up", "-o", "json"]);
@@ -146,7 +196,13 @@ fn cluster_lifecycle_on_real_ceph() {
     // The smoke test and the control-plane benchmark run against it.
     c.ok(&["smoke-test", "--count", "10"]);
     let bench = json(&c.ok(&["bench", "control-plane", "--count", "5", "-o", "json"]));
-    let all = bench["results"].as_array().unwrap().iter().find(|r| r["operation"] == "all").unwrap().clone();
+    let all = bench["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["operation"] == "all")
+        .unwrap()
+        .clone();
     assert!(all["ratio"].as_f64().unwrap() > 1.0, "{bench:#}");
 
     // Purge needs the confirmation, and without it changes nothing.
@@ -160,10 +216,16 @@ fn cluster_lifecycle_on_real_ceph() {
     let left = processes_mentioning(&c.dir.display().to_string());
     assert!(left.is_empty(), "processes left after purge: {left:?}");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    assert!(!mounts.contains(&c.dir.display().to_string()), "a mount was left behind");
+    assert!(
+        !mounts.contains(&c.dir.display().to_string()),
+        "a mount was left behind"
+    );
     for loopdev in std::fs::read_dir("/sys/block").unwrap().flatten() {
         if let Ok(backing) = std::fs::read_to_string(loopdev.path().join("loop/backing_file")) {
-            assert!(!backing.contains(&c.dir.display().to_string()), "loop device left behind: {backing}");
+            assert!(
+                !backing.contains(&c.dir.display().to_string()),
+                "loop device left behind: {backing}"
+            );
         }
     }
 }

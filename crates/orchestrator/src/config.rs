@@ -20,7 +20,16 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> Str
     let g = |c: &mut CephConf, k: &str, v: &str| c.set("global", k, v);
     g(&mut c, "fsid", &state.fsid);
     g(&mut c, "mon_host", &state.mon_host());
-    g(&mut c, "mon_initial_members", &state.mons.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(","));
+    g(
+        &mut c,
+        "mon_initial_members",
+        &state
+            .mons
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     for (k, v) in [
         // Loopback only.
         ("public_network", "127.0.0.0/8"),
@@ -63,17 +72,33 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> Str
     g(&mut c, "run_dir", &format!("{dir}/run"));
     g(&mut c, "crash_dir", &format!("{dir}/crash"));
     g(&mut c, "log_file", &format!("{dir}/log/$cluster-$name.log"));
-    c.set("client", "keyring", format!("{dir}/keyring/$cluster.$name.keyring"));
-    c.set("client", "log_file", format!("{dir}/log/$cluster-$name.$pid.log"));
+    c.set(
+        "client",
+        "keyring",
+        format!("{dir}/keyring/$cluster.$name.keyring"),
+    );
+    c.set(
+        "client",
+        "log_file",
+        format!("{dir}/log/$cluster-$name.$pid.log"),
+    );
     c.set("mon", "mon_data", format!("{dir}/mon/$cluster-$id"));
     c.set("mgr", "mgr_data", format!("{dir}/mgr/$cluster-$id"));
     c.set("mgr", "keyring", format!("{dir}/mgr/$cluster-$id/keyring"));
     c.set("osd", "osd_data", format!("{dir}/osd/$cluster-$id"));
     c.set("osd", "keyring", format!("{dir}/osd/$cluster-$id/keyring"));
     c.set("osd", "osd_objectstore", "bluestore");
-    c.set("osd", "bluestore_block_path", format!("{dir}/osd/$cluster-$id.block"));
+    c.set(
+        "osd",
+        "bluestore_block_path",
+        format!("{dir}/osd/$cluster-$id.block"),
+    );
     c.set("osd", "bluestore_block_create", "true");
-    c.set("osd", "bluestore_block_size", inputs.osd_file_size.to_string());
+    c.set(
+        "osd",
+        "bluestore_block_size",
+        inputs.osd_file_size.to_string(),
+    );
     for (k, v) in [
         // The lowest target Ceph accepts; OSDs still peak near 1 GiB.
         ("osd_memory_target", "939524096"),
@@ -104,14 +129,31 @@ mod tests {
         let state = ClusterState {
             name: "c".into(),
             fsid: "F".into(),
-            mons: vec![MonRecord { id: "a".into(), v2_port: 4000, v1_port: 4001 }],
+            mons: vec![MonRecord {
+                id: "a".into(),
+                v2_port: 4000,
+                v1_port: 4001,
+            }],
             osds: vec![],
             created_unix: 0,
         };
         let mut overrides = BTreeMap::new();
-        overrides.insert("global".to_string(), BTreeMap::from([("mon_data_avail_warn".to_string(), "10".to_string())]));
-        let text = render(&layout, &state, &ConfInputs { osd_file_size: 1 << 30, overrides });
-        assert!(text.contains("mon_host = [v2:127.0.0.1:4000,v1:127.0.0.1:4001]"), "{text}");
+        overrides.insert(
+            "global".to_string(),
+            BTreeMap::from([("mon_data_avail_warn".to_string(), "10".to_string())]),
+        );
+        let text = render(
+            &layout,
+            &state,
+            &ConfInputs {
+                osd_file_size: 1 << 30,
+                overrides,
+            },
+        );
+        assert!(
+            text.contains("mon_host = [v2:127.0.0.1:4000,v1:127.0.0.1:4001]"),
+            "{text}"
+        );
         assert!(text.contains("mon_data_avail_warn = 10"));
         assert!(!text.contains("mon_data_avail_warn = 2"));
         assert!(text.contains("bluestore_block_path = /d/osd/$cluster-$id.block"));

@@ -31,7 +31,11 @@ fn letter_ids(count: u32) -> Vec<String> {
         .map(|i| {
             let (q, r) = (i / 26, i % 26);
             let c = char::from(b'a' + r as u8);
-            if q == 0 { c.to_string() } else { format!("{c}{q}") }
+            if q == 0 {
+                c.to_string()
+            } else {
+                format!("{c}{q}")
+            }
         })
         .collect()
 }
@@ -66,7 +70,13 @@ impl Desired {
             mgr_ids: letter_ids(spec.mgr.count),
             osd_count: files.as_ref().map(|f| f.count).unwrap_or(0),
             osd_size: files.as_ref().map(|f| f.size.0).unwrap_or(0),
-            mgr_modules: spec.mgr.modules.iter().filter(|m| m.enabled).map(|m| m.name.clone()).collect(),
+            mgr_modules: spec
+                .mgr
+                .modules
+                .iter()
+                .filter(|m| m.enabled)
+                .map(|m| m.name.clone())
+                .collect(),
             pools,
             conf: ConfInputs {
                 osd_file_size: files.map(|f| f.size.0).unwrap_or(0),
@@ -94,6 +104,13 @@ mod tests {
         assert_eq!(d.mgr_ids, vec!["a"]);
         assert_eq!(d.osd_count, 3);
         assert_eq!(d.osd_size, 10 << 30);
-        assert_eq!(d.pools, vec![DesiredPool { name: "replicapool".into(), size: 3, application: "rbd".into() }]);
+        assert_eq!(
+            d.pools,
+            vec![DesiredPool {
+                name: "replicapool".into(),
+                size: 3,
+                application: "rbd".into()
+            }]
+        );
     }
 }

@@ -13,7 +13,12 @@ use crate::plan::Step;
 use crate::state::OsdRecord;
 use crate::{config, OrchestratorError, Reconciler};
 
-const ADMIN_CAPS: &[(&str, &str)] = &[("mds", "allow *"), ("mgr", "allow *"), ("mon", "allow *"), ("osd", "allow *")];
+const ADMIN_CAPS: &[(&str, &str)] = &[
+    ("mds", "allow *"),
+    ("mgr", "allow *"),
+    ("mon", "allow *"),
+    ("osd", "allow *"),
+];
 
 fn mkdir_private(path: &Path) -> Result<(), OrchestratorError> {
     std::fs::DirBuilder::new()
@@ -26,7 +31,9 @@ fn mkdir_private(path: &Path) -> Result<(), OrchestratorError> {
 /// Removes an unfinished store: it is ours, was never completed, and holds no data.
 fn clear_unfinished(path: &Path) -> Result<(), OrchestratorError> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(|e| OrchestratorError::io(path, e)),
+        Ok(m) if m.is_dir() => {
+            std::fs::remove_dir_all(path).map_err(|e| OrchestratorError::io(path, e))
+        }
         Ok(_) => std::fs::remove_file(path).map_err(|e| OrchestratorError::io(path, e)),
         Err(_) => Ok(()),
     }
@@ -79,7 +86,13 @@ impl Reconciler {
                 let admin = keyring::generate_secret()?;
                 let admin_entry = KeyringEntry::new("client.admin", &admin, ADMIN_CAPS);
                 keyring::write(&l.admin_keyring(), std::slice::from_ref(&admin_entry))?;
-                keyring::write(&l.mon_keyring(), &[KeyringEntry::new("mon.", &mon, &[("mon", "allow *")]), admin_entry])?;
+                keyring::write(
+                    &l.mon_keyring(),
+                    &[
+                        KeyringEntry::new("mon.", &mon, &[("mon", "allow *")]),
+                        admin_entry,
+                    ],
+                )?;
             }
             Step::WriteConfig => {
                 let text = config::render(&l, &self.state, &self.desired.conf);
@@ -91,8 +104,18 @@ impl Reconciler {
                 mkdir_private(&data)?;
                 let log = l.log_dir().join(format!("mon.{id}.mkfs.log"));
                 let monmap = l.run_dir().join("monmap");
-                let mons: Vec<(String, String)> = self.state.mons.iter().map(|m| (m.id.clone(), m.addrvec())).collect();
-                tools::monmap_create(&monmap, &self.state.fsid, &mons, &l.log_dir().join("monmaptool.log"))?;
+                let mons: Vec<(String, String)> = self
+                    .state
+                    .mons
+                    .iter()
+                    .map(|m| (m.id.clone(), m.addrvec()))
+                    .collect();
+                tools::monmap_create(
+                    &monmap,
+                    &self.state.fsid,
+                    &mons,
+                    &l.log_dir().join("monmaptool.log"),
+                )?;
                 tools::mon_mkfs(&l.conf(), id, &monmap, &l.mon_keyring(), &log)?;
                 mark_ready(&data)?;
             }
@@ -112,10 +135,15 @@ impl Reconciler {
                     .first()
                     .and_then(|e| e.get("key"))
                     .and_then(|k| k.as_str())
-                    .ok_or_else(|| OrchestratorError::Other(format!("the mons returned no key for {entity}")))?;
+                    .ok_or_else(|| {
+                        OrchestratorError::Other(format!("the mons returned no key for {entity}"))
+                    })?;
                 let data = l.mgr_data(id);
                 mkdir_private(&data)?;
-                keyring::write(&data.join("keyring"), &[KeyringEntry::new(&entity, key, &[])])?;
+                keyring::write(
+                    &data.join("keyring"),
+                    &[KeyringEntry::new(&entity, key, &[])],
+                )?;
             }
             Step::CreatePool { name, size } => {
                 let r = self.connection()?;
@@ -134,7 +162,10 @@ impl Reconciler {
             }
             Step::EnableMgrModule { name } => {
                 let r = self.connection()?;
-                r.command_status(Target::Mon, json!({"prefix": "mgr module enable", "module": name}))?;
+                r.command_status(
+                    Target::Mon,
+                    json!({"prefix": "mgr module enable", "module": name}),
+                )?;
             }
             Step::AddOsd | Step::FinishOsd { .. } => self.make_osds(&[step])?,
         }
@@ -142,7 +173,8 @@ impl Reconciler {
     }
 
     fn connection(&mut self) -> Result<std::sync::Arc<rookery_ceph::Rados>, OrchestratorError> {
-        self.rados().ok_or_else(|| OrchestratorError::Other("no mon answered".into()))
+        self.rados()
+            .ok_or_else(|| OrchestratorError::Other("no mon answered".into()))
     }
 
     /// Registers new or unfinished OSDs one by one (fast mon calls), makes their stores side by side (the
@@ -157,8 +189,17 @@ impl Reconciler {
                 _ => {
                     let uuid = uuid::Uuid::new_v4().to_string();
                     let secret = keyring::generate_secret()?;
-                    rookery_ceph::conf::write_atomic(&l.pending_osd_secret(&uuid), secret.as_bytes(), 0o600)?;
-                    self.state.osds.push(OsdRecord { uuid: uuid.clone(), id: None, block: None, size_bytes: self.desired.osd_size });
+                    rookery_ceph::conf::write_atomic(
+                        &l.pending_osd_secret(&uuid),
+                        secret.as_bytes(),
+                        0o600,
+                    )?;
+                    self.state.osds.push(OsdRecord {
+                        uuid: uuid.clone(),
+                        id: None,
+                        block: None,
+                        size_bytes: self.desired.osd_size,
+                    });
                     self.state.save(&l)?;
                     uuid
                 }
@@ -173,14 +214,25 @@ impl Reconciler {
                 .map(|o| {
                     let (l, conf) = (&l, &conf);
                     s.spawn(move || -> Result<(), OrchestratorError> {
-                        tools::osd_mkfs(conf, o.id, &o.uuid, &l.log_dir().join(format!("osd.{}.mkfs.log", o.id)))?;
+                        tools::osd_mkfs(
+                            conf,
+                            o.id,
+                            &o.uuid,
+                            &l.log_dir().join(format!("osd.{}.mkfs.log", o.id)),
+                        )?;
                         mark_ready(&l.osd_data(o.id))
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(OrchestratorError::Other("OSD creation thread panicked".into()))))
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(OrchestratorError::Other(
+                            "OSD creation thread panicked".into(),
+                        ))
+                    })
+                })
                 .collect()
         });
         let mut first_error = None;
@@ -217,14 +269,20 @@ impl Reconciler {
         let secret = secret.trim().to_string();
         let r = self.connection()?;
         let input = json!({"cephx_secret": secret}).to_string();
-        let (out, _) = r.command_raw(Target::Mon, &json!({"prefix": "osd new", "uuid": uuid, "format": "json"}), input.as_bytes())?;
+        let (out, _) = r.command_raw(
+            Target::Mon,
+            &json!({"prefix": "osd new", "uuid": uuid, "format": "json"}),
+            input.as_bytes(),
+        )?;
         let reply: serde_json::Value = serde_json::from_slice(&out)
             .map_err(|e| OrchestratorError::Other(format!("unexpected reply to `osd new`: {e}")))?;
         let id = reply
             .get("osdid")
             .and_then(|v| v.as_u64())
             .or_else(|| reply.as_u64())
-            .ok_or_else(|| OrchestratorError::Other(format!("unexpected reply to `osd new`: {reply}")))? as u32;
+            .ok_or_else(|| {
+                OrchestratorError::Other(format!("unexpected reply to `osd new`: {reply}"))
+            })? as u32;
         if let Some(rec) = self.state.osds.iter_mut().find(|o| o.uuid == uuid) {
             rec.id = Some(id);
             rec.block = Some(l.osd_block(id));
@@ -234,7 +292,10 @@ impl Reconciler {
         clear_unfinished(&data)?;
         clear_unfinished(&l.osd_block(id))?;
         mkdir_private(&data)?;
-        keyring::write(&data.join("keyring"), &[KeyringEntry::new(&format!("osd.{id}"), &secret, &[])])?;
+        keyring::write(
+            &data.join("keyring"),
+            &[KeyringEntry::new(&format!("osd.{id}"), &secret, &[])],
+        )?;
         Ok(id)
     }
 }
@@ -250,7 +311,9 @@ fn describe(step: &Step) -> String {
         Step::FinishOsd { uuid } => format!("finishing OSD {uuid}"),
         Step::CreatePool { name, size } => format!("creating pool {name} ({size} copies)"),
         Step::SetPoolSize { name, size } => format!("setting pool {name} to {size} copies"),
-        Step::EnablePoolApplication { name, application } => format!("tagging pool {name} for {application}"),
+        Step::EnablePoolApplication { name, application } => {
+            format!("tagging pool {name} for {application}")
+        }
         Step::EnableMgrModule { name } => format!("enabling mgr module {name}"),
     }
 }

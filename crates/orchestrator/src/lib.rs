@@ -59,7 +59,10 @@ impl OrchestratorError {
 pub const CEPH_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 /// Creates the data dir (0700) and the state of a new cluster. Nothing else is made here: keys, config
@@ -83,7 +86,11 @@ pub fn create_cluster(
         mons: mon_ids
             .iter()
             .zip(mon_ports)
-            .map(|(id, (v2, v1))| state::MonRecord { id: id.clone(), v2_port: *v2, v1_port: *v1 })
+            .map(|(id, (v2, v1))| state::MonRecord {
+                id: id.clone(),
+                v2_port: *v2,
+                v1_port: *v1,
+            })
             .collect(),
         osds: vec![],
         created_unix: now_unix(),
@@ -98,12 +105,23 @@ pub fn known_daemons(layout: &Layout, state: &ClusterState) -> Vec<String> {
     if let Ok(entries) = std::fs::read_dir(layout.root.join("mgr")) {
         let mut mgrs: Vec<String> = entries
             .flatten()
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("ceph-")).map(|id| format!("mgr.{id}")))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("ceph-"))
+                    .map(|id| format!("mgr.{id}"))
+            })
             .collect();
         mgrs.sort();
         names.extend(mgrs);
     }
-    names.extend(state.osds.iter().filter_map(|o| o.id).map(|id| format!("osd.{id}")));
+    names.extend(
+        state
+            .osds
+            .iter()
+            .filter_map(|o| o.id)
+            .map(|id| format!("osd.{id}")),
+    );
     names
 }
 
@@ -126,9 +144,16 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    pub fn new(layout: Layout, desired: Desired, platform: Arc<Mutex<LocalPlatform>>) -> Result<Reconciler, OrchestratorError> {
+    pub fn new(
+        layout: Layout,
+        desired: Desired,
+        platform: Arc<Mutex<LocalPlatform>>,
+    ) -> Result<Reconciler, OrchestratorError> {
         let state = ClusterState::load(&layout)?.ok_or_else(|| {
-            OrchestratorError::Other(format!("{} holds no cluster; run `rookery up` first", layout.root.display()))
+            OrchestratorError::Other(format!(
+                "{} holds no cluster; run `rookery up` first",
+                layout.root.display()
+            ))
         })?;
         Ok(Reconciler {
             layout,
@@ -150,7 +175,10 @@ impl Reconciler {
 
     pub(crate) fn event(&mut self, message: String) {
         tracing::info!(%message, "reconcile");
-        self.events.push_back(Event { unix: now_unix(), message });
+        self.events.push_back(Event {
+            unix: now_unix(),
+            message,
+        });
         while self.events.len() > 50 {
             self.events.pop_front();
         }
@@ -159,7 +187,11 @@ impl Reconciler {
     /// The connection, made when first needed and dropped after a failure so the next call reconnects.
     pub fn rados(&mut self) -> Option<Arc<Rados>> {
         if self.rados.is_none() {
-            let any_mon = self.state.mons.iter().any(|m| self.platform().is_running(&format!("mon.{}", m.id)));
+            let any_mon = self
+                .state
+                .mons
+                .iter()
+                .any(|m| self.platform().is_running(&format!("mon.{}", m.id)));
             if !any_mon || !self.layout.admin_keyring().exists() {
                 return None;
             }
@@ -207,7 +239,9 @@ impl Reconciler {
             .map(|o| plan::ObservedOsd {
                 uuid: o.uuid.clone(),
                 id: o.id,
-                store_ready: o.id.is_some_and(|id| Layout::ready_marker(&l.osd_data(id)).exists()),
+                store_ready: o
+                    .id
+                    .is_some_and(|id| Layout::ready_marker(&l.osd_data(id)).exists()),
             })
             .collect();
         let keys = l.admin_keyring().exists() && l.mon_keyring().exists();
@@ -257,7 +291,12 @@ impl Reconciler {
             let group: Vec<&String> = names.iter().filter(|n| n.starts_with(prefix)).collect();
             // Stop a group in parallel: each daemon may take a few seconds to flush.
             for n in &group {
-                if let Some(pid) = p.status().iter().find(|s| &&s.name == n).and_then(|s| s.pid) {
+                if let Some(pid) = p
+                    .status()
+                    .iter()
+                    .find(|s| &&s.name == n)
+                    .and_then(|s| s.pid)
+                {
                     rookery_platform::proc::signal(pid, libc::SIGTERM);
                 }
             }
@@ -269,18 +308,23 @@ impl Reconciler {
 }
 
 fn observe_ceph(r: &Rados, want_modules: bool) -> Result<plan::CephView, rookery_ceph::CephError> {
-    let dump: rookery_ceph::types::OsdDump = r.command(Target::Mon, json!({"prefix": "osd dump"}))?;
+    let dump: rookery_ceph::types::OsdDump =
+        r.command(Target::Mon, json!({"prefix": "osd dump"}))?;
     let pools = dump
         .pools
         .iter()
         .map(|p| {
             (
                 p.pool_name.clone(),
-                plan::PoolView { size: p.size, applications: p.application_metadata.keys().cloned().collect() },
+                plan::PoolView {
+                    size: p.size,
+                    applications: p.application_metadata.keys().cloned().collect(),
+                },
             )
         })
         .collect();
-    let stat: rookery_ceph::types::MgrStat = r.command(Target::Mon, json!({"prefix": "mgr stat"}))?;
+    let stat: rookery_ceph::types::MgrStat =
+        r.command(Target::Mon, json!({"prefix": "mgr stat"}))?;
     let mut modules_enabled = BTreeSet::new();
     if want_modules && stat.available {
         let ls: serde_json::Value = r.command(Target::Mon, json!({"prefix": "mgr module ls"}))?;
@@ -290,5 +334,9 @@ fn observe_ceph(r: &Rados, want_modules: bool) -> Result<plan::CephView, rookery
             }
         }
     }
-    Ok(plan::CephView { pools, mgr_available: stat.available, modules_enabled })
+    Ok(plan::CephView {
+        pools,
+        mgr_available: stat.available,
+        modules_enabled,
+    })
 }

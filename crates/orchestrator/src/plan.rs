@@ -55,17 +55,36 @@ pub struct PoolView {
 pub enum Step {
     CreateKeys,
     WriteConfig,
-    CreateMonStore { id: String },
-    Start { daemon: String },
-    CreateMgrKey { id: String },
+    CreateMonStore {
+        id: String,
+    },
+    Start {
+        daemon: String,
+    },
+    CreateMgrKey {
+        id: String,
+    },
     /// Register a new OSD (choose uuid and key, `osd new`) and make its store.
     AddOsd,
     /// Finish an OSD whose creation was interrupted (`osd new` is idempotent for the same uuid and key).
-    FinishOsd { uuid: String },
-    CreatePool { name: String, size: u32 },
-    SetPoolSize { name: String, size: u32 },
-    EnablePoolApplication { name: String, application: String },
-    EnableMgrModule { name: String },
+    FinishOsd {
+        uuid: String,
+    },
+    CreatePool {
+        name: String,
+        size: u32,
+    },
+    SetPoolSize {
+        name: String,
+        size: u32,
+    },
+    EnablePoolApplication {
+        name: String,
+        application: String,
+    },
+    EnableMgrModule {
+        name: String,
+    },
 }
 
 impl Step {
@@ -123,10 +142,15 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 ));
             }
         } else if !observed.running.contains(&format!("mon.{id}")) {
-            p.steps.push(Step::Start { daemon: format!("mon.{id}") });
+            p.steps.push(Step::Start {
+                daemon: format!("mon.{id}"),
+            });
         }
     }
-    if p.steps.iter().any(|s| matches!(s, Step::CreateMonStore { .. })) {
+    if p.steps
+        .iter()
+        .any(|s| matches!(s, Step::CreateMonStore { .. }))
+    {
         return p;
     }
     let Some(ceph) = &observed.ceph else {
@@ -137,21 +161,34 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         if !observed.mgr_keyrings.contains(id) {
             // Started in the same pass: steps run in order and stop at the first failure.
             p.steps.push(Step::CreateMgrKey { id: id.clone() });
-            p.steps.push(Step::Start { daemon: format!("mgr.{id}") });
+            p.steps.push(Step::Start {
+                daemon: format!("mgr.{id}"),
+            });
         } else if !observed.running.contains(&format!("mgr.{id}")) {
-            p.steps.push(Step::Start { daemon: format!("mgr.{id}") });
+            p.steps.push(Step::Start {
+                daemon: format!("mgr.{id}"),
+            });
         }
     }
     // Pools before OSDs: their PGs then peer as soon as the OSDs boot, instead of after.
     for pool in &desired.pools {
         match ceph.pools.get(&pool.name) {
             None => {
-                p.steps.push(Step::CreatePool { name: pool.name.clone(), size: pool.size });
-                p.steps.push(Step::EnablePoolApplication { name: pool.name.clone(), application: pool.application.clone() });
+                p.steps.push(Step::CreatePool {
+                    name: pool.name.clone(),
+                    size: pool.size,
+                });
+                p.steps.push(Step::EnablePoolApplication {
+                    name: pool.name.clone(),
+                    application: pool.application.clone(),
+                });
             }
             Some(have) => {
                 if have.size != pool.size {
-                    p.steps.push(Step::SetPoolSize { name: pool.name.clone(), size: pool.size });
+                    p.steps.push(Step::SetPoolSize {
+                        name: pool.name.clone(),
+                        size: pool.size,
+                    });
                 }
                 if !have.applications.contains(&pool.application) {
                     p.steps.push(Step::EnablePoolApplication {
@@ -164,10 +201,14 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
     for osd in &observed.osds {
         if !osd.store_ready {
-            p.steps.push(Step::FinishOsd { uuid: osd.uuid.clone() });
+            p.steps.push(Step::FinishOsd {
+                uuid: osd.uuid.clone(),
+            });
         } else if let Some(id) = osd.id {
             if !observed.running.contains(&format!("osd.{id}")) {
-                p.steps.push(Step::Start { daemon: format!("osd.{id}") });
+                p.steps.push(Step::Start {
+                    daemon: format!("osd.{id}"),
+                });
             }
         }
     }
@@ -206,7 +247,11 @@ mod tests {
             osd_count: 3,
             osd_size: 10 << 30,
             mgr_modules: vec!["pg_autoscaler".into()],
-            pools: vec![DesiredPool { name: "replicapool".into(), size: 3, application: "rbd".into() }],
+            pools: vec![DesiredPool {
+                name: "replicapool".into(),
+                size: 3,
+                application: "rbd".into(),
+            }],
             conf: Default::default(),
             notices: vec![],
         }
@@ -235,10 +280,18 @@ mod tests {
         o.keys = true;
         assert_eq!(plan(&desired(), &o).steps, vec![Step::WriteConfig]);
         o.conf_current = true;
-        assert_eq!(plan(&desired(), &o).steps, vec![Step::CreateMonStore { id: "a".into() }]);
+        assert_eq!(
+            plan(&desired(), &o).steps,
+            vec![Step::CreateMonStore { id: "a".into() }]
+        );
         o.mon_stores = set(&["a"]);
         let p = plan(&desired(), &o);
-        assert_eq!(p.steps, vec![Step::Start { daemon: "mon.a".into() }]);
+        assert_eq!(
+            p.steps,
+            vec![Step::Start {
+                daemon: "mon.a".into()
+            }]
+        );
         assert!(p.waiting.is_some());
     }
 
@@ -249,9 +302,17 @@ mod tests {
             p.steps,
             vec![
                 Step::CreateMgrKey { id: "a".into() },
-                Step::Start { daemon: "mgr.a".into() },
-                Step::CreatePool { name: "replicapool".into(), size: 3 },
-                Step::EnablePoolApplication { name: "replicapool".into(), application: "rbd".into() },
+                Step::Start {
+                    daemon: "mgr.a".into()
+                },
+                Step::CreatePool {
+                    name: "replicapool".into(),
+                    size: 3
+                },
+                Step::EnablePoolApplication {
+                    name: "replicapool".into(),
+                    application: "rbd".into()
+                },
                 Step::AddOsd,
                 Step::AddOsd,
                 Step::AddOsd,
@@ -263,11 +324,21 @@ mod tests {
     fn interrupted_osds_are_finished_not_duplicated() {
         let mut o = mon_up();
         o.osds = vec![
-            ObservedOsd { uuid: "u0".into(), id: Some(0), store_ready: true },
-            ObservedOsd { uuid: "u1".into(), id: None, store_ready: false },
+            ObservedOsd {
+                uuid: "u0".into(),
+                id: Some(0),
+                store_ready: true,
+            },
+            ObservedOsd {
+                uuid: "u1".into(),
+                id: None,
+                store_ready: false,
+            },
         ];
         let p = plan(&desired(), &o);
-        assert!(p.steps.contains(&Step::Start { daemon: "osd.0".into() }));
+        assert!(p.steps.contains(&Step::Start {
+            daemon: "osd.0".into()
+        }));
         assert!(p.steps.contains(&Step::FinishOsd { uuid: "u1".into() }));
         assert_eq!(p.steps.iter().filter(|s| **s == Step::AddOsd).count(), 1);
     }
@@ -277,22 +348,45 @@ mod tests {
         let mut o = mon_up();
         o.running = set(&["mon.a", "mgr.a", "osd.0", "osd.1", "osd.2"]);
         o.mgr_keyrings = set(&["a"]);
-        o.osds = (0..3).map(|i| ObservedOsd { uuid: format!("u{i}"), id: Some(i), store_ready: true }).collect();
+        o.osds = (0..3)
+            .map(|i| ObservedOsd {
+                uuid: format!("u{i}"),
+                id: Some(i),
+                store_ready: true,
+            })
+            .collect();
         o.ceph = Some(CephView {
-            pools: BTreeMap::from([("replicapool".into(), PoolView { size: 3, applications: set(&["rbd"]) })]),
+            pools: BTreeMap::from([(
+                "replicapool".into(),
+                PoolView {
+                    size: 3,
+                    applications: set(&["rbd"]),
+                },
+            )]),
             mgr_available: true,
             modules_enabled: set(&["pg_autoscaler"]),
         });
         assert_eq!(plan(&desired(), &o), Plan::default());
         // A changed pool size and a dead OSD are both corrected.
-        o.ceph.as_mut().unwrap().pools.get_mut("replicapool").unwrap().size = 2;
+        o.ceph
+            .as_mut()
+            .unwrap()
+            .pools
+            .get_mut("replicapool")
+            .unwrap()
+            .size = 2;
         o.running.remove("osd.1");
         let p = plan(&desired(), &o);
         assert_eq!(
             p.steps,
             vec![
-                Step::SetPoolSize { name: "replicapool".into(), size: 3 },
-                Step::Start { daemon: "osd.1".into() },
+                Step::SetPoolSize {
+                    name: "replicapool".into(),
+                    size: 3
+                },
+                Step::Start {
+                    daemon: "osd.1".into()
+                },
             ]
         );
     }
@@ -300,7 +394,13 @@ mod tests {
     #[test]
     fn shrinking_is_reported_not_done() {
         let mut o = mon_up();
-        o.osds = (0..4).map(|i| ObservedOsd { uuid: format!("u{i}"), id: Some(i), store_ready: true }).collect();
+        o.osds = (0..4)
+            .map(|i| ObservedOsd {
+                uuid: format!("u{i}"),
+                id: Some(i),
+                store_ready: true,
+            })
+            .collect();
         let p = plan(&desired(), &o);
         assert!(!p.steps.iter().any(|s| matches!(s, Step::AddOsd)));
         assert_eq!(p.blocked.len(), 1);

@@ -30,13 +30,31 @@ pub struct Finding {
 
 impl Finding {
     fn ok(check: &'static str, message: impl Into<String>) -> Finding {
-        Finding { check, severity: Severity::Ok, message: message.into(), fix: None, bad_input: false }
+        Finding {
+            check,
+            severity: Severity::Ok,
+            message: message.into(),
+            fix: None,
+            bad_input: false,
+        }
     }
     fn warn(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
-        Finding { check, severity: Severity::Warn, message: message.into(), fix: Some(fix.into()), bad_input: false }
+        Finding {
+            check,
+            severity: Severity::Warn,
+            message: message.into(),
+            fix: Some(fix.into()),
+            bad_input: false,
+        }
     }
     fn error(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
-        Finding { check, severity: Severity::Error, message: message.into(), fix: Some(fix.into()), bad_input: false }
+        Finding {
+            check,
+            severity: Severity::Error,
+            message: message.into(),
+            fix: Some(fix.into()),
+            bad_input: false,
+        }
     }
 }
 
@@ -55,7 +73,10 @@ pub fn inspect(layout: &Layout) -> Result<DataDir, OrchestratorError> {
     match std::fs::read_dir(root) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DataDir::Absent),
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            return Ok(DataDir::Foreign(format!("{} is a file, not a directory", root.display())))
+            return Ok(DataDir::Foreign(format!(
+                "{} is a file, not a directory",
+                root.display()
+            )))
         }
         Err(e) => return Err(OrchestratorError::io(root, e)),
         Ok(mut entries) => {
@@ -75,7 +96,10 @@ pub fn inspect(layout: &Layout) -> Result<DataDir, OrchestratorError> {
 
 /// Mon ports for a new cluster: the requested v2 port (Ceph's 3300/6789 by default) when free, otherwise
 /// free ones chosen by the kernel. Returns the ports and, when they differ from the request, a note.
-pub fn choose_mon_ports(count: usize, requested_v2: Option<u16>) -> (Vec<(u16, u16)>, Option<String>) {
+pub fn choose_mon_ports(
+    count: usize,
+    requested_v2: Option<u16>,
+) -> (Vec<(u16, u16)>, Option<String>) {
     let mut ports = Vec::new();
     let mut note = None;
     for i in 0..count {
@@ -91,9 +115,15 @@ pub fn choose_mon_ports(count: usize, requested_v2: Option<u16>) -> (Vec<(u16, u
                 let got = (free_port(), free_port());
                 let holder = [a, b]
                     .iter()
-                    .find_map(|p| rookery_platform::proc::tcp_listener(*p).map(|(pid, cmd)| format!("port {p} is held by pid {pid} ({cmd})")))
+                    .find_map(|p| {
+                        rookery_platform::proc::tcp_listener(*p)
+                            .map(|(pid, cmd)| format!("port {p} is held by pid {pid} ({cmd})"))
+                    })
                     .unwrap_or_else(|| format!("port {a} or {b} is in use"));
-                note = Some(format!("{holder}; using {} and {} for the mon instead", got.0, got.1));
+                note = Some(format!(
+                    "{holder}; using {} and {} for the mon instead",
+                    got.0, got.1
+                ));
                 got
             }
             None => (free_port(), free_port()),
@@ -108,7 +138,10 @@ fn port_free(port: u16) -> bool {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }
 
 fn nearest_existing(path: &Path) -> PathBuf {
@@ -158,7 +191,11 @@ pub fn human(bytes: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", units[u]) }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
 }
 
 /// Everything checked before `up` changes anything. `existing` is the cluster already in the data dir.
@@ -170,7 +207,10 @@ pub fn check(layout: &Layout, desired: &Desired, dir: &DataDir) -> Vec<Finding> 
         .map(|(_, pkg)| *pkg)
         .collect();
     if missing.is_empty() {
-        out.push(Finding::ok("ceph", "the Ceph daemons and tools are installed"));
+        out.push(Finding::ok(
+            "ceph",
+            "the Ceph daemons and tools are installed",
+        ));
     } else {
         out.push(Finding::error(
             "ceph",
@@ -180,7 +220,11 @@ pub fn check(layout: &Layout, desired: &Desired, dir: &DataDir) -> Vec<Finding> 
     }
     match rookery_ceph::Rados::library_version() {
         Ok((a, b, c)) => out.push(Finding::ok("librados", format!("librados {a}.{b}.{c}"))),
-        Err(e) => out.push(Finding::error("librados", e.to_string(), "apt-get install -y librados2")),
+        Err(e) => out.push(Finding::error(
+            "librados",
+            e.to_string(),
+            "apt-get install -y librados2",
+        )),
     }
 
     let existing = match dir {
@@ -196,8 +240,17 @@ pub fn check(layout: &Layout, desired: &Desired, dir: &DataDir) -> Vec<Finding> 
                 bad_input: true,
                 ..Finding::error(
                     "data dir",
-                    format!("{} belongs to another cluster, {:?} (fsid {}), not {:?}", layout.root.display(), state.name, state.fsid, desired.name),
-                    format!("use another --data-dir for {:?}, or name the cluster {:?} in the spec", desired.name, state.name),
+                    format!(
+                        "{} belongs to another cluster, {:?} (fsid {}), not {:?}",
+                        layout.root.display(),
+                        state.name,
+                        state.fsid,
+                        desired.name
+                    ),
+                    format!(
+                        "use another --data-dir for {:?}, or name the cluster {:?} in the spec",
+                        desired.name, state.name
+                    ),
                 )
             });
             None
@@ -208,7 +261,10 @@ pub fn check(layout: &Layout, desired: &Desired, dir: &DataDir) -> Vec<Finding> 
 
     let base = nearest_existing(&layout.root);
     if writable(&base) {
-        out.push(Finding::ok("data dir", format!("{} is writable", layout.root.display())));
+        out.push(Finding::ok(
+            "data dir",
+            format!("{} is writable", layout.root.display()),
+        ));
     } else {
         out.push(Finding::error(
             "data dir",
@@ -258,11 +314,25 @@ pub fn check(layout: &Layout, desired: &Desired, dir: &DataDir) -> Vec<Finding> 
     match mem_available() {
         Some(avail) if avail < want && existing.is_none() => out.push(Finding::error(
             "memory",
-            format!("{} available, but {} mon(s), {} mgr(s) and {} OSD(s) need about {}", human(avail), desired.mon_ids.len(), desired.mgr_ids.len(), desired.osd_count, human(want)),
+            format!(
+                "{} available, but {} mon(s), {} mgr(s) and {} OSD(s) need about {}",
+                human(avail),
+                desired.mon_ids.len(),
+                desired.mgr_ids.len(),
+                desired.osd_count,
+                human(want)
+            ),
             "free memory, or ask for fewer OSDs (spec.storage.osdFiles.count)",
         )),
-        Some(avail) => out.push(Finding::ok("memory", format!("{} available, about {} needed", human(avail), human(want)))),
-        None => out.push(Finding::warn("memory", "could not read /proc/meminfo", "check `free` by hand")),
+        Some(avail) => out.push(Finding::ok(
+            "memory",
+            format!("{} available, about {} needed", human(avail), human(want)),
+        )),
+        None => out.push(Finding::warn(
+            "memory",
+            "could not read /proc/meminfo",
+            "check `free` by hand",
+        )),
     }
     out
 }
@@ -283,7 +353,9 @@ mod tests {
         let dir = inspect(&layout).unwrap();
         assert!(matches!(dir, DataDir::Foreign(_)));
         let f = check(&layout, &desired(), &dir);
-        assert!(f.iter().any(|f| f.bad_input && f.severity == Severity::Error));
+        assert!(f
+            .iter()
+            .any(|f| f.bad_input && f.severity == Severity::Error));
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 
@@ -305,7 +377,10 @@ mod tests {
         let (ports, note) = choose_mon_ports(1, Some(taken));
         assert_ne!(ports[0].0, taken);
         let note = note.unwrap();
-        assert!(note.contains(&format!("pid {}", std::process::id())), "{note}");
+        assert!(
+            note.contains(&format!("pid {}", std::process::id())),
+            "{note}"
+        );
     }
 
     #[test]
@@ -314,6 +389,8 @@ mod tests {
         let mut want = desired();
         want.osd_size = 1 << 60;
         let f = check(&Layout::new(d.path().join("c")), &want, &DataDir::Absent);
-        assert!(f.iter().any(|f| f.check == "disk" && f.severity == Severity::Error));
+        assert!(f
+            .iter()
+            .any(|f| f.check == "disk" && f.severity == Severity::Error));
     }
 }

@@ -147,11 +147,16 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
     let status: Status = r.command(Target::Mon, json!({"prefix": "status"}))?;
     let mons: MonDump = r.command(Target::Mon, json!({"prefix": "mon dump"}))?;
     let dump: OsdDump = r.command(Target::Mon, json!({"prefix": "osd dump"}))?;
-    let meta: Vec<OsdMetadata> = r.command(Target::Mon, json!({"prefix": "osd metadata"})).unwrap_or_default();
+    let meta: Vec<OsdMetadata> = r
+        .command(Target::Mon, json!({"prefix": "osd metadata"}))
+        .unwrap_or_default();
     let df: Df = r.command(Target::Mon, json!({"prefix": "df"}))?;
     // `osd df` is served by the mgr, which may be down; the rest of the report stands without it.
-    let osd_df: OsdDf = r.command(Target::Mgr, json!({"prefix": "osd df"})).unwrap_or_default();
-    let mgr: rookery_ceph::types::MgrStat = r.command(Target::Mon, json!({"prefix": "mgr stat"}))?;
+    let osd_df: OsdDf = r
+        .command(Target::Mgr, json!({"prefix": "osd df"}))
+        .unwrap_or_default();
+    let mgr: rookery_ceph::types::MgrStat =
+        r.command(Target::Mon, json!({"prefix": "mgr stat"}))?;
 
     let checks = status
         .health
@@ -219,7 +224,11 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
                 in_quorum: status.quorum_names.contains(&m.name),
             })
             .collect(),
-        mgr: MgrReport { active: mgr.active_name, available: mgr.available, standbys: mgr.num_standby },
+        mgr: MgrReport {
+            active: mgr.active_name,
+            available: mgr.available,
+            standbys: mgr.num_standby,
+        },
         osds,
         pools,
         capacity: Capacity {
@@ -229,7 +238,12 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
         },
         pgs: PgReport {
             total: status.pgmap.num_pgs,
-            by_state: status.pgmap.pgs_by_state.iter().map(|s| (s.state_name.clone(), s.count)).collect(),
+            by_state: status
+                .pgmap
+                .pgs_by_state
+                .iter()
+                .map(|s| (s.state_name.clone(), s.count))
+                .collect(),
         },
     })
 }
@@ -241,7 +255,10 @@ pub fn not_ready(ceph: &CephReport, expected_osds: u32) -> Vec<String> {
     let up = ceph.osds.iter().filter(|o| o.up).count() as u32;
     let inn = ceph.osds.iter().filter(|o| o.in_).count() as u32;
     if (ceph.osds.len() as u32) < expected_osds {
-        why.push(format!("{} of {expected_osds} OSDs created", ceph.osds.len()));
+        why.push(format!(
+            "{} of {expected_osds} OSDs created",
+            ceph.osds.len()
+        ));
     }
     if up < ceph.osds.len() as u32 || inn < ceph.osds.len() as u32 {
         why.push(format!("{up} of {} OSDs up, {inn} in", ceph.osds.len()));
@@ -270,15 +287,31 @@ mod tests {
 
     #[test]
     fn readiness_lists_every_reason() {
-        let mut c = CephReport { health: "HEALTH_OK".into(), ..Default::default() };
+        let mut c = CephReport {
+            health: "HEALTH_OK".into(),
+            ..Default::default()
+        };
         c.mgr.available = true;
-        c.osds = (0..3).map(|id| OsdReport { id, up: true, in_: true, ..Default::default() }).collect();
-        c.pgs = PgReport { total: 9, by_state: BTreeMap::from([("active+clean".into(), 9)]) };
+        c.osds = (0..3)
+            .map(|id| OsdReport {
+                id,
+                up: true,
+                in_: true,
+                ..Default::default()
+            })
+            .collect();
+        c.pgs = PgReport {
+            total: 9,
+            by_state: BTreeMap::from([("active+clean".into(), 9)]),
+        };
         assert!(not_ready(&c, 3).is_empty());
         c.osds[1].up = false;
         c.pgs.by_state = BTreeMap::from([("active+clean".into(), 5), ("peering".into(), 4)]);
         c.health = "HEALTH_WARN".into();
-        c.checks.push(CheckReport { code: "OSD_DOWN".into(), ..Default::default() });
+        c.checks.push(CheckReport {
+            code: "OSD_DOWN".into(),
+            ..Default::default()
+        });
         let why = not_ready(&c, 4);
         assert_eq!(why.len(), 4, "{why:?}");
         assert!(why.iter().any(|w| w.contains("5 of 9 PGs")));

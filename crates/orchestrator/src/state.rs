@@ -26,7 +26,10 @@ pub struct MonRecord {
 
 impl MonRecord {
     pub fn addrvec(&self) -> String {
-        format!("[v2:127.0.0.1:{},v1:127.0.0.1:{}]", self.v2_port, self.v1_port)
+        format!(
+            "[v2:127.0.0.1:{},v1:127.0.0.1:{}]",
+            self.v2_port, self.v1_port
+        )
     }
 }
 
@@ -45,12 +48,14 @@ impl ClusterState {
     pub fn load(layout: &Layout) -> Result<Option<ClusterState>, OrchestratorError> {
         let path = layout.state();
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| OrchestratorError::Corrupt {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| OrchestratorError::Corrupt {
+                        path: path.display().to_string(),
+                        detail: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(OrchestratorError::io(&path, e)),
         }
@@ -66,6 +71,10 @@ impl ClusterState {
     }
 
     pub fn mon_host(&self) -> String {
-        self.mons.iter().map(MonRecord::addrvec).collect::<Vec<_>>().join(",")
+        self.mons
+            .iter()
+            .map(MonRecord::addrvec)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }

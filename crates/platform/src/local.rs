@@ -106,7 +106,11 @@ impl LocalPlatform {
             if let Some(p) = d.process.as_mut() {
                 if let Some(exit) = p.exited() {
                     let ran = now.duration_since(d.started);
-                    d.quick_failures = if ran < STABLE_AFTER { d.quick_failures + 1 } else { 1 };
+                    d.quick_failures = if ran < STABLE_AFTER {
+                        d.quick_failures + 1
+                    } else {
+                        1
+                    };
                     let backoff = backoff(d.quick_failures);
                     tracing::warn!(daemon = %d.spec.name, %exit, ran_secs = ran.as_secs(), backoff_secs = backoff.as_secs_f32(), "daemon died; restarting after backoff");
                     d.last_exit = Some(exit);
@@ -265,7 +269,10 @@ mod tests {
         let other = sleeper(d.path(), "b", "32");
         assert_eq!(adoptable(&other), None);
         second.stop("b", Duration::from_secs(1));
-        assert!(!proc::is_alive(pid) || proc::cmdline(pid).is_none_or(|c| c.last().map(String::as_str) != Some("31")));
+        assert!(
+            !proc::is_alive(pid)
+                || proc::cmdline(pid).is_none_or(|c| c.last().map(String::as_str) != Some("31"))
+        );
     }
 
     #[test]

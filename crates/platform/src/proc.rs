@@ -44,7 +44,9 @@ pub fn runs(pid: u32, program: &Path, args: &[String]) -> bool {
         return false;
     };
     let same_program = Path::new(exe) == program
-        || Path::new(exe).file_name().is_some_and(|n| Some(n) == program.file_name());
+        || Path::new(exe)
+            .file_name()
+            .is_some_and(|n| Some(n) == program.file_name());
     same_program && rest == args
 }
 
@@ -92,17 +94,19 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 
 /// Which process listens on TCP `port` (v4 or v6), as (pid, command line).
 pub fn tcp_listener(port: u16) -> Option<(u32, String)> {
-    let inode = ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|table| {
-        let text = std::fs::read_to_string(table).ok()?;
-        text.lines().skip(1).find_map(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            let local_port = cols.get(1)?.rsplit_once(':')?.1;
-            // State 0A is LISTEN.
-            (u16::from_str_radix(local_port, 16).ok()? == port && *cols.get(3)? == "0A")
-                .then(|| cols.get(9).map(|s| s.to_string()))
-                .flatten()
-        })
-    })?;
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                let local_port = cols.get(1)?.rsplit_once(':')?.1;
+                // State 0A is LISTEN.
+                (u16::from_str_radix(local_port, 16).ok()? == port && *cols.get(3)? == "0A")
+                    .then(|| cols.get(9).map(|s| s.to_string()))
+                    .flatten()
+            })
+        })?;
     let target = format!("socket:[{inode}]");
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -138,7 +142,10 @@ mod tests {
 
     #[test]
     fn matches_the_exact_command_line() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id();
         assert!(runs(pid, Path::new("/usr/bin/sleep"), &["30".to_string()]));
         assert!(!runs(pid, Path::new("/usr/bin/sleep"), &["31".to_string()]));

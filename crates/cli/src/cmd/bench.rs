@@ -47,17 +47,28 @@ fn ms(d: Duration) -> f64 {
 fn control_plane(layout: &Layout, count: usize, output: Output) -> CmdResult {
     let conf = layout.conf();
     if !conf.exists() {
-        return Err(Failure::bad_input(format!("{} holds no cluster; run `rookery up` first", layout.root.display())));
+        return Err(Failure::bad_input(format!(
+            "{} holds no cluster; run `rookery up` first",
+            layout.root.display()
+        )));
     }
-    let ceph_cli = rookery_ceph::tools::find_program("ceph")
-        .ok_or_else(|| Failure::from(anyhow!("the baseline needs the `ceph` CLI: apt-get install -y ceph-common")))?;
+    let ceph_cli = rookery_ceph::tools::find_program("ceph").ok_or_else(|| {
+        Failure::from(anyhow!(
+            "the baseline needs the `ceph` CLI: apt-get install -y ceph-common"
+        ))
+    })?;
     let connect_start = Instant::now();
-    let rados = Rados::connect(&conf, "admin", Duration::from_secs(10)).context("connecting to the cluster")?;
+    let rados = Rados::connect(&conf, "admin", Duration::from_secs(10))
+        .context("connecting to the cluster")?;
     let connect = connect_start.elapsed();
 
     let ops: [(&str, serde_json::Value, &[&str]); 2] = [
         ("status", json!({"prefix": "status"}), &["status"]),
-        ("pool list", json!({"prefix": "osd pool ls"}), &["osd", "pool", "ls"]),
+        (
+            "pool list",
+            json!({"prefix": "osd pool ls"}),
+            &["osd", "pool", "ls"],
+        ),
     ];
     let mut rows = Vec::new();
     let (mut all_native, mut all_cli) = (Vec::new(), Vec::new());
@@ -65,7 +76,9 @@ fn control_plane(layout: &Layout, count: usize, output: Output) -> CmdResult {
         let mut native = Vec::with_capacity(count);
         for _ in 0..count {
             let t = Instant::now();
-            let _: serde_json::Value = rados.command(Target::Mon, cmd.clone()).map_err(anyhow::Error::from)?;
+            let _: serde_json::Value = rados
+                .command(Target::Mon, cmd.clone())
+                .map_err(anyhow::Error::from)?;
             native.push(t.elapsed());
         }
         let mut cli = Vec::with_capacity(count);
@@ -80,7 +93,11 @@ fn control_plane(layout: &Layout, count: usize, output: Output) -> CmdResult {
                 .output()
                 .context("running the ceph CLI")?;
             if !out.status.success() {
-                return Err(Failure::from(anyhow!("`ceph {}` failed: {}", words.join(" "), String::from_utf8_lossy(&out.stderr))));
+                return Err(Failure::from(anyhow!(
+                    "`ceph {}` failed: {}",
+                    words.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                )));
             }
             cli.push(t.elapsed());
         }
@@ -95,13 +112,25 @@ fn control_plane(layout: &Layout, count: usize, output: Output) -> CmdResult {
                 .iter()
                 .map(|(n, a, b)| json!({"operation": n, "native_median_ms": ms(*a), "cli_median_ms": ms(*b), "ratio": b.as_secs_f64() / a.as_secs_f64()}))
                 .collect();
-            println!("{}", json!({"bench": "control-plane", "count": count, "connect_ms": ms(connect), "results": v}));
+            println!(
+                "{}",
+                json!({"bench": "control-plane", "count": count, "connect_ms": ms(connect), "results": v})
+            );
         }
         Output::Text => {
             println!("control-plane: {count} calls of each operation per path (librados connect, once: {:.1} ms)", ms(connect));
-            println!("{:<10} {:>16} {:>16} {:>9}", "operation", "ceph CLI (base)", "native (ours)", "ratio");
+            println!(
+                "{:<10} {:>16} {:>16} {:>9}",
+                "operation", "ceph CLI (base)", "native (ours)", "ratio"
+            );
             for (n, a, b) in &rows {
-                println!("{:<10} {:>13.2} ms {:>13.3} ms {:>8.0}x", n, ms(*b), ms(*a), b.as_secs_f64() / a.as_secs_f64());
+                println!(
+                    "{:<10} {:>13.2} ms {:>13.3} ms {:>8.0}x",
+                    n,
+                    ms(*b),
+                    ms(*a),
+                    b.as_secs_f64() / a.as_secs_f64()
+                );
             }
         }
     }

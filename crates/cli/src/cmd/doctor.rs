@@ -20,9 +20,14 @@ pub fn run(layout: &Layout, args: &DoctorArgs, output: Output) -> CmdResult {
     let (_, _, desired) = super::load_spec(args.file.as_deref(), layout)?;
     let dir = preflight::inspect(layout).map_err(|e| Failure::from(anyhow!(e)))?;
     let findings = preflight::check(layout, &desired, &dir);
-    let report = matches!(dir, preflight::DataDir::Cluster(_)).then(|| super::status::gather(layout).ok()).flatten();
+    let report = matches!(dir, preflight::DataDir::Cluster(_))
+        .then(|| super::status::gather(layout).ok())
+        .flatten();
     match output {
-        Output::Json => println!("{}", serde_json::json!({"checks": findings, "cluster": report})),
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"checks": findings, "cluster": report})
+        ),
         Output::Text => {
             for f in &findings {
                 let mark = match f.severity {
@@ -44,12 +49,19 @@ pub fn run(layout: &Layout, args: &DoctorArgs, output: Output) -> CmdResult {
             }
         }
     }
-    let errors: Vec<_> = findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    let errors: Vec<_> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
     if errors.is_empty() {
         return Ok(());
     }
     Err(Failure {
-        code: if errors.iter().any(|f| f.bad_input) { 2 } else { 1 },
+        code: if errors.iter().any(|f| f.bad_input) {
+            2
+        } else {
+            1
+        },
         message: format!("{} check(s) failed", errors.len()),
     })
 }

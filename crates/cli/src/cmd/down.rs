@@ -22,7 +22,12 @@ pub struct DownArgs {
 pub fn run(layout: &Layout, args: &DownArgs, output: Output) -> CmdResult {
     let state = ClusterState::load(layout)
         .map_err(|e| Failure::from(anyhow!(e)))?
-        .ok_or_else(|| Failure::bad_input(format!("{} holds no rookery cluster; nothing to stop", layout.root.display())))?;
+        .ok_or_else(|| {
+            Failure::bad_input(format!(
+                "{} holds no rookery cluster; nothing to stop",
+                layout.root.display()
+            ))
+        })?;
     if args.purge && !args.yes_really_destroy_data {
         let osd_files: Vec<String> = state
             .osds
@@ -46,13 +51,21 @@ pub fn run(layout: &Layout, args: &DownArgs, output: Output) -> CmdResult {
         std::fs::remove_dir_all(&layout.root)
             .map_err(|e| Failure::from(anyhow!("removing {}: {e}", layout.root.display())))?;
     }
-    let what = if args.purge { "destroyed; nothing of it is left" } else { "stopped; data kept" };
+    let what = if args.purge {
+        "destroyed; nothing of it is left"
+    } else {
+        "stopped; data kept"
+    };
     match output {
         Output::Json => println!(
             "{}",
             serde_json::json!({"cluster": state.name, "purged": args.purge, "elapsed_secs": started.elapsed().as_secs_f64()})
         ),
-        Output::Text => println!("cluster {:?} {what} ({:.1} s)", state.name, started.elapsed().as_secs_f64()),
+        Output::Text => println!(
+            "cluster {:?} {what} ({:.1} s)",
+            state.name,
+            started.elapsed().as_secs_f64()
+        ),
     }
     Ok(())
 }
@@ -60,23 +73,35 @@ pub fn run(layout: &Layout, args: &DownArgs, output: Output) -> CmdResult {
 /// Asks the supervisor to stop everything; without one, stops the daemons found through pid files.
 fn stop(layout: &Layout, state: &ClusterState) -> Result<(), Failure> {
     let rt = crate::runtime()?;
-    match rt.block_on(api::call::<serde_json::Value>(&layout.socket(), "POST", api::SHUTDOWN, Duration::from_secs(120))) {
+    match rt.block_on(api::call::<serde_json::Value>(
+        &layout.socket(),
+        "POST",
+        api::SHUTDOWN,
+        Duration::from_secs(120),
+    )) {
         Ok(_) => {
             // The supervisor exits right after replying.
             let deadline = Instant::now() + Duration::from_secs(10);
-            while rookery_platform::proc::read_pid_file(&layout.supervisor_pid()).is_some_and(rookery_platform::proc::is_alive)
+            while rookery_platform::proc::read_pid_file(&layout.supervisor_pid())
+                .is_some_and(rookery_platform::proc::is_alive)
                 && Instant::now() < deadline
             {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
         Err(CallError::NotRunning) => {}
-        Err(CallError::Failed(e)) => return Err(Failure::from(e.context("asking the supervisor to stop"))),
+        Err(CallError::Failed(e)) => {
+            return Err(Failure::from(e.context("asking the supervisor to stop")))
+        }
     }
     // Whatever still runs (no supervisor, or one that died mid-way) is stopped in order here.
     let daemons = super::status::running_daemons(layout, state);
     for prefix in ["osd.", "mgr.", "mon."] {
-        let pids: Vec<u32> = daemons.iter().filter(|(n, _)| n.starts_with(prefix)).filter_map(|(_, p)| *p).collect();
+        let pids: Vec<u32> = daemons
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .filter_map(|(_, p)| *p)
+            .collect();
         for pid in &pids {
             rookery_platform::proc::signal(*pid, libc::SIGTERM);
         }
@@ -93,15 +118,20 @@ fn kill_leftovers(layout: &Layout) {
     let conf = layout.conf().display().to_string();
     let root = layout.root.display().to_string();
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
     for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         if pid == me {
             continue;
         }
         if let Some(cmd) = rookery_platform::proc::cmdline(pid) {
             let uses = cmd.iter().any(|a| a == &conf)
-                || cmd.windows(2).any(|w| w[0] == "--data-dir" && w[1] == root) && cmd.iter().any(|a| a == "supervise");
+                || cmd.windows(2).any(|w| w[0] == "--data-dir" && w[1] == root)
+                    && cmd.iter().any(|a| a == "supervise");
             if uses {
                 rookery_platform::proc::terminate(pid, Duration::from_secs(10));
             }
@@ -114,7 +144,9 @@ fn disk_usage(path: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
-        let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         if m.is_dir() {
             if let Ok(rd) = std::fs::read_dir(&p) {
                 stack.extend(rd.flatten().map(|e| e.path()));

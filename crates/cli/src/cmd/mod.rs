@@ -18,11 +18,18 @@ use crate::Failure;
 pub const DEFAULT_SPEC: &str = rookery_spec::DEFAULT_YAML;
 
 /// The spec to use: the file given, else the one saved in the data dir, else the embedded default.
-pub fn load_spec(file: Option<&Path>, layout: &Layout) -> Result<(String, Resources, Desired), Failure> {
+pub fn load_spec(
+    file: Option<&Path>,
+    layout: &Layout,
+) -> Result<(String, Resources, Desired), Failure> {
     let (text, origin) = match file {
         Some(f) => {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}; give the path of a CephCluster YAML file", f.display())))?;
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                Failure::bad_input(format!(
+                    "cannot read {}: {e}; give the path of a CephCluster YAML file",
+                    f.display()
+                ))
+            })?;
             (text, f.display().to_string())
         }
         None => match std::fs::read_to_string(layout.spec()) {
@@ -31,11 +38,20 @@ pub fn load_spec(file: Option<&Path>, layout: &Layout) -> Result<(String, Resour
         },
     };
     let res = rookery_spec::load(&text).map_err(|errors| {
-        let lines: Vec<String> = errors.0.iter().map(|e| format!("{}: {}\n    fix: {}", e.path, e.message, e.fix)).collect();
-        Failure::bad_input(format!("{origin} is not a valid spec; nothing was changed:\n{}", lines.join("\n")))
+        let lines: Vec<String> = errors
+            .0
+            .iter()
+            .map(|e| format!("{}: {}\n    fix: {}", e.path, e.message, e.fix))
+            .collect();
+        Failure::bad_input(format!(
+            "{origin} is not a valid spec; nothing was changed:\n{}",
+            lines.join("\n")
+        ))
     })?;
     let desired = Desired::from_resources(&res).ok_or_else(|| {
-        Failure::bad_input(format!("{origin} has no CephCluster; add one (kind: CephCluster, apiVersion: ceph.rook.io/v1)"))
+        Failure::bad_input(format!(
+            "{origin} has no CephCluster; add one (kind: CephCluster, apiVersion: ceph.rook.io/v1)"
+        ))
     })?;
     Ok((text, res, desired))
 }

@@ -38,16 +38,25 @@ pub fn content(index: usize, size: usize) -> Vec<u8> {
 
 pub fn run(layout: &Layout, args: &SmokeArgs, output: Output) -> CmdResult {
     if !layout.conf().exists() {
-        return Err(Failure::bad_input(format!("{} holds no cluster; run `rookery up` first", layout.root.display())));
+        return Err(Failure::bad_input(format!(
+            "{} holds no cluster; run `rookery up` first",
+            layout.root.display()
+        )));
     }
-    let rados = Rados::connect(&layout.conf(), "admin", Duration::from_secs(10)).context("connecting to the cluster")?;
-    let io = rados
-        .ioctx(&args.pool)
-        .map_err(|e| Failure::bad_input(format!("{e}; name an existing pool with --pool (`rookery status` lists them)")))?;
-    let names: Vec<String> = (0..args.count).map(|i| format!("rookery-smoke-test-{i}")).collect();
+    let rados = Rados::connect(&layout.conf(), "admin", Duration::from_secs(10))
+        .context("connecting to the cluster")?;
+    let io = rados.ioctx(&args.pool).map_err(|e| {
+        Failure::bad_input(format!(
+            "{e}; name an existing pool with --pool (`rookery status` lists them)"
+        ))
+    })?;
+    let names: Vec<String> = (0..args.count)
+        .map(|i| format!("rookery-smoke-test-{i}"))
+        .collect();
     let t = Instant::now();
     for (i, n) in names.iter().enumerate() {
-        io.write_full(n, &content(i, args.size)).map_err(anyhow::Error::from)?;
+        io.write_full(n, &content(i, args.size))
+            .map_err(anyhow::Error::from)?;
     }
     let write = t.elapsed();
     let t = Instant::now();
@@ -62,7 +71,11 @@ pub fn run(layout: &Layout, args: &SmokeArgs, output: Output) -> CmdResult {
         io.remove(n).map_err(anyhow::Error::from)?;
     }
     if !bad.is_empty() {
-        return Err(Failure::from(anyhow!("{} object(s) read back different from what was written: {}", bad.len(), bad.join(", "))));
+        return Err(Failure::from(anyhow!(
+            "{} object(s) read back different from what was written: {}",
+            bad.len(),
+            bad.join(", ")
+        )));
     }
     let mib = (args.count * args.size) as f64 / (1 << 20) as f64;
     match output {

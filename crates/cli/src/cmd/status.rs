@@ -13,7 +13,10 @@ use crate::{render, CmdResult, Failure, Output};
 pub fn run(layout: &Layout, output: Output) -> CmdResult {
     let report = gather(layout)?;
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Failure::from(anyhow!(e)))?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::from(anyhow!(e)))?
+        ),
         Output::Text => print!("{}", render::status(&report)),
     }
     Ok(())
@@ -22,12 +25,24 @@ pub fn run(layout: &Layout, output: Output) -> CmdResult {
 pub fn gather(layout: &Layout) -> Result<ClusterReport, Failure> {
     let state = ClusterState::load(layout)
         .map_err(|e| Failure::from(anyhow!(e)))?
-        .ok_or_else(|| Failure::from(anyhow!("{} holds no cluster; create one with `rookery up`", layout.root.display())))?;
+        .ok_or_else(|| {
+            Failure::from(anyhow!(
+                "{} holds no cluster; create one with `rookery up`",
+                layout.root.display()
+            ))
+        })?;
     let rt = crate::runtime()?;
-    match rt.block_on(api::call::<ClusterReport>(&layout.socket(), "GET", api::STATUS, Duration::from_secs(30))) {
+    match rt.block_on(api::call::<ClusterReport>(
+        &layout.socket(),
+        "GET",
+        api::STATUS,
+        Duration::from_secs(30),
+    )) {
         Ok(r) => return Ok(r),
         Err(CallError::NotRunning) => {}
-        Err(CallError::Failed(e)) => tracing::warn!(error = %e, "the supervisor did not answer; gathering status directly"),
+        Err(CallError::Failed(e)) => {
+            tracing::warn!(error = %e, "the supervisor did not answer; gathering status directly")
+        }
     }
     Ok(without_supervisor(layout, &state))
 }
@@ -50,7 +65,11 @@ fn without_supervisor(layout: &Layout, state: &ClusterState) -> ClusterReport {
         .into_iter()
         .map(|(name, pid)| DaemonStatus {
             name,
-            state: if pid.is_some() { DaemonState::Running } else { DaemonState::Stopped },
+            state: if pid.is_some() {
+                DaemonState::Running
+            } else {
+                DaemonState::Stopped
+            },
             pid,
             restarts: 0,
             last_exit: None,
@@ -65,8 +84,14 @@ fn without_supervisor(layout: &Layout, state: &ClusterState) -> ClusterReport {
         daemons,
         ..Default::default()
     };
-    let mon_running = report.daemons.iter().any(|d| d.name.starts_with("mon.") && d.pid.is_some());
-    report.not_ready.push("the supervisor is not running: crashed daemons are not restarted (run `rookery up`)".into());
+    let mon_running = report
+        .daemons
+        .iter()
+        .any(|d| d.name.starts_with("mon.") && d.pid.is_some());
+    report.not_ready.push(
+        "the supervisor is not running: crashed daemons are not restarted (run `rookery up`)"
+            .into(),
+    );
     if !mon_running {
         report.ceph_error = Some("no mon is running".into());
     } else {

@@ -42,10 +42,16 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
 
     if let DataDir::Cluster(state) = &dir {
         if state.name == desired.name && rt.block_on(api::supervisor_alive(&socket)) {
-            let changed = std::fs::read_to_string(layout.spec()).map(|t| t != text).unwrap_or(true);
+            let changed = std::fs::read_to_string(layout.spec())
+                .map(|t| t != text)
+                .unwrap_or(true);
             if changed {
-                rookery_ceph::conf::write_atomic(&layout.spec(), text.as_bytes(), 0o600).map_err(|e| Failure::from(anyhow!(e)))?;
-                eprintln!("cluster {:?} is running; applying the changed spec", state.name);
+                rookery_ceph::conf::write_atomic(&layout.spec(), text.as_bytes(), 0o600)
+                    .map_err(|e| Failure::from(anyhow!(e)))?;
+                eprintln!(
+                    "cluster {:?} is running; applying the changed spec",
+                    state.name
+                );
             } else {
                 if output == Output::Text {
                     eprintln!("cluster {:?} is already running; nothing to do", state.name);
@@ -57,15 +63,32 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
     }
 
     let findings = preflight::check(layout, &desired, &dir);
-    let errors: Vec<_> = findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    let errors: Vec<_> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
     if !errors.is_empty() {
         let msg = errors
             .iter()
-            .map(|f| format!("{}: {}\n  fix: {}", f.check, f.message, f.fix.clone().unwrap_or_default()))
+            .map(|f| {
+                format!(
+                    "{}: {}\n  fix: {}",
+                    f.check,
+                    f.message,
+                    f.fix.clone().unwrap_or_default()
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n");
-        let code = if errors.iter().any(|f| f.bad_input) { 2 } else { 1 };
-        return Err(Failure { code, message: format!("nothing was changed:\n{msg}") });
+        let code = if errors.iter().any(|f| f.bad_input) {
+            2
+        } else {
+            1
+        };
+        return Err(Failure {
+            code,
+            message: format!("nothing was changed:\n{msg}"),
+        });
     }
     for n in &desired.notices {
         eprintln!("note: {n}");
@@ -77,12 +100,17 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
         if let Some(n) = note {
             eprintln!("note: {n}");
         }
-        rookery_orchestrator::create_cluster(layout, &desired.name, &desired.mon_ids, &ports).map_err(|e| Failure::from(anyhow!(e)))?;
+        rookery_orchestrator::create_cluster(layout, &desired.name, &desired.mon_ids, &ports)
+            .map_err(|e| Failure::from(anyhow!(e)))?;
     }
-    rookery_ceph::conf::write_atomic(&layout.spec(), text.as_bytes(), 0o600).map_err(|e| Failure::from(anyhow!(e)))?;
+    rookery_ceph::conf::write_atomic(&layout.spec(), text.as_bytes(), 0o600)
+        .map_err(|e| Failure::from(anyhow!(e)))?;
 
     if args.foreground {
-        eprintln!("supervising {} in the foreground; Ctrl-C stops the cluster (data kept)", layout.root.display());
+        eprintln!(
+            "supervising {} in the foreground; Ctrl-C stops the cluster (data kept)",
+            layout.root.display()
+        );
         return crate::supervisor::run(layout.clone()).map_err(Failure::from);
     }
     start_supervisor(&rt, layout)?;
@@ -104,7 +132,11 @@ fn finish(report: &ClusterReport, started: Instant, output: Output, fresh: bool)
                 "\n{} {:?} is {} ({:.1} s).",
                 if fresh { "Created cluster" } else { "Cluster" },
                 report.name,
-                if report.ready { "ready: HEALTH_OK, all OSDs up and in, all PGs active+clean" } else { "NOT ready yet" },
+                if report.ready {
+                    "ready: HEALTH_OK, all OSDs up and in, all PGs active+clean"
+                } else {
+                    "NOT ready yet"
+                },
                 secs
             );
         }
@@ -112,7 +144,10 @@ fn finish(report: &ClusterReport, started: Instant, output: Output, fresh: bool)
     if report.ready {
         Ok(())
     } else {
-        Err(Failure::from(anyhow!("the cluster did not become healthy in time: {}", report.not_ready.join("; "))))
+        Err(Failure::from(anyhow!(
+            "the cluster did not become healthy in time: {}",
+            report.not_ready.join("; ")
+        )))
     }
 }
 
@@ -129,7 +164,12 @@ fn start_supervisor(rt: &tokio::runtime::Runtime, layout: &Layout) -> Result<(),
         .with_context(|| format!("opening {}", layout.supervisor_log().display()))?;
     let log2 = log.try_clone().context("duplicating the log handle")?;
     let mut cmd = Command::new(exe);
-    cmd.arg("--data-dir").arg(&layout.root).arg("supervise").stdin(Stdio::null()).stdout(log).stderr(log2);
+    cmd.arg("--data-dir")
+        .arg(&layout.root)
+        .arg("supervise")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
     // SAFETY: setsid is async-signal-safe; it detaches the supervisor from our terminal and process group.
     unsafe {
         cmd.pre_exec(|| {
@@ -151,7 +191,10 @@ fn start_supervisor(rt: &tokio::runtime::Runtime, layout: &Layout) -> Result<(),
         }
         std::thread::sleep(Duration::from_millis(30));
     }
-    Err(Failure::from(anyhow!("the supervisor did not answer within 15 s; see {}", layout.supervisor_log().display())))
+    Err(Failure::from(anyhow!(
+        "the supervisor did not answer within 15 s; see {}",
+        layout.supervisor_log().display()
+    )))
 }
 
 pub fn tail(path: &std::path::Path, lines: usize) -> String {
@@ -161,7 +204,12 @@ pub fn tail(path: &std::path::Path, lines: usize) -> String {
 }
 
 /// Polls the supervisor until the cluster is ready, showing progress.
-fn wait_ready(rt: &tokio::runtime::Runtime, layout: &Layout, limit: Duration, output: Output) -> Result<ClusterReport, Failure> {
+fn wait_ready(
+    rt: &tokio::runtime::Runtime,
+    layout: &Layout,
+    limit: Duration,
+    output: Output,
+) -> Result<ClusterReport, Failure> {
     let bar = (output == Output::Text).then(|| {
         let b = indicatif::ProgressBar::new_spinner();
         b.enable_steady_tick(Duration::from_millis(120));
@@ -170,7 +218,12 @@ fn wait_ready(rt: &tokio::runtime::Runtime, layout: &Layout, limit: Duration, ou
     let deadline = Instant::now() + limit;
     let mut last = ClusterReport::default();
     loop {
-        match rt.block_on(api::call::<ClusterReport>(&layout.socket(), "GET", api::STATUS, Duration::from_secs(30))) {
+        match rt.block_on(api::call::<ClusterReport>(
+            &layout.socket(),
+            "GET",
+            api::STATUS,
+            Duration::from_secs(30),
+        )) {
             Ok(r) => {
                 if r.ready {
                     if let Some(b) = &bar {

@@ -56,8 +56,14 @@ pub struct TestCluster {
 impl TestCluster {
     /// A data dir path that does not exist yet.
     pub fn new_dir() -> TestCluster {
-        let parent = tempfile::Builder::new().prefix("rookery-e2e-").tempdir().unwrap();
-        TestCluster { dir: parent.path().join("cluster"), _parent: parent }
+        let parent = tempfile::Builder::new()
+            .prefix("rookery-e2e-")
+            .tempdir()
+            .unwrap();
+        TestCluster {
+            dir: parent.path().join("cluster"),
+            _parent: parent,
+        }
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -83,7 +89,11 @@ impl TestCluster {
             if s["ready"] == true {
                 return start.elapsed();
             }
-            assert!(start.elapsed() < limit, "not ready after {limit:?}: {:#}", s);
+            assert!(
+                start.elapsed() < limit,
+                "not ready after {limit:?}: {:#}",
+                s
+            );
             std::thread::sleep(Duration::from_millis(500));
         }
     }
