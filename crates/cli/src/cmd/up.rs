@@ -40,28 +40,6 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
     let rt = crate::runtime()?;
     let socket = layout.socket();
 
-    if let DataDir::Cluster(state) = &dir {
-        if state.name == desired.name && rt.block_on(api::supervisor_alive(&socket)) {
-            let changed = std::fs::read_to_string(layout.spec())
-                .map(|t| t != text)
-                .unwrap_or(true);
-            if changed {
-                rookery_ceph::conf::write_atomic(&layout.spec(), text.as_bytes(), 0o600)
-                    .map_err(|e| Failure::from(anyhow!(e)))?;
-                eprintln!(
-                    "cluster {:?} is running; applying the changed spec",
-                    state.name
-                );
-            } else {
-                if output == Output::Text {
-                    eprintln!("cluster {:?} is already running; nothing to do", state.name);
-                }
-                let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
-                return finish(&report, started, output, false);
-            }
-        }
-    }
-
     let findings = preflight::check(layout, &desired, &dir);
     let errors: Vec<_> = findings
         .iter()
@@ -90,6 +68,26 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
             message: format!("nothing was changed:\n{msg}"),
         });
     }
+    let running = matches!(&dir, DataDir::Cluster(state) if state.name == desired.name)
+        && rt.block_on(api::supervisor_alive(&socket));
+    if running {
+        let unchanged = std::fs::read_to_string(layout.spec()).is_ok_and(|t| t == text);
+        if unchanged {
+            if output == Output::Text {
+                eprintln!(
+                    "cluster {:?} is already running; nothing to do",
+                    desired.name
+                );
+            }
+            let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
+            return finish(&report, started, output, false);
+        }
+        eprintln!(
+            "cluster {:?} is running; applying the changed spec",
+            desired.name
+        );
+    }
+
     for n in &desired.notices {
         eprintln!("note: {n}");
     }
@@ -203,6 +201,9 @@ pub fn tail(path: &std::path::Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// A reconcile error that persists this long will not fix itself: stop waiting and show it.
+const PERSISTENT_ERROR: Duration = Duration::from_secs(60);
+
 /// Polls the supervisor until the cluster is ready, showing progress.
 fn wait_ready(
     rt: &tokio::runtime::Runtime,
@@ -217,6 +218,7 @@ fn wait_ready(
     });
     let deadline = Instant::now() + limit;
     let mut last = ClusterReport::default();
+    let mut failing: Option<(String, Instant)> = None;
     loop {
         match rt.block_on(api::call::<ClusterReport>(
             &layout.socket(),
@@ -231,13 +233,32 @@ fn wait_ready(
                     }
                     return Ok(r);
                 }
+                let error = r.reconcile.as_ref().and_then(|i| i.last_error.clone());
+                match (&error, &failing) {
+                    (Some(e), Some((same, since))) if e == same => {
+                        if since.elapsed() > PERSISTENT_ERROR {
+                            if let Some(b) = &bar {
+                                b.finish_and_clear();
+                            }
+                            return Err(Failure::from(anyhow!(
+                                "the cluster cannot converge; this keeps failing for {} s:\n{e}",
+                                PERSISTENT_ERROR.as_secs()
+                            )));
+                        }
+                    }
+                    (Some(e), _) => failing = Some((e.clone(), Instant::now())),
+                    (None, _) => failing = None,
+                }
                 if let Some(b) = &bar {
                     let doing = r
                         .reconcile
                         .as_ref()
                         .and_then(|i| i.recent.last().map(|e| e.message.clone()))
                         .unwrap_or_default();
-                    b.set_message(format!("{} | {}", r.not_ready.join("; "), doing));
+                    let problem = error
+                        .map(|e| format!(" | retrying after: {e}"))
+                        .unwrap_or_default();
+                    b.set_message(format!("{} | {doing}{problem}", r.not_ready.join("; ")));
                 }
                 last = r;
             }
