@@ -44,6 +44,16 @@ pub struct Api {
     pub read: unsafe extern "C" fn(IoCtxT, *const c_char, *mut c_char, usize, u64) -> c_int,
     pub stat: unsafe extern "C" fn(IoCtxT, *const c_char, *mut u64, *mut libc::time_t) -> c_int,
     pub remove: unsafe extern "C" fn(IoCtxT, *const c_char) -> c_int,
+    pub lock_exclusive: unsafe extern "C" fn(
+        IoCtxT,
+        *const c_char,
+        *const c_char,
+        *const c_char,
+        *const c_char,
+        *mut libc::timeval,
+        u8,
+    ) -> c_int,
+    pub unlock: unsafe extern "C" fn(IoCtxT, *const c_char, *const c_char, *const c_char) -> c_int,
 }
 
 // SAFETY: the struct holds only function pointers into a library that stays loaded; librados documents its
@@ -92,6 +102,8 @@ fn load() -> Result<Api, String> {
         read: sym!("rados_read"),
         stat: sym!("rados_stat"),
         remove: sym!("rados_remove"),
+        lock_exclusive: sym!("rados_lock_exclusive"),
+        unlock: sym!("rados_unlock"),
         _lib: lib,
     })
 }

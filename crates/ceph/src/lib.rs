@@ -10,6 +10,8 @@ pub mod conf;
 mod ffi;
 pub mod keyring;
 pub mod rados;
+pub mod rbd;
+mod rbd_ffi;
 pub mod tools;
 pub mod types;
 

@@ -204,6 +204,12 @@ pub struct IoCtx<'a> {
 }
 
 impl IoCtx<'_> {
+    /// The librados handle, for librbd calls that take a `rados_ioctx_t`. It stays valid only while this
+    /// `IoCtx` is borrowed.
+    pub(crate) fn raw(&self) -> IoCtxT {
+        self.io
+    }
+
     pub fn write_full(&self, oid: &str, data: &[u8]) -> Result<(), CephError> {
         let o = cstring("object name", oid)?;
         // SAFETY: io is live; buffer valid for len bytes.
@@ -268,6 +274,59 @@ impl IoCtx<'_> {
         let rc = unsafe { (self.rados.api.remove)(self.io, o.as_ptr()) };
         if rc < 0 {
             return Err(CephError::call("remove object", rc, oid));
+        }
+        Ok(())
+    }
+}
+
+impl IoCtx<'_> {
+    /// Takes the advisory exclusive lock `name` on object `oid` for `duration`, after which it lapses by
+    /// itself (so a holder that crashes cannot keep it). EBUSY when someone else holds it.
+    pub fn lock_exclusive(
+        &self,
+        oid: &str,
+        name: &str,
+        cookie: &str,
+        duration: std::time::Duration,
+    ) -> Result<(), CephError> {
+        let (o, n, c, d) = (
+            cstring("object name", oid)?,
+            cstring("lock name", name)?,
+            cstring("cookie", cookie)?,
+            cstring("description", "rookery")?,
+        );
+        let mut tv = libc::timeval {
+            tv_sec: duration.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        // SAFETY: io is live; strings are NUL-terminated; tv is a valid timeval.
+        let rc = unsafe {
+            (self.rados.api.lock_exclusive)(
+                self.io,
+                o.as_ptr(),
+                n.as_ptr(),
+                c.as_ptr(),
+                d.as_ptr(),
+                &mut tv,
+                0,
+            )
+        };
+        if rc < 0 {
+            return Err(CephError::call("lock object", rc, oid));
+        }
+        Ok(())
+    }
+
+    pub fn unlock(&self, oid: &str, name: &str, cookie: &str) -> Result<(), CephError> {
+        let (o, n, c) = (
+            cstring("object name", oid)?,
+            cstring("lock name", name)?,
+            cstring("cookie", cookie)?,
+        );
+        // SAFETY: io is live; strings are NUL-terminated.
+        let rc = unsafe { (self.rados.api.unlock)(self.io, o.as_ptr(), n.as_ptr(), c.as_ptr()) };
+        if rc < 0 {
+            return Err(CephError::call("unlock object", rc, oid));
         }
         Ok(())
     }

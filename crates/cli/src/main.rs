@@ -56,6 +56,10 @@ enum Command {
     ///
     /// Example: rookery doctor -f cluster.yaml
     Doctor(cmd::doctor::DoctorArgs),
+    /// Block volumes: create, list, resize, snapshot, clone, mount, unmount, remove.
+    ///
+    /// Example: rookery volume create data1 --size 10Gi && rookery volume mount data1 /mnt/data1
+    Volume(cmd::volume::VolumeArgs),
     /// Write objects with checksums through librados, read them back, compare, remove them.
     ///
     /// Example: rookery smoke-test --count 100
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Command::Status => cmd::status::run(&layout, cli.output),
         Command::Down(args) => cmd::down::run(&layout, &args, cli.output),
         Command::Doctor(args) => cmd::doctor::run(&layout, &args, cli.output),
+        Command::Volume(args) => cmd::volume::run(&layout, &args, cli.output),
         Command::SmokeTest(args) => cmd::smoke::run(&layout, &args, cli.output),
         Command::Bench(args) => cmd::bench::run(&layout, &args, cli.output),
         Command::Supervise => supervisor::run(layout).map_err(Failure::from),

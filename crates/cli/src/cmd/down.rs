@@ -45,6 +45,7 @@ pub fn run(layout: &Layout, args: &DownArgs, output: Output) -> CmdResult {
         )));
     }
     let started = Instant::now();
+    unmount_volumes(layout, !args.purge)?;
     stop(layout, &state)?;
     if args.purge {
         kill_leftovers(layout);
@@ -66,6 +67,34 @@ pub fn run(layout: &Layout, args: &DownArgs, output: Output) -> CmdResult {
             state.name,
             started.elapsed().as_secs_f64()
         ),
+    }
+    Ok(())
+}
+
+/// Volumes mounted on this host are unmounted before their cluster stops (a mount without its cluster
+/// hangs every process that touches it). A plain `down` remembers them for the next `up`.
+fn unmount_volumes(layout: &Layout, remount: bool) -> Result<(), Failure> {
+    let has_records = rookery_volumes::records::Records::dir(&layout.root)
+        .join("mounts.json")
+        .exists();
+    if !has_records {
+        return Ok(());
+    }
+    let rados = rookery_ceph::Rados::connect(&layout.conf(), "admin", Duration::from_secs(5)).ok();
+    let done = rookery_volumes::suspend_all(rados.as_ref(), &layout.root, remount)
+        .map_err(|e| Failure::from(anyhow!(e)))?;
+    for r in done {
+        eprintln!(
+            "unmounted {}/{} from {}{}",
+            r.pool,
+            r.volume,
+            r.path.display(),
+            if remount {
+                " (`rookery up` mounts it again)"
+            } else {
+                ""
+            }
+        );
     }
     Ok(())
 }

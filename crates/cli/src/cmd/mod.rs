@@ -6,6 +6,7 @@ pub mod down;
 pub mod smoke;
 pub mod status;
 pub mod up;
+pub mod volume;
 
 use std::path::Path;
 

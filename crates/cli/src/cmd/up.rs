@@ -113,7 +113,47 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
     }
     start_supervisor(&rt, layout)?;
     let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
+    if report.ready {
+        remount_volumes(layout);
+    }
     finish(&report, started, output, fresh)
+}
+
+/// Mounts again the volumes `rookery down` unmounted.
+fn remount_volumes(layout: &Layout) {
+    let Ok(records) = rookery_volumes::records::Records::open(&layout.root) else {
+        return;
+    };
+    if !records.list.iter().any(|r| r.remount) {
+        return;
+    }
+    drop(records);
+    let rados = match rookery_ceph::Rados::connect(&layout.conf(), "admin", Duration::from_secs(10))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warning: volumes to mount again were left unmounted: {e}");
+            return;
+        }
+    };
+    match rookery_volumes::resume_all(&rados, &layout.conf(), &layout.root) {
+        Ok(results) => {
+            for (r, result) in results {
+                match result {
+                    Ok(()) => eprintln!("mounted {}/{} again at {}", r.pool, r.volume, r.path.display()),
+                    Err(e) => eprintln!(
+                        "warning: {}/{} was not mounted again at {}: {e}; `rookery volume mount {} {}` retries",
+                        r.pool,
+                        r.volume,
+                        r.path.display(),
+                        r.volume,
+                        r.path.display()
+                    ),
+                }
+            }
+        }
+        Err(e) => eprintln!("warning: could not read the volume mounts to restore: {e}"),
+    }
 }
 
 fn finish(report: &ClusterReport, started: Instant, output: Output, fresh: bool) -> CmdResult {

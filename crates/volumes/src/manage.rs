@@ -1,0 +1,409 @@
+//! Volume management through librbd: create, inspect, resize, snapshot, clone, remove. Every refusal is a
+//! `BadRequest` that says what to do and changes nothing.
+
+use std::path::Path;
+
+use rookery_ceph::rbd::{self, features, Image};
+use rookery_ceph::types::{Df, OsdDump};
+use rookery_ceph::{Rados, Target};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::attach::{open_image, open_pool};
+use crate::holder::Holder;
+use crate::records::{MountRecord, Records};
+use crate::{loopdev, mapper, tools, VolumeError, META_FS};
+
+pub const DEFAULT_POOL: &str = "replicapool";
+pub const FILESYSTEMS: &[&str] = &["ext4", "xfs", "none"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeInfo {
+    pub pool: String,
+    pub name: String,
+    pub size_bytes: u64,
+    pub used_bytes: u64,
+    pub fs: String,
+    pub features: Vec<&'static str>,
+    pub snapshots: Vec<SnapshotInfo>,
+    /// `pool/image@snapshot` this volume was cloned from, until flattened.
+    pub parent: Option<String>,
+    /// Who has it mounted (any host), from the image's holder record.
+    pub holders: Vec<Holder>,
+    /// Mounts rookery made on this host.
+    pub mounts: Vec<MountRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotInfo {
+    pub name: String,
+    pub size_bytes: u64,
+}
+
+fn bad(msg: impl Into<String>) -> VolumeError {
+    VolumeError::BadRequest(msg.into())
+}
+
+/// Volume and snapshot names: what RBD allows and every shell can type without quoting.
+pub fn validate_name(what: &str, name: &str) -> Result<(), VolumeError> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.starts_with(['.', '-']);
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "{what} name {name:?} is not valid: use 1 to 100 letters, digits, '-', '_' or '.', not starting with '.' or '-'"
+        )))
+    }
+}
+
+/// A size such as `10Gi`, `500Mi` or `10G` (powers of ten, as Kubernetes reads them).
+pub fn parse_size(text: &str) -> Result<u64, VolumeError> {
+    let q = rookery_spec::Quantity::parse(text.trim()).map_err(|e| bad(format!("--size: {e}")))?;
+    if q.0 == 0 {
+        return Err(bad("--size: a volume needs a size above zero, such as 1Gi"));
+    }
+    if q.0 < 1 << 20 {
+        return Err(bad(format!(
+            "--size: {text} is below the smallest volume, 1Mi"
+        )));
+    }
+    Ok(q.0)
+}
+
+fn human(b: u64) -> String {
+    rookery_spec::Quantity(b).to_string()
+}
+
+/// The most a pool can ever hold: the raw capacity of all OSDs divided by the copies it keeps.
+fn pool_ceiling(rados: &Rados, pool: &str) -> Result<Option<u64>, VolumeError> {
+    let df: Df = rados.command(Target::Mon, json!({"prefix": "df"}))?;
+    let dump: OsdDump = rados.command(Target::Mon, json!({"prefix": "osd dump"}))?;
+    Ok(dump
+        .pools
+        .iter()
+        .find(|p| p.pool_name == pool)
+        .map(|p| df.stats.total_bytes / u64::from(p.size.max(1))))
+}
+
+pub fn create(
+    rados: &Rados,
+    pool: &str,
+    name: &str,
+    size: u64,
+    fs: &str,
+) -> Result<(), VolumeError> {
+    validate_name("volume", name)?;
+    if !FILESYSTEMS.contains(&fs) {
+        return Err(bad(format!(
+            "--fs {fs}: choose one of {}",
+            FILESYSTEMS.join(", ")
+        )));
+    }
+    if fs == "xfs" && size < 300 << 20 {
+        return Err(bad(
+            "--size: xfs needs at least 300Mi; use a larger size or --fs ext4",
+        ));
+    }
+    let io = open_pool(rados, pool)?;
+    if let Some(ceiling) = pool_ceiling(rados, pool)? {
+        if size > ceiling {
+            return Err(bad(format!(
+                "--size {}: pool {pool} can never hold more than {} (its OSDs' capacity divided by its copies); use a smaller size or add OSDs",
+                human(size),
+                human(ceiling)
+            )));
+        }
+    }
+    rbd::create(&io, name, size, mapper::default_features()).map_err(|e| {
+        if e.errno() == Some(-libc::EEXIST) {
+            bad(format!(
+                "a volume named {name:?} already exists in pool {pool}; choose another name"
+            ))
+        } else {
+            e.into()
+        }
+    })?;
+    let image = Image::open(&io, name)?;
+    image.metadata_set(META_FS, fs)?;
+    Ok(())
+}
+
+fn holders_of(io: &rookery_ceph::IoCtx, name: &str) -> Vec<Holder> {
+    crate::attach::read_holders(io, name).unwrap_or_default()
+}
+
+fn mounts_here(data_dir: &Path, pool: &str, name: &str) -> Vec<MountRecord> {
+    Records::open(data_dir)
+        .map(|r| {
+            r.list
+                .into_iter()
+                .filter(|m| m.pool == pool && m.volume == name)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn info(
+    rados: &Rados,
+    data_dir: &Path,
+    pool: &str,
+    name: &str,
+) -> Result<VolumeInfo, VolumeError> {
+    let io = open_pool(rados, pool)?;
+    let image = open_image(&io, pool, name)?;
+    Ok(VolumeInfo {
+        pool: pool.to_string(),
+        name: name.to_string(),
+        size_bytes: image.size()?,
+        used_bytes: image.used_bytes()?,
+        fs: image
+            .metadata_get(META_FS)?
+            .unwrap_or_else(|| "ext4".into()),
+        features: features::names(image.features()?),
+        snapshots: image
+            .snapshots()?
+            .into_iter()
+            .map(|s| SnapshotInfo {
+                name: s.name,
+                size_bytes: s.size,
+            })
+            .collect(),
+        parent: image
+            .parent()?
+            .map(|p| format!("{}/{}@{}", p.pool, p.image, p.snapshot)),
+        holders: holders_of(&io, name),
+        mounts: mounts_here(data_dir, pool, name),
+    })
+}
+
+pub fn list(rados: &Rados, data_dir: &Path, pool: &str) -> Result<Vec<VolumeInfo>, VolumeError> {
+    let io = open_pool(rados, pool)?;
+    let mut out = Vec::new();
+    for name in rbd::list(&io)? {
+        match info(rados, data_dir, pool, &name) {
+            Ok(i) => out.push(i),
+            // Removed between the listing and the look.
+            Err(VolumeError::BadRequest(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Grows a volume; if it is mounted on this host, the loop device and the filesystem grow with it.
+pub fn resize(
+    rados: &Rados,
+    data_dir: &Path,
+    pool: &str,
+    name: &str,
+    size: u64,
+) -> Result<(), VolumeError> {
+    let io = open_pool(rados, pool)?;
+    let image = open_image(&io, pool, name)?;
+    let current = image.size()?;
+    if size < current {
+        return Err(bad(format!(
+            "--size {}: volume {name} is {}; shrinking would cut off the end of its filesystem and lose data, so rookery only grows volumes",
+            human(size),
+            human(current)
+        )));
+    }
+    if size == current {
+        return Ok(());
+    }
+    if let Some(ceiling) = pool_ceiling(rados, pool)? {
+        if size > ceiling {
+            return Err(bad(format!(
+                "--size {}: pool {pool} can never hold more than {}",
+                human(size),
+                human(ceiling)
+            )));
+        }
+    }
+    image.resize(size)?;
+    for m in mounts_here(data_dir, pool, name)
+        .iter()
+        .filter(|m| m.alive())
+    {
+        // rbd-fuse reports the new size on the next stat; wait for the file to show it.
+        let file = m.fuse_dir.join(name);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::metadata(&file).map(|md| md.len()).unwrap_or(0) < size
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        loopdev::refresh_capacity(&m.loop_device)?;
+        if !m.read_only {
+            tools::grow(&m.loop_device, &m.path, &m.fstype)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn snapshot_create(
+    rados: &Rados,
+    pool: &str,
+    name: &str,
+    snap: &str,
+) -> Result<(), VolumeError> {
+    validate_name("snapshot", snap)?;
+    let io = open_pool(rados, pool)?;
+    let image = open_image(&io, pool, name)?;
+    if image.snapshots()?.iter().any(|s| s.name == snap) {
+        return Err(bad(format!(
+            "volume {name} already has a snapshot {snap:?}; choose another name"
+        )));
+    }
+    image.snapshot_create(snap)?;
+    Ok(())
+}
+
+pub fn snapshot_remove(
+    rados: &Rados,
+    pool: &str,
+    name: &str,
+    snap: &str,
+) -> Result<(), VolumeError> {
+    let io = open_pool(rados, pool)?;
+    let image = open_image(&io, pool, name)?;
+    if !image.snapshots()?.iter().any(|s| s.name == snap) {
+        return Err(bad(format!("volume {name} has no snapshot {snap:?}; `rookery volume snapshot list {name}` shows them")));
+    }
+    let children = children_of_snapshot(rados, pool, name, snap)?;
+    if !children.is_empty() {
+        return Err(bad(format!(
+            "snapshot {name}@{snap} has clones that depend on it: {}; remove or flatten them first (`rookery volume flatten NAME`)",
+            children.join(", ")
+        )));
+    }
+    image.snapshot_remove(snap)?;
+    Ok(())
+}
+
+/// Clones of `name@snap`, found by looking at the parents of the pool's images.
+fn children_of_snapshot(
+    rados: &Rados,
+    pool: &str,
+    name: &str,
+    snap: &str,
+) -> Result<Vec<String>, VolumeError> {
+    let io = open_pool(rados, pool)?;
+    let mut out = Vec::new();
+    for other in rbd::list(&io)? {
+        if let Ok(img) = Image::open_read_only(&io, &other) {
+            if let Ok(Some(p)) = img.parent() {
+                if p.pool == pool && p.image == name && p.snapshot == snap {
+                    out.push(other);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn clone(
+    rados: &Rados,
+    pool: &str,
+    name: &str,
+    snap: &str,
+    new: &str,
+    flatten: bool,
+) -> Result<(), VolumeError> {
+    validate_name("volume", new)?;
+    let io = open_pool(rados, pool)?;
+    let image = open_image(&io, pool, name)?;
+    if !image.snapshots()?.iter().any(|s| s.name == snap) {
+        return Err(bad(format!("volume {name} has no snapshot {snap:?}; create it with `rookery volume snapshot create {name} {snap}`")));
+    }
+    let fs = image
+        .metadata_get(META_FS)?
+        .unwrap_or_else(|| "ext4".into());
+    rbd::clone(&io, name, snap, &io, new, mapper::default_features()).map_err(|e| {
+        if e.errno() == Some(-libc::EEXIST) {
+            bad(format!(
+                "a volume named {new:?} already exists in pool {pool}; choose another name"
+            ))
+        } else {
+            e.into()
+        }
+    })?;
+    let child = Image::open(&io, new)?;
+    child.metadata_set(META_FS, &fs)?;
+    if flatten {
+        child.flatten()?;
+    }
+    Ok(())
+}
+
+pub fn flatten(rados: &Rados, pool: &str, name: &str) -> Result<(), VolumeError> {
+    let io = open_pool(rados, pool)?;
+    let image = open_image(&io, pool, name)?;
+    if image.parent()?.is_none() {
+        return Err(bad(format!(
+            "volume {name} is not a clone; there is nothing to flatten"
+        )));
+    }
+    image.flatten()?;
+    Ok(())
+}
+
+/// Removes a volume: refused while it is mounted anywhere, has snapshots, or has clones.
+pub fn remove(rados: &Rados, data_dir: &Path, pool: &str, name: &str) -> Result<(), VolumeError> {
+    let io = open_pool(rados, pool)?;
+    {
+        let image = open_image(&io, pool, name)?;
+        let here = crate::holder::this_host();
+        // Our own handle watches the image; a second watcher is another client.
+        let watched = image.watchers()? > 1;
+        let live: Vec<String> = holders_of(&io, name)
+            .into_iter()
+            .filter(|h| {
+                crate::holder::liveness(h, &here, crate::attach::fuse_serves, watched)
+                    == crate::holder::Liveness::Alive
+            })
+            .map(|h| h.to_string())
+            .collect();
+        if !live.is_empty() {
+            return Err(bad(format!(
+                "volume {name} is mounted by {}; unmount it first (`rookery volume unmount {name}`)",
+                live.join(", ")
+            )));
+        }
+        let snaps = image.snapshots()?;
+        let mut clones = Vec::new();
+        for s in &snaps {
+            clones.extend(
+                children_of_snapshot(rados, pool, name, &s.name)?
+                    .into_iter()
+                    .map(|c| format!("{c} (from @{})", s.name)),
+            );
+        }
+        if !clones.is_empty() {
+            return Err(bad(format!(
+                "volume {name} has clones that depend on it: {}; remove them or flatten them first",
+                clones.join(", ")
+            )));
+        }
+        if !snaps.is_empty() {
+            let names: Vec<String> = snaps.iter().map(|s| s.name.clone()).collect();
+            return Err(bad(format!(
+                "volume {name} has snapshots: {}; remove them first (`rookery volume snapshot rm {name} SNAPSHOT`)",
+                names.join(", ")
+            )));
+        }
+    }
+    rbd::remove(&io, name)?;
+    let _ = io.remove(&crate::attach::holders_object(name));
+    let _ = std::fs::remove_dir_all(
+        Records::dir(data_dir)
+            .join("fuse")
+            .join(format!("{pool}.{name}")),
+    );
+    Ok(())
+}

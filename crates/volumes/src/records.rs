@@ -1,0 +1,85 @@
+//! This host's record of the mounts rookery made, in the cluster's data dir. It is what `unmount`, `down`
+//! and `up` work from, and what lets a restarted host find and clear what a dead mount left behind.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRecord {
+    pub pool: String,
+    pub volume: String,
+    pub path: PathBuf,
+    pub read_only: bool,
+    pub fstype: String,
+    pub loop_device: PathBuf,
+    /// Where rbd-fuse serves the image file.
+    pub fuse_dir: PathBuf,
+    pub fuse_pid: u32,
+    pub since_unix: u64,
+    /// Unmounted by `rookery down`, to be mounted again by `rookery up`.
+    #[serde(default)]
+    pub remount: bool,
+}
+
+impl MountRecord {
+    /// The rbd-fuse process still serves the image (so the mount works).
+    pub fn alive(&self) -> bool {
+        !self.remount
+            && rookery_platform::proc::is_alive(self.fuse_pid)
+            && rookery_platform::proc::cmdline(self.fuse_pid).is_some_and(|c| {
+                c.first().is_some_and(|p| p.ends_with("rbd-fuse"))
+                    && c.iter().any(|a| Path::new(a) == self.fuse_dir)
+            })
+    }
+}
+
+/// The record file, locked for the life of the value so concurrent CLI calls do not lose updates.
+pub struct Records {
+    path: PathBuf,
+    _lock: File,
+    pub list: Vec<MountRecord>,
+}
+
+impl Records {
+    pub fn dir(data_dir: &Path) -> PathBuf {
+        data_dir.join("volumes")
+    }
+
+    pub fn open(data_dir: &Path) -> std::io::Result<Records> {
+        let dir = Self::dir(data_dir);
+        std::fs::create_dir_all(&dir)?;
+        let lock = File::create(dir.join("mounts.lock"))?;
+        // SAFETY: flock on an fd we own; blocks until other rookery processes are done.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let path = dir.join("mounts.json");
+        let list = match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Records {
+            path,
+            _lock: lock,
+            list,
+        })
+    }
+
+    pub fn save(&self) -> std::io::Result<()> {
+        let text = serde_json::to_vec_pretty(&self.list).map_err(std::io::Error::other)?;
+        rookery_ceph::conf::write_atomic(&self.path, &text, 0o600)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    pub fn find_path(&self, path: &Path) -> Option<usize> {
+        let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.list
+            .iter()
+            .position(|r| r.path == canon || r.path == path)
+    }
+}

@@ -1,0 +1,168 @@
+//! The executables the volume layer runs, each in one place: filesystem probing, creation and growth, and
+//! rbd-fuse (which exposes an RBD image as a file).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("`{program}` is not installed; install it with: apt-get install -y {package}")]
+    NotInstalled { program: String, package: String },
+    #[error("{step} failed: `{program}` exited with {status}: {stderr}")]
+    Failed {
+        step: String,
+        program: String,
+        status: String,
+        stderr: String,
+    },
+}
+
+fn package_of(program: &str) -> &'static str {
+    match program {
+        "blkid" => "util-linux",
+        "mkfs.ext4" | "resize2fs" => "e2fsprogs",
+        "mkfs.xfs" | "xfs_growfs" => "xfsprogs",
+        "rbd-fuse" => "rbd-fuse",
+        _ => "util-linux",
+    }
+}
+
+fn run(step: &str, program: &str, args: &[&str]) -> Result<std::process::Output, ToolError> {
+    let exe =
+        rookery_ceph::tools::find_program(program).ok_or_else(|| ToolError::NotInstalled {
+            program: program.into(),
+            package: package_of(program).into(),
+        })?;
+    Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ToolError::Failed {
+            step: step.into(),
+            program: program.into(),
+            status: "no start".into(),
+            stderr: e.to_string(),
+        })
+}
+
+fn check(step: &str, program: &str, args: &[&str]) -> Result<(), ToolError> {
+    let out = run(step, program, args)?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    Err(ToolError::Failed {
+        step: step.into(),
+        program: program.into(),
+        status: out.status.to_string(),
+        stderr: lines[lines.len().saturating_sub(4)..].join("; "),
+    })
+}
+
+/// What the device already carries: a filesystem type (`ext4`), a partition table (`dos`, `gpt`), or
+/// another signature; None only when the device is blank. Low-level probing (`-p`) reads the device itself,
+/// not a cache, so a signature written by another host is seen.
+pub fn probe(device: &Path) -> Result<Option<String>, ToolError> {
+    let dev = device.display().to_string();
+    let out = run(
+        "checking the device for a filesystem",
+        "blkid",
+        &["-p", "-o", "export", &dev],
+    )?;
+    match out.status.code() {
+        // 2: no signature found.
+        Some(2) => Ok(None),
+        Some(0) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let get = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(k).map(str::to_string))
+            };
+            Ok(Some(
+                get("TYPE=")
+                    .or_else(|| get("PTTYPE="))
+                    .unwrap_or_else(|| "unknown signature".into()),
+            ))
+        }
+        _ => Err(ToolError::Failed {
+            step: "checking the device for a filesystem".into(),
+            program: "blkid".into(),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }),
+    }
+}
+
+/// Creates a filesystem. Only ever called on a device `probe` found blank.
+pub fn mkfs(device: &Path, fstype: &str) -> Result<(), ToolError> {
+    let dev = device.display().to_string();
+    match fstype {
+        // No discard pass: a new RBD image is already all holes, and discarding it through FUSE is slow.
+        "ext4" => check(
+            "creating an ext4 filesystem",
+            "mkfs.ext4",
+            &[
+                "-q",
+                "-E",
+                "nodiscard,lazy_itable_init=1,lazy_journal_init=1",
+                &dev,
+            ],
+        ),
+        "xfs" => check(
+            "creating an xfs filesystem",
+            "mkfs.xfs",
+            &["-q", "-K", &dev],
+        ),
+        other => Err(ToolError::Failed {
+            step: "creating a filesystem".into(),
+            program: "mkfs".into(),
+            status: "not run".into(),
+            stderr: format!("unsupported filesystem {other}"),
+        }),
+    }
+}
+
+/// Grows a mounted filesystem to its device's size.
+pub fn grow(device: &Path, mount_point: &Path, fstype: &str) -> Result<(), ToolError> {
+    match fstype {
+        "ext4" => check(
+            "growing the ext4 filesystem",
+            "resize2fs",
+            &[&device.display().to_string()],
+        ),
+        "xfs" => check(
+            "growing the xfs filesystem",
+            "xfs_growfs",
+            &[&mount_point.display().to_string()],
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The command line that serves one RBD image as the file `<mount_dir>/<image>`, in the foreground.
+pub fn rbd_fuse_command(
+    conf: &Path,
+    pool: &str,
+    image: &str,
+    mount_dir: &Path,
+) -> Result<(std::path::PathBuf, Vec<String>), ToolError> {
+    let exe =
+        rookery_ceph::tools::find_program("rbd-fuse").ok_or_else(|| ToolError::NotInstalled {
+            program: "rbd-fuse".into(),
+            package: "rbd-fuse".into(),
+        })?;
+    Ok((
+        exe,
+        vec![
+            mount_dir.display().to_string(),
+            "-c".into(),
+            conf.display().to_string(),
+            "-p".into(),
+            pool.to_string(),
+            "-r".into(),
+            image.to_string(),
+            "-f".into(),
+        ],
+    ))
+}
