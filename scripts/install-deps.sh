@@ -2,9 +2,11 @@
 # Installs what rookery needs on Debian/Ubuntu, and only what is missing. Needs root for apt-get.
 set -euo pipefail
 
-# Ceph daemons and tools (monmaptool is in ceph-base, the `ceph` CLI, used only as a benchmark
-# baseline, in ceph-common), librados, and what the tests use.
-packages=(ceph-mon ceph-mgr ceph-osd ceph-base ceph-common librados2 uuid-runtime procps iproute2)
+# Ceph daemons and tools (monmaptool is in ceph-base; the `ceph` and `rbd` CLIs, used only as benchmark
+# baselines, in ceph-common), librados and librbd, the volume path (rbd-fuse, FUSE, filesystems),
+# and what the benchmarks use (fio).
+packages=(ceph-mon ceph-mgr ceph-osd ceph-base ceph-common librados2 librbd1 rbd-fuse
+          e2fsprogs xfsprogs util-linux fio procps)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -383,7 +383,15 @@ pub fn mount(rados: &Rados, req: &MountRequest) -> Result<MountRecord, VolumeErr
                 )))
             }
             None => tools::mkfs(&rec.loop_device, &fstype)?,
-            Some(found) if found == "ext4" || found == "xfs" => rec.fstype = found,
+            Some(found) if found == "ext4" || found == "xfs" => {
+                if found == "ext4" && !req.read_only {
+                    let size = loopdev::size_bytes(&rec.loop_device).unwrap_or(0);
+                    if tools::grow_unmounted_ext4(&rec.loop_device, size)? {
+                        tracing::info!(volume = %req.volume, "grew the filesystem to the volume's size");
+                    }
+                }
+                rec.fstype = found;
+            }
             Some(found) => {
                 return Err(VolumeError::BadRequest(format!(
                     "volume {} carries {found}, not a filesystem rookery mounts (ext4, xfs); it was left untouched",

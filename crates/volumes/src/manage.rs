@@ -195,14 +195,15 @@ pub fn list(rados: &Rados, data_dir: &Path, pool: &str) -> Result<Vec<VolumeInfo
     Ok(out)
 }
 
-/// Grows a volume; if it is mounted on this host, the loop device and the filesystem grow with it.
+/// Grows a volume; if it is mounted on this host, the loop device and the filesystem grow with it. Returns
+/// notes for the user (e.g. a filesystem that can only grow at its next mount here).
 pub fn resize(
     rados: &Rados,
     data_dir: &Path,
     pool: &str,
     name: &str,
     size: u64,
-) -> Result<(), VolumeError> {
+) -> Result<Vec<String>, VolumeError> {
     let io = open_pool(rados, pool)?;
     let image = open_image(&io, pool, name)?;
     let current = image.size()?;
@@ -214,7 +215,7 @@ pub fn resize(
         )));
     }
     if size == current {
-        return Ok(());
+        return Ok(Vec::new());
     }
     if let Some(ceiling) = pool_ceiling(rados, pool)? {
         if size > ceiling {
@@ -226,6 +227,7 @@ pub fn resize(
         }
     }
     image.resize(size)?;
+    let mut notes = Vec::new();
     for m in mounts_here(data_dir, pool, name)
         .iter()
         .filter(|m| m.alive())
@@ -240,10 +242,17 @@ pub fn resize(
         }
         loopdev::refresh_capacity(&m.loop_device)?;
         if !m.read_only {
-            tools::grow(&m.loop_device, &m.path, &m.fstype)?;
+            if let tools::Grown::AtNextMount(why) = tools::grow(&m.loop_device, &m.path, &m.fstype)?
+            {
+                notes.push(format!(
+                    "the volume is {} now, but the filesystem at {} keeps its size until the volume is next mounted: {why}",
+                    human(size),
+                    m.path.display()
+                ));
+            }
         }
     }
-    Ok(())
+    Ok(notes)
 }
 
 pub fn snapshot_create(

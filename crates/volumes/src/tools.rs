@@ -20,7 +20,7 @@ pub enum ToolError {
 fn package_of(program: &str) -> &'static str {
     match program {
         "blkid" => "util-linux",
-        "mkfs.ext4" | "resize2fs" => "e2fsprogs",
+        "mkfs.ext4" | "resize2fs" | "dumpe2fs" | "e2fsck" => "e2fsprogs",
         "mkfs.xfs" | "xfs_growfs" => "xfsprogs",
         "rbd-fuse" => "rbd-fuse",
         _ => "util-linux",
@@ -123,21 +123,76 @@ pub fn mkfs(device: &Path, fstype: &str) -> Result<(), ToolError> {
     }
 }
 
-/// Grows a mounted filesystem to its device's size.
-pub fn grow(device: &Path, mount_point: &Path, fstype: &str) -> Result<(), ToolError> {
+/// How a mounted filesystem's growth went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grown {
+    Now,
+    /// The kernel refused to grow it while mounted; it grows at its next mount.
+    AtNextMount(String),
+}
+
+/// Grows a mounted filesystem to its device's size. Growing a mounted ext4 needs CAP_SYS_RESOURCE, which
+/// some containers drop; then the growth waits for the next mount ([`grow_unmounted_ext4`]).
+pub fn grow(device: &Path, mount_point: &Path, fstype: &str) -> Result<Grown, ToolError> {
     match fstype {
-        "ext4" => check(
-            "growing the ext4 filesystem",
-            "resize2fs",
-            &[&device.display().to_string()],
-        ),
-        "xfs" => check(
-            "growing the xfs filesystem",
-            "xfs_growfs",
-            &[&mount_point.display().to_string()],
-        ),
-        _ => Ok(()),
+        "ext4" => match check("growing the ext4 filesystem", "resize2fs", &[&device.display().to_string()]) {
+            Err(ToolError::Failed { stderr, .. }) if stderr.contains("Permission denied") => Ok(Grown::AtNextMount(
+                "this host does not let a mounted ext4 grow (the CAP_SYS_RESOURCE capability is missing)".into(),
+            )),
+            other => other.map(|_| Grown::Now),
+        },
+        "xfs" => check("growing the xfs filesystem", "xfs_growfs", &[&mount_point.display().to_string()]).map(|_| Grown::Now),
+        _ => Ok(Grown::Now),
     }
+}
+
+/// The size of the ext4 filesystem on an unmounted device, from its superblock.
+fn ext4_size(device: &Path) -> Result<u64, ToolError> {
+    let out = run(
+        "reading the ext4 superblock",
+        "dumpe2fs",
+        &["-h", &device.display().to_string()],
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    match (field("Block count:"), field("Block size:")) {
+        (Some(n), Some(b)) => Ok(n * b),
+        _ => Err(ToolError::Failed {
+            step: "reading the ext4 superblock".into(),
+            program: "dumpe2fs".into(),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }),
+    }
+}
+
+/// Before mounting: grows an ext4 that is smaller than its device (a resize made while it was mounted on a
+/// host that could not grow it then). Offline growth needs a clean check first, which `e2fsck -p` does.
+pub fn grow_unmounted_ext4(device: &Path, device_size: u64) -> Result<bool, ToolError> {
+    if ext4_size(device)? + (1 << 20) > device_size {
+        return Ok(false);
+    }
+    let dev = device.display().to_string();
+    let out = run(
+        "checking the ext4 filesystem before growing it",
+        "e2fsck",
+        &["-f", "-p", &dev],
+    )?;
+    // 0: clean, 1: errors corrected. Anything else needs a person.
+    if !matches!(out.status.code(), Some(0) | Some(1)) {
+        return Err(ToolError::Failed {
+            step: "checking the ext4 filesystem before growing it".into(),
+            program: "e2fsck".into(),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        });
+    }
+    check("growing the ext4 filesystem", "resize2fs", &[&dev])?;
+    Ok(true)
 }
 
 /// The command line that serves one RBD image as the file `<mount_dir>/<image>`, in the foreground.

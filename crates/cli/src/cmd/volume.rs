@@ -183,7 +183,9 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
         VolumeCommand::Resize { name, size } => {
             let (pool, name) = split(p, name);
             let bytes = manage::parse_size(size).map_err(failure)?;
-            manage::resize(&rados, data, pool, name, bytes).map_err(failure)?;
+            for note in manage::resize(&rados, data, pool, name, bytes).map_err(failure)? {
+                eprintln!("note: {note}");
+            }
             done(
                 output,
                 serde_json::json!({"resized": name, "size_bytes": bytes}),

@@ -1,8 +1,6 @@
-//! librbd against a real cluster. Runs only when `ROOKERY_TEST_CONF` names a ceph.conf whose admin keyring
-//! is readable (for example `/tmp/rbd-dev/ceph.conf` after `rookery --data-dir /tmp/rbd-dev up`), and
-//! uses the pool `replicapool` (override with `ROOKERY_TEST_POOL`).
+//! The librbd bindings against a real cluster (called from `volumes.rs`, which brings the cluster up).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rookery_ceph::rbd::{self, features, ChildSpec, Image, ParentSpec};
@@ -40,18 +38,12 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-#[test]
-fn rbd_images_through_their_life() {
-    let Some(conf) = std::env::var_os("ROOKERY_TEST_CONF").map(PathBuf::from) else {
-        eprintln!("skipped: ROOKERY_TEST_CONF not set");
-        return;
-    };
-    let pool = std::env::var("ROOKERY_TEST_POOL").unwrap_or_else(|_| "replicapool".into());
+pub fn rbd_images_through_their_life(conf: &Path, pool: &str) {
     let (major, minor, _) = rbd::library_version().unwrap();
     eprintln!("librbd {major}.{minor}");
 
-    let rados = Rados::connect(&conf, "admin", Duration::from_secs(20)).unwrap();
-    let io = rados.ioctx(&pool).unwrap();
+    let rados = Rados::connect(conf, "admin", Duration::from_secs(20)).unwrap();
+    let io = rados.ioctx(pool).unwrap();
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -124,7 +116,7 @@ fn rbd_images_through_their_life() {
         assert_eq!(
             image.parent().unwrap(),
             Some(ParentSpec {
-                pool: pool.clone(),
+                pool: pool.to_string(),
                 image: parent.clone(),
                 snapshot: "s1".into(),
             })
@@ -143,7 +135,7 @@ fn rbd_images_through_their_life() {
         assert_eq!(
             image.children().unwrap(),
             [ChildSpec {
-                pool: pool.clone(),
+                pool: pool.to_string(),
                 image: child.clone(),
             }]
         );
@@ -175,7 +167,7 @@ fn rbd_images_through_their_life() {
         let from = c2.parent().unwrap().expect("child2 has a parent");
         assert_eq!(
             (from.pool.as_str(), from.image.as_str()),
-            (pool.as_str(), parent.as_str())
+            (pool, parent.as_str())
         );
         assert!(
             !from.snapshot.is_empty() && from.snapshot != "s2",
@@ -183,11 +175,11 @@ fn rbd_images_through_their_life() {
         );
         let mut children = vec![
             ChildSpec {
-                pool: pool.clone(),
+                pool: pool.to_string(),
                 image: child.clone(),
             },
             ChildSpec {
-                pool: pool.clone(),
+                pool: pool.to_string(),
                 image: child2.clone(),
             },
         ];
