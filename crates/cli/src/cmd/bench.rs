@@ -27,11 +27,26 @@ pub enum Bench {
         #[arg(long, default_value_t = 50)]
         count: usize,
     },
+    /// Volumes: create+delete through librbd vs `rbd` CLI execs; fio on a mounted volume next to raw
+    /// librbd (`rbd bench`) and a hand-made rbd-fuse + loop mount.
+    ///
+    /// Example: rookery bench volumes --count 100 --runtime 10
+    Volumes {
+        /// Volumes created and deleted on each path.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// Seconds per fio and `rbd bench` run.
+        #[arg(long, default_value_t = 10)]
+        runtime: u64,
+    },
 }
 
 pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
     match args.which {
         Bench::ControlPlane { count } => control_plane(layout, count.max(1), output),
+        Bench::Volumes { count, runtime } => {
+            super::bench_volumes::run(layout, count.max(1), runtime.max(1), output)
+        }
     }
 }
 

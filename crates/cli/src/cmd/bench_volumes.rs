@@ -1,0 +1,476 @@
+//! `rookery bench volumes`: volume management and I/O, each next to its baseline measured in the same run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rookery_ceph::Rados;
+use rookery_orchestrator::Layout;
+use rookery_volumes::manage;
+use serde_json::{json, Value};
+
+use crate::{CmdResult, Failure, Output};
+
+const POOL: &str = manage::DEFAULT_POOL;
+
+fn program(name: &str, package: &str) -> Result<PathBuf> {
+    rookery_ceph::tools::find_program(name)
+        .ok_or_else(|| anyhow!("the benchmark needs `{name}`: apt-get install -y {package}"))
+}
+
+fn exec(program: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", program.display()))?;
+    if !out.status.success() {
+        bail!(
+            "`{} {}` failed: {}",
+            program.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Create+delete of `count` volumes through the `rbd` CLI and through rookery (librbd in process).
+fn management(rados: &Rados, conf: &Path, data: &Path, count: usize) -> Result<Value> {
+    let rbd = program("rbd", "ceph-common")?;
+    let conf_s = conf.display().to_string();
+    let stamp = std::process::id();
+    let (mut cli_create, mut cli_rm) = (Vec::new(), Vec::new());
+    for i in 0..count {
+        let t = Instant::now();
+        exec(
+            &rbd,
+            &[
+                "--conf",
+                &conf_s,
+                "create",
+                "--size",
+                "64M",
+                &format!("{POOL}/bench-cli-{stamp}-{i}"),
+            ],
+        )?;
+        cli_create.push(t.elapsed());
+    }
+    for i in 0..count {
+        let t = Instant::now();
+        exec(
+            &rbd,
+            &[
+                "--conf",
+                &conf_s,
+                "rm",
+                "--no-progress",
+                &format!("{POOL}/bench-cli-{stamp}-{i}"),
+            ],
+        )?;
+        cli_rm.push(t.elapsed());
+    }
+    let (mut our_create, mut our_rm) = (Vec::new(), Vec::new());
+    for i in 0..count {
+        let t = Instant::now();
+        manage::create(
+            rados,
+            POOL,
+            &format!("bench-ours-{stamp}-{i}"),
+            64 << 20,
+            "ext4",
+        )?;
+        our_create.push(t.elapsed());
+    }
+    for i in 0..count {
+        let t = Instant::now();
+        manage::remove(rados, data, POOL, &format!("bench-ours-{stamp}-{i}"))?;
+        our_rm.push(t.elapsed());
+    }
+    // The target is stated for 120 volumes.
+    let t = Instant::now();
+    for i in 0..120 {
+        manage::create(
+            rados,
+            POOL,
+            &format!("bench-120-{stamp}-{i}"),
+            64 << 20,
+            "ext4",
+        )?;
+    }
+    let create_120 = t.elapsed();
+    for i in 0..120 {
+        manage::remove(rados, data, POOL, &format!("bench-120-{stamp}-{i}"))?;
+    }
+    let total = |a: &[Duration], b: &[Duration]| a.iter().chain(b).sum::<Duration>().as_secs_f64();
+    let cli_total = total(&cli_create, &cli_rm);
+    let our_total = total(&our_create, &our_rm);
+    Ok(json!({
+        "count": count,
+        "cli": {"create_median_ms": median(cli_create).as_secs_f64() * 1e3, "rm_median_ms": median(cli_rm).as_secs_f64() * 1e3, "total_secs": cli_total},
+        "ours": {"create_median_ms": median(our_create).as_secs_f64() * 1e3, "rm_median_ms": median(our_rm).as_secs_f64() * 1e3, "total_secs": our_total},
+        "ratio": cli_total / our_total,
+        "create_120_secs": create_120.as_secs_f64(),
+    }))
+}
+
+/// One fio run on a file in `dir`; returns (MiB/s, IOPS).
+fn fio(fio: &Path, dir: &Path, rw: &str, bs: &str, runtime: u64) -> Result<(f64, f64)> {
+    let file = dir.join("fio.dat");
+    let out = exec(
+        fio,
+        &[
+            "--name=bench",
+            &format!("--filename={}", file.display()),
+            "--size=512M",
+            "--direct=1",
+            "--ioengine=libaio",
+            "--iodepth=16",
+            &format!("--rw={rw}"),
+            &format!("--bs={bs}"),
+            &format!("--runtime={runtime}"),
+            "--time_based",
+            "--output-format=json",
+        ],
+    )?;
+    let v: Value = serde_json::from_str(&out).context("parsing fio's output")?;
+    let side = if rw.contains("read") { "read" } else { "write" };
+    let job = &v["jobs"][0][side];
+    Ok((
+        job["bw"].as_f64().unwrap_or(0.0) / 1024.0,
+        job["iops"].as_f64().unwrap_or(0.0),
+    ))
+}
+
+/// dd's own figure for 200 MiB of direct 1 MiB writes, in MB/s.
+fn dd(dir: &Path) -> Result<f64> {
+    let target = dir.join("dd.bin");
+    let out = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}", target.display()),
+            "bs=1M",
+            "count=200",
+            "oflag=direct",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .context("running dd")?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_file(&target);
+    // "... copied, 1.4 s, 146 MB/s"
+    let rate = text
+        .lines()
+        .last()
+        .and_then(|l| l.rsplit(", ").next())
+        .and_then(|r| {
+            let mut it = r.split_whitespace();
+            let n: f64 = it.next()?.parse().ok()?;
+            Some(match it.next()? {
+                "GB/s" => n * 1000.0,
+                "kB/s" => n / 1000.0,
+                _ => n,
+            })
+        })
+        .ok_or_else(|| anyhow!("could not read dd's figure: {text}"))?;
+    Ok(rate)
+}
+
+/// Raw librbd through `rbd bench`; returns (MiB/s, IOPS).
+fn rbd_bench(
+    conf: &Path,
+    image: &str,
+    io_type: &str,
+    size: &str,
+    pattern: &str,
+    total: &str,
+) -> Result<(f64, f64)> {
+    let rbd = program("rbd", "ceph-common")?;
+    let out = exec(
+        &rbd,
+        &[
+            "--conf",
+            &conf.display().to_string(),
+            "bench",
+            "--io-type",
+            io_type,
+            "--io-size",
+            size,
+            "--io-threads",
+            "16",
+            "--io-total",
+            total,
+            "--io-pattern",
+            pattern,
+            &format!("{POOL}/{image}"),
+        ],
+    )?;
+    // Last line: "elapsed: 6   ops: 1024   ops/sec: 160.3   bytes/sec: 160 MiB/s"
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.contains("ops/sec"))
+        .ok_or_else(|| anyhow!("no summary from rbd bench: {out}"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |k: &str| {
+        words
+            .iter()
+            .position(|w| *w == k)
+            .and_then(|i| words.get(i + 1))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let iops = after("ops/sec:").unwrap_or(0.0);
+    let mib = after("bytes/sec:")
+        .map(|n| match words.last().copied() {
+            Some("GiB/s") => n * 1024.0,
+            Some("KiB/s") => n / 1024.0,
+            Some("B/s") => n / 1048576.0,
+            _ => n,
+        })
+        .unwrap_or(0.0);
+    Ok((mib, iops))
+}
+
+struct Workloads {
+    seq_write_mib: f64,
+    rand_write_iops: f64,
+    rand_read_iops: f64,
+    dd_mbs: f64,
+}
+
+fn workloads(fio_exe: &Path, dir: &Path, runtime: u64) -> Result<Workloads> {
+    let (seq, _) = fio(fio_exe, dir, "write", "1M", runtime)?;
+    let (_, rw) = fio(fio_exe, dir, "randwrite", "4k", runtime)?;
+    let (_, rr) = fio(fio_exe, dir, "randread", "4k", runtime)?;
+    let _ = std::fs::remove_file(dir.join("fio.dat"));
+    let dd_mbs = dd(dir)?;
+    Ok(Workloads {
+        seq_write_mib: seq,
+        rand_write_iops: rw,
+        rand_read_iops: rr,
+        dd_mbs,
+    })
+}
+
+/// The hand-made path from ceph-notes §3: rbd-fuse, `losetup --direct-io=on`, mkfs, mount.
+struct PlainMount {
+    fuse_dir: PathBuf,
+    mnt: PathBuf,
+    loop_dev: String,
+    fuse: std::process::Child,
+}
+
+impl PlainMount {
+    fn new(conf: &Path, image: &str, base: &Path) -> Result<PlainMount> {
+        let fuse_dir = base.join("plain-fuse");
+        let mnt = base.join("plain-mnt");
+        std::fs::create_dir_all(&fuse_dir)?;
+        std::fs::create_dir_all(&mnt)?;
+        let exe = program("rbd-fuse", "rbd-fuse")?;
+        let fuse = Command::new(exe)
+            .args([
+                fuse_dir.to_str().unwrap_or_default(),
+                "-c",
+                conf.to_str().unwrap_or_default(),
+                "-p",
+                POOL,
+                "-r",
+                image,
+                "-f",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let file = fuse_dir.join(image);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !file.exists() {
+            if Instant::now() > deadline {
+                bail!("rbd-fuse did not serve {}", file.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let losetup = program("losetup", "mount")?;
+        let loop_dev = exec(
+            &losetup,
+            &[
+                "--find",
+                "--show",
+                "--direct-io=on",
+                file.to_str().unwrap_or_default(),
+            ],
+        )?
+        .trim()
+        .to_string();
+        let mut plain = PlainMount {
+            fuse_dir,
+            mnt,
+            loop_dev,
+            fuse,
+        };
+        exec(
+            &program("mkfs.ext4", "e2fsprogs")?,
+            &["-q", "-E", "nodiscard", &plain.loop_dev],
+        )?;
+        exec(
+            &program("mount", "mount")?,
+            &[&plain.loop_dev, plain.mnt.to_str().unwrap_or_default()],
+        )?;
+        plain.fuse_dir = plain.fuse_dir.clone();
+        Ok(plain)
+    }
+}
+
+impl Drop for PlainMount {
+    fn drop(&mut self) {
+        let _ = rookery_volumes::mounts::unmount(&self.mnt);
+        let _ = rookery_volumes::loopdev::detach(Path::new(&self.loop_dev));
+        let _ = rookery_volumes::mounts::unmount(&self.fuse_dir);
+        let _ = self.fuse.wait();
+    }
+}
+
+fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
+    let fio_exe = program("fio", "fio")?;
+    let conf = layout.conf();
+    let data = &layout.root;
+    let stamp = std::process::id();
+    let base = tempfile::Builder::new()
+        .prefix("rookery-bench-")
+        .tempdir()?;
+    let (ours_name, raw_name, plain_name) = (
+        format!("bench-io-{stamp}"),
+        format!("bench-raw-{stamp}"),
+        format!("bench-plain-{stamp}"),
+    );
+    for n in [&ours_name, &raw_name, &plain_name] {
+        manage::create(rados, POOL, n, 2 << 30, "ext4")?;
+    }
+    let result = (|| -> Result<Value> {
+        let mnt = base.path().join("ours");
+        std::fs::create_dir_all(&mnt)?;
+        let req = rookery_volumes::MountRequest {
+            pool: POOL.into(),
+            volume: ours_name.clone(),
+            path: mnt.clone(),
+            read_only: false,
+            conf: conf.clone(),
+            data_dir: data.clone(),
+        };
+        rookery_volumes::mount(rados, &req)?;
+        let ours = workloads(&fio_exe, &mnt, runtime);
+        rookery_volumes::unmount(rados, data, mnt.to_str().unwrap_or_default())?;
+        let ours = ours?;
+
+        let plain = {
+            let p = PlainMount::new(&conf, &plain_name, base.path())?;
+            workloads(&fio_exe, &p.mnt, runtime)?
+        };
+
+        let (raw_seq, _) = rbd_bench(&conf, &raw_name, "write", "1M", "seq", "1G")?;
+        let (_, raw_rw) = rbd_bench(&conf, &raw_name, "write", "4K", "rand", "48M")?;
+        let (_, raw_rr) = rbd_bench(&conf, &raw_name, "read", "4K", "rand", "128M")?;
+
+        Ok(json!({
+            "seq_write_1m_mib_s": {"ours": ours.seq_write_mib, "raw_librbd": raw_seq, "plain_fuse_loop": plain.seq_write_mib,
+                                   "ratio_vs_raw": ours.seq_write_mib / raw_seq},
+            "rand_write_4k_iops": {"ours": ours.rand_write_iops, "raw_librbd": raw_rw, "plain_fuse_loop": plain.rand_write_iops,
+                                   "ratio_vs_plain": ours.rand_write_iops / plain.rand_write_iops},
+            "rand_read_4k_iops": {"ours": ours.rand_read_iops, "raw_librbd": raw_rr, "plain_fuse_loop": plain.rand_read_iops,
+                                  "ratio_vs_plain": ours.rand_read_iops / plain.rand_read_iops},
+            "dd_200m_direct_mb_s": {"ours": ours.dd_mbs, "plain_fuse_loop": plain.dd_mbs},
+            "runtime_secs": runtime,
+        }))
+    })();
+    for n in [&ours_name, &raw_name, &plain_name] {
+        let _ = manage::remove(rados, data, POOL, n);
+    }
+    result
+}
+
+pub fn run(layout: &Layout, count: usize, runtime: u64, output: Output) -> CmdResult {
+    if !layout.conf().exists() {
+        return Err(Failure::bad_input(format!(
+            "{} holds no cluster; run `rookery up` first",
+            layout.root.display()
+        )));
+    }
+    let rados = Rados::connect(&layout.conf(), "admin", Duration::from_secs(10))
+        .context("connecting to the cluster")?;
+    let mgmt = management(&rados, &layout.conf(), &layout.root, count)?;
+    let io = io(&rados, layout, runtime)?;
+    let report = json!({"bench": "volumes", "management": mgmt, "io": io});
+    match output {
+        Output::Json => println!("{report}"),
+        Output::Text => {
+            let m = &report["management"];
+            println!("volumes: create+delete of {count} volumes (64 MiB each)");
+            println!(
+                "  rbd CLI (base)   create {:.1} ms, rm {:.1} ms median; total {:.2} s",
+                m["cli"]["create_median_ms"].as_f64().unwrap_or(0.0),
+                m["cli"]["rm_median_ms"].as_f64().unwrap_or(0.0),
+                m["cli"]["total_secs"].as_f64().unwrap_or(0.0)
+            );
+            println!(
+                "  rookery (ours)   create {:.1} ms, rm {:.1} ms median; total {:.2} s   ratio {:.1}x",
+                m["ours"]["create_median_ms"].as_f64().unwrap_or(0.0),
+                m["ours"]["rm_median_ms"].as_f64().unwrap_or(0.0),
+                m["ours"]["total_secs"].as_f64().unwrap_or(0.0),
+                m["ratio"].as_f64().unwrap_or(0.0)
+            );
+            println!(
+                "  120 volumes created by rookery in {:.2} s",
+                m["create_120_secs"].as_f64().unwrap_or(0.0)
+            );
+            let i = &report["io"];
+            println!("I/O ({runtime} s per fio run, iodepth 16, direct):");
+            println!(
+                "{:<22} {:>12} {:>14} {:>16} {:>10}",
+                "workload", "ours", "raw librbd", "rbd-fuse+loop", "ratio"
+            );
+            let row = |name: &str, v: &Value, unit: &str, ratio_key: &str| {
+                println!(
+                    "{:<22} {:>9.0} {unit} {:>11.0} {unit} {:>13.0} {unit} {:>9.2}x",
+                    name,
+                    v["ours"].as_f64().unwrap_or(0.0),
+                    v["raw_librbd"].as_f64().unwrap_or(0.0),
+                    v["plain_fuse_loop"].as_f64().unwrap_or(0.0),
+                    v[ratio_key].as_f64().unwrap_or(0.0)
+                );
+            };
+            row(
+                "seq write 1M (MiB/s)",
+                &i["seq_write_1m_mib_s"],
+                "  ",
+                "ratio_vs_raw",
+            );
+            row(
+                "randwrite 4k (IOPS)",
+                &i["rand_write_4k_iops"],
+                "  ",
+                "ratio_vs_plain",
+            );
+            row(
+                "randread 4k (IOPS)",
+                &i["rand_read_4k_iops"],
+                "  ",
+                "ratio_vs_plain",
+            );
+            println!("  (seq write ratio is against raw librbd; random ratios against plain rbd-fuse + loop)");
+            println!(
+                "dd 200 MiB oflag=direct: ours {:.0} MB/s, plain rbd-fuse + loop {:.0} MB/s",
+                i["dd_200m_direct_mb_s"]["ours"].as_f64().unwrap_or(0.0),
+                i["dd_200m_direct_mb_s"]["plain_fuse_loop"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}
