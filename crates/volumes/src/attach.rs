@@ -506,11 +506,19 @@ pub fn resume_all(
     conf: &Path,
     data_dir: &Path,
 ) -> Result<Vec<Remount>, VolumeError> {
-    let pending: Vec<MountRecord> = Records::open(data_dir)?
-        .list
-        .into_iter()
-        .filter(|m| m.remount)
-        .collect();
+    let pending: Vec<MountRecord> = {
+        let mut records = Records::open(data_dir)?;
+        // Mounts whose rbd-fuse is gone without an unmount (a host restart, a kill) are restored too:
+        // their leftovers are cleared and they join the ones `down` marked.
+        for rec in records.list.iter_mut().filter(|r| !r.remount && !r.alive()) {
+            if let Err(e) = teardown(rec, false) {
+                tracing::warn!(path = %rec.path.display(), error = %e, "could not fully clear a dead mount");
+            }
+            rec.remount = true;
+        }
+        records.save()?;
+        records.list.iter().filter(|m| m.remount).cloned().collect()
+    };
     let mut out = Vec::new();
     for rec in pending {
         let req = MountRequest {

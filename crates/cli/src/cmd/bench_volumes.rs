@@ -93,31 +93,88 @@ fn management(rados: &Rados, conf: &Path, data: &Path, count: usize) -> Result<V
         manage::remove(rados, data, POOL, &format!("bench-ours-{stamp}-{i}"))?;
         our_rm.push(t.elapsed());
     }
+    // The same work as a provisioner under load does it: requests side by side on one connection.
+    let t = Instant::now();
+    parallel(count, |i| {
+        manage::create(
+            rados,
+            POOL,
+            &format!("bench-par-{stamp}-{i}"),
+            64 << 20,
+            "ext4",
+        )
+    })?;
+    let par_create = t.elapsed();
+    let t = Instant::now();
+    parallel(count, |i| {
+        manage::remove(rados, data, POOL, &format!("bench-par-{stamp}-{i}"))
+    })?;
+    let par_rm = t.elapsed();
     // The target is stated for 120 volumes.
     let t = Instant::now();
-    for i in 0..120 {
+    parallel(120, |i| {
         manage::create(
             rados,
             POOL,
             &format!("bench-120-{stamp}-{i}"),
             64 << 20,
             "ext4",
-        )?;
-    }
+        )
+    })?;
     let create_120 = t.elapsed();
-    for i in 0..120 {
-        manage::remove(rados, data, POOL, &format!("bench-120-{stamp}-{i}"))?;
-    }
+    parallel(120, |i| {
+        manage::remove(rados, data, POOL, &format!("bench-120-{stamp}-{i}"))
+    })?;
     let total = |a: &[Duration], b: &[Duration]| a.iter().chain(b).sum::<Duration>().as_secs_f64();
     let cli_total = total(&cli_create, &cli_rm);
     let our_total = total(&our_create, &our_rm);
+    let par_total = (par_create + par_rm).as_secs_f64();
     Ok(json!({
         "count": count,
         "cli": {"create_median_ms": median(cli_create).as_secs_f64() * 1e3, "rm_median_ms": median(cli_rm).as_secs_f64() * 1e3, "total_secs": cli_total},
-        "ours": {"create_median_ms": median(our_create).as_secs_f64() * 1e3, "rm_median_ms": median(our_rm).as_secs_f64() * 1e3, "total_secs": our_total},
-        "ratio": cli_total / our_total,
+        "ours_sequential": {"create_median_ms": median(our_create).as_secs_f64() * 1e3, "rm_median_ms": median(our_rm).as_secs_f64() * 1e3,
+                            "total_secs": our_total, "ratio": cli_total / our_total},
+        "ours_parallel": {"workers": WORKERS, "create_secs": par_create.as_secs_f64(), "rm_secs": par_rm.as_secs_f64(),
+                          "total_secs": par_total, "ratio": cli_total / par_total},
         "create_120_secs": create_120.as_secs_f64(),
     }))
+}
+
+const WORKERS: usize = 16;
+
+/// Runs `op(0..count)` on WORKERS threads; the first error wins.
+fn parallel<E: Into<anyhow::Error> + Send>(
+    count: usize,
+    op: impl Fn(usize) -> Result<(), E> + Sync,
+) -> Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..WORKERS {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= count {
+                    break;
+                }
+                if let Err(e) = op(i) {
+                    errors
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(e.into());
+                    break;
+                }
+            });
+        }
+    });
+    match errors
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .next()
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// One fio run on a file in `dir`; returns (MiB/s, IOPS).
@@ -411,22 +468,30 @@ pub fn run(layout: &Layout, count: usize, runtime: u64, output: Output) -> CmdRe
         Output::Text => {
             let m = &report["management"];
             println!("volumes: create+delete of {count} volumes (64 MiB each)");
+            let f = |v: &Value| v.as_f64().unwrap_or(0.0);
             println!(
-                "  rbd CLI (base)   create {:.1} ms, rm {:.1} ms median; total {:.2} s",
-                m["cli"]["create_median_ms"].as_f64().unwrap_or(0.0),
-                m["cli"]["rm_median_ms"].as_f64().unwrap_or(0.0),
-                m["cli"]["total_secs"].as_f64().unwrap_or(0.0)
+                "  rbd CLI (base)         create {:.1} ms, rm {:.1} ms median; total {:.2} s",
+                f(&m["cli"]["create_median_ms"]),
+                f(&m["cli"]["rm_median_ms"]),
+                f(&m["cli"]["total_secs"])
             );
             println!(
-                "  rookery (ours)   create {:.1} ms, rm {:.1} ms median; total {:.2} s   ratio {:.1}x",
-                m["ours"]["create_median_ms"].as_f64().unwrap_or(0.0),
-                m["ours"]["rm_median_ms"].as_f64().unwrap_or(0.0),
-                m["ours"]["total_secs"].as_f64().unwrap_or(0.0),
-                m["ratio"].as_f64().unwrap_or(0.0)
+                "  rookery, one by one    create {:.1} ms, rm {:.1} ms median; total {:.2} s   ratio {:.1}x",
+                f(&m["ours_sequential"]["create_median_ms"]),
+                f(&m["ours_sequential"]["rm_median_ms"]),
+                f(&m["ours_sequential"]["total_secs"]),
+                f(&m["ours_sequential"]["ratio"])
             );
             println!(
-                "  120 volumes created by rookery in {:.2} s",
-                m["create_120_secs"].as_f64().unwrap_or(0.0)
+                "  rookery, {WORKERS} at a time  create {:.2} s, rm {:.2} s; total {:.2} s   ratio {:.1}x",
+                f(&m["ours_parallel"]["create_secs"]),
+                f(&m["ours_parallel"]["rm_secs"]),
+                f(&m["ours_parallel"]["total_secs"]),
+                f(&m["ours_parallel"]["ratio"])
+            );
+            println!(
+                "  120 volumes created by rookery ({WORKERS} at a time) in {:.2} s",
+                f(&m["create_120_secs"])
             );
             let i = &report["io"];
             println!("I/O ({runtime} s per fio run, iodepth 16, direct):");

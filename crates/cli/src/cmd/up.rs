@@ -124,7 +124,7 @@ fn remount_volumes(layout: &Layout) {
     let Ok(records) = rookery_volumes::records::Records::open(&layout.root) else {
         return;
     };
-    if !records.list.iter().any(|r| r.remount) {
+    if !records.list.iter().any(|r| r.remount || !r.alive()) {
         return;
     }
     drop(records);
