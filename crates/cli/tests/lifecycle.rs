@@ -209,7 +209,8 @@ fn cluster_lifecycle_on_real_ceph() {
     let refused = c.run(&["down", "--purge"]);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes-really-destroy-data"));
-    assert_eq!(c.status()["ready"], true);
+    assert!(c.dir.join("cluster.json").exists());
+    c.wait_ready(heal);
 
     c.ok(&["down", "--purge", "--yes-really-destroy-data"]);
     assert!(!c.dir.exists(), "data dir left behind");
