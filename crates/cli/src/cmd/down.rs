@@ -102,6 +102,8 @@ fn unmount_volumes(layout: &Layout, remount: bool) -> Result<(), Failure> {
 /// Asks the supervisor to stop everything; without one, stops the daemons found through pid files.
 fn stop(layout: &Layout, state: &ClusterState) -> Result<(), Failure> {
     let rt = crate::runtime()?;
+    // Read before asking: the supervisor removes its pid file shortly before it exits.
+    let supervisor = rookery_platform::proc::read_pid_file(&layout.supervisor_pid());
     match rt.block_on(api::call::<serde_json::Value>(
         &layout.socket(),
         "POST",
@@ -111,8 +113,7 @@ fn stop(layout: &Layout, state: &ClusterState) -> Result<(), Failure> {
         Ok(_) => {
             // The supervisor exits right after replying.
             let deadline = Instant::now() + Duration::from_secs(10);
-            while rookery_platform::proc::read_pid_file(&layout.supervisor_pid())
-                .is_some_and(rookery_platform::proc::is_alive)
+            while supervisor.is_some_and(rookery_platform::proc::is_alive)
                 && Instant::now() < deadline
             {
                 std::thread::sleep(Duration::from_millis(50));
