@@ -148,6 +148,8 @@ pub struct PoolInfo {
     pub min_size: u32,
     pub pg_num: u32,
     pub crush_rule: i64,
+    pub quota_max_bytes: u64,
+    pub quota_max_objects: u64,
     pub application_metadata: BTreeMap<String, serde_json::Value>,
 }
 
@@ -212,6 +214,14 @@ pub struct DfPoolStats {
     pub bytes_used: u64,
     pub max_avail: u64,
     pub percent_used: f64,
+}
+
+/// One entry of `osd crush rule dump`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CrushRule {
+    pub rule_id: i64,
+    pub rule_name: String,
 }
 
 /// `mgr stat`.

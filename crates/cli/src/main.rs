@@ -56,6 +56,18 @@ enum Command {
     ///
     /// Example: rookery doctor -f cluster.yaml
     Doctor(cmd::doctor::DoctorArgs),
+    /// Create or change resources (CephBlockPool, or the CephCluster) on the cluster and wait until done.
+    ///
+    /// Example: rookery apply -f pool.yaml
+    Apply(cmd::resources::FileArgs),
+    /// Delete the resources in a file (a pool is refused while it holds volumes).
+    ///
+    /// Example: rookery delete -f pool.yaml
+    Delete(cmd::resources::FileArgs),
+    /// List resources of a kind.
+    ///
+    /// Example: rookery get pools -o json
+    Get(cmd::resources::GetArgs),
     /// Block volumes: create, list, resize, snapshot, clone, mount, unmount, remove.
     ///
     /// Example: rookery volume create data1 --size 10Gi && rookery volume mount data1 /mnt/data1
@@ -130,6 +142,9 @@ fn main() -> ExitCode {
         Command::Status => cmd::status::run(&layout, cli.output),
         Command::Down(args) => cmd::down::run(&layout, &args, cli.output),
         Command::Doctor(args) => cmd::doctor::run(&layout, &args, cli.output),
+        Command::Apply(args) => cmd::resources::apply(&layout, &args, cli.output),
+        Command::Delete(args) => cmd::resources::delete(&layout, &args, cli.output),
+        Command::Get(args) => cmd::resources::get(&layout, &args, cli.output),
         Command::Volume(args) => cmd::volume::run(&layout, &args, cli.output),
         Command::SmokeTest(args) => cmd::smoke::run(&layout, &args, cli.output),
         Command::Bench(args) => cmd::bench::run(&layout, &args, cli.output),

@@ -34,6 +34,7 @@ struct Snapshot {
     notices: Vec<String>,
     events: Vec<rookery_orchestrator::Event>,
     expected_osds: u32,
+    spec_digest: String,
 }
 
 struct Shared {
@@ -136,6 +137,7 @@ pub fn run(layout: Layout) -> Result<()> {
                         s.notices = reconciler.desired.notices.clone();
                         s.events = reconciler.events.iter().cloned().collect();
                         s.expected_osds = reconciler.desired.osd_count;
+                        s.spec_digest = rookery_orchestrator::spec_digest(&spec_text);
                     }
                     let pause = if busy && reconciler.last_error.is_none() {
                         50
@@ -233,6 +235,7 @@ fn build_report(shared: &Shared) -> ClusterReport {
     let (state, rados, info, expected_osds) = {
         let s = lock(&shared.snapshot);
         let info = ReconcileInfo {
+            spec_digest: s.spec_digest.clone(),
             converged: s.plan.steps.is_empty()
                 && s.plan.waiting.is_none()
                 && s.last_error.is_none(),

@@ -231,4 +231,67 @@ fn volumes_on_real_ceph() {
         .is_empty());
     let loops = rookery_volumes::loopdev::attached_under(&c.dir);
     assert!(loops.is_empty(), "loop devices left: {loops:?}");
+
+    pools(&c, mnt.path());
+}
+
+/// CephBlockPool through apply/get/delete: settings reach Ceph, a pool in use is not deleted.
+fn pools(c: &TestCluster, scratch: &Path) {
+    let file = scratch.join("pool.yaml");
+    let write = |size: u32, mode: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {{name: fast, namespace: rook-ceph}}\n\
+                 spec:\n  failureDomain: host\n  replicated: {{size: {size}}}\n  deviceClass: hdd\n\
+                 \x20 quotas: {{maxSize: 1Gi, maxObjects: 500}}\n  parameters: {{compression_mode: {mode}}}\n"
+            ),
+        )
+        .unwrap();
+    };
+    let f = file.to_str().unwrap();
+    let pool = |c: &TestCluster| {
+        json(&c.ok(&["get", "pools", "-o", "json"]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "fast")
+            .cloned()
+    };
+    write(2, "aggressive");
+    c.ok(&["apply", "-f", f]);
+    let p = pool(c).expect("pool fast was not created");
+    assert_eq!(p["size"], 2);
+    assert_eq!(p["quota_max_bytes"], 1u64 << 30);
+    assert_eq!(p["quota_max_objects"], 500);
+    assert_eq!(p["crush_rule"], "rookery-replicated-hdd");
+    let rados =
+        rookery_ceph::Rados::connect(&c.dir.join("ceph.conf"), "admin", Duration::from_secs(10))
+            .unwrap();
+    let mode: serde_json::Value = rados
+        .command(rookery_ceph::Target::Mon, serde_json::json!({"prefix": "osd pool get", "pool": "fast", "var": "compression_mode"}))
+        .unwrap();
+    assert_eq!(mode["compression_mode"], "aggressive");
+
+    // A change is reconciled; an impossible one is refused before anything changes.
+    write(3, "passive");
+    c.ok(&["apply", "-f", f]);
+    assert_eq!(pool(c).unwrap()["size"], 3);
+    write(5, "passive");
+    refused(
+        c,
+        &["apply", "-f", f],
+        &["spec.replicated.size", "only 3 OSDs"],
+    );
+    assert_eq!(pool(c).unwrap()["size"], 3);
+
+    // Delete is refused while a volume lives in the pool.
+    write(3, "passive");
+    c.ok(&["volume", "create", "pv", "--size", "64Mi", "--pool", "fast"]);
+    refused(c, &["delete", "-f", f], &["still holds volumes", "pv"]);
+    assert!(pool(c).is_some());
+    c.ok(&["volume", "rm", "fast/pv"]);
+    c.ok(&["delete", "-f", f]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(pool(c).is_none(), "pool fast came back after delete");
 }

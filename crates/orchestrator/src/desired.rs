@@ -1,5 +1,7 @@
 //! What the spec asks for, reduced to what the planner needs (a pure translation).
 
+use std::collections::BTreeMap;
+
 use rookery_spec::Resources;
 
 use crate::config::ConfInputs;
@@ -18,11 +20,17 @@ pub struct Desired {
     pub notices: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DesiredPool {
     pub name: String,
     pub size: u32,
     pub application: String,
+    /// 0 means no limit.
+    pub quota_bytes: u64,
+    pub quota_objects: u64,
+    /// `osd pool set` settings.
+    pub parameters: BTreeMap<String, String>,
+    pub device_class: Option<String>,
 }
 
 /// Daemon ids follow Ceph's habit: a, b, c, ...
@@ -57,10 +65,15 @@ impl Desired {
                         p.metadata.name
                     ));
                 }
+                let quotas = p.spec.quotas.clone().unwrap_or_default();
                 DesiredPool {
                     name: p.pool_name().to_string(),
                     size: p.spec.replicated.size,
                     application: "rbd".to_string(),
+                    quota_bytes: quotas.bytes(),
+                    quota_objects: quotas.max_objects.unwrap_or(0),
+                    parameters: p.spec.parameters.clone(),
+                    device_class: p.spec.device_class.clone(),
                 }
             })
             .collect();
@@ -109,7 +122,8 @@ mod tests {
             vec![DesiredPool {
                 name: "replicapool".into(),
                 size: 3,
-                application: "rbd".into()
+                application: "rbd".into(),
+                ..Default::default()
             }]
         );
     }

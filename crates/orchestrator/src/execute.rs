@@ -167,6 +167,31 @@ impl Reconciler {
                     json!({"prefix": "mgr module enable", "module": name}),
                 )?;
             }
+            Step::SetPoolQuota { name, field, value } => {
+                let r = self.connection()?;
+                r.command_status(
+                    Target::Mon,
+                    json!({"prefix": "osd pool set-quota", "pool": name, "field": field, "val": value.to_string()}),
+                )?;
+            }
+            Step::SetPoolParameter { name, key, value } => {
+                let r = self.connection()?;
+                r.command_status(
+                    Target::Mon,
+                    json!({"prefix": "osd pool set", "pool": name, "var": key, "val": value}),
+                )?;
+            }
+            Step::CreateClassRule { rule, class } => {
+                let r = self.connection()?;
+                r.command_status(
+                    Target::Mon,
+                    json!({"prefix": "osd crush rule create-replicated", "name": rule, "root": "default", "type": "osd", "class": class}),
+                )?;
+            }
+            Step::SetPoolRule { name, rule } => {
+                let r = self.connection()?;
+                r.command_status(Target::Mon, json!({"prefix": "osd pool set", "pool": name, "var": "crush_rule", "val": rule}))?;
+            }
             Step::AddOsd | Step::FinishOsd { .. } => self.make_osds(&[step])?,
         }
         Ok(())
@@ -315,5 +340,15 @@ fn describe(step: &Step) -> String {
             format!("tagging pool {name} for {application}")
         }
         Step::EnableMgrModule { name } => format!("enabling mgr module {name}"),
+        Step::SetPoolQuota { name, field, value } => {
+            format!("setting {field} = {value} on pool {name}")
+        }
+        Step::SetPoolParameter { name, key, value } => {
+            format!("setting {key} = {value} on pool {name}")
+        }
+        Step::CreateClassRule { rule, class } => {
+            format!("creating CRUSH rule {rule} for {class} devices")
+        }
+        Step::SetPoolRule { name, rule } => format!("moving pool {name} to CRUSH rule {rule}"),
     }
 }

@@ -11,7 +11,7 @@ pub mod preflight;
 pub mod report;
 pub mod state;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -57,6 +57,14 @@ impl OrchestratorError {
 
 /// How long a librados call may take before we treat Ceph as unreachable.
 pub const CEPH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A short fingerprint of a spec's text, so a client can tell when the supervisor reconciles to it.
+pub fn spec_digest(text: &str) -> String {
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
 
 pub fn now_unix() -> u64 {
     SystemTime::now()
@@ -258,7 +266,7 @@ impl Reconciler {
             return observed;
         }
         if let Some(r) = self.rados() {
-            match observe_ceph(&r, !self.desired.mgr_modules.is_empty()) {
+            match observe_ceph(&r, &self.desired) {
                 Ok(view) => observed.ceph = Some(view),
                 Err(e) => {
                     tracing::debug!(error = %e, "ceph observation failed");
@@ -307,26 +315,47 @@ impl Reconciler {
     }
 }
 
-fn observe_ceph(r: &Rados, want_modules: bool) -> Result<plan::CephView, rookery_ceph::CephError> {
+fn observe_ceph(r: &Rados, desired: &Desired) -> Result<plan::CephView, rookery_ceph::CephError> {
     let dump: rookery_ceph::types::OsdDump =
         r.command(Target::Mon, json!({"prefix": "osd dump"}))?;
-    let pools = dump
-        .pools
-        .iter()
-        .map(|p| {
-            (
-                p.pool_name.clone(),
-                plan::PoolView {
-                    size: p.size,
-                    applications: p.application_metadata.keys().cloned().collect(),
-                },
-            )
-        })
-        .collect();
+    let mut pools = BTreeMap::new();
+    for p in &dump.pools {
+        let mut parameters = BTreeMap::new();
+        if let Some(want) = desired.pools.iter().find(|d| d.name == p.pool_name) {
+            for key in want.parameters.keys() {
+                // Unset settings answer ENOENT.
+                let value = r
+                    .command::<serde_json::Value>(
+                        Target::Mon,
+                        json!({"prefix": "osd pool get", "pool": p.pool_name, "var": key}),
+                    )
+                    .ok()
+                    .and_then(|v| {
+                        v.get(key).map(|x| {
+                            x.as_str()
+                                .map(String::from)
+                                .unwrap_or_else(|| x.to_string())
+                        })
+                    });
+                parameters.insert(key.clone(), value);
+            }
+        }
+        pools.insert(
+            p.pool_name.clone(),
+            plan::PoolView {
+                size: p.size,
+                applications: p.application_metadata.keys().cloned().collect(),
+                quota_bytes: p.quota_max_bytes,
+                quota_objects: p.quota_max_objects,
+                crush_rule: p.crush_rule,
+                parameters,
+            },
+        );
+    }
     let stat: rookery_ceph::types::MgrStat =
         r.command(Target::Mon, json!({"prefix": "mgr stat"}))?;
     let mut modules_enabled = BTreeSet::new();
-    if want_modules && stat.available {
+    if !desired.mgr_modules.is_empty() && stat.available {
         let ls: serde_json::Value = r.command(Target::Mon, json!({"prefix": "mgr module ls"}))?;
         for key in ["enabled_modules", "always_on_modules"] {
             if let Some(list) = ls.get(key).and_then(|v| v.as_array()) {
@@ -334,9 +363,18 @@ fn observe_ceph(r: &Rados, want_modules: bool) -> Result<plan::CephView, rookery
             }
         }
     }
+    let (mut rules, mut device_classes) = (BTreeMap::new(), BTreeSet::new());
+    if desired.pools.iter().any(|p| p.device_class.is_some()) {
+        let dump: Vec<rookery_ceph::types::CrushRule> =
+            r.command(Target::Mon, json!({"prefix": "osd crush rule dump"}))?;
+        rules = dump.into_iter().map(|r| (r.rule_name, r.rule_id)).collect();
+        device_classes = r.command(Target::Mon, json!({"prefix": "osd crush class ls"}))?;
+    }
     Ok(plan::CephView {
         pools,
         mgr_available: stat.available,
         modules_enabled,
+        rules,
+        device_classes,
     })
 }

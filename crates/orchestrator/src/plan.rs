@@ -42,12 +42,41 @@ pub struct CephView {
     pub pools: BTreeMap<String, PoolView>,
     pub mgr_available: bool,
     pub modules_enabled: BTreeSet<String>,
+    /// CRUSH rules by name.
+    pub rules: BTreeMap<String, i64>,
+    /// Device classes the OSDs have (hdd, ssd, ...).
+    pub device_classes: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PoolView {
     pub size: u32,
     pub applications: BTreeSet<String>,
+    pub quota_bytes: u64,
+    pub quota_objects: u64,
+    pub crush_rule: i64,
+    /// Current values of the settings the spec names (None: not set on the pool).
+    pub parameters: BTreeMap<String, Option<String>>,
+}
+
+/// The CRUSH rule rookery makes for pools limited to one device class. Replicas go to different OSDs: a
+/// standalone cluster is one host.
+pub fn class_rule(class: &str) -> String {
+    format!("rookery-replicated-{class}")
+}
+
+/// Ceph prints settings back in its own form (`true` for `1`, `0.2` for `.2`): compare meanings.
+pub fn same_setting(want: &str, have: &str) -> bool {
+    let norm = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" => "1".to_string(),
+        "false" | "no" | "off" => "0".to_string(),
+        other => other.to_string(),
+    };
+    let (w, h) = (norm(want), norm(have));
+    match (w.parse::<f64>(), h.parse::<f64>()) {
+        (Ok(a), Ok(b)) => (a - b).abs() < 1e-9,
+        _ => w == h,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -85,6 +114,24 @@ pub enum Step {
     EnableMgrModule {
         name: String,
     },
+    SetPoolQuota {
+        name: String,
+        field: String,
+        value: u64,
+    },
+    SetPoolParameter {
+        name: String,
+        key: String,
+        value: String,
+    },
+    CreateClassRule {
+        rule: String,
+        class: String,
+    },
+    SetPoolRule {
+        name: String,
+        rule: String,
+    },
 }
 
 impl Step {
@@ -103,6 +150,16 @@ impl Step {
                 format!("pool {name} is not tagged for {application}")
             }
             Step::EnableMgrModule { name } => format!("mgr module {name} is not enabled"),
+            Step::SetPoolQuota { name, field, value } => {
+                format!("pool {name} should have {field} = {value}")
+            }
+            Step::SetPoolParameter { name, key, value } => {
+                format!("pool {name} should have {key} = {value}")
+            }
+            Step::CreateClassRule { class, .. } => {
+                format!("no CRUSH rule places data on {class} devices yet")
+            }
+            Step::SetPoolRule { name, rule } => format!("pool {name} should use CRUSH rule {rule}"),
         }
     }
 
@@ -190,6 +247,58 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                         size: pool.size,
                     });
                 }
+                for (field, want, got) in [
+                    ("max_bytes", pool.quota_bytes, have.quota_bytes),
+                    ("max_objects", pool.quota_objects, have.quota_objects),
+                ] {
+                    if want != got {
+                        p.steps.push(Step::SetPoolQuota {
+                            name: pool.name.clone(),
+                            field: field.into(),
+                            value: want,
+                        });
+                    }
+                }
+                for (key, want) in &pool.parameters {
+                    let current = have.parameters.get(key).cloned().flatten();
+                    if !current.is_some_and(|c| same_setting(want, &c)) {
+                        p.steps.push(Step::SetPoolParameter {
+                            name: pool.name.clone(),
+                            key: key.clone(),
+                            value: want.clone(),
+                        });
+                    }
+                }
+                if let Some(class) = &pool.device_class {
+                    let rule = class_rule(class);
+                    if !ceph.device_classes.contains(class) {
+                        p.blocked.push(format!(
+                            "pool {}: no OSD has device class {class:?} (this cluster has: {}); change spec.deviceClass",
+                            pool.name,
+                            ceph.device_classes.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ));
+                    } else {
+                        match ceph.rules.get(&rule) {
+                            None => {
+                                p.steps.push(Step::CreateClassRule {
+                                    rule: rule.clone(),
+                                    class: class.clone(),
+                                });
+                                p.steps.push(Step::SetPoolRule {
+                                    name: pool.name.clone(),
+                                    rule,
+                                });
+                            }
+                            Some(id) if *id != have.crush_rule => {
+                                p.steps.push(Step::SetPoolRule {
+                                    name: pool.name.clone(),
+                                    rule,
+                                });
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                }
                 if !have.applications.contains(&pool.application) {
                     p.steps.push(Step::EnablePoolApplication {
                         name: pool.name.clone(),
@@ -251,6 +360,7 @@ mod tests {
                 name: "replicapool".into(),
                 size: 3,
                 application: "rbd".into(),
+                ..Default::default()
             }],
             conf: Default::default(),
             notices: vec![],
@@ -361,10 +471,12 @@ mod tests {
                 PoolView {
                     size: 3,
                     applications: set(&["rbd"]),
+                    ..Default::default()
                 },
             )]),
             mgr_available: true,
             modules_enabled: set(&["pg_autoscaler"]),
+            ..Default::default()
         });
         assert_eq!(plan(&desired(), &o), Plan::default());
         // A changed pool size and a dead OSD are both corrected.
@@ -388,6 +500,76 @@ mod tests {
                     daemon: "osd.1".into()
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn pool_settings_are_converged() {
+        let mut d = desired();
+        d.pools[0].quota_bytes = 1 << 30;
+        d.pools[0]
+            .parameters
+            .insert("compression_mode".into(), "aggressive".into());
+        d.pools[0]
+            .parameters
+            .insert("noscrub".into(), "true".into());
+        d.pools[0].device_class = Some("hdd".into());
+        let mut o = mon_up();
+        let view = PoolView {
+            size: 3,
+            applications: set(&["rbd"]),
+            parameters: BTreeMap::from([
+                ("compression_mode".into(), None),
+                ("noscrub".into(), Some("1".into())),
+            ]),
+            ..Default::default()
+        };
+        o.ceph = Some(CephView {
+            pools: BTreeMap::from([("replicapool".into(), view)]),
+            device_classes: set(&["hdd"]),
+            ..Default::default()
+        });
+        let p = plan(&d, &o);
+        let pool_steps: Vec<&Step> = p
+            .steps
+            .iter()
+            .filter(|s| {
+                !matches!(
+                    s,
+                    Step::AddOsd | Step::CreateMgrKey { .. } | Step::Start { .. }
+                )
+            })
+            .collect();
+        assert_eq!(
+            pool_steps,
+            vec![
+                &Step::SetPoolQuota {
+                    name: "replicapool".into(),
+                    field: "max_bytes".into(),
+                    value: 1 << 30
+                },
+                &Step::SetPoolParameter {
+                    name: "replicapool".into(),
+                    key: "compression_mode".into(),
+                    value: "aggressive".into()
+                },
+                &Step::CreateClassRule {
+                    rule: class_rule("hdd"),
+                    class: "hdd".into()
+                },
+                &Step::SetPoolRule {
+                    name: "replicapool".into(),
+                    rule: class_rule("hdd")
+                },
+            ]
+        );
+        // A class no OSD has is reported, not attempted.
+        d.pools[0].device_class = Some("nvme".into());
+        assert!(plan(&d, &o).blocked.iter().any(|b| b.contains("nvme")));
+        assert!(
+            same_setting("0.2", ".2")
+                && same_setting("true", "1")
+                && !same_setting("none", "aggressive")
         );
     }
 

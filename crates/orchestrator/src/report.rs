@@ -38,6 +38,8 @@ pub struct SupervisorInfo {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReconcileInfo {
+    /// [`crate::spec_digest`] of the spec the last pass reconciled to.
+    pub spec_digest: String,
     pub converged: bool,
     pub pending: Vec<String>,
     pub waiting: Option<String>,

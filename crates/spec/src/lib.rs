@@ -215,6 +215,8 @@ pub struct PoolSpec {
     pub device_class: Option<String>,
     #[serde(deserialize_with = "scalar::flat")]
     pub parameters: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<QuotaSpec>,
 }
 
 impl Default for PoolSpec {
@@ -225,7 +227,28 @@ impl Default for PoolSpec {
             replicated: ReplicatedSpec::default(),
             device_class: None,
             parameters: BTreeMap::new(),
+            quotas: None,
         }
+    }
+}
+
+/// Rook's pool quotas: `maxSize` (a quantity) or `maxBytes` (a number) cap the stored bytes, `maxObjects`
+/// the object count. Unset or 0 means no limit.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct QuotaSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<Quantity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_objects: Option<u64>,
+}
+
+impl QuotaSpec {
+    /// The byte limit (`maxSize` wins over `maxBytes`, as in Rook); 0 is none.
+    pub fn bytes(&self) -> u64 {
+        self.max_size.map(|q| q.0).or(self.max_bytes).unwrap_or(0)
     }
 }
 

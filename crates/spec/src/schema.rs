@@ -156,16 +156,26 @@ pub(crate) const CLUSTER: Schema = Schema {
 
 pub(crate) const POOL: Schema = Schema {
     fields: &[
-        ("spec", "name failureDomain replicated deviceClass parameters"),
+        (
+            "spec",
+            "name failureDomain replicated deviceClass parameters quotas",
+        ),
         ("spec.replicated", "size requireSafeReplicaSize"),
+        ("spec.quotas", "maxBytes maxSize maxObjects"),
     ],
     notices: &[],
     unsupported: &[
         ("spec.erasureCoded", "use replicated instead"),
-        ("spec.compressionMode", "set parameters.compression_mode instead"),
-        ("spec.replicated.targetSizeRatio", "set parameters.target_size_ratio instead"),
         (
-            "spec.mirroring spec.statusCheck spec.quotas spec.enableRBDStats spec.enableCrushUpdates \
+            "spec.compressionMode",
+            "set parameters.compression_mode instead",
+        ),
+        (
+            "spec.replicated.targetSizeRatio",
+            "set parameters.target_size_ratio instead",
+        ),
+        (
+            "spec.mirroring spec.statusCheck spec.enableRBDStats spec.enableCrushUpdates \
              spec.crushRoot spec.application spec.replicated.replicasPerFailureDomain \
              spec.replicated.subFailureDomain spec.replicated.hybridStorage",
             "remove it",

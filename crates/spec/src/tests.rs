@@ -280,8 +280,18 @@ fn pool_rules() {
             "spec.replicated.size=0 => spec.replicated.size ~ from 1 to 10",
             "spec.replicated.size=11 => spec.replicated.size ~ from 1 to 10",
             "spec.replicated.size=1 => spec.replicated.size ~ set requireSafeReplicaSize: false",
+            "spec.parameters={size: 2} => spec.parameters.size ~ not a pool setting",
+            "spec.parameters={compression_mode: maybe} => spec.parameters.compression_mode ~ not a compression mode",
+            "spec.deviceClass=a/b => spec.deviceClass ~ not a device class",
+            "spec.quotas={maxSize: ten} => spec.quotas.maxSize ~ invalid size",
+            "spec.quotas={maxObjecs: 5} => spec.quotas.maxObjecs ~ did you mean `maxObjects`",
         ],
     );
+    let limited = pool_with("spec.quotas={maxSize: 1Gi, maxObjects: 10}; spec.parameters={compression_mode: aggressive}");
+    let spec = &load(&limited).unwrap().pools[0].spec;
+    assert_eq!(spec.quotas.as_ref().unwrap().bytes(), 1 << 30);
+    assert_eq!(spec.quotas.as_ref().unwrap().max_objects, Some(10));
+    assert_eq!(spec.parameters["compression_mode"], "aggressive");
     let single = pool_with("spec.replicated={size: 1, requireSafeReplicaSize: false}");
     assert_eq!(load(&single).unwrap().pools[0].spec.replicated.size, 1);
     let bare =

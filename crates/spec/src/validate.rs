@@ -267,6 +267,69 @@ pub(crate) fn pool(p: &CephBlockPool, r: &mut Report) {
             "set requireSafeReplicaSize: false to accept a pool with no redundancy",
         );
     }
+    pool_parameters(p, r);
+}
+
+/// Pool settings `parameters` may set (`ceph osd pool set NAME KEY VALUE`); anything else would only fail
+/// later, inside the reconciler.
+pub(crate) const POOL_PARAMETERS: &[&str] = &[
+    "compression_mode",
+    "compression_algorithm",
+    "compression_required_ratio",
+    "compression_min_blob_size",
+    "compression_max_blob_size",
+    "target_size_bytes",
+    "target_size_ratio",
+    "pg_num",
+    "pgp_num",
+    "pg_num_min",
+    "pg_autoscale_mode",
+    "min_size",
+    "noscrub",
+    "nodeep-scrub",
+    "csum_type",
+    "fast_read",
+];
+
+fn pool_parameters(p: &CephBlockPool, r: &mut Report) {
+    for (k, v) in &p.spec.parameters {
+        if !POOL_PARAMETERS.contains(&k.as_str()) {
+            r.error(
+                format!("spec.parameters.{k}"),
+                format!("{k:?} is not a pool setting rookery applies"),
+                format!("use one of {}", POOL_PARAMETERS.join(", ")),
+            );
+        } else if v.trim().is_empty() || v.contains('\n') {
+            r.error(
+                format!("spec.parameters.{k}"),
+                "the value is empty or spans lines",
+                "give a single value",
+            );
+        }
+    }
+    let modes = ["none", "passive", "aggressive", "force"];
+    if let Some(m) = p.spec.parameters.get("compression_mode") {
+        if !modes.contains(&m.as_str()) {
+            r.error(
+                "spec.parameters.compression_mode",
+                format!("{m:?} is not a compression mode"),
+                format!("use one of {}", modes.join(", ")),
+            );
+        }
+    }
+    if let Some(c) = &p.spec.device_class {
+        if c.is_empty()
+            || !c
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+        {
+            r.error(
+                "spec.deviceClass",
+                format!("{c:?} is not a device class name"),
+                "use a class such as hdd, ssd or nvme",
+            );
+        }
+    }
 }
 
 /// Checks that need every pool (and the cluster's OSD count, when it is

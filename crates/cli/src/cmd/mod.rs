@@ -4,6 +4,7 @@ pub mod bench;
 mod bench_volumes;
 pub mod doctor;
 pub mod down;
+pub mod resources;
 pub mod smoke;
 pub mod status;
 pub mod up;
@@ -39,21 +40,32 @@ pub fn load_spec(
             Err(_) => (DEFAULT_SPEC.to_string(), "the default spec".to_string()),
         },
     };
-    let res = rookery_spec::load(&text).map_err(|errors| {
-        let lines: Vec<String> = errors
-            .0
-            .iter()
-            .map(|e| format!("{}: {}\n    fix: {}", e.path, e.message, e.fix))
-            .collect();
-        Failure::bad_input(format!(
-            "{origin} is not a valid spec; nothing was changed:\n{}",
-            lines.join("\n")
-        ))
-    })?;
+    let res = load_spec_text(&text, &origin, true)?;
     let desired = Desired::from_resources(&res).ok_or_else(|| {
         Failure::bad_input(format!(
             "{origin} has no CephCluster; add one (kind: CephCluster, apiVersion: ceph.rook.io/v1)"
         ))
     })?;
     Ok((text, res, desired))
+}
+
+/// Validates resources; every problem is listed with its field and fix (exit code 2).
+pub fn load_spec_text(text: &str, origin: &str, need_cluster: bool) -> Result<Resources, Failure> {
+    let res = rookery_spec::load(text).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .0
+            .iter()
+            .map(|e| format!("{}: {}\n    fix: {}", e.path, e.message, e.fix))
+            .collect();
+        Failure::bad_input(format!(
+            "{origin} is not valid; nothing was changed:\n{}",
+            lines.join("\n")
+        ))
+    })?;
+    if need_cluster && res.cluster.is_none() {
+        return Err(Failure::bad_input(format!(
+            "{origin} has no CephCluster; add one (kind: CephCluster, apiVersion: ceph.rook.io/v1)"
+        )));
+    }
+    Ok(res)
 }
