@@ -198,6 +198,25 @@ pub fn remove(io: &IoCtx, name: &str) -> Result<(), CephError> {
     Err(CephError::call("remove image", rc, &detail))
 }
 
+/// Moves an image to the pool's trash: it leaves the image list at once (a few round trips), and its data
+/// is deleted later by [`trash_remove`] (or the mgr's rbd_support task queue).
+pub fn trash_move(io: &IoCtx, name: &str) -> Result<(), CephError> {
+    let api = rbd_ffi::api()?;
+    let name_c = cstring("image name", name)?;
+    // SAFETY: the ioctx is open while `io` is borrowed; the name is NUL-terminated.
+    let rc = unsafe { (api.trash_move)(io.raw(), name_c.as_ptr(), 0) };
+    check("move image to trash", rc, || image_detail(name))
+}
+
+/// Deletes a trashed image and its data, by image id.
+pub fn trash_remove(io: &IoCtx, id: &str) -> Result<(), CephError> {
+    let api = rbd_ffi::api()?;
+    let id_c = cstring("image id", id)?;
+    // SAFETY: the ioctx is open while `io` is borrowed; the id is NUL-terminated.
+    let rc = unsafe { (api.trash_remove)(io.raw(), id_c.as_ptr(), true) };
+    check("remove image from trash", rc, || format!("image id {id}"))
+}
+
 /// librbd answers `-ENOTEMPTY` or `-EBUSY` for several reasons; looking at the image tells the user which
 /// one to fix. Only runs after a failure, so its cost does not matter.
 fn why_not_removable(io: &IoCtx, name: &str, rc: c_int) -> String {
@@ -736,6 +755,17 @@ impl Image<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The image's id (stable across renames; names it in the trash).
+    pub fn id(&self) -> Result<String, CephError> {
+        let mut buf = vec![0u8; 64];
+        // SAFETY: the buffer has `len` writable bytes; librbd NUL-terminates the id.
+        let rc =
+            unsafe { (self.api.get_id)(self.handle, buf.as_mut_ptr() as *mut c_char, buf.len()) };
+        check("get image id", rc, || self.detail())?;
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
     }
 
     /// How many clients have the image open (each open handle keeps a watch on its header). A client that

@@ -178,6 +178,9 @@ pub struct Api {
         unsafe extern "C" fn(ImageT, *mut c_int, *mut *mut c_char, *mut usize) -> c_int,
     pub lock_get_owners_cleanup: unsafe extern "C" fn(*mut *mut c_char, usize),
     pub lock_break: unsafe extern "C" fn(ImageT, c_int, *const c_char) -> c_int,
+    pub trash_move: unsafe extern "C" fn(IoCtxT, *const c_char, u64) -> c_int,
+    pub trash_remove: unsafe extern "C" fn(IoCtxT, *const c_char, bool) -> c_int,
+    pub get_id: unsafe extern "C" fn(ImageT, *mut c_char, usize) -> c_int,
 }
 
 pub const LIBRARY: &str = "librbd.so.1";
@@ -249,6 +252,9 @@ fn load() -> Result<Api, String> {
         lock_get_owners: sym!("rbd_lock_get_owners"),
         lock_get_owners_cleanup: sym!("rbd_lock_get_owners_cleanup"),
         lock_break: sym!("rbd_lock_break"),
+        trash_move: sym!("rbd_trash_move"),
+        trash_remove: sym!("rbd_trash_remove"),
+        get_id: sym!("rbd_get_id"),
         _lib: lib,
     })
 }

@@ -128,8 +128,10 @@ pub fn create(
             e.into()
         }
     })?;
-    let image = Image::open(&io, name)?;
-    image.metadata_set(META_FS, fs)?;
+    // ext4 is what a volume without the key gets, so only other choices cost an open and a write.
+    if fs != "ext4" {
+        Image::open(&io, name)?.metadata_set(META_FS, fs)?;
+    }
     Ok(())
 }
 
@@ -365,7 +367,7 @@ pub fn flatten(rados: &Rados, pool: &str, name: &str) -> Result<(), VolumeError>
 /// Removes a volume: refused while it is mounted anywhere, has snapshots, or has clones.
 pub fn remove(rados: &Rados, data_dir: &Path, pool: &str, name: &str) -> Result<(), VolumeError> {
     let io = open_pool(rados, pool)?;
-    {
+    let id = {
         let image = open_image(&io, pool, name)?;
         let here = crate::holder::this_host();
         // Our own handle watches the image; a second watcher is another client.
@@ -406,8 +408,19 @@ pub fn remove(rados: &Rados, data_dir: &Path, pool: &str, name: &str) -> Result<
                 names.join(", ")
             )));
         }
+        image.id()?
+    };
+    // As ceph-csi does: the image leaves the list at once (trash move), and the mgr's rbd_support module
+    // deletes its data in the background; without a mgr, it is deleted here.
+    rbd::trash_move(&io, name)?;
+    let queued = rados.command_status(
+        Target::Mgr,
+        json!({"prefix": "rbd task add trash remove", "image_id_spec": format!("{pool}/{id}")}),
+    );
+    if let Err(e) = queued {
+        tracing::debug!(error = %e, "the mgr did not take the purge; purging now");
+        rbd::trash_remove(&io, &id)?;
     }
-    rbd::remove(&io, name)?;
     let _ = io.remove(&crate::attach::holders_object(name));
     let _ = std::fs::remove_dir_all(
         Records::dir(data_dir)

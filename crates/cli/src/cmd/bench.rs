@@ -38,15 +38,20 @@ pub enum Bench {
         /// Seconds per fio and `rbd bench` run.
         #[arg(long, default_value_t = 10)]
         runtime: u64,
+        /// Run only one part.
+        #[arg(long, value_enum)]
+        only: Option<super::bench_volumes::Part>,
     },
 }
 
 pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
     match args.which {
         Bench::ControlPlane { count } => control_plane(layout, count.max(1), output),
-        Bench::Volumes { count, runtime } => {
-            super::bench_volumes::run(layout, count.max(1), runtime.max(1), output)
-        }
+        Bench::Volumes {
+            count,
+            runtime,
+            only,
+        } => super::bench_volumes::run(layout, count.max(1), runtime.max(1), only, output),
     }
 }
 

@@ -1,7 +1,7 @@
 //! One module per command.
 
 pub mod bench;
-mod bench_volumes;
+pub mod bench_volumes;
 pub mod doctor;
 pub mod down;
 pub mod resources;
