@@ -179,6 +179,30 @@ pub fn create(io: &IoCtx, name: &str, size: u64, features: u64) -> Result<(), Ce
     check("create image", rc, || image_detail(name))
 }
 
+/// Creates an image whose data objects live in `data_pool` (an erasure-coded pool with overwrites on)
+/// while its header and metadata stay in `io`'s replicated pool: RBD cannot keep metadata in an EC pool.
+pub fn create_with_data_pool(
+    io: &IoCtx,
+    name: &str,
+    size: u64,
+    features: u64,
+    data_pool: &str,
+) -> Result<(), CephError> {
+    let api = rbd_ffi::api()?;
+    let name_c = cstring("image name", name)?;
+    let pool_c = cstring("data pool", data_pool)?;
+    let opts = ImageOptions::new(api);
+    opts.set_u64(rbd_ffi::IMAGE_OPTION_FEATURES, features, "features")?;
+    // SAFETY: `opts` is live until drop; DATA_POOL is a string option; librbd copies the string.
+    let rc = unsafe {
+        (api.image_options_set_string)(opts.opts, rbd_ffi::IMAGE_OPTION_DATA_POOL, pool_c.as_ptr())
+    };
+    check("set image option", rc, || "data pool".to_string())?;
+    // SAFETY: the ioctx is open while `io` is borrowed; name and options are valid.
+    let rc = unsafe { (api.create4)(io.raw(), name_c.as_ptr(), size, opts.opts) };
+    check("create image", rc, || image_detail(name))
+}
+
 /// Removes an image and its data. Fails while it has snapshots (including snapshots kept only because
 /// clones still use them) or while another client has it open; the error then says which.
 pub fn remove(io: &IoCtx, name: &str) -> Result<(), CephError> {

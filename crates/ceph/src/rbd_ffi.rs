@@ -19,6 +19,7 @@ pub type ImageOptionsT = *mut c_void;
 /// `RBD_IMAGE_OPTION_*` (an anonymous enum in librbd.h; its values are part of the ABI).
 pub const IMAGE_OPTION_FEATURES: c_int = 1;
 pub const IMAGE_OPTION_CLONE_FORMAT: c_int = 12;
+pub const IMAGE_OPTION_DATA_POOL: c_int = 10;
 
 /// `RBD_SNAP_NAMESPACE_TYPE_USER`: snapshots users made, as opposed to trash, group and mirror ones.
 pub const SNAP_NAMESPACE_TYPE_USER: c_int = 0;
@@ -118,6 +119,9 @@ pub struct Api {
     pub image_options_create: unsafe extern "C" fn(*mut ImageOptionsT),
     pub image_options_destroy: unsafe extern "C" fn(ImageOptionsT),
     pub image_options_set_uint64: unsafe extern "C" fn(ImageOptionsT, c_int, u64) -> c_int,
+    pub image_options_set_string:
+        unsafe extern "C" fn(ImageOptionsT, c_int, *const c_char) -> c_int,
+    pub create4: unsafe extern "C" fn(IoCtxT, *const c_char, u64, ImageOptionsT) -> c_int,
 
     pub image_spec_list_cleanup: unsafe extern "C" fn(*mut ImageSpec, usize),
     pub linked_image_spec_cleanup: unsafe extern "C" fn(*mut LinkedImageSpec),
@@ -218,6 +222,8 @@ fn load() -> Result<Api, String> {
         image_options_create: sym!("rbd_image_options_create"),
         image_options_destroy: sym!("rbd_image_options_destroy"),
         image_options_set_uint64: sym!("rbd_image_options_set_uint64"),
+        image_options_set_string: sym!("rbd_image_options_set_string"),
+        create4: sym!("rbd_create4"),
         image_spec_list_cleanup: sym!("rbd_image_spec_list_cleanup"),
         linked_image_spec_cleanup: sym!("rbd_linked_image_spec_cleanup"),
         linked_image_spec_list_cleanup: sym!("rbd_linked_image_spec_list_cleanup"),

@@ -150,6 +150,11 @@ pub struct PoolInfo {
     pub crush_rule: i64,
     pub quota_max_bytes: u64,
     pub quota_max_objects: u64,
+    /// 1: replicated, 3: erasure-coded.
+    #[serde(rename = "type")]
+    pub pool_type: i32,
+    /// Comma-separated flags, e.g. `hashpspool,ec_overwrites`.
+    pub flags_names: String,
     pub application_metadata: BTreeMap<String, serde_json::Value>,
 }
 

@@ -294,4 +294,45 @@ fn pools(c: &TestCluster, scratch: &Path) {
     c.ok(&["delete", "-f", f]);
     std::thread::sleep(Duration::from_secs(2));
     assert!(pool(c).is_none(), "pool fast came back after delete");
+
+    // Erasure coding where the OSD count allows it: a volume's data in a 2+1 pool.
+    let ec = scratch.join("ec.yaml");
+    let ec_spec = |k: u32, m: u32| {
+        format!("apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {{name: ec}}\nspec:\n  erasureCoded: {{dataChunks: {k}, codingChunks: {m}}}\n")
+    };
+    std::fs::write(&ec, ec_spec(3, 1)).unwrap();
+    refused(
+        c,
+        &["apply", "-f", ec.to_str().unwrap()],
+        &["need 4 OSDs", "only 3"],
+    );
+    std::fs::write(&ec, ec_spec(2, 1)).unwrap();
+    c.ok(&["apply", "-f", ec.to_str().unwrap()]);
+    c.ok(&[
+        "volume",
+        "create",
+        "ecv",
+        "--size",
+        "128Mi",
+        "--data-pool",
+        "ec",
+    ]);
+    let info = json(&c.ok(&["volume", "info", "ecv", "-o", "json"]));
+    assert!(
+        info["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "data-pool"),
+        "{info:#}"
+    );
+    let m = scratch.join("ecm");
+    std::fs::create_dir_all(&m).unwrap();
+    c.ok(&["volume", "mount", "ecv", m.to_str().unwrap()]);
+    let files = write_files(&m, "e", 3);
+    c.ok(&["volume", "unmount", "ecv"]);
+    c.ok(&["volume", "mount", "ecv", m.to_str().unwrap()]);
+    same_files(&m, &files);
+    c.ok(&["volume", "unmount", "ecv"]);
+    c.ok(&["volume", "rm", "ecv"]);
 }

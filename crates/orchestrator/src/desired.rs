@@ -31,6 +31,8 @@ pub struct DesiredPool {
     /// `osd pool set` settings.
     pub parameters: BTreeMap<String, String>,
     pub device_class: Option<String>,
+    /// (data chunks, coding chunks) for an erasure-coded pool; None for a replicated one.
+    pub erasure: Option<(u32, u32)>,
 }
 
 /// Daemon ids follow Ceph's habit: a, b, c, ...
@@ -59,7 +61,7 @@ impl Desired {
             .pools
             .iter()
             .map(|p| {
-                if p.spec.failure_domain == "host" && p.spec.replicated.size > 1 {
+                if p.spec.failure_domain == "host" && p.spec.replicated.size > 1 && p.spec.erasure_coded.is_none() {
                     notices.push(format!(
                         "CephBlockPool/{}: spec.failureDomain: host: this standalone cluster has one host, so replicas are spread across OSDs instead",
                         p.metadata.name
@@ -74,6 +76,7 @@ impl Desired {
                     quota_objects: quotas.max_objects.unwrap_or(0),
                     parameters: p.spec.parameters.clone(),
                     device_class: p.spec.device_class.clone(),
+                    erasure: p.spec.erasure_coded.as_ref().map(|e| (e.data_chunks, e.coding_chunks)),
                 }
             })
             .collect();

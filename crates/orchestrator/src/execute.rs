@@ -192,6 +192,27 @@ impl Reconciler {
                 let r = self.connection()?;
                 r.command_status(Target::Mon, json!({"prefix": "osd pool set", "pool": name, "var": "crush_rule", "val": rule}))?;
             }
+            Step::CreateErasurePool {
+                name,
+                data_chunks,
+                coding_chunks,
+            } => {
+                let r = self.connection()?;
+                let profile = format!("rookery-{name}");
+                // One host: chunks go to different OSDs.
+                r.command_status(
+                    Target::Mon,
+                    json!({"prefix": "osd erasure-code-profile set", "name": profile,
+                           "profile": [format!("k={data_chunks}"), format!("m={coding_chunks}"), "crush-failure-domain=osd".to_string()],
+                           "force": true}),
+                )?;
+                r.command_status(
+                    Target::Mon,
+                    json!({"prefix": "osd pool create", "pool": name, "pool_type": "erasure", "erasure_code_profile": profile}),
+                )?;
+                // RBD writes in place, which an EC pool allows only with overwrites on.
+                r.command_status(Target::Mon, json!({"prefix": "osd pool set", "pool": name, "var": "allow_ec_overwrites", "val": "true"}))?;
+            }
             Step::AddOsd | Step::FinishOsd { .. } => self.make_osds(&[step])?,
         }
         Ok(())
@@ -350,5 +371,12 @@ fn describe(step: &Step) -> String {
             format!("creating CRUSH rule {rule} for {class} devices")
         }
         Step::SetPoolRule { name, rule } => format!("moving pool {name} to CRUSH rule {rule}"),
+        Step::CreateErasurePool {
+            name,
+            data_chunks,
+            coding_chunks,
+        } => {
+            format!("creating erasure-coded pool {name} ({data_chunks}+{coding_chunks})")
+        }
     }
 }

@@ -132,6 +132,12 @@ pub enum Step {
         name: String,
         rule: String,
     },
+    /// An erasure-coded pool (its profile, the pool, and overwrites on so RBD can use it).
+    CreateErasurePool {
+        name: String,
+        data_chunks: u32,
+        coding_chunks: u32,
+    },
 }
 
 impl Step {
@@ -160,6 +166,9 @@ impl Step {
                 format!("no CRUSH rule places data on {class} devices yet")
             }
             Step::SetPoolRule { name, rule } => format!("pool {name} should use CRUSH rule {rule}"),
+            Step::CreateErasurePool { name, .. } => {
+                format!("erasure-coded pool {name} does not exist")
+            }
         }
     }
 
@@ -231,17 +240,31 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     for pool in &desired.pools {
         match ceph.pools.get(&pool.name) {
             None => {
-                p.steps.push(Step::CreatePool {
-                    name: pool.name.clone(),
-                    size: pool.size,
-                });
+                match pool.erasure {
+                    Some((k, m)) => p.steps.push(Step::CreateErasurePool {
+                        name: pool.name.clone(),
+                        data_chunks: k,
+                        coding_chunks: m,
+                    }),
+                    None => p.steps.push(Step::CreatePool {
+                        name: pool.name.clone(),
+                        size: pool.size,
+                    }),
+                }
                 p.steps.push(Step::EnablePoolApplication {
                     name: pool.name.clone(),
                     application: pool.application.clone(),
                 });
             }
             Some(have) => {
-                if have.size != pool.size {
+                if let Some((k, m)) = pool.erasure {
+                    if have.size != k + m {
+                        p.blocked.push(format!(
+                            "pool {}: an erasure-coded pool's chunks cannot change ({} now); create a new pool",
+                            pool.name, have.size
+                        ));
+                    }
+                } else if have.size != pool.size {
                     p.steps.push(Step::SetPoolSize {
                         name: pool.name.clone(),
                         size: pool.size,

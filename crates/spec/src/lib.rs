@@ -217,6 +217,16 @@ pub struct PoolSpec {
     pub parameters: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quotas: Option<QuotaSpec>,
+    /// Set instead of `replicated`: data is split into `dataChunks` pieces plus `codingChunks` parities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasure_coded: Option<ErasureCodedSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ErasureCodedSpec {
+    pub data_chunks: u32,
+    pub coding_chunks: u32,
 }
 
 impl Default for PoolSpec {
@@ -228,6 +238,7 @@ impl Default for PoolSpec {
             device_class: None,
             parameters: BTreeMap::new(),
             quotas: None,
+            erasure_coded: None,
         }
     }
 }

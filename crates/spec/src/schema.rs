@@ -165,7 +165,6 @@ pub(crate) const POOL: Schema = Schema {
     ],
     notices: &[],
     unsupported: &[
-        ("spec.erasureCoded", "use replicated instead"),
         (
             "spec.compressionMode",
             "set parameters.compression_mode instead",
@@ -175,7 +174,7 @@ pub(crate) const POOL: Schema = Schema {
             "set parameters.target_size_ratio instead",
         ),
         (
-            "spec.mirroring spec.statusCheck spec.enableRBDStats spec.enableCrushUpdates \
+            "spec.erasureCoded.algorithm spec.mirroring spec.statusCheck spec.enableRBDStats spec.enableCrushUpdates \
              spec.crushRoot spec.application spec.replicated.replicasPerFailureDomain \
              spec.replicated.subFailureDomain spec.replicated.hybridStorage",
             "remove it",

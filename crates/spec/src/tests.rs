@@ -162,7 +162,7 @@ fn unsupported_rook_fields_are_errors() {
     cases(
         1,
         &[
-            "spec.erasureCoded={dataChunks: 2} => spec.erasureCoded ~ use replicated",
+            "spec.erasureCoded={dataChunks: 2} => spec.erasureCoded.codingChunks ~ at least 1",
             "spec.compressionMode=none => spec.compressionMode ~ compression_mode",
         ],
     );

@@ -253,6 +253,24 @@ pub(crate) fn pool(p: &CephBlockPool, r: &mut Report) {
             format!("use one of {}", FAILURE_DOMAINS.join(", ")),
         );
     }
+    if let Some(ec) = &p.spec.erasure_coded {
+        if ec.data_chunks < 2 {
+            r.error(
+                "spec.erasureCoded.dataChunks",
+                format!("{} data chunks", ec.data_chunks),
+                "use at least 2 (for example dataChunks: 2, codingChunks: 1)",
+            );
+        }
+        if ec.coding_chunks < 1 {
+            r.error(
+                "spec.erasureCoded.codingChunks",
+                format!("{} coding chunks leave no redundancy", ec.coding_chunks),
+                "use at least 1",
+            );
+        }
+        pool_parameters(p, r);
+        return;
+    }
     let replicated = &p.spec.replicated;
     if !(1..=10).contains(&replicated.size) {
         r.error(
@@ -345,6 +363,17 @@ pub(crate) fn pools_together(pools: &[(&CephBlockPool, bool)], osds: Option<u32>
                 format!("pool name {name:?} is used by another CephBlockPool"),
                 "give each pool a unique name",
             );
+        }
+        if let Some(ec) = &p.spec.erasure_coded {
+            let need = ec.data_chunks + ec.coding_chunks;
+            if let Some(osds) = osds.filter(|&n| *clean && need > n) {
+                reports[i].error(
+                    "spec.erasureCoded",
+                    format!("{} data + {} coding chunks need {need} OSDs but the cluster has only {osds}", ec.data_chunks, ec.coding_chunks),
+                    format!("use dataChunks + codingChunks <= {osds}, or raise spec.storage.osdFiles.count to {need}"),
+                );
+            }
+            continue;
         }
         let size = p.spec.replicated.size;
         if let Some(osds) = osds.filter(|&n| *clean && size > n) {

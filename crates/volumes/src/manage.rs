@@ -97,6 +97,18 @@ pub fn create(
     size: u64,
     fs: &str,
 ) -> Result<(), VolumeError> {
+    create_in(rados, pool, name, size, fs, None)
+}
+
+/// `create`, with the data in `data_pool` (an erasure-coded pool) when given.
+pub fn create_in(
+    rados: &Rados,
+    pool: &str,
+    name: &str,
+    size: u64,
+    fs: &str,
+    data_pool: Option<&str>,
+) -> Result<(), VolumeError> {
     validate_name("volume", name)?;
     if !FILESYSTEMS.contains(&fs) {
         return Err(bad(format!(
@@ -119,7 +131,21 @@ pub fn create(
             )));
         }
     }
-    rbd::create(&io, name, size, mapper::default_features()).map_err(|e| {
+    if let Some(dp) = data_pool {
+        let dump: OsdDump = rados.command(Target::Mon, json!({"prefix": "osd dump"}))?;
+        match dump.pools.iter().find(|p| p.pool_name == dp) {
+            None => return Err(bad(format!("--data-pool: pool {dp:?} does not exist; `rookery get pools` lists them"))),
+            Some(p) if p.pool_type == 3 && !p.flags_names.split(',').any(|f| f == "ec_overwrites") => {
+                return Err(bad(format!("--data-pool: pool {dp} does not allow overwrites, which RBD needs; create it with `rookery apply` (erasureCoded)")))
+            }
+            Some(_) => {}
+        }
+    }
+    let created = match data_pool {
+        Some(dp) => rbd::create_with_data_pool(&io, name, size, mapper::default_features(), dp),
+        None => rbd::create(&io, name, size, mapper::default_features()),
+    };
+    created.map_err(|e| {
         if e.errno() == Some(-libc::EEXIST) {
             bad(format!(
                 "a volume named {name:?} already exists in pool {pool}; choose another name"

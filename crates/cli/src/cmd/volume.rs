@@ -35,6 +35,9 @@ pub enum VolumeCommand {
         /// Filesystem made on first mount: ext4, xfs, or none (raw block).
         #[arg(long, default_value = "ext4")]
         fs: String,
+        /// Keep the data in this erasure-coded pool (the volume's metadata stays in --pool).
+        #[arg(long)]
+        data_pool: Option<String>,
     },
     /// List volumes with size, usage, snapshots and where they are mounted.
     ///
@@ -149,10 +152,16 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
     let data = &layout.root;
     let p = args.pool.as_str();
     match &args.command {
-        VolumeCommand::Create { name, size, fs } => {
+        VolumeCommand::Create {
+            name,
+            size,
+            fs,
+            data_pool,
+        } => {
             let (pool, name) = split(p, name);
             let bytes = manage::parse_size(size).map_err(failure)?;
-            manage::create(&rados, pool, name, bytes, fs).map_err(failure)?;
+            manage::create_in(&rados, pool, name, bytes, fs, data_pool.as_deref())
+                .map_err(failure)?;
             done(
                 output,
                 serde_json::json!({"created": name, "pool": pool, "size_bytes": bytes}),
