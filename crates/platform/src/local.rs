@@ -70,6 +70,9 @@ impl LocalPlatform {
             if d.spec == spec {
                 return Ok(());
             }
+            // A new command line replaces the old process; it must not keep running unsupervised.
+            let name = spec.name.clone();
+            self.stop(&name, Duration::from_secs(20));
         }
         let (process, adopted) = match adoptable(&spec) {
             Some(pid) => {
@@ -212,7 +215,13 @@ fn start(spec: &DaemonSpec) -> Result<Child, PlatformError> {
             source,
         })?;
     tracing::info!(daemon = %spec.name, pid = child.id(), "started");
-    std::fs::write(&spec.pid_file, format!("{}\n", child.id())).map_err(io_err(&spec.pid_file))?;
+    if let Err(e) = std::fs::write(&spec.pid_file, format!("{}\n", child.id())) {
+        // Without its pid file no later supervisor could find it: better not running than untracked.
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(io_err(&spec.pid_file)(e));
+    }
     Ok(child)
 }
 

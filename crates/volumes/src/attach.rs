@@ -70,19 +70,20 @@ pub(crate) fn holders_object(volume: &str) -> String {
 
 /// Serialises claims on one volume across processes and hosts: a RADOS lock that expires by itself, so a
 /// claimer that crashes cannot block the volume for long.
-struct ClaimLock<'a> {
+pub(crate) struct ClaimLock<'a> {
     io: &'a IoCtx<'a>,
     oid: String,
     cookie: String,
 }
 
 impl<'a> ClaimLock<'a> {
-    fn take(io: &'a IoCtx<'a>, volume: &str) -> Result<ClaimLock<'a>, VolumeError> {
+    pub(crate) fn take(io: &'a IoCtx<'a>, volume: &str) -> Result<ClaimLock<'a>, VolumeError> {
         let oid = holders_object(volume);
         let cookie = format!("{}-{}", std::process::id(), now_unix());
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            match io.lock_exclusive(&oid, "claim", &cookie, Duration::from_secs(30)) {
+            // Long enough for every call made under it, each bounded by the client's 10 s op timeout.
+            match io.lock_exclusive(&oid, "claim", &cookie, Duration::from_secs(120)) {
                 Ok(()) => return Ok(ClaimLock { io, oid, cookie }),
                 Err(e)
                     if (errno_is(&e, libc::EBUSY) || errno_is(&e, libc::EEXIST))
@@ -105,7 +106,13 @@ impl Drop for ClaimLock<'_> {
 pub(crate) fn read_holders(io: &IoCtx, volume: &str) -> Result<Vec<Holder>, VolumeError> {
     match io.read_all(&holders_object(volume)) {
         Ok(bytes) if bytes.is_empty() => Ok(Vec::new()),
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_default()),
+        // An unreadable list must not read as "nobody holds it": that would allow a second writer.
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            VolumeError::Other(format!(
+                "the holder record of volume {volume} ({}) cannot be read ({e}); mounting or removing it is refused until it is fixed",
+                holders_object(volume)
+            ))
+        }),
         Err(e) if errno_is(&e, libc::ENOENT) => Ok(Vec::new()),
         Err(e) => Err(e.into()),
     }
@@ -220,6 +227,10 @@ fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), Vol
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
+    let _ = child.wait();
+    if mounts::is_mount_point(fuse_dir) {
+        let _ = lazy_unmount(fuse_dir);
+    }
     Err(VolumeError::Other(format!(
         "rbd-fuse did not serve {} within 15 s; see {}",
         file.display(),
@@ -228,34 +239,78 @@ fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), Vol
 }
 
 /// Takes down what a mount record describes, innermost first: filesystem, loop device, FUSE. Works on the
-/// remains of a mount whose rbd-fuse died (lazy unmounts there, since the devices no longer answer).
+/// remains of a mount whose rbd-fuse died (lazy unmounts there: nothing behind them answers any more).
+/// While the filesystem of a live mount is mounted anywhere else (a bind mount into a container, say) or the
+/// loop device stays in use, it stops with an error and leaves rbd-fuse serving: killing it then would
+/// drop that filesystem's unwritten data.
 /// With `wait`, returns only once rbd-fuse has closed the image (needed before the cluster stops, or the
 /// process would wait for OSDs that are gone); otherwise it finishes closing on its own.
 pub fn teardown(rec: &MountRecord, wait: bool) -> Result<(), VolumeError> {
-    let dead = !rec.alive();
-    if mounts::mounted_at(&rec.path).is_some_and(|m| Path::new(&m.source) == rec.loop_device) {
+    let dead = !rec.fuse_alive();
+    let ours = |m: &mounts::MountEntry| Path::new(&m.source) == rec.loop_device;
+    if mounts::mounted_at(&rec.path).is_some_and(|m| ours(&m)) {
         if dead {
             lazy_unmount(&rec.path)?;
         } else {
             mounts::unmount(&rec.path)?;
         }
     }
-    if loopdev::backing_file(&rec.loop_device).is_some_and(|b| b.starts_with(&rec.fuse_dir)) {
+    let attached =
+        loopdev::backing_file(&rec.loop_device).is_some_and(|b| b.starts_with(&rec.fuse_dir));
+    if attached && !dead {
+        if let Some(other) = mounts::table().into_iter().find(|m| ours(m)) {
+            return Err(VolumeError::Busy(format!(
+                "volume {} is still mounted at {} (a bind mount?); unmount it there first",
+                rec.volume,
+                other.target.display()
+            )));
+        }
+    }
+    if attached {
         loopdev::detach(&rec.loop_device)?;
+        // LOOP_CLR_FD only marks a device that is still open; it lets go once the last user closes it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while loopdev::backing_file(&rec.loop_device).is_some_and(|b| b.starts_with(&rec.fuse_dir))
+        {
+            if Instant::now() > deadline {
+                if dead {
+                    break;
+                }
+                return Err(VolumeError::Busy(format!(
+                    "{} is still in use, so volume {} stays served; close what uses it and unmount again",
+                    rec.loop_device.display(),
+                    rec.volume
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     let mut clean = true;
-    if mounts::is_mount_point(&rec.fuse_dir) && mounts::unmount(&rec.fuse_dir).is_err() {
-        lazy_unmount(&rec.fuse_dir)?;
-        clean = false;
+    if mounts::is_mount_point(&rec.fuse_dir) {
+        // A passing user (udev probing the loop device) makes the first try fail with EBUSY.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            match mounts::unmount(&rec.fuse_dir) {
+                Ok(()) => break,
+                Err(_) if Instant::now() < deadline && !dead => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Err(_) => {
+                    lazy_unmount(&rec.fuse_dir)?;
+                    clean = false;
+                    break;
+                }
+            }
+        }
     }
     // Once its mount is gone rbd-fuse closes the image and exits by itself (a few seconds: it releases the
     // image's exclusive lock). A signal before that would leave the lock to expire (30 s) instead.
     if wait || !clean {
         let deadline = Instant::now() + Duration::from_secs(if clean { 15 } else { 0 });
-        while fuse_serves(rec.fuse_pid) && Instant::now() < deadline {
+        while rec.fuse_alive() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        if fuse_serves(rec.fuse_pid) {
+        if rec.fuse_alive() {
             rookery_platform::proc::terminate(rec.fuse_pid, Duration::from_secs(5));
         }
     }
@@ -313,6 +368,10 @@ pub fn mount(rados: &Rados, req: &MountRequest) -> Result<MountRecord, VolumeErr
     for r in clear_dead(&mut records) {
         tracing::info!(volume = %r.volume, path = %r.path.display(), "cleared a mount whose process was gone");
     }
+    // Mounting by hand what `down` left to remount replaces that pending remount.
+    records
+        .list
+        .retain(|r| !(r.remount && r.path == path && r.volume == req.volume));
     records.save()?;
     if let Some(m) = mounts::mounted_at(&path) {
         return Err(VolumeError::BadRequest(format!(
@@ -382,7 +441,20 @@ pub fn mount(rados: &Rados, req: &MountRequest) -> Result<MountRecord, VolumeErr
                     req.volume
                 )))
             }
-            None => tools::mkfs(&rec.loop_device, &fstype)?,
+            None => {
+                // A second opinion from Ceph before formatting: a volume that ever had data written, or
+                // that is a clone, is not blank even if no signature was recognised.
+                let used = image.used_bytes()?;
+                if used > 0 || image.parent()?.is_some() {
+                    return Err(VolumeError::BadRequest(format!(
+                        "volume {} holds data ({} allocated{}) but no filesystem rookery recognises; it was left untouched",
+                        req.volume,
+                        used,
+                        if used == 0 { ", inherited from its parent" } else { " bytes" }
+                    )));
+                }
+                tools::mkfs(&rec.loop_device, &fstype)?
+            }
             Some(found) if found == "ext4" || found == "xfs" => {
                 if found == "ext4" && !req.read_only {
                     let size = loopdev::size_bytes(&rec.loop_device).unwrap_or(0);
@@ -419,7 +491,12 @@ pub fn mount(rados: &Rados, req: &MountRequest) -> Result<MountRecord, VolumeErr
         return Err(e);
     }
     records.list.push(rec.clone());
-    records.save()?;
+    if let Err(e) = records.save() {
+        // Unrecorded, `down` would not know to unmount it: undo rather than leave it so.
+        let _ = teardown(&rec, false);
+        let _ = release(&io, &req.volume, fuse_pid);
+        return Err(e.into());
+    }
     Ok(rec)
 }
 
@@ -448,7 +525,10 @@ pub fn unmount(
     let mut done = Vec::new();
     for i in matches.into_iter().rev() {
         let rec = records.list[i].clone();
-        teardown(&rec, false)?;
+        // A mount `down` took down has nothing left on this host; forgetting it is all there is to do.
+        if !rec.remount {
+            teardown(&rec, false)?;
+        }
         if let Ok(io) = rados.ioctx(&rec.pool) {
             release(&io, &rec.volume, rec.fuse_pid)?;
         }

@@ -391,14 +391,17 @@ pub fn flatten(rados: &Rados, pool: &str, name: &str) -> Result<(), VolumeError>
 }
 
 /// Removes a volume: refused while it is mounted anywhere, has snapshots, or has clones.
-pub fn remove(rados: &Rados, data_dir: &Path, pool: &str, name: &str) -> Result<(), VolumeError> {
+pub fn remove(rados: &Rados, pool: &str, name: &str) -> Result<(), VolumeError> {
     let io = open_pool(rados, pool)?;
+    // Under the claim lock, so a mount cannot slip in between the checks and the removal.
+    let _claim = crate::attach::ClaimLock::take(&io, name)?;
     let id = {
         let image = open_image(&io, pool, name)?;
         let here = crate::holder::this_host();
-        // Our own handle watches the image; a second watcher is another client.
-        let watched = image.watchers()? > 1;
-        let live: Vec<String> = holders_of(&io, name)
+        // Our own handle watches the image; another watcher is another client, recorded or not.
+        let watchers = image.watchers()?;
+        let watched = watchers > 1;
+        let live: Vec<String> = crate::attach::read_holders(&io, name)?
             .into_iter()
             .filter(|h| {
                 crate::holder::liveness(h, &here, crate::attach::fuse_serves, watched)
@@ -412,6 +415,13 @@ pub fn remove(rados: &Rados, data_dir: &Path, pool: &str, name: &str) -> Result<
                 live.join(", ")
             )));
         }
+        if watched {
+            return Err(bad(format!(
+                "volume {name} is open by {} other client(s); unmount it everywhere first",
+                watchers - 1
+            )));
+        }
+
         let snaps = image.snapshots()?;
         let mut clones = Vec::new();
         for s in &snaps {
@@ -448,10 +458,5 @@ pub fn remove(rados: &Rados, data_dir: &Path, pool: &str, name: &str) -> Result<
         rbd::trash_remove(&io, &id)?;
     }
     let _ = io.remove(&crate::attach::holders_object(name));
-    let _ = std::fs::remove_dir_all(
-        Records::dir(data_dir)
-            .join("fuse")
-            .join(format!("{pool}.{name}")),
-    );
     Ok(())
 }

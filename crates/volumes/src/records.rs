@@ -25,10 +25,15 @@ pub struct MountRecord {
 }
 
 impl MountRecord {
-    /// The rbd-fuse process still serves the image (so the mount works).
+    /// The mount works: not waiting for a remount, and its rbd-fuse still serves the image.
     pub fn alive(&self) -> bool {
-        !self.remount
-            && rookery_platform::proc::is_alive(self.fuse_pid)
+        !self.remount && self.fuse_alive()
+    }
+
+    /// This record's rbd-fuse runs: the pid is alive and serves this record's FUSE directory (a reused pid,
+    /// even another rbd-fuse, does not count).
+    pub fn fuse_alive(&self) -> bool {
+        rookery_platform::proc::is_alive(self.fuse_pid)
             && rookery_platform::proc::cmdline(self.fuse_pid).is_some_and(|c| {
                 c.first().is_some_and(|p| p.ends_with("rbd-fuse"))
                     && c.iter().any(|a| Path::new(a) == self.fuse_dir)

@@ -71,8 +71,9 @@ pub fn probe(device: &Path) -> Result<Option<String>, ToolError> {
         &["-p", "-o", "export", &dev],
     )?;
     match out.status.code() {
-        // 2: no signature found.
-        Some(2) => Ok(None),
+        // 2 means "nothing found", but blkid also says so when it could not read the device: only a clean
+        // answer counts as blank, since blank means "may be formatted".
+        Some(2) if out.stderr.is_empty() => Ok(None),
         Some(0) => {
             let text = String::from_utf8_lossy(&out.stdout);
             let get = |k: &str| {

@@ -42,7 +42,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 /// Create+delete of `count` volumes through the `rbd` CLI and through rookery (librbd in process).
-fn management(rados: &Rados, conf: &Path, data: &Path, count: usize) -> Result<Value> {
+fn management(rados: &Rados, conf: &Path, count: usize) -> Result<Value> {
     let rbd = program("rbd", "ceph-common")?;
     let conf_s = conf.display().to_string();
     let stamp = std::process::id();
@@ -90,7 +90,7 @@ fn management(rados: &Rados, conf: &Path, data: &Path, count: usize) -> Result<V
     }
     for i in 0..count {
         let t = Instant::now();
-        manage::remove(rados, data, POOL, &format!("bench-ours-{stamp}-{i}"))?;
+        manage::remove(rados, POOL, &format!("bench-ours-{stamp}-{i}"))?;
         our_rm.push(t.elapsed());
     }
     // The same work as a provisioner under load does it: requests side by side on one connection.
@@ -107,7 +107,7 @@ fn management(rados: &Rados, conf: &Path, data: &Path, count: usize) -> Result<V
     let par_create = t.elapsed();
     let t = Instant::now();
     parallel(count, |i| {
-        manage::remove(rados, data, POOL, &format!("bench-par-{stamp}-{i}"))
+        manage::remove(rados, POOL, &format!("bench-par-{stamp}-{i}"))
     })?;
     let par_rm = t.elapsed();
     // The target is stated for 120 volumes.
@@ -123,7 +123,7 @@ fn management(rados: &Rados, conf: &Path, data: &Path, count: usize) -> Result<V
     })?;
     let create_120 = t.elapsed();
     parallel(120, |i| {
-        manage::remove(rados, data, POOL, &format!("bench-120-{stamp}-{i}"))
+        manage::remove(rados, POOL, &format!("bench-120-{stamp}-{i}"))
     })?;
     let total = |a: &[Duration], b: &[Duration]| a.iter().chain(b).sum::<Duration>().as_secs_f64();
     let cli_total = total(&cli_create, &cli_rm);
@@ -446,7 +446,7 @@ fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
         }))
     })();
     for n in [&ours_name, &raw_name, &plain_name] {
-        let _ = manage::remove(rados, data, POOL, n);
+        let _ = manage::remove(rados, POOL, n);
     }
     result
 }
@@ -475,7 +475,7 @@ pub fn run(
         .context("connecting to the cluster")?;
     let mgmt = match only {
         Some(Part::Io) => Value::Null,
-        _ => management(&rados, &layout.conf(), &layout.root, count)?,
+        _ => management(&rados, &layout.conf(), count)?,
     };
     let io = match only {
         Some(Part::Management) => Value::Null,

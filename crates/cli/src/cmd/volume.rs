@@ -268,7 +268,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
         }
         VolumeCommand::Rm { name } => {
             let (pool, name) = split(p, name);
-            manage::remove(&rados, data, pool, name).map_err(failure)?;
+            manage::remove(&rados, pool, name).map_err(failure)?;
             done(
                 output,
                 serde_json::json!({"removed": name}),
