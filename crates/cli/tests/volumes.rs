@@ -218,6 +218,40 @@ fn volumes_on_real_ceph() {
     assert!(is_mounted(&m1), "not mounted again after up");
     same_files(&m1, &later);
 
+    // A host restart: every process dies at once and the kernel forgets mounts and loop devices. `up`
+    // brings the cluster back and mounts the volume again.
+    std::process::Command::new("sync").status().unwrap();
+    let info = json(&c.ok(&["volume", "info", "v1", "-o", "json"]));
+    let mount = info["mounts"][0].clone();
+    let status = c.status();
+    let mut pids = vec![status["supervisor"]["pid"].as_u64().unwrap() as u32];
+    pids.extend(
+        status["daemons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["pid"].as_u64())
+            .map(|p| p as u32),
+    );
+    pids.push(mount["fuse_pid"].as_u64().unwrap() as u32);
+    for pid in pids {
+        rookery_platform::proc::signal(pid, libc::SIGKILL);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for target in [
+        m1.clone(),
+        PathBuf::from(mount["fuse_dir"].as_str().unwrap()),
+    ] {
+        let t = std::ffi::CString::new(target.to_str().unwrap()).unwrap();
+        unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) };
+    }
+    rookery_volumes::loopdev::detach(Path::new(mount["loop_device"].as_str().unwrap())).unwrap();
+    assert!(!is_mounted(&m1));
+    c.ok(&["up"]);
+    assert!(is_mounted(&m1), "not mounted again after a host restart");
+    same_files(&m1, &files);
+    same_files(&m1, &later);
+
     // Tidy up through the CLI: every refusal lifted in order.
     c.ok(&["volume", "unmount", "v1"]);
     c.ok(&["volume", "flatten", "c1"]);
