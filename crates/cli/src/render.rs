@@ -145,6 +145,13 @@ pub fn status(r: &ClusterReport) -> String {
                 .unwrap_or_default()
         );
     }
+    for d in r.daemons.iter().filter(|d| d.crash_looping) {
+        let _ = writeln!(
+            o,
+            "PROBLEM   {} keeps dying shortly after each start ({} restarts); the reason is at the end of {}/log/{}.stdout and {}/log/ceph-{}.log",
+            d.name, d.restarts, r.data_dir, d.name, r.data_dir, d.name
+        );
+    }
     if let Some(i) = &r.reconcile {
         for b in &i.blocked {
             let _ = writeln!(o, "blocked   {b}");

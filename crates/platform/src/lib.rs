@@ -43,6 +43,9 @@ pub struct DaemonStatus {
     pub uptime_secs: Option<u64>,
     /// True when this supervisor found the daemon running and took it over.
     pub adopted: bool,
+    /// It keeps dying within a minute of each start: restarting alone will not fix it.
+    #[serde(default)]
+    pub crash_looping: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,8 @@ use crate::{proc, DaemonSpec, DaemonState, DaemonStatus, PlatformError};
 /// A daemon that stays up this long has its backoff reset.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Quick deaths in a row after which a daemon is reported as crash-looping.
+const CRASH_LOOP: u32 = 3;
 
 enum Process {
     /// Started by us: we hold the child and collect its exit status.
@@ -172,6 +174,7 @@ impl LocalPlatform {
                 last_exit: d.last_exit.clone(),
                 uptime_secs: d.process.as_ref().map(|_| d.started.elapsed().as_secs()),
                 adopted: d.adopted,
+                crash_looping: d.quick_failures >= CRASH_LOOP && d.started.elapsed() < STABLE_AFTER,
             })
             .collect()
     }
@@ -241,6 +244,7 @@ mod tests {
 
     #[test]
     fn restarts_a_killed_daemon_with_backoff() {
+        let _serial = crate::proc::tests::serial();
         let d = tempfile::tempdir().unwrap();
         let mut p = LocalPlatform::new();
         p.ensure(sleeper(d.path(), "a", "30")).unwrap();
@@ -256,17 +260,20 @@ mod tests {
         assert_eq!(s.restarts, 1);
         assert_ne!(s.pid, Some(pid));
         assert!(s.last_exit.as_deref().unwrap().contains("signal"), "{s:?}");
+        assert!(!s.crash_looping);
         p.stop("a", Duration::from_secs(1));
         assert!(p.status().is_empty());
     }
 
     #[test]
     fn a_new_supervisor_adopts_instead_of_duplicating() {
+        let _serial = crate::proc::tests::serial();
         let d = tempfile::tempdir().unwrap();
         let spec = sleeper(d.path(), "b", "31");
         let mut first = LocalPlatform::new();
         first.ensure(spec.clone()).unwrap();
         let pid = first.status()[0].pid.unwrap();
+        crate::proc::tests::wait_for_exec(pid, "sleep");
         // The first supervisor "dies" without stopping its daemons.
         std::mem::forget(first);
         let mut second = LocalPlatform::new();
@@ -282,6 +289,30 @@ mod tests {
             !proc::is_alive(pid)
                 || proc::cmdline(pid).is_none_or(|c| c.last().map(String::as_str) != Some("31"))
         );
+    }
+
+    #[test]
+    fn a_daemon_that_keeps_dying_is_reported_as_crash_looping() {
+        let _serial = crate::proc::tests::serial();
+        let d = tempfile::tempdir().unwrap();
+        let spec = DaemonSpec {
+            name: "c".into(),
+            program: "/usr/bin/false".into(),
+            args: vec![],
+            log: d.path().join("c.log"),
+            pid_file: d.path().join("c.pid"),
+        };
+        let mut p = LocalPlatform::new();
+        p.ensure(spec).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !p.status()[0].crash_looping && Instant::now() < deadline {
+            p.tick();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let s = &p.status()[0];
+        assert!(s.crash_looping, "{s:?}");
+        assert!(s.restarts >= 2, "{s:?}");
+        p.stop("c", Duration::from_secs(1));
     }
 
     #[test]

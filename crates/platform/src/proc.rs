@@ -126,11 +126,12 @@ pub fn tcp_listener(port: u16) -> Option<(u32, String)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
     fn sees_itself_and_not_a_dead_pid() {
+        let _serial = serial();
         let me = std::process::id();
         assert!(is_alive(me));
         assert!(rss_bytes(me).unwrap() > 0);
@@ -140,13 +141,34 @@ mod tests {
         assert!(!is_alive(pid));
     }
 
+    /// Tests that start and signal processes run one at a time: with several at once in one test binary, a
+    /// pid freed by one test can be reused by another's child before the first is done with it.
+    pub(crate) static PROCESSES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
+        PROCESSES.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// /proc can show the parent's command line for a moment after spawn returns, while other threads of
+    /// the test binary fork too.
+    pub(crate) fn wait_for_exec(pid: u32, program: &str) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !cmdline(pid).is_some_and(|c| c.first().is_some_and(|p| p.ends_with(program)))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn matches_the_exact_command_line() {
+        let _serial = serial();
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .unwrap();
         let pid = child.id();
+        wait_for_exec(pid, "sleep");
         assert!(runs(pid, Path::new("/usr/bin/sleep"), &["30".to_string()]));
         assert!(!runs(pid, Path::new("/usr/bin/sleep"), &["31".to_string()]));
         terminate(pid, Duration::from_secs(2));

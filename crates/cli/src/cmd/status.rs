@@ -75,6 +75,7 @@ fn without_supervisor(layout: &Layout, state: &ClusterState) -> ClusterReport {
             last_exit: None,
             uptime_secs: None,
             adopted: false,
+            crash_looping: false,
         })
         .collect();
     let mut report = ClusterReport {
