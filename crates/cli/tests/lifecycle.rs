@@ -6,30 +6,14 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::{json, processes_mentioning, text, TestCluster};
+use common::{checksum, json, processes_mentioning, pseudo_random, text, TestCluster};
 use rookery_ceph::Rados;
 
 const OBJECTS: usize = 100;
 
 fn content(i: usize) -> Vec<u8> {
     // Sizes from 1 byte to ~200 KiB, contents unique per object.
-    let len = 1 + (i * 2039) % (200 * 1024);
-    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn checksum(data: &[u8]) -> u64 {
-    // FNV-1a: enough to tell any changed byte apart in a test.
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    pseudo_random(i as u64 + 1, 1 + (i * 2039) % (200 * 1024))
 }
 
 fn kill9(pid: u32) {

@@ -8,25 +8,7 @@ mod rbd_library;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{json, text, TestCluster};
-
-fn checksum(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use common::{checksum, json, pseudo_random, text, TestCluster};
 
 /// Writes `count` files with known contents and returns their checksums.
 fn write_files(dir: &Path, prefix: &str, count: usize) -> Vec<(PathBuf, u64)> {

@@ -92,6 +92,19 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Makes `cmd` start in a session of its own, so it outlives the caller and gets none of the terminal's
+/// signals (Ctrl-C, hangup).
+pub fn detach(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe, as a pre_exec hook must be.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+}
+
 /// Which process listens on TCP `port` (v4 or v6), as (pid, command line).
 pub fn tcp_listener(port: u16) -> Option<(u32, String)> {
     let inode = ["/proc/net/tcp", "/proc/net/tcp6"]

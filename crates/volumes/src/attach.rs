@@ -1,6 +1,5 @@
 //! Mount and unmount: rbd-fuse -> loop (direct I/O) -> filesystem, and back in the reverse order.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -199,13 +198,7 @@ fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), Vol
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
-    // SAFETY: setsid is async-signal-safe: rbd-fuse outlives this command and must not get its signals.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    rookery_platform::proc::detach(&mut cmd);
     let mut child = cmd.spawn()?;
     let pid = child.id();
     let file = fuse_dir.join(&req.volume);

@@ -1,7 +1,6 @@
 //! `rookery up`: preflight, create or restart the cluster, start (or adopt) the supervisor, wait for health.
 
 use std::fs::OpenOptions;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -208,13 +207,7 @@ fn start_supervisor(rt: &tokio::runtime::Runtime, layout: &Layout) -> Result<(),
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
-    // SAFETY: setsid is async-signal-safe; it detaches the supervisor from our terminal and process group.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    rookery_platform::proc::detach(&mut cmd);
     let mut child = cmd.spawn().context("starting the supervisor")?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
