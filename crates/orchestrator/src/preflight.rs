@@ -29,7 +29,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn ok(check: &'static str, message: impl Into<String>) -> Finding {
+    pub fn ok(check: &'static str, message: impl Into<String>) -> Finding {
         Finding {
             check,
             severity: Severity::Ok,
@@ -38,7 +38,11 @@ impl Finding {
             bad_input: false,
         }
     }
-    fn warn(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+    pub fn warn(
+        check: &'static str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
         Finding {
             check,
             severity: Severity::Warn,
@@ -47,7 +51,11 @@ impl Finding {
             bad_input: false,
         }
     }
-    fn error(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+    pub fn error(
+        check: &'static str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
         Finding {
             check,
             severity: Severity::Error,

@@ -19,7 +19,8 @@ pub struct DoctorArgs {
 pub fn run(layout: &Layout, args: &DoctorArgs, output: Output) -> CmdResult {
     let (_, _, desired) = super::load_spec(args.file.as_deref(), layout)?;
     let dir = preflight::inspect(layout).map_err(|e| Failure::from(anyhow!(e)))?;
-    let findings = preflight::check(layout, &desired, &dir);
+    let mut findings = preflight::check(layout, &desired, &dir);
+    findings.push(volume_support());
     let report = matches!(dir, preflight::DataDir::Cluster(_))
         .then(|| super::status::gather(layout).ok())
         .flatten();
@@ -64,4 +65,27 @@ pub fn run(layout: &Layout, args: &DoctorArgs, output: Output) -> CmdResult {
         },
         message: format!("{} check(s) failed", errors.len()),
     })
+}
+
+/// Whether this host can mount volumes, and how. Not needed for the cluster itself, so at worst a warning.
+fn volume_support() -> preflight::Finding {
+    use rookery_volumes::mapper;
+    let available = mapper::available();
+    let names: Vec<String> = available.iter().map(|m| format!("{m:?}")).collect();
+    match (mapper::best(), rookery_ceph::tools::find_program("rbd-fuse")) {
+        (Some(m), Some(_)) => preflight::Finding::ok(
+            "volumes",
+            format!("volumes mount through {m:?} (this host offers: {})", names.join(", ")),
+        ),
+        (Some(_), None) => preflight::Finding::warn(
+            "volumes",
+            "rbd-fuse is not installed, so volumes cannot be mounted here",
+            "apt-get install -y rbd-fuse",
+        ),
+        (None, _) => preflight::Finding::warn(
+            "volumes",
+            "this host has neither /dev/fuse with /dev/loop-control nor usable rbd/nbd kernel modules, so volumes cannot be mounted here",
+            "load the fuse and loop modules (modprobe fuse loop), or run on a host that has them",
+        ),
+    }
 }
