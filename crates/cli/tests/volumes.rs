@@ -193,6 +193,31 @@ fn volumes_on_real_ceph() {
     same_files(&m1, &later);
     assert!(!is_mounted(&m2), "the dead mount was not cleared");
 
+    // A holder on another host that is gone (it no longer has the image open) does not block a mount.
+    c.ok(&["volume", "create", "ghosted", "--size", "64Mi"]);
+    {
+        let rados = rookery_ceph::Rados::connect(
+            &c.dir.join("ceph.conf"),
+            "admin",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let io = rados.ioctx("replicapool").unwrap();
+        let ghost = serde_json::json!([{"host": "ghost-host", "boot_id": "x", "pid": 4242, "path": "/mnt/elsewhere",
+                                        "read_only": false, "since_unix": 1}]);
+        io.write_full("rookery.volume.ghosted", ghost.to_string().as_bytes())
+            .unwrap();
+    }
+    let listed = json(&c.ok(&["volume", "info", "ghosted", "-o", "json"]));
+    assert_eq!(listed["holders"][0]["host"], "ghost-host");
+    let mg = m("ghost");
+    c.ok(&["volume", "mount", "ghosted", &s(&mg)]);
+    let listed = json(&c.ok(&["volume", "info", "ghosted", "-o", "json"]));
+    assert_eq!(listed["holders"].as_array().unwrap().len(), 1, "{listed:#}");
+    assert_ne!(listed["holders"][0]["host"], "ghost-host");
+    c.ok(&["volume", "unmount", "ghosted"]);
+    c.ok(&["volume", "rm", "ghosted"]);
+
     // Across down/up the mount is taken down and restored.
     c.ok(&["down"]);
     assert!(!is_mounted(&m1));
