@@ -10,7 +10,7 @@ use rookery_orchestrator::Layout;
 use rookery_volumes::manage;
 use serde_json::{json, Value};
 
-use crate::{CmdResult, Failure, Output};
+use crate::{CmdResult, Output};
 
 const POOL: &str = manage::DEFAULT_POOL;
 
@@ -465,14 +465,7 @@ pub fn run(
     only: Option<Part>,
     output: Output,
 ) -> CmdResult {
-    if !layout.conf().exists() {
-        return Err(Failure::bad_input(format!(
-            "{} holds no cluster; run `rookery up` first",
-            layout.root.display()
-        )));
-    }
-    let rados = Rados::connect(&layout.conf(), "admin", Duration::from_secs(10))
-        .context("connecting to the cluster")?;
+    let rados = super::connect(layout)?;
     let mgmt = match only {
         Some(Part::Io) => Value::Null,
         _ => management(&rados, &layout.conf(), count)?,

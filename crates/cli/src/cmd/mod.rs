@@ -69,3 +69,19 @@ pub fn load_spec_text(text: &str, origin: &str, need_cluster: bool) -> Result<Re
     }
     Ok(res)
 }
+
+/// An admin connection to the cluster in `layout`; a data dir without a cluster is bad input.
+pub fn connect(layout: &Layout) -> Result<rookery_ceph::Rados, Failure> {
+    if !layout.conf().exists() {
+        return Err(Failure::bad_input(format!(
+            "{} holds no cluster; run `rookery up` first",
+            layout.root.display()
+        )));
+    }
+    rookery_ceph::Rados::connect(&layout.conf(), "admin", std::time::Duration::from_secs(10))
+        .map_err(|e| {
+            Failure::from(anyhow::anyhow!(
+                "connecting to the cluster (is it up? `rookery status`): {e}"
+            ))
+        })
+}

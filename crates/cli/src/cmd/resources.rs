@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use rookery_ceph::types::{Df, OsdDump};
-use rookery_ceph::{Rados, Target};
+use rookery_ceph::Target;
 use rookery_orchestrator::report::ClusterReport;
 use rookery_orchestrator::Layout;
 use serde::Serialize;
@@ -218,8 +218,7 @@ pub fn delete(layout: &Layout, args: &FileArgs, output: Output) -> CmdResult {
                 .unwrap_or_else(|| key(d).1)
         })
         .collect();
-    let rados = Rados::connect(&layout.conf(), "admin", Duration::from_secs(10))
-        .context("connecting to the cluster (is it up?)")?;
+    let rados = super::connect(layout)?;
     for pool in &pools {
         if let Ok(io) = rados.ioctx(pool) {
             let volumes = rookery_ceph::rbd::list(&io).map_err(|e| Failure::from(anyhow!(e)))?;
@@ -278,14 +277,7 @@ pub fn get(layout: &Layout, args: &GetArgs, output: Output) -> CmdResult {
 }
 
 fn get_pools(layout: &Layout, output: Output) -> CmdResult {
-    if !layout.conf().exists() {
-        return Err(Failure::bad_input(format!(
-            "{} holds no cluster; run `rookery up` first",
-            layout.root.display()
-        )));
-    }
-    let rados = Rados::connect(&layout.conf(), "admin", Duration::from_secs(10))
-        .context("connecting to the cluster (is it up?)")?;
+    let rados = super::connect(layout)?;
     let dump: OsdDump = rados
         .command(Target::Mon, json!({"prefix": "osd dump"}))
         .map_err(|e| Failure::from(anyhow!(e)))?;

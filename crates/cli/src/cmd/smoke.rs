@@ -1,11 +1,10 @@
 //! `rookery smoke-test`: proves the cluster stores data: writes objects with checksums through librados,
 //! reads them back, compares, and removes them.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use clap::Args;
-use rookery_ceph::Rados;
 use rookery_orchestrator::Layout;
 
 use crate::{CmdResult, Failure, Output};
@@ -37,14 +36,7 @@ pub fn content(index: usize, size: usize) -> Vec<u8> {
 }
 
 pub fn run(layout: &Layout, args: &SmokeArgs, output: Output) -> CmdResult {
-    if !layout.conf().exists() {
-        return Err(Failure::bad_input(format!(
-            "{} holds no cluster; run `rookery up` first",
-            layout.root.display()
-        )));
-    }
-    let rados = Rados::connect(&layout.conf(), "admin", Duration::from_secs(10))
-        .context("connecting to the cluster")?;
+    let rados = super::connect(layout)?;
     let io = rados.ioctx(&args.pool).map_err(|e| {
         Failure::bad_input(format!(
             "{e}; name an existing pool with --pool (`rookery status` lists them)"

@@ -2,11 +2,9 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use rookery_ceph::Rados;
 use rookery_orchestrator::Layout;
 use rookery_volumes::manage::{self, VolumeInfo};
 use rookery_volumes::{MountRequest, VolumeError};
@@ -116,19 +114,6 @@ fn split<'a>(pool: &'a str, name: &'a str) -> (&'a str, &'a str) {
     name.split_once('/').unwrap_or((pool, name))
 }
 
-fn connect(layout: &Layout) -> Result<Rados, Failure> {
-    if !layout.conf().exists() {
-        return Err(Failure::bad_input(format!(
-            "{} holds no cluster; run `rookery up` first",
-            layout.root.display()
-        )));
-    }
-    Ok(
-        Rados::connect(&layout.conf(), "admin", Duration::from_secs(10))
-            .context("connecting to the cluster (is it up? `rookery status`)")?,
-    )
-}
-
 fn print_json(v: &impl serde::Serialize) -> CmdResult {
     println!(
         "{}",
@@ -148,7 +133,7 @@ fn done(output: Output, what: serde_json::Value, text: String) -> CmdResult {
 }
 
 pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
-    let rados = connect(layout)?;
+    let rados = super::connect(layout)?;
     let data = &layout.root;
     let p = args.pool.as_str();
     match &args.command {
