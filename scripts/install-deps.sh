@@ -4,9 +4,10 @@ set -euo pipefail
 
 # Ceph daemons and tools (monmaptool is in ceph-base; the `ceph` and `rbd` CLIs, used only as benchmark
 # baselines, in ceph-common), librados and librbd, the volume path (rbd-fuse, FUSE, filesystems),
-# and what the benchmarks use (fio).
-packages=(ceph-mon ceph-mgr ceph-osd ceph-base ceph-common librados2 librbd1 rbd-fuse
-          e2fsprogs xfsprogs util-linux fio procps)
+# CephFS and object storage (ceph-mds, radosgw, ceph-fuse), and what the benchmarks and S3 tests use
+# (fio, boto3).
+packages=(ceph-mon ceph-mgr ceph-osd ceph-mds radosgw ceph-base ceph-common librados2 librbd1 rbd-fuse ceph-fuse
+          e2fsprogs xfsprogs util-linux fio procps python3-boto3)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -23,6 +23,12 @@ pub const API_VERSION: &str = "ceph.rook.io/v1";
 pub struct Resources {
     pub cluster: Option<CephCluster>,
     pub pools: Vec<CephBlockPool>,
+    #[serde(default)]
+    pub filesystems: Vec<CephFilesystem>,
+    #[serde(default)]
+    pub object_stores: Vec<CephObjectStore>,
+    #[serde(default)]
+    pub object_users: Vec<CephObjectStoreUser>,
     pub notices: Vec<Notice>,
 }
 
@@ -279,6 +285,157 @@ impl Default for ReplicatedSpec {
     }
 }
 
+/// A kind's envelope: apiVersion, kind, metadata and its spec.
+macro_rules! resource {
+    ($name:ident, $kind:literal, $spec:ty) => {
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase", default)]
+        pub struct $name {
+            pub api_version: String,
+            pub kind: String,
+            pub metadata: ObjectMeta,
+            pub spec: $spec,
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name {
+                    api_version: API_VERSION.into(),
+                    kind: $kind.into(),
+                    metadata: ObjectMeta::default(),
+                    spec: <$spec>::default(),
+                }
+            }
+        }
+    };
+}
+
+resource!(CephFilesystem, "CephFilesystem", FilesystemSpec);
+resource!(CephObjectStore, "CephObjectStore", ObjectStoreSpec);
+resource!(CephObjectStoreUser, "CephObjectStoreUser", ObjectUserSpec);
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FilesystemSpec {
+    pub metadata_pool: PoolSpec,
+    /// Each data pool's Ceph name is `<fs>-<name>`, or `<fs>-data<index>` when it has no name (as in Rook).
+    pub data_pools: Vec<PoolSpec>,
+    pub preserve_pools_on_delete: bool,
+    pub preserve_filesystem_on_delete: bool,
+    pub metadata_server: MetadataServerSpec,
+}
+
+impl CephFilesystem {
+    pub fn metadata_pool_name(&self) -> String {
+        format!("{}-metadata", self.metadata.name)
+    }
+
+    pub fn data_pool_names(&self) -> Vec<String> {
+        let fs = &self.metadata.name;
+        self.spec
+            .data_pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match &p.name {
+                Some(n) => format!("{fs}-{n}"),
+                None => format!("{fs}-data{i}"),
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MetadataServerSpec {
+    pub active_count: u32,
+    /// Standbys follow the active MDS's journal (standby-replay) and take over faster.
+    pub active_standby: bool,
+}
+
+impl Default for MetadataServerSpec {
+    fn default() -> Self {
+        MetadataServerSpec {
+            active_count: 1,
+            active_standby: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectStoreSpec {
+    pub metadata_pool: PoolSpec,
+    pub data_pool: PoolSpec,
+    pub preserve_pools_on_delete: bool,
+    pub gateway: GatewaySpec,
+}
+
+impl CephObjectStore {
+    /// The pools RGW's zone uses, named as Rook names them; the last one holds object data.
+    pub fn metadata_pool_names(&self) -> Vec<String> {
+        let s = &self.metadata.name;
+        let mut names: Vec<String> = [
+            "rgw.control",
+            "rgw.meta",
+            "rgw.log",
+            "rgw.buckets.index",
+            "rgw.buckets.non-ec",
+            "rgw.otp",
+        ]
+        .iter()
+        .map(|p| format!("{s}.{p}"))
+        .collect();
+        names.push(".rgw.root".into());
+        names
+    }
+
+    pub fn data_pool_name(&self) -> String {
+        format!("{}.rgw.buckets.data", self.metadata.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GatewaySpec {
+    /// HTTP port on 127.0.0.1; 0 means not set.
+    pub port: u32,
+    pub instances: u32,
+}
+
+impl Default for GatewaySpec {
+    fn default() -> Self {
+        GatewaySpec {
+            port: 0,
+            instances: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectUserSpec {
+    pub store: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// RGW admin capabilities: `user`, `bucket`, `metadata`, `usage`, `zone` -> `read`, `write`, `read, write`
+    /// or `*`.
+    #[serde(deserialize_with = "scalar::flat")]
+    pub capabilities: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<ObjectUserQuotas>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectUserQuotas {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_buckets: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<Quantity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_objects: Option<u64>,
+}
+
 /// The embedded default spec, as text (what `rookery up` saves for a new default cluster).
 pub const DEFAULT_YAML: &str = include_str!("../default.yaml");
 
@@ -304,6 +461,7 @@ fn builtin_default() -> Resources {
         cluster: Some(cluster),
         pools: vec![pool],
         notices: Vec::new(),
+        ..Resources::default()
     }
 }
 

@@ -2,8 +2,11 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use crate::schema::{classify, Schema, Seg, CLUSTER, POOL};
-use crate::{validate, CephBlockPool, Notice, Resources, SpecError, SpecErrors, API_VERSION};
+use crate::schema::{classify, Schema, Seg, CLUSTER, FILESYSTEM, OBJECT_STORE, OBJECT_USER, POOL};
+use crate::{
+    validate, CephBlockPool, CephFilesystem, CephObjectStore, CephObjectStoreUser, Notice, Resources,
+    SpecError, SpecErrors, API_VERSION,
+};
 
 /// Parses and validates multi-document YAML, reporting every problem found.
 pub fn load(text: &str) -> Result<Resources, SpecErrors> {
@@ -73,6 +76,38 @@ struct PoolDoc {
     clean: bool,
 }
 
+/// A document of a kind other than CephCluster and CephBlockPool, kept with where it came from so checks
+/// across documents can point at it.
+struct Doc<T> {
+    prefix: Option<String>,
+    label: String,
+    item: T,
+    clean: bool,
+}
+
+/// Reads one document of kind `T`, runs its own checks, and keeps it for the checks across documents.
+fn read_doc<T: DeserializeOwned>(
+    value: Value,
+    schema: &Schema,
+    check: fn(&T, &mut Report),
+    doc: &mut Report,
+    prefix: &Option<String>,
+    label: &str,
+    into: &mut Vec<Doc<T>>,
+) {
+    if let Some((item, poisoned)) = typed::<T>(value, schema, doc) {
+        let mut checks = Report::default();
+        check(&item, &mut checks);
+        merge_unpoisoned(doc, checks, &poisoned);
+        into.push(Doc {
+            prefix: prefix.clone(),
+            label: label.to_owned(),
+            item,
+            clean: poisoned.is_empty(),
+        });
+    }
+}
+
 pub(crate) fn load_all(text: &str) -> (Resources, Vec<SpecError>) {
     let mut out = Report::default();
     let mut docs = Vec::new();
@@ -96,6 +131,9 @@ pub(crate) fn load_all(text: &str) -> (Resources, Vec<SpecError>) {
     let mut seen_cluster = false;
     let mut osd_count = None;
     let mut pools = Vec::new();
+    let mut filesystems: Vec<Doc<CephFilesystem>> = Vec::new();
+    let mut stores: Vec<Doc<CephObjectStore>> = Vec::new();
+    let mut users: Vec<Doc<CephObjectStoreUser>> = Vec::new();
     for (number, value) in docs {
         let label = format!("document {number}");
         let mut doc = Report::default();
@@ -128,6 +166,33 @@ pub(crate) fn load_all(text: &str) -> (Resources, Vec<SpecError>) {
                     resources.cluster = Some(cluster);
                 }
             }
+            Some("CephFilesystem") => read_doc(
+                value,
+                &FILESYSTEM,
+                validate::filesystem,
+                &mut doc,
+                &prefix,
+                &label,
+                &mut filesystems,
+            ),
+            Some("CephObjectStore") => read_doc(
+                value,
+                &OBJECT_STORE,
+                validate::object_store,
+                &mut doc,
+                &prefix,
+                &label,
+                &mut stores,
+            ),
+            Some("CephObjectStoreUser") => read_doc(
+                value,
+                &OBJECT_USER,
+                validate::object_user,
+                &mut doc,
+                &prefix,
+                &label,
+                &mut users,
+            ),
             Some(_) => {
                 if let Some((pool, poisoned)) = typed::<CephBlockPool>(value, &POOL, &mut doc) {
                     let mut checks = Report::default();
@@ -152,7 +217,111 @@ pub(crate) fn load_all(text: &str) -> (Resources, Vec<SpecError>) {
     {
         out.absorb(report, p.prefix.as_deref(), &p.label);
     }
+    // Pool names across kinds: a block pool may not take a pool a filesystem or object store makes.
+    let mut taken: Vec<String> = pools.iter().map(|p| p.pool.pool_name().to_owned()).collect();
+    for f in &filesystems {
+        let mut r = Report::default();
+        let fs = &f.item;
+        if filesystems
+            .iter()
+            .take_while(|o| !std::ptr::eq(*o, f))
+            .any(|o| o.item.metadata.name == fs.metadata.name)
+        {
+            r.error(
+                "metadata.name",
+                format!("a second CephFilesystem is named {:?}", fs.metadata.name),
+                "give each filesystem a unique name",
+            );
+        }
+        let mut names = vec![fs.metadata_pool_name()];
+        names.extend(fs.data_pool_names());
+        for n in names {
+            if taken.contains(&n) {
+                r.error(
+                    "metadata.name",
+                    format!("the filesystem's pool {n:?} is already used by another resource"),
+                    "rename the filesystem or the other resource",
+                );
+            }
+            taken.push(n);
+        }
+        if let Some(osds) = osd_count.filter(|_| f.clean) {
+            validate::pool_fits(&fs.spec.metadata_pool, "spec.metadataPool", osds, &mut r);
+            for (i, p) in fs.spec.data_pools.iter().enumerate() {
+                validate::pool_fits(p, &format!("spec.dataPools[{i}]"), osds, &mut r);
+            }
+        }
+        out.absorb(r, f.prefix.as_deref(), &f.label);
+    }
+    for (i, st) in stores.iter().enumerate() {
+        let mut r = Report::default();
+        let s = &st.item;
+        if stores[..i].iter().any(|o| o.item.metadata.name == s.metadata.name) {
+            r.error(
+                "metadata.name",
+                format!("a second CephObjectStore is named {:?}", s.metadata.name),
+                "give each object store a unique name",
+            );
+        }
+        let port = s.spec.gateway.port;
+        if let Some(o) = stores[..i]
+            .iter()
+            .find(|o| port != 0 && o.item.spec.gateway.port == port)
+        {
+            r.error(
+                "spec.gateway.port",
+                format!("port {port} is already the port of object store {:?}", o.item.metadata.name),
+                "give each object store its own port",
+            );
+        }
+        let mut names = s.metadata_pool_names();
+        names.push(s.data_pool_name());
+        for n in names.into_iter().filter(|n| n != ".rgw.root") {
+            if taken.contains(&n) {
+                r.error(
+                    "metadata.name",
+                    format!("the object store's pool {n:?} is already used by another resource"),
+                    "rename the object store or the other resource",
+                );
+            }
+            taken.push(n);
+        }
+        if let Some(osds) = osd_count.filter(|_| st.clean) {
+            validate::pool_fits(&s.spec.metadata_pool, "spec.metadataPool", osds, &mut r);
+            validate::pool_fits(&s.spec.data_pool, "spec.dataPool", osds, &mut r);
+        }
+        out.absorb(r, st.prefix.as_deref(), &st.label);
+    }
+    for (i, u) in users.iter().enumerate() {
+        let mut r = Report::default();
+        let (name, store) = (&u.item.metadata.name, &u.item.spec.store);
+        if users[..i]
+            .iter()
+            .any(|o| &o.item.metadata.name == name && &o.item.spec.store == store)
+        {
+            r.error(
+                "metadata.name",
+                format!("a second CephObjectStoreUser is named {name:?} in store {store:?}"),
+                "give each user a unique name",
+            );
+        }
+        // A lone user file is checked against the cluster's resources when it is applied.
+        if resources.cluster.is_some()
+            && !store.is_empty()
+            && !stores.iter().any(|s| &s.item.metadata.name == store)
+        {
+            r.error(
+                "spec.store",
+                format!("there is no CephObjectStore named {store:?}"),
+                "create the object store first, or fix spec.store",
+            );
+        }
+        out.absorb(r, u.prefix.as_deref(), &u.label);
+    }
     resources.pools = pools.into_iter().map(|p| p.pool).collect();
+    resources.filesystems = filesystems.into_iter().map(|d| d.item).collect();
+    resources.object_stores = stores.into_iter().map(|d| d.item).collect();
+    resources.object_users = users.into_iter().map(|d| d.item).collect();
     resources.notices = out.notices;
     (resources, out.errors)
 }
@@ -179,10 +348,15 @@ fn syntax_error(e: &serde_yaml::Error) -> SpecError {
     }
 }
 
-const LATER_KINDS: &[&str] = &[
+const KINDS: &[&str] = &[
+    "CephCluster",
+    "CephBlockPool",
     "CephFilesystem",
     "CephObjectStore",
     "CephObjectStoreUser",
+];
+
+const LATER_KINDS: &[&str] = &[
     "CephNFS",
     "CephClient",
     "CephRBDMirror",
@@ -230,8 +404,9 @@ fn header(value: &Value, r: &mut Report) -> Option<&'static str> {
         }
     };
     let kind = match map.get("kind") {
-        Some(Value::String(k)) if k == "CephCluster" => Some("CephCluster"),
-        Some(Value::String(k)) if k == "CephBlockPool" => Some("CephBlockPool"),
+        Some(Value::String(k)) if KINDS.contains(&k.as_str()) => {
+            KINDS.iter().copied().find(|known| known == k)
+        }
         Some(Value::String(k)) if LATER_KINDS.contains(&k.as_str()) => {
             r.error(
                 "kind",
@@ -244,7 +419,7 @@ fn header(value: &Value, r: &mut Report) -> Option<&'static str> {
             r.error(
                 "kind",
                 "kind is missing",
-                "add kind: CephCluster or kind: CephBlockPool",
+                format!("add kind: one of {}", KINDS.join(", ")),
             );
             None
         }
@@ -254,8 +429,8 @@ fn header(value: &Value, r: &mut Report) -> Option<&'static str> {
                 .map_or_else(|| show_value(other), str::to_owned);
             r.error(
                 "kind",
-                format!("unknown kind {k}; rookery understands CephCluster and CephBlockPool"),
-                "use kind: CephCluster or kind: CephBlockPool",
+                format!("unknown kind {k}; rookery understands {}", KINDS.join(", ")),
+                format!("use kind: one of {}", KINDS.join(", ")),
             );
             None
         }

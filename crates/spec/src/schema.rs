@@ -162,6 +162,7 @@ pub(crate) const POOL: Schema = Schema {
         ),
         ("spec.replicated", "size requireSafeReplicaSize"),
         ("spec.quotas", "maxBytes maxSize maxObjects"),
+        ("spec.erasureCoded", "dataChunks codingChunks"),
     ],
     notices: &[],
     unsupported: &[
@@ -180,6 +181,93 @@ pub(crate) const POOL: Schema = Schema {
             "remove it",
         ),
     ],
+};
+
+const POOL_FIELDS: &str = "name failureDomain replicated deviceClass parameters quotas erasureCoded";
+
+pub(crate) const FILESYSTEM: Schema = Schema {
+    fields: &[
+        (
+            "spec",
+            "metadataPool dataPools preservePoolsOnDelete preserveFilesystemOnDelete metadataServer",
+        ),
+        ("spec.metadataPool", POOL_FIELDS),
+        ("spec.metadataPool.replicated", "size requireSafeReplicaSize"),
+        ("spec.metadataPool.quotas", "maxBytes maxSize maxObjects"),
+        ("spec.metadataPool.erasureCoded", "dataChunks codingChunks"),
+        ("spec.dataPools[]", POOL_FIELDS),
+        ("spec.dataPools[].replicated", "size requireSafeReplicaSize"),
+        ("spec.dataPools[].quotas", "maxBytes maxSize maxObjects"),
+        ("spec.dataPools[].erasureCoded", "dataChunks codingChunks"),
+        ("spec.metadataServer", "activeCount activeStandby"),
+    ],
+    notices: &[(
+        "spec.metadataServer.placement spec.metadataServer.annotations spec.metadataServer.labels \
+         spec.metadataServer.resources spec.metadataServer.priorityClassName \
+         spec.metadataServer.livenessProbe spec.metadataServer.startupProbe",
+        "a Kubernetes pod setting; rookery runs the MDS daemons as host processes",
+    )],
+    unsupported: &[(
+        "spec.mirroring spec.statusCheck spec.metadataPool.application spec.dataPools[].application",
+        "remove it",
+    )],
+};
+
+pub(crate) const OBJECT_STORE: Schema = Schema {
+    fields: &[
+        ("spec", "metadataPool dataPool preservePoolsOnDelete gateway"),
+        ("spec.metadataPool", POOL_FIELDS),
+        ("spec.metadataPool.replicated", "size requireSafeReplicaSize"),
+        ("spec.metadataPool.quotas", "maxBytes maxSize maxObjects"),
+        ("spec.dataPool", POOL_FIELDS),
+        ("spec.dataPool.replicated", "size requireSafeReplicaSize"),
+        ("spec.dataPool.quotas", "maxBytes maxSize maxObjects"),
+        ("spec.dataPool.erasureCoded", "dataChunks codingChunks"),
+        ("spec.gateway", "port instances"),
+    ],
+    notices: &[
+        (
+            "spec.gateway.placement spec.gateway.annotations spec.gateway.labels spec.gateway.resources \
+             spec.gateway.priorityClassName spec.gateway.service spec.gateway.hostNetwork \
+             spec.gateway.additionalVolumeMounts spec.gateway.type",
+            "a Kubernetes pod setting; rookery runs the gateway as a host process on 127.0.0.1",
+        ),
+        ("spec.gateway.dashboardEnabled", "the rookery dashboard is configured separately"),
+        (
+            "spec.healthCheck",
+            "rookery checks the gateway over HTTP itself",
+        ),
+    ],
+    unsupported: &[
+        (
+            "spec.gateway.securePort spec.gateway.sslCertificateRef spec.gateway.caBundleRef",
+            "remove it; the gateway serves plain HTTP on 127.0.0.1 only",
+        ),
+        (
+            "spec.zone spec.sharedPools spec.hosting spec.auth spec.protocols spec.security \
+             spec.allowUsersInNamespaces spec.gateway.externalRgwEndpoints",
+            "remove it",
+        ),
+    ],
+};
+
+pub(crate) const OBJECT_USER: Schema = Schema {
+    fields: &[
+        ("spec", "store displayName capabilities quotas"),
+        (
+            "spec.capabilities",
+            "user users bucket buckets metadata usage zone info",
+        ),
+        ("spec.quotas", "maxBuckets maxSize maxObjects"),
+    ],
+    notices: &[(
+        "spec.clusterNamespace",
+        "a Kubernetes namespace; not used standalone",
+    )],
+    unsupported: &[(
+        "spec.keys",
+        "remove it; rookery generates the keys and keeps them in the data dir",
+    )],
 };
 
 fn lookup(table: Table, pattern: &str) -> Option<&'static str> {

@@ -356,22 +356,121 @@ fn document_level_errors() {
     let wrong = r#"apiVersion "ceph.rook.io/v2" is not supported; expected "ceph.rook.io/v1""#;
     fails_at(&v2, "document 1: apiVersion", wrong);
     let header = "apiVersion: ceph.rook.io/v1\n";
-    let unknown = "unknown kind Deployment; rookery understands CephCluster and CephBlockPool";
+    let unknown = "unknown kind Deployment; rookery understands CephCluster, CephBlockPool";
     fails_at(&format!("{header}kind: Deployment\n"), "kind", unknown);
     fails_at(
         &format!("{header}metadata: {{name: a}}\n"),
         "kind",
         "kind is missing",
     );
-    let fs = format!(
-        "{}---\n{header}kind: CephFilesystem\nmetadata: {{name: fs}}\n",
+    let nfs = format!(
+        "{}---\n{header}kind: CephNFS\nmetadata: {{name: nfs}}\n",
         cluster_with("")
     );
     fails_at(
-        &fs,
+        &nfs,
         "document 2: kind",
-        "kind CephFilesystem is not supported yet by rookery",
+        "kind CephNFS is not supported yet by rookery",
     );
+}
+
+const FS: &str = "apiVersion: ceph.rook.io/v1
+kind: CephFilesystem
+metadata: {name: myfs}
+spec:
+  metadataPool: {replicated: {size: 3}}
+  dataPools: [{name: replicated, replicated: {size: 3}}]
+  preservePoolsOnDelete: true
+  metadataServer: {activeCount: 1, activeStandby: true, resources: {}}
+";
+
+const STORE: &str = "apiVersion: ceph.rook.io/v1
+kind: CephObjectStore
+metadata: {name: my-store}
+spec:
+  metadataPool: {replicated: {size: 3}}
+  dataPool: {erasureCoded: {dataChunks: 2, codingChunks: 1}}
+  gateway: {port: 8080, instances: 1}
+";
+
+const USER: &str = "apiVersion: ceph.rook.io/v1
+kind: CephObjectStoreUser
+metadata: {name: alice}
+spec:
+  store: my-store
+  displayName: Alice
+  capabilities: {bucket: read}
+  quotas: {maxBuckets: 10, maxSize: 10G, maxObjects: 1000}
+";
+
+fn with_cluster(docs: &[&str]) -> String {
+    let mut text = cluster_with("");
+    for d in docs {
+        text.push_str("---\n");
+        text.push_str(d);
+    }
+    text
+}
+
+#[test]
+fn file_and_object_kinds_load() {
+    let res = load(&with_cluster(&[FS, STORE, USER])).unwrap();
+    let fs = &res.filesystems[0];
+    assert_eq!(fs.metadata_pool_name(), "myfs-metadata");
+    assert_eq!(fs.data_pool_names(), vec!["myfs-replicated"]);
+    assert!(fs.spec.preserve_pools_on_delete);
+    assert!(res.notices.iter().any(|n| n.path.contains("metadataServer.resources")));
+    let store = &res.object_stores[0];
+    assert_eq!(store.data_pool_name(), "my-store.rgw.buckets.data");
+    assert_eq!(store.spec.gateway.port, 8080);
+    let user = &res.object_users[0];
+    assert_eq!(user.spec.quotas.as_ref().unwrap().max_objects, Some(1000));
+    assert_eq!(user.spec.capabilities["bucket"], "read");
+    // A user alone (as `apply -f user.yaml` reads it) is checked against the cluster later.
+    assert!(load(USER).is_ok());
+}
+
+#[test]
+fn file_and_object_errors() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("activeCount: 1", "activeCount: 0", "spec.metadataServer.activeCount ~ at least one active MDS"),
+        ("metadataPool: {replicated: {size: 3}}", "metadataPool: {replicated: {size: 0}}", "spec.metadataPool.replicated.size ~ out of range"),
+        ("dataPools: [{name: replicated, replicated: {size: 3}}]", "dataPools: []", "spec.dataPools ~ at least one data pool"),
+        ("dataPools: [{name: replicated, replicated: {size: 3}}]", "dataPools: [{name: replicated, replicated: {size: 5}}]", "spec.dataPools[0].replicated.size ~ only 3 OSDs"),
+    ];
+    for (from, to, expected) in cases {
+        let (path, needle) = expected.split_once(" ~ ").unwrap();
+        fails_at(&with_cluster(&[&FS.replace(from, to)]), &format!("CephFilesystem/myfs: {path}"), needle);
+    }
+    let cases: &[(&str, &str, &str)] = &[
+        ("port: 8080", "port: 70000", "spec.gateway.port ~ not a TCP port"),
+        ("port: 8080", "port: 0", "spec.gateway.port ~ needs a port"),
+        ("instances: 1", "instances: 2", "spec.gateway.instances ~ 2 gateway instances"),
+        ("dataChunks: 2, codingChunks: 1", "dataChunks: 3, codingChunks: 2", "spec.dataPool.erasureCoded ~ need 5 OSDs"),
+        ("gateway: {", "gateway: {securePort: 443, ", "spec.gateway.securePort ~ does not support"),
+    ];
+    for (from, to, expected) in cases {
+        let (path, needle) = expected.split_once(" ~ ").unwrap();
+        fails_at(&with_cluster(&[&STORE.replace(from, to)]), &format!("CephObjectStore/my-store: {path}"), needle);
+    }
+    let cases: &[(&str, &str, &str)] = &[
+        ("name: alice", "name: Alice_1", "metadata.name ~ not a valid name"),
+        ("store: my-store", "store: nowhere", "spec.store ~ no CephObjectStore named \"nowhere\""),
+        ("bucket: read", "bucket: all", "spec.capabilities.bucket ~ not an access level"),
+        ("bucket: read", "roles: read", "spec.capabilities.roles ~ not a capability rookery grants"),
+    ];
+    for (from, to, expected) in cases {
+        let (path, needle) = expected.split_once(" ~ ").unwrap();
+        let user = USER.replace(from, to);
+        let name = if user.contains("Alice_1") { "Alice_1" } else { "alice" };
+        fails_at(&with_cluster(&[STORE, &user]), &format!("CephObjectStoreUser/{name}: {path}"), needle);
+    }
+    // Two users of one name in one store, and two stores on one port.
+    let errs = errors(&with_cluster(&[STORE, USER, USER]));
+    assert!(errs.iter().any(|e| e.message.contains("second CephObjectStoreUser")), "{errs:#?}");
+    let other = STORE.replace("name: my-store", "name: other");
+    let errs = errors(&with_cluster(&[STORE, &other]));
+    assert!(errs.iter().any(|e| e.path.ends_with("spec.gateway.port")), "{errs:#?}");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
 
 use crate::load::Report;
-use crate::{CephBlockPool, CephCluster, Quantity};
+use crate::{
+    CephBlockPool, CephCluster, CephFilesystem, CephObjectStore, CephObjectStoreUser, PoolSpec, Quantity,
+};
 
 const FAILURE_DOMAINS: &[&str] = &[
     "osd",
@@ -235,57 +237,223 @@ fn name_path(p: &CephBlockPool) -> &'static str {
 pub(crate) fn pool(p: &CephBlockPool, r: &mut Report) {
     check_name(&p.metadata.name, r);
     if let Some(name) = &p.spec.name {
-        let valid = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
-        if name.is_empty() || name.len() > 128 || name.starts_with('-') || !name.chars().all(valid)
-        {
-            r.error(
-                "spec.name",
-                format!("{name:?} is not a valid pool name"),
-                "use 1 to 128 letters, digits, '_', '.' and '-', not starting with '-'",
-            );
-        }
+        check_pool_name(name, "spec.name", r);
     }
-    let domain = &p.spec.failure_domain;
+    pool_spec(&p.spec, "spec", r);
+}
+
+fn check_pool_name(name: &str, path: &str, r: &mut Report) {
+    let valid = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+    if name.is_empty() || name.len() > 128 || name.starts_with('-') || !name.chars().all(valid) {
+        r.error(
+            path,
+            format!("{name:?} is not a valid pool name"),
+            "use 1 to 128 letters, digits, '_', '.' and '-', not starting with '-'",
+        );
+    }
+}
+
+/// Checks one pool's settings; `at` is where the pool sits (`spec`, `spec.dataPools[0]`).
+pub(crate) fn pool_spec(spec: &PoolSpec, at: &str, r: &mut Report) {
+    let domain = &spec.failure_domain;
     if !FAILURE_DOMAINS.contains(&domain.as_str()) {
         r.error(
-            "spec.failureDomain",
+            format!("{at}.failureDomain"),
             format!("{domain:?} is not a CRUSH failure domain"),
             format!("use one of {}", FAILURE_DOMAINS.join(", ")),
         );
     }
-    if let Some(ec) = &p.spec.erasure_coded {
+    if let Some(ec) = &spec.erasure_coded {
         if ec.data_chunks < 2 {
             r.error(
-                "spec.erasureCoded.dataChunks",
+                format!("{at}.erasureCoded.dataChunks"),
                 format!("{} data chunks", ec.data_chunks),
                 "use at least 2 (for example dataChunks: 2, codingChunks: 1)",
             );
         }
         if ec.coding_chunks < 1 {
             r.error(
-                "spec.erasureCoded.codingChunks",
+                format!("{at}.erasureCoded.codingChunks"),
                 format!("{} coding chunks leave no redundancy", ec.coding_chunks),
                 "use at least 1",
             );
         }
-        pool_parameters(p, r);
+        pool_parameters(spec, at, r);
         return;
     }
-    let replicated = &p.spec.replicated;
+    let replicated = &spec.replicated;
     if !(1..=10).contains(&replicated.size) {
         r.error(
-            "spec.replicated.size",
+            format!("{at}.replicated.size"),
             format!("{} replicas is out of range", replicated.size),
             "use a size from 1 to 10, usually 3",
         );
     } else if replicated.size == 1 && replicated.require_safe_replica_size {
         r.error(
-            "spec.replicated.size",
+            format!("{at}.replicated.size"),
             "a pool with one replica has no redundancy",
             "set requireSafeReplicaSize: false to accept a pool with no redundancy",
         );
     }
-    pool_parameters(p, r);
+    pool_parameters(spec, at, r);
+}
+
+/// Whether a pool's copies (or chunks) fit on the cluster's OSDs.
+pub(crate) fn pool_fits(spec: &PoolSpec, at: &str, osds: u32, r: &mut Report) {
+    if let Some(ec) = &spec.erasure_coded {
+        let need = ec.data_chunks + ec.coding_chunks;
+        if need > osds {
+            r.error(
+                format!("{at}.erasureCoded"),
+                format!("{} data + {} coding chunks need {need} OSDs but the cluster has only {osds}", ec.data_chunks, ec.coding_chunks),
+                format!("use dataChunks + codingChunks <= {osds}, or raise spec.storage.osdFiles.count to {need}"),
+            );
+        }
+        return;
+    }
+    let size = spec.replicated.size;
+    if size > osds {
+        r.error(
+            format!("{at}.replicated.size"),
+            format!("the pool keeps {size} replicas but the cluster has only {osds} OSDs"),
+            format!("lower replicated.size to {osds} or raise spec.storage.osdFiles.count to {size}"),
+        );
+    }
+}
+
+pub(crate) fn filesystem(fs: &CephFilesystem, r: &mut Report) {
+    check_name(&fs.metadata.name, r);
+    if fs.spec.metadata_pool.erasure_coded.is_some() {
+        r.error(
+            "spec.metadataPool.erasureCoded",
+            "CephFS metadata must be in a replicated pool",
+            "remove erasureCoded and set replicated.size",
+        );
+    } else {
+        pool_spec(&fs.spec.metadata_pool, "spec.metadataPool", r);
+    }
+    if fs.spec.data_pools.is_empty() {
+        r.error(
+            "spec.dataPools",
+            "a filesystem needs at least one data pool",
+            "add dataPools: [{name: data0, replicated: {size: 3}}]",
+        );
+    }
+    for (i, p) in fs.spec.data_pools.iter().enumerate() {
+        let at = format!("spec.dataPools[{i}]");
+        if let Some(name) = &p.name {
+            check_pool_name(name, &format!("{at}.name"), r);
+        }
+        if i == 0 && p.erasure_coded.is_some() {
+            r.error(
+                format!("{at}.erasureCoded"),
+                "the first data pool holds every file's backtrace and must be replicated",
+                "make the first data pool replicated and add the erasure-coded one after it",
+            );
+        }
+        pool_spec(p, &at, r);
+    }
+    let names = fs.data_pool_names();
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            r.error(
+                format!("spec.dataPools[{i}].name"),
+                format!("data pool {n:?} is listed twice"),
+                "give each data pool a unique name",
+            );
+        }
+    }
+    let mds = &fs.spec.metadata_server;
+    if mds.active_count == 0 {
+        r.error(
+            "spec.metadataServer.activeCount",
+            "a filesystem needs at least one active MDS",
+            "use activeCount: 1",
+        );
+    } else if mds.active_count > 4 {
+        r.error(
+            "spec.metadataServer.activeCount",
+            format!("{} active MDS daemons on one host", mds.active_count),
+            "use an activeCount from 1 to 4; one is enough for most filesystems",
+        );
+    }
+}
+
+pub(crate) fn object_store(s: &CephObjectStore, r: &mut Report) {
+    check_name(&s.metadata.name, r);
+    if s.spec.metadata_pool.erasure_coded.is_some() {
+        r.error(
+            "spec.metadataPool.erasureCoded",
+            "RGW metadata must be in replicated pools",
+            "remove erasureCoded and set replicated.size",
+        );
+    } else {
+        pool_spec(&s.spec.metadata_pool, "spec.metadataPool", r);
+    }
+    pool_spec(&s.spec.data_pool, "spec.dataPool", r);
+    let gw = &s.spec.gateway;
+    if gw.port == 0 {
+        r.error(
+            "spec.gateway.port",
+            "the gateway needs a port",
+            "set gateway.port, e.g. 8080",
+        );
+    } else if gw.port > 65535 {
+        r.error(
+            "spec.gateway.port",
+            format!("{} is not a TCP port", gw.port),
+            "use a port from 1 to 65535, e.g. 8080",
+        );
+    }
+    if gw.instances != 1 {
+        r.error(
+            "spec.gateway.instances",
+            format!("{} gateway instances", gw.instances),
+            "use instances: 1; on one host a second gateway would need a second port",
+        );
+    }
+}
+
+/// RGW user ids: what Rook accepts for a CephObjectStoreUser name, which also keeps them safe in URLs
+/// and file names.
+pub(crate) const USER_CAPABILITIES: &[&str] = &[
+    "user", "users", "bucket", "buckets", "metadata", "usage", "zone", "info",
+];
+
+pub(crate) fn object_user(u: &CephObjectStoreUser, r: &mut Report) {
+    check_name(&u.metadata.name, r);
+    if u.spec.store.is_empty() {
+        r.error(
+            "spec.store",
+            "the user needs an object store",
+            "set spec.store to the name of a CephObjectStore",
+        );
+    }
+    if let Some(d) = &u.spec.display_name {
+        if d.contains(['\n', '\r']) || d.len() > 256 {
+            r.error(
+                "spec.displayName",
+                "the display name spans lines or is over 256 characters",
+                "use one short line",
+            );
+        }
+    }
+    for (k, v) in &u.spec.capabilities {
+        let ok = ["*", "read", "write", "read, write", "read,write"].contains(&v.trim());
+        if !USER_CAPABILITIES.contains(&k.as_str()) {
+            r.error(
+                format!("spec.capabilities.{k}"),
+                format!("{k:?} is not a capability rookery grants"),
+                format!("use one of {}", USER_CAPABILITIES.join(", ")),
+            );
+        } else if !ok {
+            r.error(
+                format!("spec.capabilities.{k}"),
+                format!("{v:?} is not an access level"),
+                "use read, write, \"read, write\" or \"*\"",
+            );
+        }
+    }
 }
 
 /// Pool settings `parameters` may set (`ceph osd pool set NAME KEY VALUE`); anything else would only fail
@@ -309,40 +477,40 @@ pub(crate) const POOL_PARAMETERS: &[&str] = &[
     "fast_read",
 ];
 
-fn pool_parameters(p: &CephBlockPool, r: &mut Report) {
-    for (k, v) in &p.spec.parameters {
+fn pool_parameters(spec: &PoolSpec, at: &str, r: &mut Report) {
+    for (k, v) in &spec.parameters {
         if !POOL_PARAMETERS.contains(&k.as_str()) {
             r.error(
-                format!("spec.parameters.{k}"),
+                format!("{at}.parameters.{k}"),
                 format!("{k:?} is not a pool setting rookery applies"),
                 format!("use one of {}", POOL_PARAMETERS.join(", ")),
             );
         } else if v.trim().is_empty() || v.contains('\n') {
             r.error(
-                format!("spec.parameters.{k}"),
+                format!("{at}.parameters.{k}"),
                 "the value is empty or spans lines",
                 "give a single value",
             );
         }
     }
     let modes = ["none", "passive", "aggressive", "force"];
-    if let Some(m) = p.spec.parameters.get("compression_mode") {
+    if let Some(m) = spec.parameters.get("compression_mode") {
         if !modes.contains(&m.as_str()) {
             r.error(
-                "spec.parameters.compression_mode",
+                format!("{at}.parameters.compression_mode"),
                 format!("{m:?} is not a compression mode"),
                 format!("use one of {}", modes.join(", ")),
             );
         }
     }
-    if let Some(c) = &p.spec.device_class {
+    if let Some(c) = &spec.device_class {
         if c.is_empty()
             || !c
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
         {
             r.error(
-                "spec.deviceClass",
+                format!("{at}.deviceClass"),
                 format!("{c:?} is not a device class name"),
                 "use a class such as hdd, ssd or nvme",
             );
@@ -364,24 +532,8 @@ pub(crate) fn pools_together(pools: &[(&CephBlockPool, bool)], osds: Option<u32>
                 "give each pool a unique name",
             );
         }
-        if let Some(ec) = &p.spec.erasure_coded {
-            let need = ec.data_chunks + ec.coding_chunks;
-            if let Some(osds) = osds.filter(|&n| *clean && need > n) {
-                reports[i].error(
-                    "spec.erasureCoded",
-                    format!("{} data + {} coding chunks need {need} OSDs but the cluster has only {osds}", ec.data_chunks, ec.coding_chunks),
-                    format!("use dataChunks + codingChunks <= {osds}, or raise spec.storage.osdFiles.count to {need}"),
-                );
-            }
-            continue;
-        }
-        let size = p.spec.replicated.size;
-        if let Some(osds) = osds.filter(|&n| *clean && size > n) {
-            reports[i].error(
-                "spec.replicated.size",
-                format!("the pool keeps {size} replicas but the cluster has only {osds} OSDs"),
-                format!("lower replicated.size to {osds} or raise spec.storage.osdFiles.count to {size}"),
-            );
+        if let Some(osds) = osds.filter(|_| *clean) {
+            pool_fits(&p.spec, "spec", osds, &mut reports[i]);
         }
     }
     reports
