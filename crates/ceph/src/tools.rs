@@ -13,6 +13,14 @@ pub const REQUIRED_PROGRAMS: &[(&str, &str)] = &[
     ("monmaptool", "ceph-base"),
 ];
 
+/// Executables needed only by some resources (a CephFilesystem, a CephObjectStore, file mounts).
+pub const FEATURE_PROGRAMS: &[(&str, &str)] = &[
+    ("ceph-mds", "ceph-mds"),
+    ("radosgw", "radosgw"),
+    ("radosgw-admin", "radosgw"),
+    ("ceph-fuse", "ceph-fuse"),
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
     #[error("`{program}` is not installed; install it with: apt-get install -y {package}")]
@@ -66,6 +74,7 @@ fn hint_for(stderr: &str) -> Option<&'static str> {
 pub fn package_of(program: &str) -> &str {
     REQUIRED_PROGRAMS
         .iter()
+        .chain(FEATURE_PROGRAMS)
         .find(|(p, _)| *p == program)
         .map(|(_, pkg)| *pkg)
         .unwrap_or("ceph")
@@ -228,18 +237,159 @@ pub fn daemon_command(
     id: &str,
     conf: &Path,
 ) -> Result<(PathBuf, Vec<String>), ToolError> {
+    let conf = conf.display().to_string();
+    if kind == "rgw" {
+        // RGW is a client of the cluster; its section in ceph.conf is `client.rgw.<id>`.
+        let exe = resolve("radosgw")?;
+        let name = format!("client.rgw.{id}");
+        return Ok((exe, vec!["-f".into(), "--conf".into(), conf, "-n".into(), name]));
+    }
     let program = format!("ceph-{kind}");
     let exe = resolve(&program)?;
     Ok((
         exe,
-        vec![
-            "-f".into(),
-            "--conf".into(),
-            conf.display().to_string(),
-            "-i".into(),
-            id.to_string(),
-        ],
+        vec!["-f".into(), "--conf".into(), conf, "-i".into(), id.to_string()],
     ))
+}
+
+/// Runs `radosgw-admin` and parses what it prints. Its output can hold secret keys, so stdout stays in
+/// memory; only stderr goes to `log`.
+fn radosgw_admin(
+    step: &str,
+    conf: &Path,
+    args: &[&str],
+    log: &Path,
+) -> Result<Result<serde_json::Value, i32>, ToolError> {
+    let exe = resolve("radosgw-admin")?;
+    let spawn_err = |source| ToolError::Spawn {
+        step: step.to_string(),
+        program: "radosgw-admin".into(),
+        source,
+    };
+    let err = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(spawn_err)?;
+    tracing::debug!(step, ?args, "running radosgw-admin");
+    let out = Command::new(exe)
+        .arg("--conf")
+        .arg(conf)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(err)
+        .output()
+        .map_err(spawn_err)?;
+    if !out.status.success() {
+        return Ok(Err(out.status.code().unwrap_or(-1)));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim().is_empty() {
+        return Ok(Ok(serde_json::Value::Null));
+    }
+    serde_json::from_str(&text).map(Ok).map_err(|e| ToolError::Failed {
+        step: step.to_string(),
+        program: "radosgw-admin".into(),
+        outcome: format!("printed something that is not JSON ({e})"),
+        stderr_tail: String::new(),
+        hint: None,
+    })
+}
+
+fn admin_failed(step: &str, code: i32, log: &Path) -> ToolError {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    ToolError::Failed {
+        step: step.to_string(),
+        program: "radosgw-admin".into(),
+        outcome: format!("exited with code {code}"),
+        stderr_tail: lines[lines.len().saturating_sub(6)..].join("\n"),
+        hint: hint_for(&text),
+    }
+}
+
+/// Makes realm, zonegroup and zone `store` (so the zone's pools are `<store>.rgw.*`, as in Rook) and
+/// commits the period. Each part is made only when missing, so a repeat after a crash converges. Ceph has
+/// no library call for this: the zone configuration lives in encoded objects only radosgw-admin writes.
+pub fn rgw_realm_setup(conf: &Path, store: &str, port: u16, log: &Path) -> Result<(), ToolError> {
+    let step = format!("setting up the object store {store}");
+    let endpoint = format!("--endpoints=http://127.0.0.1:{port}");
+    let r = format!("--rgw-realm={store}");
+    let g = format!("--rgw-zonegroup={store}");
+    let z = format!("--rgw-zone={store}");
+    let parts: [(&[&str], Vec<&str>); 3] = [
+        (&["realm", "get", &r], vec!["realm", "create", &r]),
+        (
+            &["zonegroup", "get", &r, &g],
+            vec!["zonegroup", "create", &r, &g, "--master", &endpoint],
+        ),
+        (
+            &["zone", "get", &r, &g, &z],
+            vec!["zone", "create", &r, &g, &z, "--master", &endpoint],
+        ),
+    ];
+    for (get, create) in parts {
+        if radosgw_admin(&step, conf, get, log)?.is_ok() {
+            continue;
+        }
+        if let Err(code) = radosgw_admin(&step, conf, &create, log)? {
+            return Err(admin_failed(&step, code, log));
+        }
+    }
+    let commit = ["period", "update", "--commit", &r, &g, &z];
+    if let Err(code) = radosgw_admin(&step, conf, &commit, log)? {
+        return Err(admin_failed(&step, code, log));
+    }
+    Ok(())
+}
+
+/// The access and secret key of the store's admin-API user `uid` (capabilities on users, buckets, usage
+/// and metadata), made when missing. The only identity RGW's admin API cannot create for itself.
+pub fn rgw_admin_user(
+    conf: &Path,
+    store: &str,
+    uid: &str,
+    log: &Path,
+) -> Result<(String, String), ToolError> {
+    let step = format!("making the admin API user of object store {store}");
+    let r = format!("--rgw-realm={store}");
+    let z = format!("--rgw-zone={store}");
+    let u = format!("--uid={uid}");
+    let info = match radosgw_admin(&step, conf, &["user", "info", &r, &z, &u], log)? {
+        Ok(v) => v,
+        Err(_) => {
+            let create = [
+                "user",
+                "create",
+                &r,
+                &z,
+                &u,
+                "--display-name=rookery admin API",
+                "--caps=users=*;buckets=*;usage=*;metadata=*",
+            ];
+            radosgw_admin(&step, conf, &create, log)?
+                .map_err(|code| admin_failed(&step, code, log))?
+        }
+    };
+    let key = info
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .and_then(|k| k.iter().find(|k| k.get("user").and_then(|u| u.as_str()) == Some(uid)));
+    let field = |name: &str| {
+        key.and_then(|k| k.get(name))
+            .and_then(|v| v.as_str())
+            .map(String::from)
+    };
+    match (field("access_key"), field("secret_key")) {
+        (Some(a), Some(s)) => Ok((a, s)),
+        _ => Err(ToolError::Failed {
+            step,
+            program: "radosgw-admin".into(),
+            outcome: "returned a user without S3 keys".into(),
+            stderr_tail: String::new(),
+            hint: None,
+        }),
+    }
 }
 
 #[cfg(test)]
