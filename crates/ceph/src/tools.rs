@@ -275,6 +275,8 @@ fn radosgw_admin(
     let out = Command::new(exe)
         .arg("--conf")
         .arg(conf)
+        // Give up instead of hanging when PGs are not active (the reconciler retries).
+        .args(["--rados_osd_op_timeout", "60", "--rados_mon_op_timeout", "30"])
         .args(args)
         .stdin(Stdio::null())
         .stderr(err)

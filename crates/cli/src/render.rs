@@ -106,6 +106,28 @@ pub fn status(r: &ClusterReport) -> String {
                     }
                 );
             }
+            for f in &c.filesystems {
+                let mds: Vec<String> = f
+                    .mds
+                    .iter()
+                    .map(|m| format!("{} {}", m.name, m.state.trim_start_matches("up:")))
+                    .collect();
+                let _ = writeln!(
+                    o,
+                    "filesystem {}: {} active wanted; mds {}{}",
+                    f.name,
+                    f.max_mds,
+                    if mds.is_empty() { "none yet".to_string() } else { mds.join(", ") },
+                    if f.standbys.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; standby {}", f.standbys.join(", "))
+                    }
+                );
+            }
+            for st in &c.object_stores {
+                let _ = writeln!(o, "object store {}: S3 at {}", st.name, st.endpoint);
+            }
             let _ = writeln!(
                 o,
                 "capacity  {} used of {}, {} available",

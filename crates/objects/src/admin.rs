@@ -53,7 +53,7 @@ pub struct Quota {
 }
 
 /// What a user should be: rookery's reading of a CephObjectStoreUser.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserSettings {
     pub uid: String,
     pub display_name: String,

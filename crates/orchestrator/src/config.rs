@@ -12,6 +12,8 @@ use crate::{layout::Layout, state::ClusterState};
 pub struct ConfInputs {
     pub osd_file_size: u64,
     pub overrides: BTreeMap<String, BTreeMap<String, String>>,
+    /// Object stores and the port of each one's gateway.
+    pub gateways: Vec<(String, u16)>,
 }
 
 pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> String {
@@ -109,6 +111,25 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> Str
         ("bluestore_fsck_on_mkfs", "false"),
     ] {
         c.set("osd", k, v);
+    }
+    c.set("mds", "mds_data", format!("{dir}/mds/$cluster-$id"));
+    c.set("mds", "keyring", format!("{dir}/mds/$cluster-$id/keyring"));
+    // The default cache target is 4 GiB; a small host runs several MDS daemons.
+    c.set("mds", "mds_cache_memory_limit", "134217728");
+    for (store, port) in &inputs.gateways {
+        let section = format!("client.rgw.{store}");
+        // The zone is named after the store, so its pools are `<store>.rgw.*` as in Rook.
+        for k in ["rgw_realm", "rgw_zonegroup", "rgw_zone"] {
+            c.set(&section, k, store.as_str());
+        }
+        // Loopback only; without tcp_nodelay every small GET waits ~40 ms for a delayed ACK.
+        c.set(
+            &section,
+            "rgw_frontends",
+            format!("beast endpoint=127.0.0.1:{port} tcp_nodelay=1"),
+        );
+        c.set(&section, "rgw_thread_pool_size", "64");
+        c.set(&section, "log_file", format!("{dir}/log/$cluster-$name.log"));
     }
     for (section, options) in &inputs.overrides {
         for (k, v) in options {

@@ -14,7 +14,11 @@ pub struct Desired {
     pub osd_count: u32,
     pub osd_size: u64,
     pub mgr_modules: Vec<String>,
+    /// Block pools, and the pools of filesystems and object stores.
     pub pools: Vec<DesiredPool>,
+    pub filesystems: Vec<DesiredFs>,
+    pub object_stores: Vec<DesiredStore>,
+    pub object_users: Vec<DesiredUser>,
     pub conf: ConfInputs,
     /// Things accepted but adapted to this host, for the user to read.
     pub notices: Vec<String>,
@@ -33,6 +37,77 @@ pub struct DesiredPool {
     pub device_class: Option<String>,
     /// (data chunks, coding chunks) for an erasure-coded pool; None for a replicated one.
     pub erasure: Option<(u32, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DesiredFs {
+    pub name: String,
+    pub metadata_pool: String,
+    /// The first is the default data pool.
+    pub data_pools: Vec<String>,
+    pub active_count: u32,
+    pub standby_replay: bool,
+    /// `<fs>-a`, `<fs>-b`, ...: one standby per active MDS.
+    pub mds_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DesiredStore {
+    pub name: String,
+    pub port: u16,
+    /// Every pool the zone uses (metadata pools, `.rgw.root`, the data pool).
+    pub pools: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DesiredUser {
+    pub store: String,
+    pub settings: rookery_objects::admin::UserSettings,
+}
+
+impl DesiredUser {
+    /// A fingerprint of the settings, recorded once applied so a change is noticed.
+    pub fn digest(&self) -> String {
+        let s = &self.settings;
+        crate::spec_digest(&format!(
+            "{}\n{}\n{}\n{:?}\n{:?}\n{:?}",
+            s.uid, s.display_name, s.caps, s.max_buckets, s.max_size, s.max_objects
+        ))
+    }
+}
+
+/// The pool a PoolSpec describes, tagged for `application`.
+fn desired_pool(name: String, spec: &rookery_spec::PoolSpec, application: &str) -> DesiredPool {
+    let quotas = spec.quotas.clone().unwrap_or_default();
+    DesiredPool {
+        name,
+        size: spec.replicated.size,
+        application: application.to_string(),
+        quota_bytes: quotas.bytes(),
+        quota_objects: quotas.max_objects.unwrap_or(0),
+        parameters: spec.parameters.clone(),
+        device_class: spec.device_class.clone(),
+        erasure: spec
+            .erasure_coded
+            .as_ref()
+            .map(|e| (e.data_chunks, e.coding_chunks)),
+    }
+}
+
+/// RGW's capability text for a user's `capabilities` (Rook's names are RGW's).
+fn caps_text(caps: &BTreeMap<String, String>) -> String {
+    let mut parts: Vec<String> = caps
+        .iter()
+        .map(|(k, v)| {
+            let perm = match v.replace(' ', "").as_str() {
+                "read,write" => "*".to_string(),
+                other => other.to_string(),
+            };
+            format!("{k}={perm}")
+        })
+        .collect();
+    parts.sort();
+    parts.join(";")
 }
 
 /// Daemon ids follow Ceph's habit: a, b, c, ...
@@ -57,7 +132,7 @@ impl Desired {
         let spec = &cluster.spec;
         let files = spec.storage.osd_files.clone();
         let mut notices: Vec<String> = res.notices.iter().map(|n| n.to_string()).collect();
-        let pools = res
+        let mut pools: Vec<DesiredPool> = res
             .pools
             .iter()
             .map(|p| {
@@ -67,16 +142,70 @@ impl Desired {
                         p.metadata.name
                     ));
                 }
-                let quotas = p.spec.quotas.clone().unwrap_or_default();
-                DesiredPool {
-                    name: p.pool_name().to_string(),
-                    size: p.spec.replicated.size,
-                    application: "rbd".to_string(),
-                    quota_bytes: quotas.bytes(),
-                    quota_objects: quotas.max_objects.unwrap_or(0),
-                    parameters: p.spec.parameters.clone(),
-                    device_class: p.spec.device_class.clone(),
-                    erasure: p.spec.erasure_coded.as_ref().map(|e| (e.data_chunks, e.coding_chunks)),
+                desired_pool(p.pool_name().to_string(), &p.spec, "rbd")
+            })
+            .collect();
+        let mut filesystems = Vec::new();
+        for fs in &res.filesystems {
+            let name = fs.metadata.name.clone();
+            pools.push(desired_pool(
+                fs.metadata_pool_name(),
+                &fs.spec.metadata_pool,
+                "cephfs",
+            ));
+            for (pool, spec) in fs.data_pool_names().into_iter().zip(&fs.spec.data_pools) {
+                pools.push(desired_pool(pool, spec, "cephfs"));
+            }
+            let mds = &fs.spec.metadata_server;
+            filesystems.push(DesiredFs {
+                metadata_pool: fs.metadata_pool_name(),
+                data_pools: fs.data_pool_names(),
+                active_count: mds.active_count,
+                standby_replay: mds.active_standby,
+                mds_ids: letter_ids(mds.active_count * 2)
+                    .into_iter()
+                    .map(|l| format!("{name}-{l}"))
+                    .collect(),
+                name,
+            });
+        }
+        let mut object_stores = Vec::new();
+        for st in &res.object_stores {
+            let mut names = Vec::new();
+            for pool in st.metadata_pool_names() {
+                // `.rgw.root` is shared by every store; the first one made creates it.
+                if !pools.iter().any(|p| p.name == pool) {
+                    pools.push(desired_pool(pool.clone(), &st.spec.metadata_pool, "rgw"));
+                }
+                names.push(pool);
+            }
+            pools.push(desired_pool(st.data_pool_name(), &st.spec.data_pool, "rgw"));
+            names.push(st.data_pool_name());
+            object_stores.push(DesiredStore {
+                name: st.metadata.name.clone(),
+                port: u16::try_from(st.spec.gateway.port).unwrap_or(0),
+                pools: names,
+            });
+        }
+        let object_users = res
+            .object_users
+            .iter()
+            .map(|u| {
+                let quotas = u.spec.quotas.clone().unwrap_or_default();
+                DesiredUser {
+                    store: u.spec.store.clone(),
+                    settings: rookery_objects::admin::UserSettings {
+                        uid: u.metadata.name.clone(),
+                        display_name: u
+                            .spec
+                            .display_name
+                            .clone()
+                            .unwrap_or_else(|| u.metadata.name.clone()),
+                        caps: caps_text(&u.spec.capabilities),
+                        max_buckets: quotas.max_buckets,
+                        max_size: quotas.max_size.map(|q| q.0),
+                        max_objects: quotas.max_objects,
+                    },
                 }
             })
             .collect();
@@ -93,11 +222,15 @@ impl Desired {
                 .filter(|m| m.enabled)
                 .map(|m| m.name.clone())
                 .collect(),
-            pools,
             conf: ConfInputs {
                 osd_file_size: files.map(|f| f.size.0).unwrap_or(0),
                 overrides: spec.ceph_config.clone(),
+                gateways: object_stores.iter().map(|s| (s.name.clone(), s.port)).collect(),
             },
+            pools,
+            filesystems,
+            object_stores,
+            object_users,
             notices,
         })
     }

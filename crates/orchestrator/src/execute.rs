@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
+use std::time::Duration;
 
 use rookery_ceph::keyring::{self, KeyringEntry};
 use rookery_ceph::{tools, Target};
@@ -214,8 +215,139 @@ impl Reconciler {
                 r.command_status(Target::Mon, json!({"prefix": "osd pool set", "pool": name, "var": "allow_ec_overwrites", "val": "true"}))?;
             }
             Step::AddOsd | Step::FinishOsd { .. } => self.make_osds(&[step])?,
+            Step::CreateFilesystem {
+                name,
+                metadata_pool,
+                data_pool,
+            } => {
+                let r = self.connection()?;
+                // The pools were made for this filesystem (and tagged cephfs), so `force` only skips
+                // the check that they are empty, which the mgr's stats may not confirm yet.
+                r.command_status(
+                    Target::Mon,
+                    json!({"prefix": "fs new", "fs_name": name, "metadata": metadata_pool, "data": data_pool, "force": true}),
+                )?;
+            }
+            Step::AddFsDataPool { name, pool } => {
+                let r = self.connection()?;
+                r.command_status(
+                    Target::Mon,
+                    json!({"prefix": "fs add_data_pool", "fs_name": name, "pool": pool}),
+                )?;
+            }
+            Step::SetFsOption { name, var, value } => {
+                let r = self.connection()?;
+                r.command_status(
+                    Target::Mon,
+                    json!({"prefix": "fs set", "fs_name": name, "var": var, "val": value}),
+                )?;
+            }
+            Step::CreateMdsKey { id } => {
+                let r = self.connection()?;
+                let entity = format!("mds.{id}");
+                let key = self.get_or_create_key(
+                    &r,
+                    &entity,
+                    &["mon", "allow profile mds", "mgr", "allow profile mds", "mds", "allow *", "osd", "allow *"],
+                )?;
+                let data = l.mds_data(id);
+                mkdir_private(&data)?;
+                keyring::write(&data.join("keyring"), &[KeyringEntry::new(&entity, &key, &[])])?;
+            }
+            Step::SetupObjectStore { store, port } => {
+                mkdir_private(&l.rgw_dir(store))?;
+                let log = l.log_dir().join(format!("rgw.{store}.setup.log"));
+                tools::rgw_realm_setup(&l.conf(), store, *port, &log)?;
+                let marker = Layout::ready_marker(&l.rgw_dir(store));
+                std::fs::write(&marker, b"").map_err(|e| OrchestratorError::io(&marker, e))?;
+            }
+            Step::CreateRgwKey { store } => {
+                let r = self.connection()?;
+                let entity = format!("client.rgw.{store}");
+                let key = self.get_or_create_key(
+                    &r,
+                    &entity,
+                    &["mon", "allow rw", "osd", "allow rwx", "mgr", "allow rw"],
+                )?;
+                keyring::write(&l.rgw_keyring(store), &[KeyringEntry::new(&entity, &key, &[])])?;
+            }
+            Step::CreateRgwAdmin { store } => {
+                let log = l.log_dir().join(format!("rgw.{store}.setup.log"));
+                let (access_key, secret_key) =
+                    tools::rgw_admin_user(&l.conf(), store, crate::objectstore::ADMIN_UID, &log)?;
+                crate::objectstore::write(
+                    &l.rgw_admin(store),
+                    &crate::objectstore::KeyRecord {
+                        access_key,
+                        secret_key,
+                        applied: String::new(),
+                    },
+                )?;
+            }
+            Step::ApplyObjectUser { store, uid } => {
+                let user = self
+                    .desired
+                    .object_users
+                    .iter()
+                    .find(|u| &u.store == store && &u.settings.uid == uid)
+                    .cloned()
+                    .ok_or_else(|| OrchestratorError::Other(format!("user {uid} left the spec")))?;
+                let port = self
+                    .desired
+                    .object_stores
+                    .iter()
+                    .find(|s| &s.name == store)
+                    .map(|s| s.port)
+                    .unwrap_or(0);
+                let admin = crate::objectstore::admin(&l, store, port)?.ok_or_else(|| {
+                    OrchestratorError::Other(format!("object store {store} has no admin user yet"))
+                })?;
+                let path = l.rgw_user(store, uid);
+                // Keys are made once, here, and kept: the user sees them with `object user show`.
+                let mut record = match crate::objectstore::read(&path)? {
+                    Some(r) => r,
+                    None => {
+                        let keys = rookery_objects::keys::generate()
+                            .map_err(|e| OrchestratorError::Other(format!("no randomness: {e}")))?;
+                        let record = crate::objectstore::KeyRecord {
+                            access_key: keys.access_key,
+                            secret_key: keys.secret_key,
+                            applied: String::new(),
+                        };
+                        crate::objectstore::write(&path, &record)?;
+                        record
+                    }
+                };
+                admin
+                    .apply_user(&user.settings, &record.credentials())
+                    .map_err(|e| OrchestratorError::Other(e.to_string()))?;
+                record.applied = user.digest();
+                crate::objectstore::write(&path, &record)?;
+            }
+            Step::Stop { daemon } => {
+                self.platform().stop(daemon, Duration::from_secs(20));
+            }
         }
         Ok(())
+    }
+
+    /// `auth get-or-create`: the entity's key, made with `caps` (type, grant pairs) when new.
+    fn get_or_create_key(
+        &self,
+        r: &rookery_ceph::Rados,
+        entity: &str,
+        caps: &[&str],
+    ) -> Result<String, OrchestratorError> {
+        let reply: Vec<serde_json::Value> = r.command(
+            Target::Mon,
+            json!({"prefix": "auth get-or-create", "entity": entity, "caps": caps}),
+        )?;
+        reply
+            .first()
+            .and_then(|e| e.get("key"))
+            .and_then(|k| k.as_str())
+            .map(String::from)
+            .ok_or_else(|| OrchestratorError::Other(format!("the mons returned no key for {entity}")))
     }
 
     fn connection(&mut self) -> Result<std::sync::Arc<rookery_ceph::Rados>, OrchestratorError> {
@@ -378,5 +510,16 @@ fn describe(step: &Step) -> String {
         } => {
             format!("creating erasure-coded pool {name} ({data_chunks}+{coding_chunks})")
         }
+        Step::CreateFilesystem { name, .. } => format!("creating filesystem {name}"),
+        Step::AddFsDataPool { name, pool } => format!("adding data pool {pool} to {name}"),
+        Step::SetFsOption { name, var, value } => format!("setting {var} = {value} on {name}"),
+        Step::CreateMdsKey { id } => format!("creating the key of mds.{id}"),
+        Step::SetupObjectStore { store, .. } => {
+            format!("setting up realm, zonegroup and zone {store}")
+        }
+        Step::CreateRgwKey { store } => format!("creating the key of the gateway of {store}"),
+        Step::CreateRgwAdmin { store } => format!("creating the admin API user of {store}"),
+        Step::ApplyObjectUser { store, uid } => format!("applying user {uid} of {store}"),
+        Step::Stop { daemon } => format!("stopping {daemon}"),
     }
 }

@@ -51,6 +51,22 @@ impl Layout {
     pub fn osd_block(&self, id: u32) -> PathBuf {
         self.at(&format!("osd/ceph-{id}.block"))
     }
+    pub fn mds_data(&self, id: &str) -> PathBuf {
+        self.at(&format!("mds/ceph-{id}"))
+    }
+    /// An object store's files: the zone set-up marker, the admin-API user, the users' keys (all 0600).
+    pub fn rgw_dir(&self, store: &str) -> PathBuf {
+        self.at(&format!("rgw/{store}"))
+    }
+    pub fn rgw_keyring(&self, store: &str) -> PathBuf {
+        self.at(&format!("keyring/ceph.client.rgw.{store}.keyring"))
+    }
+    pub fn rgw_admin(&self, store: &str) -> PathBuf {
+        self.rgw_dir(store).join("admin.json")
+    }
+    pub fn rgw_user(&self, store: &str, uid: &str) -> PathBuf {
+        self.rgw_dir(store).join(format!("users/{uid}.json"))
+    }
     pub fn log_dir(&self) -> PathBuf {
         self.at("log")
     }
@@ -78,7 +94,7 @@ impl Layout {
     }
     /// The directories made at creation, all 0700: keys and sockets live inside.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        ["", "keyring", "mon", "mgr", "osd", "log", "run", "crash"]
+        ["", "keyring", "mon", "mgr", "osd", "mds", "rgw", "log", "run", "crash"]
             .iter()
             .map(|d| self.at(d))
             .collect()

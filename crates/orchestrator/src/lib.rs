@@ -6,6 +6,7 @@ pub mod config;
 pub mod desired;
 mod execute;
 pub mod layout;
+pub mod objectstore;
 pub mod plan;
 pub mod preflight;
 pub mod report;
@@ -130,6 +131,23 @@ pub fn known_daemons(layout: &Layout, state: &ClusterState) -> Vec<String> {
             .filter_map(|o| o.id)
             .map(|id| format!("osd.{id}")),
     );
+    // MDS and gateways made for filesystems and object stores: a folder, or a keyring, each.
+    let listed = |dir: &str, prefix: &str, suffix: &str, kind: &str| -> Vec<String> {
+        let mut found: Vec<String> = std::fs::read_dir(layout.root.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_str()?.to_string();
+                let id = n.strip_prefix(prefix)?.strip_suffix(suffix)?.to_string();
+                Some(format!("{kind}.{id}"))
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    names.extend(listed("mds", "ceph-", "", "mds"));
+    names.extend(listed("keyring", "ceph.client.rgw.", ".keyring", "rgw"));
     names
 }
 
@@ -253,6 +271,37 @@ impl Reconciler {
             })
             .collect();
         let keys = l.admin_keyring().exists() && l.mon_keyring().exists();
+        let d = &self.desired;
+        let mds_keyrings = d
+            .filesystems
+            .iter()
+            .flat_map(|f| f.mds_ids.iter())
+            .filter(|id| l.mds_data(id).join("keyring").exists())
+            .cloned()
+            .collect();
+        let stores = || d.object_stores.iter().map(|s| s.name.clone());
+        let rgw_keyrings = stores().filter(|s| l.rgw_keyring(s).exists()).collect();
+        let rgw_realms = stores()
+            .filter(|s| Layout::ready_marker(&l.rgw_dir(s)).exists())
+            .collect();
+        let rgw_admins = stores().filter(|s| l.rgw_admin(s).exists()).collect();
+        let object_users = d
+            .object_users
+            .iter()
+            .filter_map(|u| {
+                let record = objectstore::read(&l.rgw_user(&u.store, &u.settings.uid)).ok()??;
+                Some(((u.store.clone(), u.settings.uid.clone()), record.applied))
+            })
+            .collect();
+        let busy_ports = d
+            .object_stores
+            .iter()
+            .filter(|s| !running.contains(&format!("rgw.{}", s.name)))
+            .filter_map(|s| {
+                rookery_platform::proc::tcp_listener(s.port)
+                    .map(|(pid, cmd)| (s.port, format!("pid {pid} ({cmd})")))
+            })
+            .collect();
         let mut observed = Observed {
             keys,
             conf_current,
@@ -261,6 +310,12 @@ impl Reconciler {
             mgr_keyrings,
             osds,
             ceph: None,
+            mds_keyrings,
+            rgw_keyrings,
+            rgw_realms,
+            rgw_admins,
+            object_users,
+            busy_ports,
         };
         if observed.mon_stores.is_empty() || !conf_current {
             return observed;
@@ -295,7 +350,7 @@ impl Reconciler {
         self.drop_connection();
         let mut p = self.platform();
         let names = p.names();
-        for prefix in ["osd.", "mgr.", "mon."] {
+        for prefix in ["rgw.", "mds.", "osd.", "mgr.", "mon."] {
             let group: Vec<&String> = names.iter().filter(|n| n.starts_with(prefix)).collect();
             // Stop a group in parallel: each daemon may take a few seconds to flush.
             for n in &group {
@@ -370,11 +425,45 @@ fn observe_ceph(r: &Rados, desired: &Desired) -> Result<plan::CephView, rookery_
         rules = dump.into_iter().map(|r| (r.rule_name, r.rule_id)).collect();
         device_classes = r.command(Target::Mon, json!({"prefix": "osd crush class ls"}))?;
     }
+    let mut filesystems = BTreeMap::new();
+    if !desired.filesystems.is_empty() {
+        let fs_dump: serde_json::Value = r.command(Target::Mon, json!({"prefix": "fs dump"}))?;
+        let pool_name = |id: i64| {
+            dump.pools
+                .iter()
+                .find(|p| p.pool == id)
+                .map(|p| p.pool_name.clone())
+        };
+        for fs in fs_dump["filesystems"].as_array().into_iter().flatten() {
+            let map = &fs["mdsmap"];
+            let Some(name) = map["fs_name"].as_str() else {
+                continue;
+            };
+            // CEPH_MDSMAP_ALLOW_STANDBY_REPLAY is flag bit 5.
+            let standby_replay = map["flags_state"]["allow_standby_replay"]
+                .as_bool()
+                .unwrap_or_else(|| map["flags"].as_u64().unwrap_or(0) & 0x20 != 0);
+            filesystems.insert(
+                name.to_string(),
+                plan::FsView {
+                    max_mds: map["max_mds"].as_u64().unwrap_or(0) as u32,
+                    standby_replay,
+                    data_pools: map["data_pools"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|id| id.as_i64().and_then(pool_name))
+                        .collect(),
+                },
+            );
+        }
+    }
     Ok(plan::CephView {
         pools,
         mgr_available: stat.available,
         modules_enabled,
         rules,
         device_classes,
+        filesystems,
     })
 }

@@ -27,6 +27,17 @@ pub struct Observed {
     pub osds: Vec<ObservedOsd>,
     /// What Ceph says, when a mon answered.
     pub ceph: Option<CephView>,
+    /// MDS ids with a keyring.
+    pub mds_keyrings: BTreeSet<String>,
+    /// Object stores whose gateway has a keyring; whose realm, zonegroup and zone are set up; whose
+    /// admin-API user is recorded.
+    pub rgw_keyrings: BTreeSet<String>,
+    pub rgw_realms: BTreeSet<String>,
+    pub rgw_admins: BTreeSet<String>,
+    /// (store, user) -> fingerprint of the settings last applied.
+    pub object_users: BTreeMap<(String, String), String>,
+    /// A desired gateway port held by some other process: port -> who.
+    pub busy_ports: BTreeMap<u16, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +57,14 @@ pub struct CephView {
     pub rules: BTreeMap<String, i64>,
     /// Device classes the OSDs have (hdd, ssd, ...).
     pub device_classes: BTreeSet<String>,
+    pub filesystems: BTreeMap<String, FsView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FsView {
+    pub max_mds: u32,
+    pub standby_replay: bool,
+    pub data_pools: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -138,6 +157,43 @@ pub enum Step {
         data_chunks: u32,
         coding_chunks: u32,
     },
+    CreateFilesystem {
+        name: String,
+        metadata_pool: String,
+        data_pool: String,
+    },
+    AddFsDataPool {
+        name: String,
+        pool: String,
+    },
+    SetFsOption {
+        name: String,
+        var: String,
+        value: String,
+    },
+    CreateMdsKey {
+        id: String,
+    },
+    /// Realm, zonegroup and zone named after the store.
+    SetupObjectStore {
+        store: String,
+        port: u16,
+    },
+    CreateRgwKey {
+        store: String,
+    },
+    /// The user rookery signs admin-API requests with.
+    CreateRgwAdmin {
+        store: String,
+    },
+    ApplyObjectUser {
+        store: String,
+        uid: String,
+    },
+    /// A daemon the spec no longer asks for (its filesystem or object store was deleted).
+    Stop {
+        daemon: String,
+    },
 }
 
 impl Step {
@@ -169,6 +225,25 @@ impl Step {
             Step::CreateErasurePool { name, .. } => {
                 format!("erasure-coded pool {name} does not exist")
             }
+            Step::CreateFilesystem { name, .. } => format!("filesystem {name} does not exist"),
+            Step::AddFsDataPool { name, pool } => {
+                format!("pool {pool} is not a data pool of filesystem {name}")
+            }
+            Step::SetFsOption { name, var, value } => {
+                format!("filesystem {name} should have {var} = {value}")
+            }
+            Step::CreateMdsKey { id } => format!("mds.{id} has no key yet"),
+            Step::SetupObjectStore { store, .. } => {
+                format!("object store {store} has no zone yet")
+            }
+            Step::CreateRgwKey { store } => format!("the gateway of {store} has no key yet"),
+            Step::CreateRgwAdmin { store } => {
+                format!("object store {store} has no admin API user yet")
+            }
+            Step::ApplyObjectUser { store, uid } => {
+                format!("user {uid} of object store {store} differs from the spec")
+            }
+            Step::Stop { daemon } => format!("{daemon} is no longer in the spec"),
         }
     }
 
@@ -331,6 +406,28 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             }
         }
     }
+    let osds_running = desired.osd_count > 0
+        && observed
+            .osds
+            .iter()
+            .filter(|o| o.id.is_some_and(|id| observed.running.contains(&format!("osd.{id}"))))
+            .count() as u32
+            >= desired.osd_count;
+    plan_filesystems(desired, observed, ceph, &mut p);
+    plan_object_stores(desired, observed, ceph, osds_running, &mut p);
+    let wanted: BTreeSet<String> = desired
+        .filesystems
+        .iter()
+        .flat_map(|f| f.mds_ids.iter().map(|id| format!("mds.{id}")))
+        .chain(desired.object_stores.iter().map(|s| format!("rgw.{}", s.name)))
+        .collect();
+    for daemon in &observed.running {
+        if (daemon.starts_with("mds.") || daemon.starts_with("rgw.")) && !wanted.contains(daemon) {
+            p.steps.push(Step::Stop {
+                daemon: daemon.clone(),
+            });
+        }
+    }
     for osd in &observed.osds {
         if !osd.store_ready {
             p.steps.push(Step::FinishOsd {
@@ -364,6 +461,119 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         p.waiting = Some("waiting for a mgr to become available".into());
     }
     p
+}
+
+fn plan_filesystems(desired: &Desired, observed: &Observed, ceph: &CephView, p: &mut Plan) {
+    for fs in &desired.filesystems {
+        for id in &fs.mds_ids {
+            if !observed.mds_keyrings.contains(id) {
+                p.steps.push(Step::CreateMdsKey { id: id.clone() });
+                p.steps.push(Step::Start {
+                    daemon: format!("mds.{id}"),
+                });
+            } else if !observed.running.contains(&format!("mds.{id}")) {
+                p.steps.push(Step::Start {
+                    daemon: format!("mds.{id}"),
+                });
+            }
+        }
+        let pools_exist = std::iter::once(&fs.metadata_pool)
+            .chain(&fs.data_pools)
+            .all(|pool| ceph.pools.contains_key(pool));
+        if !pools_exist {
+            continue;
+        }
+        let Some(have) = ceph.filesystems.get(&fs.name) else {
+            if let Some(first) = fs.data_pools.first() {
+                p.steps.push(Step::CreateFilesystem {
+                    name: fs.name.clone(),
+                    metadata_pool: fs.metadata_pool.clone(),
+                    data_pool: first.clone(),
+                });
+            }
+            continue;
+        };
+        for pool in &fs.data_pools {
+            if !have.data_pools.contains(pool) {
+                p.steps.push(Step::AddFsDataPool {
+                    name: fs.name.clone(),
+                    pool: pool.clone(),
+                });
+            }
+        }
+        if have.max_mds != fs.active_count {
+            p.steps.push(Step::SetFsOption {
+                name: fs.name.clone(),
+                var: "max_mds".into(),
+                value: fs.active_count.to_string(),
+            });
+        }
+        if have.standby_replay != fs.standby_replay {
+            p.steps.push(Step::SetFsOption {
+                name: fs.name.clone(),
+                var: "allow_standby_replay".into(),
+                value: fs.standby_replay.to_string(),
+            });
+        }
+    }
+}
+
+fn plan_object_stores(
+    desired: &Desired,
+    observed: &Observed,
+    ceph: &CephView,
+    osds_running: bool,
+    p: &mut Plan,
+) {
+    for store in &desired.object_stores {
+        let name = &store.name;
+        let daemon = format!("rgw.{name}");
+        let running = observed.running.contains(&daemon);
+        if !running {
+            if let Some(who) = observed.busy_ports.get(&store.port) {
+                p.blocked.push(format!(
+                    "object store {name}: port {} is in use by {who}; stop it or change spec.gateway.port",
+                    store.port
+                ));
+                continue;
+            }
+        }
+        // The zone set-up writes into `.rgw.root` and blocks until its PGs are active.
+        if !store.pools.iter().all(|pool| ceph.pools.contains_key(pool)) || !osds_running {
+            continue;
+        }
+        if !observed.rgw_realms.contains(name) {
+            p.steps.push(Step::SetupObjectStore {
+                store: name.clone(),
+                port: store.port,
+            });
+            continue;
+        }
+        if !observed.rgw_keyrings.contains(name) {
+            p.steps.push(Step::CreateRgwKey {
+                store: name.clone(),
+            });
+        }
+        if !running {
+            p.steps.push(Step::Start { daemon });
+            continue;
+        }
+        if !observed.rgw_admins.contains(name) {
+            p.steps.push(Step::CreateRgwAdmin {
+                store: name.clone(),
+            });
+            continue;
+        }
+        for user in desired.object_users.iter().filter(|u| &u.store == name) {
+            let key = (name.clone(), user.settings.uid.clone());
+            if observed.object_users.get(&key) != Some(&user.digest()) {
+                p.steps.push(Step::ApplyObjectUser {
+                    store: name.clone(),
+                    uid: user.settings.uid.clone(),
+                });
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,34 @@ pub struct CephReport {
     pub pools: Vec<PoolReport>,
     pub capacity: Capacity,
     pub pgs: PgReport,
+    #[serde(default)]
+    pub filesystems: Vec<FsReport>,
+    #[serde(default)]
+    pub object_stores: Vec<StoreReport>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FsReport {
+    pub name: String,
+    pub max_mds: u32,
+    /// Each MDS serving this filesystem and its state (`up:active`, `up:standby-replay`).
+    pub mds: Vec<MdsReport>,
+    /// MDS daemons waiting for any filesystem.
+    pub standbys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MdsReport {
+    pub name: String,
+    pub state: String,
+    pub rank: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StoreReport {
+    pub name: String,
+    /// Where S3 clients connect, from the gateway's own registration.
+    pub endpoint: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -146,7 +174,16 @@ pub fn explain(code: &str) -> &'static str {
 
 /// Asks Ceph for everything `status` shows: a handful of native calls, each well under a millisecond.
 pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rookery_ceph::CephError> {
-    let status: Status = r.command(Target::Mon, json!({"prefix": "status"}))?;
+    let raw_status: serde_json::Value = r.command(Target::Mon, json!({"prefix": "status"}))?;
+    let status: Status = serde_json::from_value(raw_status.clone()).map_err(|e| {
+        rookery_ceph::CephError::Reply {
+            command: "status".into(),
+            detail: e.to_string(),
+        }
+    })?;
+    let fs_dump: serde_json::Value = r
+        .command(Target::Mon, json!({"prefix": "fs dump"}))
+        .unwrap_or_default();
     let mons: MonDump = r.command(Target::Mon, json!({"prefix": "mon dump"}))?;
     let dump: OsdDump = r.command(Target::Mon, json!({"prefix": "osd dump"}))?;
     let meta: Vec<OsdMetadata> = r
@@ -238,6 +275,8 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
             used_bytes: df.stats.total_used_raw_bytes,
             avail_bytes: df.stats.total_avail_bytes,
         },
+        filesystems: filesystems(&fs_dump),
+        object_stores: object_stores(&raw_status),
         pgs: PgReport {
             total: status.pgmap.num_pgs,
             by_state: status
@@ -248,6 +287,60 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
                 .collect(),
         },
     })
+}
+
+fn filesystems(dump: &serde_json::Value) -> Vec<FsReport> {
+    let standbys: Vec<String> = dump["standbys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["name"].as_str().map(String::from))
+        .collect();
+    let mut out = Vec::new();
+    for fs in dump["filesystems"].as_array().into_iter().flatten() {
+        let map = &fs["mdsmap"];
+        let mut mds: Vec<MdsReport> = map["info"]
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.values())
+            .map(|m| MdsReport {
+                name: m["name"].as_str().unwrap_or_default().to_string(),
+                state: m["state"].as_str().unwrap_or_default().to_string(),
+                rank: m["rank"].as_i64().unwrap_or(-1),
+            })
+            .collect();
+        mds.sort_by(|a, b| a.name.cmp(&b.name));
+        out.push(FsReport {
+            name: map["fs_name"].as_str().unwrap_or_default().to_string(),
+            max_mds: map["max_mds"].as_u64().unwrap_or(0) as u32,
+            mds,
+            standbys: standbys.clone(),
+        });
+    }
+    out
+}
+
+/// Gateways as they registered in the service map: store (their id) and the endpoint they serve.
+fn object_stores(status: &serde_json::Value) -> Vec<StoreReport> {
+    let daemons = &status["servicemap"]["services"]["rgw"]["daemons"];
+    let mut out: Vec<StoreReport> = daemons
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.values())
+        .filter_map(|d| {
+            let meta = &d["metadata"];
+            let name = meta["id"].as_str()?.to_string();
+            let frontend = meta["frontend_config#0"].as_str().unwrap_or_default();
+            let endpoint = frontend
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("endpoint="))
+                .map(|e| format!("http://{e}"))
+                .unwrap_or_default();
+            Some(StoreReport { name, endpoint })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 /// Why the cluster is not ready yet (empty when it is): HEALTH_OK, the expected number of OSDs all up
