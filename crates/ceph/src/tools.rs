@@ -242,13 +242,22 @@ pub fn daemon_command(
         // RGW is a client of the cluster; its section in ceph.conf is `client.rgw.<id>`.
         let exe = resolve("radosgw")?;
         let name = format!("client.rgw.{id}");
-        return Ok((exe, vec!["-f".into(), "--conf".into(), conf, "-n".into(), name]));
+        return Ok((
+            exe,
+            vec!["-f".into(), "--conf".into(), conf, "-n".into(), name],
+        ));
     }
     let program = format!("ceph-{kind}");
     let exe = resolve(&program)?;
     Ok((
         exe,
-        vec!["-f".into(), "--conf".into(), conf, "-i".into(), id.to_string()],
+        vec![
+            "-f".into(),
+            "--conf".into(),
+            conf,
+            "-i".into(),
+            id.to_string(),
+        ],
     ))
 }
 
@@ -276,7 +285,12 @@ fn radosgw_admin(
         .arg("--conf")
         .arg(conf)
         // Give up instead of hanging when PGs are not active (the reconciler retries).
-        .args(["--rados_osd_op_timeout", "60", "--rados_mon_op_timeout", "30"])
+        .args([
+            "--rados_osd_op_timeout",
+            "60",
+            "--rados_mon_op_timeout",
+            "30",
+        ])
         .args(args)
         .stdin(Stdio::null())
         .stderr(err)
@@ -289,13 +303,15 @@ fn radosgw_admin(
     if text.trim().is_empty() {
         return Ok(Ok(serde_json::Value::Null));
     }
-    serde_json::from_str(&text).map(Ok).map_err(|e| ToolError::Failed {
-        step: step.to_string(),
-        program: "radosgw-admin".into(),
-        outcome: format!("printed something that is not JSON ({e})"),
-        stderr_tail: String::new(),
-        hint: None,
-    })
+    serde_json::from_str(&text)
+        .map(Ok)
+        .map_err(|e| ToolError::Failed {
+            step: step.to_string(),
+            program: "radosgw-admin".into(),
+            outcome: format!("printed something that is not JSON ({e})"),
+            stderr_tail: String::new(),
+            hint: None,
+        })
 }
 
 fn admin_failed(step: &str, code: i32, log: &Path) -> ToolError {
@@ -373,10 +389,10 @@ pub fn rgw_admin_user(
                 .map_err(|code| admin_failed(&step, code, log))?
         }
     };
-    let key = info
-        .get("keys")
-        .and_then(|k| k.as_array())
-        .and_then(|k| k.iter().find(|k| k.get("user").and_then(|u| u.as_str()) == Some(uid)));
+    let key = info.get("keys").and_then(|k| k.as_array()).and_then(|k| {
+        k.iter()
+            .find(|k| k.get("user").and_then(|u| u.as_str()) == Some(uid))
+    });
     let field = |name: &str| {
         key.and_then(|k| k.get(name))
             .and_then(|v| v.as_str())

@@ -56,14 +56,16 @@ enum Command {
     ///
     /// Example: rookery doctor -f cluster.yaml
     Doctor(cmd::doctor::DoctorArgs),
-    /// Create or change resources (CephBlockPool, or the CephCluster) on the cluster and wait until done.
+    /// Create or change resources (CephBlockPool, CephFilesystem, CephObjectStore, CephObjectStoreUser, or
+    /// the CephCluster) on the cluster and wait until done.
     ///
     /// Example: rookery apply -f pool.yaml
     Apply(cmd::resources::FileArgs),
-    /// Delete the resources in a file (a pool is refused while it holds volumes).
+    /// Delete the resources in a file (refused while a pool holds volumes, a filesystem has subvolumes or
+    /// mounts, or a store or user has buckets without --yes-delete-buckets).
     ///
     /// Example: rookery delete -f pool.yaml
-    Delete(cmd::resources::FileArgs),
+    Delete(cmd::resources::DeleteArgs),
     /// List resources of a kind.
     ///
     /// Example: rookery get pools -o json
@@ -72,6 +74,14 @@ enum Command {
     ///
     /// Example: rookery volume create data1 --size 10Gi && rookery volume mount data1 /mnt/data1
     Volume(cmd::volume::VolumeArgs),
+    /// CephFS: subvolumes (quota-bounded directories) and mounts on this host.
+    ///
+    /// Example: rookery fs subvolume create myfs app1 --size 10Gi && rookery fs mount myfs:app1 /mnt/app1
+    Fs(cmd::fs::FsArgs),
+    /// Object storage: S3 users (keys kept in the data dir) and buckets.
+    ///
+    /// Example: rookery object user create alice && rookery object bucket create photos --user alice
+    Object(cmd::object::ObjectArgs),
     /// Write objects with checksums through librados, read them back, compare, remove them.
     ///
     /// Example: rookery smoke-test --count 100
@@ -146,6 +156,8 @@ fn main() -> ExitCode {
         Command::Delete(args) => cmd::resources::delete(&layout, &args, cli.output),
         Command::Get(args) => cmd::resources::get(&layout, &args, cli.output),
         Command::Volume(args) => cmd::volume::run(&layout, &args, cli.output),
+        Command::Fs(args) => cmd::fs::run(&layout, &args, cli.output),
+        Command::Object(args) => cmd::object::run(&layout, &args, cli.output),
         Command::SmokeTest(args) => cmd::smoke::run(&layout, &args, cli.output),
         Command::Bench(args) => cmd::bench::run(&layout, &args, cli.output),
         Command::Supervise => supervisor::run(layout).map_err(Failure::from),

@@ -117,7 +117,11 @@ pub fn status(r: &ClusterReport) -> String {
                     "filesystem {}: {} active wanted; mds {}{}",
                     f.name,
                     f.max_mds,
-                    if mds.is_empty() { "none yet".to_string() } else { mds.join(", ") },
+                    if mds.is_empty() {
+                        "none yet".to_string()
+                    } else {
+                        mds.join(", ")
+                    },
                     if f.standbys.is_empty() {
                         String::new()
                     } else {

@@ -281,6 +281,19 @@ fn build_report(shared: &Shared) -> ClusterReport {
             report.not_ready = vec!["the mons are not up yet".into()];
         }
     }
+    // Filesystems, gateways and users are made after Ceph itself is healthy; ready means those too.
+    if let Some(info) = &report.reconcile {
+        if report.not_ready.is_empty() && !info.converged {
+            let doing = info
+                .pending
+                .first()
+                .cloned()
+                .or_else(|| info.waiting.clone())
+                .or_else(|| info.last_error.clone())
+                .unwrap_or_else(|| "reconciling".into());
+            report.not_ready.push(format!("still setting up: {doing}"));
+        }
+    }
     report.ready = report.not_ready.is_empty();
     report
 }

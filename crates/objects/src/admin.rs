@@ -79,7 +79,11 @@ impl BucketStats {
     /// (bytes, objects) stored.
     pub fn usage(&self) -> (u64, u64) {
         let main = self.usage.get("rgw.main");
-        let get = |k: &str| main.and_then(|m| m.get(k)).and_then(|v| v.as_u64()).unwrap_or(0);
+        let get = |k: &str| {
+            main.and_then(|m| m.get(k))
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)
+        };
         (get("size_actual"), get("num_objects"))
     }
 }
@@ -132,16 +136,26 @@ impl Admin {
                 if let Some(m) = &max_buckets {
                     q.push(("max-buckets", m));
                 }
-                self.client
-                    .call(&format!("creating user {uid}"), "PUT", "/admin/user", &q, b"")?;
+                self.client.call(
+                    &format!("creating user {uid}"),
+                    "PUT",
+                    "/admin/user",
+                    &q,
+                    b"",
+                )?;
             }
             Some(have) => {
                 let mut q = vec![("uid", uid), ("display-name", want.display_name.as_str())];
                 if let Some(m) = &max_buckets {
                     q.push(("max-buckets", m));
                 }
-                self.client
-                    .call(&format!("updating user {uid}"), "POST", "/admin/user", &q, b"")?;
+                self.client.call(
+                    &format!("updating user {uid}"),
+                    "POST",
+                    "/admin/user",
+                    &q,
+                    b"",
+                )?;
                 if !have
                     .keys
                     .iter()
@@ -154,8 +168,13 @@ impl Admin {
                         ("secret-key", keys.secret_key.as_str()),
                         ("key-type", "s3"),
                     ];
-                    self.client
-                        .call(&format!("restoring the key of {uid}"), "PUT", "/admin/user", &q, b"")?;
+                    self.client.call(
+                        &format!("restoring the key of {uid}"),
+                        "PUT",
+                        "/admin/user",
+                        &q,
+                        b"",
+                    )?;
                 }
             }
         }

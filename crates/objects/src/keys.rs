@@ -36,7 +36,10 @@ mod tests {
         let b = super::generate().unwrap();
         assert_eq!(a.access_key.len(), 20);
         assert_eq!(a.secret_key.len(), 40);
-        assert!(a.access_key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        assert!(a
+            .access_key
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
         assert_ne!(a, b);
     }
 }

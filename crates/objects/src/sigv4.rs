@@ -53,7 +53,10 @@ pub fn uri_encode(s: &str, keep_slash: bool) -> String {
 
 /// `(YYYYMMDD, YYYYMMDDTHHMMSSZ)` for a time.
 fn stamps(t: SystemTime) -> (String, String) {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -177,7 +180,13 @@ mod tests {
     #[test]
     fn encoding() {
         assert_eq!(uri_encode("a b/c~d", true), "a%20b/c~d");
-        assert_eq!(uri_encode("users=*;buckets=read", false), "users%3D%2A%3Bbuckets%3Dread");
-        assert_eq!(canonical_query(&[("uid", "x"), ("caps", "")]), "caps=&uid=x");
+        assert_eq!(
+            uri_encode("users=*;buckets=read", false),
+            "users%3D%2A%3Bbuckets%3Dread"
+        );
+        assert_eq!(
+            canonical_query(&[("uid", "x"), ("caps", "")]),
+            "caps=&uid=x"
+        );
     }
 }

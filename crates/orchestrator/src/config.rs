@@ -68,6 +68,9 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> Str
         // small cluster 1 s costs little and makes health visible seconds sooner.
         ("mgr_stats_period", "1"),
         ("mon_mgr_digest_period", "1"),
+        // Every pool, key and filesystem change waits for the mons' next proposal; the 1 s default
+        // batching window made each step of setting up a store or filesystem take a second.
+        ("paxos_propose_interval", "0.1"),
     ] {
         g(&mut c, k, v);
     }
@@ -129,7 +132,11 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> Str
             format!("beast endpoint=127.0.0.1:{port} tcp_nodelay=1"),
         );
         c.set(&section, "rgw_thread_pool_size", "64");
-        c.set(&section, "log_file", format!("{dir}/log/$cluster-$name.log"));
+        c.set(
+            &section,
+            "log_file",
+            format!("{dir}/log/$cluster-$name.log"),
+        );
     }
     for (section, options) in &inputs.overrides {
         for (k, v) in options {
@@ -169,10 +176,17 @@ mod tests {
             &ConfInputs {
                 osd_file_size: 1 << 30,
                 overrides,
+                gateways: vec![("s3".into(), 8080)],
             },
         );
         assert!(
             text.contains("mon_host = [v2:127.0.0.1:4000,v1:127.0.0.1:4001]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[client.rgw.s3]")
+                && text.contains("rgw_frontends = beast endpoint=127.0.0.1:8080 tcp_nodelay=1")
+                && text.contains("rgw_zone = s3"),
             "{text}"
         );
         assert!(text.contains("mon_data_avail_warn = 10"));

@@ -225,7 +225,10 @@ impl Desired {
             conf: ConfInputs {
                 osd_file_size: files.map(|f| f.size.0).unwrap_or(0),
                 overrides: spec.ceph_config.clone(),
-                gateways: object_stores.iter().map(|s| (s.name.clone(), s.port)).collect(),
+                gateways: object_stores
+                    .iter()
+                    .map(|s| (s.name.clone(), s.port))
+                    .collect(),
             },
             pools,
             filesystems,

@@ -248,11 +248,23 @@ impl Reconciler {
                 let key = self.get_or_create_key(
                     &r,
                     &entity,
-                    &["mon", "allow profile mds", "mgr", "allow profile mds", "mds", "allow *", "osd", "allow *"],
+                    &[
+                        "mon",
+                        "allow profile mds",
+                        "mgr",
+                        "allow profile mds",
+                        "mds",
+                        "allow *",
+                        "osd",
+                        "allow *",
+                    ],
                 )?;
                 let data = l.mds_data(id);
                 mkdir_private(&data)?;
-                keyring::write(&data.join("keyring"), &[KeyringEntry::new(&entity, &key, &[])])?;
+                keyring::write(
+                    &data.join("keyring"),
+                    &[KeyringEntry::new(&entity, &key, &[])],
+                )?;
             }
             Step::SetupObjectStore { store, port } => {
                 mkdir_private(&l.rgw_dir(store))?;
@@ -269,7 +281,10 @@ impl Reconciler {
                     &entity,
                     &["mon", "allow rw", "osd", "allow rwx", "mgr", "allow rw"],
                 )?;
-                keyring::write(&l.rgw_keyring(store), &[KeyringEntry::new(&entity, &key, &[])])?;
+                keyring::write(
+                    &l.rgw_keyring(store),
+                    &[KeyringEntry::new(&entity, &key, &[])],
+                )?;
             }
             Step::CreateRgwAdmin { store } => {
                 let log = l.log_dir().join(format!("rgw.{store}.setup.log"));
@@ -347,7 +362,9 @@ impl Reconciler {
             .and_then(|e| e.get("key"))
             .and_then(|k| k.as_str())
             .map(String::from)
-            .ok_or_else(|| OrchestratorError::Other(format!("the mons returned no key for {entity}")))
+            .ok_or_else(|| {
+                OrchestratorError::Other(format!("the mons returned no key for {entity}"))
+            })
     }
 
     fn connection(&mut self) -> Result<std::sync::Arc<rookery_ceph::Rados>, OrchestratorError> {

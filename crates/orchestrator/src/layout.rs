@@ -94,9 +94,11 @@ impl Layout {
     }
     /// The directories made at creation, all 0700: keys and sockets live inside.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        ["", "keyring", "mon", "mgr", "osd", "mds", "rgw", "log", "run", "crash"]
-            .iter()
-            .map(|d| self.at(d))
-            .collect()
+        [
+            "", "keyring", "mon", "mgr", "osd", "mds", "rgw", "log", "run", "crash",
+        ]
+        .iter()
+        .map(|d| self.at(d))
+        .collect()
     }
 }

@@ -32,12 +32,14 @@ impl KeyRecord {
 
 pub fn read(path: &Path) -> Result<Option<KeyRecord>, OrchestratorError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            OrchestratorError::Corrupt {
-                path: path.display().to_string(),
-                detail: e.to_string(),
-            }
-        }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| OrchestratorError::Corrupt {
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(OrchestratorError::io(path, e)),
     }
@@ -52,8 +54,8 @@ pub fn write(path: &Path, record: &KeyRecord) -> Result<(), OrchestratorError> {
             .create(dir)
             .map_err(|e| OrchestratorError::io(dir, e))?;
     }
-    let text = serde_json::to_vec_pretty(record)
-        .map_err(|e| OrchestratorError::Other(e.to_string()))?;
+    let text =
+        serde_json::to_vec_pretty(record).map_err(|e| OrchestratorError::Other(e.to_string()))?;
     rookery_ceph::conf::write_atomic(path, &text, 0o600)?;
     Ok(())
 }

@@ -410,7 +410,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         && observed
             .osds
             .iter()
-            .filter(|o| o.id.is_some_and(|id| observed.running.contains(&format!("osd.{id}"))))
+            .filter(|o| {
+                o.id.is_some_and(|id| observed.running.contains(&format!("osd.{id}")))
+            })
             .count() as u32
             >= desired.osd_count;
     plan_filesystems(desired, observed, ceph, &mut p);
@@ -419,7 +421,12 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         .filesystems
         .iter()
         .flat_map(|f| f.mds_ids.iter().map(|id| format!("mds.{id}")))
-        .chain(desired.object_stores.iter().map(|s| format!("rgw.{}", s.name)))
+        .chain(
+            desired
+                .object_stores
+                .iter()
+                .map(|s| format!("rgw.{}", s.name)),
+        )
         .collect();
     for daemon in &observed.running {
         if (daemon.starts_with("mds.") || daemon.starts_with("rgw.")) && !wanted.contains(daemon) {
@@ -597,11 +604,158 @@ mod tests {
             }],
             conf: Default::default(),
             notices: vec![],
+            filesystems: vec![],
+            object_stores: vec![],
+            object_users: vec![],
         }
     }
 
     fn set(items: &[&str]) -> BTreeSet<String> {
         items.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A healthy cluster (mon, mgr, 3 OSDs running, `replicapool` made) with a filesystem or a store wanted.
+    fn running_cluster(d: &Desired) -> Observed {
+        let mut o = mon_up();
+        o.mgr_keyrings = set(&["a"]);
+        o.running = set(&["mon.a", "mgr.a", "osd.0", "osd.1", "osd.2"]);
+        o.osds = (0..3)
+            .map(|id| ObservedOsd {
+                uuid: format!("u{id}"),
+                id: Some(id),
+                store_ready: true,
+            })
+            .collect();
+        let ceph = o.ceph.get_or_insert_with(Default::default);
+        ceph.mgr_available = true;
+        ceph.modules_enabled = set(&["pg_autoscaler"]);
+        for pool in &d.pools {
+            ceph.pools.insert(
+                pool.name.clone(),
+                PoolView {
+                    size: pool.size,
+                    applications: set(&[pool.application.as_str()]),
+                    ..Default::default()
+                },
+            );
+        }
+        o
+    }
+
+    fn with_fs_and_store() -> Desired {
+        let text = format!(
+            "{}---\n{}---\n{}---\n{}",
+            rookery_spec::DEFAULT_YAML,
+            "apiVersion: ceph.rook.io/v1\nkind: CephFilesystem\nmetadata: {name: fs1}\nspec: {dataPools: [{}], metadataServer: {activeCount: 1}}\n",
+            "apiVersion: ceph.rook.io/v1\nkind: CephObjectStore\nmetadata: {name: s3}\nspec: {gateway: {port: 8080}}\n",
+            "apiVersion: ceph.rook.io/v1\nkind: CephObjectStoreUser\nmetadata: {name: alice}\nspec: {store: s3}\n"
+        );
+        Desired::from_resources(&rookery_spec::load(&text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_filesystem_gets_its_mds_daemons_then_is_made_and_tuned() {
+        let d = with_fs_and_store();
+        assert_eq!(d.filesystems[0].mds_ids, vec!["fs1-a", "fs1-b"]);
+        assert_eq!(d.filesystems[0].data_pools, vec!["fs1-data0"]);
+        let mut o = running_cluster(&d);
+        let steps = plan(&d, &o).steps;
+        assert!(
+            steps.contains(&Step::CreateMdsKey { id: "fs1-a".into() }),
+            "{steps:?}"
+        );
+        assert!(steps.contains(&Step::CreateFilesystem {
+            name: "fs1".into(),
+            metadata_pool: "fs1-metadata".into(),
+            data_pool: "fs1-data0".into()
+        }));
+        o.mds_keyrings = set(&["fs1-a", "fs1-b"]);
+        o.running.extend(set(&["mds.fs1-a", "mds.fs1-b"]));
+        o.ceph.as_mut().unwrap().filesystems.insert(
+            "fs1".into(),
+            FsView {
+                max_mds: 1,
+                standby_replay: false,
+                data_pools: set(&["fs1-data0"]),
+            },
+        );
+        let steps: Vec<Step> = plan(&d, &o)
+            .steps
+            .into_iter()
+            .filter(|s| !matches!(s, Step::SetupObjectStore { .. }))
+            .collect();
+        assert_eq!(
+            steps,
+            vec![Step::SetFsOption {
+                name: "fs1".into(),
+                var: "allow_standby_replay".into(),
+                value: "true".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_object_store_is_set_up_started_then_given_users() {
+        let d = with_fs_and_store();
+        let mut o = running_cluster(&d);
+        o.mds_keyrings = set(&["fs1-a", "fs1-b"]);
+        o.running.extend(set(&["mds.fs1-a", "mds.fs1-b"]));
+        let only_store = |o: &Observed| -> Vec<Step> {
+            plan(&d, o)
+                .steps
+                .into_iter()
+                .filter(|s| !matches!(s, Step::CreateFilesystem { .. }))
+                .collect()
+        };
+        assert_eq!(
+            only_store(&o),
+            vec![Step::SetupObjectStore {
+                store: "s3".into(),
+                port: 8080
+            }]
+        );
+        o.rgw_realms = set(&["s3"]);
+        assert_eq!(
+            only_store(&o),
+            vec![
+                Step::CreateRgwKey { store: "s3".into() },
+                Step::Start {
+                    daemon: "rgw.s3".into()
+                }
+            ]
+        );
+        o.rgw_keyrings = set(&["s3"]);
+        o.busy_ports.insert(8080, "pid 1 (nginx)".into());
+        let p = plan(&d, &o);
+        assert!(
+            p.blocked
+                .iter()
+                .any(|b| b.contains("port 8080 is in use by pid 1")),
+            "{p:?}"
+        );
+        o.busy_ports.clear();
+        o.running.insert("rgw.s3".into());
+        assert_eq!(
+            only_store(&o),
+            vec![Step::CreateRgwAdmin { store: "s3".into() }]
+        );
+        o.rgw_admins = set(&["s3"]);
+        let apply = Step::ApplyObjectUser {
+            store: "s3".into(),
+            uid: "alice".into(),
+        };
+        assert_eq!(only_store(&o), vec![apply.clone()]);
+        o.object_users
+            .insert(("s3".into(), "alice".into()), d.object_users[0].digest());
+        assert!(only_store(&o).is_empty());
+        // A gateway whose store left the spec is stopped.
+        o.running.insert("rgw.old".into());
+        assert_eq!(
+            only_store(&o),
+            vec![Step::Stop {
+                daemon: "rgw.old".into()
+            }]
+        );
     }
 
     /// A fresh cluster with keys, conf and a running mon in quorum.

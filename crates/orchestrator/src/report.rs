@@ -175,12 +175,11 @@ pub fn explain(code: &str) -> &'static str {
 /// Asks Ceph for everything `status` shows: a handful of native calls, each well under a millisecond.
 pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rookery_ceph::CephError> {
     let raw_status: serde_json::Value = r.command(Target::Mon, json!({"prefix": "status"}))?;
-    let status: Status = serde_json::from_value(raw_status.clone()).map_err(|e| {
-        rookery_ceph::CephError::Reply {
+    let status: Status =
+        serde_json::from_value(raw_status.clone()).map_err(|e| rookery_ceph::CephError::Reply {
             command: "status".into(),
             detail: e.to_string(),
-        }
-    })?;
+        })?;
     let fs_dump: serde_json::Value = r
         .command(Target::Mon, json!({"prefix": "fs dump"}))
         .unwrap_or_default();

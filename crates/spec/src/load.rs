@@ -4,8 +4,8 @@ use serde_yaml::Value;
 
 use crate::schema::{classify, Schema, Seg, CLUSTER, FILESYSTEM, OBJECT_STORE, OBJECT_USER, POOL};
 use crate::{
-    validate, CephBlockPool, CephFilesystem, CephObjectStore, CephObjectStoreUser, Notice, Resources,
-    SpecError, SpecErrors, API_VERSION,
+    validate, CephBlockPool, CephFilesystem, CephObjectStore, CephObjectStoreUser, Notice,
+    Resources, SpecError, SpecErrors, API_VERSION,
 };
 
 /// Parses and validates multi-document YAML, reporting every problem found.
@@ -218,7 +218,10 @@ pub(crate) fn load_all(text: &str) -> (Resources, Vec<SpecError>) {
         out.absorb(report, p.prefix.as_deref(), &p.label);
     }
     // Pool names across kinds: a block pool may not take a pool a filesystem or object store makes.
-    let mut taken: Vec<String> = pools.iter().map(|p| p.pool.pool_name().to_owned()).collect();
+    let mut taken: Vec<String> = pools
+        .iter()
+        .map(|p| p.pool.pool_name().to_owned())
+        .collect();
     for f in &filesystems {
         let mut r = Report::default();
         let fs = &f.item;
@@ -256,7 +259,10 @@ pub(crate) fn load_all(text: &str) -> (Resources, Vec<SpecError>) {
     for (i, st) in stores.iter().enumerate() {
         let mut r = Report::default();
         let s = &st.item;
-        if stores[..i].iter().any(|o| o.item.metadata.name == s.metadata.name) {
+        if stores[..i]
+            .iter()
+            .any(|o| o.item.metadata.name == s.metadata.name)
+        {
             r.error(
                 "metadata.name",
                 format!("a second CephObjectStore is named {:?}", s.metadata.name),
@@ -270,7 +276,10 @@ pub(crate) fn load_all(text: &str) -> (Resources, Vec<SpecError>) {
         {
             r.error(
                 "spec.gateway.port",
-                format!("port {port} is already the port of object store {:?}", o.item.metadata.name),
+                format!(
+                    "port {port} is already the port of object store {:?}",
+                    o.item.metadata.name
+                ),
                 "give each object store its own port",
             );
         }

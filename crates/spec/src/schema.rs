@@ -183,7 +183,8 @@ pub(crate) const POOL: Schema = Schema {
     ],
 };
 
-const POOL_FIELDS: &str = "name failureDomain replicated deviceClass parameters quotas erasureCoded";
+const POOL_FIELDS: &str =
+    "name failureDomain replicated deviceClass parameters quotas erasureCoded";
 
 pub(crate) const FILESYSTEM: Schema = Schema {
     fields: &[

@@ -419,7 +419,10 @@ fn file_and_object_kinds_load() {
     assert_eq!(fs.metadata_pool_name(), "myfs-metadata");
     assert_eq!(fs.data_pool_names(), vec!["myfs-replicated"]);
     assert!(fs.spec.preserve_pools_on_delete);
-    assert!(res.notices.iter().any(|n| n.path.contains("metadataServer.resources")));
+    assert!(res
+        .notices
+        .iter()
+        .any(|n| n.path.contains("metadataServer.resources")));
     let store = &res.object_stores[0];
     assert_eq!(store.data_pool_name(), "my-store.rgw.buckets.data");
     assert_eq!(store.spec.gateway.port, 8080);
@@ -433,44 +436,115 @@ fn file_and_object_kinds_load() {
 #[test]
 fn file_and_object_errors() {
     let cases: &[(&str, &str, &str)] = &[
-        ("activeCount: 1", "activeCount: 0", "spec.metadataServer.activeCount ~ at least one active MDS"),
-        ("metadataPool: {replicated: {size: 3}}", "metadataPool: {replicated: {size: 0}}", "spec.metadataPool.replicated.size ~ out of range"),
-        ("dataPools: [{name: replicated, replicated: {size: 3}}]", "dataPools: []", "spec.dataPools ~ at least one data pool"),
-        ("dataPools: [{name: replicated, replicated: {size: 3}}]", "dataPools: [{name: replicated, replicated: {size: 5}}]", "spec.dataPools[0].replicated.size ~ only 3 OSDs"),
+        (
+            "activeCount: 1",
+            "activeCount: 0",
+            "spec.metadataServer.activeCount ~ at least one active MDS",
+        ),
+        (
+            "metadataPool: {replicated: {size: 3}}",
+            "metadataPool: {replicated: {size: 0}}",
+            "spec.metadataPool.replicated.size ~ out of range",
+        ),
+        (
+            "dataPools: [{name: replicated, replicated: {size: 3}}]",
+            "dataPools: []",
+            "spec.dataPools ~ at least one data pool",
+        ),
+        (
+            "dataPools: [{name: replicated, replicated: {size: 3}}]",
+            "dataPools: [{name: replicated, replicated: {size: 5}}]",
+            "spec.dataPools[0].replicated.size ~ only 3 OSDs",
+        ),
     ];
     for (from, to, expected) in cases {
         let (path, needle) = expected.split_once(" ~ ").unwrap();
-        fails_at(&with_cluster(&[&FS.replace(from, to)]), &format!("CephFilesystem/myfs: {path}"), needle);
+        fails_at(
+            &with_cluster(&[&FS.replace(from, to)]),
+            &format!("CephFilesystem/myfs: {path}"),
+            needle,
+        );
     }
     let cases: &[(&str, &str, &str)] = &[
-        ("port: 8080", "port: 70000", "spec.gateway.port ~ not a TCP port"),
+        (
+            "port: 8080",
+            "port: 70000",
+            "spec.gateway.port ~ not a TCP port",
+        ),
         ("port: 8080", "port: 0", "spec.gateway.port ~ needs a port"),
-        ("instances: 1", "instances: 2", "spec.gateway.instances ~ 2 gateway instances"),
-        ("dataChunks: 2, codingChunks: 1", "dataChunks: 3, codingChunks: 2", "spec.dataPool.erasureCoded ~ need 5 OSDs"),
-        ("gateway: {", "gateway: {securePort: 443, ", "spec.gateway.securePort ~ does not support"),
+        (
+            "instances: 1",
+            "instances: 2",
+            "spec.gateway.instances ~ 2 gateway instances",
+        ),
+        (
+            "dataChunks: 2, codingChunks: 1",
+            "dataChunks: 3, codingChunks: 2",
+            "spec.dataPool.erasureCoded ~ need 5 OSDs",
+        ),
+        (
+            "gateway: {",
+            "gateway: {securePort: 443, ",
+            "spec.gateway.securePort ~ does not support",
+        ),
     ];
     for (from, to, expected) in cases {
         let (path, needle) = expected.split_once(" ~ ").unwrap();
-        fails_at(&with_cluster(&[&STORE.replace(from, to)]), &format!("CephObjectStore/my-store: {path}"), needle);
+        fails_at(
+            &with_cluster(&[&STORE.replace(from, to)]),
+            &format!("CephObjectStore/my-store: {path}"),
+            needle,
+        );
     }
     let cases: &[(&str, &str, &str)] = &[
-        ("name: alice", "name: Alice_1", "metadata.name ~ not a valid name"),
-        ("store: my-store", "store: nowhere", "spec.store ~ no CephObjectStore named \"nowhere\""),
-        ("bucket: read", "bucket: all", "spec.capabilities.bucket ~ not an access level"),
-        ("bucket: read", "roles: read", "spec.capabilities.roles ~ not a capability rookery grants"),
+        (
+            "name: alice",
+            "name: Alice_1",
+            "metadata.name ~ not a valid name",
+        ),
+        (
+            "store: my-store",
+            "store: nowhere",
+            "spec.store ~ no CephObjectStore named \"nowhere\"",
+        ),
+        (
+            "bucket: read",
+            "bucket: all",
+            "spec.capabilities.bucket ~ not an access level",
+        ),
+        (
+            "bucket: read",
+            "roles: read",
+            "spec.capabilities.roles ~ not a capability rookery grants",
+        ),
     ];
     for (from, to, expected) in cases {
         let (path, needle) = expected.split_once(" ~ ").unwrap();
         let user = USER.replace(from, to);
-        let name = if user.contains("Alice_1") { "Alice_1" } else { "alice" };
-        fails_at(&with_cluster(&[STORE, &user]), &format!("CephObjectStoreUser/{name}: {path}"), needle);
+        let name = if user.contains("Alice_1") {
+            "Alice_1"
+        } else {
+            "alice"
+        };
+        fails_at(
+            &with_cluster(&[STORE, &user]),
+            &format!("CephObjectStoreUser/{name}: {path}"),
+            needle,
+        );
     }
     // Two users of one name in one store, and two stores on one port.
     let errs = errors(&with_cluster(&[STORE, USER, USER]));
-    assert!(errs.iter().any(|e| e.message.contains("second CephObjectStoreUser")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("second CephObjectStoreUser")),
+        "{errs:#?}"
+    );
     let other = STORE.replace("name: my-store", "name: other");
     let errs = errors(&with_cluster(&[STORE, &other]));
-    assert!(errs.iter().any(|e| e.path.ends_with("spec.gateway.port")), "{errs:#?}");
+    assert!(
+        errs.iter().any(|e| e.path.ends_with("spec.gateway.port")),
+        "{errs:#?}"
+    );
 }
 
 #[test]

@@ -2,7 +2,8 @@ use std::collections::BTreeMap;
 
 use crate::load::Report;
 use crate::{
-    CephBlockPool, CephCluster, CephFilesystem, CephObjectStore, CephObjectStoreUser, PoolSpec, Quantity,
+    CephBlockPool, CephCluster, CephFilesystem, CephObjectStore, CephObjectStoreUser, PoolSpec,
+    Quantity,
 };
 
 const FAILURE_DOMAINS: &[&str] = &[
@@ -316,7 +317,9 @@ pub(crate) fn pool_fits(spec: &PoolSpec, at: &str, osds: u32, r: &mut Report) {
         r.error(
             format!("{at}.replicated.size"),
             format!("the pool keeps {size} replicas but the cluster has only {osds} OSDs"),
-            format!("lower replicated.size to {osds} or raise spec.storage.osdFiles.count to {size}"),
+            format!(
+                "lower replicated.size to {osds} or raise spec.storage.osdFiles.count to {size}"
+            ),
         );
     }
 }

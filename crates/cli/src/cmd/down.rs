@@ -46,6 +46,7 @@ pub fn run(layout: &Layout, args: &DownArgs, output: Output) -> CmdResult {
     }
     let started = Instant::now();
     unmount_volumes(layout, !args.purge)?;
+    unmount_files(layout, !args.purge)?;
     stop(layout, &state)?;
     if args.purge {
         kill_leftovers(layout);
@@ -89,6 +90,28 @@ fn unmount_volumes(layout: &Layout, remount: bool) -> Result<(), Failure> {
             r.pool,
             r.volume,
             r.path.display(),
+            if remount {
+                " (`rookery up` mounts it again)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// CephFS mounts go too, for the same reason; a plain `down` remembers them for the next `up`.
+fn unmount_files(layout: &Layout, remount: bool) -> Result<(), Failure> {
+    if !layout.root.join("files").join("mounts.json").exists() {
+        return Ok(());
+    }
+    let done = rookery_files::mount::suspend_all(&layout.root, remount)
+        .map_err(|e| Failure::from(anyhow!(e)))?;
+    for m in done {
+        eprintln!(
+            "unmounted {} from {}{}",
+            m.source(),
+            m.path.display(),
             if remount {
                 " (`rookery up` mounts it again)"
             } else {

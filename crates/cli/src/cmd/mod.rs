@@ -4,6 +4,8 @@ pub mod bench;
 pub mod bench_volumes;
 pub mod doctor;
 pub mod down;
+pub mod fs;
+pub mod object;
 pub mod resources;
 pub mod smoke;
 pub mod status;

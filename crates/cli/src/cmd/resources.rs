@@ -27,6 +27,15 @@ pub struct FileArgs {
 }
 
 #[derive(Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Also delete the buckets (and their objects) of a deleted object store or user.
+    #[arg(long)]
+    pub yes_delete_buckets: bool,
+}
+
+#[derive(Args)]
 pub struct GetArgs {
     pub kind: Kind,
 }
@@ -63,24 +72,40 @@ fn render(docs: &[Value]) -> Result<String, Failure> {
     Ok(parts.map_err(|e| Failure::from(anyhow!(e)))?.join("---\n"))
 }
 
-/// Validates `file` and the cluster's spec with it applied (or removed), returning the new spec text.
-fn edited_spec(
-    layout: &Layout,
-    file: &Path,
-    remove: bool,
-) -> Result<(String, Vec<Value>), Failure> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", file.display())))?;
-    let given = super::load_spec_text(&text, &file.display().to_string(), false)?;
-    drop(given);
+fn read_file(file: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(file)
+        .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", file.display())))
+}
+
+/// The spec's documents as they are saved now.
+fn saved_docs(layout: &Layout) -> Result<Vec<Value>, Failure> {
     let saved = std::fs::read_to_string(layout.spec()).map_err(|_| {
         Failure::bad_input(format!(
             "{} holds no cluster; run `rookery up` first",
             layout.root.display()
         ))
     })?;
-    let mut docs = documents(&saved)?;
-    let new = documents(&text)?;
+    documents(&saved)
+}
+
+/// The saved resources, validated.
+pub fn saved_resources(layout: &Layout) -> Result<rookery_spec::Resources, Failure> {
+    let text = render(&saved_docs(layout)?)?;
+    super::load_spec_text(&text, "the cluster's spec", true)
+}
+
+/// Validates `text` (from `origin`) and the cluster's spec with it applied (or removed), returning the
+/// new spec text and the documents of `text`.
+fn edited_spec(
+    layout: &Layout,
+    text: &str,
+    origin: &str,
+    remove: bool,
+) -> Result<(String, Vec<Value>), Failure> {
+    let given = super::load_spec_text(text, origin, false)?;
+    drop(given);
+    let mut docs = saved_docs(layout)?;
+    let new = documents(text)?;
     for doc in &new {
         let k = key(doc);
         if k.0 == "CephCluster" {
@@ -92,8 +117,7 @@ fn edited_spec(
             }
             if current.as_ref().is_some_and(|c| c.1 != k.1) {
                 return Err(Failure::bad_input(format!(
-                    "{} describes cluster {:?}, but this data dir holds {:?}; use that cluster's --data-dir",
-                    file.display(),
+                    "{origin} describes cluster {:?}, but this data dir holds {:?}; use that cluster's --data-dir",
                     k.1,
                     current.map(|c| c.1).unwrap_or_default()
                 )));
@@ -162,23 +186,80 @@ fn save(layout: &Layout, text: &str) -> Result<(), Failure> {
 }
 
 pub fn apply(layout: &Layout, args: &FileArgs, output: Output) -> CmdResult {
-    let (merged, new) = edited_spec(layout, &args.file, false)?;
+    let text = read_file(&args.file)?;
+    apply_text(layout, &text, &args.file.display().to_string(), output)
+}
+
+/// A port wanted by an object store that some process other than that store's gateway listens on.
+fn check_gateway_ports(layout: &Layout, new: &[Value]) -> Result<(), Failure> {
+    for doc in new.iter().filter(|d| key(d).0 == "CephObjectStore") {
+        let store = key(doc).1;
+        let port = doc
+            .get("spec")
+            .and_then(|s| s.get("gateway"))
+            .and_then(|g| g.get("port"))
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok());
+        let Some(port) = port else { continue };
+        if let Some((pid, cmd)) = rookery_platform::proc::tcp_listener(port) {
+            let ours = cmd.contains(&format!("client.rgw.{store}"))
+                && cmd.contains(&layout.conf().display().to_string());
+            if !ours {
+                return Err(Failure::bad_input(format!(
+                    "CephObjectStore/{store}: spec.gateway.port {port} is in use by pid {pid} ({cmd}); choose a free port or stop that process; nothing was changed"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies resources given as text: validate with the whole spec, save, wait for the supervisor, and show
+/// the keys of users made now (the only time they are printed without `--show-secret`).
+pub fn apply_text(layout: &Layout, text: &str, origin: &str, output: Output) -> CmdResult {
+    let before: Vec<(String, String)> = saved_docs(layout)?.iter().map(key).collect();
+    let (merged, new) = edited_spec(layout, text, origin, false)?;
+    check_gateway_ports(layout, &new)?;
     save(layout, &merged)?;
     let names: Vec<String> = new
         .iter()
         .map(|d| format!("{}/{}", key(d).0, key(d).1))
         .collect();
-    let report = wait_reconciled(layout, &merged, Duration::from_secs(120))?;
+    let report = wait_reconciled(layout, &merged, Duration::from_secs(180))?;
     let blocked = report
         .as_ref()
         .and_then(|r| r.reconcile.as_ref())
         .map(|i| i.blocked.clone())
         .unwrap_or_default();
+    let mut new_keys = Vec::new();
+    for doc in new.iter().filter(|d| key(d).0 == "CephObjectStoreUser") {
+        let k = key(doc);
+        if before.contains(&k) {
+            continue;
+        }
+        let store = doc
+            .get("spec")
+            .and_then(|s| s.get("store"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let record = rookery_orchestrator::objectstore::read(&layout.rgw_user(&store, &k.1))
+            .map_err(|e| Failure::from(anyhow!(e)))?;
+        if let Some(r) = record {
+            new_keys.push((store, k.1, r));
+        }
+    }
     match output {
-        Output::Json => println!(
-            "{}",
-            json!({"applied": names, "reconciled": report.is_some(), "blocked": blocked})
-        ),
+        Output::Json => {
+            let users: Vec<serde_json::Value> = new_keys
+                .iter()
+                .map(|(store, uid, r)| json!({"store": store, "user": uid, "access_key": r.access_key, "secret_key": r.secret_key}))
+                .collect();
+            println!(
+                "{}",
+                json!({"applied": names, "reconciled": report.is_some(), "blocked": blocked, "new_users": users})
+            )
+        }
         Output::Text => {
             for n in &names {
                 println!(
@@ -188,6 +269,26 @@ pub fn apply(layout: &Layout, args: &FileArgs, output: Output) -> CmdResult {
                     } else {
                         " (the cluster is stopped: `rookery up` reconciles it)"
                     }
+                );
+            }
+            for (store, uid, r) in &new_keys {
+                println!("user {uid} of object store {store}:");
+                println!("  access key  {}", r.access_key);
+                println!("  secret key  {}", r.secret_key);
+                println!(
+                    "  (shown once; `rookery object user show {uid} --show-secret` shows it again)"
+                );
+            }
+            for doc in new.iter().filter(|d| key(d).0 == "CephObjectStore") {
+                let port = doc
+                    .get("spec")
+                    .and_then(|s| s.get("gateway"))
+                    .and_then(|g| g.get("port"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                println!(
+                    "object store {}: S3 endpoint http://127.0.0.1:{port}",
+                    key(doc).1
                 );
             }
             for b in &blocked {
@@ -205,8 +306,64 @@ pub fn apply(layout: &Layout, args: &FileArgs, output: Output) -> CmdResult {
     }
 }
 
-pub fn delete(layout: &Layout, args: &FileArgs, output: Output) -> CmdResult {
-    let (merged, gone) = edited_spec(layout, &args.file, true)?;
+fn delete_pool(rados: &rookery_ceph::Rados, pool: &str) -> Result<(), Failure> {
+    match rados.command_status(
+        Target::Mon,
+        json!({"prefix": "osd pool delete", "pool": pool, "pool2": pool, "yes_i_really_really_mean_it": true}),
+    ) {
+        Ok(_) => Ok(()),
+        Err(e) if e.errno() == Some(-libc::ENOENT) => Ok(()),
+        Err(e) => Err(Failure::from(anyhow!(e))),
+    }
+}
+
+fn remove_auth(rados: &rookery_ceph::Rados, entity: &str) {
+    let _ = rados.command_status(Target::Mon, json!({"prefix": "auth rm", "entity": entity}));
+}
+
+/// The spec's object store named `store`, with its gateway port.
+pub fn store_admin(
+    layout: &Layout,
+    res: &rookery_spec::Resources,
+    store: &str,
+) -> Result<rookery_objects::admin::Admin, Failure> {
+    let port = res
+        .object_stores
+        .iter()
+        .find(|s| s.metadata.name == store)
+        .map(|s| u16::try_from(s.spec.gateway.port).unwrap_or(0))
+        .ok_or_else(|| Failure::bad_input(format!("there is no object store {store:?}")))?;
+    rookery_orchestrator::objectstore::admin(layout, store, port)
+        .map_err(|e| Failure::from(anyhow!(e)))?
+        .ok_or_else(|| {
+            Failure::from(anyhow!(
+                "object store {store} is not set up yet; wait for `rookery status` to show it"
+            ))
+        })
+}
+
+pub fn delete(layout: &Layout, args: &DeleteArgs, output: Output) -> CmdResult {
+    let text = read_file(&args.file.file)?;
+    let origin = args.file.file.display().to_string();
+    delete_text(layout, &text, &origin, args.yes_delete_buckets, output)
+}
+
+/// Deletes the resources given as text; refusals (volumes, subvolumes, mounts, buckets) change nothing.
+pub fn delete_text(
+    layout: &Layout,
+    text: &str,
+    origin: &str,
+    yes_delete_buckets: bool,
+    output: Output,
+) -> CmdResult {
+    let current = saved_resources(layout)?;
+    let (merged, gone) = edited_spec(layout, text, origin, true)?;
+    let of = |kind: &str| -> Vec<String> {
+        gone.iter()
+            .filter(|d| key(d).0 == kind)
+            .map(|d| key(d).1)
+            .collect()
+    };
     let pools: Vec<String> = gone
         .iter()
         .filter(|d| key(d).0 == "CephBlockPool")
@@ -219,6 +376,7 @@ pub fn delete(layout: &Layout, args: &FileArgs, output: Output) -> CmdResult {
         })
         .collect();
     let rados = super::connect(layout)?;
+    // Every refusal comes before anything changes.
     for pool in &pools {
         if let Ok(io) = rados.ioctx(pool) {
             let volumes = rookery_ceph::rbd::list(&io).map_err(|e| Failure::from(anyhow!(e)))?;
@@ -230,24 +388,164 @@ pub fn delete(layout: &Layout, args: &FileArgs, output: Output) -> CmdResult {
             }
         }
     }
-    save(layout, &merged)?;
-    // Only once the supervisor reconciles to the spec without the pool can it no longer recreate it.
-    wait_reconciled(layout, &merged, Duration::from_secs(60))?;
-    for pool in &pools {
-        match rados.command_status(
-            Target::Mon,
-            json!({"prefix": "osd pool delete", "pool": pool, "pool2": pool, "yes_i_really_really_mean_it": true}),
-        ) {
-            Ok(_) => {}
-            Err(e) if e.errno() == Some(-libc::ENOENT) => {}
-            Err(e) => return Err(Failure::from(anyhow!(e))),
+    let filesystems: Vec<&rookery_spec::CephFilesystem> = current
+        .filesystems
+        .iter()
+        .filter(|f| of("CephFilesystem").contains(&f.metadata.name))
+        .collect();
+    let mounts = rookery_files::mount::list(&layout.root).unwrap_or_default();
+    for fs in &filesystems {
+        let name = &fs.metadata.name;
+        let here: Vec<String> = mounts
+            .iter()
+            .filter(|m| &m.fs == name)
+            .map(|m| m.path.display().to_string())
+            .collect();
+        if !here.is_empty() {
+            return Err(Failure::bad_input(format!(
+                "filesystem {name} is mounted at {}; unmount it first (`rookery fs unmount PATH`); nothing was changed",
+                here.join(", ")
+            )));
+        }
+        if !fs.spec.preserve_filesystem_on_delete {
+            let subs = rookery_files::subvolume::names(&rados, name).unwrap_or_default();
+            if !subs.is_empty() {
+                return Err(Failure::bad_input(format!(
+                    "filesystem {name} still has subvolumes: {}; remove them first (`rookery fs subvolume rm {name} NAME`); nothing was changed",
+                    subs.join(", ")
+                )));
+            }
         }
     }
+    // Users of deleted stores, and deleted users: their buckets go only with --yes-delete-buckets.
+    let users: Vec<&rookery_spec::CephObjectStoreUser> = current
+        .object_users
+        .iter()
+        .filter(|u| of("CephObjectStoreUser").contains(&u.metadata.name))
+        .collect();
+    let stores: Vec<&rookery_spec::CephObjectStore> = current
+        .object_stores
+        .iter()
+        .filter(|s| of("CephObjectStore").contains(&s.metadata.name))
+        .collect();
+    let mut buckets: Vec<(String, String)> = Vec::new();
+    for u in &users {
+        if let Ok(admin) = store_admin(layout, &current, &u.spec.store) {
+            let names = admin
+                .buckets(&u.metadata.name)
+                .map_err(|e| Failure::from(anyhow!(e)))?;
+            buckets.extend(names.into_iter().map(|b| (u.spec.store.clone(), b)));
+        }
+    }
+    for st in &stores {
+        if let Ok(admin) = store_admin(layout, &current, &st.metadata.name) {
+            let names = admin.buckets("").unwrap_or_default();
+            buckets.extend(names.into_iter().map(|b| (st.metadata.name.clone(), b)));
+        }
+    }
+    buckets.sort();
+    buckets.dedup();
+    if !buckets.is_empty() && !yes_delete_buckets {
+        let list: Vec<String> = buckets
+            .iter()
+            .map(|(s, b)| format!("{b} (in {s})"))
+            .collect();
+        return Err(Failure::bad_input(format!(
+            "buckets would be deleted with it: {}; delete them first (`rookery object bucket rm`), or add --yes-delete-buckets; nothing was changed",
+            list.join(", ")
+        )));
+    }
+    for u in &users {
+        let admin = store_admin(layout, &current, &u.spec.store).ok();
+        if let Some(admin) = admin {
+            admin
+                .remove_user(&u.metadata.name, true)
+                .map_err(|e| Failure::from(anyhow!(e)))?;
+        }
+    }
+    save(layout, &merged)?;
+    // Only once the supervisor reconciles to the spec without them can it no longer recreate them (and
+    // it has stopped the MDS daemons and gateways they had).
+    wait_reconciled(layout, &merged, Duration::from_secs(60))?;
+    for u in &users {
+        let _ = std::fs::remove_file(layout.rgw_user(&u.spec.store, &u.metadata.name));
+    }
+    for pool in &pools {
+        delete_pool(&rados, pool)?;
+    }
+    let mut deleted_pools = pools.clone();
+    for fs in &filesystems {
+        let name = &fs.metadata.name;
+        if !fs.spec.preserve_filesystem_on_delete {
+            let _ =
+                rados.command_status(Target::Mon, json!({"prefix": "fs fail", "fs_name": name}));
+            match rados.command_status(
+                Target::Mon,
+                json!({"prefix": "fs rm", "fs_name": name, "yes_i_really_mean_it": true}),
+            ) {
+                Ok(_) => {}
+                Err(e) if e.errno() == Some(-libc::ENOENT) => {}
+                Err(e) => return Err(Failure::from(anyhow!(e))),
+            }
+            if !fs.spec.preserve_pools_on_delete {
+                let mut names = vec![fs.metadata_pool_name()];
+                names.extend(fs.data_pool_names());
+                for p in names {
+                    delete_pool(&rados, &p)?;
+                    deleted_pools.push(p);
+                }
+            }
+        }
+        let letters = (fs.spec.metadata_server.active_count * 2) as usize;
+        for i in 0..letters.max(26) {
+            let id = format!("{name}-{}", char::from(b'a' + (i % 26) as u8));
+            let dir = layout.mds_data(&id);
+            if dir.exists() {
+                remove_auth(&rados, &format!("mds.{id}"));
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let remaining_stores = current.object_stores.len() - stores.len();
+    for st in &stores {
+        let name = &st.metadata.name;
+        if yes_delete_buckets {
+            if let Ok(admin) = store_admin(layout, &current, name) {
+                for (_, b) in buckets.iter().filter(|(s, _)| s == name) {
+                    let _ = admin.remove_bucket(b, true);
+                }
+            }
+        }
+        if !st.spec.preserve_pools_on_delete {
+            let mut names = st.metadata_pool_names();
+            names.push(st.data_pool_name());
+            for p in names {
+                if p == ".rgw.root" && remaining_stores > 0 {
+                    continue;
+                }
+                delete_pool(&rados, &p)?;
+                deleted_pools.push(p);
+            }
+        }
+        remove_auth(&rados, &format!("client.rgw.{name}"));
+        let _ = std::fs::remove_file(layout.rgw_keyring(name));
+        let _ = std::fs::remove_dir_all(layout.rgw_dir(name));
+    }
+    let names: Vec<String> = gone
+        .iter()
+        .map(|d| format!("{}/{}", key(d).0, key(d).1))
+        .collect();
     match output {
-        Output::Json => println!("{}", json!({"deleted_pools": pools})),
+        Output::Json => println!(
+            "{}",
+            json!({"deleted": names, "deleted_pools": deleted_pools, "deleted_buckets": buckets.iter().map(|(_, b)| b).collect::<Vec<_>>()})
+        ),
         Output::Text => {
-            for p in &pools {
-                println!("CephBlockPool {p} deleted");
+            for n in &names {
+                println!("{n} deleted");
+            }
+            if !deleted_pools.is_empty() {
+                println!("pools deleted: {}", deleted_pools.join(", "));
             }
         }
     }

@@ -114,11 +114,36 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
     let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
     if report.ready {
         remount_volumes(layout);
+        remount_files(layout);
     }
     finish(&report, started, output, fresh)
 }
 
 /// Mounts again the volumes `rookery down` unmounted.
+/// Mounts again the CephFS mounts `rookery down` (or a host restart) took away.
+fn remount_files(layout: &Layout) {
+    if !layout.root.join("files").join("mounts.json").exists() {
+        return;
+    }
+    match rookery_files::mount::resume_all(&layout.conf(), &layout.root) {
+        Ok(results) => {
+            for (m, result) in results {
+                match result {
+                    Ok(()) => eprintln!("mounted {} again at {}", m.source(), m.path.display()),
+                    Err(e) => eprintln!(
+                        "warning: {} was not mounted again at {}: {e}; `rookery fs mount {} {}` retries",
+                        m.source(),
+                        m.path.display(),
+                        m.source(),
+                        m.path.display()
+                    ),
+                }
+            }
+        }
+        Err(e) => eprintln!("warning: could not read the CephFS mounts to restore: {e}"),
+    }
+}
+
 fn remount_volumes(layout: &Layout) {
     let Ok(records) = rookery_volumes::records::Records::open(&layout.root) else {
         return;

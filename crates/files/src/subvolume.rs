@@ -1,0 +1,160 @@
+//! Subvolumes: `fs subvolume create|ls|info|resize|rm` of the mgr's volumes module, called natively.
+
+use rookery_ceph::{Rados, Target};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::{bad, FileError};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SubvolumeInfo {
+    pub name: String,
+    /// Path inside the filesystem, what a mount of the subvolume roots at.
+    pub path: String,
+    /// None: no quota.
+    pub quota_bytes: Option<u64>,
+    pub used_bytes: u64,
+    pub created: String,
+    /// Kubernetes names recorded by the CSI driver, when it made the subvolume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+}
+
+/// Subvolume names: what the volumes module accepts and is safe in paths and records.
+pub fn check_name(name: &str) -> Result<(), FileError> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with(['.', '-', '_'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "{name:?} is not a valid subvolume name; use 1 to 100 letters, digits, '-', '_' and '.', starting with a letter or digit"
+        )))
+    }
+}
+
+fn is_errno(e: &rookery_ceph::CephError, errno: i32) -> bool {
+    e.errno() == Some(-errno)
+}
+
+/// The filesystem must exist: a clear error instead of the volumes module's "volume does not exist".
+fn check_fs(r: &Rados, fs: &str) -> Result<(), FileError> {
+    let ls: Value = r.command(Target::Mon, json!({"prefix": "fs ls"}))?;
+    let found = ls
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|f| f["name"].as_str() == Some(fs));
+    if found {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "there is no filesystem {fs:?}; `rookery status` lists them, `rookery apply -f` creates one"
+        )))
+    }
+}
+
+pub fn names(r: &Rados, fs: &str) -> Result<Vec<String>, FileError> {
+    check_fs(r, fs)?;
+    let ls: Value = r.command(
+        Target::Mgr,
+        json!({"prefix": "fs subvolume ls", "vol_name": fs}),
+    )?;
+    Ok(ls
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str().map(String::from))
+        .collect())
+}
+
+pub fn create(r: &Rados, fs: &str, name: &str, size: u64) -> Result<SubvolumeInfo, FileError> {
+    check_name(name)?;
+    if size == 0 {
+        return Err(bad("the size must be more than 0, e.g. --size 1G"));
+    }
+    if names(r, fs)?.iter().any(|n| n == name) {
+        return Err(bad(format!(
+            "subvolume {name} already exists in {fs}; choose another name, or `rookery fs subvolume resize`"
+        )));
+    }
+    r.command_status(
+        Target::Mgr,
+        json!({"prefix": "fs subvolume create", "vol_name": fs, "sub_name": name, "size": size}),
+    )?;
+    info(r, fs, name)
+}
+
+pub fn info(r: &Rados, fs: &str, name: &str) -> Result<SubvolumeInfo, FileError> {
+    check_name(name)?;
+    let v: Value = match r.command(
+        Target::Mgr,
+        json!({"prefix": "fs subvolume info", "vol_name": fs, "sub_name": name}),
+    ) {
+        Ok(v) => v,
+        Err(e) if is_errno(&e, libc::ENOENT) => {
+            check_fs(r, fs)?;
+            return Err(bad(format!(
+                "there is no subvolume {name} in {fs}; `rookery fs subvolume list {fs}` shows them"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let claim = r
+        .command::<Value>(
+            Target::Mgr,
+            json!({"prefix": "fs subvolume metadata get", "vol_name": fs, "sub_name": name, "key_name": "csi.storage.k8s.io/pvc/name"}),
+        )
+        .ok()
+        .and_then(|v| v.as_str().map(String::from));
+    Ok(SubvolumeInfo {
+        name: name.to_string(),
+        path: v["path"].as_str().unwrap_or_default().to_string(),
+        // "infinite" when there is no quota.
+        quota_bytes: v["bytes_quota"].as_u64(),
+        used_bytes: v["bytes_used"].as_u64().unwrap_or(0),
+        created: v["created_at"].as_str().unwrap_or_default().to_string(),
+        claim,
+    })
+}
+
+pub fn list(r: &Rados, fs: &str) -> Result<Vec<SubvolumeInfo>, FileError> {
+    let mut out = Vec::new();
+    for n in names(r, fs)? {
+        out.push(info(r, fs, &n)?);
+    }
+    Ok(out)
+}
+
+/// Sets the quota; shrinking below what is stored is refused with the numbers.
+pub fn resize(r: &Rados, fs: &str, name: &str, size: u64) -> Result<SubvolumeInfo, FileError> {
+    let now = info(r, fs, name)?;
+    if size == 0 {
+        return Err(bad("the size must be more than 0, e.g. --size 2G"));
+    }
+    if size < now.used_bytes {
+        return Err(bad(format!(
+            "subvolume {name} holds {} bytes, more than {size}; delete files first or choose a larger size",
+            now.used_bytes
+        )));
+    }
+    r.command_status(
+        Target::Mgr,
+        json!({"prefix": "fs subvolume resize", "vol_name": fs, "sub_name": name, "new_size": size.to_string(), "no_shrink": true}),
+    )?;
+    info(r, fs, name)
+}
+
+/// Removes a subvolume and its data. The caller checks mounts first (they are this host's records).
+pub fn remove(r: &Rados, fs: &str, name: &str) -> Result<(), FileError> {
+    info(r, fs, name)?;
+    r.command_status(
+        Target::Mgr,
+        json!({"prefix": "fs subvolume rm", "vol_name": fs, "sub_name": name}),
+    )?;
+    Ok(())
+}
