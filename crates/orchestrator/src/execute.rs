@@ -123,6 +123,9 @@ impl Reconciler {
             Step::Start { daemon } => {
                 let spec = daemon_spec(&l, daemon)?;
                 self.platform().ensure(spec)?;
+                if let Some(store) = daemon.strip_prefix("rgw.") {
+                    self.wait_for_gateway(store)?;
+                }
             }
             Step::CreateMgrKey { id } => {
                 let r = self.connection()?;
@@ -344,6 +347,33 @@ impl Reconciler {
             }
         }
         Ok(())
+    }
+
+    /// A gateway serves S3 a moment after its process starts (0.2 s with its pools made); until then
+    /// users cannot be made and clients would be refused.
+    fn wait_for_gateway(&self, store: &str) -> Result<(), OrchestratorError> {
+        let port = self
+            .desired
+            .object_stores
+            .iter()
+            .find(|s| s.name == store)
+            .map(|s| s.port)
+            .unwrap_or(0);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if !self.platform().is_running(&format!("rgw.{store}")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(OrchestratorError::Other(format!(
+            "the gateway of {store} does not answer on {addr}; see {}",
+            self.layout.daemon_log(&format!("rgw.{store}")).display()
+        )))
     }
 
     /// `auth get-or-create`: the entity's key, made with `caps` (type, grant pairs) when new.

@@ -1,0 +1,395 @@
+//! File and object storage end to end on real Ceph: a CephFilesystem with subvolumes mounted twice by
+//! ceph-fuse, a CephObjectStore used by boto3 (a real S3 client), users with quotas, refusals of bad input
+//! with nothing changed, and all of it carried across `rookery down`/`up`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{checksum, json, processes_mentioning, pseudo_random, text, TestCluster};
+
+const FS: &str = "apiVersion: ceph.rook.io/v1
+kind: CephFilesystem
+metadata:
+  name: myfs
+spec:
+  metadataPool:
+    replicated:
+      size: 3
+  dataPools:
+    - name: replicated
+      replicated:
+        size: 3
+  metadataServer:
+    activeCount: 1
+    activeStandby: true
+";
+
+fn store_yaml(port: u16) -> String {
+    format!(
+        "apiVersion: ceph.rook.io/v1
+kind: CephObjectStore
+metadata:
+  name: my-store
+spec:
+  metadataPool:
+    replicated:
+      size: 3
+  dataPool:
+    erasureCoded:
+      dataChunks: 2
+      codingChunks: 1
+  gateway:
+    port: {port}
+    instances: 1
+"
+    )
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Runs the boto3 client script; returns what it printed.
+fn s3(endpoint: &str, access: &str, secret: &str, args: &[&str]) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3/client.py");
+    // The distro python has boto3 (python3-boto3); another python3 on PATH may not.
+    let o = Command::new("/usr/bin/python3")
+        .arg(script)
+        .args([endpoint, access, secret])
+        .args(args)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run python3");
+    assert!(o.status.success(), "boto3 {args:?}:\n{}", text(&o));
+    json(&o)
+}
+
+fn is_mounted(path: &Path) -> bool {
+    rookery_volumes::mounts::is_mount_point(path)
+}
+
+/// Asserts a command was refused as bad input (exit 2) and left the saved spec as it was.
+fn refused(c: &TestCluster, args: &[&str], needle: &str) {
+    let before = std::fs::read(c.dir.join("spec.yaml")).unwrap();
+    let o = c.run(args);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{args:?} should be refused:\n{}",
+        text(&o)
+    );
+    let shown = text(&o);
+    assert!(
+        shown.contains(needle),
+        "{args:?}: {needle:?} missing:\n{shown}"
+    );
+    assert_eq!(
+        std::fs::read(c.dir.join("spec.yaml")).unwrap(),
+        before,
+        "{args:?} changed the spec"
+    );
+}
+
+#[test]
+fn filesystem_and_object_store_end_to_end() {
+    let c = TestCluster::new_dir();
+    let work = c.dir.parent().unwrap().to_path_buf();
+    c.ok(&["up", "--mon-port", "0"]);
+
+    // Bad input first: each is refused with its field and fix, and the spec stays as it was.
+    let port = free_port();
+    let bad_fs = write(
+        &work,
+        "bad-fs.yaml",
+        &FS.replace("activeCount: 1", "activeCount: 0"),
+    );
+    refused(
+        &c,
+        &["apply", "-f", bad_fs.to_str().unwrap()],
+        "spec.metadataServer.activeCount",
+    );
+    let bad_pool = write(
+        &work,
+        "bad-pool.yaml",
+        &FS.replace("size: 3\n  dataPools", "size: 0\n  dataPools"),
+    );
+    refused(
+        &c,
+        &["apply", "-f", bad_pool.to_str().unwrap()],
+        "spec.metadataPool.replicated.size",
+    );
+    let bad_port = write(
+        &work,
+        "bad-port.yaml",
+        &store_yaml(port).replace(&format!("port: {port}"), "port: 70000"),
+    );
+    refused(
+        &c,
+        &["apply", "-f", bad_port.to_str().unwrap()],
+        "spec.gateway.port",
+    );
+    let holder = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let store = write(&work, "store.yaml", &store_yaml(port));
+    refused(
+        &c,
+        &["apply", "-f", store.to_str().unwrap()],
+        "is in use by pid",
+    );
+    drop(holder);
+
+    // A filesystem and an object store, timed from `apply` to usable.
+    let fs = write(&work, "fs.yaml", FS);
+    let t = Instant::now();
+    c.ok(&["apply", "-f", fs.to_str().unwrap()]);
+    let fs_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    c.ok(&["apply", "-f", store.to_str().unwrap()]);
+    let store_secs = t.elapsed().as_secs_f64();
+    eprintln!("apply -> usable: filesystem {fs_secs:.1} s, object store {store_secs:.1} s");
+    let status = c.status();
+    let myfs = &status["ceph"]["filesystems"][0];
+    assert_eq!(myfs["name"], "myfs", "{status:#}");
+    assert!(
+        myfs["mds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["state"] == "up:active"),
+        "{myfs:#}"
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+
+    // Users: keys printed once at creation, kept 0600; duplicates and bad names refused.
+    let alice = json(&c.ok(&["object", "user", "create", "alice", "-o", "json"]));
+    let keys = &alice["new_users"][0];
+    let (access, secret) = (
+        keys["access_key"].as_str().unwrap().to_string(),
+        keys["secret_key"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(access.len(), 20);
+    let mode = std::fs::metadata(c.dir.join("rgw/my-store/users/alice.json"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap();
+    assert_eq!(mode, 0o600);
+    refused(
+        &c,
+        &["object", "user", "create", "alice"],
+        "already has a user alice",
+    );
+    refused(
+        &c,
+        &["object", "user", "create", "Bad_Name"],
+        "not a valid name",
+    );
+    let shown = text(&c.ok(&["object", "user", "show", "alice"]));
+    assert!(
+        shown.contains(&access) && !shown.contains(&secret),
+        "{shown}"
+    );
+    let shown = text(&c.ok(&["object", "user", "show", "alice", "--show-secret"]));
+    assert!(shown.contains(&secret), "{shown}");
+
+    // S3 with boto3: small and multipart objects, list, delete, wrong secret, latencies.
+    let r = s3(&endpoint, &access, &secret, &["roundtrip", "photos"]);
+    assert_eq!(r["small_equal"], true, "{r}");
+    assert_eq!(r["big_equal"], true, "{r}");
+    assert_eq!(r["big_multipart"], true, "{r}");
+    assert_eq!(
+        r["listed"],
+        serde_json::json!(["big.bin", "kept.bin", "small.bin"]),
+        "{r}"
+    );
+    assert_eq!(
+        r["after_delete"],
+        serde_json::json!(["big.bin", "kept.bin"]),
+        "{r}"
+    );
+    assert_eq!(r["wrong_secret_status"], 403, "{r}");
+    eprintln!(
+        "S3 4 KiB x200: PUT p50 {:.1} ms p99 {:.1} ms, GET p50 {:.1} ms p99 {:.1} ms; 64 MiB multipart PUT {:.2} s, GET {:.2} s",
+        r["put_ms"]["p50"].as_f64().unwrap(),
+        r["put_ms"]["p99"].as_f64().unwrap(),
+        r["get_ms"]["p50"].as_f64().unwrap(),
+        r["get_ms"]["p99"].as_f64().unwrap(),
+        r["big_put_secs"].as_f64().unwrap(),
+        r["big_get_secs"].as_f64().unwrap()
+    );
+    let kept_sha = r["kept_sha"].as_str().unwrap().to_string();
+    let buckets = json(&c.ok(&["object", "bucket", "list", "--user", "alice", "-o", "json"]));
+    assert_eq!(buckets[0]["bucket"], "photos", "{buckets}");
+
+    // A user over its quota is refused by the gateway.
+    let limited = json(&c.ok(&[
+        "object",
+        "user",
+        "create",
+        "limited",
+        "--max-objects",
+        "3",
+        "-o",
+        "json",
+    ]));
+    let lk = &limited["new_users"][0];
+    let q = s3(
+        &endpoint,
+        lk["access_key"].as_str().unwrap(),
+        lk["secret_key"].as_str().unwrap(),
+        &["quota", "limited-bucket", "3"],
+    );
+    assert_eq!(q["accepted"], 3, "{q}");
+    assert_eq!(q["refusal"], "QuotaExceeded", "{q}");
+
+    // CephFS: a quota-bounded subvolume mounted twice; each mount sees the other's writes.
+    c.ok(&[
+        "fs",
+        "subvolume",
+        "create",
+        "myfs",
+        "app1",
+        "--size",
+        "32Mi",
+    ]);
+    refused(
+        &c,
+        &["fs", "subvolume", "create", "myfs", "app1", "--size", "1Gi"],
+        "already exists",
+    );
+    let (m1, m2) = (work.join("m1"), work.join("m2"));
+    std::fs::create_dir_all(&m1).unwrap();
+    std::fs::create_dir_all(&m2).unwrap();
+    refused(
+        &c,
+        &["fs", "mount", "myfs:nosuch", m1.to_str().unwrap()],
+        "no subvolume nosuch",
+    );
+    refused(
+        &c,
+        &[
+            "fs",
+            "mount",
+            "myfs:app1",
+            work.join("absent").to_str().unwrap(),
+        ],
+        "does not exist",
+    );
+    c.ok(&["fs", "mount", "myfs:app1", m1.to_str().unwrap()]);
+    c.ok(&["fs", "mount", "myfs:app1", m2.to_str().unwrap()]);
+    refused(
+        &c,
+        &["fs", "mount", "myfs:app1", m2.to_str().unwrap()],
+        "already a mount point",
+    );
+    let data = pseudo_random(7, 3 << 20);
+    std::fs::write(m1.join("shared.bin"), &data).unwrap();
+    let seen = std::fs::read(m2.join("shared.bin")).unwrap();
+    assert_eq!(
+        checksum(&seen),
+        checksum(&data),
+        "the second mount sees other bytes"
+    );
+    std::fs::write(m2.join("back.txt"), b"from m2").unwrap();
+    assert_eq!(std::fs::read(m1.join("back.txt")).unwrap(), b"from m2");
+    // Past the quota: the write fails.
+    let over = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}", m1.join("big").display()),
+            "bs=1M",
+            "count=64",
+            "conv=fsync",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !over.status.success(),
+        "64 MiB fit into a 32 MiB subvolume:\n{}",
+        text(&over)
+    );
+    std::fs::remove_file(m1.join("big")).unwrap();
+    refused(
+        &c,
+        &["fs", "subvolume", "rm", "myfs", "app1"],
+        "is mounted at",
+    );
+    let fs_delete = write(&work, "fs-delete.yaml", FS);
+    refused(
+        &c,
+        &["delete", "-f", fs_delete.to_str().unwrap()],
+        "is mounted at",
+    );
+
+    // Down and up: mounts are taken down with the cluster and come back; data survives.
+    c.ok(&["down"]);
+    assert!(!is_mounted(&m1) && !is_mounted(&m2));
+    assert!(processes_mentioning("ceph-fuse").iter().all(|pid| {
+        !rookery_platform::proc::cmdline(*pid)
+            .is_some_and(|cmd| cmd.iter().any(|a| a.contains(&c.dir.display().to_string())))
+    }));
+    c.ok(&["up"]);
+    assert!(is_mounted(&m1) && is_mounted(&m2), "mounts not restored");
+    assert_eq!(
+        checksum(&std::fs::read(m2.join("shared.bin")).unwrap()),
+        checksum(&data)
+    );
+    let r = s3(&endpoint, &access, &secret, &["check", "photos", &kept_sha]);
+    assert_eq!(r["equal"], true, "{r}");
+
+    // Unmount leaves no ceph-fuse and no mount behind.
+    c.ok(&["fs", "unmount", m1.to_str().unwrap()]);
+    c.ok(&["fs", "unmount", m2.to_str().unwrap()]);
+    assert!(!is_mounted(&m1) && !is_mounted(&m2));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ours = |c: &TestCluster| {
+        processes_mentioning(&c.dir.display().to_string())
+            .into_iter()
+            .filter(|pid| {
+                rookery_platform::proc::cmdline(*pid)
+                    .is_some_and(|cmd| cmd.first().is_some_and(|p| p.ends_with("ceph-fuse")))
+            })
+            .count()
+    };
+    while ours(&c) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ours(&c), 0, "ceph-fuse left running");
+
+    // Deleting: a filesystem with subvolumes, a store whose users own buckets, are refused until cleared.
+    refused(
+        &c,
+        &["delete", "-f", fs_delete.to_str().unwrap()],
+        "still has subvolumes: app1",
+    );
+    c.ok(&["fs", "subvolume", "rm", "myfs", "app1"]);
+    c.ok(&["delete", "-f", fs_delete.to_str().unwrap()]);
+    let status = c.status();
+    assert!(
+        status["ceph"]["filesystems"].as_array().unwrap().is_empty(),
+        "{status:#}"
+    );
+    assert!(
+        !status["daemons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"].as_str().unwrap().starts_with("mds.") && d["state"] == "running"),
+        "{status:#}"
+    );
+    refused(
+        &c,
+        &["object", "user", "rm", "alice"],
+        "buckets would be deleted with it: photos",
+    );
+    c.ok(&["object", "user", "rm", "alice", "--yes-delete-buckets"]);
+    let users = json(&c.ok(&["object", "user", "list", "-o", "json"]));
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+}
