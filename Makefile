@@ -11,9 +11,12 @@ deps:
 build: deps
 	cargo build --release
 
-## Build, bring up the default cluster on this host, and show it storing data.
+## Build, bring up the default cluster on this host with a filesystem and an object store, and show
+## block, file and object storage working.
 up: build
 	target/release/rookery up $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	target/release/rookery apply $(if $(DATA_DIR),--data-dir $(DATA_DIR)) -f examples/filesystem.yaml
+	target/release/rookery apply $(if $(DATA_DIR),--data-dir $(DATA_DIR)) -f examples/object-store.yaml
 	target/release/rookery smoke-test $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --count 100
 	target/release/rookery bench control-plane $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --count 20
 

@@ -357,6 +357,29 @@ pub fn delete_text(
     output: Output,
 ) -> CmdResult {
     let current = saved_resources(layout)?;
+    // A store's users go first (their buckets are the user's data); say so instead of a validation error.
+    let given = super::load_spec_text(text, origin, false)?;
+    for st in &given.object_stores {
+        let name = &st.metadata.name;
+        let users: Vec<&str> = current
+            .object_users
+            .iter()
+            .filter(|u| &u.spec.store == name)
+            .filter(|u| {
+                !given
+                    .object_users
+                    .iter()
+                    .any(|g| g.metadata.name == u.metadata.name)
+            })
+            .map(|u| u.metadata.name.as_str())
+            .collect();
+        if !users.is_empty() {
+            return Err(Failure::bad_input(format!(
+                "object store {name} still has users: {}; remove them first (`rookery object user rm NAME`) or add their documents to the file; nothing was changed",
+                users.join(", ")
+            )));
+        }
+    }
     let (merged, gone) = edited_spec(layout, text, origin, true)?;
     let of = |kind: &str| -> Vec<String> {
         gone.iter()

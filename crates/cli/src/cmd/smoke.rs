@@ -1,5 +1,6 @@
 //! `rookery smoke-test`: proves the cluster stores data: writes objects with checksums through librados,
-//! reads them back, compares, and removes them.
+//! reads them back, compares, and removes them. When the cluster has filesystems and object stores, it does
+//! the same through a ceph-fuse mount of a scratch subvolume and through S3 in a scratch bucket.
 
 use std::time::Instant;
 
@@ -84,7 +85,131 @@ pub fn run(layout: &Layout, args: &SmokeArgs, output: Output) -> CmdResult {
             read.as_secs_f64() * 1000.0
         ),
     }
+    let res = super::resources::saved_resources(layout)?;
+    for fs in &res.filesystems {
+        let line = files(layout, &rados, &fs.metadata.name, args)?;
+        if let Output::Text = output {
+            println!("{line}");
+        }
+    }
+    for st in &res.object_stores {
+        let line = objects(layout, &res, &st.metadata.name, args)?;
+        if let Output::Text = output {
+            println!("{line}");
+        }
+    }
     Ok(())
+}
+
+/// Writes files into a scratch subvolume through a ceph-fuse mount, unmounts, mounts again, compares.
+fn files(
+    layout: &Layout,
+    rados: &rookery_ceph::Rados,
+    fs: &str,
+    args: &SmokeArgs,
+) -> Result<String, Failure> {
+    use rookery_files::{mount, subvolume};
+    let fail = |e: rookery_files::FileError| Failure::from(anyhow!(e));
+    let name = format!("rookery-smoke-{}", std::process::id());
+    let count = args.count.min(20);
+    subvolume::create(rados, fs, &name, 256 << 20).map_err(fail)?;
+    let dir = tempfile::Builder::new()
+        .prefix("rookery-smoke-")
+        .tempdir()
+        .map_err(|e| Failure::from(anyhow!(e)))?;
+    let req = mount::MountRequest {
+        fs: fs.to_string(),
+        subvolume: Some(name.clone()),
+        path: dir.path().to_path_buf(),
+        read_only: false,
+        conf: layout.conf(),
+        data_dir: layout.root.clone(),
+    };
+    let t = Instant::now();
+    let outcome = (|| -> Result<Vec<usize>, Failure> {
+        mount::mount(rados, &req).map_err(fail)?;
+        for i in 0..count {
+            std::fs::write(dir.path().join(format!("f{i}")), content(i, args.size))
+                .map_err(|e| Failure::from(anyhow!(e)))?;
+        }
+        mount::unmount(&layout.root, &dir.path().display().to_string()).map_err(fail)?;
+        mount::mount(rados, &req).map_err(fail)?;
+        let bad = (0..count)
+            .filter(|i| {
+                std::fs::read(dir.path().join(format!("f{i}"))).ok() != Some(content(*i, args.size))
+            })
+            .collect();
+        Ok(bad)
+    })();
+    let _ = mount::unmount(&layout.root, &dir.path().display().to_string());
+    let removed = subvolume::remove(rados, fs, &name);
+    let bad = outcome?;
+    removed.map_err(fail)?;
+    if !bad.is_empty() {
+        return Err(Failure::from(anyhow!(
+            "{} file(s) read back different through CephFS",
+            bad.len()
+        )));
+    }
+    Ok(format!(
+        "filesystem {fs}: wrote {count} files into a scratch subvolume through ceph-fuse, mounted it again, read them back identical, removed it ({:.0} ms)",
+        t.elapsed().as_secs_f64() * 1000.0
+    ))
+}
+
+/// Puts objects into a scratch bucket over S3 (as the store's admin-API user), reads them back, removes all.
+fn objects(
+    layout: &Layout,
+    res: &rookery_spec::Resources,
+    store: &str,
+    args: &SmokeArgs,
+) -> Result<String, Failure> {
+    let port = res
+        .object_stores
+        .iter()
+        .find(|s| s.metadata.name == store)
+        .map(|s| u16::try_from(s.spec.gateway.port).unwrap_or(0))
+        .unwrap_or(0);
+    let keys = rookery_orchestrator::objectstore::read(&layout.rgw_admin(store))
+        .map_err(|e| Failure::from(anyhow!(e)))?
+        .ok_or_else(|| Failure::from(anyhow!("object store {store} is not set up yet")))?;
+    let s3 = rookery_objects::s3::S3::new(
+        rookery_orchestrator::objectstore::endpoint(port),
+        keys.credentials(),
+    );
+    let fail = |e: rookery_objects::ObjectError| Failure::from(anyhow!(e));
+    let bucket = format!("rookery-smoke-{}", std::process::id());
+    let t = Instant::now();
+    s3.create_bucket(&bucket).map_err(fail)?;
+    let outcome = (|| -> Result<usize, Failure> {
+        for i in 0..args.count {
+            s3.put(&bucket, &format!("o{i}"), &content(i, args.size))
+                .map_err(fail)?;
+        }
+        let mut bad = 0;
+        for i in 0..args.count {
+            if s3.get(&bucket, &format!("o{i}")).map_err(fail)? != content(i, args.size) {
+                bad += 1;
+            }
+        }
+        Ok(bad)
+    })();
+    for i in 0..args.count {
+        let _ = s3.delete(&bucket, &format!("o{i}"));
+    }
+    let removed = s3.delete_bucket(&bucket);
+    let bad = outcome?;
+    removed.map_err(fail)?;
+    if bad > 0 {
+        return Err(Failure::from(anyhow!(
+            "{bad} object(s) read back different over S3"
+        )));
+    }
+    Ok(format!(
+        "object store {store}: put {} objects over S3 at http://127.0.0.1:{port}, got them back identical, removed them ({:.0} ms)",
+        args.count,
+        t.elapsed().as_secs_f64() * 1000.0
+    ))
 }
 
 #[cfg(test)]
