@@ -392,4 +392,25 @@ fn filesystem_and_object_store_end_to_end() {
     c.ok(&["object", "user", "rm", "alice", "--yes-delete-buckets"]);
     let users = json(&c.ok(&["object", "user", "list", "-o", "json"]));
     assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+    // The store goes once its users are gone, with its pools, gateway and keys.
+    refused(
+        &c,
+        &["delete", "-f", store.to_str().unwrap()],
+        "still has users: limited",
+    );
+    c.ok(&["object", "user", "rm", "limited", "--yes-delete-buckets"]);
+    c.ok(&["delete", "-f", store.to_str().unwrap()]);
+    let status = c.status();
+    let pools: Vec<&str> = status["ceph"]["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(!pools.iter().any(|p| p.contains("rgw")), "{pools:?}");
+    assert!(!c.dir.join("rgw/my-store").exists());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the gateway still serves"
+    );
 }
