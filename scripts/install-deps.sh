@@ -5,9 +5,10 @@ set -euo pipefail
 # Ceph daemons and tools (monmaptool is in ceph-base; the `ceph` and `rbd` CLIs, used only as benchmark
 # baselines, in ceph-common), librados and librbd, the volume path (rbd-fuse, FUSE, filesystems),
 # CephFS and object storage (ceph-mds, radosgw, ceph-fuse), and what the benchmarks and S3 tests use
-# (fio, boto3).
+# (fio, boto3), and protoc with the well-known types for the CSI driver's gRPC code.
 packages=(ceph-mon ceph-mgr ceph-osd ceph-mds radosgw ceph-base ceph-common librados2 librbd1 rbd-fuse ceph-fuse
-          e2fsprogs xfsprogs util-linux fio procps python3-boto3)
+          e2fsprogs xfsprogs util-linux fio procps python3-boto3
+          protobuf-compiler libprotobuf-dev)
 
 missing=()
 for p in "${packages[@]}"; do

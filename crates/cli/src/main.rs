@@ -82,6 +82,10 @@ enum Command {
     ///
     /// Example: rookery object user create alice && rookery object bucket create photos --user alice
     Object(cmd::object::ObjectArgs),
+    /// Serve the CSI driver (gRPC on a unix socket) for this cluster's RBD volumes.
+    ///
+    /// Example: rookery csi --endpoint unix:///run/rookery/csi.sock --node-id node1
+    Csi(cmd::csi::CsiArgs),
     /// Write objects with checksums through librados, read them back, compare, remove them.
     ///
     /// Example: rookery smoke-test --count 100
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
         Command::Get(args) => cmd::resources::get(&layout, &args, cli.output),
         Command::Volume(args) => cmd::volume::run(&layout, &args, cli.output),
         Command::Fs(args) => cmd::fs::run(&layout, &args, cli.output),
+        Command::Csi(args) => cmd::csi::run(&layout, &args),
         Command::Object(args) => cmd::object::run(&layout, &args, cli.output),
         Command::SmokeTest(args) => cmd::smoke::run(&layout, &args, cli.output),
         Command::Bench(args) => cmd::bench::run(&layout, &args, cli.output),

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_volumes;
+pub mod csi;
 pub mod doctor;
 pub mod down;
 pub mod fs;

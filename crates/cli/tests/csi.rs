@@ -1,0 +1,662 @@
+//! The CSI driver end to end: `rookery csi` serving a real cluster, driven by a real gRPC client over its
+//! unix socket: capabilities, the RBD filesystem lifecycle (create, stage, publish, write, unpublish,
+//! unstage, stage elsewhere, read back, delete), snapshots, clones, expansion, stats, pagination, and the
+//! spec's idempotency and error codes, including concurrent duplicates.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{checksum, pseudo_random, TestCluster};
+use rookery_csi::pb;
+use rookery_csi::pb::controller_client::ControllerClient;
+use rookery_csi::pb::identity_client::IdentityClient;
+use rookery_csi::pb::node_client::NodeClient;
+use tonic::transport::Channel;
+use tonic::Code;
+
+/// The driver process, stopped when dropped.
+struct DriverProcess(Child);
+
+impl Drop for DriverProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn connect(path: PathBuf) -> Channel {
+    tonic::transport::Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .unwrap()
+}
+
+fn mount_cap(fs: &str, mode: pb::volume_capability::access_mode::Mode) -> pb::VolumeCapability {
+    pb::VolumeCapability {
+        access_type: Some(pb::volume_capability::AccessType::Mount(
+            pb::volume_capability::MountVolume {
+                fs_type: fs.into(),
+                mount_flags: vec![],
+                volume_mount_group: String::new(),
+            },
+        )),
+        access_mode: Some(pb::volume_capability::AccessMode { mode: mode as i32 }),
+    }
+}
+
+fn writer(fs: &str) -> pb::VolumeCapability {
+    mount_cap(
+        fs,
+        pb::volume_capability::access_mode::Mode::SingleNodeWriter,
+    )
+}
+
+fn create_req(name: &str, bytes: i64, fs: &str) -> pb::CreateVolumeRequest {
+    pb::CreateVolumeRequest {
+        name: name.into(),
+        capacity_range: Some(pb::CapacityRange {
+            required_bytes: bytes,
+            limit_bytes: 0,
+        }),
+        volume_capabilities: vec![writer(fs)],
+        parameters: [
+            ("pool".to_string(), "replicapool".to_string()),
+            (
+                "csi.storage.k8s.io/pvc/name".to_string(),
+                format!("claim-{name}"),
+            ),
+            (
+                "csi.storage.k8s.io/pvc/namespace".to_string(),
+                "default".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    }
+}
+
+struct Csi {
+    ctl: ControllerClient<Channel>,
+    node: NodeClient<Channel>,
+    work: PathBuf,
+}
+
+impl Csi {
+    async fn create(&mut self, req: pb::CreateVolumeRequest) -> Result<pb::Volume, tonic::Status> {
+        self.ctl
+            .create_volume(req)
+            .await
+            .map(|r| r.into_inner().volume.unwrap())
+    }
+
+    async fn stage(&mut self, id: &str, staging: &Path, fs: &str) -> Result<(), tonic::Status> {
+        self.node
+            .node_stage_volume(pb::NodeStageVolumeRequest {
+                volume_id: id.into(),
+                staging_target_path: staging.display().to_string(),
+                volume_capability: Some(writer(fs)),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn publish(
+        &mut self,
+        id: &str,
+        staging: &Path,
+        target: &Path,
+        fs: &str,
+        readonly: bool,
+    ) -> Result<(), tonic::Status> {
+        self.node
+            .node_publish_volume(pb::NodePublishVolumeRequest {
+                volume_id: id.into(),
+                staging_target_path: staging.display().to_string(),
+                target_path: target.display().to_string(),
+                volume_capability: Some(writer(fs)),
+                readonly,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn unpublish(&mut self, id: &str, target: &Path) -> Result<(), tonic::Status> {
+        self.node
+            .node_unpublish_volume(pb::NodeUnpublishVolumeRequest {
+                volume_id: id.into(),
+                target_path: target.display().to_string(),
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn unstage(&mut self, id: &str, staging: &Path) -> Result<(), tonic::Status> {
+        self.node
+            .node_unstage_volume(pb::NodeUnstageVolumeRequest {
+                volume_id: id.into(),
+                staging_target_path: staging.display().to_string(),
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Stage + publish at fresh paths; returns (staging, target).
+    async fn attach(&mut self, id: &str, tag: &str, fs: &str) -> (PathBuf, PathBuf) {
+        let staging = self.work.join(format!("staging-{tag}"));
+        let target = self.work.join(format!("target-{tag}"));
+        self.stage(id, &staging, fs).await.unwrap();
+        self.publish(id, &staging, &target, fs, false)
+            .await
+            .unwrap();
+        (staging, target)
+    }
+
+    async fn detach(&mut self, id: &str, staging: &Path, target: &Path) {
+        self.unpublish(id, target).await.unwrap();
+        self.unstage(id, staging).await.unwrap();
+    }
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> Code {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(s) => s.code(),
+    }
+}
+
+fn total_bytes(path: &Path) -> u64 {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut s) }, 0);
+    s.f_blocks * s.f_frsize
+}
+
+#[test]
+fn csi_driver_end_to_end() {
+    let c = TestCluster::new_dir();
+    c.ok(&["up", "--mon-port", "0"]);
+    let work = c.dir.parent().unwrap().to_path_buf();
+    let socket = work.join("csi/csi.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_rookery"))
+        .arg("--data-dir")
+        .arg(&c.dir)
+        .args([
+            "csi",
+            "--endpoint",
+            &format!("unix://{}", socket.display()),
+            "--node-id",
+            "node-1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _driver = DriverProcess(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the driver did not serve");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let channel = connect(socket.clone()).await;
+        let mut identity = IdentityClient::new(channel.clone());
+        let mut csi = Csi {
+            ctl: ControllerClient::new(channel.clone()),
+            node: NodeClient::new(channel.clone()),
+            work: work.clone(),
+        };
+
+        // Identity and capabilities: exactly what is implemented.
+        let info = identity
+            .get_plugin_info(pb::GetPluginInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.name, "rbd.csi.rookery.io");
+        let probe = identity
+            .probe(pb::ProbeRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(probe.ready, Some(true));
+        use pb::controller_service_capability::rpc::Type as T;
+        let caps = csi
+            .ctl
+            .controller_get_capabilities(pb::ControllerGetCapabilitiesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let mut got: Vec<i32> = caps
+            .capabilities
+            .iter()
+            .filter_map(|c| match &c.r#type {
+                Some(pb::controller_service_capability::Type::Rpc(r)) => Some(r.r#type),
+                _ => None,
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<i32> = [
+            T::CreateDeleteVolume,
+            T::CreateDeleteSnapshot,
+            T::ListSnapshots,
+            T::ListVolumes,
+            T::GetCapacity,
+            T::CloneVolume,
+            T::ExpandVolume,
+        ]
+        .iter()
+        .map(|t| *t as i32)
+        .collect();
+        want.sort();
+        assert_eq!(got, want);
+        let ni = csi
+            .node
+            .node_get_info(pb::NodeGetInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(ni.node_id, "node-1");
+        // Not advertised, so not served.
+        let r = csi
+            .ctl
+            .controller_publish_volume(pb::ControllerPublishVolumeRequest::default())
+            .await;
+        assert_eq!(code(r), Code::Unimplemented);
+
+        // CreateVolume refusals.
+        assert_eq!(
+            code(csi.create(create_req("", 1 << 20, "ext4")).await),
+            Code::InvalidArgument
+        );
+        let mut no_caps = create_req("pvc-bad", 1 << 20, "ext4");
+        no_caps.volume_capabilities.clear();
+        assert_eq!(code(csi.create(no_caps).await), Code::InvalidArgument);
+        let mut rwx = create_req("pvc-bad", 1 << 20, "ext4");
+        rwx.volume_capabilities = vec![mount_cap(
+            "ext4",
+            pb::volume_capability::access_mode::Mode::MultiNodeMultiWriter,
+        )];
+        assert_eq!(code(csi.create(rwx).await), Code::InvalidArgument);
+        let mut range = create_req("pvc-bad", 10 << 20, "ext4");
+        range.capacity_range = Some(pb::CapacityRange {
+            required_bytes: 10 << 20,
+            limit_bytes: 5 << 20,
+        });
+        assert_eq!(code(csi.create(range).await), Code::OutOfRange);
+        let mut unknown = create_req("pvc-bad", 1 << 20, "ext4");
+        unknown.parameters.insert("colour".into(), "blue".into());
+        assert_eq!(code(csi.create(unknown).await), Code::InvalidArgument);
+        let mut cluster = create_req("pvc-bad", 1 << 20, "ext4");
+        cluster
+            .parameters
+            .insert("clusterID".into(), "someone-else".into());
+        assert_eq!(code(csi.create(cluster).await), Code::InvalidArgument);
+        let mut pool = create_req("pvc-bad", 1 << 20, "ext4");
+        pool.parameters.insert("pool".into(), "nosuchpool".into());
+        assert_eq!(code(csi.create(pool).await), Code::NotFound);
+
+        // Create is idempotent by name; an incompatible size is ALREADY_EXISTS.
+        let vol = csi
+            .create(create_req("pvc-1", 64 << 20, "ext4"))
+            .await
+            .unwrap();
+        assert_eq!(vol.capacity_bytes, 64 << 20);
+        let again = csi
+            .create(create_req("pvc-1", 64 << 20, "ext4"))
+            .await
+            .unwrap();
+        assert_eq!(again.volume_id, vol.volume_id);
+        assert_eq!(
+            code(csi.create(create_req("pvc-1", 128 << 20, "ext4")).await),
+            Code::AlreadyExists
+        );
+        // Concurrent duplicates make one volume: each answer is that volume or ABORTED.
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let mut ctl = csi.ctl.clone();
+            tasks.push(tokio::spawn(async move {
+                ctl.create_volume(create_req("pvc-race", 8 << 20, "ext4"))
+                    .await
+            }));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(r) => {
+                    ids.insert(r.into_inner().volume.unwrap().volume_id);
+                }
+                Err(s) => assert_eq!(s.code(), Code::Aborted, "{s:?}"),
+            }
+        }
+        assert!(ids.len() <= 1, "{ids:?}");
+        let race = csi
+            .create(create_req("pvc-race", 8 << 20, "ext4"))
+            .await
+            .unwrap();
+        // The claim's names are on the image, for `rookery volume info`.
+        let image = race.volume_id.split_once('/').unwrap().1.to_string();
+        let info = c.ok(&["volume", "info", &image, "-o", "json"]);
+        assert!(String::from_utf8_lossy(&info.stdout).contains(&image));
+
+        // Stage, publish, write; then the same at other paths reads it back.
+        let id = vol.volume_id.clone();
+        let (staging, target) = csi.attach(&id, "a", "ext4").await;
+        // Repeats succeed; a stage of another volume at the same path does not.
+        csi.stage(&id, &staging, "ext4").await.unwrap();
+        csi.publish(&id, &staging, &target, "ext4", false)
+            .await
+            .unwrap();
+        assert_eq!(
+            code(csi.stage(&race.volume_id, &staging, "ext4").await),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            code(
+                csi.publish(
+                    &id,
+                    &work.join("not-staged"),
+                    &work.join("t-x"),
+                    "ext4",
+                    false
+                )
+                .await
+            ),
+            Code::FailedPrecondition
+        );
+        let data = pseudo_random(11, 5 << 20);
+        std::fs::write(target.join("a.bin"), &data).unwrap();
+        let stats = csi
+            .node
+            .node_get_volume_stats(pb::NodeGetVolumeStatsRequest {
+                volume_id: id.clone(),
+                volume_path: target.display().to_string(),
+                staging_target_path: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let bytes = stats
+            .usage
+            .iter()
+            .find(|u| u.unit == pb::volume_usage::Unit::Bytes as i32)
+            .unwrap();
+        assert!(bytes.used >= 5 << 20 && bytes.total > 0, "{stats:?}");
+        assert!(!stats.volume_condition.unwrap().abnormal);
+        // Deleting a volume in use is refused.
+        assert_eq!(
+            code(
+                csi.ctl
+                    .delete_volume(pb::DeleteVolumeRequest {
+                        volume_id: id.clone(),
+                        secrets: Default::default()
+                    })
+                    .await
+            ),
+            Code::FailedPrecondition
+        );
+        csi.detach(&id, &staging, &target).await;
+        csi.unpublish(&id, &target).await.unwrap();
+        csi.unstage(&id, &staging).await.unwrap();
+        assert!(!target.exists());
+        let (staging, target) = csi.attach(&id, "b", "ext4").await;
+        assert_eq!(
+            checksum(&std::fs::read(target.join("a.bin")).unwrap()),
+            checksum(&data)
+        );
+
+        // Snapshot, write more, a volume from the snapshot sees only the old content; a clone sees all.
+        let snap_req = |name: &str, src: &str| pb::CreateSnapshotRequest {
+            source_volume_id: src.into(),
+            name: name.into(),
+            ..Default::default()
+        };
+        let snap = csi
+            .ctl
+            .create_snapshot(snap_req("snap-1", &id))
+            .await
+            .unwrap()
+            .into_inner()
+            .snapshot
+            .unwrap();
+        let snap2 = csi
+            .ctl
+            .create_snapshot(snap_req("snap-1", &id))
+            .await
+            .unwrap()
+            .into_inner()
+            .snapshot
+            .unwrap();
+        assert_eq!(snap.snapshot_id, snap2.snapshot_id);
+        assert_eq!(snap.creation_time, snap2.creation_time);
+        assert_eq!(
+            code(
+                csi.ctl
+                    .create_snapshot(snap_req("snap-1", &race.volume_id))
+                    .await
+            ),
+            Code::AlreadyExists
+        );
+        std::fs::write(target.join("later.txt"), b"after the snapshot").unwrap();
+        let from_snap = pb::CreateVolumeRequest {
+            volume_content_source: Some(pb::VolumeContentSource {
+                r#type: Some(pb::volume_content_source::Type::Snapshot(
+                    pb::volume_content_source::SnapshotSource {
+                        snapshot_id: snap.snapshot_id.clone(),
+                    },
+                )),
+            }),
+            ..create_req("pvc-from-snap", 64 << 20, "ext4")
+        };
+        let restored = csi.create(from_snap).await.unwrap();
+        let (s2, t2) = csi.attach(&restored.volume_id, "snap", "ext4").await;
+        assert_eq!(
+            checksum(&std::fs::read(t2.join("a.bin")).unwrap()),
+            checksum(&data)
+        );
+        assert!(
+            !t2.join("later.txt").exists(),
+            "the snapshot's volume sees a later write"
+        );
+        csi.detach(&restored.volume_id, &s2, &t2).await;
+        csi.detach(&id, &staging, &target).await;
+        let clone_req = pb::CreateVolumeRequest {
+            volume_content_source: Some(pb::VolumeContentSource {
+                r#type: Some(pb::volume_content_source::Type::Volume(
+                    pb::volume_content_source::VolumeSource {
+                        volume_id: id.clone(),
+                    },
+                )),
+            }),
+            ..create_req("pvc-clone", 64 << 20, "ext4")
+        };
+        let clone = csi.create(clone_req).await.unwrap();
+        let (s3, t3) = csi.attach(&clone.volume_id, "clone", "ext4").await;
+        assert_eq!(
+            std::fs::read(t3.join("later.txt")).unwrap(),
+            b"after the snapshot"
+        );
+        csi.detach(&clone.volume_id, &s3, &t3).await;
+
+        // Expansion: the controller grows the image, the node grows the filesystem (xfs grows online here).
+        let x = csi
+            .create(create_req("pvc-xfs", 320 << 20, "xfs"))
+            .await
+            .unwrap();
+        let (sx, tx) = csi.attach(&x.volume_id, "xfs", "xfs").await;
+        let before = total_bytes(&tx);
+        let grown = csi
+            .ctl
+            .controller_expand_volume(pb::ControllerExpandVolumeRequest {
+                volume_id: x.volume_id.clone(),
+                capacity_range: Some(pb::CapacityRange {
+                    required_bytes: 640 << 20,
+                    limit_bytes: 0,
+                }),
+                volume_capability: Some(writer("xfs")),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(grown.capacity_bytes, 640 << 20);
+        assert!(grown.node_expansion_required);
+        csi.node
+            .node_expand_volume(pb::NodeExpandVolumeRequest {
+                volume_id: x.volume_id.clone(),
+                volume_path: tx.display().to_string(),
+                staging_target_path: sx.display().to_string(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let after = total_bytes(&tx);
+        assert!(after > before + (200 << 20), "{before} -> {after}");
+        csi.detach(&x.volume_id, &sx, &tx).await;
+
+        // Listing, with pagination; a bad token is ABORTED.
+        let page = csi
+            .ctl
+            .list_volumes(pb::ListVolumesRequest {
+                max_entries: 2,
+                starting_token: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.entries.len(), 2);
+        let rest = csi
+            .ctl
+            .list_volumes(pb::ListVolumesRequest {
+                max_entries: 0,
+                starting_token: page.next_token.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            page.entries.len() + rest.entries.len(),
+            5,
+            "pvc-1, pvc-race, from-snap, clone, xfs"
+        );
+        assert_eq!(
+            code(
+                csi.ctl
+                    .list_volumes(pb::ListVolumesRequest {
+                        max_entries: 1,
+                        starting_token: "zz".into()
+                    })
+                    .await
+            ),
+            Code::Aborted
+        );
+        let snaps = csi
+            .ctl
+            .list_snapshots(pb::ListSnapshotsRequest {
+                source_volume_id: id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(snaps.entries.len(), 1);
+        let cap = csi
+            .ctl
+            .get_capacity(pb::GetCapacityRequest {
+                parameters: [("pool".to_string(), "replicapool".to_string())]
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(cap.available_capacity > 0);
+
+        // Deletes: a volume with a snapshot is refused; repeated and unknown deletes succeed.
+        assert_eq!(
+            code(
+                csi.ctl
+                    .delete_volume(pb::DeleteVolumeRequest {
+                        volume_id: id.clone(),
+                        secrets: Default::default()
+                    })
+                    .await
+            ),
+            Code::FailedPrecondition
+        );
+        for _ in 0..2 {
+            csi.ctl
+                .delete_snapshot(pb::DeleteSnapshotRequest {
+                    snapshot_id: snap.snapshot_id.clone(),
+                    secrets: Default::default(),
+                })
+                .await
+                .unwrap();
+        }
+        for v in [
+            &id,
+            &race.volume_id,
+            &restored.volume_id,
+            &clone.volume_id,
+            &x.volume_id,
+            &id,
+        ] {
+            csi.ctl
+                .delete_volume(pb::DeleteVolumeRequest {
+                    volume_id: v.clone(),
+                    secrets: Default::default(),
+                })
+                .await
+                .unwrap();
+        }
+        csi.ctl
+            .delete_volume(pb::DeleteVolumeRequest {
+                volume_id: "not-an-id".into(),
+                secrets: Default::default(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            code(
+                csi.ctl
+                    .delete_volume(pb::DeleteVolumeRequest::default())
+                    .await
+            ),
+            Code::InvalidArgument
+        );
+        let validate = csi
+            .ctl
+            .validate_volume_capabilities(pb::ValidateVolumeCapabilitiesRequest {
+                volume_id: id.clone(),
+                volume_capabilities: vec![writer("ext4")],
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(validate), Code::NotFound);
+        let left = csi
+            .ctl
+            .list_volumes(pb::ListVolumesRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(left.entries.is_empty(), "{left:?}");
+    });
+}
