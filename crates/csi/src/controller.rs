@@ -200,6 +200,58 @@ fn source_text(s: &Option<pb::VolumeContentSource>) -> String {
     }
 }
 
+/// The journal entry of a volume, in the RADOS object `rookery.csi.vol.<image>` beside it: the CO's name
+/// (for idempotency), where its data came from, and the claim it serves. One small write, where image
+/// metadata would take the image's exclusive lock.
+#[derive(Serialize, Deserialize, Default)]
+pub(crate) struct Journal {
+    pub name: String,
+    pub source: String,
+    #[serde(default)]
+    pub claim: std::collections::BTreeMap<String, String>,
+}
+
+pub(crate) fn journal_object(image: &str) -> String {
+    format!("rookery.csi.vol.{image}")
+}
+
+fn write_journal(io: &IoCtx, image: &str, j: &Journal) -> Result<(), Status> {
+    let bytes = serde_json::to_vec(j).map_err(|e| Status::internal(e.to_string()))?;
+    io.write_full(&journal_object(image), &bytes)
+        .map_err(|e| ceph_status(&e))
+}
+
+pub(crate) fn read_journal(io: &IoCtx, image: &str) -> Result<Option<Journal>, Status> {
+    match io.read_all(&journal_object(image)) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("journal of {image}: {e}"))),
+        Err(e) if e.errno() == Some(-libc::ENOENT) => Ok(None),
+        Err(e) => Err(ceph_status(&e)),
+    }
+}
+
+fn volume_info(
+    id: &VolumeId,
+    size: u64,
+    fstype: &str,
+    source: Option<pb::VolumeContentSource>,
+) -> pb::Volume {
+    pb::Volume {
+        capacity_bytes: size as i64,
+        volume_id: id.to_string(),
+        volume_context: [
+            ("pool".to_string(), id.pool.clone()),
+            ("imageName".to_string(), id.image.clone()),
+            ("fstype".to_string(), fstype.to_string()),
+        ]
+        .into_iter()
+        .collect(),
+        content_source: source,
+        accessible_topology: vec![],
+    }
+}
+
 /// What a snapshot's index object records: its CO name, source volume and creation time.
 #[derive(Serialize, Deserialize)]
 struct SnapRecord {
@@ -231,10 +283,7 @@ impl Driver {
         let _busy = self.inflight.claim(&id.to_string())?;
         let io = open_pool(self, &p.pool)?;
         let source = source_text(&req.volume_content_source);
-        if let Some(existing) = open_image(&io, &id.image)? {
-            return self.existing(&id, &existing, &req, &source);
-        }
-        // Where the data comes from: an empty image, or a flattened clone of a snapshot.
+        // Create first and learn from EEXIST that it exists: one round trip less on the common path.
         let made: Result<(), Status> = match req
             .volume_content_source
             .as_ref()
@@ -257,70 +306,89 @@ impl Driver {
                 self.clone_from(&snap, &io, &id, p.features, Some(()))
             }
         };
-        if let Err(e) = made {
-            // Another controller may have made it in the meantime: then it is that one.
-            if e.code() == Code::AlreadyExists {
-                if let Some(existing) = open_image(&io, &id.image)? {
-                    return self.existing(&id, &existing, &req, &source);
-                }
+        match made {
+            Ok(()) => {}
+            Err(e) if e.code() == Code::AlreadyExists => {
+                let existing = open_image(&io, &id.image)?
+                    .ok_or_else(|| Status::aborted("the volume is being deleted; retry"))?;
+                return self.existing(&io, &id, &existing, &req, &source);
             }
-            return Err(e);
+            Err(e) => return Err(e),
         }
-        let image = open_image(&io, &id.image)?
-            .ok_or_else(|| Status::internal("the new image vanished"))?;
-        let set = |k: &str, v: &str| image.metadata_set(k, v).map_err(|e| ceph_status(&e));
-        set(ids::META_NAME, &req.name)?;
-        set(ids::META_SOURCE, &source)?;
-        set(rookery_volumes::META_FS, &p.fstype)?;
-        for (k, v) in &p.claim {
-            set(k, v)?;
-        }
-        // A clone has its source's size; the request's size wins when larger.
-        let now = image.size().map_err(|e| ceph_status(&e))?;
-        if now < size {
-            image.resize(size).map_err(|e| ceph_status(&e))?;
+        let record = Journal {
+            name: req.name.clone(),
+            source,
+            claim: p
+                .claim
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        };
+        write_journal(&io, &id.image, &record)?;
+        let mut capacity = size;
+        // The attach code reads the filesystem from the image (ext4 when unset); a clone's size is its
+        // source's, and the request's wins when larger.
+        if p.fstype != "ext4" || req.volume_content_source.is_some() {
+            let image = open_image(&io, &id.image)?
+                .ok_or_else(|| Status::internal("the new image vanished"))?;
+            if p.fstype != "ext4" {
+                image
+                    .metadata_set(rookery_volumes::META_FS, &p.fstype)
+                    .map_err(|e| ceph_status(&e))?;
+            }
+            let now = image.size().map_err(|e| ceph_status(&e))?;
+            if now < size {
+                image.resize(size).map_err(|e| ceph_status(&e))?;
+            }
+            capacity = now.max(size);
         }
         Ok(pb::CreateVolumeResponse {
-            volume: Some(volume_of(&id, &image, req.volume_content_source.clone())?),
+            volume: Some(volume_info(
+                &id,
+                capacity,
+                &p.fstype,
+                req.volume_content_source.clone(),
+            )),
         })
     }
 
     /// The answer for a name whose image exists: the same volume if compatible, ALREADY_EXISTS if not.
     fn existing(
         &self,
+        io: &IoCtx,
         id: &VolumeId,
         image: &Image,
         req: &pb::CreateVolumeRequest,
         source: &str,
     ) -> Result<pb::CreateVolumeResponse, Status> {
-        let name = image
-            .metadata_get(ids::META_NAME)
-            .map_err(|e| ceph_status(&e))?;
-        if name.as_deref() != Some(req.name.as_str()) {
-            // The metadata is written right after creation; a crash in between leaves it unset.
-            if name.is_some() {
+        match read_journal(io, &id.image)? {
+            Some(j) if j.name != req.name => {
                 return Err(Status::internal(format!(
                     "image {id} belongs to another volume name"
-                )));
+                )))
             }
-            image
-                .metadata_set(ids::META_NAME, &req.name)
-                .map_err(|e| ceph_status(&e))?;
+            Some(j) if j.source != source => {
+                return Err(Status::already_exists(format!(
+                    "volume {:?} exists with another content source ({:?})",
+                    req.name, j.source
+                )))
+            }
+            Some(_) => {}
+            // Made by a request that crashed before writing its record: the name's hash says it is ours.
+            None => write_journal(
+                io,
+                &id.image,
+                &Journal {
+                    name: req.name.clone(),
+                    source: source.to_string(),
+                    claim: Default::default(),
+                },
+            )?,
         }
         let size = image.size().map_err(|e| ceph_status(&e))?;
         if !fits(size, req.capacity_range.as_ref()) {
             return Err(Status::already_exists(format!(
                 "volume {:?} exists with {size} bytes, outside the requested capacity range",
-                req.name
-            )));
-        }
-        let have_source = image
-            .metadata_get(ids::META_SOURCE)
-            .map_err(|e| ceph_status(&e))?
-            .unwrap_or_default();
-        if have_source != source {
-            return Err(Status::already_exists(format!(
-                "volume {:?} exists with another content source ({have_source:?})",
                 req.name
             )));
         }
@@ -402,7 +470,14 @@ impl Driver {
             return Ok(pb::DeleteVolumeResponse {});
         }
         match manage::remove(&self.rados, &id.pool, &id.image) {
-            Ok(()) => Ok(pb::DeleteVolumeResponse {}),
+            Ok(()) => {
+                match io.remove(&journal_object(&id.image)) {
+                    Ok(()) => {}
+                    Err(e) if e.errno() == Some(-libc::ENOENT) => {}
+                    Err(e) => return Err(ceph_status(&e)),
+                }
+                Ok(pb::DeleteVolumeResponse {})
+            }
             Err(e) if e.is_bad_request() => Err(Status::failed_precondition(e.to_string())),
             Err(e) => Err(Status::internal(e.to_string())),
         }

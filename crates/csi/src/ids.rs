@@ -7,9 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
-/// Image metadata keys.
-pub const META_NAME: &str = "csi.volname";
-pub const META_SOURCE: &str = "csi.source";
+/// Journal keys of the claim a volume serves (the CO passes them as parameters of CreateVolume).
 pub const META_CLAIM: &str = "csi.storage.k8s.io/pvc/name";
 pub const META_NAMESPACE: &str = "csi.storage.k8s.io/pvc/namespace";
 pub const META_PV: &str = "csi.storage.k8s.io/pv/name";

@@ -42,6 +42,14 @@ pub enum Bench {
         #[arg(long, value_enum)]
         only: Option<super::bench_volumes::Part>,
     },
+    /// The CSI driver: CreateVolume one by one and all at once vs `rbd create` execs; stage+publish.
+    ///
+    /// Example: rookery bench csi --count 100
+    Csi {
+        /// Volumes created at once (and `rbd create` execs for the baseline).
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+    },
 }
 
 pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
@@ -52,6 +60,7 @@ pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
             runtime,
             only,
         } => super::bench_volumes::run(layout, count.max(1), runtime.max(1), only, output),
+        Bench::Csi { count } => super::bench_csi::run(layout, count.max(5), output),
     }
 }
 

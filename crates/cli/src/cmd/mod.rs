@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod bench;
+pub mod bench_csi;
 pub mod bench_volumes;
 pub mod csi;
 pub mod doctor;
