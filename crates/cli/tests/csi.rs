@@ -90,6 +90,8 @@ struct Csi {
     ctl: ControllerClient<Channel>,
     node: NodeClient<Channel>,
     work: PathBuf,
+    /// The capability stage and publish ask for; None: a writer with the call's filesystem.
+    cap: Option<pb::VolumeCapability>,
 }
 
 impl Csi {
@@ -105,7 +107,7 @@ impl Csi {
             .node_stage_volume(pb::NodeStageVolumeRequest {
                 volume_id: id.into(),
                 staging_target_path: staging.display().to_string(),
-                volume_capability: Some(writer(fs)),
+                volume_capability: Some(self.cap.clone().unwrap_or_else(|| writer(fs))),
                 ..Default::default()
             })
             .await
@@ -125,7 +127,7 @@ impl Csi {
                 volume_id: id.into(),
                 staging_target_path: staging.display().to_string(),
                 target_path: target.display().to_string(),
-                volume_capability: Some(writer(fs)),
+                volume_capability: Some(self.cap.clone().unwrap_or_else(|| writer(fs))),
                 readonly,
                 ..Default::default()
             })
@@ -184,19 +186,20 @@ fn total_bytes(path: &Path) -> u64 {
     s.f_blocks * s.f_frsize
 }
 
-#[test]
-fn csi_driver_end_to_end() {
-    let c = TestCluster::new_dir();
-    c.ok(&["up", "--mon-port", "0"]);
+/// Starts `rookery csi --driver DRIVER` for the cluster; returns the process guard and its socket.
+fn start_driver(c: &TestCluster, driver: &str) -> (DriverProcess, PathBuf) {
     let work = c.dir.parent().unwrap().to_path_buf();
-    let socket = work.join("csi/csi.sock");
+    let socket = work.join(format!("csi-{driver}/csi.sock"));
+    let endpoint = format!("unix://{}", socket.display());
     let child = Command::new(env!("CARGO_BIN_EXE_rookery"))
         .arg("--data-dir")
         .arg(&c.dir)
         .args([
             "csi",
+            "--driver",
+            driver,
             "--endpoint",
-            &format!("unix://{}", socket.display()),
+            &endpoint,
             "--node-id",
             "node-1",
         ])
@@ -204,12 +207,21 @@ fn csi_driver_end_to_end() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _driver = DriverProcess(child);
+    let guard = DriverProcess(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !socket.exists() {
         assert!(Instant::now() < deadline, "the driver did not serve");
         std::thread::sleep(Duration::from_millis(50));
     }
+    (guard, socket)
+}
+
+#[test]
+fn csi_driver_end_to_end() {
+    let c = TestCluster::new_dir();
+    c.ok(&["up", "--mon-port", "0"]);
+    let work = c.dir.parent().unwrap().to_path_buf();
+    let (_driver, socket) = start_driver(&c, "rbd.csi.rookery.io");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -222,6 +234,7 @@ fn csi_driver_end_to_end() {
             ctl: ControllerClient::new(channel.clone()),
             node: NodeClient::new(channel.clone()),
             work: work.clone(),
+            cap: None,
         };
 
         // Identity and capabilities: exactly what is implemented.
@@ -651,6 +664,255 @@ fn csi_driver_end_to_end() {
             })
             .await;
         assert_eq!(code(validate), Code::NotFound);
+        let left = csi
+            .ctl
+            .list_volumes(pb::ListVolumesRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(left.entries.is_empty(), "{left:?}");
+    });
+}
+
+const FS: &str = "apiVersion: ceph.rook.io/v1
+kind: CephFilesystem
+metadata: {name: myfs}
+spec:
+  metadataPool: {replicated: {size: 3}}
+  dataPools: [{name: replicated, replicated: {size: 3}}]
+  metadataServer: {activeCount: 1, activeStandby: true}
+";
+
+fn fs_req(name: &str, bytes: i64) -> pb::CreateVolumeRequest {
+    pb::CreateVolumeRequest {
+        name: name.into(),
+        capacity_range: Some(pb::CapacityRange {
+            required_bytes: bytes,
+            limit_bytes: 0,
+        }),
+        volume_capabilities: vec![mount_cap(
+            "",
+            pb::volume_capability::access_mode::Mode::MultiNodeMultiWriter,
+        )],
+        parameters: [
+            ("fsName".to_string(), "myfs".to_string()),
+            (
+                "csi.storage.k8s.io/pvc/name".to_string(),
+                format!("claim-{name}"),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn cephfs_csi_driver_end_to_end() {
+    let c = TestCluster::new_dir();
+    c.ok(&["up", "--mon-port", "0"]);
+    let work = c.dir.parent().unwrap().to_path_buf();
+    let fs_file = work.join("fs.yaml");
+    std::fs::write(&fs_file, FS).unwrap();
+    c.ok(&["apply", "-f", fs_file.to_str().unwrap()]);
+    let (_driver, socket) = start_driver(&c, "cephfs.csi.rookery.io");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = c.dir.clone();
+    rt.block_on(async move {
+        let channel = connect(socket.clone()).await;
+        let mut identity = IdentityClient::new(channel.clone());
+        let rwx = mount_cap(
+            "",
+            pb::volume_capability::access_mode::Mode::MultiNodeMultiWriter,
+        );
+        let mut csi = Csi {
+            ctl: ControllerClient::new(channel.clone()),
+            node: NodeClient::new(channel.clone()),
+            work: work.clone(),
+            cap: Some(rwx.clone()),
+        };
+        let info = identity
+            .get_plugin_info(pb::GetPluginInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.name, "cephfs.csi.rookery.io");
+        let ncaps = csi
+            .node
+            .node_get_capabilities(pb::NodeGetCapabilitiesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            ncaps.capabilities.len(),
+            3,
+            "no node expansion for CephFS: {ncaps:?}"
+        );
+
+        // Refusals.
+        let mut no_fs = fs_req("pvc-bad", 1 << 20);
+        no_fs.parameters.remove("fsName");
+        assert_eq!(code(csi.create(no_fs).await), Code::InvalidArgument);
+        let mut other_fs = fs_req("pvc-bad", 1 << 20);
+        other_fs
+            .parameters
+            .insert("fsName".into(), "nosuchfs".into());
+        assert_eq!(code(csi.create(other_fs).await), Code::NotFound);
+        let mut block = fs_req("pvc-bad", 1 << 20);
+        block.volume_capabilities = vec![pb::VolumeCapability {
+            access_type: Some(pb::volume_capability::AccessType::Block(
+                pb::volume_capability::BlockVolume {},
+            )),
+            access_mode: rwx.access_mode,
+        }];
+        assert_eq!(code(csi.create(block).await), Code::InvalidArgument);
+
+        // Idempotent create of a shared (RWX) volume.
+        let vol = csi.create(fs_req("pvc-rwx", 32 << 20)).await.unwrap();
+        assert_eq!(vol.capacity_bytes, 32 << 20);
+        assert_eq!(
+            csi.create(fs_req("pvc-rwx", 32 << 20))
+                .await
+                .unwrap()
+                .volume_id,
+            vol.volume_id
+        );
+        assert_eq!(
+            code(csi.create(fs_req("pvc-rwx", 64 << 20)).await),
+            Code::AlreadyExists
+        );
+        let id = vol.volume_id.clone();
+        let sub = id.split_once('/').unwrap().1.to_string();
+        let listed = String::from_utf8_lossy(
+            &common::rookery(&dir, &["fs", "subvolume", "list", "myfs"]).stdout,
+        )
+        .to_string();
+        assert!(
+            listed.contains(&sub) && listed.contains("claim-pvc-rwx"),
+            "{listed}"
+        );
+
+        // Two stagings (two "nodes") of one volume see each other's writes.
+        let (s1, t1) = csi.attach(&id, "one", "").await;
+        let (s2, t2) = csi.attach(&id, "two", "").await;
+        let data = pseudo_random(5, 2 << 20);
+        std::fs::write(t1.join("shared.bin"), &data).unwrap();
+        assert_eq!(
+            checksum(&std::fs::read(t2.join("shared.bin")).unwrap()),
+            checksum(&data)
+        );
+        csi.stage(&id, &s1, "").await.unwrap();
+        let stats = csi
+            .node
+            .node_get_volume_stats(pb::NodeGetVolumeStatsRequest {
+                volume_id: id.clone(),
+                volume_path: t1.display().to_string(),
+                staging_target_path: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!stats.volume_condition.unwrap().abnormal);
+        assert_eq!(
+            code(
+                csi.ctl
+                    .delete_volume(pb::DeleteVolumeRequest {
+                        volume_id: id.clone(),
+                        secrets: Default::default()
+                    })
+                    .await
+            ),
+            Code::FailedPrecondition
+        );
+
+        // Snapshot, write more; a volume from the snapshot has only the old content.
+        let snap = csi
+            .ctl
+            .create_snapshot(pb::CreateSnapshotRequest {
+                source_volume_id: id.clone(),
+                name: "snap-fs".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .snapshot
+            .unwrap();
+        assert!(snap.creation_time.is_some());
+        std::fs::write(t2.join("later.txt"), b"later").unwrap();
+        let from_snap = pb::CreateVolumeRequest {
+            volume_content_source: Some(pb::VolumeContentSource {
+                r#type: Some(pb::volume_content_source::Type::Snapshot(
+                    pb::volume_content_source::SnapshotSource {
+                        snapshot_id: snap.snapshot_id.clone(),
+                    },
+                )),
+            }),
+            ..fs_req("pvc-fs-restored", 32 << 20)
+        };
+        let restored = csi.create(from_snap).await.unwrap();
+        let (s3, t3) = csi.attach(&restored.volume_id, "three", "").await;
+        assert_eq!(
+            checksum(&std::fs::read(t3.join("shared.bin")).unwrap()),
+            checksum(&data)
+        );
+        assert!(!t3.join("later.txt").exists());
+        csi.detach(&restored.volume_id, &s3, &t3).await;
+
+        // Expansion is the quota: the controller alone grows it.
+        let grown = csi
+            .ctl
+            .controller_expand_volume(pb::ControllerExpandVolumeRequest {
+                volume_id: id.clone(),
+                capacity_range: Some(pb::CapacityRange {
+                    required_bytes: 64 << 20,
+                    limit_bytes: 0,
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(grown.capacity_bytes, 64 << 20);
+        assert!(!grown.node_expansion_required);
+
+        csi.detach(&id, &s1, &t1).await;
+        csi.detach(&id, &s2, &t2).await;
+        assert!(
+            common::processes_mentioning(&s1.display().to_string()).is_empty(),
+            "ceph-fuse left running"
+        );
+        assert_eq!(
+            code(
+                csi.ctl
+                    .delete_volume(pb::DeleteVolumeRequest {
+                        volume_id: id.clone(),
+                        secrets: Default::default()
+                    })
+                    .await
+            ),
+            Code::FailedPrecondition
+        );
+        csi.ctl
+            .delete_snapshot(pb::DeleteSnapshotRequest {
+                snapshot_id: snap.snapshot_id.clone(),
+                secrets: Default::default(),
+            })
+            .await
+            .unwrap();
+        for v in [&id, &restored.volume_id, &id] {
+            csi.ctl
+                .delete_volume(pb::DeleteVolumeRequest {
+                    volume_id: v.clone(),
+                    secrets: Default::default(),
+                })
+                .await
+                .unwrap();
+        }
         let left = csi
             .ctl
             .list_volumes(pb::ListVolumesRequest::default())

@@ -11,7 +11,7 @@ use tonic::{Code, Status};
 
 use crate::ids::{self, SnapshotId, VolumeId};
 use crate::pb;
-use crate::{capabilities_supported, ceph_status, page, Driver};
+use crate::{ceph_status, page, Driver};
 
 /// Smallest volume: what `rookery volume` accepts.
 const MIN_SIZE: u64 = 1 << 20;
@@ -273,7 +273,7 @@ impl Driver {
         if req.name.is_empty() {
             return Err(Status::invalid_argument("name is required"));
         }
-        capabilities_supported(&req.volume_capabilities)?;
+        self.supports(&req.volume_capabilities)?;
         let p = params(self, &req.parameters, &req.volume_capabilities)?;
         let size = size_for(req.capacity_range.as_ref(), 1 << 30)?;
         let id = VolumeId {
@@ -499,7 +499,7 @@ impl Driver {
         if open_image(&io, &id.image)?.is_none() {
             return Err(Status::not_found(format!("no volume {id}")));
         }
-        match capabilities_supported(&req.volume_capabilities) {
+        match self.supports(&req.volume_capabilities) {
             Ok(()) => Ok(pb::ValidateVolumeCapabilitiesResponse {
                 confirmed: Some(pb::validate_volume_capabilities_response::Confirmed {
                     volume_context: req.volume_context,
@@ -569,7 +569,7 @@ impl Driver {
         req: pb::GetCapacityRequest,
     ) -> Result<pb::GetCapacityResponse, Status> {
         if let Some(c) = &req.volume_capabilities.first() {
-            capabilities_supported(std::slice::from_ref(c))?;
+            self.supports(std::slice::from_ref(c))?;
         }
         let pool = req
             .parameters

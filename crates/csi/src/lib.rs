@@ -5,6 +5,7 @@
 //! ([`metrics::Metrics`]); a second request for a volume while one is in flight gets ABORTED, as the spec
 //! asks, instead of racing it.
 
+mod cephfs;
 mod controller;
 pub mod ids;
 pub mod metrics;
@@ -24,9 +25,37 @@ pub mod pb {
 }
 
 pub const RBD_DRIVER: &str = "rbd.csi.rookery.io";
+pub const CEPHFS_DRIVER: &str = "cephfs.csi.rookery.io";
+
+/// Which volumes a driver instance serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// RBD images, one writer node at a time.
+    Rbd,
+    /// CephFS subvolumes, any number of nodes.
+    CephFs,
+}
+
+impl Kind {
+    pub fn from_name(name: &str) -> Option<Kind> {
+        match name {
+            RBD_DRIVER => Some(Kind::Rbd),
+            CEPHFS_DRIVER => Some(Kind::CephFs),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Rbd => RBD_DRIVER,
+            Kind::CephFs => CEPHFS_DRIVER,
+        }
+    }
+}
 
 /// What the driver serves and for which cluster.
 pub struct Config {
+    pub kind: Kind,
     pub node_id: String,
     pub controller: bool,
     pub node: bool,
@@ -89,8 +118,8 @@ pub(crate) fn ceph_status(e: &CephError) -> Status {
     }
 }
 
-/// Access types and modes rookery serves: filesystem mode, one writer node (or readers).
-pub(crate) fn capabilities_supported(caps: &[pb::VolumeCapability]) -> Result<(), Status> {
+/// Access types and modes an RBD volume serves: filesystem mode, one writer node (or readers).
+pub(crate) fn rbd_capabilities_supported(caps: &[pb::VolumeCapability]) -> Result<(), Status> {
     use pb::volume_capability::access_mode::Mode;
     use pb::volume_capability::AccessType;
     if caps.is_empty() {
@@ -159,6 +188,14 @@ pub(crate) fn page<T>(items: Vec<T>, max: i32, token: &str) -> Result<(Vec<T>, S
 }
 
 impl Driver {
+    /// The access types and modes this driver's volumes take.
+    pub(crate) fn supports(&self, caps: &[pb::VolumeCapability]) -> Result<(), Status> {
+        match self.config.kind {
+            Kind::Rbd => rbd_capabilities_supported(caps),
+            Kind::CephFs => cephfs::capabilities_supported(caps),
+        }
+    }
+
     pub fn new(config: Config) -> Result<Arc<Driver>, CephError> {
         let conf = config.data_dir.join("ceph.conf");
         let rados = Rados::connect(&conf, "admin", std::time::Duration::from_secs(10))?;
@@ -221,9 +258,9 @@ impl pb::identity_server::Identity for Service {
         &self,
         r: Request<pb::GetPluginInfoRequest>,
     ) -> Result<Response<pb::GetPluginInfoResponse>, Status> {
-        call(&self.0, "GetPluginInfo", r, |_, _| {
+        call(&self.0, "GetPluginInfo", r, |d, _| {
             Ok(pb::GetPluginInfoResponse {
-                name: RBD_DRIVER.into(),
+                name: d.config.kind.name().into(),
                 vendor_version: env!("CARGO_PKG_VERSION").into(),
                 manifest: Default::default(),
             })
@@ -298,13 +335,21 @@ impl pb::controller_server::Controller for Service {
         &self,
         r: Request<pb::CreateVolumeRequest>,
     ) -> Result<Response<pb::CreateVolumeResponse>, Status> {
-        call(&self.0, "CreateVolume", r, |d, q| d.create_volume(q)).await
+        call(&self.0, "CreateVolume", r, |d, q| match d.config.kind {
+            Kind::Rbd => d.create_volume(q),
+            Kind::CephFs => d.fs_create_volume(q),
+        })
+        .await
     }
     async fn delete_volume(
         &self,
         r: Request<pb::DeleteVolumeRequest>,
     ) -> Result<Response<pb::DeleteVolumeResponse>, Status> {
-        call(&self.0, "DeleteVolume", r, |d, q| d.delete_volume(q)).await
+        call(&self.0, "DeleteVolume", r, |d, q| match d.config.kind {
+            Kind::Rbd => d.delete_volume(q),
+            Kind::CephFs => d.fs_delete_volume(q),
+        })
+        .await
     }
     async fn controller_publish_volume(
         &self,
@@ -327,7 +372,10 @@ impl pb::controller_server::Controller for Service {
         r: Request<pb::ValidateVolumeCapabilitiesRequest>,
     ) -> Result<Response<pb::ValidateVolumeCapabilitiesResponse>, Status> {
         call(&self.0, "ValidateVolumeCapabilities", r, |d, q| {
-            d.validate(q)
+            match d.config.kind {
+                Kind::Rbd => d.validate(q),
+                Kind::CephFs => d.fs_validate(q),
+            }
         })
         .await
     }
@@ -335,13 +383,21 @@ impl pb::controller_server::Controller for Service {
         &self,
         r: Request<pb::ListVolumesRequest>,
     ) -> Result<Response<pb::ListVolumesResponse>, Status> {
-        call(&self.0, "ListVolumes", r, |d, q| d.list_volumes(q)).await
+        call(&self.0, "ListVolumes", r, |d, q| match d.config.kind {
+            Kind::Rbd => d.list_volumes(q),
+            Kind::CephFs => d.fs_list_volumes(q),
+        })
+        .await
     }
     async fn get_capacity(
         &self,
         r: Request<pb::GetCapacityRequest>,
     ) -> Result<Response<pb::GetCapacityResponse>, Status> {
-        call(&self.0, "GetCapacity", r, |d, q| d.get_capacity(q)).await
+        call(&self.0, "GetCapacity", r, |d, q| match d.config.kind {
+            Kind::Rbd => d.get_capacity(q),
+            Kind::CephFs => d.fs_get_capacity(q),
+        })
+        .await
     }
     async fn controller_get_capabilities(
         &self,
@@ -370,25 +426,43 @@ impl pb::controller_server::Controller for Service {
         &self,
         r: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
-        call(&self.0, "CreateSnapshot", r, |d, q| d.create_snapshot(q)).await
+        call(&self.0, "CreateSnapshot", r, |d, q| match d.config.kind {
+            Kind::Rbd => d.create_snapshot(q),
+            Kind::CephFs => d.fs_create_snapshot(q),
+        })
+        .await
     }
     async fn delete_snapshot(
         &self,
         r: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
-        call(&self.0, "DeleteSnapshot", r, |d, q| d.delete_snapshot(q)).await
+        call(&self.0, "DeleteSnapshot", r, |d, q| match d.config.kind {
+            Kind::Rbd => d.delete_snapshot(q),
+            Kind::CephFs => d.fs_delete_snapshot(q),
+        })
+        .await
     }
     async fn list_snapshots(
         &self,
         r: Request<pb::ListSnapshotsRequest>,
     ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
-        call(&self.0, "ListSnapshots", r, |d, q| d.list_snapshots(q)).await
+        call(&self.0, "ListSnapshots", r, |d, q| match d.config.kind {
+            Kind::Rbd => d.list_snapshots(q),
+            Kind::CephFs => d.fs_list_snapshots(q),
+        })
+        .await
     }
     async fn controller_expand_volume(
         &self,
         r: Request<pb::ControllerExpandVolumeRequest>,
     ) -> Result<Response<pb::ControllerExpandVolumeResponse>, Status> {
-        call(&self.0, "ControllerExpandVolume", r, |d, q| d.expand(q)).await
+        call(&self.0, "ControllerExpandVolume", r, |d, q| {
+            match d.config.kind {
+                Kind::Rbd => d.expand(q),
+                Kind::CephFs => d.fs_expand(q),
+            }
+        })
+        .await
     }
     async fn controller_get_volume(
         &self,
@@ -410,13 +484,23 @@ impl pb::node_server::Node for Service {
         &self,
         r: Request<pb::NodeStageVolumeRequest>,
     ) -> Result<Response<pb::NodeStageVolumeResponse>, Status> {
-        call(&self.0, "NodeStageVolume", r, |d, q| d.stage(q)).await
+        call(&self.0, "NodeStageVolume", r, |d, q| match d.config.kind {
+            Kind::Rbd => d.stage(q),
+            Kind::CephFs => d.fs_stage(q),
+        })
+        .await
     }
     async fn node_unstage_volume(
         &self,
         r: Request<pb::NodeUnstageVolumeRequest>,
     ) -> Result<Response<pb::NodeUnstageVolumeResponse>, Status> {
-        call(&self.0, "NodeUnstageVolume", r, |d, q| d.unstage(q)).await
+        call(&self.0, "NodeUnstageVolume", r, |d, q| {
+            match d.config.kind {
+                Kind::Rbd => d.unstage(q),
+                Kind::CephFs => d.fs_unstage(q),
+            }
+        })
+        .await
     }
     async fn node_publish_volume(
         &self,
@@ -440,24 +524,26 @@ impl pb::node_server::Node for Service {
         &self,
         r: Request<pb::NodeExpandVolumeRequest>,
     ) -> Result<Response<pb::NodeExpandVolumeResponse>, Status> {
-        call(&self.0, "NodeExpandVolume", r, |d, q| d.node_expand(q)).await
+        call(&self.0, "NodeExpandVolume", r, |d, q| match d.config.kind {
+            Kind::Rbd => d.node_expand(q),
+            Kind::CephFs => Err(Status::unimplemented(
+                "a CephFS volume's quota is its size on every mount; nothing grows on the node",
+            )),
+        })
+        .await
     }
     async fn node_get_capabilities(
         &self,
         r: Request<pb::NodeGetCapabilitiesRequest>,
     ) -> Result<Response<pb::NodeGetCapabilitiesResponse>, Status> {
-        call(&self.0, "NodeGetCapabilities", r, |_, _| {
+        call(&self.0, "NodeGetCapabilities", r, |d, _| {
             use pb::node_service_capability::rpc::Type as T;
+            let mut caps = vec![T::StageUnstageVolume, T::GetVolumeStats, T::VolumeCondition];
+            if d.config.kind == Kind::Rbd {
+                caps.push(T::ExpandVolume);
+            }
             Ok(pb::NodeGetCapabilitiesResponse {
-                capabilities: [
-                    T::StageUnstageVolume,
-                    T::GetVolumeStats,
-                    T::ExpandVolume,
-                    T::VolumeCondition,
-                ]
-                .into_iter()
-                .map(node_cap)
-                .collect(),
+                capabilities: caps.into_iter().map(node_cap).collect(),
             })
         })
         .await

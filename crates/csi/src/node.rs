@@ -10,7 +10,7 @@ use tonic::Status;
 
 use crate::ids::VolumeId;
 use crate::pb;
-use crate::{capabilities_supported, ceph_status, Driver};
+use crate::{ceph_status, Driver};
 
 fn cpath(p: &Path) -> Result<std::ffi::CString, Status> {
     std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
@@ -112,7 +112,7 @@ impl Driver {
             .volume_capability
             .clone()
             .ok_or_else(|| Status::invalid_argument("volume_capability is required"))?;
-        capabilities_supported(std::slice::from_ref(&cap))?;
+        self.supports(std::slice::from_ref(&cap))?;
         let id = VolumeId::parse(&req.volume_id)
             .ok_or_else(|| Status::not_found(format!("no volume {:?}", req.volume_id)))?;
         let _busy = self.inflight.claim(&id.to_string())?;
@@ -183,14 +183,17 @@ impl Driver {
             .volume_capability
             .clone()
             .ok_or_else(|| Status::invalid_argument("volume_capability is required"))?;
-        capabilities_supported(std::slice::from_ref(&cap))?;
+        self.supports(std::slice::from_ref(&cap))?;
         let id = VolumeId::parse(&req.volume_id)
             .ok_or_else(|| Status::not_found(format!("no volume {:?}", req.volume_id)))?;
-        let staged = self
-            .record_at(&staging)?
-            .filter(|r| r.pool == id.pool && r.volume == id.image && r.alive());
-        if staged.is_none() {
-            if !self.volume_exists(&id)? {
+        let staged = match self.config.kind {
+            crate::Kind::Rbd => self
+                .record_at(&staging)?
+                .is_some_and(|r| r.pool == id.pool && r.volume == id.image && r.alive()),
+            crate::Kind::CephFs => self.fs_staged(&id, &staging)?,
+        };
+        if !staged {
+            if self.config.kind == crate::Kind::Rbd && !self.volume_exists(&id)? {
                 return Err(Status::not_found(format!("no volume {id}")));
             }
             return Err(Status::failed_precondition(format!(
@@ -266,13 +269,13 @@ impl Driver {
                 pb::VolumeUsage {
                     available: (s.f_bavail * frsize) as i64,
                     total: (s.f_blocks * frsize) as i64,
-                    used: ((s.f_blocks - s.f_bfree) * frsize) as i64,
+                    used: (s.f_blocks.saturating_sub(s.f_bfree) * frsize) as i64,
                     unit: pb::volume_usage::Unit::Bytes as i32,
                 },
                 pb::VolumeUsage {
                     available: s.f_favail as i64,
                     total: s.f_files as i64,
-                    used: (s.f_files - s.f_ffree) as i64,
+                    used: s.f_files.saturating_sub(s.f_ffree) as i64,
                     unit: pb::volume_usage::Unit::Inodes as i32,
                 },
             ]

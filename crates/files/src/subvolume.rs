@@ -104,13 +104,14 @@ pub fn info(r: &Rados, fs: &str, name: &str) -> Result<SubvolumeInfo, FileError>
         }
         Err(e) => return Err(e.into()),
     };
+    // `metadata get` answers in plain text; `metadata ls` in JSON.
     let claim = r
         .command::<Value>(
             Target::Mgr,
-            json!({"prefix": "fs subvolume metadata get", "vol_name": fs, "sub_name": name, "key_name": "csi.storage.k8s.io/pvc/name"}),
+            json!({"prefix": "fs subvolume metadata ls", "vol_name": fs, "sub_name": name}),
         )
         .ok()
-        .and_then(|v| v.as_str().map(String::from));
+        .and_then(|v| v["csi.storage.k8s.io/pvc/name"].as_str().map(String::from));
     Ok(SubvolumeInfo {
         name: name.to_string(),
         path: v["path"].as_str().unwrap_or_default().to_string(),

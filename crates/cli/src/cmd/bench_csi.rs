@@ -202,6 +202,7 @@ pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
         let _ = rookery_ceph::rbd::remove(&io, &format!("bench-csi-base-{stamp}-{i}"));
     }
     let driver = rookery_csi::Driver::new(rookery_csi::Config {
+        kind: rookery_csi::Kind::Rbd,
         node_id: "bench".into(),
         controller: true,
         node: true,

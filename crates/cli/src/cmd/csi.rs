@@ -23,7 +23,7 @@ pub struct CsiArgs {
     /// Serve the node service.
     #[arg(long)]
     pub node: bool,
-    /// The driver name; rbd.csi.rookery.io is the one served so far.
+    /// The driver: rbd.csi.rookery.io (block volumes) or cephfs.csi.rookery.io (shared file volumes).
     #[arg(long, default_value = rookery_csi::RBD_DRIVER)]
     pub driver: String,
 }
@@ -43,13 +43,14 @@ fn socket_path(endpoint: &str) -> Result<PathBuf, Failure> {
 
 pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
     let path = socket_path(&args.endpoint)?;
-    if args.driver != rookery_csi::RBD_DRIVER {
-        return Err(Failure::bad_input(format!(
-            "--driver {}: this build serves {} only (CephFS volumes through CSI are not served yet)",
+    let kind = rookery_csi::Kind::from_name(&args.driver).ok_or_else(|| {
+        Failure::bad_input(format!(
+            "--driver {}: use {} or {}",
             args.driver,
-            rookery_csi::RBD_DRIVER
-        )));
-    }
+            rookery_csi::RBD_DRIVER,
+            rookery_csi::CEPHFS_DRIVER
+        ))
+    })?;
     if args.node_id.trim().is_empty() {
         return Err(Failure::bad_input("--node-id must not be empty"));
     }
@@ -63,6 +64,7 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
         })?;
     let both = !args.controller && !args.node;
     let driver = rookery_csi::Driver::new(rookery_csi::Config {
+        kind,
         node_id: args.node_id.clone(),
         controller: args.controller || both,
         node: args.node || both,
