@@ -671,6 +671,116 @@ fn csi_driver_end_to_end() {
             .unwrap()
             .into_inner();
         assert!(left.entries.is_empty(), "{left:?}");
+
+        // Every other RPC's refusals, as the spec names them.
+        let gone = id.clone();
+        let snap_err = csi
+            .ctl
+            .create_snapshot(pb::CreateSnapshotRequest {
+                name: String::new(),
+                source_volume_id: gone.clone(),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(snap_err), Code::InvalidArgument);
+        let snap_err = csi
+            .ctl
+            .create_snapshot(pb::CreateSnapshotRequest {
+                name: "s".into(),
+                source_volume_id: gone.clone(),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(snap_err), Code::NotFound);
+        let snap_err = csi
+            .ctl
+            .delete_snapshot(pb::DeleteSnapshotRequest::default())
+            .await;
+        assert_eq!(code(snap_err), Code::InvalidArgument);
+        let exp = csi
+            .ctl
+            .controller_expand_volume(pb::ControllerExpandVolumeRequest {
+                volume_id: gone.clone(),
+                capacity_range: Some(pb::CapacityRange {
+                    required_bytes: 1 << 30,
+                    limit_bytes: 0,
+                }),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(exp), Code::NotFound);
+        let exp = csi
+            .ctl
+            .controller_expand_volume(pb::ControllerExpandVolumeRequest {
+                volume_id: gone.clone(),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(exp), Code::InvalidArgument);
+        let val = csi
+            .ctl
+            .validate_volume_capabilities(pb::ValidateVolumeCapabilitiesRequest {
+                volume_id: gone.clone(),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(val), Code::InvalidArgument);
+        assert_eq!(
+            code(csi.stage(&gone, &work.join("staging-gone"), "ext4").await),
+            Code::NotFound
+        );
+        let no_path = csi
+            .node
+            .node_stage_volume(pb::NodeStageVolumeRequest {
+                volume_id: gone.clone(),
+                volume_capability: Some(writer("ext4")),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(no_path), Code::InvalidArgument);
+        let no_cap = csi
+            .node
+            .node_stage_volume(pb::NodeStageVolumeRequest {
+                volume_id: gone.clone(),
+                staging_target_path: work.join("s").display().to_string(),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(no_cap), Code::InvalidArgument);
+        assert_eq!(
+            code(
+                csi.publish(
+                    &gone,
+                    &work.join("s-none"),
+                    &work.join("t-none"),
+                    "ext4",
+                    false
+                )
+                .await
+            ),
+            Code::NotFound
+        );
+        let stats = csi
+            .node
+            .node_get_volume_stats(pb::NodeGetVolumeStatsRequest {
+                volume_id: gone.clone(),
+                volume_path: work.join("nowhere").display().to_string(),
+                staging_target_path: String::new(),
+            })
+            .await;
+        assert_eq!(code(stats), Code::NotFound);
+        let nexp = csi
+            .node
+            .node_expand_volume(pb::NodeExpandVolumeRequest {
+                volume_id: gone.clone(),
+                volume_path: work.join("nowhere").display().to_string(),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(nexp), Code::NotFound);
+        // Repeated unpublish and unstage of what is gone succeed.
+        csi.unpublish(&gone, &work.join("t-none")).await.unwrap();
+        csi.unstage(&gone, &work.join("s-none")).await.unwrap();
     });
 }
 
