@@ -130,7 +130,13 @@ pub fn status(r: &ClusterReport) -> String {
                 );
             }
             for st in &c.object_stores {
-                let _ = writeln!(o, "object store {}: S3 at {}", st.name, st.endpoint);
+                let _ = writeln!(
+                    o,
+                    "object store {}: S3 at {}{}",
+                    st.name,
+                    st.endpoint,
+                    if st.responding { "" } else { " (NOT ANSWERING)" }
+                );
             }
             let _ = writeln!(
                 o,

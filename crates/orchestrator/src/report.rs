@@ -87,6 +87,9 @@ pub struct StoreReport {
     pub name: String,
     /// Where S3 clients connect, from the gateway's own registration.
     pub endpoint: String,
+    /// An HTTP request to the endpoint was answered just now.
+    #[serde(default)]
+    pub responding: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -319,6 +322,32 @@ fn filesystems(dump: &serde_json::Value) -> Vec<FsReport> {
     out
 }
 
+/// Whether `http://127.0.0.1:PORT` answers an HTTP request within half a second: a gateway whose process
+/// runs but whose frontend hangs is not healthy.
+fn answers_http(endpoint: &str) -> bool {
+    use std::io::{Read, Write};
+    let Some(addr) = endpoint
+        .strip_prefix("http://")
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+    else {
+        return false;
+    };
+    let limit = std::time::Duration::from_millis(500);
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, limit) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(limit));
+    let _ = s.set_write_timeout(Some(limit));
+    if s
+        .write_all(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
 /// Gateways as they registered in the service map: store (their id) and the endpoint they serve.
 fn object_stores(status: &serde_json::Value) -> Vec<StoreReport> {
     let daemons = &status["servicemap"]["services"]["rgw"]["daemons"];
@@ -335,10 +364,17 @@ fn object_stores(status: &serde_json::Value) -> Vec<StoreReport> {
                 .find_map(|w| w.strip_prefix("endpoint="))
                 .map(|e| format!("http://{e}"))
                 .unwrap_or_default();
-            Some(StoreReport { name, endpoint })
+            let responding = answers_http(&endpoint);
+            Some(StoreReport {
+                name,
+                endpoint,
+                responding,
+            })
         })
         .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    // A restarted gateway registers anew before its old entry expires; one line per store, the live one.
+    out.sort_by(|a, b| a.name.cmp(&b.name).then(b.responding.cmp(&a.responding)));
+    out.dedup_by(|a, b| a.name == b.name);
     out
 }
 
@@ -367,6 +403,12 @@ pub fn not_ready(ceph: &CephReport, expected_osds: u32) -> Vec<String> {
         if clean < ceph.pgs.total {
             why.push(format!("{clean} of {} PGs active+clean", ceph.pgs.total));
         }
+    }
+    for st in ceph.object_stores.iter().filter(|s| !s.responding) {
+        why.push(format!(
+            "object store {} does not answer at {}",
+            st.name, st.endpoint
+        ));
     }
     if ceph.health != "HEALTH_OK" {
         let codes: Vec<&str> = ceph.checks.iter().map(|c| c.code.as_str()).collect();
