@@ -107,6 +107,32 @@ pub struct Watcher {
     pub cookie: u64,
 }
 
+/// `rbd_trash_image_info_t`; `id` and `name` are malloc'ed by librbd and freed by `rbd_trash_list_cleanup`.
+/// `source` is the C enum `rbd_trash_image_source_t` (an `int`), `time_t` is 64-bit on LP64.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TrashInfo {
+    pub id: *mut c_char,
+    pub name: *mut c_char,
+    pub source: c_int,
+    pub deletion_time: i64,
+    pub deferment_end_time: i64,
+}
+
+impl TrashInfo {
+    pub const EMPTY: TrashInfo = TrashInfo {
+        id: ptr::null_mut(),
+        name: ptr::null_mut(),
+        source: 0,
+        deletion_time: 0,
+        deferment_end_time: 0,
+    };
+}
+
+/// `RBD_TRASH_IMAGE_SOURCE_USER`: moved to the trash by a client (as opposed to mirroring, migration or
+/// an `rbd_remove` in progress).
+pub const TRASH_SOURCE_USER: c_int = 0;
+
 pub type DiffCallback = unsafe extern "C" fn(u64, usize, c_int, *mut c_void) -> c_int;
 
 /// Function pointers into librbd.so.1; valid for the life of the process because the library is never
@@ -185,6 +211,8 @@ pub struct Api {
     pub trash_move: unsafe extern "C" fn(IoCtxT, *const c_char, u64) -> c_int,
     pub trash_remove: unsafe extern "C" fn(IoCtxT, *const c_char, bool) -> c_int,
     pub get_id: unsafe extern "C" fn(ImageT, *mut c_char, usize) -> c_int,
+    pub trash_list: unsafe extern "C" fn(IoCtxT, *mut TrashInfo, *mut usize) -> c_int,
+    pub trash_list_cleanup: unsafe extern "C" fn(*mut TrashInfo, usize),
 }
 
 pub const LIBRARY: &str = "librbd.so.1";
@@ -261,6 +289,8 @@ fn load() -> Result<Api, String> {
         trash_move: sym!("rbd_trash_move"),
         trash_remove: sym!("rbd_trash_remove"),
         get_id: sym!("rbd_get_id"),
+        trash_list: sym!("rbd_trash_list"),
+        trash_list_cleanup: sym!("rbd_trash_list_cleanup"),
         _lib: lib,
     })
 }
@@ -284,5 +314,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<LinkedImageSpec>(), 48);
         assert_eq!(std::mem::size_of::<SnapSpec>(), 24);
         assert_eq!(std::mem::size_of::<SnapInfo>(), 24);
+        assert_eq!(std::mem::size_of::<TrashInfo>(), 40);
     }
 }

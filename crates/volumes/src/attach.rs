@@ -73,6 +73,8 @@ pub(crate) struct ClaimLock<'a> {
     io: &'a IoCtx<'a>,
     oid: String,
     cookie: String,
+    /// False once the object is removed: the lock went with it, and unlocking would be a wasted round trip.
+    held: bool,
 }
 
 impl<'a> ClaimLock<'a> {
@@ -83,7 +85,14 @@ impl<'a> ClaimLock<'a> {
         loop {
             // Long enough for every call made under it, each bounded by the client's 10 s op timeout.
             match io.lock_exclusive(&oid, "claim", &cookie, Duration::from_secs(120)) {
-                Ok(()) => return Ok(ClaimLock { io, oid, cookie }),
+                Ok(()) => {
+                    return Ok(ClaimLock {
+                        io,
+                        oid,
+                        cookie,
+                        held: true,
+                    })
+                }
                 Err(e)
                     if (errno_is(&e, libc::EBUSY) || errno_is(&e, libc::EEXIST))
                         && Instant::now() < deadline =>
@@ -96,9 +105,20 @@ impl<'a> ClaimLock<'a> {
     }
 }
 
+impl ClaimLock<'_> {
+    /// Removes the volume's holder object, which ends the lock too (for a volume that is gone).
+    pub(crate) fn remove_object(mut self) {
+        if self.io.remove(&self.oid).is_ok() {
+            self.held = false;
+        }
+    }
+}
+
 impl Drop for ClaimLock<'_> {
     fn drop(&mut self) {
-        let _ = self.io.unlock(&self.oid, "claim", &self.cookie);
+        if self.held {
+            let _ = self.io.unlock(&self.oid, "claim", &self.cookie);
+        }
     }
 }
 
