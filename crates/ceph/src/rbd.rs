@@ -491,6 +491,11 @@ impl Image<'_> {
         image_detail(&self.name)
     }
 
+    /// The raw handle and the library table, for the AIO wrapper (`rbd_aio.rs`).
+    pub(crate) fn raw(&self) -> (ImageT, &'static rbd_ffi::Api) {
+        (self.handle, self.api)
+    }
+
     /// The name the image was opened by.
     pub fn name(&self) -> &str {
         &self.name

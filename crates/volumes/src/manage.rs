@@ -260,7 +260,7 @@ pub fn resize(
         .iter()
         .filter(|m| m.alive())
     {
-        // rbd-fuse reports the new size on the next stat; wait for the file to show it.
+        // The FUSE server reports the new size on the next stat (after its 1 s attribute timeout); wait for it.
         let file = m.fuse_dir.join(name);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::fs::metadata(&file).map(|md| md.len()).unwrap_or(0) < size
