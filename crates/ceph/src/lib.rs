@@ -11,6 +11,7 @@ mod ffi;
 pub mod keyring;
 pub mod rados;
 pub mod rbd;
+pub mod rbd_aio;
 mod rbd_ffi;
 pub mod tools;
 pub mod types;

@@ -49,6 +49,28 @@ impl Rados {
     /// Connects as `client.<user>` using `conf` (which names the keyring). `timeout` bounds the connect and
     /// every later mon, mgr and OSD operation, so a dead cluster gives an error instead of a hang.
     pub fn connect(conf: &Path, user: &str, timeout: Duration) -> Result<Rados, CephError> {
+        Self::connect_with(conf, user, timeout, true, &[])
+    }
+
+    /// Like [`Rados::connect`], but `timeout` bounds only the connect: mon and OSD operations wait as
+    /// long as they must. For a data path (a served block device), where an OSD that restarts must
+    /// delay I/O, not fail it, as a slow disk would. `options` are set after ceph.conf is read.
+    pub fn connect_data_path(
+        conf: &Path,
+        user: &str,
+        timeout: Duration,
+        options: &[(&str, &str)],
+    ) -> Result<Rados, CephError> {
+        Self::connect_with(conf, user, timeout, false, options)
+    }
+
+    fn connect_with(
+        conf: &Path,
+        user: &str,
+        timeout: Duration,
+        op_timeouts: bool,
+        options: &[(&str, &str)],
+    ) -> Result<Rados, CephError> {
         let api = ffi::api()?;
         let mut handle: RadosT = ptr::null_mut();
         let cluster = cstring("cluster", "ceph")?;
@@ -70,14 +92,18 @@ impl Rados {
             ));
         }
         let secs = timeout.as_secs().max(1).to_string();
+        let op_secs = if op_timeouts { secs.as_str() } else { "0" };
         for (opt, val) in [
             ("client_mount_timeout", secs.as_str()),
-            ("rados_mon_op_timeout", secs.as_str()),
-            ("rados_osd_op_timeout", secs.as_str()),
+            ("rados_mon_op_timeout", op_secs),
+            ("rados_osd_op_timeout", op_secs),
             // A short-lived admin client needs no log file or admin socket of its own.
             ("log_file", ""),
             ("admin_socket", ""),
         ] {
+            rados.conf_set(opt, val)?;
+        }
+        for (opt, val) in options {
             rados.conf_set(opt, val)?;
         }
         // SAFETY: handle is configured and not yet connected.

@@ -232,13 +232,57 @@ pub fn trash_move(io: &IoCtx, name: &str) -> Result<(), CephError> {
     check("move image to trash", rc, || image_detail(name))
 }
 
-/// Deletes a trashed image and its data, by image id.
-pub fn trash_remove(io: &IoCtx, id: &str) -> Result<(), CephError> {
+/// Deletes a trashed image and its data, by image id. Without `force`, an image whose deferment time has
+/// not passed yet is refused (`-EPERM`).
+pub fn trash_remove(io: &IoCtx, id: &str, force: bool) -> Result<(), CephError> {
     let api = rbd_ffi::api()?;
     let id_c = cstring("image id", id)?;
     // SAFETY: the ioctx is open while `io` is borrowed; the id is NUL-terminated.
-    let rc = unsafe { (api.trash_remove)(io.raw(), id_c.as_ptr(), true) };
+    let rc = unsafe { (api.trash_remove)(io.raw(), id_c.as_ptr(), force) };
     check("remove image from trash", rc, || format!("image id {id}"))
+}
+
+/// One image in a pool's trash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrashEntry {
+    pub id: String,
+    pub name: String,
+    /// Moved there by a client with [`trash_move`] (not by mirroring, migration or a removal underway).
+    pub by_user: bool,
+    /// Unix time after which it may be removed without `force`.
+    pub deferment_end: i64,
+}
+
+/// The images in the pool's trash.
+pub fn trash_list(io: &IoCtx) -> Result<Vec<TrashEntry>, CephError> {
+    let api = rbd_ffi::api()?;
+    grow_until_fits("list trash", "rbd_trash_list", 16, |cap| {
+        let mut buf = vec![rbd_ffi::TrashInfo::EMPTY; *cap];
+        let mut count = buf.len();
+        // SAFETY: `buf` has `count` writable entries; the ioctx is open while `io` is borrowed.
+        let rc = unsafe { (api.trash_list)(io.raw(), buf.as_mut_ptr(), &mut count) };
+        if rc == -libc::ERANGE {
+            *cap = count;
+            return Ok(None);
+        }
+        check("list trash", rc, String::new)?;
+        let count = count.min(buf.len());
+        let entries = buf[..count]
+            .iter()
+            // SAFETY: librbd filled the first `count` entries with strings it allocated.
+            .map(|t| unsafe {
+                TrashEntry {
+                    id: copy_str(t.id),
+                    name: copy_str(t.name),
+                    by_user: t.source == rbd_ffi::TRASH_SOURCE_USER,
+                    deferment_end: t.deferment_end_time,
+                }
+            })
+            .collect::<Vec<_>>();
+        // SAFETY: frees exactly the `count` entries librbd filled, once.
+        unsafe { (api.trash_list_cleanup)(buf.as_mut_ptr(), count) };
+        Ok(Some(entries))
+    })
 }
 
 /// librbd answers `-ENOTEMPTY` or `-EBUSY` for several reasons; looking at the image tells the user which
@@ -445,6 +489,11 @@ impl<'a> Image<'a> {
 impl Image<'_> {
     fn detail(&self) -> String {
         image_detail(&self.name)
+    }
+
+    /// The raw handle and the library table, for the AIO wrapper (`rbd_aio.rs`).
+    pub(crate) fn raw(&self) -> (ImageT, &'static rbd_ffi::Api) {
+        (self.handle, self.api)
     }
 
     /// The name the image was opened by.

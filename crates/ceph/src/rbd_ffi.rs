@@ -107,6 +107,37 @@ pub struct Watcher {
     pub cookie: u64,
 }
 
+/// `rbd_trash_image_info_t`; `id` and `name` are malloc'ed by librbd and freed by `rbd_trash_list_cleanup`.
+/// `source` is the C enum `rbd_trash_image_source_t` (an `int`), `time_t` is 64-bit on LP64.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TrashInfo {
+    pub id: *mut c_char,
+    pub name: *mut c_char,
+    pub source: c_int,
+    pub deletion_time: i64,
+    pub deferment_end_time: i64,
+}
+
+impl TrashInfo {
+    pub const EMPTY: TrashInfo = TrashInfo {
+        id: ptr::null_mut(),
+        name: ptr::null_mut(),
+        source: 0,
+        deletion_time: 0,
+        deferment_end_time: 0,
+    };
+}
+
+/// `RBD_TRASH_IMAGE_SOURCE_USER`: moved to the trash by a client (as opposed to mirroring, migration or
+/// an `rbd_remove` in progress).
+pub const TRASH_SOURCE_USER: c_int = 0;
+
+/// `rbd_completion_t`: an AIO completion, created with a callback and released once it has fired.
+pub type CompletionT = *mut c_void;
+/// `rbd_callback_t`: called once per completion, from one of librbd's threads.
+pub type AioCallback = unsafe extern "C" fn(CompletionT, *mut c_void);
+
 pub type DiffCallback = unsafe extern "C" fn(u64, usize, c_int, *mut c_void) -> c_int;
 
 /// Function pointers into librbd.so.1; valid for the life of the process because the library is never
@@ -185,6 +216,17 @@ pub struct Api {
     pub trash_move: unsafe extern "C" fn(IoCtxT, *const c_char, u64) -> c_int,
     pub trash_remove: unsafe extern "C" fn(IoCtxT, *const c_char, bool) -> c_int,
     pub get_id: unsafe extern "C" fn(ImageT, *mut c_char, usize) -> c_int,
+    pub aio_create_completion:
+        unsafe extern "C" fn(*mut c_void, AioCallback, *mut CompletionT) -> c_int,
+    pub aio_get_return_value: unsafe extern "C" fn(CompletionT) -> isize,
+    pub aio_release: unsafe extern "C" fn(CompletionT),
+    pub aio_write: unsafe extern "C" fn(ImageT, u64, usize, *const c_char, CompletionT) -> c_int,
+    pub aio_read: unsafe extern "C" fn(ImageT, u64, usize, *mut c_char, CompletionT) -> c_int,
+    pub aio_flush: unsafe extern "C" fn(ImageT, CompletionT) -> c_int,
+    pub aio_write_zeroes:
+        unsafe extern "C" fn(ImageT, u64, usize, CompletionT, c_int, c_int) -> c_int,
+    pub trash_list: unsafe extern "C" fn(IoCtxT, *mut TrashInfo, *mut usize) -> c_int,
+    pub trash_list_cleanup: unsafe extern "C" fn(*mut TrashInfo, usize),
 }
 
 pub const LIBRARY: &str = "librbd.so.1";
@@ -261,6 +303,15 @@ fn load() -> Result<Api, String> {
         trash_move: sym!("rbd_trash_move"),
         trash_remove: sym!("rbd_trash_remove"),
         get_id: sym!("rbd_get_id"),
+        aio_create_completion: sym!("rbd_aio_create_completion"),
+        aio_get_return_value: sym!("rbd_aio_get_return_value"),
+        aio_release: sym!("rbd_aio_release"),
+        aio_write: sym!("rbd_aio_write"),
+        aio_read: sym!("rbd_aio_read"),
+        aio_flush: sym!("rbd_aio_flush"),
+        aio_write_zeroes: sym!("rbd_aio_write_zeroes"),
+        trash_list: sym!("rbd_trash_list"),
+        trash_list_cleanup: sym!("rbd_trash_list_cleanup"),
         _lib: lib,
     })
 }
@@ -284,5 +335,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<LinkedImageSpec>(), 48);
         assert_eq!(std::mem::size_of::<SnapSpec>(), 24);
         assert_eq!(std::mem::size_of::<SnapInfo>(), 24);
+        assert_eq!(std::mem::size_of::<TrashInfo>(), 40);
     }
 }

@@ -97,6 +97,23 @@ enum Command {
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[command(hide = true)]
     Supervise,
+    /// Serve one RBD image as a file over FUSE until the mount goes away (what `volume mount` starts).
+    #[command(hide = true)]
+    FuseServe(FuseServeArgs),
+}
+
+#[derive(clap::Args)]
+struct FuseServeArgs {
+    #[arg(long)]
+    conf: PathBuf,
+    #[arg(long)]
+    pool: String,
+    #[arg(long)]
+    image: String,
+    #[arg(long)]
+    read_only: bool,
+    /// The FUSE mount point; the image appears in it as a file of its name.
+    dir: PathBuf,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -140,7 +157,7 @@ pub type CmdResult = Result<(), Failure>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let supervise = matches!(cli.command, Command::Supervise)
+    let supervise = matches!(cli.command, Command::Supervise | Command::FuseServe(_))
         || matches!(&cli.command, Command::Up(a) if a.foreground);
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -166,6 +183,14 @@ fn main() -> ExitCode {
         Command::SmokeTest(args) => cmd::smoke::run(&layout, &args, cli.output),
         Command::Bench(args) => cmd::bench::run(&layout, &args, cli.output),
         Command::Supervise => supervisor::run(layout).map_err(Failure::from),
+        Command::FuseServe(a) => rookery_volumes::fuse::serve(&rookery_volumes::fuse::ServeArgs {
+            conf: a.conf,
+            pool: a.pool,
+            image: a.image,
+            dir: a.dir,
+            read_only: a.read_only,
+        })
+        .map_err(|e| Failure::from(anyhow::anyhow!(e))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -106,6 +106,15 @@ pub fn run(layout: Layout) -> Result<()> {
             })?
     };
 
+    // Deletes the data of removed volumes (they leave the list at once by a trash move), off the path of
+    // the `volume rm` that asked, one image at a time so it never crowds out the user's requests.
+    let purger = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("trash-purger".into())
+            .spawn(move || purge_loop(&shared))?
+    };
+
     let reconcile = {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -163,10 +172,82 @@ pub fn run(layout: Layout) -> Result<()> {
     shared.shutdown.store(true, Ordering::SeqCst);
     let _ = reconcile.join();
     let _ = ticker.join();
+    let _ = purger.join();
     let _ = std::fs::remove_file(layout.socket());
     let _ = std::fs::remove_file(layout.supervisor_pid());
     tracing::info!("supervisor stopped");
     served
+}
+
+/// Purges removed volumes from the RBD trash while the cluster is up, one image at a time, once deletions
+/// have settled: while new entries keep arriving (a burst of `volume rm`), purging would compete with
+/// them for the same OSDs, so it waits until a 2 s look finds nothing new. An image that failed is retried
+/// after a minute.
+///
+/// It keeps a connection of its own and makes a new one after any failure: a client that connected while
+/// the OSDs were still down was seen never to reach them (every OSD operation timed out, no OSD
+/// connection was ever opened), and the reconciler's connection is made at exactly that moment.
+fn purge_loop(shared: &Shared) {
+    use rookery_volumes::manage::{self, Trashed};
+    use std::collections::{HashMap, HashSet};
+    let mut failed: HashMap<Trashed, Instant> = HashMap::new();
+    let mut seen: HashSet<Trashed> = HashSet::new();
+    let mut conn: Option<rookery_ceph::Rados> = None;
+    let pause = || {
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until && !shared.shutdown.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        pause();
+        // The reconciler's connection says the cluster is reachable; ours is made only then.
+        if lock(&shared.snapshot).rados.is_none() {
+            conn = None;
+            continue;
+        }
+        let rados = match conn.take() {
+            Some(r) => r,
+            None => match rookery_ceph::Rados::connect(
+                &shared.layout.conf(),
+                "admin",
+                Duration::from_secs(10),
+            ) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(error = %e, "trash purger cannot connect yet");
+                    continue;
+                }
+            },
+        };
+        let now = Instant::now();
+        failed.retain(|_, retry| *retry > now);
+        let ok = (|| -> Result<(), rookery_volumes::VolumeError> {
+            loop {
+                let found: HashSet<Trashed> = manage::trashed(&rados)?.into_iter().collect();
+                let settled = found.is_subset(&seen);
+                seen = found;
+                if !settled || shared.shutdown.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                let Some(next) = seen.iter().find(|t| !failed.contains_key(t)).cloned() else {
+                    return Ok(());
+                };
+                match manage::purge(&rados, &next) {
+                    Ok(()) => tracing::info!(volume = %next, "purged a removed volume's data"),
+                    Err(e) => {
+                        tracing::warn!(volume = %next, error = %e, "could not purge a removed volume; retrying in a minute");
+                        failed.insert(next.clone(), Instant::now() + Duration::from_secs(60));
+                    }
+                }
+                seen.remove(&next);
+            }
+        })();
+        match ok {
+            Ok(()) => conn = Some(rados),
+            Err(e) => tracing::debug!(error = %e, "trash purge pass failed; reconnecting"),
+        }
+    }
 }
 
 async fn serve(shared: Arc<Shared>) -> Result<()> {

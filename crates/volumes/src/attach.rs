@@ -1,4 +1,5 @@
-//! Mount and unmount: rbd-fuse -> loop (direct I/O) -> filesystem, and back in the reverse order.
+//! Mount and unmount: FUSE server (librbd AIO) -> loop (direct I/O) -> filesystem, and back in the reverse
+//! order.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,7 +18,7 @@ pub struct MountRequest {
     pub volume: String,
     pub path: PathBuf,
     pub read_only: bool,
-    /// The cluster's ceph.conf (for rbd-fuse) and data dir (records, FUSE mount points).
+    /// The cluster's ceph.conf (for the FUSE server) and data dir (records, FUSE mount points).
     pub conf: PathBuf,
     pub data_dir: PathBuf,
 }
@@ -62,7 +63,7 @@ pub fn open_image<'a>(
 }
 
 /// The RADOS object that records a volume's holders. Kept apart from the image so claims never touch the
-/// image's header, whose exclusive lock belongs to the data path (rbd-fuse).
+/// image's header, whose exclusive lock belongs to the data path (the FUSE server).
 pub(crate) fn holders_object(volume: &str) -> String {
     format!("rookery.volume.{volume}")
 }
@@ -73,6 +74,8 @@ pub(crate) struct ClaimLock<'a> {
     io: &'a IoCtx<'a>,
     oid: String,
     cookie: String,
+    /// False once the object is removed: the lock went with it, and unlocking would be a wasted round trip.
+    held: bool,
 }
 
 impl<'a> ClaimLock<'a> {
@@ -83,7 +86,14 @@ impl<'a> ClaimLock<'a> {
         loop {
             // Long enough for every call made under it, each bounded by the client's 10 s op timeout.
             match io.lock_exclusive(&oid, "claim", &cookie, Duration::from_secs(120)) {
-                Ok(()) => return Ok(ClaimLock { io, oid, cookie }),
+                Ok(()) => {
+                    return Ok(ClaimLock {
+                        io,
+                        oid,
+                        cookie,
+                        held: true,
+                    })
+                }
                 Err(e)
                     if (errno_is(&e, libc::EBUSY) || errno_is(&e, libc::EEXIST))
                         && Instant::now() < deadline =>
@@ -96,9 +106,20 @@ impl<'a> ClaimLock<'a> {
     }
 }
 
+impl ClaimLock<'_> {
+    /// Removes the volume's holder object, which ends the lock too (for a volume that is gone).
+    pub(crate) fn remove_object(mut self) {
+        if self.io.remove(&self.oid).is_ok() {
+            self.held = false;
+        }
+    }
+}
+
 impl Drop for ClaimLock<'_> {
     fn drop(&mut self) {
-        let _ = self.io.unlock(&self.oid, "claim", &self.cookie);
+        if self.held {
+            let _ = self.io.unlock(&self.oid, "claim", &self.cookie);
+        }
     }
 }
 
@@ -125,8 +146,7 @@ fn write_holders(io: &IoCtx, volume: &str, holders: &[Holder]) -> Result<(), Vol
 
 pub(crate) fn fuse_serves(pid: u32) -> bool {
     rookery_platform::proc::is_alive(pid)
-        && rookery_platform::proc::cmdline(pid)
-            .is_some_and(|c| c.first().is_some_and(|p| p.ends_with("rbd-fuse")))
+        && rookery_platform::proc::cmdline(pid).is_some_and(|c| crate::fuse::is_server(&c, None))
 }
 
 /// Takes the volume for `new`, releasing holders that are gone. Err(Busy) names the live holder.
@@ -139,7 +159,7 @@ fn claim(
     let _lock = ClaimLock::take(io, volume)?;
     let here = holder::this_host();
     let existing = read_holders(io, volume)?;
-    // Our own handle and our new rbd-fuse each watch the image; a third watcher is another client.
+    // Our own handle and our new FUSE server each watch the image; a third watcher is another client.
     let watched = !existing.is_empty() && image.watchers()? > 2;
     let outcome = holder::claim(existing, new, |h| {
         holder::liveness(h, &here, fuse_serves, watched)
@@ -180,14 +200,15 @@ fn path_tag(path: &Path) -> String {
     format!("{h:016x}")
 }
 
-/// Starts rbd-fuse for one image and waits until it serves the image file.
+/// Starts the FUSE server for one image and waits until it serves the image file.
 fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), VolumeError> {
     std::fs::create_dir_all(fuse_dir)?;
-    let (exe, args) = tools::rbd_fuse_command(&req.conf, &req.pool, &req.volume, fuse_dir)?;
+    let (exe, args) =
+        tools::fuse_server_command(&req.conf, &req.pool, &req.volume, fuse_dir, req.read_only)?;
     let log_path = req
         .data_dir
         .join("log")
-        .join(format!("rbd-fuse.{}.{}.log", req.pool, req.volume));
+        .join(format!("fuse.{}.{}.log", req.pool, req.volume));
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -205,7 +226,7 @@ fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), Vol
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if mounts::is_mount_point(fuse_dir) && file.exists() {
-            // The child is reaped by init once this command exits; rbd-fuse keeps running.
+            // The child is reaped by init once this command exits; the server keeps running.
             std::mem::forget(child);
             return Ok((pid, file));
         }
@@ -213,7 +234,7 @@ fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), Vol
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(4).collect();
             return Err(VolumeError::Other(format!(
-                "rbd-fuse exited ({status}) before serving the volume: {}",
+                "the FUSE server exited ({status}) before serving the volume: {}",
                 tail.into_iter().rev().collect::<Vec<_>>().join("; ")
             )));
         }
@@ -225,18 +246,18 @@ fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), Vol
         let _ = lazy_unmount(fuse_dir);
     }
     Err(VolumeError::Other(format!(
-        "rbd-fuse did not serve {} within 15 s; see {}",
+        "the FUSE server did not serve {} within 15 s; see {}",
         file.display(),
         log_path.display()
     )))
 }
 
 /// Takes down what a mount record describes, innermost first: filesystem, loop device, FUSE. Works on the
-/// remains of a mount whose rbd-fuse died (lazy unmounts there: nothing behind them answers any more).
+/// remains of a mount whose FUSE server died (lazy unmounts there: nothing behind them answers any more).
 /// While the filesystem of a live mount is mounted anywhere else (a bind mount into a container, say) or the
-/// loop device stays in use, it stops with an error and leaves rbd-fuse serving: killing it then would
+/// loop device stays in use, it stops with an error and leaves the server running: killing it then would
 /// drop that filesystem's unwritten data.
-/// With `wait`, returns only once rbd-fuse has closed the image (needed before the cluster stops, or the
+/// With `wait`, returns only once the server has closed the image (needed before the cluster stops, or the
 /// process would wait for OSDs that are gone); otherwise it finishes closing on its own.
 pub fn teardown(rec: &MountRecord, wait: bool) -> Result<(), VolumeError> {
     let dead = !rec.fuse_alive();
@@ -296,7 +317,7 @@ pub fn teardown(rec: &MountRecord, wait: bool) -> Result<(), VolumeError> {
             }
         }
     }
-    // Once its mount is gone rbd-fuse closes the image and exits by itself (a few seconds: it releases the
+    // Once its mount is gone the server flushes, closes the image and exits by itself (it releases the
     // image's exclusive lock). A signal before that would leave the lock to expire (30 s) instead.
     if wait || !clean {
         let deadline = Instant::now() + Duration::from_secs(if clean { 15 } else { 0 });
@@ -327,7 +348,7 @@ fn lazy_unmount(target: &Path) -> Result<(), VolumeError> {
     Ok(())
 }
 
-/// Clears the remains of mounts whose rbd-fuse is gone (killed, or the host restarted), so they block
+/// Clears the remains of mounts whose FUSE server is gone (killed, or the host restarted), so they block
 /// nothing. Returns what was cleared.
 pub fn clear_dead(records: &mut Records) -> Vec<MountRecord> {
     let (dead, live): (Vec<MountRecord>, Vec<MountRecord>) = records
@@ -581,7 +602,7 @@ pub fn resume_all(
 ) -> Result<Vec<Remount>, VolumeError> {
     let pending: Vec<MountRecord> = {
         let mut records = Records::open(data_dir)?;
-        // Mounts whose rbd-fuse is gone without an unmount (a host restart, a kill) are restored too:
+        // Mounts whose FUSE server is gone without an unmount (a host restart, a kill) are restored too:
         // their leftovers are cleared and they join the ones `down` marked.
         for rec in records.list.iter_mut().filter(|r| !r.remount && !r.alive()) {
             if let Err(e) = teardown(rec, false) {

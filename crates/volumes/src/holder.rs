@@ -1,6 +1,6 @@
 //! Who holds a volume, recorded in the RADOS object `rookery.volume.<name>` in its pool, so every host sees it.
 //!
-//! A holder on this host is alive while its rbd-fuse process runs (and this host has not rebooted since).
+//! A holder on this host is alive while its FUSE server process runs (and this host has not rebooted since).
 //! A holder on another host is alive while that host keeps the image open: Ceph drops the watch of a dead
 //! client within 30 s, so an image with no watchers has no live holder anywhere.
 
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub struct Holder {
     pub host: String,
     pub boot_id: String,
-    /// The process serving the image (rbd-fuse).
+    /// The process serving the image (the FUSE server).
     pub pid: u32,
     pub path: String,
     pub read_only: bool,
@@ -53,7 +53,7 @@ pub enum Liveness {
     Gone(String),
 }
 
-/// Whether `h` still holds the image. `pid_serves` says if a pid on this host is a live rbd-fuse;
+/// Whether `h` still holds the image. `pid_serves` says if a pid on this host is a live FUSE server;
 /// `watched` if any client has the image open.
 pub fn liveness(
     h: &Holder,

@@ -2,10 +2,13 @@
 //! and take it all down in the right order. Shared by `rookery volume` and (later) the CSI node service.
 //!
 //! The mapper is chosen per host ([`mapper::best`]); on hosts without the rbd and nbd kernel modules the
-//! image is served as a file by rbd-fuse and a loop device with direct I/O sits on top (see ceph-notes §3).
+//! image is served as a file by rookery's own FUSE server ([`fuse`], librbd AIO) and a loop device with
+//! direct I/O sits on top. The server is the program that links this crate, run as
+//! `<program> fuse-serve ...`: it must hand that subcommand to [`fuse::serve`].
 //! Who holds a volume is recorded in the image itself ([`holder`]), so a second writer is refused on any
 //! host and a holder that died is recognised and released.
 
+pub mod fuse;
 pub mod holder;
 pub mod loopdev;
 pub mod manage;

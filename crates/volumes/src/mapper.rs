@@ -1,5 +1,5 @@
 //! Which way this host can expose an RBD image as a block device, and which image features that way can
-//! open. Kernel rbd and rbd-nbd are detected; rookery maps through rbd-fuse + loop, which every Linux host
+//! open. Kernel rbd and rbd-nbd are detected; rookery maps through its FUSE server + loop, which every Linux host
 //! with FUSE and loop devices offers (and the only one on hosts without the kernel modules).
 
 use std::path::Path;
@@ -13,7 +13,8 @@ pub enum Mapper {
     Krbd,
     /// rbd-nbd over the nbd module.
     Nbd,
-    /// rbd-fuse exposes the image as a file; a loop device (direct I/O) makes it a block device.
+    /// rookery's FUSE server (librbd AIO) exposes the image as a file; a loop device (direct I/O) makes it a
+    /// block device.
     FuseLoop,
 }
 
@@ -38,7 +39,7 @@ pub fn best() -> Option<Mapper> {
     available().into_iter().find(|m| *m == Mapper::FuseLoop)
 }
 
-/// The features a mapper can open. librbd in userspace (rbd-fuse, rbd-nbd) opens everything; the kernel
+/// The features a mapper can open. librbd in userspace (the FUSE server, rbd-nbd) opens everything; the kernel
 /// lacks journaling and the newer flags.
 pub fn supported(m: Mapper) -> u64 {
     match m {

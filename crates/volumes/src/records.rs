@@ -15,7 +15,7 @@ pub struct MountRecord {
     pub read_only: bool,
     pub fstype: String,
     pub loop_device: PathBuf,
-    /// Where rbd-fuse serves the image file.
+    /// Where the FUSE server serves the image file.
     pub fuse_dir: PathBuf,
     pub fuse_pid: u32,
     pub since_unix: u64,
@@ -25,19 +25,17 @@ pub struct MountRecord {
 }
 
 impl MountRecord {
-    /// The mount works: not waiting for a remount, and its rbd-fuse still serves the image.
+    /// The mount works: not waiting for a remount, and its FUSE server still serves the image.
     pub fn alive(&self) -> bool {
         !self.remount && self.fuse_alive()
     }
 
-    /// This record's rbd-fuse runs: the pid is alive and serves this record's FUSE directory (a reused pid,
-    /// even another rbd-fuse, does not count).
+    /// This record's FUSE server runs: the pid is alive and serves this record's FUSE directory (a reused
+    /// pid, even another server, does not count).
     pub fn fuse_alive(&self) -> bool {
         rookery_platform::proc::is_alive(self.fuse_pid)
-            && rookery_platform::proc::cmdline(self.fuse_pid).is_some_and(|c| {
-                c.first().is_some_and(|p| p.ends_with("rbd-fuse"))
-                    && c.iter().any(|a| Path::new(a) == self.fuse_dir)
-            })
+            && rookery_platform::proc::cmdline(self.fuse_pid)
+                .is_some_and(|c| crate::fuse::is_server(&c, Some(&self.fuse_dir)))
     }
 }
 

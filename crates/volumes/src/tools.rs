@@ -1,5 +1,5 @@
 //! The executables the volume layer runs, each in one place: filesystem probing, creation and growth, and
-//! rbd-fuse (which exposes an RBD image as a file).
+//! rookery's own FUSE server (which exposes an RBD image as a file).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -22,7 +22,6 @@ fn package_of(program: &str) -> &'static str {
         "blkid" => "util-linux",
         "mkfs.ext4" | "resize2fs" | "dumpe2fs" | "e2fsck" => "e2fsprogs",
         "mkfs.xfs" | "xfs_growfs" => "xfsprogs",
-        "rbd-fuse" => "rbd-fuse",
         _ => "util-linux",
     }
 }
@@ -196,29 +195,29 @@ pub fn grow_unmounted_ext4(device: &Path, device_size: u64) -> Result<bool, Tool
     Ok(true)
 }
 
-/// The command line that serves one RBD image as the file `<mount_dir>/<image>`, in the foreground.
-pub fn rbd_fuse_command(
+/// The command line that serves one RBD image as the file `<mount_dir>/<image>` in the foreground: this
+/// same program's `fuse-serve` subcommand (see [`crate::fuse`]). The directory comes last, where
+/// [`crate::fuse::is_server`] finds it.
+pub fn fuse_server_command(
     conf: &Path,
     pool: &str,
     image: &str,
     mount_dir: &Path,
-) -> Result<(std::path::PathBuf, Vec<String>), ToolError> {
-    let exe =
-        rookery_ceph::tools::find_program("rbd-fuse").ok_or_else(|| ToolError::NotInstalled {
-            program: "rbd-fuse".into(),
-            package: "rbd-fuse".into(),
-        })?;
-    Ok((
-        exe,
-        vec![
-            mount_dir.display().to_string(),
-            "-c".into(),
-            conf.display().to_string(),
-            "-p".into(),
-            pool.to_string(),
-            "-r".into(),
-            image.to_string(),
-            "-f".into(),
-        ],
-    ))
+    read_only: bool,
+) -> std::io::Result<(std::path::PathBuf, Vec<String>)> {
+    let exe = std::env::current_exe()?;
+    let mut args = vec![
+        "fuse-serve".to_string(),
+        "--conf".into(),
+        conf.display().to_string(),
+        "--pool".into(),
+        pool.to_string(),
+        "--image".into(),
+        image.to_string(),
+    ];
+    if read_only {
+        args.push("--read-only".into());
+    }
+    args.push(mount_dir.display().to_string());
+    Ok((exe, args))
 }

@@ -481,7 +481,7 @@ pub fn run(
             let m = &report["management"];
             let f = |v: &Value| v.as_f64().unwrap_or(0.0);
             if !m.is_null() {
-                println!("volumes: create+delete of {count} volumes (64 MiB each); rookery deletes by trash move + purge by the mgr");
+                println!("volumes: create+delete of {count} volumes (64 MiB each); rookery deletes by trash move; its supervisor purges the data in the background");
                 println!(
                     "  rbd CLI (base)         create {:.1} ms, rm {:.1} ms median; total {:.2} s",
                     f(&m["cli"]["create_median_ms"]),

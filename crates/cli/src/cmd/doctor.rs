@@ -72,15 +72,19 @@ fn volume_support() -> preflight::Finding {
     use rookery_volumes::mapper;
     let available = mapper::available();
     let names: Vec<String> = available.iter().map(|m| format!("{m:?}")).collect();
-    match (mapper::best(), rookery_ceph::tools::find_program("rbd-fuse")) {
-        (Some(m), Some(_)) => preflight::Finding::ok(
+    // The FUSE server is rookery itself (`rookery fuse-serve`); all it needs from the host is librbd.
+    match (mapper::best(), rookery_ceph::rbd::library_version()) {
+        (Some(m), Ok((a, b, c))) => preflight::Finding::ok(
             "volumes",
-            format!("volumes mount through {m:?} (this host offers: {})", names.join(", ")),
+            format!(
+                "volumes mount through {m:?}: rookery's FUSE server on librbd {a}.{b}.{c}, then a loop device (this host offers: {})",
+                names.join(", ")
+            ),
         ),
-        (Some(_), None) => preflight::Finding::warn(
+        (Some(_), Err(e)) => preflight::Finding::warn(
             "volumes",
-            "rbd-fuse is not installed, so volumes cannot be mounted here",
-            "apt-get install -y rbd-fuse",
+            format!("librbd cannot be loaded, so volumes cannot be mounted here: {e}"),
+            "apt-get install -y librbd1",
         ),
         (None, _) => preflight::Finding::warn(
             "volumes",

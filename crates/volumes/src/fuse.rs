@@ -1,0 +1,660 @@
+//! rookery's FUSE server: serves one RBD image as one file, `<dir>/<image>`, for a loop device to sit on.
+//!
+//! It speaks the kernel's FUSE protocol on /dev/fuse directly (no libfuse) and turns every read, write and
+//! fsync into a librbd AIO request, answered from librbd's completion callback. So many requests are in
+//! flight at once: the kernel sends the loop device's direct I/O as asynchronous requests (FUSE_ASYNC_DIO,
+//! up to `MAX_BACKGROUND` of them, each up to 1 MiB with FUSE_MAX_PAGES), and the file is opened with
+//! direct I/O and parallel direct writes, so no inode lock or page cache sits in between. rbd-fuse, which
+//! this replaces, waits for each request in turn.
+//!
+//! The process is started detached by `mount` (`rookery fuse-serve ...`) and outlives the command that
+//! started it. It exits once its FUSE mount is gone (the kernel then ends the connection), after librbd
+//! has finished every request and the image is closed, which releases its exclusive lock.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rookery_ceph::rbd_aio::AioImage;
+use rookery_ceph::Rados;
+
+use crate::VolumeError;
+
+/// What `rookery fuse-serve` is asked to serve.
+#[derive(Debug, Clone)]
+pub struct ServeArgs {
+    pub conf: PathBuf,
+    pub pool: String,
+    pub image: String,
+    /// Where to mount; the image appears as `<dir>/<image>`.
+    pub dir: PathBuf,
+    pub read_only: bool,
+}
+
+/// The largest request: 1 MiB, the most the kernel allows here (`fs.fuse.max_pages_limit` is 256 pages).
+const MAX_WRITE: u32 = 1 << 20;
+const MAX_PAGES: u16 = (MAX_WRITE / 4096) as u16;
+/// Asynchronous requests the kernel keeps in flight: a loop device queues 128 requests; with 1 MiB each
+/// this many keep 3 OSDs busy without piling up memory (one 1 MiB buffer each).
+const MAX_BACKGROUND: u16 = 64;
+/// The read buffer: a whole request (header, write header, 1 MiB of data), with room to spare.
+const BUF_SIZE: usize = MAX_WRITE as usize + 4096;
+/// Buffers kept for reuse; more are allocated while needed and freed afterwards.
+const POOL_KEEP: usize = MAX_BACKGROUND as usize + 4;
+/// Threads reading requests: each only parses and submits, librbd's threads do the waiting.
+const READERS: usize = 2;
+/// How long the kernel may cache names and attributes. Short, so a resize shows within a second.
+const ATTR_VALID_SECS: u64 = 1;
+
+const ROOT_ID: u64 = 1;
+const FILE_ID: u64 = 2;
+
+mod op {
+    pub const LOOKUP: u32 = 1;
+    pub const FORGET: u32 = 2;
+    pub const GETATTR: u32 = 3;
+    pub const SETATTR: u32 = 4;
+    pub const OPEN: u32 = 14;
+    pub const READ: u32 = 15;
+    pub const WRITE: u32 = 16;
+    pub const STATFS: u32 = 17;
+    pub const RELEASE: u32 = 18;
+    pub const FSYNC: u32 = 20;
+    pub const GETXATTR: u32 = 22;
+    pub const LISTXATTR: u32 = 23;
+    pub const FLUSH: u32 = 25;
+    pub const INIT: u32 = 26;
+    pub const OPENDIR: u32 = 27;
+    pub const READDIR: u32 = 28;
+    pub const RELEASEDIR: u32 = 29;
+    pub const FSYNCDIR: u32 = 30;
+    pub const ACCESS: u32 = 34;
+    pub const INTERRUPT: u32 = 36;
+    pub const DESTROY: u32 = 38;
+    pub const BATCH_FORGET: u32 = 42;
+    pub const FALLOCATE: u32 = 43;
+}
+
+/// FUSE_INIT flags (include/uapi/linux/fuse.h).
+mod init {
+    pub const ASYNC_READ: u32 = 1 << 0;
+    pub const BIG_WRITES: u32 = 1 << 5;
+    pub const ASYNC_DIO: u32 = 1 << 15;
+    pub const PARALLEL_DIROPS: u32 = 1 << 18;
+    pub const MAX_PAGES: u32 = 1 << 22;
+}
+
+const FOPEN_DIRECT_IO: u32 = 1 << 0;
+const FOPEN_PARALLEL_DIRECT_WRITES: u32 = 1 << 6;
+const FATTR_SIZE: u32 = 1 << 3;
+const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
+const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;
+const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
+
+/// The protocol version we speak: 7.31 has every field and flag used here, and the kernel adapts to it.
+const PROTO_MAJOR: u32 = 7;
+const PROTO_MINOR: u32 = 31;
+
+const IN_HEADER: usize = 40;
+const OUT_HEADER: usize = 16;
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Little-endian reply bodies.
+#[derive(Default)]
+struct Out(Vec<u8>);
+
+impl Out {
+    fn u16(mut self, v: u16) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u32(mut self, v: u32) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u64(mut self, v: u64) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn zeros(mut self, n: usize) -> Self {
+        self.0.resize(self.0.len() + n, 0);
+        self
+    }
+}
+
+/// The connection to the kernel plus what every request handler needs. Shared with librbd's callbacks.
+struct Conn {
+    dev: File,
+    name: Vec<u8>,
+    read_only: bool,
+    uid: u32,
+    gid: u32,
+    pool: Mutex<Vec<Vec<u8>>>,
+    inflight: AtomicUsize,
+    stopping: AtomicBool,
+}
+
+impl Conn {
+    fn take_buf(&self) -> Vec<u8> {
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_else(|| vec![0u8; BUF_SIZE])
+    }
+
+    fn give_buf(&self, buf: Vec<u8>) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOL_KEEP && buf.len() == BUF_SIZE {
+            pool.push(buf);
+        }
+    }
+
+    /// Sends one reply. A reply the kernel no longer wants (the request was interrupted, or the
+    /// connection ended) is dropped: there is nobody left to tell.
+    fn send(&self, bytes: &[u8]) {
+        if let Err(e) = (&self.dev).write_all(bytes) {
+            if !matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENODEV)) {
+                tracing::warn!(error = %e, "writing a FUSE reply failed");
+            }
+        }
+    }
+
+    fn reply(&self, unique: u64, error: i32, body: &[u8]) {
+        let len = (OUT_HEADER + if error == 0 { body.len() } else { 0 }) as u32;
+        let mut msg = Out::default().u32(len).u32(error as u32).u64(unique).0;
+        if error == 0 {
+            msg.extend_from_slice(body);
+        }
+        self.send(&msg);
+    }
+
+    fn error(&self, unique: u64, errno: i32) {
+        self.reply(unique, -errno, &[]);
+    }
+
+    fn attr(&self, out: Out, node: u64, size: u64) -> Out {
+        let (mode, nlink) = if node == ROOT_ID {
+            (libc::S_IFDIR | 0o755, 2)
+        } else {
+            (
+                libc::S_IFREG | if self.read_only { 0o400 } else { 0o600 },
+                1,
+            )
+        };
+        out.u64(node)
+            .u64(size)
+            .u64(size.div_ceil(512))
+            .zeros(3 * 8 + 3 * 4) // times: the image keeps none
+            .u32(mode)
+            .u32(nlink)
+            .u32(self.uid)
+            .u32(self.gid)
+            .u32(0) // rdev
+            .u32(4096) // blksize
+            .u32(0) // flags
+    }
+}
+
+/// Completion of an AIO request: answer the kernel, give the buffer back.
+fn finish(conn: &Conn, unique: u64, rv: isize, body: impl FnOnce(usize) -> Vec<u8>) {
+    if rv < 0 {
+        conn.error(unique, i32::try_from(-rv).unwrap_or(libc::EIO));
+    } else {
+        conn.reply(unique, 0, &body(rv.unsigned_abs()));
+    }
+    conn.inflight.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Mounts `dir` as a FUSE file system served through `dev`.
+fn mount_fuse(dev: &File, dir: &Path) -> Result<(), VolumeError> {
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let data = format!(
+        "fd={},rootmode=40000,user_id={uid},group_id={gid}",
+        dev.as_raw_fd()
+    );
+    let c = |s: &[u8]| {
+        std::ffi::CString::new(s).map_err(|_| VolumeError::Other("path contains a NUL byte".into()))
+    };
+    let (source, target, fstype, data) = (
+        c(b"rookery")?,
+        c(dir.as_os_str().as_encoded_bytes())?,
+        c(b"fuse.rookery")?,
+        c(data.as_bytes())?,
+    );
+    // SAFETY: all strings are NUL-terminated and live across the call.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            data.as_ptr() as *const libc::c_void,
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(VolumeError::Other(format!(
+            "mounting FUSE at {}: {e}",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Serves the image until its FUSE mount goes away. Runs in the `rookery fuse-serve` process.
+pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
+    // Zero-copy writes: librbd sends our buffer as it is instead of copying it first (a memcpy per byte
+    // written). Ceph copies by default in case a client changes a buffer in flight; ours stays untouched
+    // until its completion has run.
+    let rados = Rados::connect_data_path(
+        &args.conf,
+        "admin",
+        Duration::from_secs(30),
+        &[("rbd_disable_zero_copy_writes", "false")],
+    )?;
+    let io = rados.ioctx(&args.pool)?;
+    let image = AioImage::open(&io, &args.image)?;
+    let dev = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open("/dev/fuse")
+        .map_err(|e| VolumeError::Other(format!("opening /dev/fuse: {e}")))?;
+    std::fs::create_dir_all(&args.dir)?;
+    mount_fuse(&dev, &args.dir)?;
+    // SAFETY: no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let conn = Arc::new(Conn {
+        dev,
+        name: args.image.as_bytes().to_vec(),
+        read_only: args.read_only,
+        uid,
+        gid,
+        pool: Mutex::new(Vec::new()),
+        inflight: AtomicUsize::new(0),
+        stopping: AtomicBool::new(false),
+    });
+    tracing::info!(pool = %args.pool, image = %args.image, dir = %args.dir.display(), "serving");
+    std::thread::scope(|s| {
+        for _ in 0..READERS {
+            s.spawn(|| read_loop(&conn, &image));
+        }
+    });
+    // The mount is gone. Let librbd finish what is in flight (nothing, normally: the kernel waits for
+    // its requests before it lets the mount go), then flush and close.
+    while conn.inflight.load(Ordering::SeqCst) > 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    image.flush(Box::new(move |_, rv| {
+        let _ = tx.send(rv);
+    }));
+    if let Ok(rv) = rx.recv() {
+        if rv < 0 {
+            tracing::warn!(error = rv, "the last flush failed");
+        }
+    }
+    drop(image);
+    drop(io);
+    drop(rados);
+    tracing::info!("unmounted; image closed");
+    Ok(())
+}
+
+fn read_loop(conn: &Arc<Conn>, image: &AioImage) {
+    let mut buf = conn.take_buf();
+    while !conn.stopping.load(Ordering::SeqCst) {
+        if buf.len() != BUF_SIZE {
+            buf = conn.take_buf();
+        }
+        let n = match (&conn.dev).read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => match e.raw_os_error() {
+                // Interrupted, or a request that was withdrawn before we read it.
+                Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::ENOENT) => continue,
+                // The mount is gone: the connection has ended.
+                Some(libc::ENODEV) => break,
+                _ => {
+                    tracing::error!(error = %e, "reading from /dev/fuse failed; stopping");
+                    break;
+                }
+            },
+        };
+        // A request handler may keep the buffer (AIO in flight); a fresh one is taken on the next turn.
+        if let Some(kept) = dispatch(conn, image, buf, n) {
+            buf = kept;
+        } else {
+            buf = Vec::new();
+        }
+    }
+    conn.stopping.store(true, Ordering::SeqCst);
+}
+
+/// Handles one request of `n` bytes in `buf`. Returns the buffer if it is free again.
+fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Option<Vec<u8>> {
+    let req = &buf[..n.min(buf.len())];
+    let (Some(opcode), Some(unique), Some(node)) =
+        (u32_at(req, 4), u64_at(req, 8), u64_at(req, 16))
+    else {
+        tracing::warn!(bytes = n, "a request too short to read; ignored");
+        return Some(buf);
+    };
+    let body = req.get(IN_HEADER..).unwrap_or(&[]);
+    match opcode {
+        op::INIT => {
+            let minor = u32_at(body, 4).unwrap_or(0);
+            let readahead = u32_at(body, 8).unwrap_or(0);
+            let offered = u32_at(body, 12).unwrap_or(0);
+            let wanted = init::ASYNC_READ
+                | init::BIG_WRITES
+                | init::ASYNC_DIO
+                | init::PARALLEL_DIROPS
+                | init::MAX_PAGES;
+            let flags = offered & wanted;
+            tracing::info!(
+                kernel_minor = minor,
+                offered = format_args!("{offered:#x}"),
+                agreed = format_args!("{flags:#x}"),
+                "FUSE connection initialised"
+            );
+            let out = Out::default()
+                .u32(PROTO_MAJOR)
+                .u32(minor.min(PROTO_MINOR))
+                .u32(readahead)
+                .u32(flags)
+                .u16(MAX_BACKGROUND)
+                .u16(MAX_BACKGROUND * 3 / 4) // congestion threshold
+                .u32(MAX_WRITE)
+                .u32(1) // time granularity (ns)
+                .u16(MAX_PAGES)
+                .u16(0) // map alignment
+                .zeros(24); // flags2, max_stack_depth, padding: 64 bytes in all
+            conn.reply(unique, 0, &out.0);
+        }
+        op::DESTROY => {
+            conn.reply(unique, 0, &[]);
+            conn.stopping.store(true, Ordering::SeqCst);
+        }
+        op::LOOKUP => {
+            let name = body.split(|b| *b == 0).next().unwrap_or(&[]);
+            if node != ROOT_ID || name != conn.name.as_slice() {
+                conn.error(unique, libc::ENOENT);
+            } else {
+                match image.size() {
+                    Ok(size) => {
+                        let out = Out::default()
+                            .u64(FILE_ID)
+                            .u64(1) // generation
+                            .u64(ATTR_VALID_SECS)
+                            .u64(ATTR_VALID_SECS)
+                            .u32(0)
+                            .u32(0);
+                        conn.reply(unique, 0, &conn.attr(out, FILE_ID, size).0);
+                    }
+                    Err(e) => conn.error(unique, errno_of(&e)),
+                }
+            }
+        }
+        op::FORGET | op::BATCH_FORGET | op::INTERRUPT => {} // no reply expected; nothing to cancel
+        op::GETATTR | op::SETATTR => {
+            if opcode == op::SETATTR
+                && node == FILE_ID
+                && u32_at(body, 0).unwrap_or(0) & FATTR_SIZE != 0
+            {
+                // The file is the image: its size changes only through `rookery volume resize`.
+                if image.size().ok() != u64_at(body, 16) {
+                    conn.error(unique, libc::EPERM);
+                    return Some(buf);
+                }
+            }
+            let size = match node {
+                ROOT_ID => Ok(0),
+                FILE_ID => image.size(),
+                _ => {
+                    conn.error(unique, libc::ENOENT);
+                    return Some(buf);
+                }
+            };
+            match size {
+                Ok(size) => {
+                    let out = Out::default().u64(ATTR_VALID_SECS).u32(0).u32(0);
+                    conn.reply(unique, 0, &conn.attr(out, node, size).0);
+                }
+                Err(e) => conn.error(unique, errno_of(&e)),
+            }
+        }
+        op::OPEN => {
+            let flags = u32_at(body, 0).unwrap_or(0) as i32;
+            if node != FILE_ID {
+                conn.error(unique, libc::EISDIR);
+            } else if conn.read_only && flags & libc::O_ACCMODE != libc::O_RDONLY {
+                conn.error(unique, libc::EROFS);
+            } else {
+                let out = Out::default()
+                    .u64(0)
+                    .u32(FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES)
+                    .u32(0);
+                conn.reply(unique, 0, &out.0);
+            }
+        }
+        op::OPENDIR => conn.reply(unique, 0, &Out::default().u64(0).u32(0).u32(0).0),
+        op::READDIR => {
+            let offset = u64_at(body, 8).unwrap_or(0);
+            let size = u32_at(body, 16).unwrap_or(0) as usize;
+            let entries: [(&[u8], u64, u32); 3] = [
+                (b".", ROOT_ID, libc::DT_DIR as u32),
+                (b"..", ROOT_ID, libc::DT_DIR as u32),
+                (&conn.name, FILE_ID, libc::DT_REG as u32),
+            ];
+            let mut out = Out::default();
+            for (i, (name, ino, kind)) in entries.iter().enumerate().skip(offset as usize) {
+                let entry_len = (24 + name.len()).next_multiple_of(8);
+                if out.0.len() + entry_len > size {
+                    break;
+                }
+                out = out
+                    .u64(*ino)
+                    .u64(i as u64 + 1)
+                    .u32(name.len() as u32)
+                    .u32(*kind);
+                out.0.extend_from_slice(name);
+                out = out.zeros(entry_len - 24 - name.len());
+            }
+            conn.reply(unique, 0, &out.0);
+        }
+        op::RELEASE | op::RELEASEDIR | op::FSYNCDIR | op::ACCESS => conn.reply(unique, 0, &[]),
+        op::STATFS => {
+            let blocks = image.size().unwrap_or(0) / 4096;
+            let out = Out::default()
+                .u64(blocks)
+                .u64(0)
+                .u64(0)
+                .u64(1)
+                .u64(0)
+                .u32(4096) // bsize
+                .u32(255) // namelen
+                .u32(4096) // frsize
+                .zeros(4 + 6 * 4);
+            conn.reply(unique, 0, &out.0);
+        }
+        op::GETXATTR | op::LISTXATTR => conn.error(unique, libc::ENOSYS),
+        op::READ => {
+            let offset = u64_at(body, 8).unwrap_or(0);
+            let want = u32_at(body, 16).unwrap_or(0) as usize;
+            let size = match image.size() {
+                Ok(s) => s,
+                Err(e) => {
+                    conn.error(unique, errno_of(&e));
+                    return Some(buf);
+                }
+            };
+            let len = want
+                .min(BUF_SIZE - OUT_HEADER)
+                .min(size.saturating_sub(offset) as usize);
+            if len == 0 {
+                conn.reply(unique, 0, &[]);
+                return Some(buf);
+            }
+            // The request buffer becomes the reply: header first, then the data librbd reads into it.
+            conn.inflight.fetch_add(1, Ordering::SeqCst);
+            let c = conn.clone();
+            image.read(
+                offset,
+                buf,
+                OUT_HEADER..OUT_HEADER + len,
+                Box::new(move |buf, rv| {
+                    match buf {
+                        Some(mut buf) if rv >= 0 => {
+                            let total = OUT_HEADER + rv.unsigned_abs().min(len);
+                            let header = Out::default().u32(total as u32).u32(0).u64(unique).0;
+                            buf[..OUT_HEADER].copy_from_slice(&header);
+                            c.send(&buf[..total]);
+                            c.give_buf(buf);
+                        }
+                        _ => c.error(unique, i32::try_from(-rv).unwrap_or(libc::EIO).max(1)),
+                    }
+                    c.inflight.fetch_sub(1, Ordering::SeqCst);
+                }),
+            );
+            return None;
+        }
+        op::WRITE => {
+            if conn.read_only {
+                conn.error(unique, libc::EROFS);
+                return Some(buf);
+            }
+            let offset = u64_at(body, 8).unwrap_or(0);
+            let len = u32_at(body, 16).unwrap_or(0) as usize;
+            let start = IN_HEADER + 40;
+            if start + len > n {
+                conn.error(unique, libc::EINVAL);
+                return Some(buf);
+            }
+            conn.inflight.fetch_add(1, Ordering::SeqCst);
+            let c = conn.clone();
+            image.write(
+                offset,
+                buf,
+                start..start + len,
+                Box::new(move |buf, rv| {
+                    finish(&c, unique, rv, |_| Out::default().u32(len as u32).u32(0).0);
+                    if let Some(buf) = buf {
+                        c.give_buf(buf);
+                    }
+                }),
+            );
+            return None;
+        }
+        op::FSYNC | op::FLUSH => {
+            conn.inflight.fetch_add(1, Ordering::SeqCst);
+            let c = conn.clone();
+            image.flush(Box::new(move |_, rv| {
+                finish(&c, unique, rv, |_| Vec::new())
+            }));
+        }
+        op::FALLOCATE => {
+            let offset = u64_at(body, 8).unwrap_or(0);
+            let len = u64_at(body, 16).unwrap_or(0);
+            let mode = u32_at(body, 24).unwrap_or(0);
+            let zeroing = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0;
+            if conn.read_only {
+                conn.error(unique, libc::EROFS);
+            } else if !zeroing
+                || mode & FALLOC_FL_KEEP_SIZE == 0
+                || mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0
+            {
+                // Preallocation cannot be promised by a thin image, and the size is the image's.
+                conn.error(unique, libc::EOPNOTSUPP);
+            } else {
+                // Punching a hole must read back as zeroes (a loop device's write-zeroes becomes one),
+                // which librbd's write-zeroes guarantees and its discard does not for partial objects.
+                let size = image.size().unwrap_or(0);
+                let len = len.min(size.saturating_sub(offset));
+                conn.inflight.fetch_add(1, Ordering::SeqCst);
+                let c = conn.clone();
+                image.write_zeroes(
+                    offset,
+                    usize::try_from(len).unwrap_or(usize::MAX),
+                    Box::new(move |_, rv| finish(&c, unique, rv, |_| Vec::new())),
+                );
+            }
+        }
+        other => {
+            tracing::debug!(opcode = other, "unsupported FUSE request");
+            conn.error(unique, libc::ENOSYS);
+        }
+    }
+    Some(buf)
+}
+
+fn errno_of(e: &rookery_ceph::CephError) -> i32 {
+    e.errno()
+        .map(|n| -n)
+        .filter(|n| *n > 0)
+        .unwrap_or(libc::EIO)
+}
+
+/// Whether `cmdline` is a rookery FUSE server (or an rbd-fuse from before it) serving `dir`, or any dir.
+pub fn is_server(cmdline: &[String], dir: Option<&Path>) -> bool {
+    let ours = cmdline.iter().any(|a| a == "fuse-serve")
+        || cmdline.first().is_some_and(|p| p.ends_with("rbd-fuse"));
+    ours && dir.is_none_or(|d| cmdline.iter().any(|a| Path::new(a) == d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_have_the_kernels_layout() {
+        let conn_attr_len = {
+            let out = Out::default();
+            // fuse_attr: 6 u64 + 10 u32.
+            let dummy = Conn {
+                dev: match File::open("/dev/null") {
+                    Ok(f) => f,
+                    Err(_) => return,
+                },
+                name: b"img".to_vec(),
+                read_only: false,
+                uid: 0,
+                gid: 0,
+                pool: Mutex::new(Vec::new()),
+                inflight: AtomicUsize::new(0),
+                stopping: AtomicBool::new(false),
+            };
+            dummy.attr(out, FILE_ID, 1 << 20).0.len()
+        };
+        assert_eq!(conn_attr_len, 88);
+    }
+
+    #[test]
+    fn servers_are_recognised_by_command_line() {
+        let ours: Vec<String> = ["/x/rookery", "fuse-serve", "--pool", "p", "/d/f1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(is_server(&ours, None));
+        assert!(is_server(&ours, Some(Path::new("/d/f1"))));
+        assert!(!is_server(&ours, Some(Path::new("/d/f2"))));
+        let other: Vec<String> = ["/x/rookery", "volume", "mount", "/d/f1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(!is_server(&other, None));
+    }
+}
