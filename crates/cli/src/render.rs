@@ -135,7 +135,11 @@ pub fn status(r: &ClusterReport) -> String {
                     "object store {}: S3 at {}{}",
                     st.name,
                     st.endpoint,
-                    if st.responding { "" } else { " (NOT ANSWERING)" }
+                    if st.responding {
+                        ""
+                    } else {
+                        " (NOT ANSWERING)"
+                    }
                 );
             }
             let _ = writeln!(

@@ -366,8 +366,14 @@ fn csi_driver_end_to_end() {
             .unwrap();
         // The claim's names are on the image, for `rookery volume info`.
         let image = race.volume_id.split_once('/').unwrap().1.to_string();
-        let info = c.ok(&["volume", "info", &image, "-o", "json"]);
-        assert!(String::from_utf8_lossy(&info.stdout).contains(&image));
+        let info = common::json(&common::rookery(
+            &c.dir,
+            &["volume", "info", &image, "-o", "json"],
+        ));
+        assert_eq!(info["claim"], "default/claim-pvc-race", "{info}");
+        let table = String::from_utf8_lossy(&common::rookery(&c.dir, &["volume", "list"]).stdout)
+            .to_string();
+        assert!(table.contains("default/claim-pvc-race"), "{table}");
 
         // Stage, publish, write; then the same at other paths reads it back.
         let id = vol.volume_id.clone();

@@ -212,7 +212,7 @@ pub(crate) struct Journal {
 }
 
 pub(crate) fn journal_object(image: &str) -> String {
-    format!("rookery.csi.vol.{image}")
+    rookery_volumes::manage::csi_journal_object(image)
 }
 
 fn write_journal(io: &IoCtx, image: &str, j: &Journal) -> Result<(), Status> {

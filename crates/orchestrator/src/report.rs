@@ -338,8 +338,7 @@ fn answers_http(endpoint: &str) -> bool {
     };
     let _ = s.set_read_timeout(Some(limit));
     let _ = s.set_write_timeout(Some(limit));
-    if s
-        .write_all(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    if s.write_all(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .is_err()
     {
         return false;

@@ -32,6 +32,28 @@ pub struct VolumeInfo {
     pub holders: Vec<Holder>,
     /// Mounts rookery made on this host.
     pub mounts: Vec<MountRecord>,
+    /// The Kubernetes claim (`namespace/name`) a CSI-made volume serves, from the driver's journal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+}
+
+/// The RADOS object beside a CSI-made image where the CSI driver keeps its journal (the CO's name, the
+/// content source and the claim the volume serves).
+pub fn csi_journal_object(image: &str) -> String {
+    format!("rookery.csi.vol.{image}")
+}
+
+/// `namespace/name` of the claim in a CSI journal, when there is one.
+fn claim_of(io: &rookery_ceph::IoCtx, image: &str) -> Option<String> {
+    let bytes = io.read_all(&csi_journal_object(image)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let name = v["claim"]["csi.storage.k8s.io/pvc/name"].as_str()?;
+    Some(
+        match v["claim"]["csi.storage.k8s.io/pvc/namespace"].as_str() {
+            Some(ns) => format!("{ns}/{name}"),
+            None => name.to_string(),
+        },
+    )
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -206,6 +228,7 @@ pub fn info(
             .map(|p| format!("{}/{}@{}", p.pool, p.image, p.snapshot)),
         holders: holders_of(&io, name),
         mounts: mounts_here(data_dir, pool, name),
+        claim: claim_of(&io, name),
     })
 }
 

@@ -304,8 +304,8 @@ fn table(list: &[VolumeInfo]) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "{:<20} {:<12} {:>10} {:>10} {:>5} {:<24} HOLDER",
-        "NAME", "POOL", "SIZE", "USED", "SNAPS", "MOUNTED AT"
+        "{:<20} {:<12} {:>10} {:>10} {:>5} {:<24} {:<24} HOLDER",
+        "NAME", "POOL", "SIZE", "USED", "SNAPS", "MOUNTED AT", "CLAIM"
     );
     for v in list {
         let at: Vec<String> = v
@@ -320,7 +320,7 @@ fn table(list: &[VolumeInfo]) -> String {
             .collect();
         let _ = writeln!(
             o,
-            "{:<20} {:<12} {:>10} {:>10} {:>5} {:<24} {}",
+            "{:<20} {:<12} {:>10} {:>10} {:>5} {:<24} {:<24} {}",
             v.name,
             v.pool,
             h(v.size_bytes),
@@ -331,6 +331,7 @@ fn table(list: &[VolumeInfo]) -> String {
             } else {
                 at.join(",")
             },
+            v.claim.as_deref().unwrap_or("-"),
             if holders.is_empty() {
                 "-".into()
             } else {
@@ -352,6 +353,9 @@ fn describe(v: &VolumeInfo) -> String {
         h(v.used_bytes)
     );
     let _ = writeln!(o, "fs        {}", v.fs);
+    if let Some(c) = &v.claim {
+        let _ = writeln!(o, "claim     {c} (made by the CSI driver)");
+    }
     let _ = writeln!(o, "features  {}", v.features.join(", "));
     if let Some(p) = &v.parent {
         let _ = writeln!(o, "parent    {p}");
