@@ -97,6 +97,9 @@ enum Command {
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[command(hide = true)]
     Supervise,
+    /// Delete the data of removed volumes from the RBD trash (the supervisor runs it every minute).
+    #[command(hide = true)]
+    PurgeTrash,
     /// Serve one RBD image as a file over FUSE until the mount goes away (what `volume mount` starts).
     #[command(hide = true)]
     FuseServe(FuseServeArgs),
@@ -183,6 +186,7 @@ fn main() -> ExitCode {
         Command::SmokeTest(args) => cmd::smoke::run(&layout, &args, cli.output),
         Command::Bench(args) => cmd::bench::run(&layout, &args, cli.output),
         Command::Supervise => supervisor::run(layout).map_err(Failure::from),
+        Command::PurgeTrash => cmd::purge::run(&layout),
         Command::FuseServe(a) => rookery_volumes::fuse::serve(&rookery_volumes::fuse::ServeArgs {
             conf: a.conf,
             pool: a.pool,

@@ -179,74 +179,49 @@ pub fn run(layout: Layout) -> Result<()> {
     served
 }
 
-/// Purges removed volumes from the RBD trash while the cluster is up, one image at a time, once deletions
-/// have settled: while new entries keep arriving (a burst of `volume rm`), purging would compete with
-/// them for the same OSDs, so it waits until a 2 s look finds nothing new. An image that failed is retried
-/// after a minute.
-///
-/// It keeps a connection of its own and makes a new one after any failure: a client that connected while
-/// the OSDs were still down was seen never to reach them (every OSD operation timed out, no OSD
-/// connection was ever opened), and the reconciler's connection is made at exactly that moment.
+/// Runs `rookery purge-trash` for this cluster every minute while the cluster is up (and soon after start),
+/// one run at a time. A child process, so the supervisor holds no second librados client (its threads and
+/// caches) while nothing is to be purged, which is nearly always.
 fn purge_loop(shared: &Shared) {
-    use rookery_volumes::manage::{self, Trashed};
-    use std::collections::{HashMap, HashSet};
-    let mut failed: HashMap<Trashed, Instant> = HashMap::new();
-    let mut seen: HashSet<Trashed> = HashSet::new();
-    let mut conn: Option<rookery_ceph::Rados> = None;
-    let pause = || {
-        let until = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < until && !shared.shutdown.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let mut next = Instant::now() + Duration::from_secs(5);
+    let mut child: Option<std::process::Child> = None;
     while !shared.shutdown.load(Ordering::SeqCst) {
-        pause();
-        // The reconciler's connection says the cluster is reachable; ours is made only then.
-        if lock(&shared.snapshot).rados.is_none() {
-            conn = None;
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(c) = child.as_mut() {
+            if !matches!(c.try_wait(), Ok(None)) {
+                child = None;
+            }
             continue;
         }
-        let rados = match conn.take() {
-            Some(r) => r,
-            None => match rookery_ceph::Rados::connect(
-                &shared.layout.conf(),
-                "admin",
-                Duration::from_secs(10),
-            ) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::debug!(error = %e, "trash purger cannot connect yet");
-                    continue;
-                }
-            },
-        };
-        let now = Instant::now();
-        failed.retain(|_, retry| *retry > now);
-        let ok = (|| -> Result<(), rookery_volumes::VolumeError> {
-            loop {
-                let found: HashSet<Trashed> = manage::trashed(&rados)?.into_iter().collect();
-                let settled = found.is_subset(&seen);
-                seen = found;
-                if !settled || shared.shutdown.load(Ordering::SeqCst) {
-                    return Ok(());
-                }
-                let Some(next) = seen.iter().find(|t| !failed.contains_key(t)).cloned() else {
-                    return Ok(());
-                };
-                match manage::purge(&rados, &next) {
-                    Ok(()) => tracing::info!(volume = %next, "purged a removed volume's data"),
-                    Err(e) => {
-                        tracing::warn!(volume = %next, error = %e, "could not purge a removed volume; retrying in a minute");
-                        failed.insert(next.clone(), Instant::now() + Duration::from_secs(60));
-                    }
-                }
-                seen.remove(&next);
-            }
-        })();
-        match ok {
-            Ok(()) => conn = Some(rados),
-            Err(e) => tracing::debug!(error = %e, "trash purge pass failed; reconnecting"),
+        // The reconciler's connection says the cluster is reachable.
+        if Instant::now() < next || lock(&shared.snapshot).rados.is_none() {
+            continue;
         }
+        next = Instant::now() + Duration::from_secs(60);
+        let log = shared.layout.log_dir().join("purge-trash.log");
+        let spawned = std::env::current_exe().and_then(|exe| {
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)?;
+            let err = out.try_clone()?;
+            std::process::Command::new(exe)
+                .arg("--data-dir")
+                .arg(&shared.layout.root)
+                .arg("purge-trash")
+                .stdin(std::process::Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+        });
+        match spawned {
+            Ok(c) => child = Some(c),
+            Err(e) => tracing::warn!(error = %e, "cannot start the trash purge"),
+        }
+    }
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
 

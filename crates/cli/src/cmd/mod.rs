@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod down;
 pub mod fs;
 pub mod object;
+pub mod purge;
 pub mod resources;
 pub mod smoke;
 pub mod status;

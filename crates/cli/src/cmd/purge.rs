@@ -1,0 +1,48 @@
+//! `rookery purge-trash` (hidden; the supervisor runs it every minute): deletes the data of removed volumes
+//! from the RBD trash, one image at a time, once deletions have settled: while new entries keep arriving
+//! (a burst of `volume rm`), purging would compete with them for the same OSDs, so it waits until a 2 s look
+//! finds nothing new. It stops when the trash is empty, when only failed entries are left, or after 5
+//! minutes (the next run goes on).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use rookery_orchestrator::Layout;
+use rookery_volumes::manage::{self, Trashed};
+
+use crate::{CmdResult, Failure};
+
+pub fn run(layout: &Layout) -> CmdResult {
+    let rados = super::connect(layout)?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut failed: HashSet<Trashed> = HashSet::new();
+    let mut seen: HashSet<Trashed> = HashSet::new();
+    while Instant::now() < deadline {
+        let found: HashSet<Trashed> = manage::trashed(&rados)
+            .map_err(|e| Failure::from(anyhow!(e)))?
+            .into_iter()
+            .collect();
+        let settled = found.is_subset(&seen);
+        seen = found;
+        if seen.iter().all(|t| failed.contains(t)) {
+            return Ok(());
+        }
+        if !settled {
+            std::thread::sleep(Duration::from_secs(2));
+            continue;
+        }
+        let Some(next) = seen.iter().find(|t| !failed.contains(*t)).cloned() else {
+            return Ok(());
+        };
+        match manage::purge(&rados, &next) {
+            Ok(()) => tracing::info!(volume = %next, "purged a removed volume's data"),
+            Err(e) => {
+                tracing::warn!(volume = %next, error = %e, "could not purge a removed volume; the next run retries");
+                failed.insert(next.clone());
+            }
+        }
+        seen.remove(&next);
+    }
+    Ok(())
+}
