@@ -787,6 +787,122 @@ fn csi_driver_end_to_end() {
         // Repeated unpublish and unstage of what is gone succeed.
         csi.unpublish(&gone, &work.join("t-none")).await.unwrap();
         csi.unstage(&gone, &work.join("s-none")).await.unwrap();
+
+        // Raw block: the device itself is published as a file; data written through it comes back at
+        // another staging, and expansion grows the device.
+        let block_cap = pb::VolumeCapability {
+            access_type: Some(pb::volume_capability::AccessType::Block(
+                pb::volume_capability::BlockVolume {},
+            )),
+            access_mode: writer("ext4").access_mode,
+        };
+        let mut mixed = create_req("pvc-mixed", 16 << 20, "ext4");
+        mixed.volume_capabilities.push(block_cap.clone());
+        assert_eq!(code(csi.create(mixed).await), Code::InvalidArgument);
+        let mut blk_req = create_req("pvc-block", 16 << 20, "");
+        blk_req.volume_capabilities = vec![block_cap.clone()];
+        let blk = csi.create(blk_req).await.unwrap();
+        csi.cap = Some(block_cap.clone());
+        let (bs1, bt1) = (work.join("staging-blk1"), work.join("pods/blk1/dev"));
+        csi.stage(&blk.volume_id, &bs1, "").await.unwrap();
+        csi.publish(&blk.volume_id, &bs1, &bt1, "", false)
+            .await
+            .unwrap();
+        csi.publish(&blk.volume_id, &bs1, &bt1, "", false)
+            .await
+            .unwrap();
+        let pattern = pseudo_random(21, 1 << 20);
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut dev = std::fs::OpenOptions::new().write(true).open(&bt1).unwrap();
+            dev.seek(SeekFrom::Start(4096)).unwrap();
+            dev.write_all(&pattern).unwrap();
+            dev.sync_all().unwrap();
+        }
+        let stats = csi
+            .node
+            .node_get_volume_stats(pb::NodeGetVolumeStatsRequest {
+                volume_id: blk.volume_id.clone(),
+                volume_path: bt1.display().to_string(),
+                staging_target_path: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(stats.usage[0].total, 16 << 20, "{stats:?}");
+        csi.unpublish(&blk.volume_id, &bt1).await.unwrap();
+        assert!(!bt1.exists());
+        csi.unstage(&blk.volume_id, &bs1).await.unwrap();
+        let (bs2, bt2) = (work.join("staging-blk2"), work.join("pods/blk2/dev"));
+        csi.stage(&blk.volume_id, &bs2, "").await.unwrap();
+        csi.publish(&blk.volume_id, &bs2, &bt2, "", false)
+            .await
+            .unwrap();
+        {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut dev = std::fs::File::open(&bt2).unwrap();
+            dev.seek(SeekFrom::Start(4096)).unwrap();
+            let mut back = vec![0u8; pattern.len()];
+            dev.read_exact(&mut back).unwrap();
+            assert_eq!(
+                checksum(&back),
+                checksum(&pattern),
+                "the block device lost data"
+            );
+        }
+        let grown = csi
+            .ctl
+            .controller_expand_volume(pb::ControllerExpandVolumeRequest {
+                volume_id: blk.volume_id.clone(),
+                capacity_range: Some(pb::CapacityRange {
+                    required_bytes: 32 << 20,
+                    limit_bytes: 0,
+                }),
+                volume_capability: Some(block_cap.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(grown.node_expansion_required);
+        csi.node
+            .node_expand_volume(pb::NodeExpandVolumeRequest {
+                volume_id: blk.volume_id.clone(),
+                volume_path: bt2.display().to_string(),
+                staging_target_path: bs2.display().to_string(),
+                volume_capability: Some(block_cap.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let stats = csi
+            .node
+            .node_get_volume_stats(pb::NodeGetVolumeStatsRequest {
+                volume_id: blk.volume_id.clone(),
+                volume_path: bt2.display().to_string(),
+                staging_target_path: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(stats.usage[0].total, 32 << 20, "{stats:?}");
+        // The raw device is never formatted behind the workload's back: a filesystem mount is refused.
+        let mount = c.run(&[
+            "volume",
+            "mount",
+            blk.volume_id.split_once('/').unwrap().1,
+            work.join("m-blk").to_str().unwrap(),
+        ]);
+        assert_ne!(mount.status.code(), Some(0));
+        csi.unpublish(&blk.volume_id, &bt2).await.unwrap();
+        csi.unstage(&blk.volume_id, &bs2).await.unwrap();
+        csi.ctl
+            .delete_volume(pb::DeleteVolumeRequest {
+                volume_id: blk.volume_id.clone(),
+                secrets: Default::default(),
+            })
+            .await
+            .unwrap();
     });
 }
 

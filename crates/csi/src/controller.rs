@@ -114,6 +114,23 @@ fn params(
         .or_else(|| p.get("fsType"))
         .cloned()
         .unwrap_or_default();
+    let block = caps.iter().any(|c| {
+        matches!(
+            c.access_type,
+            Some(pb::volume_capability::AccessType::Block(_))
+        )
+    });
+    let mount = caps.iter().any(|c| {
+        matches!(
+            c.access_type,
+            Some(pb::volume_capability::AccessType::Mount(_))
+        )
+    });
+    if block && mount {
+        return Err(Status::invalid_argument(
+            "a volume is either raw block or a filesystem; ask for one access type",
+        ));
+    }
     for c in caps {
         if let Some(pb::volume_capability::AccessType::Mount(m)) = &c.access_type {
             if !m.fs_type.is_empty() {
@@ -124,19 +141,24 @@ fn params(
     if fstype.is_empty() {
         fstype = "ext4".into();
     }
+    if block {
+        // Marks the image so nothing ever formats it: the workload owns the raw device.
+        return Ok(Params {
+            pool: p
+                .get("pool")
+                .cloned()
+                .unwrap_or_else(|| manage::DEFAULT_POOL.to_string()),
+            fstype: "none".into(),
+            features,
+            claim: claim_of(p),
+        });
+    }
     if !matches!(fstype.as_str(), "ext4" | "xfs") {
         return Err(Status::invalid_argument(format!(
             "filesystem {fstype:?} is not supported; use ext4 or xfs"
         )));
     }
-    let claim = [
-        ("csi.storage.k8s.io/pvc/name", ids::META_CLAIM),
-        ("csi.storage.k8s.io/pvc/namespace", ids::META_NAMESPACE),
-        ("csi.storage.k8s.io/pv/name", ids::META_PV),
-    ]
-    .iter()
-    .filter_map(|(param, key)| p.get(*param).map(|v| (*key, v.clone())))
-    .collect();
+    let claim = claim_of(p);
     Ok(Params {
         pool: p
             .get("pool")
@@ -146,6 +168,17 @@ fn params(
         features,
         claim,
     })
+}
+
+fn claim_of(p: &std::collections::HashMap<String, String>) -> Vec<(&'static str, String)> {
+    [
+        ("csi.storage.k8s.io/pvc/name", ids::META_CLAIM),
+        ("csi.storage.k8s.io/pvc/namespace", ids::META_NAMESPACE),
+        ("csi.storage.k8s.io/pv/name", ids::META_PV),
+    ]
+    .iter()
+    .filter_map(|(param, key)| p.get(*param).map(|v| (*key, v.clone())))
+    .collect()
 }
 
 fn open_pool<'a>(d: &'a Driver, pool: &str) -> Result<IoCtx<'a>, Status> {
@@ -326,8 +359,8 @@ impl Driver {
         };
         write_journal(&io, &id.image, &record)?;
         let mut capacity = size;
-        // The attach code reads the filesystem from the image (ext4 when unset); a clone's size is its
-        // source's, and the request's wins when larger.
+        // The attach code reads the filesystem from the image (ext4 when unset, "none" for raw block); a
+        // clone's size is its source's, and the request's wins when larger.
         if p.fstype != "ext4" || req.volume_content_source.is_some() {
             let image = open_image(&io, &id.image)?
                 .ok_or_else(|| Status::internal("the new image vanished"))?;
@@ -787,18 +820,13 @@ impl Driver {
             .ok_or_else(|| Status::not_found(format!("no volume {id}")))?;
         let current = image.size().map_err(|e| ceph_status(&e))?;
         let want = size_for(req.capacity_range.as_ref(), current)?;
-        let block = matches!(
-            req.volume_capability
-                .as_ref()
-                .and_then(|c| c.access_type.as_ref()),
-            Some(pb::volume_capability::AccessType::Block(_))
-        );
         if want > current {
             image.resize(want).map_err(|e| ceph_status(&e))?;
         }
         Ok(pb::ControllerExpandVolumeResponse {
             capacity_bytes: want.max(current) as i64,
-            node_expansion_required: !block,
+            // A filesystem grows on the node; so does a raw device's view (its loop device's size).
+            node_expansion_required: true,
         })
     }
 }

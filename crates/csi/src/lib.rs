@@ -118,7 +118,7 @@ pub(crate) fn ceph_status(e: &CephError) -> Status {
     }
 }
 
-/// Access types and modes an RBD volume serves: filesystem mode, one writer node (or readers).
+/// Access types and modes an RBD volume serves: filesystem or raw block, one writer node (or readers).
 pub(crate) fn rbd_capabilities_supported(caps: &[pb::VolumeCapability]) -> Result<(), Status> {
     use pb::volume_capability::access_mode::Mode;
     use pb::volume_capability::AccessType;
@@ -127,12 +127,7 @@ pub(crate) fn rbd_capabilities_supported(caps: &[pb::VolumeCapability]) -> Resul
     }
     for c in caps {
         match &c.access_type {
-            Some(AccessType::Mount(_)) => {}
-            Some(AccessType::Block(_)) => {
-                return Err(Status::invalid_argument(
-                    "raw block volumes are not served yet; use a filesystem (mount) volume",
-                ))
-            }
+            Some(AccessType::Mount(_)) | Some(AccessType::Block(_)) => {}
             None => {
                 return Err(Status::invalid_argument(
                     "access_type (mount or block) is required",

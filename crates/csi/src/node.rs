@@ -62,6 +62,39 @@ fn bind(src: &Path, dst: &Path, read_only: bool) -> Result<(), Status> {
     Ok(())
 }
 
+/// The size of the block device at `path` (the file a raw volume is published as), from its device number.
+fn device_size(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.file_type().is_block_device() {
+        return None;
+    }
+    let rdev = meta.rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    let sectors: u64 = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/size"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(sectors * 512)
+}
+
+/// Whether `a` and `b` are the same block device.
+fn same_device(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.rdev() != 0 && x.rdev() == y.rdev(),
+        _ => false,
+    }
+}
+
+fn is_block(cap: &pb::VolumeCapability) -> bool {
+    matches!(
+        cap.access_type,
+        Some(pb::volume_capability::AccessType::Block(_))
+    )
+}
+
 fn read_only_mode(cap: &pb::VolumeCapability) -> bool {
     use pb::volume_capability::access_mode::Mode;
     cap.access_mode.as_ref().is_some_and(|m| {
@@ -146,6 +179,7 @@ impl Driver {
             read_only,
             conf: self.conf.clone(),
             data_dir: self.data_dir.clone(),
+            raw: is_block(&cap),
         };
         rookery_volumes::mount(&self.rados, &request).map_err(|e| match e {
             rookery_volumes::VolumeError::Busy(m) => Status::failed_precondition(m),
@@ -202,6 +236,9 @@ impl Driver {
             )));
         }
         let read_only = req.readonly || read_only_mode(&cap);
+        if is_block(&cap) {
+            return self.publish_block(&staging, &target, read_only);
+        }
         if let Some(m) = mounts::mounted_at(&target) {
             let here = mounts::mounted_at(&staging);
             if here.is_some_and(|s| s.source == m.source) {
@@ -219,6 +256,47 @@ impl Driver {
         Ok(pb::NodePublishVolumeResponse {})
     }
 
+    /// A raw block volume is published as its device node: the staged loop device bind-mounted onto a file
+    /// at the target path.
+    fn publish_block(
+        &self,
+        staging: &Path,
+        target: &Path,
+        read_only: bool,
+    ) -> Result<pb::NodePublishVolumeResponse, Status> {
+        let rec = self
+            .record_at(staging)?
+            .ok_or_else(|| Status::failed_precondition("the volume is not staged"))?;
+        if rec.fstype != "none" {
+            return Err(Status::failed_precondition(format!(
+                "{} is staged as a filesystem; unstage it and stage it as a block volume",
+                staging.display()
+            )));
+        }
+        if let Some(m) = mounts::mounted_at(target) {
+            if same_device(target, &rec.loop_device) {
+                return Ok(pb::NodePublishVolumeResponse {});
+            }
+            return Err(Status::already_exists(format!(
+                "{} is already a mount point of {}",
+                target.display(),
+                m.source
+            )));
+        }
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Status::internal(format!("{}: {e}", dir.display())))?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(target)
+            .map_err(|e| Status::internal(format!("{}: {e}", target.display())))?;
+        bind(&rec.loop_device, target, read_only)?;
+        Ok(pb::NodePublishVolumeResponse {})
+    }
+
     pub(crate) fn unpublish(
         &self,
         req: pb::NodeUnpublishVolumeRequest,
@@ -228,7 +306,12 @@ impl Driver {
         if mounts::is_mount_point(&target) {
             mounts::unmount(&target).map_err(|e| Status::internal(e.to_string()))?;
         }
-        match std::fs::remove_dir(&target) {
+        let removed = if target.is_dir() {
+            std::fs::remove_dir(&target)
+        } else {
+            std::fs::remove_file(&target)
+        };
+        match removed {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Status::internal(format!("{}: {e}", target.display()))),
@@ -247,6 +330,26 @@ impl Driver {
                 "{} does not exist",
                 path.display()
             )));
+        }
+        if !path.is_dir() {
+            // A block volume: its size, and whether the device is still there.
+            let size = device_size(&path);
+            return Ok(pb::NodeGetVolumeStatsResponse {
+                usage: vec![pb::VolumeUsage {
+                    available: 0,
+                    total: size.unwrap_or(0) as i64,
+                    used: 0,
+                    unit: pb::volume_usage::Unit::Bytes as i32,
+                }],
+                volume_condition: Some(pb::VolumeCondition {
+                    abnormal: size.is_none(),
+                    message: if size.is_some() {
+                        "the device answers".into()
+                    } else {
+                        format!("{} is no longer a device of this volume", path.display())
+                    },
+                }),
+            });
         }
         let c = cpath(&path)?;
         // SAFETY: statvfs fills the zeroed struct; the path is NUL-terminated.
@@ -321,7 +424,7 @@ impl Driver {
             }
             rookery_volumes::loopdev::refresh_capacity(&m.loop_device)
                 .map_err(|e| Status::internal(e.to_string()))?;
-            if !m.read_only {
+            if !m.read_only && m.fstype != "none" {
                 rookery_volumes::tools::grow(&m.loop_device, &m.path, &m.fstype)
                     .map_err(|e| Status::internal(e.to_string()))?;
             }

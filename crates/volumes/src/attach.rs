@@ -21,6 +21,9 @@ pub struct MountRequest {
     /// The cluster's ceph.conf (for the FUSE server) and data dir (records, FUSE mount points).
     pub conf: PathBuf,
     pub data_dir: PathBuf,
+    /// Map only: the loop device is the result (raw block use); no filesystem is looked for, made or
+    /// mounted, and `path` only names the record.
+    pub raw: bool,
 }
 
 fn now_unix() -> u64 {
@@ -411,7 +414,7 @@ pub fn mount(rados: &Rados, req: &MountRequest) -> Result<MountRecord, VolumeErr
     let fstype = image
         .metadata_get(META_FS)?
         .unwrap_or_else(|| "ext4".into());
-    if fstype == "none" {
+    if fstype == "none" && !req.raw {
         return Err(VolumeError::BadRequest(format!(
             "volume {} is a raw block volume (created with --fs none); it has no filesystem to mount",
             req.volume
@@ -448,6 +451,10 @@ pub fn mount(rados: &Rados, req: &MountRequest) -> Result<MountRecord, VolumeErr
             tracing::warn!(holder = %h, %why, "released a stale holder");
         }
         rec.loop_device = loopdev::attach(&file, req.read_only)?;
+        if req.raw {
+            rec.fstype = "none".into();
+            return Ok(());
+        }
         match tools::probe(&rec.loop_device)? {
             None if req.read_only => {
                 return Err(VolumeError::BadRequest(format!(
@@ -622,6 +629,7 @@ pub fn resume_all(
             read_only: rec.read_only,
             conf: conf.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
+            raw: rec.fstype == "none",
         };
         let result = mount(rados, &req).map(|_| ());
         if result.is_ok() {

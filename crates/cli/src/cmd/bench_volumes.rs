@@ -419,6 +419,7 @@ fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
             read_only: false,
             conf: conf.clone(),
             data_dir: data.clone(),
+            raw: false,
         };
         rookery_volumes::mount(rados, &req)?;
         let ours = workloads(&fio_exe, &mnt, runtime);

@@ -273,6 +273,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
                 read_only: *read_only,
                 conf: layout.conf(),
                 data_dir: data.clone(),
+                raw: false,
             };
             let rec = rookery_volumes::mount(&rados, &req).map_err(failure)?;
             done(
