@@ -140,7 +140,7 @@ fn management(rados: &Rados, conf: &Path, count: usize) -> Result<Value> {
     }))
 }
 
-const WORKERS: usize = 16;
+const WORKERS: usize = 32;
 
 /// Runs `op(0..count)` on WORKERS threads; the first error wins.
 fn parallel<E: Into<anyhow::Error> + Send>(
