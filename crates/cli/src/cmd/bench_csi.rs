@@ -264,7 +264,7 @@ pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
                 f("rbd_create_total_secs") / f("parallel_secs").max(1e-9)
             );
             println!(
-                "  NodeStage+NodePublish    p50 {:.0} ms (rbd-fuse, loop device, mkfs.ext4 on first use, mount, bind mount)",
+                "  NodeStage+NodePublish    p50 {:.0} ms (FUSE server over librbd, loop device, mkfs.ext4 on first use, mount, bind mount)",
                 f("stage_publish_p50_ms")
             );
         }
