@@ -110,14 +110,58 @@ impl TestCluster {
     }
 }
 
+/// Detaches (lazily) every mount under `dir`, deepest first: what a failed test left mounted outside
+/// rookery's records (CSI publish targets, for one).
+fn unmount_under(dir: &Path) {
+    let mut targets: Vec<PathBuf> = rookery_volumes::mounts::table()
+        .into_iter()
+        .map(|m| m.target)
+        .filter(|t| t.starts_with(dir))
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.components().count()));
+    for t in targets {
+        if let Ok(c) = std::ffi::CString::new(t.as_os_str().as_encoded_bytes()) {
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        let parent = self._parent.path().to_path_buf();
+        // Mounts outside rookery's records first, so the purge's own unmounts are not refused as busy.
+        let records = [self.dir.join("volumes"), self.dir.join("files")];
+        let stray: Vec<PathBuf> = rookery_volumes::mounts::table()
+            .into_iter()
+            .map(|m| m.target)
+            .filter(|t| t.starts_with(&parent) && !records.iter().any(|r| t.starts_with(r)))
+            .filter(|t| !t.starts_with(&self.dir))
+            .collect();
+        for t in stray {
+            unmount_under(&t);
+        }
         if self.dir.join("cluster.json").exists() {
             let _ = self.run(&["down", "--purge", "--yes-really-destroy-data"]);
         }
         let needle = self.dir.display().to_string();
         for pid in processes_mentioning(&needle) {
             rookery_platform::proc::terminate(pid, Duration::from_secs(5));
+        }
+        unmount_under(&parent);
+        // Loop devices whose backing file was this cluster's.
+        if let Ok(entries) = std::fs::read_dir("/sys/block") {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !name.starts_with("loop") {
+                    continue;
+                }
+                let dev = PathBuf::from(format!("/dev/{name}"));
+                if rookery_volumes::loopdev::backing_file(&dev)
+                    .is_some_and(|b| b.starts_with(&self.dir))
+                {
+                    let _ = rookery_volumes::loopdev::detach(&dev);
+                }
+            }
         }
     }
 }
