@@ -52,6 +52,17 @@ impl Rados {
         Self::connect_with(conf, user, timeout, true, &[])
     }
 
+    /// Like [`Rados::connect`], as `client.<user>` with `key` (a cephx secret given by a caller, e.g. in a
+    /// CSI request's secrets) instead of a keyring file.
+    pub fn connect_with_key(
+        conf: &Path,
+        user: &str,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Rados, CephError> {
+        Self::connect_with(conf, user, timeout, true, &[("key", key), ("keyring", "")])
+    }
+
     /// Like [`Rados::connect`], but `timeout` bounds only the connect: mon and OSD operations wait as
     /// long as they must. For a data path (a served block device), where an OSD that restarts must
     /// delay I/O, not fail it, as a slow disk would. `options` are set after ceph.conf is read.

@@ -326,6 +326,59 @@ fn csi_driver_end_to_end() {
         pool.parameters.insert("pool".into(), "nosuchpool".into());
         assert_eq!(code(csi.create(pool).await), Code::NotFound);
 
+        // Secrets as ceph-csi's StorageClasses carry them: the request acts as that Ceph user.
+        let conf = c.dir.join("ceph.conf");
+        let made = Command::new("ceph")
+            .arg("--conf")
+            .arg(&conf)
+            .args([
+                "auth",
+                "get-or-create",
+                "client.csi-rbd",
+                "mon",
+                "profile rbd",
+                "osd",
+                "profile rbd pool=replicapool",
+                "mgr",
+                "profile rbd pool=replicapool",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let entity: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+        let key = entity[0]["key"].as_str().unwrap().to_string();
+        let mut as_user = create_req("pvc-secret", 4 << 20, "ext4");
+        as_user.secrets = [
+            ("adminID".to_string(), "csi-rbd".to_string()),
+            ("adminKey".to_string(), key.clone()),
+        ]
+        .into_iter()
+        .collect();
+        let secret_vol = csi.create(as_user.clone()).await.unwrap();
+        let mut wrong = as_user.clone();
+        wrong.secrets.insert(
+            "adminKey".into(),
+            "AQBxrVNnAAAAABAAtQ1x9yYZvNqxH6QDyRzYjw==".into(),
+        );
+        let refused = csi.create(wrong).await;
+        assert_eq!(code(refused), Code::Unauthenticated);
+        let mut half = as_user.clone();
+        half.secrets.remove("adminKey");
+        assert_eq!(code(csi.create(half).await), Code::InvalidArgument);
+        csi.ctl
+            .delete_volume(pb::DeleteVolumeRequest {
+                volume_id: secret_vol.volume_id.clone(),
+                secrets: as_user.secrets.clone(),
+            })
+            .await
+            .unwrap();
+
         // Create is idempotent by name; an incompatible size is ALREADY_EXISTS.
         let vol = csi
             .create(create_req("pvc-1", 64 << 20, "ext4"))

@@ -11,7 +11,7 @@ pub mod ids;
 pub mod metrics;
 mod node;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -96,14 +96,73 @@ impl Drop for Claim<'_> {
     }
 }
 
-pub struct Driver {
-    pub(crate) rados: Rados,
+/// What every request shares: configuration, the in-flight claims, metrics, and the connections made for
+/// the identities requests carry.
+pub struct Shared {
     pub(crate) conf: PathBuf,
     pub(crate) data_dir: PathBuf,
     pub(crate) config: Config,
     pub(crate) inflight: InFlight,
     pub metrics: metrics::Metrics,
+    /// (user, sha256 of the key) -> connection; the driver's own identity is `Driver::rados` of the
+    /// base driver.
+    identities: Mutex<HashMap<(String, String), Arc<Rados>>>,
 }
+
+/// The driver as one request sees it: the shared state, and the Ceph identity the request acts as (the
+/// one in its secrets, else the cluster's admin from the data dir).
+#[derive(Clone)]
+pub struct Driver {
+    pub(crate) rados: Arc<Rados>,
+    shared: Arc<Shared>,
+}
+
+impl std::ops::Deref for Driver {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+/// Requests that may carry secrets (ceph-csi's `adminID`/`adminKey` for the controller, `userID`/`userKey`
+/// for nodes; either is taken where given).
+pub trait Secrets {
+    fn secrets(&self) -> Option<&HashMap<String, String>> {
+        None
+    }
+}
+
+macro_rules! with_secrets {
+    ($($t:ty),*) => {$(impl Secrets for $t { fn secrets(&self) -> Option<&HashMap<String, String>> { Some(&self.secrets) } })*};
+}
+macro_rules! without_secrets {
+    ($($t:ty),*) => {$(impl Secrets for $t {})*};
+}
+with_secrets!(
+    pb::CreateVolumeRequest,
+    pb::DeleteVolumeRequest,
+    pb::ValidateVolumeCapabilitiesRequest,
+    pb::CreateSnapshotRequest,
+    pb::DeleteSnapshotRequest,
+    pb::ListSnapshotsRequest,
+    pb::ControllerExpandVolumeRequest,
+    pb::NodeStageVolumeRequest,
+    pb::NodePublishVolumeRequest,
+    pb::NodeExpandVolumeRequest
+);
+without_secrets!(
+    pb::GetPluginInfoRequest,
+    pb::GetPluginCapabilitiesRequest,
+    pb::ProbeRequest,
+    pb::ListVolumesRequest,
+    pb::GetCapacityRequest,
+    pb::ControllerGetCapabilitiesRequest,
+    pb::NodeUnstageVolumeRequest,
+    pb::NodeUnpublishVolumeRequest,
+    pb::NodeGetVolumeStatsRequest,
+    pb::NodeGetCapabilitiesRequest,
+    pb::NodeGetInfoRequest
+);
 
 /// A librados or librbd failure as the gRPC status the spec names for it.
 pub(crate) fn ceph_status(e: &CephError) -> Status {
@@ -195,13 +254,76 @@ impl Driver {
         let conf = config.data_dir.join("ceph.conf");
         let rados = Rados::connect(&conf, "admin", std::time::Duration::from_secs(10))?;
         Ok(Arc::new(Driver {
-            rados,
-            conf,
-            data_dir: config.data_dir.clone(),
-            config,
-            inflight: InFlight::default(),
-            metrics: metrics::Metrics::default(),
+            rados: Arc::new(rados),
+            shared: Arc::new(Shared {
+                conf,
+                data_dir: config.data_dir.clone(),
+                config,
+                inflight: InFlight::default(),
+                metrics: metrics::Metrics::default(),
+                identities: Mutex::new(HashMap::new()),
+            }),
         }))
+    }
+
+    /// The driver acting as the identity in `secrets`, when they carry one: ceph-csi's `adminID` +
+    /// `adminKey`, or `userID` + `userKey`. Connections are kept per identity; a key the cluster refuses
+    /// is UNAUTHENTICATED.
+    pub(crate) fn acting_as(
+        &self,
+        secrets: Option<&HashMap<String, String>>,
+    ) -> Result<Driver, Status> {
+        let Some(s) = secrets.filter(|s| !s.is_empty()) else {
+            return Ok(self.clone());
+        };
+        let pair = |id: &str, key: &str| Some((s.get(id)?.clone(), s.get(key)?.clone()));
+        let Some((user, key)) = pair("adminID", "adminKey").or_else(|| pair("userID", "userKey"))
+        else {
+            return Err(Status::invalid_argument(
+                "secrets must hold adminID and adminKey, or userID and userKey",
+            ));
+        };
+        let user = user.strip_prefix("client.").unwrap_or(&user).to_string();
+        if user.is_empty()
+            || !user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(Status::invalid_argument(
+                "the user id in the secrets is not a Ceph user name",
+            ));
+        }
+        use sha2::Digest;
+        let fingerprint = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+        let cache_key = (user.clone(), fingerprint);
+        let mut cache = self.identities.lock().unwrap_or_else(|p| p.into_inner());
+        let rados = match cache.get(&cache_key) {
+            Some(r) => Arc::clone(r),
+            None => {
+                let r = Rados::connect_with_key(
+                    &self.conf,
+                    &user,
+                    &key,
+                    std::time::Duration::from_secs(10),
+                )
+                .map_err(|e| {
+                    // Never echo the key: only the user and Ceph's reason.
+                    Status::unauthenticated(format!(
+                        "the cluster does not accept client.{user} with the given key: {}",
+                        e.errno()
+                            .map(|n| std::io::Error::from_raw_os_error(-n).to_string())
+                            .unwrap_or_else(|| "refused".into())
+                    ))
+                })?;
+                let r = Arc::new(r);
+                cache.insert(cache_key, Arc::clone(&r));
+                r
+            }
+        };
+        Ok(Driver {
+            rados,
+            shared: Arc::clone(&self.shared),
+        })
     }
 
     pub(crate) fn check_cluster(&self, id: &str) -> Result<(), Status> {
@@ -224,16 +346,19 @@ async fn call<Req, Resp, F>(
     f: F,
 ) -> Result<Response<Resp>, Status>
 where
-    Req: Send + 'static,
+    Req: Secrets + Send + 'static,
     Resp: Send + 'static,
     F: FnOnce(&Driver, Req) -> Result<Resp, Status> + Send + 'static,
 {
     let started = Instant::now();
     let d2 = Arc::clone(d);
     let inner = req.into_inner();
-    let result = tokio::task::spawn_blocking(move || f(&d2, inner))
-        .await
-        .unwrap_or_else(|e| Err(Status::internal(format!("the request failed: {e}"))));
+    let result = tokio::task::spawn_blocking(move || {
+        let me = d2.acting_as(inner.secrets())?;
+        f(&me, inner)
+    })
+    .await
+    .unwrap_or_else(|e| Err(Status::internal(format!("the request failed: {e}"))));
     let code = result
         .as_ref()
         .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
