@@ -214,12 +214,34 @@ fn check_gateway_ports(layout: &Layout, new: &[Value]) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The Ceph programs the new resources run, each checked before anything is saved.
+fn check_programs(new: &[Value]) -> Result<(), Failure> {
+    let mut needed = Vec::new();
+    for doc in new {
+        match key(doc).0.as_str() {
+            "CephFilesystem" => needed.extend(["ceph-mds", "ceph-fuse"]),
+            "CephObjectStore" => needed.extend(["radosgw", "radosgw-admin"]),
+            _ => {}
+        }
+    }
+    for program in needed {
+        if rookery_ceph::tools::find_program(program).is_none() {
+            let package = rookery_ceph::tools::package_of(program);
+            return Err(Failure::bad_input(format!(
+                "`{program}` is not installed; install it with: apt-get install -y {package} (nothing was changed)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Applies resources given as text: validate with the whole spec, save, wait for the supervisor, and show
 /// the keys of users made now (the only time they are printed without `--show-secret`).
 pub fn apply_text(layout: &Layout, text: &str, origin: &str, output: Output) -> CmdResult {
     let before: Vec<(String, String)> = saved_docs(layout)?.iter().map(key).collect();
     let (merged, new) = edited_spec(layout, text, origin, false)?;
     check_gateway_ports(layout, &new)?;
+    check_programs(&new)?;
     save(layout, &merged)?;
     let names: Vec<String> = new
         .iter()
