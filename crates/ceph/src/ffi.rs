@@ -54,6 +54,25 @@ pub struct Api {
         u8,
     ) -> c_int,
     pub unlock: unsafe extern "C" fn(IoCtxT, *const c_char, *const c_char, *const c_char) -> c_int,
+    pub exec: unsafe extern "C" fn(
+        IoCtxT,
+        *const c_char,
+        *const c_char,
+        *const c_char,
+        *const c_char,
+        usize,
+        *mut c_char,
+        usize,
+    ) -> c_int,
+    pub notify2: unsafe extern "C" fn(
+        IoCtxT,
+        *const c_char,
+        *const c_char,
+        c_int,
+        u64,
+        *mut *mut c_char,
+        *mut usize,
+    ) -> c_int,
 }
 
 // SAFETY: the struct holds only function pointers into a library that stays loaded; librados documents its
@@ -104,6 +123,8 @@ fn load() -> Result<Api, String> {
         remove: sym!("rados_remove"),
         lock_exclusive: sym!("rados_lock_exclusive"),
         unlock: sym!("rados_unlock"),
+        exec: sym!("rados_exec"),
+        notify2: sym!("rados_notify2"),
         _lib: lib,
     })
 }

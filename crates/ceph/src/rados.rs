@@ -15,6 +15,7 @@ use crate::CephError;
 pub struct Rados {
     handle: RadosT,
     api: &'static ffi::Api,
+    serial: u64,
 }
 
 // SAFETY: librados documents rados_t as safe to use from several threads at once.
@@ -91,7 +92,13 @@ impl Rados {
         if rc < 0 {
             return Err(CephError::call("rados_create2", rc, ""));
         }
-        let rados = Rados { handle, api };
+        static SERIALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let serial = SERIALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let rados = Rados {
+            handle,
+            api,
+            serial,
+        };
         let conf_c = cstring("config path", &conf.to_string_lossy())?;
         // SAFETY: handle is live until drop.
         let rc = unsafe { (api.conf_read_file)(rados.handle, conf_c.as_ptr()) };
@@ -127,6 +134,12 @@ impl Rados {
             ));
         }
         Ok(rados)
+    }
+
+    /// Tells this connection apart from every other one made by this process (never reused), as a key for
+    /// what callers remember per connection.
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     fn conf_set(&self, opt: &str, val: &str) -> Result<(), CephError> {
@@ -369,6 +382,108 @@ impl IoCtx<'_> {
     }
 }
 
+impl IoCtx<'_> {
+    /// Calls method `method` of object class `class` on `oid` (what librbd does for its metadata), and
+    /// returns the method's output.
+    pub fn exec(
+        &self,
+        oid: &str,
+        class: &str,
+        method: &str,
+        input: &[u8],
+    ) -> Result<Vec<u8>, CephError> {
+        let (o, c, m) = (
+            cstring("object name", oid)?,
+            cstring("class name", class)?,
+            cstring("method name", method)?,
+        );
+        let mut cap = 4096usize;
+        loop {
+            let mut out = vec![0u8; cap];
+            // SAFETY: io is live; strings are NUL-terminated; `input` and `out` are valid for their lengths.
+            let rc = unsafe {
+                (self.rados.api.exec)(
+                    self.io,
+                    o.as_ptr(),
+                    c.as_ptr(),
+                    m.as_ptr(),
+                    input.as_ptr() as *const c_char,
+                    input.len(),
+                    out.as_mut_ptr() as *mut c_char,
+                    out.len(),
+                )
+            };
+            if rc == -libc::ERANGE && cap < 64 << 20 {
+                cap *= 16;
+                continue;
+            }
+            if rc < 0 {
+                return Err(CephError::call(&format!("call {class}.{method}"), rc, oid));
+            }
+            out.truncate(rc as usize);
+            return Ok(out);
+        }
+    }
+
+    /// Sends an empty notification to the watchers of `oid` and counts them: those that answered and those
+    /// that did not within `timeout` (a client that died and whose watch has not lapsed yet). Unlike a
+    /// listing of watchers, which librados offers only in C++, this reaches every live one.
+    pub fn notify_watchers(
+        &self,
+        oid: &str,
+        timeout: std::time::Duration,
+    ) -> Result<usize, CephError> {
+        let o = cstring("object name", oid)?;
+        let mut reply: *mut c_char = std::ptr::null_mut();
+        let mut reply_len = 0usize;
+        // SAFETY: io is live; an empty payload needs no buffer; librados allocates the reply, freed below.
+        let rc = unsafe {
+            (self.rados.api.notify2)(
+                self.io,
+                o.as_ptr(),
+                std::ptr::null(),
+                0,
+                timeout.as_millis() as u64,
+                &mut reply,
+                &mut reply_len,
+            )
+        };
+        let bytes = if reply.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: librados returned `reply_len` bytes at `reply`; copied before it is freed.
+            let v = unsafe { std::slice::from_raw_parts(reply as *const u8, reply_len) }.to_vec();
+            // SAFETY: allocated by librados for this call, freed once.
+            unsafe { (self.rados.api.buffer_free)(reply) };
+            v
+        };
+        if rc < 0 && rc != -libc::ETIMEDOUT {
+            return Err(CephError::call("notify watchers", rc, oid));
+        }
+        notify_reply_watchers(&bytes)
+            .ok_or_else(|| CephError::call("read the watchers' answers", -libc::EINVAL, oid))
+    }
+}
+
+/// Counts the watchers in a notify reply: a map of (watcher, cookie) -> answer, then a list of the
+/// (watcher, cookie) pairs that did not answer, in Ceph's encoding (little-endian, u32 lengths).
+fn notify_reply_watchers(b: &[u8]) -> Option<usize> {
+    let u32_at = |at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    if b.is_empty() {
+        return Some(0);
+    }
+    let answered = u32_at(0)?;
+    let mut at = 4usize;
+    for _ in 0..answered {
+        at += 16; // watcher id, cookie
+        at += 4 + u32_at(at)?; // the answer's payload
+    }
+    let silent = u32_at(at)?;
+    (b.len() >= at + 4 + 16 * silent).then_some(answered + silent)
+}
+
 impl Drop for IoCtx<'_> {
     fn drop(&mut self) {
         // SAFETY: created by rados_ioctx_create, destroyed once.
@@ -385,4 +500,24 @@ pub(crate) fn errno_text(rc: i32) -> String {
     }
     // SAFETY: non-null NUL-terminated string.
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_answered_and_silent_watchers() {
+        assert_eq!(super::notify_reply_watchers(&[]), Some(0));
+        let mut b = 2u32.to_le_bytes().to_vec();
+        for (gid, payload) in [(1u64, &b"ok"[..]), (2, &b""[..])] {
+            b.extend_from_slice(&gid.to_le_bytes());
+            b.extend_from_slice(&9u64.to_le_bytes());
+            b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            b.extend_from_slice(payload);
+        }
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&3u64.to_le_bytes());
+        b.extend_from_slice(&9u64.to_le_bytes());
+        assert_eq!(super::notify_reply_watchers(&b), Some(3));
+        assert_eq!(super::notify_reply_watchers(&b[..b.len() - 1]), None);
+    }
 }

@@ -199,14 +199,13 @@ fn purge_loop(shared: &Shared) {
         }
         next = Instant::now() + Duration::from_secs(60);
         let log = shared.layout.log_dir().join("purge-trash.log");
-        let spawned = std::env::current_exe().and_then(|exe| {
+        let spawned = rookery_platform::proc::own_program().and_then(|mut cmd| {
             let out = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&log)?;
             let err = out.try_clone()?;
-            std::process::Command::new(exe)
-                .arg("--data-dir")
+            cmd.arg("--data-dir")
                 .arg(&shared.layout.root)
                 .arg("purge-trash")
                 .stdin(std::process::Stdio::null())

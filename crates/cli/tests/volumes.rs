@@ -218,6 +218,27 @@ fn volumes_on_real_ceph() {
     c.ok(&["volume", "unmount", "ghosted"]);
     c.ok(&["volume", "rm", "ghosted"]);
 
+    // A client that is no rookery mount (here: this test, through librbd) has a volume open: rm is
+    // refused until it lets go.
+    c.ok(&["volume", "create", "foreign", "--size", "64Mi"]);
+    {
+        let rados = rookery_ceph::Rados::connect(
+            &c.dir.join("ceph.conf"),
+            "admin",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let io = rados.ioctx("replicapool").unwrap();
+        let image = rookery_ceph::rbd::Image::open(&io, "foreign").unwrap();
+        refused(
+            &c,
+            &["volume", "rm", "foreign"],
+            &["open by 1 other client"],
+        );
+        drop(image);
+    }
+    c.ok(&["volume", "rm", "foreign"]);
+
     // Across down/up the mount is taken down and restored.
     c.ok(&["down"]);
     assert!(!is_mounted(&m1));

@@ -138,6 +138,23 @@ pub fn tcp_listener(port: u16) -> Option<(u32, String)> {
     None
 }
 
+/// A command that runs this very program again, for the children rookery starts (supervisor, FUSE servers,
+/// trash purge). It executes `/proc/self/exe`, which stays valid after the file on disk is rebuilt or
+/// upgraded (the path then names a deleted file and cannot be started), and shows the program's path as
+/// its name so `ps` and the pid checks see what they expect.
+pub fn own_program() -> std::io::Result<std::process::Command> {
+    use std::os::unix::process::CommandExt;
+    let path = std::env::current_exe()?;
+    let shown = path
+        .to_str()
+        .and_then(|p| p.strip_suffix(" (deleted)"))
+        .map(std::path::PathBuf::from)
+        .unwrap_or(path);
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg0(shown);
+    Ok(cmd)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

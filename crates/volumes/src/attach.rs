@@ -2,7 +2,7 @@
 //! order.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rookery_ceph::rbd::Image;
@@ -206,7 +206,7 @@ fn path_tag(path: &Path) -> String {
 /// Starts the FUSE server for one image and waits until it serves the image file.
 fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), VolumeError> {
     std::fs::create_dir_all(fuse_dir)?;
-    let (exe, args) =
+    let mut cmd =
         tools::fuse_server_command(&req.conf, &req.pool, &req.volume, fuse_dir, req.read_only)?;
     let log_path = req
         .data_dir
@@ -217,11 +217,7 @@ fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), Vol
         .append(true)
         .open(&log_path)?;
     let log2 = log.try_clone()?;
-    let mut cmd = Command::new(exe);
-    cmd.args(&args)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
     rookery_platform::proc::detach(&mut cmd);
     let mut child = cmd.spawn()?;
     let pid = child.id();

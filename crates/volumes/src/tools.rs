@@ -195,7 +195,7 @@ pub fn grow_unmounted_ext4(device: &Path, device_size: u64) -> Result<bool, Tool
     Ok(true)
 }
 
-/// The command line that serves one RBD image as the file `<mount_dir>/<image>` in the foreground: this
+/// The command that serves one RBD image as the file `<mount_dir>/<image>` in the foreground: this
 /// same program's `fuse-serve` subcommand (see [`crate::fuse`]). The directory comes last, where
 /// [`crate::fuse::is_server`] finds it.
 pub fn fuse_server_command(
@@ -204,8 +204,8 @@ pub fn fuse_server_command(
     image: &str,
     mount_dir: &Path,
     read_only: bool,
-) -> std::io::Result<(std::path::PathBuf, Vec<String>)> {
-    let exe = std::env::current_exe()?;
+) -> std::io::Result<std::process::Command> {
+    let mut cmd = rookery_platform::proc::own_program()?;
     let mut args = vec![
         "fuse-serve".to_string(),
         "--conf".into(),
@@ -219,5 +219,6 @@ pub fn fuse_server_command(
         args.push("--read-only".into());
     }
     args.push(mount_dir.display().to_string());
-    Ok((exe, args))
+    cmd.args(args);
+    Ok(cmd)
 }

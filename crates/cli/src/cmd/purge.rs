@@ -25,24 +25,32 @@ pub fn run(layout: &Layout) -> CmdResult {
             .collect();
         let settled = found.is_subset(&seen);
         seen = found;
-        if seen.iter().all(|t| failed.contains(t)) {
-            return Ok(());
-        }
         if !settled {
             std::thread::sleep(Duration::from_secs(2));
             continue;
         }
-        let Some(next) = seen.iter().find(|t| !failed.contains(*t)).cloned() else {
+        let todo: Vec<Trashed> = seen.difference(&failed).cloned().collect();
+        if todo.is_empty() {
             return Ok(());
-        };
-        match manage::purge(&rados, &next) {
-            Ok(()) => tracing::info!(volume = %next, "purged a removed volume's data"),
-            Err(e) => {
-                tracing::warn!(volume = %next, error = %e, "could not purge a removed volume; the next run retries");
-                failed.insert(next.clone());
+        }
+        // One listing serves a batch: listing after every image would cost O(n) per purge. The next look
+        // comes after LOOK_AGAIN, to notice a new burst of removals.
+        let listed = Instant::now();
+        for next in todo {
+            if listed.elapsed() > LOOK_AGAIN || Instant::now() >= deadline {
+                break;
+            }
+            match manage::purge(&rados, &next) {
+                Ok(()) => tracing::info!(volume = %next, "purged a removed volume's data"),
+                Err(e) => {
+                    tracing::warn!(volume = %next, error = %e, "could not purge a removed volume; the next run retries");
+                    failed.insert(next.clone());
+                }
             }
         }
-        seen.remove(&next);
     }
     Ok(())
 }
+
+/// How long one trash listing is trusted before looking for new removals.
+const LOOK_AGAIN: Duration = Duration::from_secs(2);

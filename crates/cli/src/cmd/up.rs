@@ -2,7 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -218,14 +218,13 @@ fn start_supervisor(rt: &tokio::runtime::Runtime, layout: &Layout) -> Result<(),
     if rt.block_on(api::supervisor_alive(&layout.socket())) {
         return Ok(());
     }
-    let exe = std::env::current_exe().context("locating the rookery binary")?;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(layout.supervisor_log())
         .with_context(|| format!("opening {}", layout.supervisor_log().display()))?;
     let log2 = log.try_clone().context("duplicating the log handle")?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = rookery_platform::proc::own_program().context("locating the rookery binary")?;
     cmd.arg("--data-dir")
         .arg(&layout.root)
         .arg("supervise")
