@@ -159,6 +159,7 @@ impl From<anyhow::Error> for Failure {
 pub type CmdResult = Result<(), Failure>;
 
 fn main() -> ExitCode {
+    rookery_platform::proc::name_this_process("rookery");
     let cli = Cli::parse();
     let supervise = matches!(cli.command, Command::Supervise | Command::FuseServe(_))
         || matches!(&cli.command, Command::Up(a) if a.foreground);

@@ -155,6 +155,15 @@ pub fn own_program() -> std::io::Result<std::process::Command> {
     Ok(cmd)
 }
 
+/// Sets the name `ps`, `top` and `pgrep` show for this process (and the threads it starts from now on):
+/// a child started through [`own_program`] would otherwise be called "exe".
+pub fn name_this_process(name: &str) {
+    if let Ok(c) = std::ffi::CString::new(name) {
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes (longer is truncated).
+        unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
