@@ -82,10 +82,12 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> Str
         "keyring",
         format!("{dir}/keyring/$cluster.$name.keyring"),
     );
+    // One file per client name, appended to by every process: a file per pid left an empty log behind
+    // for every `ceph` or `rbd` command run against the cluster.
     c.set(
         "client",
         "log_file",
-        format!("{dir}/log/$cluster-$name.$pid.log"),
+        format!("{dir}/log/$cluster-$name.log"),
     );
     c.set("mon", "mon_data", format!("{dir}/mon/$cluster-$id"));
     c.set("mgr", "mgr_data", format!("{dir}/mgr/$cluster-$id"));
