@@ -294,6 +294,21 @@ fn volumes_on_real_ceph() {
     let loops = rookery_volumes::loopdev::attached_under(&c.dir);
     assert!(loops.is_empty(), "loop devices left: {loops:?}");
 
+    // Removed volumes went to the trash; the purge the supervisor runs deletes their data.
+    let trashed = || {
+        let rados = rookery_ceph::Rados::connect(
+            &c.dir.join("ceph.conf"),
+            "admin",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let io = rados.ioctx("replicapool").unwrap();
+        rookery_ceph::rbd::trash_list(&io).unwrap().len()
+    };
+    assert!(trashed() > 0, "volume rm left nothing in the trash");
+    c.ok(&["purge-trash"]);
+    assert_eq!(trashed(), 0, "the purge left removed volumes in the trash");
+
     pools(&c, mnt.path());
 }
 
