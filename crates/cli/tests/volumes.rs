@@ -236,6 +236,12 @@ fn volumes_on_real_ceph() {
             &["open by 1 other client"],
         );
         drop(image);
+        // Removing a volume that does not exist is refused and leaves no holder record behind.
+        refused(&c, &["volume", "rm", "nosuch"], &["no volume"]);
+        assert!(
+            io.read_all("rookery.volume.nosuch").is_err(),
+            "rm of a missing volume left its holder object"
+        );
     }
     c.ok(&["volume", "rm", "foreign"]);
 

@@ -451,10 +451,13 @@ pub fn remove(rados: &Rados, pool: &str, name: &str) -> Result<(), VolumeError> 
     let claim = crate::attach::ClaimLock::take(&io, name)?;
     // Most volumes being removed have no snapshots and nobody using them: that is told without opening
     // the image. Anything else takes the full look, which names what is in the way.
-    match rbd::in_use_without_open(&io, name, WATCHER_ANSWER)? {
-        Some(u) if u.snapshots == 0 => refuse_if_in_use(&io, name, u.watchers)?,
-        _ => full_checks(rados, &io, pool, name)?,
-    }
+    let claim = match rbd::in_use_without_open(&io, name, WATCHER_ANSWER)? {
+        Some(u) if u.snapshots == 0 => {
+            refuse_if_in_use(&io, name, u.watchers)?;
+            claim
+        }
+        _ => full_checks(rados, &io, pool, name, claim)?,
+    };
     rbd::trash_move(&io, name)?;
     // The holder record goes, and with it the claim lock (a lock lives on its object).
     claim.remove_object();
@@ -492,18 +495,27 @@ fn refuse_if_in_use(io: &IoCtx, name: &str, watchers: usize) -> Result<(), Volum
 }
 
 /// The checks of [`remove`] with the image open: it exists, is unused, and has no snapshots or clones.
-fn full_checks(rados: &Rados, io: &IoCtx, pool: &str, name: &str) -> Result<(), VolumeError> {
+/// Gives the claim back for the removal; for a volume that does not exist, drops it with its object
+/// (taking the lock created it).
+fn full_checks<'a>(
+    rados: &Rados,
+    io: &IoCtx,
+    pool: &str,
+    name: &str,
+    claim: crate::attach::ClaimLock<'a>,
+) -> Result<crate::attach::ClaimLock<'a>, VolumeError> {
     // Read-only: the checks need no watch of our own (registering and dropping one are two writes to the
     // header), and with none of ours, every watcher is another client.
-    let image = Image::open_read_only(io, name).map_err(|e| {
-        if e.errno() == Some(-libc::ENOENT) {
-            bad(format!(
+    let image = match Image::open_read_only(io, name) {
+        Ok(image) => image,
+        Err(e) if e.errno() == Some(-libc::ENOENT) => {
+            claim.remove_object();
+            return Err(bad(format!(
                 "there is no volume {name:?} in pool {pool:?}; `rookery volume list` shows them"
-            ))
-        } else {
-            e.into()
+            )));
         }
-    })?;
+        Err(e) => return Err(e.into()),
+    };
     refuse_if_in_use(io, name, image.watchers()?)?;
     let snaps = image.snapshots()?;
     let mut clones = Vec::new();
@@ -527,7 +539,7 @@ fn full_checks(rados: &Rados, io: &IoCtx, pool: &str, name: &str) -> Result<(), 
             names.join(", ")
         )));
     }
-    Ok(())
+    Ok(claim)
 }
 
 /// A removed volume whose data is still to be deleted.
