@@ -196,12 +196,7 @@ fn volumes_on_real_ceph() {
     // A holder on another host that is gone (it no longer has the image open) does not block a mount.
     c.ok(&["volume", "create", "ghosted", "--size", "64Mi"]);
     {
-        let rados = rookery_ceph::Rados::connect(
-            &c.dir.join("ceph.conf"),
-            "admin",
-            Duration::from_secs(10),
-        )
-        .unwrap();
+        let rados = c.rados();
         let io = rados.ioctx("replicapool").unwrap();
         let ghost = serde_json::json!([{"host": "ghost-host", "boot_id": "x", "pid": 4242, "path": "/mnt/elsewhere",
                                         "read_only": false, "since_unix": 1}]);
@@ -222,12 +217,7 @@ fn volumes_on_real_ceph() {
     // refused until it lets go.
     c.ok(&["volume", "create", "foreign", "--size", "64Mi"]);
     {
-        let rados = rookery_ceph::Rados::connect(
-            &c.dir.join("ceph.conf"),
-            "admin",
-            Duration::from_secs(10),
-        )
-        .unwrap();
+        let rados = c.rados();
         let io = rados.ioctx("replicapool").unwrap();
         let image = rookery_ceph::rbd::Image::open(&io, "foreign").unwrap();
         refused(
@@ -302,12 +292,7 @@ fn volumes_on_real_ceph() {
 
     // Removed volumes went to the trash; the purge the supervisor runs deletes their data.
     let trashed = || {
-        let rados = rookery_ceph::Rados::connect(
-            &c.dir.join("ceph.conf"),
-            "admin",
-            Duration::from_secs(10),
-        )
-        .unwrap();
+        let rados = c.rados();
         let io = rados.ioctx("replicapool").unwrap();
         rookery_ceph::rbd::trash_list(&io).unwrap().len()
     };
@@ -348,9 +333,7 @@ fn pools(c: &TestCluster, scratch: &Path) {
     assert_eq!(p["quota_max_bytes"], 1u64 << 30);
     assert_eq!(p["quota_max_objects"], 500);
     assert_eq!(p["crush_rule"], "rookery-replicated-hdd");
-    let rados =
-        rookery_ceph::Rados::connect(&c.dir.join("ceph.conf"), "admin", Duration::from_secs(10))
-            .unwrap();
+    let rados = c.rados();
     let mode: serde_json::Value = rados
         .command(rookery_ceph::Target::Mon, serde_json::json!({"prefix": "osd pool get", "pool": "fast", "var": "compression_mode"}))
         .unwrap();

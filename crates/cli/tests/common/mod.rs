@@ -81,6 +81,16 @@ impl TestCluster {
         json(&self.ok(&["status", "-o", "json"]))
     }
 
+    /// A librados connection to this cluster as client.admin, for checks behind the CLI's back.
+    pub fn rados(&self) -> rookery_ceph::Rados {
+        rookery_ceph::Rados::connect(
+            &self.dir.join("ceph.conf"),
+            "admin",
+            Duration::from_secs(10),
+        )
+        .expect("connecting to the test cluster")
+    }
+
     /// Waits until `status` says ready; panics with the last status after `limit`.
     pub fn wait_ready(&self, limit: Duration) -> Duration {
         let start = Instant::now();
