@@ -188,6 +188,8 @@ fn volumes_on_real_ceph() {
     let fuse_pid = info["mounts"][0]["fuse_pid"].as_u64().unwrap() as u32;
     assert!(rookery_platform::proc::signal(fuse_pid, libc::SIGKILL));
     std::thread::sleep(Duration::from_millis(300));
+    // Its watch on the image lingers until Ceph times it out (30 s): rm counts the silent client as a user.
+    refused(&c, &["volume", "rm", "v1"], &["open by 1 other client"]);
     c.ok(&["volume", "mount", "v1", &s(&m1)]);
     same_files(&m1, &files);
     same_files(&m1, &later);
@@ -233,6 +235,21 @@ fn volumes_on_real_ceph() {
             "rm of a missing volume left its holder object"
         );
     }
+    // A client that died with the volume open keeps its watch until Ceph times it out (30 s). It cannot
+    // answer, so rm counts it as a user; mounting again releases it (blocklist), and then rm works.
+    let mf = m("foreign");
+    c.ok(&["volume", "mount", "foreign", &s(&mf)]);
+    let info = json(&c.ok(&["volume", "info", "foreign", "-o", "json"]));
+    let dead = info["mounts"][0]["fuse_pid"].as_u64().unwrap() as u32;
+    assert!(rookery_platform::proc::signal(dead, libc::SIGKILL));
+    std::thread::sleep(Duration::from_millis(300));
+    refused(
+        &c,
+        &["volume", "rm", "foreign"],
+        &["open by 1 other client"],
+    );
+    c.ok(&["volume", "mount", "foreign", &s(&mf)]);
+    c.ok(&["volume", "unmount", "foreign"]);
     c.ok(&["volume", "rm", "foreign"]);
 
     // Across down/up the mount is taken down and restored.
