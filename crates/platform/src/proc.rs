@@ -169,6 +169,17 @@ pub(crate) mod tests {
     use super::*;
 
     #[test]
+    fn own_program_runs_this_very_program() {
+        // The test binary lists its own tests when started again with --list.
+        let out = own_program()
+            .unwrap()
+            .args(["--list", "--format", "terse"])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("own_program_runs_this_very_program"));
+    }
+
+    #[test]
     fn sees_itself_and_not_a_dead_pid() {
         let _serial = serial();
         let me = std::process::id();
