@@ -15,6 +15,7 @@ pub mod rbd_aio;
 mod rbd_ffi;
 pub mod tools;
 pub mod types;
+mod wire;
 
 pub use rados::{IoCtx, Rados, Target};
 

@@ -448,19 +448,12 @@ impl IoCtx<'_> {
                 &mut reply_len,
             )
         };
-        let bytes = if reply.is_null() {
-            Vec::new()
-        } else {
-            // SAFETY: librados returned `reply_len` bytes at `reply`; copied before it is freed.
-            let v = unsafe { std::slice::from_raw_parts(reply as *const u8, reply_len) }.to_vec();
-            // SAFETY: allocated by librados for this call, freed once.
-            unsafe { (self.rados.api.buffer_free)(reply) };
-            v
-        };
+        // SAFETY: librados set `reply` to null or to a buffer of `reply_len` bytes it allocated.
+        let bytes = unsafe { take_buffer(self.rados.api, reply, reply_len) };
         if rc < 0 && rc != -libc::ETIMEDOUT {
             return Err(CephError::call("notify watchers", rc, oid));
         }
-        let counted = notify_reply_watchers(&bytes)
+        let counted = crate::wire::notify_watchers(&bytes)
             .ok_or_else(|| CephError::call("read the watchers' answers", -libc::EINVAL, oid))?;
         // A timeout means some watcher did not answer, whatever the reply managed to list.
         Ok(if rc == -libc::ETIMEDOUT {
@@ -469,25 +462,6 @@ impl IoCtx<'_> {
             counted
         })
     }
-}
-
-/// Counts the watchers in a notify reply: a map of (watcher, cookie) -> answer, then a list of the
-/// (watcher, cookie) pairs that did not answer, in Ceph's encoding (little-endian, u32 lengths).
-fn notify_reply_watchers(b: &[u8]) -> Option<usize> {
-    let u32_at = |at: usize| -> Option<usize> {
-        Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
-    };
-    if b.is_empty() {
-        return Some(0);
-    }
-    let answered = u32_at(0)?;
-    let mut at = 4usize;
-    for _ in 0..answered {
-        at += 16; // watcher id, cookie
-        at += 4 + u32_at(at)?; // the answer's payload
-    }
-    let silent = u32_at(at)?;
-    (b.len() >= at + 4 + 16 * silent).then_some(answered + silent)
 }
 
 impl Drop for IoCtx<'_> {
@@ -506,24 +480,4 @@ pub(crate) fn errno_text(rc: i32) -> String {
     }
     // SAFETY: non-null NUL-terminated string.
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn counts_answered_and_silent_watchers() {
-        assert_eq!(super::notify_reply_watchers(&[]), Some(0));
-        let mut b = 2u32.to_le_bytes().to_vec();
-        for (gid, payload) in [(1u64, &b"ok"[..]), (2, &b""[..])] {
-            b.extend_from_slice(&gid.to_le_bytes());
-            b.extend_from_slice(&9u64.to_le_bytes());
-            b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            b.extend_from_slice(payload);
-        }
-        b.extend_from_slice(&1u32.to_le_bytes());
-        b.extend_from_slice(&3u64.to_le_bytes());
-        b.extend_from_slice(&9u64.to_le_bytes());
-        assert_eq!(super::notify_reply_watchers(&b), Some(3));
-        assert_eq!(super::notify_reply_watchers(&b[..b.len() - 1]), None);
-    }
 }

@@ -250,7 +250,7 @@ pub fn in_use_without_open(
     timeout: std::time::Duration,
 ) -> Result<Option<InUse>, CephError> {
     let id = match io.exec(&format!("rbd_id.{name}"), "rbd", "get_id", &[]) {
-        Ok(out) => decode_string(&out).ok_or_else(|| {
+        Ok(out) => crate::wire::string(&out).ok_or_else(|| {
             CephError::call("read the image id", -libc::EINVAL, &image_detail(name))
         })?,
         Err(e) if e.errno() == Some(-libc::ENOENT) => return Ok(None),
@@ -258,7 +258,7 @@ pub fn in_use_without_open(
     };
     let header = format!("rbd_header.{id}");
     let snapshots = match io.exec(&header, "rbd", "get_snapcontext", &[]) {
-        Ok(out) => decode_snap_count(&out).ok_or_else(|| {
+        Ok(out) => crate::wire::snapshot_count(&out).ok_or_else(|| {
             CephError::call("read the snapshot list", -libc::EINVAL, &image_detail(name))
         })?,
         // Half-created or half-removed: let the caller's full open say what is wrong.
@@ -270,18 +270,6 @@ pub fn in_use_without_open(
         watchers,
         snapshots,
     }))
-}
-
-/// A string in Ceph's encoding: u32 length, then the bytes.
-fn decode_string(b: &[u8]) -> Option<String> {
-    let len = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
-    String::from_utf8(b.get(4..4 + len)?.to_vec()).ok()
-}
-
-/// The number of snapshots in an encoded SnapContext: u64 sequence, u32 count, then the ids.
-fn decode_snap_count(b: &[u8]) -> Option<usize> {
-    let n = u32::from_le_bytes(b.get(8..12)?.try_into().ok()?) as usize;
-    (b.len() >= 12 + 8 * n).then_some(n)
 }
 
 /// Deletes a trashed image and its data, by image id. Without `force`, an image whose deferment time has
@@ -1024,23 +1012,6 @@ unsafe extern "C" fn add_allocated(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn decodes_ids_and_snapshot_counts() {
-        let mut id = 12u32.to_le_bytes().to_vec();
-        id.extend_from_slice(b"134953111c5a");
-        assert_eq!(super::decode_string(&id).as_deref(), Some("134953111c5a"));
-        assert_eq!(super::decode_string(&id[..10]), None);
-        let mut snapc = 7u64.to_le_bytes().to_vec();
-        snapc.extend_from_slice(&2u32.to_le_bytes());
-        snapc.extend_from_slice(&5u64.to_le_bytes());
-        snapc.extend_from_slice(&6u64.to_le_bytes());
-        assert_eq!(super::decode_snap_count(&snapc), Some(2));
-        assert_eq!(super::decode_snap_count(&snapc[..20]), None);
-        let mut empty = 0u64.to_le_bytes().to_vec();
-        empty.extend_from_slice(&0u32.to_le_bytes());
-        assert_eq!(super::decode_snap_count(&empty), Some(0));
-    }
-
     use super::*;
 
     #[test]

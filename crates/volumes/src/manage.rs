@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use rookery_ceph::rbd::{self, features, Image};
@@ -107,16 +107,15 @@ fn human(b: u64) -> String {
 /// The most a pool can ever hold: the raw capacity of all OSDs divided by the copies it keeps.
 fn pool_ceiling(rados: &Rados, pool: &str) -> Result<Option<u64>, VolumeError> {
     type Remembered = HashMap<(u64, String), (Instant, Option<u64>)>;
-    static REMEMBERED: Mutex<Option<Remembered>> = Mutex::new(None);
+    static REMEMBERED: LazyLock<Mutex<Remembered>> = LazyLock::new(Default::default);
     let key = (rados.serial(), pool.to_string());
-    let recall = || -> Option<Option<u64>> {
-        let memo = REMEMBERED.lock().unwrap_or_else(|p| p.into_inner());
-        memo.as_ref()?
-            .get(&key)
-            .filter(|(at, _)| at.elapsed() < CEILING_KEPT)
-            .map(|(_, c)| *c)
-    };
-    if let Some(c) = recall() {
+    let remembered = REMEMBERED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .filter(|(at, _)| at.elapsed() < CEILING_KEPT)
+        .map(|(_, c)| *c);
+    if let Some(c) = remembered {
         return Ok(c);
     }
     let df: Df = rados.command(Target::Mon, json!({"prefix": "df"}))?;
@@ -129,7 +128,6 @@ fn pool_ceiling(rados: &Rados, pool: &str) -> Result<Option<u64>, VolumeError> {
     REMEMBERED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get_or_insert_with(HashMap::new)
         .insert(key, (Instant::now(), ceiling));
     Ok(ceiling)
 }
