@@ -13,6 +13,11 @@ use crate::rbd::Image;
 use crate::rbd_ffi::{self, CompletionT};
 use crate::{CephError, IoCtx};
 
+/// librados' LIBRADOS_OP_FLAG_FADVISE_NOCACHE: data read is not kept in librbd's cache (it still sees
+/// writes the cache holds). Whoever reads through this type has a page cache of its own above it (the
+/// kernel's, over a loop device), so keeping reads here too would only spend memory and cache locking.
+const FADVISE_NOCACHE: c_int = 0x40;
+
 /// What a finished request gives back: its buffer (if it had one) and librbd's result (bytes for reads
 /// and writes, 0 for the rest, or a negative errno).
 pub type Done = Box<dyn FnOnce(Option<Vec<u8>>, isize) + Send + 'static>;
@@ -143,12 +148,13 @@ impl<'a> AioImage<'a> {
         self.submit(pending, |comp, data| {
             // SAFETY: as for `write`; librbd writes at most `range.len()` bytes from `data + start`.
             unsafe {
-                (api.aio_read)(
+                (api.aio_read2)(
                     handle,
                     offset,
                     range.len(),
                     data.add(range.start) as *mut c_char,
                     comp,
+                    FADVISE_NOCACHE,
                 )
             }
         });

@@ -221,7 +221,8 @@ pub struct Api {
     pub aio_get_return_value: unsafe extern "C" fn(CompletionT) -> isize,
     pub aio_release: unsafe extern "C" fn(CompletionT),
     pub aio_write: unsafe extern "C" fn(ImageT, u64, usize, *const c_char, CompletionT) -> c_int,
-    pub aio_read: unsafe extern "C" fn(ImageT, u64, usize, *mut c_char, CompletionT) -> c_int,
+    pub aio_read2:
+        unsafe extern "C" fn(ImageT, u64, usize, *mut c_char, CompletionT, c_int) -> c_int,
     pub aio_flush: unsafe extern "C" fn(ImageT, CompletionT) -> c_int,
     pub aio_write_zeroes:
         unsafe extern "C" fn(ImageT, u64, usize, CompletionT, c_int, c_int) -> c_int,
@@ -307,7 +308,7 @@ fn load() -> Result<Api, String> {
         aio_get_return_value: sym!("rbd_aio_get_return_value"),
         aio_release: sym!("rbd_aio_release"),
         aio_write: sym!("rbd_aio_write"),
-        aio_read: sym!("rbd_aio_read"),
+        aio_read2: sym!("rbd_aio_read2"),
         aio_flush: sym!("rbd_aio_flush"),
         aio_write_zeroes: sym!("rbd_aio_write_zeroes"),
         trash_list: sym!("rbd_trash_list"),

@@ -6,6 +6,7 @@ mod common;
 mod rbd_library;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{checksum, json, pseudo_random, text, TestCluster};
@@ -28,6 +29,35 @@ fn same_files(dir: &Path, files: &[(PathBuf, u64)]) {
             .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()));
         assert_eq!(checksum(&data), *sum, "{} changed", name.display());
     }
+}
+
+/// fio writes a 32 MiB file in `dir` at queue depth 16 with checksummed blocks and reads them back, some
+/// while later writes are still in flight or only in the FUSE server's write-back cache;
+/// `--verify_only` just reads and checks what an earlier run wrote.
+fn fio_verify(dir: &Path, rw: &str, bs: &str, extra: &[&str]) {
+    let out = Command::new("fio")
+        .args([
+            "--name=verify",
+            &format!("--filename={}", dir.join(format!("fio-{rw}.dat")).display()),
+            "--size=32M",
+            "--direct=1",
+            "--ioengine=libaio",
+            "--iodepth=16",
+            &format!("--rw={rw}"),
+            &format!("--bs={bs}"),
+            "--randrepeat=1",
+            "--verify=crc32c",
+            "--verify_fatal=1",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fio {rw} {extra:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn fs_size(path: &Path) -> u64 {
@@ -120,6 +150,8 @@ fn volumes_on_real_ceph() {
     // Mount (formats the blank volume), write, move to another mount point.
     c.ok(&["volume", "mount", "v1", &s(&m1)]);
     let files = write_files(&m1, "a", 5);
+    fio_verify(&m1, "randwrite", "4k", &["--verify_backlog=64"]);
+    fio_verify(&m1, "write", "1M", &[]);
     refused(
         &c,
         &["volume", "mount", "v1", &s(&m2)],
@@ -130,6 +162,8 @@ fn volumes_on_real_ceph() {
     assert!(!is_mounted(&m1));
     c.ok(&["volume", "mount", "v1", &s(&m2)]);
     same_files(&m2, &files);
+    fio_verify(&m2, "randwrite", "4k", &["--verify_only"]);
+    fio_verify(&m2, "write", "1M", &["--verify_only"]);
 
     // A mount point in use is refused.
     c.ok(&["volume", "create", "v2", "--size", "64Mi"]);

@@ -46,6 +46,22 @@ const MAX_BACKGROUND: u16 = 64;
 const BUF_SIZE: usize = MAX_WRITE as usize + 4096;
 /// Buffers kept for reuse; more are allocated while needed and freed afterwards.
 const POOL_KEEP: usize = MAX_BACKGROUND as usize + 4;
+/// librbd's write-back cache, as a disk's volatile write cache: a write is answered once librbd holds it,
+/// and a flush (the kernel sends one for every fsync and ext4 journal commit, the loop device passes it on
+/// as FSYNC) returns only when everything written before it is on the OSDs. Sequential writes then reach
+/// the OSDs merged into whole 4 MiB objects, a quarter of the operations; measured on 3 OSDs and 2 cores,
+/// 1 MiB direct writes went from 0.83-0.90x of raw librbd (`rbd bench`) with librbd's default write-around
+/// cache to 0.94-1.0x. Until the first flush the cache writes through (librbd's
+/// `rbd_cache_writethrough_until_flush`), so a user of the raw device that never flushes is not exposed.
+/// Reads bypass it (see `rbd_aio`): the kernel's page cache above already keeps them. At most 64 MiB per
+/// mounted volume, 48 MiB of it unwritten.
+const WRITE_CACHE: &[(&str, &str)] = &[
+    ("rbd_cache", "true"),
+    ("rbd_cache_policy", "writeback"),
+    ("rbd_cache_size", "67108864"),
+    ("rbd_cache_max_dirty", "50331648"),
+    ("rbd_cache_target_dirty", "33554432"),
+];
 /// Threads reading requests: each only parses and submits, librbd's threads do the waiting.
 const READERS: usize = 2;
 /// How long the kernel may cache names and attributes. Short, so a resize shows within a second.
@@ -257,15 +273,8 @@ fn mount_fuse(dev: &File, dir: &Path) -> Result<(), VolumeError> {
 
 /// Serves the image until its FUSE mount goes away. Runs in the `rookery fuse-serve` process.
 pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
-    // Zero-copy writes: librbd sends our buffer as it is instead of copying it first (a memcpy per byte
-    // written). Ceph copies by default in case a client changes a buffer in flight; ours stays untouched
-    // until its completion has run.
-    let rados = Rados::connect_data_path(
-        &args.conf,
-        "admin",
-        Duration::from_secs(30),
-        &[("rbd_disable_zero_copy_writes", "false")],
-    )?;
+    let rados =
+        Rados::connect_data_path(&args.conf, "admin", Duration::from_secs(30), WRITE_CACHE)?;
     let io = rados.ioctx(&args.pool)?;
     let image = AioImage::open(&io, &args.image)?;
     let dev = OpenOptions::new()
