@@ -256,9 +256,10 @@ fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), Vol
 /// While the filesystem of a live mount is mounted anywhere else (a bind mount into a container, say) or the
 /// loop device stays in use, it stops with an error and leaves the server running: killing it then would
 /// drop that filesystem's unwritten data.
-/// With `wait`, returns only once the server has closed the image (needed before the cluster stops, or the
-/// process would wait for OSDs that are gone); otherwise it finishes closing on its own.
-pub fn teardown(rec: &MountRecord, wait: bool) -> Result<(), VolumeError> {
+/// Returns only once the server has closed the image: before the cluster stops (or the server would wait
+/// for OSDs that are gone), and before anyone removes the volume or mounts it elsewhere (it is open until
+/// then). Our server takes milliseconds for it, the last flush included.
+pub fn teardown(rec: &MountRecord) -> Result<(), VolumeError> {
     let dead = !rec.fuse_alive();
     let ours = |m: &mounts::MountEntry| Path::new(&m.source) == rec.loop_device;
     if mounts::mounted_at(&rec.path).is_some_and(|m| ours(&m)) {
@@ -318,14 +319,12 @@ pub fn teardown(rec: &MountRecord, wait: bool) -> Result<(), VolumeError> {
     }
     // Once its mount is gone the server flushes, closes the image and exits by itself (it releases the
     // image's exclusive lock). A signal before that would leave the lock to expire (30 s) instead.
-    if wait || !clean {
-        let deadline = Instant::now() + Duration::from_secs(if clean { 15 } else { 0 });
-        while rec.fuse_alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if rec.fuse_alive() {
-            rookery_platform::proc::terminate(rec.fuse_pid, Duration::from_secs(5));
-        }
+    let deadline = Instant::now() + Duration::from_secs(if clean { 15 } else { 0 });
+    while rec.fuse_alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if rec.fuse_alive() {
+        rookery_platform::proc::terminate(rec.fuse_pid, Duration::from_secs(5));
     }
     let _ = std::fs::remove_dir(&rec.fuse_dir);
     Ok(())
@@ -356,7 +355,7 @@ pub fn clear_dead(records: &mut Records) -> Vec<MountRecord> {
         .partition(|r| !r.remount && !r.alive());
     records.list = live;
     for r in &dead {
-        if let Err(e) = teardown(r, true) {
+        if let Err(e) = teardown(r) {
             tracing::warn!(path = %r.path.display(), error = %e, "could not fully clear a dead mount");
         }
     }
@@ -492,13 +491,10 @@ pub fn mount(rados: &Rados, req: &MountRequest) -> Result<MountRecord, VolumeErr
         Ok(())
     })();
     if let Err(e) = result {
-        let _ = teardown(
-            &MountRecord {
-                fuse_pid: 0,
-                ..rec.clone()
-            },
-            false,
-        );
+        let _ = teardown(&MountRecord {
+            fuse_pid: 0,
+            ..rec.clone()
+        });
         if rookery_platform::proc::is_alive(fuse_pid) {
             rookery_platform::proc::terminate(fuse_pid, Duration::from_secs(5));
         }
@@ -510,7 +506,7 @@ pub fn mount(rados: &Rados, req: &MountRequest) -> Result<MountRecord, VolumeErr
     records.list.push(rec.clone());
     if let Err(e) = records.save() {
         // Unrecorded, `down` would not know to unmount it: undo rather than leave it so.
-        let _ = teardown(&rec, false);
+        let _ = teardown(&rec);
         let _ = release(&io, &req.volume, fuse_pid);
         return Err(e.into());
     }
@@ -544,7 +540,7 @@ pub fn unmount(
         let rec = records.list[i].clone();
         // A mount `down` took down has nothing left on this host; forgetting it is all there is to do.
         if !rec.remount {
-            teardown(&rec, false)?;
+            teardown(&rec)?;
         }
         if let Ok(io) = rados.ioctx(&rec.pool) {
             release(&io, &rec.volume, rec.fuse_pid)?;
@@ -574,7 +570,7 @@ pub fn suspend_all(
             }
             continue;
         }
-        teardown(&rec, true)?;
+        teardown(&rec)?;
         if let Some(r) = rados {
             if let Ok(io) = r.ioctx(&rec.pool) {
                 let _ = release(&io, &rec.volume, rec.fuse_pid);
@@ -608,7 +604,7 @@ pub fn resume_all(
         // Mounts whose FUSE server is gone without an unmount (a host restart, a kill) are restored too:
         // their leftovers are cleared and they join the ones `down` marked.
         for rec in records.list.iter_mut().filter(|r| !r.remount && !r.alive()) {
-            if let Err(e) = teardown(rec, false) {
+            if let Err(e) = teardown(rec) {
                 tracing::warn!(path = %rec.path.display(), error = %e, "could not fully clear a dead mount");
             }
             rec.remount = true;

@@ -16,9 +16,9 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rookery_ceph::rbd_aio::AioImage;
 use rookery_ceph::Rados;
@@ -44,8 +44,10 @@ const MAX_PAGES: u16 = (MAX_WRITE / 4096) as u16;
 const MAX_BACKGROUND: u16 = 64;
 /// The read buffer: a whole request (header, write header, 1 MiB of data), with room to spare.
 const BUF_SIZE: usize = MAX_WRITE as usize + 4096;
-/// Buffers kept for reuse; more are allocated while needed and freed afterwards.
-const POOL_KEEP: usize = MAX_BACKGROUND as usize + 4;
+/// Buffers kept for reuse (1 MiB each): a queue depth of 16 and the readers. More are allocated while
+/// more requests are in flight (up to `MAX_BACKGROUND`) and freed afterwards, so a mount at rest holds
+/// 24 MiB of them, not 68.
+const POOL_KEEP: usize = 24;
 /// librbd's write-back cache, as a disk's volatile write cache: a write is answered once librbd holds it,
 /// and a flush (the kernel sends one for every fsync and ext4 journal commit, the loop device passes it on
 /// as FSYNC) returns only when everything written before it is on the OSDs. Sequential writes then reach
@@ -159,6 +161,8 @@ struct Conn {
     gid: u32,
     pool: Mutex<Vec<Vec<u8>>>,
     inflight: AtomicUsize,
+    /// Requests read so far; the memory keeper looks for a pause in it.
+    served: AtomicU64,
     stopping: AtomicBool,
 }
 
@@ -273,6 +277,11 @@ fn mount_fuse(dev: &File, dir: &Path) -> Result<(), VolumeError> {
 
 /// Serves the image until its FUSE mount goes away. Runs in the `rookery fuse-serve` process.
 pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
+    // Two malloc arenas instead of glibc's 8 per core: librbd's threads allocate and free 1 MiB buffers
+    // all the time, and every arena keeps what it freed. Measured after a random-I/O burst: 260 MB
+    // resident instead of 390-460 MB, at the same throughput.
+    // SAFETY: mallopt only changes allocator tuning; called before librados starts its threads.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     let rados =
         Rados::connect_data_path(&args.conf, "admin", Duration::from_secs(30), WRITE_CACHE)?;
     let io = rados.ioctx(&args.pool)?;
@@ -295,13 +304,21 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
         gid,
         pool: Mutex::new(Vec::new()),
         inflight: AtomicUsize::new(0),
+        served: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
     });
     tracing::info!(pool = %args.pool, image = %args.image, dir = %args.dir.display(), "serving");
     std::thread::scope(|s| {
-        for _ in 0..READERS {
-            s.spawn(|| read_loop(&conn, &image));
+        let keeper = s.spawn(|| give_back_memory_at_rest(&conn));
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| s.spawn(|| read_loop(&conn, &image)))
+            .collect();
+        for reader in readers {
+            let _ = reader.join();
         }
+        // The unmount waits for this process to exit; the keeper must not hold it up.
+        conn.stopping.store(true, Ordering::SeqCst);
+        keeper.thread().unpark();
     });
     // The mount is gone. Let librbd finish what is in flight (nothing, normally: the kernel waits for
     // its requests before it lets the mount go), then flush and close.
@@ -322,6 +339,32 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
     drop(rados);
     tracing::info!("unmounted; image closed");
     Ok(())
+}
+
+/// How long the server must see no request before it hands freed memory back to the system.
+const REST: Duration = Duration::from_secs(5);
+
+/// Once the volume is at rest, frees the pooled request buffers and returns the heap memory freed by
+/// librbd and by requests to the system.
+/// glibc keeps freed memory in its per-thread arenas: after a burst of I/O a server held ~390 MB of which
+/// ~210 MB was free (measured with malloc_trim from a debugger). Trimming only at rest costs nothing
+/// under load.
+fn give_back_memory_at_rest(conn: &Conn) {
+    let (mut seen, mut since, mut trimmed) = (0, Instant::now(), true);
+    while !conn.stopping.load(Ordering::SeqCst) {
+        std::thread::park_timeout(Duration::from_millis(500));
+        let served = conn.served.load(Ordering::Relaxed);
+        if served != seen {
+            (seen, since, trimmed) = (served, Instant::now(), false);
+            continue;
+        }
+        if since.elapsed() >= REST && !trimmed {
+            conn.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            // SAFETY: malloc_trim only releases free memory; it has no preconditions.
+            unsafe { libc::malloc_trim(0) };
+            trimmed = true;
+        }
+    }
 }
 
 fn read_loop(conn: &Arc<Conn>, image: &AioImage) {
@@ -356,6 +399,7 @@ fn read_loop(conn: &Arc<Conn>, image: &AioImage) {
 /// Handles one request of `n` bytes in `buf`. Returns the buffer if it is free again.
 fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Option<Vec<u8>> {
     let req = &buf[..n.min(buf.len())];
+    conn.served.fetch_add(1, Ordering::Relaxed);
     let (Some(opcode), Some(unique), Some(node)) =
         (u32_at(req, 4), u64_at(req, 8), u64_at(req, 16))
     else {
@@ -644,6 +688,7 @@ mod tests {
                 gid: 0,
                 pool: Mutex::new(Vec::new()),
                 inflight: AtomicUsize::new(0),
+                served: AtomicU64::new(0),
                 stopping: AtomicBool::new(false),
             };
             dummy.attr(out, FILE_ID, 1 << 20).0.len()
