@@ -266,6 +266,7 @@ pub fn teardown(rec: &MountRecord) -> Result<(), VolumeError> {
         if dead {
             lazy_unmount(&rec.path)?;
         } else {
+            crate::freeze::thaw_leftover(&rec.path);
             mounts::unmount(&rec.path)?;
         }
     }

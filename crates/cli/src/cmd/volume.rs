@@ -188,7 +188,20 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
         }
         VolumeCommand::Snapshot(SnapshotCommand::Create { name, snapshot }) => {
             let (pool, name) = split(p, name);
-            manage::snapshot_create(&rados, pool, name, snapshot).map_err(failure)?;
+            // Mounted here: frozen for the snapshot, so it holds every write made before it.
+            let frozen =
+                rookery_volumes::freeze::freeze_mounts(data, pool, name).map_err(failure)?;
+            let created = manage::snapshot_create(&rados, pool, name, snapshot);
+            let quiesced: Vec<String> = frozen
+                .paths()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            drop(frozen);
+            created.map_err(failure)?;
+            for path in &quiesced {
+                eprintln!("note: {path} was frozen while the snapshot was taken");
+            }
             done(
                 output,
                 serde_json::json!({"snapshot": format!("{name}@{snapshot}")}),
