@@ -5,6 +5,7 @@ mod cmd;
 mod render;
 mod supervisor;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -161,8 +162,11 @@ pub type CmdResult = Result<(), Failure>;
 fn main() -> ExitCode {
     rookery_platform::proc::name_this_process("rookery");
     let cli = Cli::parse();
-    let supervise = matches!(cli.command, Command::Supervise | Command::FuseServe(_))
-        || matches!(&cli.command, Command::Up(a) if a.foreground);
+    // Long-running helpers log what they do (into log/); commands a user runs only warn.
+    let supervise = matches!(
+        cli.command,
+        Command::Supervise | Command::FuseServe(_) | Command::PurgeTrash
+    ) || matches!(&cli.command, Command::Up(a) if a.foreground);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -170,6 +174,8 @@ fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        // Helpers write into log files, where colour codes are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let layout = rookery_orchestrator::Layout::new(absolute(&cli.data_dir));
     let result = match cli.command {

@@ -15,11 +15,31 @@ use crate::{CmdResult, Failure};
 
 pub fn run(layout: &Layout) -> CmdResult {
     let rados = super::connect(layout)?;
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let started = Instant::now();
+    let mut purged = 0usize;
     let mut failed: HashSet<Trashed> = HashSet::new();
+    let result = purge_settled(&rados, &mut purged, &mut failed);
+    // One line per run that did something: the supervisor starts a run every minute.
+    if purged > 0 || !failed.is_empty() {
+        tracing::info!(
+            purged,
+            failed = failed.len(),
+            secs = format_args!("{:.1}", started.elapsed().as_secs_f64()),
+            "trash purge run done"
+        );
+    }
+    result
+}
+
+fn purge_settled(
+    rados: &rookery_ceph::Rados,
+    purged: &mut usize,
+    failed: &mut HashSet<Trashed>,
+) -> CmdResult {
+    let deadline = Instant::now() + Duration::from_secs(300);
     let mut seen: HashSet<Trashed> = HashSet::new();
     while Instant::now() < deadline {
-        let found: HashSet<Trashed> = manage::trashed(&rados)
+        let found: HashSet<Trashed> = manage::trashed(rados)
             .map_err(|e| Failure::from(anyhow!(e)))?
             .into_iter()
             .collect();
@@ -29,7 +49,7 @@ pub fn run(layout: &Layout) -> CmdResult {
             std::thread::sleep(Duration::from_secs(2));
             continue;
         }
-        let todo: Vec<Trashed> = seen.difference(&failed).cloned().collect();
+        let todo: Vec<Trashed> = seen.difference(failed).cloned().collect();
         if todo.is_empty() {
             return Ok(());
         }
@@ -40,8 +60,11 @@ pub fn run(layout: &Layout) -> CmdResult {
             if listed.elapsed() > LOOK_AGAIN || Instant::now() >= deadline {
                 break;
             }
-            match manage::purge(&rados, &next) {
-                Ok(()) => tracing::info!(volume = %next, "purged a removed volume's data"),
+            match manage::purge(rados, &next) {
+                Ok(()) => {
+                    *purged += 1;
+                    tracing::debug!(volume = %next, "purged a removed volume's data");
+                }
                 Err(e) => {
                     tracing::warn!(volume = %next, error = %e, "could not purge a removed volume; the next run retries");
                     failed.insert(next.clone());
