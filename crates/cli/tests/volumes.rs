@@ -48,6 +48,8 @@ fn fio_verify(dir: &Path, rw: &str, bs: &str, extra: &[&str]) {
             "--randrepeat=1",
             "--verify=crc32c",
             "--verify_fatal=1",
+            // No verify-state file in the working directory.
+            "--verify_state_save=0",
         ])
         .args(extra)
         .output()

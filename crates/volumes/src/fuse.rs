@@ -52,8 +52,9 @@ const POOL_KEEP: usize = 24;
 /// and a flush (the kernel sends one for every fsync and ext4 journal commit, the loop device passes it on
 /// as FSYNC) returns only when everything written before it is on the OSDs. Sequential writes then reach
 /// the OSDs merged into whole 4 MiB objects, a quarter of the operations; measured on 3 OSDs and 2 cores,
-/// 1 MiB direct writes went from 0.83-0.90x of raw librbd (`rbd bench`) with librbd's default write-around
-/// cache to 0.94-1.0x. Until the first flush the cache writes through (librbd's
+/// alternating with `rbd bench` on one cluster, 1 MiB direct writes went from 0.83-0.90x of raw librbd with
+/// librbd's default write-around cache to 0.94-1.0x (a used cluster; 0.77-0.84x to 0.90-0.91x on a new
+/// one). Until the first flush the cache writes through (librbd's
 /// `rbd_cache_writethrough_until_flush`), so a user of the raw device that never flushes is not exposed.
 /// Reads bypass it (see `rbd_aio`): the kernel's page cache above already keeps them. At most 64 MiB per
 /// mounted volume, 48 MiB of it unwritten.
@@ -316,8 +317,8 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
         for reader in readers {
             let _ = reader.join();
         }
-        // The unmount waits for this process to exit; the keeper must not hold it up.
-        conn.stopping.store(true, Ordering::SeqCst);
+        // The readers set `stopping` as they end. The unmount waits for this process to exit, so the
+        // keeper is woken rather than left to finish its nap.
         keeper.thread().unpark();
     });
     // The mount is gone. Let librbd finish what is in flight (nothing, normally: the kernel waits for

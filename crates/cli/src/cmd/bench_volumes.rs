@@ -343,6 +343,11 @@ const SEQ_ROUNDS: usize = 3;
 /// What each side writes per round: 2 GiB is 8-10 s here, as long as a timed fio run.
 const SEQ_BYTES: &str = "2G";
 
+/// A side's best round.
+fn best(rounds: &[f64]) -> f64 {
+    rounds.iter().copied().fold(0.0, f64::max)
+}
+
 /// The hand-made path from ceph-notes §3: rbd-fuse, `losetup --direct-io=on`, mkfs, mount.
 struct PlainMount {
     fuse_dir: PathBuf,
@@ -456,16 +461,15 @@ fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
                 ours_seq.push(fio(&fio_exe, &mnt, "write", "1M", Span::Bytes(SEQ_BYTES))?.0);
                 raw_seq.push(rbd_bench(&conf, &raw_name, "write", "1M", "seq", SEQ_BYTES)?.0);
             }
-            let best = ours_seq.iter().copied().fold(0.0, f64::max);
             Ok((
-                workloads(&fio_exe, &mnt, runtime, Some(best))?,
+                workloads(&fio_exe, &mnt, runtime, Some(best(&ours_seq)))?,
                 ours_seq,
                 raw_seq,
             ))
         })();
         rookery_volumes::unmount(rados, data, mnt.to_str().unwrap_or_default())?;
         let (ours, ours_seq_rounds, raw_seq_rounds) = ours?;
-        let raw_seq = raw_seq_rounds.iter().copied().fold(0.0, f64::max);
+        let raw_seq = best(&raw_seq_rounds);
 
         let plain = {
             let p = PlainMount::new(&conf, &plain_name, base.path())?;
