@@ -137,6 +137,32 @@ pub struct OsdInfo {
     #[serde(rename = "in")]
     pub in_: u8,
     pub weight: f64,
+    pub public_addrs: AddrVec,
+}
+
+impl OsdInfo {
+    /// The process id of the OSD instance this map knows: Ceph daemons use their pid as the nonce of
+    /// their addresses (`Messenger::get_pid_nonce`; a random one only as pid 1 in a container or when
+    /// CEPH_USE_RANDOM_NONCE is set, which rookery never does for the daemons it runs).
+    pub fn instance_pid(&self) -> Option<u32> {
+        let nonce = self.public_addrs.addrvec.first()?.nonce;
+        u32::try_from(nonce).ok().filter(|&n| n > 1)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AddrVec {
+    pub addrvec: Vec<EntityAddr>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct EntityAddr {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub addr: String,
+    pub nonce: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

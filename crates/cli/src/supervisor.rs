@@ -323,7 +323,7 @@ fn build_report(shared: &Shared) -> ClusterReport {
     match (rados, state) {
         (Some(r), Some(state)) => match report::ceph_report(&r, &state) {
             Ok(c) => {
-                report.not_ready = report::not_ready(&c, expected_osds);
+                report.not_ready = report::not_ready(&c, expected_osds, &report.daemons);
                 report.ceph = Some(c);
             }
             Err(e) => {

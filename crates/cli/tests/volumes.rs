@@ -326,8 +326,12 @@ fn volumes_on_real_ceph() {
     }
     rookery_volumes::loopdev::detach(Path::new(mount["loop_device"].as_str().unwrap())).unwrap();
     assert!(!is_mounted(&m1));
-    c.ok(&["up"]);
-    assert!(is_mounted(&m1), "not mounted again after a host restart");
+    let up = c.ok(&["up"]);
+    assert!(
+        is_mounted(&m1),
+        "not mounted again after a host restart: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     same_files(&m1, &files);
     same_files(&m1, &later);
 

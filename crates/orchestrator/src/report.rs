@@ -125,6 +125,10 @@ pub struct OsdReport {
     pub backing: String,
     pub size_bytes: u64,
     pub used_bytes: u64,
+    /// The process the OSD map has for this OSD (see `OsdInfo::instance_pid`): after a host restart
+    /// the map still shows the OSDs of before as up until the new processes announce themselves.
+    #[serde(default)]
+    pub map_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -234,6 +238,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
                     .or_else(|| m.and_then(|m| m.bluestore_bdev_size.parse().ok()))
                     .unwrap_or(0),
                 used_bytes: df.map(|d| d.kb_used * 1024).unwrap_or(0),
+                map_pid: o.instance_pid(),
             }
         })
         .collect();
@@ -378,9 +383,28 @@ fn object_stores(status: &serde_json::Value) -> Vec<StoreReport> {
 }
 
 /// Why the cluster is not ready yet (empty when it is): HEALTH_OK, the expected number of OSDs all up
-/// and in, a mgr available, PGs present and all active+clean.
-pub fn not_ready(ceph: &CephReport, expected_osds: u32) -> Vec<String> {
+/// and in, a mgr available, PGs present and all active+clean. `daemons` are the processes this host
+/// runs: an OSD counts as up only once the map has the running process, not one that died with the host
+/// (all processes killed at once: the mon comes back with a map where every OSD is up, and clients sent
+/// there wait until the new process boots).
+pub fn not_ready(ceph: &CephReport, expected_osds: u32, daemons: &[DaemonStatus]) -> Vec<String> {
     let mut why = Vec::new();
+    let stale: Vec<String> = ceph
+        .osds
+        .iter()
+        .filter(|o| o.up)
+        .filter_map(|o| {
+            let name = format!("osd.{}", o.id);
+            let running = daemons.iter().find(|d| d.name == name)?.pid?;
+            (o.map_pid.is_some_and(|p| p != running)).then_some(name)
+        })
+        .collect();
+    if !stale.is_empty() {
+        why.push(format!(
+            "{} restarted and not yet back in the OSD map",
+            stale.join(", ")
+        ));
+    }
     let up = ceph.osds.iter().filter(|o| o.up).count() as u32;
     let inn = ceph.osds.iter().filter(|o| o.in_).count() as u32;
     if (ceph.osds.len() as u32) < expected_osds {
@@ -439,7 +463,23 @@ mod tests {
             total: 9,
             by_state: BTreeMap::from([("active+clean".into(), 9)]),
         };
-        assert!(not_ready(&c, 3).is_empty());
+        assert!(not_ready(&c, 3, &[]).is_empty());
+        // The map still has the process of before a restart: not ready until the new one is in it.
+        c.osds[2].map_pid = Some(100);
+        let running = |pid| DaemonStatus {
+            name: "osd.2".into(),
+            state: rookery_platform::DaemonState::Running,
+            pid: Some(pid),
+            restarts: 0,
+            last_exit: None,
+            uptime_secs: Some(1),
+            adopted: false,
+            crash_looping: false,
+        };
+        assert!(not_ready(&c, 3, &[running(100)]).is_empty());
+        let why = not_ready(&c, 3, &[running(200)]);
+        assert_eq!(why, ["osd.2 restarted and not yet back in the OSD map"]);
+        c.osds[2].map_pid = None;
         c.osds[1].up = false;
         c.pgs.by_state = BTreeMap::from([("active+clean".into(), 5), ("peering".into(), 4)]);
         c.health = "HEALTH_WARN".into();
@@ -447,7 +487,7 @@ mod tests {
             code: "OSD_DOWN".into(),
             ..Default::default()
         });
-        let why = not_ready(&c, 4);
+        let why = not_ready(&c, 4, &[]);
         assert_eq!(why.len(), 4, "{why:?}");
         assert!(why.iter().any(|w| w.contains("5 of 9 PGs")));
         assert!(why.iter().any(|w| w.contains("OSD_DOWN")));

@@ -101,7 +101,9 @@ fn without_supervisor(layout: &Layout, state: &ClusterState) -> ClusterReport {
             .and_then(|r| report::ceph_report(&r, state))
         {
             Ok(c) => {
-                report.not_ready.extend(report::not_ready(&c, expected));
+                report
+                    .not_ready
+                    .extend(report::not_ready(&c, expected, &report.daemons));
                 report.ceph = Some(c);
             }
             Err(e) => report.ceph_error = Some(e.to_string()),

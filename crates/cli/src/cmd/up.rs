@@ -152,7 +152,8 @@ fn remount_volumes(layout: &Layout) {
         return;
     }
     drop(records);
-    let rados = match rookery_ceph::Rados::connect(&layout.conf(), "admin", Duration::from_secs(10))
+    // Right after a host restart the OSDs are still peering: give their first requests time.
+    let rados = match rookery_ceph::Rados::connect(&layout.conf(), "admin", Duration::from_secs(30))
     {
         Ok(r) => r,
         Err(e) => {
