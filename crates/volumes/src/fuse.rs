@@ -50,20 +50,24 @@ const BUF_SIZE: usize = MAX_WRITE as usize + 4096;
 const POOL_KEEP: usize = 24;
 /// librbd's write-back cache, as a disk's volatile write cache: a write is answered once librbd holds it,
 /// and a flush (the kernel sends one for every fsync and ext4 journal commit, the loop device passes it on
-/// as FSYNC) returns only when everything written before it is on the OSDs. Sequential writes then reach
-/// the OSDs merged into whole 4 MiB objects, a quarter of the operations; measured on 3 OSDs and 2 cores,
-/// alternating with `rbd bench` on one cluster, 1 MiB direct writes went from 0.83-0.90x of raw librbd with
-/// librbd's default write-around cache to 0.94-1.0x (a used cluster; 0.77-0.84x to 0.90-0.91x on a new
-/// one). Until the first flush the cache writes through (librbd's
-/// `rbd_cache_writethrough_until_flush`), so a user of the raw device that never flushes is not exposed.
-/// Reads bypass it (see `rbd_aio`): the kernel's page cache above already keeps them. At most 64 MiB per
-/// mounted volume, 48 MiB of it unwritten.
+/// as FSYNC) returns only when everything written before it is on the OSDs. Until the first flush the
+/// cache writes through (librbd's `rbd_cache_writethrough_until_flush`), so a user of the raw device that
+/// never flushes is not exposed. Reads bypass it (see `rbd_aio`): the kernel's page cache above already
+/// keeps them.
+///
+/// The cache starts writing out as soon as 1 MiB is dirty and holds at most 32 MiB dirty or in flight:
+/// it is an early answer and a merger of neighbouring writes (sequential 1 MiB writes reach the OSDs as
+/// ~2 MiB operations), not a place where data waits. Measured on 3 OSDs and 2 cores, 1 MiB direct writes
+/// alternating with `rbd bench` on new clusters: librbd's write-around default 0.77-0.84x of raw librbd;
+/// write-back with librbd's usual shape (48 MiB dirty, write-out from 32 MiB, whole 4 MiB objects) 0.75-0.84x,
+/// the OSDs idling while the cache filled; this shape 0.89-0.94x. Write-out from 8 or 16 MiB (4 MiB
+/// operations) measured 0.76-0.86x and more CPU per MiB.
 const WRITE_CACHE: &[(&str, &str)] = &[
     ("rbd_cache", "true"),
     ("rbd_cache_policy", "writeback"),
-    ("rbd_cache_size", "67108864"),
-    ("rbd_cache_max_dirty", "50331648"),
-    ("rbd_cache_target_dirty", "33554432"),
+    ("rbd_cache_size", "50331648"),
+    ("rbd_cache_max_dirty", "33554432"),
+    ("rbd_cache_target_dirty", "1048576"),
 ];
 /// Threads reading requests: each only parses and submits, librbd's threads do the waiting.
 const READERS: usize = 2;
