@@ -45,16 +45,32 @@ fn mark_ready(data: &Path) -> Result<(), OrchestratorError> {
     std::fs::write(&marker, b"").map_err(|e| OrchestratorError::io(&marker, e))
 }
 
+/// glibc malloc settings for the OSDs (the distro's ceph-osd here uses glibc malloc; where it is built
+/// with tcmalloc they change nothing). By default glibc hands freed buffers of a few MiB back to the
+/// kernel, so each large write an OSD receives lands in fresh pages the kernel must fault in and zero.
+/// Measured with perf, 2 GiB written as 4 MiB operations to 3 OSDs: 11.5 s of OSD CPU against 9.7 s as
+/// ~2 MiB operations, the difference nearly all page faults and `clear_page` under the socket read. Kept in
+/// the heap (allocations up to 32 MiB, up to 256 MiB of free heap), 4 MiB operations are the cheaper ones,
+/// and a mounted volume's 1 MiB writes reach 0.95-1.02x of `rbd bench` instead of 0.85-0.93x. Costs
+/// 50-90 MiB more resident per OSD after a write burst (~520 MiB against ~430-490), under the memory target.
+const OSD_MALLOC: &str =
+    "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456";
+
 /// The process that runs daemon `name` (`mon.a`, `mgr.a`, `osd.3`).
 pub fn daemon_spec(layout: &Layout, name: &str) -> Result<DaemonSpec, OrchestratorError> {
     let (kind, id) = name
         .split_once('.')
         .ok_or_else(|| OrchestratorError::Other(format!("not a daemon name: {name}")))?;
     let (program, args) = tools::daemon_command(kind, id, &layout.conf())?;
+    let env = match kind {
+        "osd" => vec![("GLIBC_TUNABLES".to_string(), OSD_MALLOC.to_string())],
+        _ => vec![],
+    };
     Ok(DaemonSpec {
         name: name.to_string(),
         program,
         args,
+        env,
         log: layout.daemon_log(name),
         pid_file: layout.pid_file(name),
     })

@@ -16,6 +16,8 @@ pub struct DaemonSpec {
     pub name: String,
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Environment set for it on top of the supervisor's.
+    pub env: Vec<(String, String)>,
     /// stdout and stderr go here (Ceph's own log goes where ceph.conf says).
     pub log: PathBuf,
     pub pid_file: PathBuf,

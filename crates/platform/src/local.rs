@@ -205,6 +205,7 @@ fn start(spec: &DaemonSpec) -> Result<Child, PlatformError> {
     let log2 = log.try_clone().map_err(io_err(&spec.log))?;
     let child = Command::new(&spec.program)
         .args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)
@@ -237,6 +238,7 @@ mod tests {
             name: name.into(),
             program: "/usr/bin/sleep".into(),
             args: vec![secs.into()],
+            env: vec![],
             log: dir.join(format!("{name}.log")),
             pid_file: dir.join(format!("{name}.pid")),
         }
@@ -299,6 +301,7 @@ mod tests {
             name: "c".into(),
             program: "/usr/bin/false".into(),
             args: vec![],
+            env: vec![],
             log: d.path().join("c.log"),
             pid_file: d.path().join("c.pid"),
         };

@@ -55,19 +55,20 @@ const POOL_KEEP: usize = 24;
 /// never flushes is not exposed. Reads bypass it (see `rbd_aio`): the kernel's page cache above already
 /// keeps them.
 ///
-/// The cache starts writing out as soon as 1 MiB is dirty and holds at most 32 MiB dirty or in flight:
-/// it is an early answer and a merger of neighbouring writes (sequential 1 MiB writes reach the OSDs as
-/// ~2 MiB operations), not a place where data waits. Measured on 3 OSDs and 2 cores, 1 MiB direct writes
-/// alternating with `rbd bench` on new clusters: librbd's write-around default 0.77-0.84x of raw librbd;
-/// write-back with librbd's usual shape (48 MiB dirty, write-out from 32 MiB, whole 4 MiB objects) 0.75-0.84x,
-/// the OSDs idling while the cache filled; this shape 0.89-0.94x. Write-out from 8 or 16 MiB (4 MiB
-/// operations) measured 0.76-0.86x and more CPU per MiB.
+/// The cache starts writing out once 8 MiB are dirty and holds at most 48 MiB dirty or in flight (64 MiB
+/// in all): it answers early and merges sequential writes into whole 4 MiB objects (a quarter of the
+/// operations of 1 MiB writes) while keeping the OSDs busy. Measured on 3 OSDs and 2 cores, 1 MiB direct
+/// writes alternating with `rbd bench` on new clusters whose OSDs keep large buffers (see the orchestrator's
+/// `OSD_MALLOC`): 0.95-1.02x of raw librbd, against 0.91-0.95x when writing out from the first MiB
+/// (~2 MiB operations). With the OSDs' default malloc, 4 MiB operations cost them page faults on every
+/// write and the order reverses (0.84-0.86x against 0.85-0.93x); librbd's usual shape (write-out from 32
+/// MiB) left the OSDs idle while the cache filled (0.75-0.84x), librbd's write-around default 0.77-0.84x.
 const WRITE_CACHE: &[(&str, &str)] = &[
     ("rbd_cache", "true"),
     ("rbd_cache_policy", "writeback"),
-    ("rbd_cache_size", "50331648"),
-    ("rbd_cache_max_dirty", "33554432"),
-    ("rbd_cache_target_dirty", "1048576"),
+    ("rbd_cache_size", "67108864"),
+    ("rbd_cache_max_dirty", "50331648"),
+    ("rbd_cache_target_dirty", "8388608"),
 ];
 /// Threads reading requests: each only parses and submits, librbd's threads do the waiting.
 const READERS: usize = 2;
