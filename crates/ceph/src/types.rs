@@ -159,9 +159,6 @@ pub struct AddrVec {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct EntityAddr {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub addr: String,
     pub nonce: u64,
 }
 

@@ -21,19 +21,27 @@ pub struct Frozen {
 }
 
 impl Frozen {
-    /// Mount points frozen now.
-    pub fn paths(&self) -> Vec<&Path> {
-        self.mounts.iter().map(|(p, _)| p.as_path()).collect()
+    /// Thaws them now; returns the mount points that were frozen.
+    pub fn thaw(mut self) -> Vec<PathBuf> {
+        self.thaw_all()
+    }
+
+    fn thaw_all(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.mounts)
+            .into_iter()
+            .map(|(path, dir)| {
+                if let Err(e) = ioctl(&dir, FITHAW) {
+                    tracing::error!(path = %path.display(), error = %e, "could not thaw a frozen filesystem; run `fsfreeze -u` on it");
+                }
+                path
+            })
+            .collect()
     }
 }
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        for (path, dir) in &self.mounts {
-            if let Err(e) = ioctl(dir, FITHAW) {
-                tracing::error!(path = %path.display(), error = %e, "could not thaw a frozen filesystem; run `fsfreeze -u` on it");
-            }
-        }
+        self.thaw_all();
     }
 }
 

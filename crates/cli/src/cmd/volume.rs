@@ -192,15 +192,13 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
             let frozen =
                 rookery_volumes::freeze::freeze_mounts(data, pool, name).map_err(failure)?;
             let created = manage::snapshot_create(&rados, pool, name, snapshot);
-            let quiesced: Vec<String> = frozen
-                .paths()
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            drop(frozen);
+            let quiesced = frozen.thaw();
             created.map_err(failure)?;
             for path in &quiesced {
-                eprintln!("note: {path} was frozen while the snapshot was taken");
+                eprintln!(
+                    "note: {} was frozen while the snapshot was taken",
+                    path.display()
+                );
             }
             done(
                 output,
