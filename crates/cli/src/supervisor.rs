@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rookery_ceph::Rados;
 use rookery_orchestrator::report::{self, ClusterReport, ReconcileInfo, SupervisorInfo};
-use rookery_orchestrator::{ClusterState, Desired, Layout, Plan, Reconciler};
+use rookery_orchestrator::{ClusterState, Desired, Layout, Plan, Reconciler, SharedPlatform};
 use rookery_platform::local::LocalPlatform;
 use tokio::sync::watch;
 
@@ -39,7 +39,7 @@ struct Snapshot {
 
 struct Shared {
     layout: Layout,
-    platform: Arc<Mutex<LocalPlatform>>,
+    platform: SharedPlatform,
     snapshot: Mutex<Snapshot>,
     shutdown: AtomicBool,
     /// Becomes true once every daemon is stopped after a shutdown request.
@@ -47,7 +47,7 @@ struct Shared {
     started: Instant,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -82,7 +82,7 @@ pub fn run(layout: Layout) -> Result<()> {
     std::fs::write(layout.supervisor_pid(), format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", layout.supervisor_pid().display()))?;
     let (mut spec_text, desired) = load_desired(&layout)?;
-    let platform = Arc::new(Mutex::new(LocalPlatform::new()));
+    let platform: SharedPlatform = Arc::new(Mutex::new(LocalPlatform::new(&layout.root)));
     let mut reconciler = Reconciler::new(layout.clone(), desired, platform.clone())?;
     let (stopped, _) = watch::channel(false);
     let shared = Arc::new(Shared {
@@ -100,7 +100,7 @@ pub fn run(layout: Layout) -> Result<()> {
             .name("ticker".into())
             .spawn(move || {
                 while !shared.shutdown.load(Ordering::SeqCst) {
-                    lock(&shared.platform).tick();
+                    lock(&shared.platform).watch();
                     std::thread::sleep(Duration::from_millis(200));
                 }
             })?
@@ -323,7 +323,13 @@ fn build_report(shared: &Shared) -> ClusterReport {
     match (rados, state) {
         (Some(r), Some(state)) => match report::ceph_report(&r, &state) {
             Ok(c) => {
-                report.not_ready = report::not_ready(&c, expected_osds, &report.daemons);
+                let stale = {
+                    let platform = lock(&shared.platform);
+                    report::stale_in_map(&c, |name, nonce| {
+                        platform.is_current_instance(name, nonce)
+                    })
+                };
+                report.not_ready = report::not_ready(&c, expected_osds, &stale);
                 report.ceph = Some(c);
             }
             Err(e) => {

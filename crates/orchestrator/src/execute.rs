@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rookery_ceph::keyring::{self, KeyringEntry};
 use rookery_ceph::{tools, Target};
-use rookery_platform::DaemonSpec;
+use rookery_platform::{DaemonKind, DaemonSpec, Resources};
 use serde_json::json;
 
 use crate::layout::Layout;
@@ -56,23 +56,29 @@ fn mark_ready(data: &Path) -> Result<(), OrchestratorError> {
 const OSD_MALLOC: &str =
     "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456";
 
-/// The process that runs daemon `name` (`mon.a`, `mgr.a`, `osd.3`).
-pub fn daemon_spec(layout: &Layout, name: &str) -> Result<DaemonSpec, OrchestratorError> {
-    let (kind, id) = name
-        .split_once('.')
+/// How daemon `name` (`mon.a`, `mgr.a`, `osd.3`, `rgw.<store>`) runs on `host`.
+pub fn daemon_spec(host: &str, name: &str) -> Result<DaemonSpec, OrchestratorError> {
+    let (kind, id) = rookery_platform::parse_daemon_name(name)
         .ok_or_else(|| OrchestratorError::Other(format!("not a daemon name: {name}")))?;
-    let (program, args) = tools::daemon_command(kind, id, &layout.conf())?;
+    let args = match kind {
+        // RGW is a client of the cluster; its section in ceph.conf is `client.rgw.<store>`.
+        DaemonKind::Rgw => vec!["-n".to_string(), format!("client.rgw.{id}")],
+        _ => vec!["-i".to_string(), id.to_string()],
+    };
     let env = match kind {
-        "osd" => vec![("GLIBC_TUNABLES".to_string(), OSD_MALLOC.to_string())],
+        DaemonKind::Osd => vec![("GLIBC_TUNABLES".to_string(), OSD_MALLOC.to_string())],
         _ => vec![],
     };
     Ok(DaemonSpec {
-        name: name.to_string(),
-        program,
+        host: host.to_string(),
+        kind,
+        id: id.to_string(),
+        image: None,
         args,
         env,
-        log: layout.daemon_log(name),
-        pid_file: layout.pid_file(name),
+        ports: vec![],
+        resources: Resources::default(),
+        persistent_store: matches!(kind, DaemonKind::Mon | DaemonKind::Osd),
     })
 }
 
@@ -112,7 +118,8 @@ impl Reconciler {
                 )?;
             }
             Step::WriteConfig => {
-                let text = config::render(&l, &self.state, &self.desired.conf);
+                let host = self.home_host()?;
+                let text = config::render(&l, &self.state, &self.desired.conf, &host);
                 rookery_ceph::conf::write_atomic(&l.conf(), text.as_bytes(), 0o644)?;
             }
             Step::CreateMonStore { id } => {
@@ -137,7 +144,7 @@ impl Reconciler {
                 mark_ready(&data)?;
             }
             Step::Start { daemon } => {
-                let spec = daemon_spec(&l, daemon)?;
+                let spec = daemon_spec(&self.home_host()?.name, daemon)?;
                 self.platform().ensure(spec)?;
                 if let Some(store) = daemon.strip_prefix("rgw.") {
                     self.wait_for_gateway(store)?;
@@ -333,9 +340,13 @@ impl Reconciler {
                     .find(|s| &s.name == store)
                     .map(|s| s.port)
                     .unwrap_or(0);
-                let admin = crate::objectstore::admin(&l, store, port)?.ok_or_else(|| {
-                    OrchestratorError::Other(format!("object store {store} has no admin user yet"))
-                })?;
+                let address = self.home_host()?.address;
+                let admin =
+                    crate::objectstore::admin(&l, store, address, port)?.ok_or_else(|| {
+                        OrchestratorError::Other(format!(
+                            "object store {store} has no admin user yet"
+                        ))
+                    })?;
                 let path = l.rgw_user(store, uid);
                 // Keys are made once, here, and kept: the user sees them with `object user show`.
                 let mut record = match crate::objectstore::read(&path)? {
@@ -359,7 +370,8 @@ impl Reconciler {
                 crate::objectstore::write(&path, &record)?;
             }
             Step::Stop { daemon } => {
-                self.platform().stop(daemon, Duration::from_secs(20));
+                self.platform()
+                    .stop(std::slice::from_ref(daemon), Duration::from_secs(20));
             }
         }
         Ok(())
@@ -368,6 +380,7 @@ impl Reconciler {
     /// A gateway serves S3 a moment after its process starts (0.2 s with its pools made); until then
     /// users cannot be made and clients would be refused.
     fn wait_for_gateway(&self, store: &str) -> Result<(), OrchestratorError> {
+        let address = self.home_host()?.address;
         let port = self
             .desired
             .object_stores
@@ -375,7 +388,7 @@ impl Reconciler {
             .find(|s| s.name == store)
             .map(|s| s.port)
             .unwrap_or(0);
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = std::net::SocketAddr::new(address, port);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while std::time::Instant::now() < deadline {
             if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -388,7 +401,7 @@ impl Reconciler {
         }
         Err(OrchestratorError::Other(format!(
             "the gateway of {store} does not answer on {addr}; see {}",
-            self.layout.daemon_log(&format!("rgw.{store}")).display()
+            self.platform().log_location(&format!("rgw.{store}"))
         )))
     }
 
@@ -481,7 +494,7 @@ impl Reconciler {
             match result {
                 Ok(()) => {
                     let _ = std::fs::remove_file(l.pending_osd_secret(&o.uuid));
-                    let spec = daemon_spec(&l, &format!("osd.{}", o.id))?;
+                    let spec = daemon_spec(&self.home_host()?.name, &format!("osd.{}", o.id))?;
                     self.platform().ensure(spec)?;
                 }
                 Err(e) => {

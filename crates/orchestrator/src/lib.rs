@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rookery_ceph::{Rados, Target};
-use rookery_platform::local::LocalPlatform;
+use rookery_platform::{DaemonKind, Host, Platform};
 use serde_json::json;
 
 pub use desired::Desired;
@@ -81,6 +81,7 @@ pub fn create_cluster(
     name: &str,
     mon_ids: &[String],
     mon_ports: &[(u16, u16)],
+    host: &Host,
 ) -> Result<ClusterState, OrchestratorError> {
     for dir in layout.dirs() {
         std::fs::DirBuilder::new()
@@ -97,6 +98,8 @@ pub fn create_cluster(
             .zip(mon_ports)
             .map(|(id, (v2, v1))| state::MonRecord {
                 id: id.clone(),
+                host: Some(host.name.clone()),
+                address: host.address,
                 v2_port: *v2,
                 v1_port: *v1,
             })
@@ -158,11 +161,14 @@ pub struct Event {
     pub message: String,
 }
 
+/// The platform as the reconciler and the supervisor's watcher share it.
+pub type SharedPlatform = Arc<Mutex<dyn Platform>>;
+
 pub struct Reconciler {
     pub layout: Layout,
     pub state: ClusterState,
     pub desired: Desired,
-    pub platform: Arc<Mutex<LocalPlatform>>,
+    pub platform: SharedPlatform,
     rados: Option<Arc<Rados>>,
     pub last_plan: Plan,
     pub last_error: Option<String>,
@@ -173,7 +179,7 @@ impl Reconciler {
     pub fn new(
         layout: Layout,
         desired: Desired,
-        platform: Arc<Mutex<LocalPlatform>>,
+        platform: SharedPlatform,
     ) -> Result<Reconciler, OrchestratorError> {
         let state = ClusterState::load(&layout)?.ok_or_else(|| {
             OrchestratorError::Other(format!(
@@ -193,10 +199,19 @@ impl Reconciler {
         })
     }
 
-    pub fn platform(&self) -> MutexGuard<'_, LocalPlatform> {
+    pub fn platform(&self) -> MutexGuard<'_, dyn Platform + 'static> {
         // A panic while holding the lock cannot leave the platform half-updated in a way that matters more
         // than losing supervision, so recover the guard.
         self.platform.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The host this orchestrator runs on, where a standalone cluster's daemons run.
+    pub fn home_host(&self) -> Result<Host, OrchestratorError> {
+        self.platform()
+            .hosts()
+            .into_iter()
+            .next()
+            .ok_or_else(|| OrchestratorError::Other("the platform offers no host".into()))
     }
 
     pub(crate) fn event(&mut self, message: String) {
@@ -242,8 +257,11 @@ impl Reconciler {
             let p = self.platform();
             p.names().into_iter().filter(|n| p.is_running(n)).collect()
         };
-        let rendered = config::render(l, &self.state, &self.desired.conf);
-        let conf_current = std::fs::read_to_string(l.conf()).is_ok_and(|c| c == rendered);
+        let host = self.home_host().ok();
+        let conf_current = host.as_ref().is_some_and(|h| {
+            let rendered = config::render(l, &self.state, &self.desired.conf, h);
+            std::fs::read_to_string(l.conf()).is_ok_and(|c| c == rendered)
+        });
         let mon_stores = self
             .state
             .mons
@@ -293,15 +311,17 @@ impl Reconciler {
                 Some(((u.store.clone(), u.settings.uid.clone()), record.applied))
             })
             .collect();
-        let busy_ports = d
-            .object_stores
-            .iter()
-            .filter(|s| !running.contains(&format!("rgw.{}", s.name)))
-            .filter_map(|s| {
-                rookery_platform::proc::tcp_listener(s.port)
-                    .map(|(pid, cmd)| (s.port, format!("pid {pid} ({cmd})")))
-            })
-            .collect();
+        let busy_ports = match &host {
+            Some(h) => {
+                let p = self.platform();
+                d.object_stores
+                    .iter()
+                    .filter(|s| !running.contains(&format!("rgw.{}", s.name)))
+                    .filter_map(|s| p.port_holder(&h.name, s.port).map(|who| (s.port, who)))
+                    .collect()
+            }
+            None => BTreeMap::new(),
+        };
         let mut observed = Observed {
             keys,
             conf_current,
@@ -345,27 +365,19 @@ impl Reconciler {
         plan
     }
 
-    /// Stops every daemon: OSDs first, then mgrs, then mons, so no daemon outlives the mons it reports to.
+    /// Stops every daemon, a kind at a time in [`DaemonKind::STOP_ORDER`], so no daemon outlives the mons
+    /// it reports to.
     pub fn stop_all(&mut self) {
         self.drop_connection();
         let mut p = self.platform();
         let names = p.names();
-        for prefix in ["rgw.", "mds.", "osd.", "mgr.", "mon."] {
-            let group: Vec<&String> = names.iter().filter(|n| n.starts_with(prefix)).collect();
-            // Stop a group in parallel: each daemon may take a few seconds to flush.
-            for n in &group {
-                if let Some(pid) = p
-                    .status()
-                    .iter()
-                    .find(|s| &&s.name == n)
-                    .and_then(|s| s.pid)
-                {
-                    rookery_platform::proc::signal(pid, libc::SIGTERM);
-                }
-            }
-            for n in group {
-                p.stop(n, Duration::from_secs(20));
-            }
+        for kind in DaemonKind::STOP_ORDER {
+            let group: Vec<String> = names
+                .iter()
+                .filter(|n| rookery_platform::parse_daemon_name(n).is_some_and(|(k, _)| k == kind))
+                .cloned()
+                .collect();
+            p.stop(&group, Duration::from_secs(20));
         }
     }
 }

@@ -125,10 +125,10 @@ pub struct OsdReport {
     pub backing: String,
     pub size_bytes: u64,
     pub used_bytes: u64,
-    /// The process the OSD map has for this OSD (see `OsdInfo::instance_pid`): after a host restart
-    /// the map still shows the OSDs of before as up until the new processes announce themselves.
+    /// The instance the OSD map has for this OSD (its address nonce): after a host restart the map
+    /// still shows the OSDs of before as up until the new instances announce themselves.
     #[serde(default)]
-    pub map_pid: Option<u32>,
+    pub map_nonce: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -238,7 +238,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
                     .or_else(|| m.and_then(|m| m.bluestore_bdev_size.parse().ok()))
                     .unwrap_or(0),
                 used_bytes: df.map(|d| d.kb_used * 1024).unwrap_or(0),
-                map_pid: o.instance_pid(),
+                map_nonce: o.instance_pid().map(u64::from),
             }
         })
         .collect();
@@ -327,7 +327,7 @@ fn filesystems(dump: &serde_json::Value) -> Vec<FsReport> {
     out
 }
 
-/// Whether `http://127.0.0.1:PORT` answers an HTTP request within half a second: a gateway whose process
+/// Whether `http://ADDRESS:PORT` answers an HTTP request within half a second: a gateway whose process
 /// runs but whose frontend hangs is not healthy.
 fn answers_http(endpoint: &str) -> bool {
     use std::io::{Read, Write};
@@ -343,9 +343,8 @@ fn answers_http(endpoint: &str) -> bool {
     };
     let _ = s.set_read_timeout(Some(limit));
     let _ = s.set_write_timeout(Some(limit));
-    if s.write_all(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
+    let request = format!("HEAD / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(request.as_bytes()).is_err() {
         return false;
     }
     let mut head = [0u8; 12];
@@ -382,23 +381,30 @@ fn object_stores(status: &serde_json::Value) -> Vec<StoreReport> {
     out
 }
 
-/// Why the cluster is not ready yet (empty when it is): HEALTH_OK, the expected number of OSDs all up
-/// and in, a mgr available, PGs present and all active+clean. `daemons` are the processes this host
-/// runs: an OSD counts as up only once the map has the running process, not one that died with the host
-/// (all processes killed at once: the mon comes back with a map where every OSD is up, and clients sent
-/// there wait until the new process boots).
-pub fn not_ready(ceph: &CephReport, expected_osds: u32, daemons: &[DaemonStatus]) -> Vec<String> {
-    let mut why = Vec::new();
-    let stale: Vec<String> = ceph
-        .osds
+/// The OSDs the map shows up whose recorded instance is not the one the platform runs now: all daemons
+/// killed at once (a host restart), the mon comes back with a map where every OSD is up, and clients sent
+/// there wait until the new instance boots.
+/// `is_current` is the platform's answer ([`rookery_platform::Platform::is_current_instance`]).
+pub fn stale_in_map(
+    ceph: &CephReport,
+    is_current: impl Fn(&str, u64) -> Option<bool>,
+) -> Vec<String> {
+    ceph.osds
         .iter()
         .filter(|o| o.up)
         .filter_map(|o| {
             let name = format!("osd.{}", o.id);
-            let running = daemons.iter().find(|d| d.name == name)?.pid?;
-            (o.map_pid.is_some_and(|p| p != running)).then_some(name)
+            let current = is_current(&name, o.map_nonce?)?;
+            (!current).then_some(name)
         })
-        .collect();
+        .collect()
+}
+
+/// Why the cluster is not ready yet (empty when it is): HEALTH_OK, the expected number of OSDs all up
+/// and in, none of them `stale` in the map (see [`stale_in_map`]), a mgr available, PGs present and
+/// all active+clean.
+pub fn not_ready(ceph: &CephReport, expected_osds: u32, stale: &[String]) -> Vec<String> {
+    let mut why = Vec::new();
     if !stale.is_empty() {
         why.push(format!(
             "{} restarted and not yet back in the OSD map",
@@ -465,21 +471,19 @@ mod tests {
         };
         assert!(not_ready(&c, 3, &[]).is_empty());
         // The map still has the process of before a restart: not ready until the new one is in it.
-        c.osds[2].map_pid = Some(100);
-        let running = |pid| DaemonStatus {
-            name: "osd.2".into(),
-            state: rookery_platform::DaemonState::Running,
-            pid: Some(pid),
-            restarts: 0,
-            last_exit: None,
-            uptime_secs: Some(1),
-            adopted: false,
-            crash_looping: false,
+        c.osds[2].map_nonce = Some(100);
+        let running = |instance: u64| {
+            move |name: &str, nonce: u64| (name == "osd.2").then_some(nonce == instance)
         };
-        assert!(not_ready(&c, 3, &[running(100)]).is_empty());
-        let why = not_ready(&c, 3, &[running(200)]);
+        assert!(stale_in_map(&c, running(100)).is_empty());
+        // A platform that cannot tell (no such daemon) does not hold readiness back.
+        assert!(stale_in_map(&c, |_: &str, _: u64| None).is_empty());
+        let stale = stale_in_map(&c, running(200));
+        assert_eq!(stale, ["osd.2"]);
+        let why = not_ready(&c, 3, &stale);
         assert_eq!(why, ["osd.2 restarted and not yet back in the OSD map"]);
-        c.osds[2].map_pid = None;
+        c.osds[2].map_nonce = None;
+        assert!(stale_in_map(&c, running(200)).is_empty());
         c.osds[1].up = false;
         c.pgs.by_state = BTreeMap::from([("active+clean".into(), 5), ("peering".into(), 4)]);
         c.health = "HEALTH_WARN".into();
