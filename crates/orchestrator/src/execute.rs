@@ -4,10 +4,10 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::time::Duration;
 
+use rookery_ceph::commands::{auth, fs, mgr, osd, pool};
 use rookery_ceph::keyring::{self, KeyringEntry};
-use rookery_ceph::{tools, Target};
+use rookery_ceph::tools;
 use rookery_platform::{DaemonKind, DaemonSpec, Resources};
-use serde_json::json;
 
 use crate::layout::Layout;
 use crate::plan::Step;
@@ -153,71 +153,53 @@ impl Reconciler {
             Step::CreateMgrKey { id } => {
                 let r = self.connection()?;
                 let entity = format!("mgr.{id}");
-                let reply: Vec<serde_json::Value> = r.command(
-                    Target::Mon,
-                    json!({"prefix": "auth get-or-create", "entity": entity,
-                           "caps": ["mon", "allow profile mgr", "osd", "allow *", "mds", "allow *"]}),
+                let key = auth::get_or_create(
+                    &r,
+                    &entity,
+                    &[
+                        ("mon", "allow profile mgr"),
+                        ("osd", "allow *"),
+                        ("mds", "allow *"),
+                    ],
                 )?;
-                let key = reply
-                    .first()
-                    .and_then(|e| e.get("key"))
-                    .and_then(|k| k.as_str())
-                    .ok_or_else(|| {
-                        OrchestratorError::Other(format!("the mons returned no key for {entity}"))
-                    })?;
                 let data = l.mgr_data(id);
                 mkdir_private(&data)?;
                 keyring::write(
                     &data.join("keyring"),
-                    &[KeyringEntry::new(&entity, key, &[])],
+                    &[KeyringEntry::new(&entity, &key, &[])],
                 )?;
             }
             Step::CreatePool { name, size } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd pool create", "pool": name, "pool_type": "replicated", "size": size}),
-                )?;
+                pool::create_replicated(&r, name, *size)?;
             }
             Step::SetPoolSize { name, size } => {
                 let r = self.connection()?;
-                r.command_status(Target::Mon, json!({"prefix": "osd pool set", "pool": name, "var": "size", "val": size.to_string()}))?;
+                pool::set_size(&r, name, *size)?;
             }
             Step::EnablePoolApplication { name, application } => {
                 let r = self.connection()?;
-                r.command_status(Target::Mon, json!({"prefix": "osd pool application enable", "pool": name, "app": application}))?;
+                pool::application_enable(&r, name, application)?;
             }
             Step::EnableMgrModule { name } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "mgr module enable", "module": name}),
-                )?;
+                mgr::module_enable(&r, name)?;
             }
             Step::SetPoolQuota { name, field, value } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd pool set-quota", "pool": name, "field": field, "val": value.to_string()}),
-                )?;
+                pool::set_quota(&r, name, field, *value)?;
             }
             Step::SetPoolParameter { name, key, value } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd pool set", "pool": name, "var": key, "val": value}),
-                )?;
+                pool::set(&r, name, key, value)?;
             }
             Step::CreateClassRule { rule, class } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd crush rule create-replicated", "name": rule, "root": "default", "type": "osd", "class": class}),
-                )?;
+                osd::crush_rule_create_replicated(&r, rule, "default", "osd", class)?;
             }
             Step::SetPoolRule { name, rule } => {
                 let r = self.connection()?;
-                r.command_status(Target::Mon, json!({"prefix": "osd pool set", "pool": name, "var": "crush_rule", "val": rule}))?;
+                pool::set_crush_rule(&r, name, rule)?;
             }
             Step::CreateErasurePool {
                 name,
@@ -226,19 +208,16 @@ impl Reconciler {
             } => {
                 let r = self.connection()?;
                 let profile = format!("rookery-{name}");
-                // One host: chunks go to different OSDs.
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd erasure-code-profile set", "name": profile,
-                           "profile": [format!("k={data_chunks}"), format!("m={coding_chunks}"), "crush-failure-domain=osd".to_string()],
-                           "force": true}),
-                )?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd pool create", "pool": name, "pool_type": "erasure", "erasure_code_profile": profile}),
-                )?;
+                let spec = osd::ErasureCodeProfile {
+                    data_chunks: *data_chunks,
+                    coding_chunks: *coding_chunks,
+                    // One host: chunks go to different OSDs.
+                    failure_domain: "osd",
+                };
+                osd::erasure_code_profile_set(&r, &profile, &spec)?;
+                pool::create_erasure(&r, name, &profile)?;
                 // RBD writes in place, which an EC pool allows only with overwrites on.
-                r.command_status(Target::Mon, json!({"prefix": "osd pool set", "pool": name, "var": "allow_ec_overwrites", "val": "true"}))?;
+                pool::allow_ec_overwrites(&r, name)?;
             }
             Step::AddOsd | Step::FinishOsd { .. } => self.make_osds(&[step])?,
             Step::CreateFilesystem {
@@ -249,40 +228,27 @@ impl Reconciler {
                 let r = self.connection()?;
                 // The pools were made for this filesystem (and tagged cephfs), so `force` only skips
                 // the check that they are empty, which the mgr's stats may not confirm yet.
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "fs new", "fs_name": name, "metadata": metadata_pool, "data": data_pool, "force": true}),
-                )?;
+                fs::new(&r, name, metadata_pool, data_pool, true)?;
             }
             Step::AddFsDataPool { name, pool } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "fs add_data_pool", "fs_name": name, "pool": pool}),
-                )?;
+                fs::add_data_pool(&r, name, pool)?;
             }
             Step::SetFsOption { name, var, value } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "fs set", "fs_name": name, "var": var, "val": value}),
-                )?;
+                fs::set(&r, name, var, value)?;
             }
             Step::CreateMdsKey { id } => {
                 let r = self.connection()?;
                 let entity = format!("mds.{id}");
-                let key = self.get_or_create_key(
+                let key = auth::get_or_create(
                     &r,
                     &entity,
                     &[
-                        "mon",
-                        "allow profile mds",
-                        "mgr",
-                        "allow profile mds",
-                        "mds",
-                        "allow *",
-                        "osd",
-                        "allow *",
+                        ("mon", "allow profile mds"),
+                        ("mgr", "allow profile mds"),
+                        ("mds", "allow *"),
+                        ("osd", "allow *"),
                     ],
                 )?;
                 let data = l.mds_data(id);
@@ -302,10 +268,14 @@ impl Reconciler {
             Step::CreateRgwKey { store } => {
                 let r = self.connection()?;
                 let entity = format!("client.rgw.{store}");
-                let key = self.get_or_create_key(
+                let key = auth::get_or_create(
                     &r,
                     &entity,
-                    &["mon", "allow rw", "osd", "allow rwx", "mgr", "allow rw"],
+                    &[
+                        ("mon", "allow rw"),
+                        ("osd", "allow rwx"),
+                        ("mgr", "allow rw"),
+                    ],
                 )?;
                 keyring::write(
                     &l.rgw_keyring(store),
@@ -405,27 +375,6 @@ impl Reconciler {
         )))
     }
 
-    /// `auth get-or-create`: the entity's key, made with `caps` (type, grant pairs) when new.
-    fn get_or_create_key(
-        &self,
-        r: &rookery_ceph::Rados,
-        entity: &str,
-        caps: &[&str],
-    ) -> Result<String, OrchestratorError> {
-        let reply: Vec<serde_json::Value> = r.command(
-            Target::Mon,
-            json!({"prefix": "auth get-or-create", "entity": entity, "caps": caps}),
-        )?;
-        reply
-            .first()
-            .and_then(|e| e.get("key"))
-            .and_then(|k| k.as_str())
-            .map(String::from)
-            .ok_or_else(|| {
-                OrchestratorError::Other(format!("the mons returned no key for {entity}"))
-            })
-    }
-
     fn connection(&mut self) -> Result<std::sync::Arc<rookery_ceph::Rados>, OrchestratorError> {
         self.rados()
             .ok_or_else(|| OrchestratorError::Other("no mon answered".into()))
@@ -522,21 +471,7 @@ impl Reconciler {
         })?;
         let secret = secret.trim().to_string();
         let r = self.connection()?;
-        let input = json!({"cephx_secret": secret}).to_string();
-        let (out, _) = r.command_raw(
-            Target::Mon,
-            &json!({"prefix": "osd new", "uuid": uuid, "format": "json"}),
-            input.as_bytes(),
-        )?;
-        let reply: serde_json::Value = serde_json::from_slice(&out)
-            .map_err(|e| OrchestratorError::Other(format!("unexpected reply to `osd new`: {e}")))?;
-        let id = reply
-            .get("osdid")
-            .and_then(|v| v.as_u64())
-            .or_else(|| reply.as_u64())
-            .ok_or_else(|| {
-                OrchestratorError::Other(format!("unexpected reply to `osd new`: {reply}"))
-            })? as u32;
+        let id = osd::new(&r, uuid, &secret)?;
         if let Some(rec) = self.state.osds.iter_mut().find(|o| o.uuid == uuid) {
             rec.id = Some(id);
             rec.block = Some(l.osd_block(id));

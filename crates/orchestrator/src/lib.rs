@@ -17,9 +17,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rookery_ceph::{Rados, Target};
+use rookery_ceph::commands::{fs, mgr, osd, pool};
+use rookery_ceph::Rados;
 use rookery_platform::{DaemonKind, Host, Platform};
-use serde_json::json;
 
 pub use desired::Desired;
 pub use execute::daemon_spec;
@@ -383,27 +383,14 @@ impl Reconciler {
 }
 
 fn observe_ceph(r: &Rados, desired: &Desired) -> Result<plan::CephView, rookery_ceph::CephError> {
-    let dump: rookery_ceph::types::OsdDump =
-        r.command(Target::Mon, json!({"prefix": "osd dump"}))?;
+    let dump = osd::dump(r)?;
     let mut pools = BTreeMap::new();
     for p in &dump.pools {
         let mut parameters = BTreeMap::new();
         if let Some(want) = desired.pools.iter().find(|d| d.name == p.pool_name) {
             for key in want.parameters.keys() {
                 // Unset settings answer ENOENT.
-                let value = r
-                    .command::<serde_json::Value>(
-                        Target::Mon,
-                        json!({"prefix": "osd pool get", "pool": p.pool_name, "var": key}),
-                    )
-                    .ok()
-                    .and_then(|v| {
-                        v.get(key).map(|x| {
-                            x.as_str()
-                                .map(String::from)
-                                .unwrap_or_else(|| x.to_string())
-                        })
-                    });
+                let value = pool::get(r, &p.pool_name, key).ok();
                 parameters.insert(key.clone(), value);
             }
         }
@@ -419,53 +406,40 @@ fn observe_ceph(r: &Rados, desired: &Desired) -> Result<plan::CephView, rookery_
             },
         );
     }
-    let stat: rookery_ceph::types::MgrStat =
-        r.command(Target::Mon, json!({"prefix": "mgr stat"}))?;
+    let stat = mgr::stat(r)?;
     let mut modules_enabled = BTreeSet::new();
     if !desired.mgr_modules.is_empty() && stat.available {
-        let ls: serde_json::Value = r.command(Target::Mon, json!({"prefix": "mgr module ls"}))?;
-        for key in ["enabled_modules", "always_on_modules"] {
-            if let Some(list) = ls.get(key).and_then(|v| v.as_array()) {
-                modules_enabled.extend(list.iter().filter_map(|m| m.as_str().map(String::from)));
-            }
-        }
+        let ls = mgr::module_ls(r)?;
+        modules_enabled.extend(ls.running().map(String::from));
     }
     let (mut rules, mut device_classes) = (BTreeMap::new(), BTreeSet::new());
     if desired.pools.iter().any(|p| p.device_class.is_some()) {
-        let dump: Vec<rookery_ceph::types::CrushRule> =
-            r.command(Target::Mon, json!({"prefix": "osd crush rule dump"}))?;
-        rules = dump.into_iter().map(|r| (r.rule_name, r.rule_id)).collect();
-        device_classes = r.command(Target::Mon, json!({"prefix": "osd crush class ls"}))?;
+        rules = osd::crush_rule_dump(r)?
+            .into_iter()
+            .map(|r| (r.rule_name, r.rule_id))
+            .collect();
+        device_classes = osd::crush_class_ls(r)?.into_iter().collect();
     }
     let mut filesystems = BTreeMap::new();
     if !desired.filesystems.is_empty() {
-        let fs_dump: serde_json::Value = r.command(Target::Mon, json!({"prefix": "fs dump"}))?;
-        let pool_name = |id: i64| {
+        let fs_dump = fs::dump(r)?;
+        let pool_name = |id: &i64| {
             dump.pools
                 .iter()
-                .find(|p| p.pool == id)
+                .find(|p| p.pool == *id)
                 .map(|p| p.pool_name.clone())
         };
-        for fs in fs_dump["filesystems"].as_array().into_iter().flatten() {
-            let map = &fs["mdsmap"];
-            let Some(name) = map["fs_name"].as_str() else {
+        for fs in &fs_dump.filesystems {
+            let map = &fs.mdsmap;
+            if map.fs_name.is_empty() {
                 continue;
-            };
-            // CEPH_MDSMAP_ALLOW_STANDBY_REPLAY is flag bit 5.
-            let standby_replay = map["flags_state"]["allow_standby_replay"]
-                .as_bool()
-                .unwrap_or_else(|| map["flags"].as_u64().unwrap_or(0) & 0x20 != 0);
+            }
             filesystems.insert(
-                name.to_string(),
+                map.fs_name.clone(),
                 plan::FsView {
-                    max_mds: map["max_mds"].as_u64().unwrap_or(0) as u32,
-                    standby_replay,
-                    data_pools: map["data_pools"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|id| id.as_i64().and_then(pool_name))
-                        .collect(),
+                    max_mds: map.max_mds,
+                    standby_replay: map.allows_standby_replay(),
+                    data_pools: map.data_pools.iter().filter_map(pool_name).collect(),
                 },
             );
         }

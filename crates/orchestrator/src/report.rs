@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use rookery_ceph::types::{Df, MonDump, OsdDf, OsdDump, OsdMetadata, Status};
-use rookery_ceph::{Rados, Target};
+use rookery_ceph::commands::{cluster, fs, mgr, osd};
+use rookery_ceph::types::{FsDump, Status};
+use rookery_ceph::Rados;
 use rookery_platform::DaemonStatus;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::state::ClusterState;
 
@@ -181,27 +181,15 @@ pub fn explain(code: &str) -> &'static str {
 
 /// Asks Ceph for everything `status` shows: a handful of native calls, each well under a millisecond.
 pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rookery_ceph::CephError> {
-    let raw_status: serde_json::Value = r.command(Target::Mon, json!({"prefix": "status"}))?;
-    let status: Status =
-        serde_json::from_value(raw_status.clone()).map_err(|e| rookery_ceph::CephError::Reply {
-            command: "status".into(),
-            detail: e.to_string(),
-        })?;
-    let fs_dump: serde_json::Value = r
-        .command(Target::Mon, json!({"prefix": "fs dump"}))
-        .unwrap_or_default();
-    let mons: MonDump = r.command(Target::Mon, json!({"prefix": "mon dump"}))?;
-    let dump: OsdDump = r.command(Target::Mon, json!({"prefix": "osd dump"}))?;
-    let meta: Vec<OsdMetadata> = r
-        .command(Target::Mon, json!({"prefix": "osd metadata"}))
-        .unwrap_or_default();
-    let df: Df = r.command(Target::Mon, json!({"prefix": "df"}))?;
+    let status = cluster::status(r)?;
+    let fs_dump = fs::dump(r).unwrap_or_default();
+    let mons = cluster::mon_dump(r)?;
+    let dump = osd::dump(r)?;
+    let meta = osd::metadata(r).unwrap_or_default();
+    let df = cluster::df(r)?;
     // `osd df` is served by the mgr, which may be down; the rest of the report stands without it.
-    let osd_df: OsdDf = r
-        .command(Target::Mgr, json!({"prefix": "osd df"}))
-        .unwrap_or_default();
-    let mgr: rookery_ceph::types::MgrStat =
-        r.command(Target::Mon, json!({"prefix": "mgr stat"}))?;
+    let osd_df = osd::df(r).unwrap_or_default();
+    let mgr = mgr::stat(r)?;
 
     let checks = status
         .health
@@ -283,7 +271,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
             avail_bytes: df.stats.total_avail_bytes,
         },
         filesystems: filesystems(&fs_dump),
-        object_stores: object_stores(&raw_status),
+        object_stores: object_stores(&status),
         pgs: PgReport {
             total: status.pgmap.num_pgs,
             by_state: status
@@ -296,30 +284,24 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
     })
 }
 
-fn filesystems(dump: &serde_json::Value) -> Vec<FsReport> {
-    let standbys: Vec<String> = dump["standbys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["name"].as_str().map(String::from))
-        .collect();
+fn filesystems(dump: &FsDump) -> Vec<FsReport> {
+    let standbys: Vec<String> = dump.standbys.iter().map(|m| m.name.clone()).collect();
     let mut out = Vec::new();
-    for fs in dump["filesystems"].as_array().into_iter().flatten() {
-        let map = &fs["mdsmap"];
-        let mut mds: Vec<MdsReport> = map["info"]
-            .as_object()
-            .into_iter()
-            .flat_map(|o| o.values())
+    for fs in &dump.filesystems {
+        let map = &fs.mdsmap;
+        let mut mds: Vec<MdsReport> = map
+            .info
+            .values()
             .map(|m| MdsReport {
-                name: m["name"].as_str().unwrap_or_default().to_string(),
-                state: m["state"].as_str().unwrap_or_default().to_string(),
-                rank: m["rank"].as_i64().unwrap_or(-1),
+                name: m.name.clone(),
+                state: m.state.clone(),
+                rank: m.rank,
             })
             .collect();
         mds.sort_by(|a, b| a.name.cmp(&b.name));
         out.push(FsReport {
-            name: map["fs_name"].as_str().unwrap_or_default().to_string(),
-            max_mds: map["max_mds"].as_u64().unwrap_or(0) as u32,
+            name: map.fs_name.clone(),
+            max_mds: map.max_mds,
             mds,
             standbys: standbys.clone(),
         });
@@ -352,27 +334,28 @@ fn answers_http(endpoint: &str) -> bool {
 }
 
 /// Gateways as they registered in the service map: store (their id) and the endpoint they serve.
-fn object_stores(status: &serde_json::Value) -> Vec<StoreReport> {
-    let daemons = &status["servicemap"]["services"]["rgw"]["daemons"];
-    let mut out: Vec<StoreReport> = daemons
-        .as_object()
+fn object_stores(status: &Status) -> Vec<StoreReport> {
+    let mut out: Vec<StoreReport> = status
+        .servicemap
+        .services
+        .get("rgw")
         .into_iter()
-        .flat_map(|o| o.values())
-        .filter_map(|d| {
-            let meta = &d["metadata"];
-            let name = meta["id"].as_str()?.to_string();
-            let frontend = meta["frontend_config#0"].as_str().unwrap_or_default();
-            let endpoint = frontend
+        .flat_map(|rgw| rgw.daemons.values())
+        .filter(|d| !d.metadata.id.is_empty())
+        .map(|d| {
+            let endpoint = d
+                .metadata
+                .frontend_config
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("endpoint="))
                 .map(|e| format!("http://{e}"))
                 .unwrap_or_default();
             let responding = answers_http(&endpoint);
-            Some(StoreReport {
-                name,
+            StoreReport {
+                name: d.metadata.id.clone(),
                 endpoint,
                 responding,
-            })
+            }
         })
         .collect();
     // A restarted gateway registers anew before its old entry expires; one line per store, the live one.
