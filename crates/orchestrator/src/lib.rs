@@ -11,6 +11,7 @@ pub mod plan;
 pub mod preflight;
 pub mod report;
 pub mod state;
+pub mod teardown;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::fs::DirBuilderExt;
