@@ -30,6 +30,11 @@ pub struct UpArgs {
     /// Give up waiting for HEALTH_OK after this many seconds (the cluster keeps converging).
     #[arg(long, default_value_t = 300)]
     pub wait_secs: u64,
+    /// Have the supervisor this starts serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0 picks
+    /// a free port; `status` shows where). Off by default; the control socket serves /metrics either way.
+    /// A supervisor already running keeps how it serves.
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
 }
 
 pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
@@ -79,6 +84,7 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
                 );
             }
             let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
+            metrics_note(&report, args.metrics_port);
             return finish(&report, started, output, false);
         }
         eprintln!(
@@ -108,15 +114,37 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
             "supervising {} in the foreground; Ctrl-C stops the cluster (data kept)",
             layout.root.display()
         );
-        return crate::supervisor::run(layout.clone()).map_err(Failure::from);
+        let options = crate::supervisor::Options {
+            metrics_port: args.metrics_port,
+        };
+        return crate::supervisor::run(layout.clone(), options).map_err(Failure::from);
     }
-    start_supervisor(&rt, layout)?;
+    start_supervisor(&rt, layout, args.metrics_port)?;
     let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
+    metrics_note(&report, args.metrics_port);
     if report.ready {
         remount_volumes(layout);
         remount_files(layout);
     }
     finish(&report, started, output, fresh)
+}
+
+/// Says so when `--metrics-port` asked for other than what the running supervisor serves (it was
+/// started earlier, with other flags).
+fn metrics_note(report: &ClusterReport, asked: Option<u16>) {
+    let Some(port) = asked else { return };
+    let serving = report
+        .supervisor
+        .as_ref()
+        .and_then(|s| s.metrics_address.as_deref())
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+    let same = serving.is_some_and(|a| port == 0 || a.port() == port);
+    if !same {
+        eprintln!(
+            "note: --metrics-port {port} was not applied: the supervisor was already running ({}); `rookery down` and `rookery up --metrics-port {port}` restart it with it",
+            serving.map_or("without a metrics port".to_string(), |a| format!("metrics at http://{a}/metrics"))
+        );
+    }
 }
 
 /// Mounts again the volumes `rookery down` unmounted.
@@ -215,7 +243,11 @@ fn finish(report: &ClusterReport, started: Instant, output: Output, fresh: bool)
 }
 
 /// Starts `rookery supervise` in its own session, detached from this terminal, and waits until it answers.
-fn start_supervisor(rt: &tokio::runtime::Runtime, layout: &Layout) -> Result<(), Failure> {
+fn start_supervisor(
+    rt: &tokio::runtime::Runtime,
+    layout: &Layout,
+    metrics_port: Option<u16>,
+) -> Result<(), Failure> {
     if rt.block_on(api::supervisor_alive(&layout.socket())) {
         return Ok(());
     }
@@ -229,6 +261,7 @@ fn start_supervisor(rt: &tokio::runtime::Runtime, layout: &Layout) -> Result<(),
     cmd.arg("--data-dir")
         .arg(&layout.root)
         .arg("supervise")
+        .args(metrics_port.map(|p| format!("--metrics-port={p}")))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
