@@ -123,3 +123,19 @@ fn metrics_are_served_on_loopback_only() {
     }
     assert!(!dir.exists());
 }
+
+#[test]
+fn a_taken_metrics_port_changes_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let o = rookery(&dir, &["up", "--mon-port", "0", "--metrics-port", &port]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is taken"),
+        "{}",
+        text(&o)
+    );
+    assert!(!dir.exists(), "the data dir was created");
+}

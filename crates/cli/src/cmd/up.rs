@@ -74,6 +74,9 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
     }
     let running = matches!(&dir, DataDir::Cluster(state) if state.name == desired.name)
         && rt.block_on(api::supervisor_alive(&socket));
+    if !running {
+        metrics_port_free(args.metrics_port)?;
+    }
     if running {
         let unchanged = std::fs::read_to_string(layout.spec()).is_ok_and(|t| t == text);
         if unchanged {
@@ -127,6 +130,22 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
         remount_files(layout);
     }
     finish(&report, started, output, fresh)
+}
+
+/// A taken `--metrics-port` is refused before anything changes (the supervisor would fail on it later).
+fn metrics_port_free(port: Option<u16>) -> Result<(), Failure> {
+    let Some(port) = port.filter(|p| *p != 0) else {
+        return Ok(());
+    };
+    if std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).is_ok() {
+        return Ok(());
+    }
+    let holder = rookery_platform::proc::tcp_listener(port)
+        .map(|(pid, cmd)| format!(" by pid {pid} ({cmd})"))
+        .unwrap_or_default();
+    Err(Failure::bad_input(format!(
+        "nothing was changed: --metrics-port {port}: 127.0.0.1:{port} is taken{holder}; choose another port, or 0 to pick a free one"
+    )))
 }
 
 /// Says so when `--metrics-port` asked for other than what the running supervisor serves (it was
