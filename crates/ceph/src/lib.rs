@@ -1,11 +1,13 @@
 //! rookery's only door to Ceph.
 //!
-//! - [`rados`]: native librados (loaded at run time) for every mon/mgr command and object I/O;
-//! - [`types`]: typed replies of the commands we use;
+//! - [`rados`]: native librados (loaded at run time) for mon/mgr commands and object I/O;
+//! - [`commands`]: every mon/mgr command rookery sends, one typed function each;
+//! - [`types`]: typed replies of those commands;
 //! - [`keyring`] and [`conf`]: the files Ceph daemons read;
 //! - [`tools`]: the few Ceph executables that have no library API (`--mkfs`, the daemons themselves),
 //!   each named in one place, with their stderr turned into a plain error.
 
+pub mod commands;
 pub mod conf;
 mod ffi;
 pub mod keyring;

@@ -207,11 +207,21 @@ impl Rados {
 
     /// Sends a command with `format: json` added and parses the reply into `T`.
     pub fn command<T: DeserializeOwned>(&self, target: Target, cmd: Value) -> Result<T, CephError> {
+        self.command_with_input(target, cmd, &[])
+    }
+
+    /// Like [`Rados::command`], with an input buffer (what the CLI reads from `-i`).
+    pub fn command_with_input<T: DeserializeOwned>(
+        &self,
+        target: Target,
+        cmd: Value,
+        input: &[u8],
+    ) -> Result<T, CephError> {
         let mut cmd = cmd;
         if let Some(map) = cmd.as_object_mut() {
             map.insert("format".into(), Value::from("json"));
         }
-        let (out, _) = self.command_raw(target, &cmd, &[])?;
+        let (out, _) = self.command_raw(target, &cmd, input)?;
         let prefix = cmd
             .get("prefix")
             .and_then(Value::as_str)

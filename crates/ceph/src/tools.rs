@@ -231,36 +231,6 @@ pub fn osd_mkfs(conf: &Path, id: u32, uuid: &str, log: &Path) -> Result<(), Tool
     )
 }
 
-/// The command line of a daemon in the foreground (`-f`), so its supervisor is its parent.
-pub fn daemon_command(
-    kind: &str,
-    id: &str,
-    conf: &Path,
-) -> Result<(PathBuf, Vec<String>), ToolError> {
-    let conf = conf.display().to_string();
-    if kind == "rgw" {
-        // RGW is a client of the cluster; its section in ceph.conf is `client.rgw.<id>`.
-        let exe = resolve("radosgw")?;
-        let name = format!("client.rgw.{id}");
-        return Ok((
-            exe,
-            vec!["-f".into(), "--conf".into(), conf, "-n".into(), name],
-        ));
-    }
-    let program = format!("ceph-{kind}");
-    let exe = resolve(&program)?;
-    Ok((
-        exe,
-        vec![
-            "-f".into(),
-            "--conf".into(),
-            conf,
-            "-i".into(),
-            id.to_string(),
-        ],
-    ))
-}
-
 /// Runs `radosgw-admin` and parses what it prints. Its output can hold secret keys, so stdout stays in
 /// memory; only stderr goes to `log`.
 fn radosgw_admin(

@@ -16,6 +16,7 @@ pub struct Status {
     pub osdmap: OsdMapSummary,
     pub pgmap: PgMapSummary,
     pub mgrmap: MgrMapSummary,
+    pub servicemap: ServiceMap,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -84,6 +85,58 @@ pub struct MgrMapSummary {
     pub num_standbys: u32,
 }
 
+/// The services that registered with the mgr (`status.servicemap`), e.g. `rgw` gateways.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ServiceMap {
+    pub services: BTreeMap<String, Service>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Service {
+    /// By daemon id (a gateway's is its gid). Ceph mixes a `"summary": ""` string into this map, which
+    /// is no daemon and is left out.
+    #[serde(deserialize_with = "daemons_only")]
+    pub daemons: BTreeMap<String, ServiceDaemon>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ServiceDaemon {
+    pub gid: u64,
+    pub metadata: ServiceDaemonMetadata,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ServiceDaemonMetadata {
+    /// The daemon's name without its type, e.g. the store of a gateway `rgw.<store>`.
+    pub id: String,
+    /// A gateway's first frontend, e.g. `beast endpoint=127.0.0.1:8080 tcp_nodelay=1`.
+    #[serde(rename = "frontend_config#0")]
+    pub frontend_config: String,
+}
+
+fn daemons_only<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, ServiceDaemon>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Daemon(ServiceDaemon),
+        Other(serde::de::IgnoredAny),
+    }
+    let all = BTreeMap::<String, Entry>::deserialize(d)?;
+    Ok(all
+        .into_iter()
+        .filter_map(|(k, e)| match e {
+            Entry::Daemon(daemon) => Some((k, daemon)),
+            Entry::Other(_) => None,
+        })
+        .collect())
+}
+
 impl Status {
     /// PGs that are not `active+clean`.
     pub fn unclean_pgs(&self) -> u32 {
@@ -98,6 +151,23 @@ impl Status {
     pub fn is_health_ok(&self) -> bool {
         self.health.status == "HEALTH_OK"
     }
+}
+
+/// `mon stat`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MonStat {
+    pub epoch: u64,
+    pub num_mons: u32,
+    pub leader: String,
+    pub quorum: Vec<MonRank>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MonRank {
+    pub rank: i32,
+    pub name: String,
 }
 
 /// `mon dump`.
@@ -260,6 +330,169 @@ pub struct MgrStat {
     pub available: bool,
     pub active_name: String,
     pub num_standby: u32,
+}
+
+/// `mgr module ls`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MgrModules {
+    pub enabled_modules: Vec<String>,
+    /// On in every mgr of this release, whatever `mgr module enable` said.
+    pub always_on_modules: Vec<String>,
+}
+
+impl MgrModules {
+    /// Every module that runs: enabled ones and those always on.
+    pub fn running(&self) -> impl Iterator<Item = &str> {
+        self.enabled_modules
+            .iter()
+            .chain(&self.always_on_modules)
+            .map(String::as_str)
+    }
+}
+
+/// One entry of `auth get-or-create` (and `auth get`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AuthEntry {
+    pub entity: String,
+    pub key: String,
+    pub caps: BTreeMap<String, String>,
+}
+
+/// One entry of `fs ls`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct FsListEntry {
+    pub name: String,
+    pub metadata_pool: String,
+    pub data_pools: Vec<String>,
+}
+
+/// `fs dump`: the FSMap.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct FsDump {
+    pub epoch: u64,
+    /// MDS daemons that serve no filesystem yet.
+    pub standbys: Vec<MdsInfo>,
+    pub filesystems: Vec<FsDumpEntry>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct FsDumpEntry {
+    pub id: i64,
+    pub mdsmap: MdsMap,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MdsMap {
+    pub fs_name: String,
+    pub max_mds: u32,
+    pub flags: u64,
+    /// The flags by name, which newer Ceph (17+) adds beside the bits.
+    pub flags_state: Option<MdsMapFlags>,
+    pub metadata_pool: i64,
+    pub data_pools: Vec<i64>,
+    /// By `gid_<n>`: the daemons holding a rank or following one.
+    pub info: BTreeMap<String, MdsInfo>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MdsMapFlags {
+    pub allow_standby_replay: Option<bool>,
+}
+
+impl MdsMap {
+    pub fn allows_standby_replay(&self) -> bool {
+        // CEPH_MDSMAP_ALLOW_STANDBY_REPLAY is flag bit 5; pacific reports only the bits.
+        self.flags_state
+            .as_ref()
+            .and_then(|f| f.allow_standby_replay)
+            .unwrap_or(self.flags & 0x20 != 0)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MdsInfo {
+    pub gid: u64,
+    pub name: String,
+    /// e.g. `up:active`, `up:standby-replay`, `up:standby`.
+    pub state: String,
+    /// -1 for a standby.
+    pub rank: i64,
+}
+
+impl Default for MdsInfo {
+    fn default() -> Self {
+        MdsInfo {
+            gid: 0,
+            name: String::new(),
+            state: String::new(),
+            rank: -1,
+        }
+    }
+}
+
+/// `fs subvolume info`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SubvolumeInfo {
+    /// Path inside the filesystem, what a mount of the subvolume roots at.
+    pub path: String,
+    /// None: no quota (Ceph says "infinite").
+    #[serde(deserialize_with = "number_or_none")]
+    pub bytes_quota: Option<u64>,
+    pub bytes_used: u64,
+    /// `YYYY-MM-DD HH:MM:SS`.
+    pub created_at: String,
+    pub data_pool: String,
+    /// `complete` once usable; a clone is `pending` or `in-progress` until then.
+    pub state: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+fn number_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(serde_json::Value::deserialize(d)?.as_u64())
+}
+
+/// One entry of `fs subvolume ls` or `fs subvolume snapshot ls`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct NameEntry {
+    pub name: String,
+}
+
+/// `fs subvolume snapshot info`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SubvolumeSnapshotInfo {
+    /// `YYYY-MM-DD HH:MM:SS.ffffff`.
+    pub created_at: String,
+    pub data_pool: String,
+    /// "yes" or "no".
+    pub has_pending_clones: String,
+}
+
+/// `fs clone status`: the `status` object of the reply.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CloneStatus {
+    /// `pending`, `in-progress`, `complete`, `failed` or `canceled`.
+    pub state: String,
+    pub failure: Option<CloneFailure>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CloneFailure {
+    pub errno: String,
+    pub error_msg: String,
 }
 
 #[cfg(test)]

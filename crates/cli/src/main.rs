@@ -237,6 +237,17 @@ fn absolute(p: &std::path::Path) -> PathBuf {
     }
 }
 
+/// The host a standalone cluster runs on: this one.
+pub fn home_host(
+    platform: &dyn rookery_platform::Platform,
+) -> Result<rookery_platform::Host, Failure> {
+    platform
+        .hosts()
+        .into_iter()
+        .next()
+        .ok_or_else(|| Failure::from(anyhow::anyhow!("the platform offers no host")))
+}
+
 /// A runtime for the CLI's few async calls (the control API client).
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()

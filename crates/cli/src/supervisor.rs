@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use rookery_ceph::Rados;
 use rookery_orchestrator::report::{self, ClusterReport, ReconcileInfo, SupervisorInfo};
-use rookery_orchestrator::{ClusterState, Desired, Layout, Plan, Reconciler};
+use rookery_orchestrator::{ClusterState, Desired, Layout, Plan, Reconciler, SharedPlatform};
 use rookery_platform::local::LocalPlatform;
 use tokio::sync::watch;
 
@@ -49,7 +49,7 @@ struct Snapshot {
 
 struct Shared {
     layout: Layout,
-    platform: Arc<Mutex<LocalPlatform>>,
+    platform: SharedPlatform,
     snapshot: Arc<Mutex<Snapshot>>,
     metrics: Arc<Registry>,
     /// Where the TCP metrics listener is bound, once it is.
@@ -60,7 +60,7 @@ struct Shared {
     started: Instant,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -97,7 +97,7 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
     std::fs::write(layout.supervisor_pid(), format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", layout.supervisor_pid().display()))?;
     let (mut spec_text, desired) = load_desired(&layout)?;
-    let platform = Arc::new(Mutex::new(LocalPlatform::new()));
+    let platform: SharedPlatform = Arc::new(Mutex::new(LocalPlatform::new(&layout.root)));
     let mut reconciler = Reconciler::new(layout.clone(), desired, platform.clone())?;
     let (stopped, _) = watch::channel(false);
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
@@ -119,7 +119,7 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
             .name("ticker".into())
             .spawn(move || {
                 while !shared.shutdown.load(Ordering::SeqCst) {
-                    lock(&shared.platform).tick();
+                    lock(&shared.platform).watch();
                     std::thread::sleep(Duration::from_millis(200));
                 }
             })?
@@ -202,7 +202,7 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
 /// status, and the report's native calls over the reconciler's connection (none while it has none).
 fn metrics_registry(
     reconciler: &Reconciler,
-    platform: &Arc<Mutex<LocalPlatform>>,
+    platform: &SharedPlatform,
     snapshot: &Arc<Mutex<Snapshot>>,
 ) -> Registry {
     use rookery_orchestrator::metrics::{CephCollector, DaemonCollector};
@@ -410,7 +410,13 @@ fn build_report(shared: &Shared) -> ClusterReport {
     match (rados, state) {
         (Some(r), Some(state)) => match report::ceph_report(&r, &state) {
             Ok(c) => {
-                report.not_ready = report::not_ready(&c, expected_osds, &report.daemons);
+                let stale = {
+                    let platform = lock(&shared.platform);
+                    report::stale_in_map(&c, |name, nonce| {
+                        platform.is_current_instance(name, nonce)
+                    })
+                };
+                report.not_ready = report::not_ready(&c, expected_osds, &stale);
                 report.ceph = Some(c);
             }
             Err(e) => {

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use rookery_ceph::conf::CephConf;
 
+use rookery_platform::Host;
+
 use crate::{layout::Layout, state::ClusterState};
 
 /// What ceph.conf depends on besides the state.
@@ -16,7 +18,8 @@ pub struct ConfInputs {
     pub gateways: Vec<(String, u16)>,
 }
 
-pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> String {
+/// ceph.conf for the daemons on `host`.
+pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs, host: &Host) -> String {
     let dir = layout.root.display().to_string();
     let mut c = CephConf::default();
     let g = |c: &mut CephConf, k: &str, v: &str| c.set("global", k, v);
@@ -32,12 +35,21 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> Str
             .collect::<Vec<_>>()
             .join(","),
     );
+    // Daemons bind where the host serves (loopback for a standalone cluster).
+    let address = host.address.to_string();
+    g(&mut c, "public_network", &host.public_network);
+    g(&mut c, "public_addr", &address);
+    g(&mut c, "cluster_addr", &address);
+    g(
+        &mut c,
+        "ms_bind_ipv6",
+        if host.address.is_ipv6() {
+            "true"
+        } else {
+            "false"
+        },
+    );
     for (k, v) in [
-        // Loopback only.
-        ("public_network", "127.0.0.0/8"),
-        ("public_addr", "127.0.0.1"),
-        ("cluster_addr", "127.0.0.1"),
-        ("ms_bind_ipv6", "false"),
         // cephx everywhere, no insecure reclaim.
         ("auth_cluster_required", "cephx"),
         ("auth_service_required", "cephx"),
@@ -131,7 +143,10 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs) -> Str
         c.set(
             &section,
             "rgw_frontends",
-            format!("beast endpoint=127.0.0.1:{port} tcp_nodelay=1"),
+            format!(
+                "beast endpoint={} tcp_nodelay=1",
+                std::net::SocketAddr::new(host.address, *port)
+            ),
         );
         c.set(&section, "rgw_thread_pool_size", "64");
         c.set(
@@ -161,6 +176,8 @@ mod tests {
             fsid: "F".into(),
             mons: vec![MonRecord {
                 id: "a".into(),
+                host: Some("h1".into()),
+                address: "10.0.0.5".parse().unwrap(),
                 v2_port: 4000,
                 v1_port: 4001,
             }],
@@ -180,14 +197,25 @@ mod tests {
                 overrides,
                 gateways: vec![("s3".into(), 8080)],
             },
+            &rookery_platform::Host {
+                name: "h1".into(),
+                address: "10.0.0.5".parse().unwrap(),
+                public_network: "10.0.0.0/24".into(),
+                labels: Default::default(),
+            },
         );
         assert!(
-            text.contains("mon_host = [v2:127.0.0.1:4000,v1:127.0.0.1:4001]"),
+            text.contains("mon_host = [v2:10.0.0.5:4000,v1:10.0.0.5:4001]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("public_network = 10.0.0.0/24")
+                && text.contains("public_addr = 10.0.0.5"),
             "{text}"
         );
         assert!(
             text.contains("[client.rgw.s3]")
-                && text.contains("rgw_frontends = beast endpoint=127.0.0.1:8080 tcp_nodelay=1")
+                && text.contains("rgw_frontends = beast endpoint=10.0.0.5:8080 tcp_nodelay=1")
                 && text.contains("rgw_zone = s3"),
             "{text}"
         );

@@ -4,10 +4,10 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::time::Duration;
 
+use rookery_ceph::commands::{auth, fs, mgr, osd, pool};
 use rookery_ceph::keyring::{self, KeyringEntry};
-use rookery_ceph::{tools, Target};
-use rookery_platform::DaemonSpec;
-use serde_json::json;
+use rookery_ceph::tools;
+use rookery_platform::{DaemonKind, DaemonSpec, Resources};
 
 use crate::layout::Layout;
 use crate::plan::Step;
@@ -56,23 +56,29 @@ fn mark_ready(data: &Path) -> Result<(), OrchestratorError> {
 const OSD_MALLOC: &str =
     "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456";
 
-/// The process that runs daemon `name` (`mon.a`, `mgr.a`, `osd.3`).
-pub fn daemon_spec(layout: &Layout, name: &str) -> Result<DaemonSpec, OrchestratorError> {
-    let (kind, id) = name
-        .split_once('.')
+/// How daemon `name` (`mon.a`, `mgr.a`, `osd.3`, `rgw.<store>`) runs on `host`.
+pub fn daemon_spec(host: &str, name: &str) -> Result<DaemonSpec, OrchestratorError> {
+    let (kind, id) = rookery_platform::parse_daemon_name(name)
         .ok_or_else(|| OrchestratorError::Other(format!("not a daemon name: {name}")))?;
-    let (program, args) = tools::daemon_command(kind, id, &layout.conf())?;
+    let args = match kind {
+        // RGW is a client of the cluster; its section in ceph.conf is `client.rgw.<store>`.
+        DaemonKind::Rgw => vec!["-n".to_string(), format!("client.rgw.{id}")],
+        _ => vec!["-i".to_string(), id.to_string()],
+    };
     let env = match kind {
-        "osd" => vec![("GLIBC_TUNABLES".to_string(), OSD_MALLOC.to_string())],
+        DaemonKind::Osd => vec![("GLIBC_TUNABLES".to_string(), OSD_MALLOC.to_string())],
         _ => vec![],
     };
     Ok(DaemonSpec {
-        name: name.to_string(),
-        program,
+        host: host.to_string(),
+        kind,
+        id: id.to_string(),
+        image: None,
         args,
         env,
-        log: layout.daemon_log(name),
-        pid_file: layout.pid_file(name),
+        ports: vec![],
+        resources: Resources::default(),
+        persistent_store: matches!(kind, DaemonKind::Mon | DaemonKind::Osd),
     })
 }
 
@@ -112,7 +118,8 @@ impl Reconciler {
                 )?;
             }
             Step::WriteConfig => {
-                let text = config::render(&l, &self.state, &self.desired.conf);
+                let host = self.home_host()?;
+                let text = config::render(&l, &self.state, &self.desired.conf, &host);
                 rookery_ceph::conf::write_atomic(&l.conf(), text.as_bytes(), 0o644)?;
             }
             Step::CreateMonStore { id } => {
@@ -137,7 +144,7 @@ impl Reconciler {
                 mark_ready(&data)?;
             }
             Step::Start { daemon } => {
-                let spec = daemon_spec(&l, daemon)?;
+                let spec = daemon_spec(&self.home_host()?.name, daemon)?;
                 self.platform().ensure(spec)?;
                 if let Some(store) = daemon.strip_prefix("rgw.") {
                     self.wait_for_gateway(store)?;
@@ -146,71 +153,53 @@ impl Reconciler {
             Step::CreateMgrKey { id } => {
                 let r = self.connection()?;
                 let entity = format!("mgr.{id}");
-                let reply: Vec<serde_json::Value> = r.command(
-                    Target::Mon,
-                    json!({"prefix": "auth get-or-create", "entity": entity,
-                           "caps": ["mon", "allow profile mgr", "osd", "allow *", "mds", "allow *"]}),
+                let key = auth::get_or_create(
+                    &r,
+                    &entity,
+                    &[
+                        ("mon", "allow profile mgr"),
+                        ("osd", "allow *"),
+                        ("mds", "allow *"),
+                    ],
                 )?;
-                let key = reply
-                    .first()
-                    .and_then(|e| e.get("key"))
-                    .and_then(|k| k.as_str())
-                    .ok_or_else(|| {
-                        OrchestratorError::Other(format!("the mons returned no key for {entity}"))
-                    })?;
                 let data = l.mgr_data(id);
                 mkdir_private(&data)?;
                 keyring::write(
                     &data.join("keyring"),
-                    &[KeyringEntry::new(&entity, key, &[])],
+                    &[KeyringEntry::new(&entity, &key, &[])],
                 )?;
             }
             Step::CreatePool { name, size } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd pool create", "pool": name, "pool_type": "replicated", "size": size}),
-                )?;
+                pool::create_replicated(&r, name, *size)?;
             }
             Step::SetPoolSize { name, size } => {
                 let r = self.connection()?;
-                r.command_status(Target::Mon, json!({"prefix": "osd pool set", "pool": name, "var": "size", "val": size.to_string()}))?;
+                pool::set_size(&r, name, *size)?;
             }
             Step::EnablePoolApplication { name, application } => {
                 let r = self.connection()?;
-                r.command_status(Target::Mon, json!({"prefix": "osd pool application enable", "pool": name, "app": application}))?;
+                pool::application_enable(&r, name, application)?;
             }
             Step::EnableMgrModule { name } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "mgr module enable", "module": name}),
-                )?;
+                mgr::module_enable(&r, name)?;
             }
             Step::SetPoolQuota { name, field, value } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd pool set-quota", "pool": name, "field": field, "val": value.to_string()}),
-                )?;
+                pool::set_quota(&r, name, field, *value)?;
             }
             Step::SetPoolParameter { name, key, value } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd pool set", "pool": name, "var": key, "val": value}),
-                )?;
+                pool::set(&r, name, key, value)?;
             }
             Step::CreateClassRule { rule, class } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd crush rule create-replicated", "name": rule, "root": "default", "type": "osd", "class": class}),
-                )?;
+                osd::crush_rule_create_replicated(&r, rule, "default", "osd", class)?;
             }
             Step::SetPoolRule { name, rule } => {
                 let r = self.connection()?;
-                r.command_status(Target::Mon, json!({"prefix": "osd pool set", "pool": name, "var": "crush_rule", "val": rule}))?;
+                pool::set_crush_rule(&r, name, rule)?;
             }
             Step::CreateErasurePool {
                 name,
@@ -219,19 +208,16 @@ impl Reconciler {
             } => {
                 let r = self.connection()?;
                 let profile = format!("rookery-{name}");
-                // One host: chunks go to different OSDs.
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd erasure-code-profile set", "name": profile,
-                           "profile": [format!("k={data_chunks}"), format!("m={coding_chunks}"), "crush-failure-domain=osd".to_string()],
-                           "force": true}),
-                )?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "osd pool create", "pool": name, "pool_type": "erasure", "erasure_code_profile": profile}),
-                )?;
+                let spec = osd::ErasureCodeProfile {
+                    data_chunks: *data_chunks,
+                    coding_chunks: *coding_chunks,
+                    // One host: chunks go to different OSDs.
+                    failure_domain: "osd",
+                };
+                osd::erasure_code_profile_set(&r, &profile, &spec)?;
+                pool::create_erasure(&r, name, &profile)?;
                 // RBD writes in place, which an EC pool allows only with overwrites on.
-                r.command_status(Target::Mon, json!({"prefix": "osd pool set", "pool": name, "var": "allow_ec_overwrites", "val": "true"}))?;
+                pool::allow_ec_overwrites(&r, name)?;
             }
             Step::AddOsd | Step::FinishOsd { .. } => self.make_osds(&[step])?,
             Step::CreateFilesystem {
@@ -242,40 +228,27 @@ impl Reconciler {
                 let r = self.connection()?;
                 // The pools were made for this filesystem (and tagged cephfs), so `force` only skips
                 // the check that they are empty, which the mgr's stats may not confirm yet.
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "fs new", "fs_name": name, "metadata": metadata_pool, "data": data_pool, "force": true}),
-                )?;
+                fs::new(&r, name, metadata_pool, data_pool, true)?;
             }
             Step::AddFsDataPool { name, pool } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "fs add_data_pool", "fs_name": name, "pool": pool}),
-                )?;
+                fs::add_data_pool(&r, name, pool)?;
             }
             Step::SetFsOption { name, var, value } => {
                 let r = self.connection()?;
-                r.command_status(
-                    Target::Mon,
-                    json!({"prefix": "fs set", "fs_name": name, "var": var, "val": value}),
-                )?;
+                fs::set(&r, name, var, value)?;
             }
             Step::CreateMdsKey { id } => {
                 let r = self.connection()?;
                 let entity = format!("mds.{id}");
-                let key = self.get_or_create_key(
+                let key = auth::get_or_create(
                     &r,
                     &entity,
                     &[
-                        "mon",
-                        "allow profile mds",
-                        "mgr",
-                        "allow profile mds",
-                        "mds",
-                        "allow *",
-                        "osd",
-                        "allow *",
+                        ("mon", "allow profile mds"),
+                        ("mgr", "allow profile mds"),
+                        ("mds", "allow *"),
+                        ("osd", "allow *"),
                     ],
                 )?;
                 let data = l.mds_data(id);
@@ -295,10 +268,14 @@ impl Reconciler {
             Step::CreateRgwKey { store } => {
                 let r = self.connection()?;
                 let entity = format!("client.rgw.{store}");
-                let key = self.get_or_create_key(
+                let key = auth::get_or_create(
                     &r,
                     &entity,
-                    &["mon", "allow rw", "osd", "allow rwx", "mgr", "allow rw"],
+                    &[
+                        ("mon", "allow rw"),
+                        ("osd", "allow rwx"),
+                        ("mgr", "allow rw"),
+                    ],
                 )?;
                 keyring::write(
                     &l.rgw_keyring(store),
@@ -333,9 +310,13 @@ impl Reconciler {
                     .find(|s| &s.name == store)
                     .map(|s| s.port)
                     .unwrap_or(0);
-                let admin = crate::objectstore::admin(&l, store, port)?.ok_or_else(|| {
-                    OrchestratorError::Other(format!("object store {store} has no admin user yet"))
-                })?;
+                let address = self.home_host()?.address;
+                let admin =
+                    crate::objectstore::admin(&l, store, address, port)?.ok_or_else(|| {
+                        OrchestratorError::Other(format!(
+                            "object store {store} has no admin user yet"
+                        ))
+                    })?;
                 let path = l.rgw_user(store, uid);
                 // Keys are made once, here, and kept: the user sees them with `object user show`.
                 let mut record = match crate::objectstore::read(&path)? {
@@ -359,7 +340,8 @@ impl Reconciler {
                 crate::objectstore::write(&path, &record)?;
             }
             Step::Stop { daemon } => {
-                self.platform().stop(daemon, Duration::from_secs(20));
+                self.platform()
+                    .stop(std::slice::from_ref(daemon), Duration::from_secs(20));
             }
         }
         Ok(())
@@ -368,6 +350,7 @@ impl Reconciler {
     /// A gateway serves S3 a moment after its process starts (0.2 s with its pools made); until then
     /// users cannot be made and clients would be refused.
     fn wait_for_gateway(&self, store: &str) -> Result<(), OrchestratorError> {
+        let address = self.home_host()?.address;
         let port = self
             .desired
             .object_stores
@@ -375,7 +358,7 @@ impl Reconciler {
             .find(|s| s.name == store)
             .map(|s| s.port)
             .unwrap_or(0);
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = std::net::SocketAddr::new(address, port);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while std::time::Instant::now() < deadline {
             if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -388,29 +371,8 @@ impl Reconciler {
         }
         Err(OrchestratorError::Other(format!(
             "the gateway of {store} does not answer on {addr}; see {}",
-            self.layout.daemon_log(&format!("rgw.{store}")).display()
+            self.platform().log_location(&format!("rgw.{store}"))
         )))
-    }
-
-    /// `auth get-or-create`: the entity's key, made with `caps` (type, grant pairs) when new.
-    fn get_or_create_key(
-        &self,
-        r: &rookery_ceph::Rados,
-        entity: &str,
-        caps: &[&str],
-    ) -> Result<String, OrchestratorError> {
-        let reply: Vec<serde_json::Value> = r.command(
-            Target::Mon,
-            json!({"prefix": "auth get-or-create", "entity": entity, "caps": caps}),
-        )?;
-        reply
-            .first()
-            .and_then(|e| e.get("key"))
-            .and_then(|k| k.as_str())
-            .map(String::from)
-            .ok_or_else(|| {
-                OrchestratorError::Other(format!("the mons returned no key for {entity}"))
-            })
     }
 
     fn connection(&mut self) -> Result<std::sync::Arc<rookery_ceph::Rados>, OrchestratorError> {
@@ -481,7 +443,7 @@ impl Reconciler {
             match result {
                 Ok(()) => {
                     let _ = std::fs::remove_file(l.pending_osd_secret(&o.uuid));
-                    let spec = daemon_spec(&l, &format!("osd.{}", o.id))?;
+                    let spec = daemon_spec(&self.home_host()?.name, &format!("osd.{}", o.id))?;
                     self.platform().ensure(spec)?;
                 }
                 Err(e) => {
@@ -509,21 +471,7 @@ impl Reconciler {
         })?;
         let secret = secret.trim().to_string();
         let r = self.connection()?;
-        let input = json!({"cephx_secret": secret}).to_string();
-        let (out, _) = r.command_raw(
-            Target::Mon,
-            &json!({"prefix": "osd new", "uuid": uuid, "format": "json"}),
-            input.as_bytes(),
-        )?;
-        let reply: serde_json::Value = serde_json::from_slice(&out)
-            .map_err(|e| OrchestratorError::Other(format!("unexpected reply to `osd new`: {e}")))?;
-        let id = reply
-            .get("osdid")
-            .and_then(|v| v.as_u64())
-            .or_else(|| reply.as_u64())
-            .ok_or_else(|| {
-                OrchestratorError::Other(format!("unexpected reply to `osd new`: {reply}"))
-            })? as u32;
+        let id = osd::new(&r, uuid, &secret)?;
         if let Some(rec) = self.state.osds.iter_mut().find(|o| o.uuid == uuid) {
             rec.id = Some(id);
             rec.block = Some(l.osd_block(id));

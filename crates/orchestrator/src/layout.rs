@@ -70,14 +70,8 @@ impl Layout {
     pub fn log_dir(&self) -> PathBuf {
         self.at("log")
     }
-    pub fn daemon_log(&self, name: &str) -> PathBuf {
-        self.at(&format!("log/{name}.stdout"))
-    }
     pub fn run_dir(&self) -> PathBuf {
         self.at("run")
-    }
-    pub fn pid_file(&self, name: &str) -> PathBuf {
-        self.at(&format!("run/{name}.pid"))
     }
     pub fn socket(&self) -> PathBuf {
         self.at("rookery.sock")

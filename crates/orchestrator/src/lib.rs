@@ -18,9 +18,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rookery_ceph::{Rados, Target};
-use rookery_platform::local::LocalPlatform;
-use serde_json::json;
+use rookery_ceph::commands::{fs, mgr, osd, pool};
+use rookery_ceph::Rados;
+use rookery_platform::{DaemonKind, Host, Platform};
 
 pub use desired::Desired;
 pub use execute::daemon_spec;
@@ -82,6 +82,7 @@ pub fn create_cluster(
     name: &str,
     mon_ids: &[String],
     mon_ports: &[(u16, u16)],
+    host: &Host,
 ) -> Result<ClusterState, OrchestratorError> {
     for dir in layout.dirs() {
         std::fs::DirBuilder::new()
@@ -98,6 +99,8 @@ pub fn create_cluster(
             .zip(mon_ports)
             .map(|(id, (v2, v1))| state::MonRecord {
                 id: id.clone(),
+                host: Some(host.name.clone()),
+                address: host.address,
                 v2_port: *v2,
                 v1_port: *v1,
             })
@@ -159,11 +162,14 @@ pub struct Event {
     pub message: String,
 }
 
+/// The platform as the reconciler and the supervisor's watcher share it.
+pub type SharedPlatform = Arc<Mutex<dyn Platform>>;
+
 pub struct Reconciler {
     pub layout: Layout,
     pub state: ClusterState,
     pub desired: Desired,
-    pub platform: Arc<Mutex<LocalPlatform>>,
+    pub platform: SharedPlatform,
     rados: Option<Arc<Rados>>,
     pub last_plan: Plan,
     pub last_error: Option<String>,
@@ -175,7 +181,7 @@ impl Reconciler {
     pub fn new(
         layout: Layout,
         desired: Desired,
-        platform: Arc<Mutex<LocalPlatform>>,
+        platform: SharedPlatform,
     ) -> Result<Reconciler, OrchestratorError> {
         let state = ClusterState::load(&layout)?.ok_or_else(|| {
             OrchestratorError::Other(format!(
@@ -196,10 +202,19 @@ impl Reconciler {
         })
     }
 
-    pub fn platform(&self) -> MutexGuard<'_, LocalPlatform> {
+    pub fn platform(&self) -> MutexGuard<'_, dyn Platform + 'static> {
         // A panic while holding the lock cannot leave the platform half-updated in a way that matters more
         // than losing supervision, so recover the guard.
         self.platform.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The host this orchestrator runs on, where a standalone cluster's daemons run.
+    pub fn home_host(&self) -> Result<Host, OrchestratorError> {
+        self.platform()
+            .hosts()
+            .into_iter()
+            .next()
+            .ok_or_else(|| OrchestratorError::Other("the platform offers no host".into()))
     }
 
     pub(crate) fn event(&mut self, message: String) {
@@ -245,8 +260,11 @@ impl Reconciler {
             let p = self.platform();
             p.names().into_iter().filter(|n| p.is_running(n)).collect()
         };
-        let rendered = config::render(l, &self.state, &self.desired.conf);
-        let conf_current = std::fs::read_to_string(l.conf()).is_ok_and(|c| c == rendered);
+        let host = self.home_host().ok();
+        let conf_current = host.as_ref().is_some_and(|h| {
+            let rendered = config::render(l, &self.state, &self.desired.conf, h);
+            std::fs::read_to_string(l.conf()).is_ok_and(|c| c == rendered)
+        });
         let mon_stores = self
             .state
             .mons
@@ -296,15 +314,17 @@ impl Reconciler {
                 Some(((u.store.clone(), u.settings.uid.clone()), record.applied))
             })
             .collect();
-        let busy_ports = d
-            .object_stores
-            .iter()
-            .filter(|s| !running.contains(&format!("rgw.{}", s.name)))
-            .filter_map(|s| {
-                rookery_platform::proc::tcp_listener(s.port)
-                    .map(|(pid, cmd)| (s.port, format!("pid {pid} ({cmd})")))
-            })
-            .collect();
+        let busy_ports = match &host {
+            Some(h) => {
+                let p = self.platform();
+                d.object_stores
+                    .iter()
+                    .filter(|s| !running.contains(&format!("rgw.{}", s.name)))
+                    .filter_map(|s| p.port_holder(&h.name, s.port).map(|who| (s.port, who)))
+                    .collect()
+            }
+            None => BTreeMap::new(),
+        };
         let mut observed = Observed {
             keys,
             conf_current,
@@ -352,53 +372,32 @@ impl Reconciler {
         plan
     }
 
-    /// Stops every daemon: OSDs first, then mgrs, then mons, so no daemon outlives the mons it reports to.
+    /// Stops every daemon, a kind at a time in [`DaemonKind::STOP_ORDER`], so no daemon outlives the mons
+    /// it reports to.
     pub fn stop_all(&mut self) {
         self.drop_connection();
         let mut p = self.platform();
         let names = p.names();
-        for prefix in ["rgw.", "mds.", "osd.", "mgr.", "mon."] {
-            let group: Vec<&String> = names.iter().filter(|n| n.starts_with(prefix)).collect();
-            // Stop a group in parallel: each daemon may take a few seconds to flush.
-            for n in &group {
-                if let Some(pid) = p
-                    .status()
-                    .iter()
-                    .find(|s| &&s.name == n)
-                    .and_then(|s| s.pid)
-                {
-                    rookery_platform::proc::signal(pid, libc::SIGTERM);
-                }
-            }
-            for n in group {
-                p.stop(n, Duration::from_secs(20));
-            }
+        for kind in DaemonKind::STOP_ORDER {
+            let group: Vec<String> = names
+                .iter()
+                .filter(|n| rookery_platform::parse_daemon_name(n).is_some_and(|(k, _)| k == kind))
+                .cloned()
+                .collect();
+            p.stop(&group, Duration::from_secs(20));
         }
     }
 }
 
 fn observe_ceph(r: &Rados, desired: &Desired) -> Result<plan::CephView, rookery_ceph::CephError> {
-    let dump: rookery_ceph::types::OsdDump =
-        r.command(Target::Mon, json!({"prefix": "osd dump"}))?;
+    let dump = osd::dump(r)?;
     let mut pools = BTreeMap::new();
     for p in &dump.pools {
         let mut parameters = BTreeMap::new();
         if let Some(want) = desired.pools.iter().find(|d| d.name == p.pool_name) {
             for key in want.parameters.keys() {
                 // Unset settings answer ENOENT.
-                let value = r
-                    .command::<serde_json::Value>(
-                        Target::Mon,
-                        json!({"prefix": "osd pool get", "pool": p.pool_name, "var": key}),
-                    )
-                    .ok()
-                    .and_then(|v| {
-                        v.get(key).map(|x| {
-                            x.as_str()
-                                .map(String::from)
-                                .unwrap_or_else(|| x.to_string())
-                        })
-                    });
+                let value = pool::get(r, &p.pool_name, key).ok();
                 parameters.insert(key.clone(), value);
             }
         }
@@ -414,53 +413,40 @@ fn observe_ceph(r: &Rados, desired: &Desired) -> Result<plan::CephView, rookery_
             },
         );
     }
-    let stat: rookery_ceph::types::MgrStat =
-        r.command(Target::Mon, json!({"prefix": "mgr stat"}))?;
+    let stat = mgr::stat(r)?;
     let mut modules_enabled = BTreeSet::new();
     if !desired.mgr_modules.is_empty() && stat.available {
-        let ls: serde_json::Value = r.command(Target::Mon, json!({"prefix": "mgr module ls"}))?;
-        for key in ["enabled_modules", "always_on_modules"] {
-            if let Some(list) = ls.get(key).and_then(|v| v.as_array()) {
-                modules_enabled.extend(list.iter().filter_map(|m| m.as_str().map(String::from)));
-            }
-        }
+        let ls = mgr::module_ls(r)?;
+        modules_enabled.extend(ls.running().map(String::from));
     }
     let (mut rules, mut device_classes) = (BTreeMap::new(), BTreeSet::new());
     if desired.pools.iter().any(|p| p.device_class.is_some()) {
-        let dump: Vec<rookery_ceph::types::CrushRule> =
-            r.command(Target::Mon, json!({"prefix": "osd crush rule dump"}))?;
-        rules = dump.into_iter().map(|r| (r.rule_name, r.rule_id)).collect();
-        device_classes = r.command(Target::Mon, json!({"prefix": "osd crush class ls"}))?;
+        rules = osd::crush_rule_dump(r)?
+            .into_iter()
+            .map(|r| (r.rule_name, r.rule_id))
+            .collect();
+        device_classes = osd::crush_class_ls(r)?.into_iter().collect();
     }
     let mut filesystems = BTreeMap::new();
     if !desired.filesystems.is_empty() {
-        let fs_dump: serde_json::Value = r.command(Target::Mon, json!({"prefix": "fs dump"}))?;
-        let pool_name = |id: i64| {
+        let fs_dump = fs::dump(r)?;
+        let pool_name = |id: &i64| {
             dump.pools
                 .iter()
-                .find(|p| p.pool == id)
+                .find(|p| p.pool == *id)
                 .map(|p| p.pool_name.clone())
         };
-        for fs in fs_dump["filesystems"].as_array().into_iter().flatten() {
-            let map = &fs["mdsmap"];
-            let Some(name) = map["fs_name"].as_str() else {
+        for fs in &fs_dump.filesystems {
+            let map = &fs.mdsmap;
+            if map.fs_name.is_empty() {
                 continue;
-            };
-            // CEPH_MDSMAP_ALLOW_STANDBY_REPLAY is flag bit 5.
-            let standby_replay = map["flags_state"]["allow_standby_replay"]
-                .as_bool()
-                .unwrap_or_else(|| map["flags"].as_u64().unwrap_or(0) & 0x20 != 0);
+            }
             filesystems.insert(
-                name.to_string(),
+                map.fs_name.clone(),
                 plan::FsView {
-                    max_mds: map["max_mds"].as_u64().unwrap_or(0) as u32,
-                    standby_replay,
-                    data_pools: map["data_pools"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|id| id.as_i64().and_then(pool_name))
-                        .collect(),
+                    max_mds: map.max_mds,
+                    standby_replay: map.allows_standby_replay(),
+                    data_pools: map.data_pools.iter().filter_map(pool_name).collect(),
                 },
             );
         }

@@ -136,7 +136,9 @@ impl OrchestratorError {
             OrchestratorError::Tool(t) => tool(t),
             OrchestratorError::Platform(p) => match p {
                 rookery_platform::PlatformError::Start { .. } => "daemon_start",
+                rookery_platform::PlatformError::NotInstalled { .. } => "tool_missing",
                 rookery_platform::PlatformError::Io { .. } => "io",
+                rookery_platform::PlatformError::UnknownHost(_) => "unknown_host",
             },
             OrchestratorError::Io { .. } => "io",
             OrchestratorError::Corrupt { .. } => "corrupt",

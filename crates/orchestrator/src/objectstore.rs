@@ -60,17 +60,18 @@ pub fn write(path: &Path, record: &KeyRecord) -> Result<(), OrchestratorError> {
     Ok(())
 }
 
-/// `127.0.0.1:PORT` of a store's gateway.
-pub fn endpoint(port: u16) -> String {
-    format!("127.0.0.1:{port}")
+/// `ADDRESS:PORT` of a store's gateway running at `address`.
+pub fn endpoint(address: std::net::IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(address, port).to_string()
 }
 
-/// The admin-API client of a store, when its admin user exists.
+/// The admin-API client of a store whose gateway serves at `address`, when its admin user exists.
 pub fn admin(
     layout: &Layout,
     store: &str,
+    address: std::net::IpAddr,
     port: u16,
 ) -> Result<Option<rookery_objects::admin::Admin>, OrchestratorError> {
     Ok(read(&layout.rgw_admin(store))?
-        .map(|k| rookery_objects::admin::Admin::new(endpoint(port), k.credentials())))
+        .map(|k| rookery_objects::admin::Admin::new(endpoint(address, port), k.credentials())))
 }

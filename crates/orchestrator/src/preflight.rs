@@ -1,9 +1,9 @@
 //! Checks made before anything is changed (`rookery up`, `rookery doctor`): each problem is reported with
 //! its fix, and `up` changes nothing while any check fails.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
+use rookery_platform::Platform;
 use serde::Serialize;
 
 use crate::state::ClusterState;
@@ -105,9 +105,13 @@ pub fn inspect(layout: &Layout) -> Result<DataDir, OrchestratorError> {
 /// Mon ports for a new cluster: the requested v2 port (Ceph's 3300/6789 by default) when free, otherwise
 /// free ones chosen by the kernel. Returns the ports and, when they differ from the request, a note.
 pub fn choose_mon_ports(
+    platform: &dyn Platform,
+    host: &str,
     count: usize,
     requested_v2: Option<u16>,
 ) -> (Vec<(u16, u16)>, Option<String>) {
+    let port_free = |p| platform.port_free(host, p);
+    let free_port = || platform.free_port(host).unwrap_or(0);
     let mut ports = Vec::new();
     let mut note = None;
     for i in 0..count {
@@ -124,8 +128,9 @@ pub fn choose_mon_ports(
                 let holder = [a, b]
                     .iter()
                     .find_map(|p| {
-                        rookery_platform::proc::tcp_listener(*p)
-                            .map(|(pid, cmd)| format!("port {p} is held by pid {pid} ({cmd})"))
+                        platform
+                            .port_holder(host, *p)
+                            .map(|who| format!("port {p} is held by {who}"))
                     })
                     .unwrap_or_else(|| format!("port {a} or {b} is in use"));
                 note = Some(format!(
@@ -139,17 +144,6 @@ pub fn choose_mon_ports(
         ports.push(pair);
     }
     (ports, note)
-}
-
-fn port_free(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
 }
 
 fn nearest_existing(path: &Path) -> PathBuf {
@@ -172,18 +166,15 @@ fn free_bytes(path: &Path) -> Option<u64> {
     Some(s.f_bavail as u64 * s.f_frsize as u64)
 }
 
-fn mem_available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-}
-
 fn writable(dir: &Path) -> bool {
     tempfile_in(dir).is_ok()
 }
 
 fn tempfile_in(dir: &Path) -> std::io::Result<()> {
-    let p = dir.join(format!(".rookery-write-test-{}", std::process::id()));
+    let p = dir.join(format!(
+        ".rookery-write-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::write(&p, b"")?;
     std::fs::remove_file(&p)
 }
@@ -206,8 +197,14 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-/// Everything checked before `up` changes anything. `existing` is the cluster already in the data dir.
-pub fn check(layout: &Layout, desired: &Desired, dir: &DataDir) -> Vec<Finding> {
+/// Everything checked before `up` changes anything on `host`. `dir` says what the data dir holds.
+pub fn check(
+    layout: &Layout,
+    desired: &Desired,
+    dir: &DataDir,
+    platform: &dyn Platform,
+    host: &str,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let missing: Vec<&str> = rookery_ceph::tools::REQUIRED_PROGRAMS
         .iter()
@@ -298,15 +295,21 @@ pub fn check(layout: &Layout, desired: &Desired, dir: &DataDir) -> Vec<Finding> 
     if let Some(state) = existing {
         for m in &state.mons {
             for port in [m.v2_port, m.v1_port] {
-                if port_free(port) {
+                if platform.port_free(host, port) {
                     continue;
                 }
-                match rookery_platform::proc::tcp_listener(port) {
-                    Some((pid, cmd)) if !(cmd.contains("ceph-mon") && cmd.contains(&layout.conf().display().to_string())) => {
+                match platform.port_holder(host, port) {
+                    // Our own mon, still running, holds it.
+                    Some(who)
+                        if !(who.contains("ceph-mon")
+                            && who.contains(&layout.conf().display().to_string())) =>
+                    {
                         out.push(Finding::error(
                             "ports",
-                            format!("mon.{} needs port {port}, which pid {pid} holds ({cmd})", m.id),
-                            format!("stop pid {pid}; the cluster's mon addresses are fixed in its monmap"),
+                            format!("mon.{} needs port {port}, which {who} holds", m.id),
+                            format!(
+                                "stop {who}; the cluster's mon addresses are fixed in its monmap"
+                            ),
                         ))
                     }
                     _ => {}
@@ -319,7 +322,7 @@ pub fn check(layout: &Layout, desired: &Desired, dir: &DataDir) -> Vec<Finding> 
     let want = desired.mon_ids.iter().filter(|id| !running(id)).count() as u64 * 256 * MIB
         + desired.mgr_ids.len() as u64 * 512 * MIB
         + desired.osd_count as u64 * GIB;
-    match mem_available() {
+    match platform.memory_available(host) {
         Some(avail) if avail < want && existing.is_none() => out.push(Finding::error(
             "memory",
             format!(
@@ -338,7 +341,7 @@ pub fn check(layout: &Layout, desired: &Desired, dir: &DataDir) -> Vec<Finding> 
         )),
         None => out.push(Finding::warn(
             "memory",
-            "could not read /proc/meminfo",
+            format!("could not read the memory available on {host}"),
             "check `free` by hand",
         )),
     }
@@ -348,9 +351,16 @@ pub fn check(layout: &Layout, desired: &Desired, dir: &DataDir) -> Vec<Finding> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rookery_platform::local::{LocalPlatform, THIS_HOST_ADDRESS};
 
     fn desired() -> Desired {
         Desired::from_resources(&rookery_spec::default_resources()).unwrap()
+    }
+
+    fn local() -> (LocalPlatform, String) {
+        let p = LocalPlatform::new(std::env::temp_dir());
+        let host = p.hosts()[0].name.clone();
+        (p, host)
     }
 
     #[test]
@@ -360,7 +370,8 @@ mod tests {
         let layout = Layout::new(d.path());
         let dir = inspect(&layout).unwrap();
         assert!(matches!(dir, DataDir::Foreign(_)));
-        let f = check(&layout, &desired(), &dir);
+        let (p, host) = local();
+        let f = check(&layout, &desired(), &dir, &p, &host);
         assert!(f
             .iter()
             .any(|f| f.bad_input && f.severity == Severity::Error));
@@ -371,22 +382,25 @@ mod tests {
     fn another_clusters_dir_is_refused() {
         let d = tempfile::tempdir().unwrap();
         let layout = Layout::new(d.path().join("c"));
-        crate::create_cluster(&layout, "other", &["a".into()], &[(1, 2)]).unwrap();
+        let (p, host) = local();
+        crate::create_cluster(&layout, "other", &["a".into()], &[(1, 2)], &p.hosts()[0]).unwrap();
         let dir = inspect(&layout).unwrap();
-        let f = check(&layout, &desired(), &dir);
+        let f = check(&layout, &desired(), &dir, &p, &host);
         let e = f.iter().find(|f| f.bad_input).unwrap();
         assert!(e.message.contains("\"other\""), "{}", e.message);
     }
 
     #[test]
     fn a_taken_port_is_replaced_and_named() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let l = std::net::TcpListener::bind((THIS_HOST_ADDRESS, 0)).unwrap();
         let taken = l.local_addr().unwrap().port();
-        let (ports, note) = choose_mon_ports(1, Some(taken));
+        let (p, host) = local();
+        let (ports, note) = choose_mon_ports(&p, &host, 1, Some(taken));
         assert_ne!(ports[0].0, taken);
         let note = note.unwrap();
+        // This test process holds it, and the note names it.
         assert!(
-            note.contains(&format!("pid {}", std::process::id())),
+            note.contains(&format!("port {taken} is held by pid ")),
             "{note}"
         );
     }
@@ -396,7 +410,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut want = desired();
         want.osd_size = 1 << 60;
-        let f = check(&Layout::new(d.path().join("c")), &want, &DataDir::Absent);
+        let (p, host) = local();
+        let f = check(
+            &Layout::new(d.path().join("c")),
+            &want,
+            &DataDir::Absent,
+            &p,
+            &host,
+        );
         assert!(f
             .iter()
             .any(|f| f.check == "disk" && f.severity == Severity::Error));

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use rookery_ceph::types::{Df, MonDump, OsdDf, OsdDump, OsdMetadata, Status};
-use rookery_ceph::{Rados, Target};
+use rookery_ceph::commands::{cluster, fs, mgr, osd};
+use rookery_ceph::types::{FsDump, Status};
+use rookery_ceph::Rados;
 use rookery_platform::DaemonStatus;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::state::ClusterState;
 
@@ -128,10 +128,10 @@ pub struct OsdReport {
     pub backing: String,
     pub size_bytes: u64,
     pub used_bytes: u64,
-    /// The process the OSD map has for this OSD (see `OsdInfo::instance_pid`): after a host restart
-    /// the map still shows the OSDs of before as up until the new processes announce themselves.
+    /// The instance the OSD map has for this OSD (its address nonce): after a host restart the map
+    /// still shows the OSDs of before as up until the new instances announce themselves.
     #[serde(default)]
-    pub map_pid: Option<u32>,
+    pub map_nonce: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -187,27 +187,15 @@ pub fn explain(code: &str) -> &'static str {
 
 /// Asks Ceph for everything `status` shows: a handful of native calls, each well under a millisecond.
 pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rookery_ceph::CephError> {
-    let raw_status: serde_json::Value = r.command(Target::Mon, json!({"prefix": "status"}))?;
-    let status: Status =
-        serde_json::from_value(raw_status.clone()).map_err(|e| rookery_ceph::CephError::Reply {
-            command: "status".into(),
-            detail: e.to_string(),
-        })?;
-    let fs_dump: serde_json::Value = r
-        .command(Target::Mon, json!({"prefix": "fs dump"}))
-        .unwrap_or_default();
-    let mons: MonDump = r.command(Target::Mon, json!({"prefix": "mon dump"}))?;
-    let dump: OsdDump = r.command(Target::Mon, json!({"prefix": "osd dump"}))?;
-    let meta: Vec<OsdMetadata> = r
-        .command(Target::Mon, json!({"prefix": "osd metadata"}))
-        .unwrap_or_default();
-    let df: Df = r.command(Target::Mon, json!({"prefix": "df"}))?;
+    let status = cluster::status(r)?;
+    let fs_dump = fs::dump(r).unwrap_or_default();
+    let mons = cluster::mon_dump(r)?;
+    let dump = osd::dump(r)?;
+    let meta = osd::metadata(r).unwrap_or_default();
+    let df = cluster::df(r)?;
     // `osd df` is served by the mgr, which may be down; the rest of the report stands without it.
-    let osd_df: OsdDf = r
-        .command(Target::Mgr, json!({"prefix": "osd df"}))
-        .unwrap_or_default();
-    let mgr: rookery_ceph::types::MgrStat =
-        r.command(Target::Mon, json!({"prefix": "mgr stat"}))?;
+    let osd_df = osd::df(r).unwrap_or_default();
+    let mgr = mgr::stat(r)?;
 
     let checks = status
         .health
@@ -244,7 +232,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
                     .or_else(|| m.and_then(|m| m.bluestore_bdev_size.parse().ok()))
                     .unwrap_or(0),
                 used_bytes: df.map(|d| d.kb_used * 1024).unwrap_or(0),
-                map_pid: o.instance_pid(),
+                map_nonce: o.instance_pid().map(u64::from),
             }
         })
         .collect();
@@ -290,7 +278,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
             avail_bytes: df.stats.total_avail_bytes,
         },
         filesystems: filesystems(&fs_dump),
-        object_stores: object_stores(&raw_status),
+        object_stores: object_stores(&status),
         pgs: PgReport {
             total: status.pgmap.num_pgs,
             by_state: status
@@ -303,30 +291,24 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
     })
 }
 
-fn filesystems(dump: &serde_json::Value) -> Vec<FsReport> {
-    let standbys: Vec<String> = dump["standbys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["name"].as_str().map(String::from))
-        .collect();
+fn filesystems(dump: &FsDump) -> Vec<FsReport> {
+    let standbys: Vec<String> = dump.standbys.iter().map(|m| m.name.clone()).collect();
     let mut out = Vec::new();
-    for fs in dump["filesystems"].as_array().into_iter().flatten() {
-        let map = &fs["mdsmap"];
-        let mut mds: Vec<MdsReport> = map["info"]
-            .as_object()
-            .into_iter()
-            .flat_map(|o| o.values())
+    for fs in &dump.filesystems {
+        let map = &fs.mdsmap;
+        let mut mds: Vec<MdsReport> = map
+            .info
+            .values()
             .map(|m| MdsReport {
-                name: m["name"].as_str().unwrap_or_default().to_string(),
-                state: m["state"].as_str().unwrap_or_default().to_string(),
-                rank: m["rank"].as_i64().unwrap_or(-1),
+                name: m.name.clone(),
+                state: m.state.clone(),
+                rank: m.rank,
             })
             .collect();
         mds.sort_by(|a, b| a.name.cmp(&b.name));
         out.push(FsReport {
-            name: map["fs_name"].as_str().unwrap_or_default().to_string(),
-            max_mds: map["max_mds"].as_u64().unwrap_or(0) as u32,
+            name: map.fs_name.clone(),
+            max_mds: map.max_mds,
             mds,
             standbys: standbys.clone(),
         });
@@ -334,7 +316,7 @@ fn filesystems(dump: &serde_json::Value) -> Vec<FsReport> {
     out
 }
 
-/// Whether `http://127.0.0.1:PORT` answers an HTTP request within half a second: a gateway whose process
+/// Whether `http://ADDRESS:PORT` answers an HTTP request within half a second: a gateway whose process
 /// runs but whose frontend hangs is not healthy.
 fn answers_http(endpoint: &str) -> bool {
     use std::io::{Read, Write};
@@ -350,9 +332,8 @@ fn answers_http(endpoint: &str) -> bool {
     };
     let _ = s.set_read_timeout(Some(limit));
     let _ = s.set_write_timeout(Some(limit));
-    if s.write_all(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
+    let request = format!("HEAD / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(request.as_bytes()).is_err() {
         return false;
     }
     let mut head = [0u8; 12];
@@ -360,27 +341,28 @@ fn answers_http(endpoint: &str) -> bool {
 }
 
 /// Gateways as they registered in the service map: store (their id) and the endpoint they serve.
-fn object_stores(status: &serde_json::Value) -> Vec<StoreReport> {
-    let daemons = &status["servicemap"]["services"]["rgw"]["daemons"];
-    let mut out: Vec<StoreReport> = daemons
-        .as_object()
+fn object_stores(status: &Status) -> Vec<StoreReport> {
+    let mut out: Vec<StoreReport> = status
+        .servicemap
+        .services
+        .get("rgw")
         .into_iter()
-        .flat_map(|o| o.values())
-        .filter_map(|d| {
-            let meta = &d["metadata"];
-            let name = meta["id"].as_str()?.to_string();
-            let frontend = meta["frontend_config#0"].as_str().unwrap_or_default();
-            let endpoint = frontend
+        .flat_map(|rgw| rgw.daemons.values())
+        .filter(|d| !d.metadata.id.is_empty())
+        .map(|d| {
+            let endpoint = d
+                .metadata
+                .frontend_config
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("endpoint="))
                 .map(|e| format!("http://{e}"))
                 .unwrap_or_default();
             let responding = answers_http(&endpoint);
-            Some(StoreReport {
-                name,
+            StoreReport {
+                name: d.metadata.id.clone(),
                 endpoint,
                 responding,
-            })
+            }
         })
         .collect();
     // A restarted gateway registers anew before its old entry expires; one line per store, the live one.
@@ -389,23 +371,30 @@ fn object_stores(status: &serde_json::Value) -> Vec<StoreReport> {
     out
 }
 
-/// Why the cluster is not ready yet (empty when it is): HEALTH_OK, the expected number of OSDs all up
-/// and in, a mgr available, PGs present and all active+clean. `daemons` are the processes this host
-/// runs: an OSD counts as up only once the map has the running process, not one that died with the host
-/// (all processes killed at once: the mon comes back with a map where every OSD is up, and clients sent
-/// there wait until the new process boots).
-pub fn not_ready(ceph: &CephReport, expected_osds: u32, daemons: &[DaemonStatus]) -> Vec<String> {
-    let mut why = Vec::new();
-    let stale: Vec<String> = ceph
-        .osds
+/// The OSDs the map shows up whose recorded instance is not the one the platform runs now: all daemons
+/// killed at once (a host restart), the mon comes back with a map where every OSD is up, and clients sent
+/// there wait until the new instance boots.
+/// `is_current` is the platform's answer ([`rookery_platform::Platform::is_current_instance`]).
+pub fn stale_in_map(
+    ceph: &CephReport,
+    is_current: impl Fn(&str, u64) -> Option<bool>,
+) -> Vec<String> {
+    ceph.osds
         .iter()
         .filter(|o| o.up)
         .filter_map(|o| {
             let name = format!("osd.{}", o.id);
-            let running = daemons.iter().find(|d| d.name == name)?.pid?;
-            (o.map_pid.is_some_and(|p| p != running)).then_some(name)
+            let current = is_current(&name, o.map_nonce?)?;
+            (!current).then_some(name)
         })
-        .collect();
+        .collect()
+}
+
+/// Why the cluster is not ready yet (empty when it is): HEALTH_OK, the expected number of OSDs all up
+/// and in, none of them `stale` in the map (see [`stale_in_map`]), a mgr available, PGs present and
+/// all active+clean.
+pub fn not_ready(ceph: &CephReport, expected_osds: u32, stale: &[String]) -> Vec<String> {
+    let mut why = Vec::new();
     if !stale.is_empty() {
         why.push(format!(
             "{} restarted and not yet back in the OSD map",
@@ -472,21 +461,19 @@ mod tests {
         };
         assert!(not_ready(&c, 3, &[]).is_empty());
         // The map still has the process of before a restart: not ready until the new one is in it.
-        c.osds[2].map_pid = Some(100);
-        let running = |pid| DaemonStatus {
-            name: "osd.2".into(),
-            state: rookery_platform::DaemonState::Running,
-            pid: Some(pid),
-            restarts: 0,
-            last_exit: None,
-            uptime_secs: Some(1),
-            adopted: false,
-            crash_looping: false,
+        c.osds[2].map_nonce = Some(100);
+        let running = |instance: u64| {
+            move |name: &str, nonce: u64| (name == "osd.2").then_some(nonce == instance)
         };
-        assert!(not_ready(&c, 3, &[running(100)]).is_empty());
-        let why = not_ready(&c, 3, &[running(200)]);
+        assert!(stale_in_map(&c, running(100)).is_empty());
+        // A platform that cannot tell (no such daemon) does not hold readiness back.
+        assert!(stale_in_map(&c, |_: &str, _: u64| None).is_empty());
+        let stale = stale_in_map(&c, running(200));
+        assert_eq!(stale, ["osd.2"]);
+        let why = not_ready(&c, 3, &stale);
         assert_eq!(why, ["osd.2 restarted and not yet back in the OSD map"]);
-        c.osds[2].map_pid = None;
+        c.osds[2].map_nonce = None;
+        assert!(stale_in_map(&c, running(200)).is_empty());
         c.osds[1].up = false;
         c.pgs.by_state = BTreeMap::from([("active+clean".into(), 5), ("peering".into(), 4)]);
         c.health = "HEALTH_WARN".into();

@@ -1,6 +1,7 @@
 //! The cluster's persistent identity: what was generated once and must never change (fsid, mon ports,
 //! OSD uuids). Written atomically after each change so a crash at any point leaves a state to resume from.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -20,16 +21,27 @@ pub struct ClusterState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonRecord {
     pub id: String,
+    /// The host it runs on, and its address there: fixed in the monmap, so chosen once.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Clusters made before mons had an address of their own ran on this host's loopback.
+    #[serde(default = "standalone_address")]
+    pub address: IpAddr,
     pub v2_port: u16,
     pub v1_port: u16,
 }
 
+fn standalone_address() -> IpAddr {
+    rookery_platform::local::THIS_HOST_ADDRESS
+}
+
 impl MonRecord {
     pub fn addrvec(&self) -> String {
-        format!(
-            "[v2:127.0.0.1:{},v1:127.0.0.1:{}]",
-            self.v2_port, self.v1_port
-        )
+        let a = match self.address {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        format!("[v2:{a}:{},v1:{a}:{}]", self.v2_port, self.v1_port)
     }
 }
 

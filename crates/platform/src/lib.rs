@@ -1,26 +1,144 @@
-//! Where daemons run. [`local::LocalPlatform`] supervises processes on this host: it starts each daemon from a
-//! [`DaemonSpec`], restarts it with backoff when it dies, adopts daemons left running by an earlier
-//! supervisor (found through pid files), and stops them in order.
+//! Where daemons run, behind one trait: [`Platform`]. The orchestrator describes each daemon with a
+//! neutral [`DaemonSpec`] (which host, which Ceph daemon, its arguments, environment, ports and needs) and
+//! asks the platform to run it, stop it, report on it and say whether the instance a Ceph map records is
+//! the one running now. It never sees a process, a pid, a pod or a local path.
+//!
+//! - [`local::LocalPlatform`]: processes on this host, started from the data dir, restarted with backoff,
+//!   adopted from an earlier supervisor through their pid files.
+//! - A Kubernetes platform turns the same specs into Deployments pinned to Nodes (host network, so the
+//!   addresses in the monmap stay stable), keyrings into Secrets and ceph.conf into a ConfigMap; hosts are
+//!   Nodes, `watch` follows pod events, and the instance check compares the map's nonce with the pod's.
+//! - Daemons on other hosts that joined are run by those hosts' own supervisors; their `Platform` is the
+//!   same local one, reached through the control API of that host.
 
 pub mod local;
 pub mod proc;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Everything needed to run one daemon.
+/// A machine daemons can run on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    pub name: String,
+    /// Where its daemons serve: mons, OSDs and gateways bind here.
+    pub address: IpAddr,
+    /// The network clients reach daemons on (Ceph's `public_network`), in CIDR notation.
+    pub public_network: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The Ceph daemons rookery runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaemonKind {
+    Mon,
+    Mgr,
+    Osd,
+    Mds,
+    Rgw,
+}
+
+impl DaemonKind {
+    pub const ALL: [DaemonKind; 5] = [
+        DaemonKind::Mon,
+        DaemonKind::Mgr,
+        DaemonKind::Osd,
+        DaemonKind::Mds,
+        DaemonKind::Rgw,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DaemonKind::Mon => "mon",
+            DaemonKind::Mgr => "mgr",
+            DaemonKind::Osd => "osd",
+            DaemonKind::Mds => "mds",
+            DaemonKind::Rgw => "rgw",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<DaemonKind> {
+        DaemonKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    /// The program that runs it (a container image's entry point on Kubernetes).
+    pub fn program(self) -> &'static str {
+        match self {
+            DaemonKind::Mon => "ceph-mon",
+            DaemonKind::Mgr => "ceph-mgr",
+            DaemonKind::Osd => "ceph-osd",
+            DaemonKind::Mds => "ceph-mds",
+            DaemonKind::Rgw => "radosgw",
+        }
+    }
+
+    /// The order daemons stop in: clients of the cluster first, the mons last, so no daemon outlives the
+    /// mons it reports to.
+    pub const STOP_ORDER: [DaemonKind; 5] = [
+        DaemonKind::Rgw,
+        DaemonKind::Mds,
+        DaemonKind::Osd,
+        DaemonKind::Mgr,
+        DaemonKind::Mon,
+    ];
+}
+
+impl fmt::Display for DaemonKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a daemon needs of its host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// The memory it is expected to stay under (a pod's limit on Kubernetes).
+    pub memory_bytes: Option<u64>,
+}
+
+/// Everything needed to run one daemon, wherever it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonSpec {
-    /// Ceph's name for it: `mon.a`, `mgr.a`, `osd.0`.
-    pub name: String,
-    pub program: PathBuf,
+    /// The host it runs on (`Host::name`).
+    pub host: String,
+    pub kind: DaemonKind,
+    /// Ceph's id: `a` of `mon.a`, `0` of `osd.0`, the store of `rgw.<store>`.
+    pub id: String,
+    /// A container image to run it from (Kubernetes); the local platform runs the host's program.
+    pub image: Option<String>,
+    /// Ceph's own arguments naming the daemon (`-i a`, `-n client.rgw.s`). The platform adds how it runs
+    /// (in the foreground, where its config is).
     pub args: Vec<String>,
-    /// Environment set for it on top of the supervisor's.
+    /// Environment set for it.
     pub env: Vec<(String, String)>,
-    /// stdout and stderr go here (Ceph's own log goes where ceph.conf says).
-    pub log: PathBuf,
-    pub pid_file: PathBuf,
+    /// TCP ports it listens on (beyond those Ceph picks itself).
+    pub ports: Vec<u16>,
+    pub resources: Resources,
+    /// True when it keeps a store of its own that must survive restarts (mon, OSD); the platform keeps
+    /// it where the daemon runs (a folder of the data dir, a host path on Kubernetes).
+    pub persistent_store: bool,
+}
+
+impl DaemonSpec {
+    /// Ceph's name for it: `mon.a`, `osd.0`, `rgw.<store>`.
+    pub fn name(&self) -> String {
+        daemon_name(self.kind, &self.id)
+    }
+}
+
+pub fn daemon_name(kind: DaemonKind, id: &str) -> String {
+    format!("{kind}.{id}")
+}
+
+/// Splits `mon.a` into its kind and id.
+pub fn parse_daemon_name(name: &str) -> Option<(DaemonKind, &str)> {
+    let (kind, id) = name.split_once('.')?;
+    Some((DaemonKind::parse(kind)?, id)).filter(|(_, id)| !id.is_empty())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +155,7 @@ pub enum DaemonState {
 pub struct DaemonStatus {
     pub name: String,
     pub state: DaemonState,
+    /// The process id where daemons are processes the platform can see (local).
     pub pid: Option<u32>,
     /// Restarts since this supervisor started.
     pub restarts: u32,
@@ -50,6 +169,56 @@ pub struct DaemonStatus {
     pub crash_looping: bool,
 }
 
+/// Where daemons run. Implementations decide how (processes, pods); the orchestrator only says what.
+pub trait Platform: Send {
+    /// The hosts daemons can run on, the first one being where this orchestrator runs.
+    fn hosts(&self) -> Vec<Host>;
+
+    /// Makes sure the daemon runs as specified: a no-op when it already does, a restart when its spec
+    /// changed, an adoption when a daemon left by an earlier supervisor runs exactly this spec.
+    fn ensure(&mut self, spec: DaemonSpec) -> Result<(), PlatformError>;
+
+    /// Stops these daemons together and forgets them (no restart), waiting up to `grace` for each.
+    fn stop(&mut self, names: &[String], grace: Duration);
+
+    fn status(&self) -> Vec<DaemonStatus>;
+
+    /// Notices daemons that died and starts them again once their backoff has passed. Called about every
+    /// 200 ms; never blocks on Ceph.
+    fn watch(&mut self);
+
+    /// Whether the instance a Ceph map records for `name` (its address nonce) is the one running now.
+    /// None when the platform runs no such daemon or cannot tell.
+    fn is_current_instance(&self, name: &str, map_nonce: u64) -> Option<bool>;
+
+    /// Who holds TCP `port` on `host`, in words (`pid 12 (nginx -g ...)`), when something does.
+    fn port_holder(&self, host: &str, port: u16) -> Option<String>;
+
+    /// Whether TCP `port` can be bound on `host`.
+    fn port_free(&self, host: &str, port: u16) -> bool;
+
+    /// A TCP port free on `host` now.
+    fn free_port(&self, host: &str) -> Option<u16>;
+
+    /// Memory available for new daemons on `host`, in bytes.
+    fn memory_available(&self, host: &str) -> Option<u64>;
+
+    /// Where an operator reads a daemon's own output (`log/osd.0.stdout`, a pod's log).
+    fn log_location(&self, name: &str) -> String;
+
+    /// The names of the daemons it runs.
+    fn names(&self) -> Vec<String> {
+        self.status().into_iter().map(|s| s.name).collect()
+    }
+
+    /// True if `name` runs now.
+    fn is_running(&self, name: &str) -> bool {
+        self.status()
+            .iter()
+            .any(|s| s.name == name && s.state == DaemonState::Running)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
     #[error("could not start {name} (`{program}`): {source}")]
@@ -59,10 +228,31 @@ pub enum PlatformError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{program} is not installed; install it with: apt-get install -y {package}")]
+    NotInstalled { program: String, package: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
+    #[error("no host named {0}")]
+    UnknownHost(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemon_names_round_trip() {
+        assert_eq!(parse_daemon_name("mon.a"), Some((DaemonKind::Mon, "a")));
+        assert_eq!(
+            parse_daemon_name("rgw.my-store"),
+            Some((DaemonKind::Rgw, "my-store"))
+        );
+        assert_eq!(parse_daemon_name("osd."), None);
+        assert_eq!(parse_daemon_name("client.admin"), None);
+        assert_eq!(daemon_name(DaemonKind::Osd, "3"), "osd.3");
+    }
 }

@@ -1,18 +1,85 @@
-//! Daemons as processes on this host.
+//! Daemons as processes on this host: [`LocalPlatform`] implements [`Platform`] for a cluster whose data
+//! dir is on this host. Each daemon runs `<program> -f --conf <data dir>/ceph.conf <Ceph's args>` in its
+//! own process group, its output in `log/<name>.stdout`, its pid in `run/<name>.pid`.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{proc, DaemonSpec, DaemonState, DaemonStatus, PlatformError};
+use rookery_ceph::tools;
+
+use crate::{proc, DaemonSpec, DaemonState, DaemonStatus, Host, Platform, PlatformError};
 
 /// A daemon that stays up this long has its backoff reset.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Quick deaths in a row after which a daemon is reported as crash-looping.
 const CRASH_LOOP: u32 = 3;
+
+/// This host as the standalone platform offers it: loopback only, so nothing a test or a user's first
+/// cluster starts is reachable from elsewhere.
+pub const THIS_HOST_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const THIS_HOST_NETWORK: &str = "127.0.0.0/8";
+
+/// The process that runs one daemon: what the neutral spec becomes on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub name: String,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Environment set for it on top of the supervisor's.
+    pub env: Vec<(String, String)>,
+    /// stdout and stderr go here (Ceph's own log goes where ceph.conf says).
+    pub log: PathBuf,
+    pub pid_file: PathBuf,
+}
+
+/// Where a cluster's daemons keep their files on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonFiles {
+    pub root: PathBuf,
+}
+
+impl DaemonFiles {
+    pub fn conf(&self) -> PathBuf {
+        self.root.join("ceph.conf")
+    }
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.root.join(format!("log/{name}.stdout"))
+    }
+    pub fn pid_file(&self, name: &str) -> PathBuf {
+        self.root.join(format!("run/{name}.pid"))
+    }
+
+    /// The process for `spec`: found on PATH (or the sbin directories a non-login root shell lacks).
+    pub fn process(&self, spec: &DaemonSpec) -> Result<ProcessSpec, PlatformError> {
+        let program = spec.kind.program();
+        let exe = tools::find_program(program).ok_or_else(|| PlatformError::NotInstalled {
+            program: program.to_string(),
+            package: tools::package_of(program).to_string(),
+        })?;
+        let name = spec.name();
+        // In the foreground, so the supervisor is its parent and sees it die.
+        let mut args = vec![
+            "-f".to_string(),
+            "--conf".to_string(),
+            self.conf().display().to_string(),
+        ];
+        args.extend(spec.args.iter().cloned());
+        Ok(ProcessSpec {
+            program: exe,
+            args,
+            env: spec.env.clone(),
+            log: self.log(&name),
+            pid_file: self.pid_file(&name),
+            name,
+        })
+    }
+}
 
 enum Process {
     /// Started by us: we hold the child and collect its exit status.
@@ -43,7 +110,7 @@ impl Process {
 }
 
 struct Daemon {
-    spec: DaemonSpec,
+    spec: ProcessSpec,
     process: Option<Process>,
     started: Instant,
     restarts: u32,
@@ -55,26 +122,36 @@ struct Daemon {
 }
 
 /// Supervises the daemons of one cluster on this host.
-#[derive(Default)]
 pub struct LocalPlatform {
+    files: DaemonFiles,
+    host: Host,
     daemons: BTreeMap<String, Daemon>,
 }
 
 impl LocalPlatform {
-    pub fn new() -> LocalPlatform {
-        LocalPlatform::default()
+    /// The platform of the cluster whose data dir is `root`.
+    pub fn new(root: impl Into<PathBuf>) -> LocalPlatform {
+        LocalPlatform {
+            files: DaemonFiles { root: root.into() },
+            host: this_host(),
+            daemons: BTreeMap::new(),
+        }
     }
 
-    /// Makes sure the daemon runs: adopts a live process that runs exactly this spec (from its pid file),
-    /// otherwise starts it. A no-op for a daemon already supervised with the same spec.
-    pub fn ensure(&mut self, spec: DaemonSpec) -> Result<(), PlatformError> {
+    pub fn files(&self) -> &DaemonFiles {
+        &self.files
+    }
+
+    /// Runs a process: adopts a live one that runs exactly this spec (from its pid file), otherwise
+    /// starts it. A no-op for a daemon already supervised with the same spec.
+    pub fn ensure_process(&mut self, spec: ProcessSpec) -> Result<(), PlatformError> {
         if let Some(d) = self.daemons.get(&spec.name) {
             if d.spec == spec {
                 return Ok(());
             }
             // A new command line replaces the old process; it must not keep running unsupervised.
             let name = spec.name.clone();
-            self.stop(&name, Duration::from_secs(20));
+            self.stop_one(&name, Duration::from_secs(20));
         }
         let (process, adopted) = match adoptable(&spec) {
             Some(pid) => {
@@ -99,12 +176,7 @@ impl LocalPlatform {
         Ok(())
     }
 
-    /// True if `name` is supervised and its process is up.
-    pub fn is_running(&self, name: &str) -> bool {
-        self.daemons.get(name).is_some_and(|d| d.process.is_some())
-    }
-
-    /// Notices deaths and restarts daemons whose backoff has passed. Call it about once a second.
+    /// Notices deaths and restarts daemons whose backoff has passed.
     pub fn tick(&mut self) {
         let now = Instant::now();
         for d in self.daemons.values_mut() {
@@ -143,7 +215,7 @@ impl LocalPlatform {
     }
 
     /// Stops one daemon and forgets it (no restart).
-    pub fn stop(&mut self, name: &str, grace: Duration) {
+    pub fn stop_one(&mut self, name: &str, grace: Duration) {
         if let Some(mut d) = self.daemons.remove(name) {
             if let Some(p) = d.process.as_mut() {
                 proc::terminate(p.pid(), grace);
@@ -155,11 +227,7 @@ impl LocalPlatform {
         }
     }
 
-    pub fn names(&self) -> Vec<String> {
-        self.daemons.keys().cloned().collect()
-    }
-
-    pub fn status(&self) -> Vec<DaemonStatus> {
+    fn statuses(&self) -> Vec<DaemonStatus> {
         self.daemons
             .values()
             .map(|d| DaemonStatus {
@@ -180,6 +248,105 @@ impl LocalPlatform {
     }
 }
 
+/// The one host of a standalone cluster.
+fn this_host() -> Host {
+    let mut name = [0u8; 256];
+    // SAFETY: gethostname writes at most len bytes into our buffer.
+    let rc = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
+    let name = if rc == 0 {
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        String::from_utf8_lossy(&name[..end]).into_owned()
+    } else {
+        "localhost".to_string()
+    };
+    Host {
+        name,
+        address: THIS_HOST_ADDRESS,
+        public_network: THIS_HOST_NETWORK.to_string(),
+        labels: BTreeMap::new(),
+    }
+}
+
+impl Platform for LocalPlatform {
+    fn hosts(&self) -> Vec<Host> {
+        vec![self.host.clone()]
+    }
+
+    fn ensure(&mut self, spec: DaemonSpec) -> Result<(), PlatformError> {
+        if spec.host != self.host.name {
+            return Err(PlatformError::UnknownHost(spec.host));
+        }
+        let process = self.files.process(&spec)?;
+        self.ensure_process(process)
+    }
+
+    /// SIGTERM to all of them first, then a wait for each: a group stops in parallel, since each daemon
+    /// may take a few seconds to flush.
+    fn stop(&mut self, names: &[String], grace: Duration) {
+        for n in names {
+            if let Some(pid) = self
+                .daemons
+                .get(n)
+                .and_then(|d| d.process.as_ref())
+                .map(Process::pid)
+            {
+                proc::signal(pid, libc::SIGTERM);
+            }
+        }
+        for n in names {
+            self.stop_one(n, grace);
+        }
+    }
+
+    fn status(&self) -> Vec<DaemonStatus> {
+        self.statuses()
+    }
+
+    fn watch(&mut self) {
+        self.tick();
+    }
+
+    /// Ceph's address nonce of a daemon process is its pid.
+    fn is_current_instance(&self, name: &str, map_nonce: u64) -> Option<bool> {
+        let pid = self.daemons.get(name)?.process.as_ref()?.pid();
+        Some(u64::from(pid) == map_nonce)
+    }
+
+    fn port_holder(&self, host: &str, port: u16) -> Option<String> {
+        if host != self.host.name {
+            return None;
+        }
+        proc::tcp_listener(port).map(|(pid, cmd)| format!("pid {pid} ({cmd})"))
+    }
+
+    fn port_free(&self, _host: &str, port: u16) -> bool {
+        TcpListener::bind((THIS_HOST_ADDRESS, port)).is_ok()
+    }
+
+    fn free_port(&self, _host: &str) -> Option<u16> {
+        TcpListener::bind((THIS_HOST_ADDRESS, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .ok()
+    }
+
+    fn memory_available(&self, _host: &str) -> Option<u64> {
+        proc::mem_available()
+    }
+
+    fn log_location(&self, name: &str) -> String {
+        self.files.log(name).display().to_string()
+    }
+
+    fn is_running(&self, name: &str) -> bool {
+        self.daemons.get(name).is_some_and(|d| d.process.is_some())
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.daemons.keys().cloned().collect()
+    }
+}
+
 fn backoff(quick_failures: u32) -> Duration {
     // 0.5 s, 1 s, 2 s, ... capped: the first restart is quick because most deaths are one-off kills.
     let exp = quick_failures.saturating_sub(1).min(8);
@@ -187,12 +354,12 @@ fn backoff(quick_failures: u32) -> Duration {
 }
 
 /// The pid of a live process that runs exactly `spec`, from its pid file.
-pub fn adoptable(spec: &DaemonSpec) -> Option<u32> {
+pub fn adoptable(spec: &ProcessSpec) -> Option<u32> {
     let pid = proc::read_pid_file(&spec.pid_file)?;
     proc::runs(pid, &spec.program, &spec.args).then_some(pid)
 }
 
-fn start(spec: &DaemonSpec) -> Result<Child, PlatformError> {
+fn start(spec: &ProcessSpec) -> Result<Child, PlatformError> {
     let io_err = |path: &std::path::Path| {
         let path = path.display().to_string();
         move |source| PlatformError::Io { path, source }
@@ -233,8 +400,12 @@ fn start(spec: &DaemonSpec) -> Result<Child, PlatformError> {
 mod tests {
     use super::*;
 
-    fn sleeper(dir: &std::path::Path, name: &str, secs: &str) -> DaemonSpec {
-        DaemonSpec {
+    fn dir_root() -> PathBuf {
+        std::env::temp_dir()
+    }
+
+    fn sleeper(dir: &std::path::Path, name: &str, secs: &str) -> ProcessSpec {
+        ProcessSpec {
             name: name.into(),
             program: "/usr/bin/sleep".into(),
             args: vec![secs.into()],
@@ -248,23 +419,23 @@ mod tests {
     fn restarts_a_killed_daemon_with_backoff() {
         let _serial = crate::proc::tests::serial();
         let d = tempfile::tempdir().unwrap();
-        let mut p = LocalPlatform::new();
-        p.ensure(sleeper(d.path(), "a", "30")).unwrap();
-        let pid = p.status()[0].pid.unwrap();
+        let mut p = LocalPlatform::new(dir_root());
+        p.ensure_process(sleeper(d.path(), "a", "30")).unwrap();
+        let pid = p.statuses()[0].pid.unwrap();
         proc::signal(pid, libc::SIGKILL);
         std::thread::sleep(Duration::from_millis(100));
         p.tick();
-        assert_eq!(p.status()[0].state, DaemonState::Restarting);
+        assert_eq!(p.statuses()[0].state, DaemonState::Restarting);
         std::thread::sleep(Duration::from_millis(600));
         p.tick();
-        let s = &p.status()[0];
+        let s = &p.statuses()[0];
         assert_eq!(s.state, DaemonState::Running);
         assert_eq!(s.restarts, 1);
         assert_ne!(s.pid, Some(pid));
         assert!(s.last_exit.as_deref().unwrap().contains("signal"), "{s:?}");
         assert!(!s.crash_looping);
-        p.stop("a", Duration::from_secs(1));
-        assert!(p.status().is_empty());
+        p.stop_one("a", Duration::from_secs(1));
+        assert!(p.statuses().is_empty());
     }
 
     #[test]
@@ -272,21 +443,21 @@ mod tests {
         let _serial = crate::proc::tests::serial();
         let d = tempfile::tempdir().unwrap();
         let spec = sleeper(d.path(), "b", "31");
-        let mut first = LocalPlatform::new();
-        first.ensure(spec.clone()).unwrap();
-        let pid = first.status()[0].pid.unwrap();
+        let mut first = LocalPlatform::new(dir_root());
+        first.ensure_process(spec.clone()).unwrap();
+        let pid = first.statuses()[0].pid.unwrap();
         crate::proc::tests::wait_for_exec(pid, "sleep");
         // The first supervisor "dies" without stopping its daemons.
         std::mem::forget(first);
-        let mut second = LocalPlatform::new();
-        second.ensure(spec.clone()).unwrap();
-        let s = &second.status()[0];
+        let mut second = LocalPlatform::new(dir_root());
+        second.ensure_process(spec.clone()).unwrap();
+        let s = &second.statuses()[0];
         assert_eq!(s.pid, Some(pid));
         assert!(s.adopted);
         // A pid file naming another program is not adopted.
         let other = sleeper(d.path(), "b", "32");
         assert_eq!(adoptable(&other), None);
-        second.stop("b", Duration::from_secs(1));
+        second.stop_one("b", Duration::from_secs(1));
         assert!(
             !proc::is_alive(pid)
                 || proc::cmdline(pid).is_none_or(|c| c.last().map(String::as_str) != Some("31"))
@@ -297,7 +468,7 @@ mod tests {
     fn a_daemon_that_keeps_dying_is_reported_as_crash_looping() {
         let _serial = crate::proc::tests::serial();
         let d = tempfile::tempdir().unwrap();
-        let spec = DaemonSpec {
+        let spec = ProcessSpec {
             name: "c".into(),
             program: "/usr/bin/false".into(),
             args: vec![],
@@ -305,17 +476,17 @@ mod tests {
             log: d.path().join("c.log"),
             pid_file: d.path().join("c.pid"),
         };
-        let mut p = LocalPlatform::new();
-        p.ensure(spec).unwrap();
+        let mut p = LocalPlatform::new(dir_root());
+        p.ensure_process(spec).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !p.status()[0].crash_looping && Instant::now() < deadline {
+        while !p.statuses()[0].crash_looping && Instant::now() < deadline {
             p.tick();
             std::thread::sleep(Duration::from_millis(50));
         }
-        let s = &p.status()[0];
+        let s = &p.statuses()[0];
         assert!(s.crash_looping, "{s:?}");
         assert!(s.restarts >= 2, "{s:?}");
-        p.stop("c", Duration::from_secs(1));
+        p.stop_one("c", Duration::from_secs(1));
     }
 
     #[test]

@@ -105,6 +105,13 @@ pub fn detach(cmd: &mut std::process::Command) {
     }
 }
 
+/// Memory the kernel says is available for new processes, in bytes.
+pub fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
 /// Which process listens on TCP `port` (v4 or v6), as (pid, command line).
 pub fn tcp_listener(port: u16) -> Option<(u32, String)> {
     let inode = ["/proc/net/tcp", "/proc/net/tcp6"]

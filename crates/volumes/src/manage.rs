@@ -6,11 +6,10 @@ use std::path::Path;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use rookery_ceph::commands::{cluster, osd};
 use rookery_ceph::rbd::{self, features, Image};
-use rookery_ceph::types::{Df, OsdDump};
-use rookery_ceph::{IoCtx, Rados, Target};
+use rookery_ceph::{IoCtx, Rados};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::attach::{open_image, open_pool};
 use crate::holder::Holder;
@@ -118,8 +117,8 @@ fn pool_ceiling(rados: &Rados, pool: &str) -> Result<Option<u64>, VolumeError> {
     if let Some(c) = remembered {
         return Ok(c);
     }
-    let df: Df = rados.command(Target::Mon, json!({"prefix": "df"}))?;
-    let dump: OsdDump = rados.command(Target::Mon, json!({"prefix": "osd dump"}))?;
+    let df = cluster::df(rados)?;
+    let dump = osd::dump(rados)?;
     let ceiling = dump
         .pools
         .iter()
@@ -178,7 +177,7 @@ pub fn create_in(
         }
     }
     if let Some(dp) = data_pool {
-        let dump: OsdDump = rados.command(Target::Mon, json!({"prefix": "osd dump"}))?;
+        let dump = osd::dump(rados)?;
         match dump.pools.iter().find(|p| p.pool_name == dp) {
             None => return Err(bad(format!("--data-pool: pool {dp:?} does not exist; `rookery get pools` lists them"))),
             Some(p) if p.pool_type == 3 && !p.flags_names.split(',').any(|f| f == "ec_overwrites") => {
@@ -557,7 +556,7 @@ impl std::fmt::Display for Trashed {
 /// The volumes [`remove`] moved to the trash, in every RBD pool, that may be purged now: entries a client
 /// put there whose deferment has passed (what `rbd trash purge` would take).
 pub fn trashed(rados: &Rados) -> Result<Vec<Trashed>, VolumeError> {
-    let dump: OsdDump = rados.command(Target::Mon, json!({"prefix": "osd dump"}))?;
+    let dump = osd::dump(rados)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

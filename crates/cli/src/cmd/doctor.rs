@@ -7,6 +7,8 @@ use clap::Args;
 use rookery_orchestrator::preflight::{self, Severity};
 use rookery_orchestrator::Layout;
 
+use rookery_platform::local::LocalPlatform;
+
 use crate::{CmdResult, Failure, Output};
 
 #[derive(Args)]
@@ -19,7 +21,9 @@ pub struct DoctorArgs {
 pub fn run(layout: &Layout, args: &DoctorArgs, output: Output) -> CmdResult {
     let (_, _, desired) = super::load_spec(args.file.as_deref(), layout)?;
     let dir = preflight::inspect(layout).map_err(|e| Failure::from(anyhow!(e)))?;
-    let mut findings = preflight::check(layout, &desired, &dir);
+    let platform = LocalPlatform::new(&layout.root);
+    let host = crate::home_host(&platform)?;
+    let mut findings = preflight::check(layout, &desired, &dir, &platform, &host.name);
     findings.push(volume_support());
     let report = matches!(dir, preflight::DataDir::Cluster(_))
         .then(|| super::status::gather(layout).ok())

@@ -8,6 +8,7 @@ use rookery_objects::admin::Admin;
 use rookery_objects::s3::S3;
 use rookery_orchestrator::objectstore;
 use rookery_orchestrator::Layout;
+use rookery_platform::local::THIS_HOST_ADDRESS;
 use rookery_spec::Resources;
 use serde_json::json;
 
@@ -219,7 +220,7 @@ pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
                 "(hidden; add --show-secret)".into()
             };
             let v = json!({"store": store, "user": name, "display_name": info.display_name,
-                "endpoint": format!("http://{}", objectstore::endpoint(port)),
+                "endpoint": format!("http://{}", objectstore::endpoint(THIS_HOST_ADDRESS, port)),
                 "access_key": keys.access_key, "secret_key": secret,
                 "max_buckets": info.max_buckets, "quota": info.user_quota,
                 "capabilities": rookery_objects::admin::caps_text(&info.caps), "buckets": buckets});
@@ -230,7 +231,10 @@ pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
                         "user {name} of object store {store} ({})",
                         info.display_name
                     );
-                    println!("  endpoint    http://{}", objectstore::endpoint(port));
+                    println!(
+                        "  endpoint    http://{}",
+                        objectstore::endpoint(THIS_HOST_ADDRESS, port)
+                    );
                     println!("  access key  {}", keys.access_key);
                     println!("  secret key  {secret}");
                     let q = &info.user_quota;
@@ -304,9 +308,12 @@ pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
         }
         ObjectCommand::Bucket(BucketCommand::Create { bucket, user }) => {
             let keys = keys_of(user)?;
-            S3::new(objectstore::endpoint(port), keys.credentials())
-                .create_bucket(bucket)
-                .map_err(s3_failure)?;
+            S3::new(
+                objectstore::endpoint(THIS_HOST_ADDRESS, port),
+                keys.credentials(),
+            )
+            .create_bucket(bucket)
+            .map_err(s3_failure)?;
             match output {
                 Output::Json => {
                     print_json(&json!({"bucket": bucket, "owner": user, "store": store}))

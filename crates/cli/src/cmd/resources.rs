@@ -3,6 +3,7 @@
 //! The cluster's saved spec (`spec.yaml`) is the set of resources; apply and delete edit that set, and the
 //! supervisor reconciles to it. Deleting a pool also removes it from Ceph, refused while volumes live in it.
 
+use rookery_platform::local::THIS_HOST_ADDRESS;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -355,7 +356,7 @@ pub fn store_admin(
         .find(|s| s.metadata.name == store)
         .map(|s| u16::try_from(s.spec.gateway.port).unwrap_or(0))
         .ok_or_else(|| Failure::bad_input(format!("there is no object store {store:?}")))?;
-    rookery_orchestrator::objectstore::admin(layout, store, port)
+    rookery_orchestrator::objectstore::admin(layout, store, THIS_HOST_ADDRESS, port)
         .map_err(|e| Failure::from(anyhow!(e)))?
         .ok_or_else(|| {
             Failure::from(anyhow!(

@@ -2,6 +2,7 @@
 //! reads them back, compares, and removes them. When the cluster has filesystems and object stores, it does
 //! the same through a ceph-fuse mount of a scratch subvolume and through S3 in a scratch bucket.
 
+use rookery_platform::local::THIS_HOST_ADDRESS;
 use std::time::Instant;
 
 use anyhow::anyhow;
@@ -174,7 +175,7 @@ fn objects(
         .map_err(|e| Failure::from(anyhow!(e)))?
         .ok_or_else(|| Failure::from(anyhow!("object store {store} is not set up yet")))?;
     let s3 = rookery_objects::s3::S3::new(
-        rookery_orchestrator::objectstore::endpoint(port),
+        rookery_orchestrator::objectstore::endpoint(THIS_HOST_ADDRESS, port),
         keys.credentials(),
     );
     let fail = |e: rookery_objects::ObjectError| Failure::from(anyhow!(e));

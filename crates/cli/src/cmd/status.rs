@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use rookery_orchestrator::report::{self, ClusterReport};
 use rookery_orchestrator::{known_daemons, ClusterState, Layout};
-use rookery_platform::{DaemonState, DaemonStatus};
+use rookery_platform::{DaemonState, DaemonStatus, Platform};
 
 use crate::api::{self, CallError};
 use crate::{render, CmdResult, Failure, Output};
@@ -49,12 +49,20 @@ pub fn gather(layout: &Layout) -> Result<ClusterReport, Failure> {
 
 /// The daemons found through their pid files, as (name, pid when it runs).
 pub fn running_daemons(layout: &Layout, state: &ClusterState) -> Vec<(String, Option<u32>)> {
+    let platform = rookery_platform::local::LocalPlatform::new(&layout.root);
+    let host = platform
+        .hosts()
+        .into_iter()
+        .next()
+        .map(|h| h.name)
+        .unwrap_or_default();
     known_daemons(layout, state)
         .into_iter()
         .map(|name| {
-            let pid = rookery_orchestrator::daemon_spec(layout, &name)
+            let pid = rookery_orchestrator::daemon_spec(&host, &name)
                 .ok()
-                .and_then(|spec| rookery_platform::local::adoptable(&spec));
+                .and_then(|spec| platform.files().process(&spec).ok())
+                .and_then(|process| rookery_platform::local::adoptable(&process));
             (name, pid)
         })
         .collect()
@@ -101,9 +109,14 @@ fn without_supervisor(layout: &Layout, state: &ClusterState) -> ClusterReport {
             .and_then(|r| report::ceph_report(&r, state))
         {
             Ok(c) => {
+                // Without a supervisor, the instances running are the processes in the pid files.
+                let stale = report::stale_in_map(&c, |name, nonce| {
+                    let pid = report.daemons.iter().find(|d| d.name == name)?.pid?;
+                    Some(u64::from(pid) == nonce)
+                });
                 report
                     .not_ready
-                    .extend(report::not_ready(&c, expected, &report.daemons));
+                    .extend(report::not_ready(&c, expected, &stale));
                 report.ceph = Some(c);
             }
             Err(e) => report.ceph_error = Some(e.to_string()),

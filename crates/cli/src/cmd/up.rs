@@ -10,6 +10,7 @@ use clap::Args;
 use rookery_orchestrator::preflight::{self, DataDir, Severity};
 use rookery_orchestrator::report::ClusterReport;
 use rookery_orchestrator::Layout;
+use rookery_platform::local::LocalPlatform;
 
 use crate::api::{self, CallError};
 use crate::{render, CmdResult, Failure, Output};
@@ -44,7 +45,9 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
     let rt = crate::runtime()?;
     let socket = layout.socket();
 
-    let findings = preflight::check(layout, &desired, &dir);
+    let platform = LocalPlatform::new(&layout.root);
+    let host = crate::home_host(&platform)?;
+    let findings = preflight::check(layout, &desired, &dir, &platform, &host.name);
     let errors: Vec<_> = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
@@ -102,12 +105,23 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
 
     let fresh = !matches!(dir, DataDir::Cluster(_));
     if fresh {
-        let (ports, note) = preflight::choose_mon_ports(desired.mon_ids.len(), args.mon_port);
+        let (ports, note) = preflight::choose_mon_ports(
+            &platform,
+            &host.name,
+            desired.mon_ids.len(),
+            args.mon_port,
+        );
         if let Some(n) = note {
             eprintln!("note: {n}");
         }
-        rookery_orchestrator::create_cluster(layout, &desired.name, &desired.mon_ids, &ports)
-            .map_err(|e| Failure::from(anyhow!(e)))?;
+        rookery_orchestrator::create_cluster(
+            layout,
+            &desired.name,
+            &desired.mon_ids,
+            &ports,
+            &host,
+        )
+        .map_err(|e| Failure::from(anyhow!(e)))?;
     }
     rookery_ceph::conf::write_atomic(&layout.spec(), text.as_bytes(), 0o600)
         .map_err(|e| Failure::from(anyhow!(e)))?;

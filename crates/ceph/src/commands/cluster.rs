@@ -1,0 +1,99 @@
+//! The cluster as a whole: `status`, `df`, `mon dump`, `mon stat`.
+
+use serde_json::json;
+
+use super::Cmd;
+use crate::types::{Df, MonDump, MonStat, Status};
+use crate::{CephError, Rados};
+
+fn status_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "status"}))
+}
+
+/// `status` (what `ceph -s` shows).
+pub fn status(r: &Rados) -> Result<Status, CephError> {
+    status_cmd().reply(r)
+}
+
+fn df_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "df"}))
+}
+
+/// `df`: raw capacity and each pool's use and room.
+pub fn df(r: &Rados) -> Result<Df, CephError> {
+    df_cmd().reply(r)
+}
+
+fn mon_dump_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "mon dump"}))
+}
+
+/// `mon dump`: the monmap.
+pub fn mon_dump(r: &Rados) -> Result<MonDump, CephError> {
+    mon_dump_cmd().reply(r)
+}
+
+fn mon_stat_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "mon stat"}))
+}
+
+/// `mon stat`: the mons and their quorum; the cheapest question a mon answers.
+pub fn mon_stat(r: &Rados) -> Result<MonStat, CephError> {
+    mon_stat_cmd().reply(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::testing::assert_cmd;
+    use crate::Target;
+
+    #[test]
+    fn builds_commands() {
+        assert_cmd(status_cmd(), Target::Mon, json!({"prefix": "status"}));
+        assert_cmd(df_cmd(), Target::Mon, json!({"prefix": "df"}));
+        assert_cmd(mon_dump_cmd(), Target::Mon, json!({"prefix": "mon dump"}));
+        assert_cmd(mon_stat_cmd(), Target::Mon, json!({"prefix": "mon stat"}));
+    }
+
+    #[test]
+    fn parses_status_with_its_service_map() {
+        let s: Status =
+            serde_json::from_str(include_str!("../../testdata/pacific/status.json")).unwrap();
+        assert!(s.is_health_ok());
+        assert_eq!(s.quorum_names, ["a"]);
+        assert_eq!(s.osdmap.num_up_osds, 3);
+        assert_eq!(s.unclean_pgs(), 0);
+        assert_eq!(s.pgmap.num_pgs, 97);
+        assert!(s.mgrmap.available);
+        // Each service's daemons sit beside a `"summary": ""` that is no daemon.
+        let rgw = &s.servicemap.services["rgw"].daemons;
+        assert_eq!(rgw.len(), 1);
+        let gw = &rgw["4159"];
+        assert_eq!(gw.gid, 4159);
+        assert_eq!(gw.metadata.id, "my-store");
+        assert_eq!(
+            gw.metadata.frontend_config,
+            "beast endpoint=127.0.0.1:18733 tcp_nodelay=1"
+        );
+        assert_eq!(s.servicemap.services["osd"].daemons.len(), 3);
+    }
+
+    #[test]
+    fn parses_df_and_mons() {
+        let df: Df = serde_json::from_str(include_str!("../../testdata/pacific/df.json")).unwrap();
+        assert_eq!(df.stats.total_bytes, 32212254720);
+        let fast = df.pools.iter().find(|p| p.name == "fast").unwrap();
+        assert_eq!(fast.stats.max_avail, 14843030528);
+        let dump: MonDump =
+            serde_json::from_str(include_str!("../../testdata/pacific/mon_dump.json")).unwrap();
+        assert_eq!(dump.mons.len(), 1);
+        assert_eq!(dump.mons[0].name, "a");
+        assert_eq!(dump.mons[0].public_addr, "127.0.0.1:44435/0");
+        let stat: MonStat =
+            serde_json::from_str(include_str!("../../testdata/pacific/mon_stat.json")).unwrap();
+        assert_eq!(stat.num_mons, 1);
+        assert_eq!(stat.leader, "a");
+        assert_eq!(stat.quorum[0].name, "a");
+    }
+}

@@ -1,0 +1,262 @@
+//! The OSD map and CRUSH: `osd dump|metadata|df|new`, `osd crush rule dump|create-replicated`,
+//! `osd crush class ls`, `osd erasure-code-profile set`.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Cmd;
+use crate::types::{CrushRule, OsdDf, OsdDump, OsdMetadata};
+use crate::{CephError, Rados};
+
+fn dump_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "osd dump"}))
+}
+
+/// `osd dump`: OSDs and pools.
+pub fn dump(r: &Rados) -> Result<OsdDump, CephError> {
+    dump_cmd().reply(r)
+}
+
+fn metadata_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "osd metadata"}))
+}
+
+/// `osd metadata` of every OSD.
+pub fn metadata(r: &Rados) -> Result<Vec<OsdMetadata>, CephError> {
+    metadata_cmd().reply(r)
+}
+
+fn df_cmd() -> Cmd {
+    Cmd::mgr(json!({"prefix": "osd df"}))
+}
+
+/// `osd df`: each OSD's capacity and use. Served by the mgr, so it fails while no mgr is active.
+pub fn df(r: &Rados) -> Result<OsdDf, CephError> {
+    df_cmd().reply(r)
+}
+
+fn new_cmd(uuid: &str) -> Cmd {
+    Cmd::mon(json!({"prefix": "osd new", "uuid": uuid}))
+}
+
+fn new_input(cephx_secret: &str) -> Vec<u8> {
+    json!({"cephx_secret": cephx_secret})
+        .to_string()
+        .into_bytes()
+}
+
+/// `osd new` answers `{"osdid": N}` in JSON format and a bare number otherwise.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NewReply {
+    Object { osdid: u32 },
+    Id(u32),
+}
+
+/// `osd new`: registers the OSD `uuid` with its cephx key and returns its id. The same uuid and key
+/// again give the same id, so a crash between this and writing the id down is harmless.
+pub fn new(r: &Rados, uuid: &str, cephx_secret: &str) -> Result<u32, CephError> {
+    let reply: NewReply = new_cmd(uuid).reply_with_input(r, &new_input(cephx_secret))?;
+    Ok(match reply {
+        NewReply::Object { osdid } | NewReply::Id(osdid) => osdid,
+    })
+}
+
+fn crush_rule_dump_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "osd crush rule dump"}))
+}
+
+/// `osd crush rule dump`: every CRUSH rule.
+pub fn crush_rule_dump(r: &Rados) -> Result<Vec<CrushRule>, CephError> {
+    crush_rule_dump_cmd().reply(r)
+}
+
+fn crush_rule_create_replicated_cmd(
+    name: &str,
+    root: &str,
+    failure_domain: &str,
+    device_class: &str,
+) -> Cmd {
+    Cmd::mon(json!({
+        "prefix": "osd crush rule create-replicated",
+        "name": name, "root": root, "type": failure_domain, "class": device_class,
+    }))
+}
+
+/// `osd crush rule create-replicated`: a rule placing copies under `root`, one per `failure_domain`
+/// (a CRUSH type: `osd`, `host`, ...), on devices of `device_class` only.
+pub fn crush_rule_create_replicated(
+    r: &Rados,
+    name: &str,
+    root: &str,
+    failure_domain: &str,
+    device_class: &str,
+) -> Result<(), CephError> {
+    crush_rule_create_replicated_cmd(name, root, failure_domain, device_class).run(r)
+}
+
+fn crush_class_ls_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "osd crush class ls"}))
+}
+
+/// `osd crush class ls`: the device classes of the OSDs, e.g. `hdd`.
+pub fn crush_class_ls(r: &Rados) -> Result<Vec<String>, CephError> {
+    crush_class_ls_cmd().reply(r)
+}
+
+/// What an erasure-code profile says: `data_chunks` (k) plus `coding_chunks` (m) chunks per object, each
+/// on a different `failure_domain` (a CRUSH type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureCodeProfile<'a> {
+    pub data_chunks: u32,
+    pub coding_chunks: u32,
+    pub failure_domain: &'a str,
+}
+
+fn erasure_code_profile_set_cmd(name: &str, profile: &ErasureCodeProfile) -> Cmd {
+    Cmd::mon(json!({
+        "prefix": "osd erasure-code-profile set",
+        "name": name,
+        "profile": [
+            format!("k={}", profile.data_chunks),
+            format!("m={}", profile.coding_chunks),
+            format!("crush-failure-domain={}", profile.failure_domain),
+        ],
+        // Replaces a profile of that name with other settings instead of failing with EPERM.
+        "force": true,
+    }))
+}
+
+/// `osd erasure-code-profile set`, replacing a profile of that name.
+pub fn erasure_code_profile_set(
+    r: &Rados,
+    name: &str,
+    profile: &ErasureCodeProfile,
+) -> Result<(), CephError> {
+    erasure_code_profile_set_cmd(name, profile).run(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::testing::assert_cmd;
+    use crate::Target;
+
+    #[test]
+    fn builds_commands() {
+        assert_cmd(dump_cmd(), Target::Mon, json!({"prefix": "osd dump"}));
+        assert_cmd(
+            metadata_cmd(),
+            Target::Mon,
+            json!({"prefix": "osd metadata"}),
+        );
+        assert_cmd(df_cmd(), Target::Mgr, json!({"prefix": "osd df"}));
+        assert_cmd(
+            new_cmd("2c6f7d0e-8b55-4a5e-9a3e-0a1b2c3d4e5f"),
+            Target::Mon,
+            json!({"prefix": "osd new", "uuid": "2c6f7d0e-8b55-4a5e-9a3e-0a1b2c3d4e5f"}),
+        );
+        let input: serde_json::Value = serde_json::from_slice(&new_input("AQB=")).unwrap();
+        assert_eq!(input, json!({"cephx_secret": "AQB="}));
+        assert_cmd(
+            crush_rule_dump_cmd(),
+            Target::Mon,
+            json!({"prefix": "osd crush rule dump"}),
+        );
+        assert_cmd(
+            crush_rule_create_replicated_cmd("rookery-replicated-ssd", "default", "osd", "ssd"),
+            Target::Mon,
+            json!({"prefix": "osd crush rule create-replicated", "name": "rookery-replicated-ssd",
+                   "root": "default", "type": "osd", "class": "ssd"}),
+        );
+        assert_cmd(
+            crush_class_ls_cmd(),
+            Target::Mon,
+            json!({"prefix": "osd crush class ls"}),
+        );
+        let profile = ErasureCodeProfile {
+            data_chunks: 2,
+            coding_chunks: 1,
+            failure_domain: "osd",
+        };
+        assert_cmd(
+            erasure_code_profile_set_cmd("rookery-ec", &profile),
+            Target::Mon,
+            json!({"prefix": "osd erasure-code-profile set", "name": "rookery-ec",
+                   "profile": ["k=2", "m=1", "crush-failure-domain=osd"], "force": true}),
+        );
+    }
+
+    #[test]
+    fn parses_osd_dump() {
+        let d: OsdDump =
+            serde_json::from_str(include_str!("../../testdata/pacific/osd_dump.json")).unwrap();
+        assert_eq!(d.osds.len(), 4);
+        assert_eq!((d.osds[0].up, d.osds[0].in_), (1, 1));
+        assert!(d.osds[0].instance_pid().is_some());
+        // osd.3 was registered with `osd new` and never started: no address, no process.
+        assert_eq!(d.osds[3].instance_pid(), None);
+        let fast = d.pools.iter().find(|p| p.pool_name == "fast").unwrap();
+        assert_eq!((fast.size, fast.pool_type, fast.crush_rule), (2, 1, 2));
+        assert_eq!(fast.quota_max_bytes, 1 << 30);
+        assert_eq!(fast.quota_max_objects, 500);
+        assert!(fast.application_metadata.contains_key("rbd"));
+        let ec = d
+            .pools
+            .iter()
+            .find(|p| p.pool_name == "my-store.rgw.buckets.data")
+            .unwrap();
+        assert_eq!(ec.pool_type, 3);
+    }
+
+    #[test]
+    fn parses_osd_metadata_and_df() {
+        let m: Vec<OsdMetadata> =
+            serde_json::from_str(include_str!("../../testdata/pacific/osd_metadata.json")).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].osd_objectstore, "bluestore");
+        assert_eq!(m[0].bluestore_bdev_size, "10737418240");
+        let df: OsdDf =
+            serde_json::from_str(include_str!("../../testdata/pacific/osd_df.json")).unwrap();
+        assert_eq!(df.nodes.len(), 3);
+        assert_eq!(df.nodes[0].kb, 10 << 20);
+        assert!(df.nodes[0].kb_used > 0);
+    }
+
+    #[test]
+    fn parses_osd_new_in_either_form() {
+        let parse = |s: &str| match serde_json::from_str::<NewReply>(s).unwrap() {
+            NewReply::Object { osdid } | NewReply::Id(osdid) => osdid,
+        };
+        assert_eq!(
+            parse(include_str!("../../testdata/pacific/osd_new.json")),
+            3
+        );
+        assert_eq!(parse("3"), 3);
+    }
+
+    #[test]
+    fn parses_crush_rules_and_classes() {
+        let rules: Vec<CrushRule> = serde_json::from_str(include_str!(
+            "../../testdata/pacific/osd_crush_rule_dump.json"
+        ))
+        .unwrap();
+        let names: Vec<(i64, &str)> = rules
+            .iter()
+            .map(|r| (r.rule_id, r.rule_name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (0, "replicated_rule"),
+                (1, "my-store.rgw.buckets.data"),
+                (2, "rookery-replicated-hdd")
+            ]
+        );
+        let classes: Vec<String> = serde_json::from_str(include_str!(
+            "../../testdata/pacific/osd_crush_class_ls.json"
+        ))
+        .unwrap();
+        assert_eq!(classes, ["hdd"]);
+    }
+}
