@@ -9,6 +9,7 @@ pub mod layout;
 pub mod metrics;
 pub mod objectstore;
 pub mod plan;
+pub mod planners;
 pub mod preflight;
 pub mod report;
 pub mod state;
