@@ -11,6 +11,7 @@ pub mod objectstore;
 pub mod plan;
 pub mod planners;
 pub mod preflight;
+pub mod reconcile_loop;
 pub mod report;
 pub mod state;
 pub mod teardown;
