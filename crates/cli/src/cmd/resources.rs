@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
-use rookery_ceph::types::{Df, OsdDump};
-use rookery_ceph::Target;
+use rookery_ceph::commands::{auth, cluster, fs, osd, pool};
 use rookery_orchestrator::report::ClusterReport;
 use rookery_orchestrator::Layout;
 use serde::Serialize;
@@ -329,10 +328,7 @@ pub fn apply_text(layout: &Layout, text: &str, origin: &str, output: Output) -> 
 }
 
 fn delete_pool(rados: &rookery_ceph::Rados, pool: &str) -> Result<(), Failure> {
-    match rados.command_status(
-        Target::Mon,
-        json!({"prefix": "osd pool delete", "pool": pool, "pool2": pool, "yes_i_really_really_mean_it": true}),
-    ) {
+    match pool::delete(rados, pool) {
         Ok(_) => Ok(()),
         Err(e) if e.errno() == Some(-libc::ENOENT) => Ok(()),
         Err(e) => Err(Failure::from(anyhow!(e))),
@@ -340,7 +336,7 @@ fn delete_pool(rados: &rookery_ceph::Rados, pool: &str) -> Result<(), Failure> {
 }
 
 fn remove_auth(rados: &rookery_ceph::Rados, entity: &str) {
-    let _ = rados.command_status(Target::Mon, json!({"prefix": "auth rm", "entity": entity}));
+    let _ = auth::rm(rados, entity);
 }
 
 /// The spec's object store named `store`, with its gateway port.
@@ -522,12 +518,8 @@ pub fn delete_text(
     for fs in &filesystems {
         let name = &fs.metadata.name;
         if !fs.spec.preserve_filesystem_on_delete {
-            let _ =
-                rados.command_status(Target::Mon, json!({"prefix": "fs fail", "fs_name": name}));
-            match rados.command_status(
-                Target::Mon,
-                json!({"prefix": "fs rm", "fs_name": name, "yes_i_really_mean_it": true}),
-            ) {
+            let _ = fs::fail(&rados, name);
+            match fs::rm(&rados, name) {
                 Ok(_) => {}
                 Err(e) if e.errno() == Some(-libc::ENOENT) => {}
                 Err(e) => return Err(Failure::from(anyhow!(e))),
@@ -621,15 +613,9 @@ pub fn get(layout: &Layout, args: &GetArgs, output: Output) -> CmdResult {
 
 fn get_pools(layout: &Layout, output: Output) -> CmdResult {
     let rados = super::connect(layout)?;
-    let dump: OsdDump = rados
-        .command(Target::Mon, json!({"prefix": "osd dump"}))
-        .map_err(|e| Failure::from(anyhow!(e)))?;
-    let df: Df = rados
-        .command(Target::Mon, json!({"prefix": "df"}))
-        .map_err(|e| Failure::from(anyhow!(e)))?;
-    let rules: Vec<rookery_ceph::types::CrushRule> = rados
-        .command(Target::Mon, json!({"prefix": "osd crush rule dump"}))
-        .map_err(|e| Failure::from(anyhow!(e)))?;
+    let dump = osd::dump(&rados).map_err(|e| Failure::from(anyhow!(e)))?;
+    let df = cluster::df(&rados).map_err(|e| Failure::from(anyhow!(e)))?;
+    let rules = osd::crush_rule_dump(&rados).map_err(|e| Failure::from(anyhow!(e)))?;
     let rows: Vec<PoolRow> = dump
         .pools
         .iter()
