@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
-use rookery_ceph::types::{Df, OsdDump};
-use rookery_ceph::Target;
+use rookery_ceph::commands::{cluster, osd};
 use rookery_orchestrator::report::ClusterReport;
 use rookery_orchestrator::Layout;
 use serde::Serialize;
@@ -485,15 +484,9 @@ pub fn get(layout: &Layout, args: &GetArgs, output: Output) -> CmdResult {
 
 fn get_pools(layout: &Layout, output: Output) -> CmdResult {
     let rados = super::connect(layout)?;
-    let dump: OsdDump = rados
-        .command(Target::Mon, json!({"prefix": "osd dump"}))
-        .map_err(|e| Failure::from(anyhow!(e)))?;
-    let df: Df = rados
-        .command(Target::Mon, json!({"prefix": "df"}))
-        .map_err(|e| Failure::from(anyhow!(e)))?;
-    let rules: Vec<rookery_ceph::types::CrushRule> = rados
-        .command(Target::Mon, json!({"prefix": "osd crush rule dump"}))
-        .map_err(|e| Failure::from(anyhow!(e)))?;
+    let dump = osd::dump(&rados).map_err(|e| Failure::from(anyhow!(e)))?;
+    let df = cluster::df(&rados).map_err(|e| Failure::from(anyhow!(e)))?;
+    let rules = osd::crush_rule_dump(&rados).map_err(|e| Failure::from(anyhow!(e)))?;
     let rows: Vec<PoolRow> = dump
         .pools
         .iter()
