@@ -115,6 +115,17 @@ pub fn create_cluster(
     Ok(state)
 }
 
+/// Destroys a stopped cluster: its data dir goes, with every store, key and log in it. Only ever called
+/// for a confirmed purge (`down --purge --yes-really-destroy-data`).
+pub fn purge(layout: &Layout) -> Result<(), OrchestratorError> {
+    match std::fs::remove_dir_all(&layout.root) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(OrchestratorError::io(&layout.root, e))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Every daemon the cluster has made, stopped or not: its mons, the mgrs with a key, the OSDs with an id.
 pub fn known_daemons(layout: &Layout, state: &ClusterState) -> Vec<String> {
     let mut names: Vec<String> = state.mons.iter().map(|m| format!("mon.{}", m.id)).collect();
