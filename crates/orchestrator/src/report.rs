@@ -34,7 +34,7 @@ pub struct SupervisorInfo {
     pub rss_bytes: u64,
     pub uptime_secs: u64,
     pub version: String,
-    /// Where `/metrics` is served over TCP (`127.0.0.1:PORT`), when asked for with `--metrics-port`.
+    /// Where `/metrics` is served over TCP (loopback only), when asked for with `--metrics-port`.
     #[serde(default)]
     pub metrics_address: Option<String>,
 }
