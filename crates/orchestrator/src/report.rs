@@ -232,7 +232,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
                     .or_else(|| m.and_then(|m| m.bluestore_bdev_size.parse().ok()))
                     .unwrap_or(0),
                 used_bytes: df.map(|d| d.kb_used * 1024).unwrap_or(0),
-                map_nonce: o.instance_pid().map(u64::from),
+                map_nonce: o.instance_nonce(),
             }
         })
         .collect();
