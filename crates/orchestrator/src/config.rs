@@ -7,7 +7,9 @@ use rookery_ceph::conf::CephConf;
 
 use rookery_platform::Host;
 
-use crate::{layout::Layout, state::ClusterState};
+use rookery_platform::ConfSetting;
+
+use crate::state::ClusterState;
 
 /// What ceph.conf depends on besides the state.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -18,9 +20,14 @@ pub struct ConfInputs {
     pub gateways: Vec<(String, u16)>,
 }
 
-/// ceph.conf for the daemons on `host`.
-pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs, host: &Host) -> String {
-    let dir = layout.root.display().to_string();
+/// ceph.conf for the daemons on `host`; `placement` is where the platform keeps their stores, keys, logs
+/// and sockets ([`rookery_platform::Stores::conf_settings`]).
+pub fn render(
+    state: &ClusterState,
+    inputs: &ConfInputs,
+    host: &Host,
+    placement: &[ConfSetting],
+) -> String {
     let mut c = CephConf::default();
     let g = |c: &mut CephConf, k: &str, v: &str| c.set("global", k, v);
     g(&mut c, "fsid", &state.fsid);
@@ -86,32 +93,15 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs, host: 
     ] {
         g(&mut c, k, v);
     }
-    g(&mut c, "run_dir", &format!("{dir}/run"));
-    g(&mut c, "crash_dir", &format!("{dir}/crash"));
-    g(&mut c, "log_file", &format!("{dir}/log/$cluster-$name.log"));
-    c.set(
-        "client",
-        "keyring",
-        format!("{dir}/keyring/$cluster.$name.keyring"),
-    );
-    // One file per client name, appended to by every process: a file per pid left an empty log behind
-    // for every `ceph` or `rbd` command run against the cluster.
-    c.set(
-        "client",
-        "log_file",
-        format!("{dir}/log/$cluster-$name.log"),
-    );
-    c.set("mon", "mon_data", format!("{dir}/mon/$cluster-$id"));
-    c.set("mgr", "mgr_data", format!("{dir}/mgr/$cluster-$id"));
-    c.set("mgr", "keyring", format!("{dir}/mgr/$cluster-$id/keyring"));
-    c.set("osd", "osd_data", format!("{dir}/osd/$cluster-$id"));
-    c.set("osd", "keyring", format!("{dir}/osd/$cluster-$id/keyring"));
+    for p in placement {
+        c.set(&p.section, &p.key, p.value.as_str());
+    }
+    // A gateway logs where the other clients do (its own section would otherwise inherit none).
+    let client_log = placement
+        .iter()
+        .find(|p| p.section == "client" && p.key == "log_file")
+        .map(|p| p.value.clone());
     c.set("osd", "osd_objectstore", "bluestore");
-    c.set(
-        "osd",
-        "bluestore_block_path",
-        format!("{dir}/osd/$cluster-$id.block"),
-    );
     c.set("osd", "bluestore_block_create", "true");
     c.set(
         "osd",
@@ -129,8 +119,6 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs, host: 
     ] {
         c.set("osd", k, v);
     }
-    c.set("mds", "mds_data", format!("{dir}/mds/$cluster-$id"));
-    c.set("mds", "keyring", format!("{dir}/mds/$cluster-$id/keyring"));
     // The default cache target is 4 GiB; a small host runs several MDS daemons.
     c.set("mds", "mds_cache_memory_limit", "134217728");
     for (store, port) in &inputs.gateways {
@@ -149,11 +137,9 @@ pub fn render(layout: &Layout, state: &ClusterState, inputs: &ConfInputs, host: 
             ),
         );
         c.set(&section, "rgw_thread_pool_size", "64");
-        c.set(
-            &section,
-            "log_file",
-            format!("{dir}/log/$cluster-$name.log"),
-        );
+        if let Some(log) = &client_log {
+            c.set(&section, "log_file", log.as_str());
+        }
     }
     for (section, options) in &inputs.overrides {
         for (k, v) in options {
@@ -170,7 +156,7 @@ mod tests {
 
     #[test]
     fn overrides_win_and_paths_point_into_the_data_dir() {
-        let layout = Layout::new("/d");
+        let placement = rookery_platform::local_stores::DataDirStores { root: "/d".into() };
         let state = ClusterState {
             name: "c".into(),
             fsid: "F".into(),
@@ -190,7 +176,6 @@ mod tests {
             BTreeMap::from([("mon_data_avail_warn".to_string(), "10".to_string())]),
         );
         let text = render(
-            &layout,
             &state,
             &ConfInputs {
                 osd_file_size: 1 << 30,
@@ -203,6 +188,7 @@ mod tests {
                 public_network: "10.0.0.0/24".into(),
                 labels: Default::default(),
             },
+            &rookery_platform::Stores::conf_settings(&placement, "h1"),
         );
         assert!(
             text.contains("mon_host = [v2:10.0.0.5:4000,v1:10.0.0.5:4001]"),
@@ -222,6 +208,11 @@ mod tests {
         assert!(text.contains("mon_data_avail_warn = 10"));
         assert!(!text.contains("mon_data_avail_warn = 2"));
         assert!(text.contains("bluestore_block_path = /d/osd/$cluster-$id.block"));
+        assert!(text.contains("mgr_data = /d/mgr/$cluster-$id"));
+        assert!(
+            text.contains("[client.rgw.s3]")
+                && text.contains("log_file = /d/log/$cluster-$name.log")
+        );
         assert!(text.contains("bluestore_block_size = 1073741824"));
     }
 }

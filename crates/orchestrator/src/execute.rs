@@ -7,12 +7,12 @@ use std::time::Duration;
 use rookery_ceph::commands::{auth, fs, mgr, osd, pool};
 use rookery_ceph::keyring::{self, KeyringEntry};
 use rookery_ceph::tools;
-use rookery_platform::{DaemonKind, DaemonSpec, Resources};
+use rookery_platform::{DaemonKind, DaemonSpec, Resources, StoreRequest};
 
 use crate::layout::Layout;
 use crate::plan::Step;
 use crate::state::OsdRecord;
-use crate::{config, OrchestratorError, Reconciler};
+use crate::{OrchestratorError, Reconciler};
 
 const ADMIN_CAPS: &[(&str, &str)] = &[
     ("mds", "allow *"),
@@ -27,22 +27,6 @@ fn mkdir_private(path: &Path) -> Result<(), OrchestratorError> {
         .mode(0o700)
         .create(path)
         .map_err(|e| OrchestratorError::io(path, e))
-}
-
-/// Removes an unfinished store: it is ours, was never completed, and holds no data.
-fn clear_unfinished(path: &Path) -> Result<(), OrchestratorError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => {
-            std::fs::remove_dir_all(path).map_err(|e| OrchestratorError::io(path, e))
-        }
-        Ok(_) => std::fs::remove_file(path).map_err(|e| OrchestratorError::io(path, e)),
-        Err(_) => Ok(()),
-    }
-}
-
-fn mark_ready(data: &Path) -> Result<(), OrchestratorError> {
-    let marker = Layout::ready_marker(data);
-    std::fs::write(&marker, b"").map_err(|e| OrchestratorError::io(&marker, e))
 }
 
 /// glibc malloc settings for the OSDs (the distro's ceph-osd here uses glibc malloc; where it is built
@@ -86,6 +70,7 @@ pub fn daemon_spec(host: &str, name: &str) -> Result<DaemonSpec, OrchestratorErr
 struct OsdToMake {
     id: u32,
     uuid: String,
+    key: String,
 }
 
 impl Reconciler {
@@ -119,29 +104,22 @@ impl Reconciler {
             }
             Step::WriteConfig => {
                 let host = self.home_host()?;
-                let text = config::render(&l, &self.state, &self.desired.conf, &host);
+                let text = self.render_conf(&host);
                 rookery_ceph::conf::write_atomic(&l.conf(), text.as_bytes(), 0o644)?;
             }
             Step::CreateMonStore { id } => {
-                let data = l.mon_data(id);
-                clear_unfinished(&data)?;
-                mkdir_private(&data)?;
-                let log = l.log_dir().join(format!("mon.{id}.mkfs.log"));
-                let monmap = l.run_dir().join("monmap");
-                let mons: Vec<(String, String)> = self
+                let members = self
                     .state
                     .mons
                     .iter()
                     .map(|m| (m.id.clone(), m.addrvec()))
                     .collect();
-                tools::monmap_create(
-                    &monmap,
-                    &self.state.fsid,
-                    &mons,
-                    &l.log_dir().join("monmaptool.log"),
-                )?;
-                tools::mon_mkfs(&l.conf(), id, &monmap, &l.mon_keyring(), &log)?;
-                mark_ready(&data)?;
+                self.stores.prepare(&StoreRequest::Mon {
+                    id: id.clone(),
+                    fsid: self.state.fsid.clone(),
+                    members,
+                    seed: seed_keys(&l)?,
+                })?;
             }
             Step::Start { daemon } => {
                 let spec = daemon_spec(&self.home_host()?.name, daemon)?;
@@ -162,12 +140,8 @@ impl Reconciler {
                         ("mds", "allow *"),
                     ],
                 )?;
-                let data = l.mgr_data(id);
-                mkdir_private(&data)?;
-                keyring::write(
-                    &data.join("keyring"),
-                    &[KeyringEntry::new(&entity, &key, &[])],
-                )?;
+                self.stores
+                    .put_keyring(&entity, &KeyringEntry::new(&entity, &key, &[]))?;
             }
             Step::CreatePool { name, size } => {
                 let r = self.connection()?;
@@ -251,12 +225,8 @@ impl Reconciler {
                         ("osd", "allow *"),
                     ],
                 )?;
-                let data = l.mds_data(id);
-                mkdir_private(&data)?;
-                keyring::write(
-                    &data.join("keyring"),
-                    &[KeyringEntry::new(&entity, &key, &[])],
-                )?;
+                self.stores
+                    .put_keyring(&entity, &KeyringEntry::new(&entity, &key, &[]))?;
             }
             Step::SetupObjectStore { store, port } => {
                 mkdir_private(&l.rgw_dir(store))?;
@@ -277,9 +247,9 @@ impl Reconciler {
                         ("mgr", "allow rw"),
                     ],
                 )?;
-                keyring::write(
-                    &l.rgw_keyring(store),
-                    &[KeyringEntry::new(&entity, &key, &[])],
+                self.stores.put_keyring(
+                    &format!("rgw.{store}"),
+                    &KeyringEntry::new(&entity, &key, &[]),
                 )?;
             }
             Step::CreateRgwAdmin { store } => {
@@ -407,23 +377,22 @@ impl Reconciler {
                     uuid
                 }
             };
-            let id = self.register_osd(&uuid)?;
-            to_make.push(OsdToMake { id, uuid });
+            let (id, key) = self.register_osd(&uuid)?;
+            to_make.push(OsdToMake { id, uuid, key });
         }
-        let conf = l.conf();
+        // Side by side, without the platform's lock: an OSD's store takes about 2 s to make.
+        let stores = self.stores.clone();
         let results: Vec<Result<(), OrchestratorError>> = std::thread::scope(|s| {
             let handles: Vec<_> = to_make
                 .iter()
                 .map(|o| {
-                    let (l, conf) = (&l, &conf);
+                    let stores = &stores;
                     s.spawn(move || -> Result<(), OrchestratorError> {
-                        tools::osd_mkfs(
-                            conf,
-                            o.id,
-                            &o.uuid,
-                            &l.log_dir().join(format!("osd.{}.mkfs.log", o.id)),
-                        )?;
-                        mark_ready(&l.osd_data(o.id))
+                        Ok(stores.prepare(&StoreRequest::Osd {
+                            id: o.id,
+                            uuid: o.uuid.clone(),
+                            key: o.key.clone(),
+                        })?)
                     })
                 })
                 .collect();
@@ -457,9 +426,9 @@ impl Reconciler {
         }
     }
 
-    /// `osd new` with the OSD's uuid and key, then its keyring and an empty data dir. Safe to repeat: the mons
-    /// return the same id for the same uuid and key.
-    fn register_osd(&mut self, uuid: &str) -> Result<u32, OrchestratorError> {
+    /// `osd new` with the OSD's uuid and key: its id and key. Safe to repeat: the mons return the same id
+    /// for the same uuid and key.
+    fn register_osd(&mut self, uuid: &str) -> Result<(u32, String), OrchestratorError> {
         let l = self.layout.clone();
         let secret_path = l.pending_osd_secret(uuid);
         let secret = std::fs::read_to_string(&secret_path).map_err(|e| {
@@ -472,21 +441,31 @@ impl Reconciler {
         let secret = secret.trim().to_string();
         let r = self.connection()?;
         let id = osd::new(&r, uuid, &secret)?;
+        let block = self.stores.data_location(&format!("osd.{id}"));
         if let Some(rec) = self.state.osds.iter_mut().find(|o| o.uuid == uuid) {
             rec.id = Some(id);
-            rec.block = Some(l.osd_block(id));
+            rec.block = block;
         }
         self.state.save(&l)?;
-        let data = l.osd_data(id);
-        clear_unfinished(&data)?;
-        clear_unfinished(&l.osd_block(id))?;
-        mkdir_private(&data)?;
-        keyring::write(
-            &data.join("keyring"),
-            &[KeyringEntry::new(&format!("osd.{id}"), &secret, &[])],
-        )?;
-        Ok(id)
+        Ok((id, secret))
     }
+}
+
+/// The keys that seed a new cluster's auth database: the mons' own and the admin's, as `CreateKeys`
+/// made them.
+fn seed_keys(l: &Layout) -> Result<Vec<KeyringEntry>, OrchestratorError> {
+    let path = l.mon_keyring();
+    let text = std::fs::read_to_string(&path).map_err(|e| OrchestratorError::io(&path, e))?;
+    let key = |entity: &str| {
+        keyring::find_key(&text, entity).ok_or_else(|| OrchestratorError::Corrupt {
+            path: path.display().to_string(),
+            detail: format!("no key for {entity}"),
+        })
+    };
+    Ok(vec![
+        KeyringEntry::new("mon.", &key("mon.")?, &[("mon", "allow *")]),
+        KeyringEntry::new("client.admin", &key("client.admin")?, ADMIN_CAPS),
+    ])
 }
 
 fn describe(step: &Step) -> String {

@@ -38,28 +38,9 @@ impl Layout {
     pub fn pending_osd_secret(&self, uuid: &str) -> PathBuf {
         self.at(&format!("keyring/osd-{uuid}.pending"))
     }
-    pub fn mon_data(&self, id: &str) -> PathBuf {
-        self.at(&format!("mon/ceph-{id}"))
-    }
-    pub fn mgr_data(&self, id: &str) -> PathBuf {
-        self.at(&format!("mgr/ceph-{id}"))
-    }
-    pub fn osd_data(&self, id: u32) -> PathBuf {
-        self.at(&format!("osd/ceph-{id}"))
-    }
-    /// Outside the OSD's data dir on purpose: bluestore symlinks `<data>/block` to this path.
-    pub fn osd_block(&self, id: u32) -> PathBuf {
-        self.at(&format!("osd/ceph-{id}.block"))
-    }
-    pub fn mds_data(&self, id: &str) -> PathBuf {
-        self.at(&format!("mds/ceph-{id}"))
-    }
     /// An object store's files: the zone set-up marker, the admin-API user, the users' keys (all 0600).
     pub fn rgw_dir(&self, store: &str) -> PathBuf {
         self.at(&format!("rgw/{store}"))
-    }
-    pub fn rgw_keyring(&self, store: &str) -> PathBuf {
-        self.at(&format!("keyring/ceph.client.rgw.{store}.keyring"))
     }
     pub fn rgw_admin(&self, store: &str) -> PathBuf {
         self.rgw_dir(store).join("admin.json")

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rookery_ceph::commands::{fs, mgr, osd, pool};
 use rookery_ceph::Rados;
-use rookery_platform::{DaemonKind, Host, Platform};
+use rookery_platform::{DaemonKind, Host, Platform, Stores};
 
 pub use desired::Desired;
 pub use execute::daemon_spec;
@@ -126,22 +126,18 @@ pub fn purge(layout: &Layout) -> Result<(), OrchestratorError> {
     }
 }
 
-/// Every daemon the cluster has made, stopped or not: its mons, the mgrs with a key, the OSDs with an id.
-pub fn known_daemons(layout: &Layout, state: &ClusterState) -> Vec<String> {
+/// Every daemon the cluster has made, stopped or not: its mons and OSDs (from the state), and the mgrs,
+/// MDS daemons and gateways that have a keyring.
+pub fn known_daemons(state: &ClusterState, stores: &dyn Stores) -> Vec<String> {
     let mut names: Vec<String> = state.mons.iter().map(|m| format!("mon.{}", m.id)).collect();
-    if let Ok(entries) = std::fs::read_dir(layout.root.join("mgr")) {
-        let mut mgrs: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_prefix("ceph-"))
-                    .map(|id| format!("mgr.{id}"))
-            })
-            .collect();
-        mgrs.sort();
-        names.extend(mgrs);
-    }
+    let with_keys = stores.with_keyrings();
+    let of = |kind: DaemonKind| {
+        with_keys
+            .iter()
+            .filter(move |n| rookery_platform::parse_daemon_name(n).is_some_and(|(k, _)| k == kind))
+            .cloned()
+    };
+    names.extend(of(DaemonKind::Mgr));
     names.extend(
         state
             .osds
@@ -149,23 +145,8 @@ pub fn known_daemons(layout: &Layout, state: &ClusterState) -> Vec<String> {
             .filter_map(|o| o.id)
             .map(|id| format!("osd.{id}")),
     );
-    // MDS and gateways made for filesystems and object stores: a folder, or a keyring, each.
-    let listed = |dir: &str, prefix: &str, suffix: &str, kind: &str| -> Vec<String> {
-        let mut found: Vec<String> = std::fs::read_dir(layout.root.join(dir))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let n = e.file_name().to_str()?.to_string();
-                let id = n.strip_prefix(prefix)?.strip_suffix(suffix)?.to_string();
-                Some(format!("{kind}.{id}"))
-            })
-            .collect();
-        found.sort();
-        found
-    };
-    names.extend(listed("mds", "ceph-", "", "mds"));
-    names.extend(listed("keyring", "ceph.client.rgw.", ".keyring", "rgw"));
+    names.extend(of(DaemonKind::Mds));
+    names.extend(of(DaemonKind::Rgw));
     names
 }
 
@@ -184,6 +165,8 @@ pub struct Reconciler {
     pub state: ClusterState,
     pub desired: Desired,
     pub platform: SharedPlatform,
+    /// The platform's daemon stores and keyrings, used without its lock.
+    pub stores: Arc<dyn Stores>,
     rados: Option<Arc<Rados>>,
     pub last_plan: Plan,
     pub last_error: Option<String>,
@@ -203,11 +186,13 @@ impl Reconciler {
                 layout.root.display()
             ))
         })?;
+        let stores = platform.lock().unwrap_or_else(|p| p.into_inner()).stores();
         Ok(Reconciler {
             layout,
             state,
             desired,
             platform,
+            stores,
             rados: None,
             last_plan: Plan::default(),
             last_error: None,
@@ -220,6 +205,16 @@ impl Reconciler {
         // A panic while holding the lock cannot leave the platform half-updated in a way that matters more
         // than losing supervision, so recover the guard.
         self.platform.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// ceph.conf for the daemons on `host`, with the platform's placement of their files.
+    pub(crate) fn render_conf(&self, host: &Host) -> String {
+        config::render(
+            &self.state,
+            &self.desired.conf,
+            host,
+            &self.stores.conf_settings(&host.name),
+        )
     }
 
     /// The host this orchestrator runs on, where a standalone cluster's daemons run.
@@ -276,21 +271,21 @@ impl Reconciler {
         };
         let host = self.home_host().ok();
         let conf_current = host.as_ref().is_some_and(|h| {
-            let rendered = config::render(l, &self.state, &self.desired.conf, h);
-            std::fs::read_to_string(l.conf()).is_ok_and(|c| c == rendered)
+            std::fs::read_to_string(l.conf()).is_ok_and(|c| c == self.render_conf(h))
         });
+        let st = self.stores.clone();
         let mon_stores = self
             .state
             .mons
             .iter()
-            .filter(|m| Layout::ready_marker(&l.mon_data(&m.id)).exists())
+            .filter(|m| st.is_ready(&format!("mon.{}", m.id)))
             .map(|m| m.id.clone())
             .collect();
         let mgr_keyrings = self
             .desired
             .mgr_ids
             .iter()
-            .filter(|id| l.mgr_data(id).join("keyring").exists())
+            .filter(|id| st.has_keyring(&format!("mgr.{id}")))
             .cloned()
             .collect();
         let osds = self
@@ -300,9 +295,7 @@ impl Reconciler {
             .map(|o| plan::ObservedOsd {
                 uuid: o.uuid.clone(),
                 id: o.id,
-                store_ready: o
-                    .id
-                    .is_some_and(|id| Layout::ready_marker(&l.osd_data(id)).exists()),
+                store_ready: o.id.is_some_and(|id| st.is_ready(&format!("osd.{id}"))),
             })
             .collect();
         let keys = l.admin_keyring().exists() && l.mon_keyring().exists();
@@ -311,11 +304,13 @@ impl Reconciler {
             .filesystems
             .iter()
             .flat_map(|f| f.mds_ids.iter())
-            .filter(|id| l.mds_data(id).join("keyring").exists())
+            .filter(|id| st.has_keyring(&format!("mds.{id}")))
             .cloned()
             .collect();
         let stores = || d.object_stores.iter().map(|s| s.name.clone());
-        let rgw_keyrings = stores().filter(|s| l.rgw_keyring(s).exists()).collect();
+        let rgw_keyrings = stores()
+            .filter(|s| st.has_keyring(&format!("rgw.{s}")))
+            .collect();
         let rgw_realms = stores()
             .filter(|s| Layout::ready_marker(&l.rgw_dir(s)).exists())
             .collect();

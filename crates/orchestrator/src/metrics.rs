@@ -123,22 +123,26 @@ impl OrchestratorError {
             ToolError::NotInstalled { .. } => "tool_missing",
             ToolError::Failed { .. } | ToolError::Spawn { .. } => "tool_failed",
         };
+        let ceph = |c: &CephError| match c {
+            CephError::LibraryMissing { .. } => "ceph_library_missing",
+            CephError::Call { code, .. } if *code == -libc::ETIMEDOUT => "ceph_timeout",
+            CephError::Call { .. } => "ceph_call",
+            CephError::Reply { .. } => "ceph_reply",
+            CephError::InvalidArgument(_) => "ceph_invalid_argument",
+            CephError::Tool(t) => tool(t),
+            CephError::Io { .. } => "io",
+        };
         match self {
-            OrchestratorError::Ceph(c) => match c {
-                CephError::LibraryMissing { .. } => "ceph_library_missing",
-                CephError::Call { code, .. } if *code == -libc::ETIMEDOUT => "ceph_timeout",
-                CephError::Call { .. } => "ceph_call",
-                CephError::Reply { .. } => "ceph_reply",
-                CephError::InvalidArgument(_) => "ceph_invalid_argument",
-                CephError::Tool(t) => tool(t),
-                CephError::Io { .. } => "io",
-            },
+            OrchestratorError::Ceph(c) => ceph(c),
             OrchestratorError::Tool(t) => tool(t),
             OrchestratorError::Platform(p) => match p {
                 rookery_platform::PlatformError::Start { .. } => "daemon_start",
                 rookery_platform::PlatformError::NotInstalled { .. } => "tool_missing",
                 rookery_platform::PlatformError::Io { .. } => "io",
                 rookery_platform::PlatformError::UnknownHost(_) => "unknown_host",
+                rookery_platform::PlatformError::Tool(t) => tool(t),
+                rookery_platform::PlatformError::Ceph(c) => ceph(c),
+                rookery_platform::PlatformError::NoStore(_) => "no_store",
             },
             OrchestratorError::Io { .. } => "io",
             OrchestratorError::Corrupt { .. } => "corrupt",

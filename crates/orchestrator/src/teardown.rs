@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use rookery_ceph::commands::{auth, fs as cephfs, pool};
 use rookery_ceph::Rados;
+use rookery_platform::Stores;
 use rookery_spec::Resources;
 use serde::Serialize;
 
@@ -369,6 +370,7 @@ pub enum TeardownStep {
 pub fn execute(
     rados: &Rados,
     layout: &Layout,
+    stores: &dyn Stores,
     steps: &[TeardownStep],
     admin_of: AdminOf,
 ) -> Result<(), OrchestratorError> {
@@ -382,10 +384,9 @@ pub fn execute(
                 gone_already_ok(cephfs::rm(rados, fs))?;
             }
             TeardownStep::ForgetMdsDaemons { fs } => {
-                for id in mds_ids_made(layout, fs) {
-                    gone_already_ok(auth::rm(rados, &format!("mds.{id}")))?;
-                    let dir = layout.mds_data(&id);
-                    std::fs::remove_dir_all(&dir).map_err(|e| OrchestratorError::io(&dir, e))?;
+                for daemon in mds_daemons_made(stores, fs) {
+                    gone_already_ok(auth::rm(rados, &daemon))?;
+                    stores.forget(&daemon)?;
                 }
             }
             TeardownStep::RemoveBucket { store, bucket } => {
@@ -396,18 +397,13 @@ pub fn execute(
             }
             TeardownStep::ForgetGateway { store } => {
                 gone_already_ok(auth::rm(rados, &format!("client.rgw.{store}")))?;
-                for path in [layout.rgw_keyring(store), layout.rgw_dir(store)] {
-                    let gone = if path.is_dir() {
-                        std::fs::remove_dir_all(&path)
-                    } else {
-                        std::fs::remove_file(&path)
-                    };
-                    match gone {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            return Err(OrchestratorError::io(&path, e))
-                        }
-                        _ => {}
+                stores.forget(&format!("rgw.{store}"))?;
+                let dir = layout.rgw_dir(store);
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(OrchestratorError::io(&dir, e))
                     }
+                    _ => {}
                 }
             }
         }
@@ -430,23 +426,18 @@ pub fn forget_users(layout: &Layout, users: &[UserTeardown]) {
     }
 }
 
-/// The MDS daemons ever made for filesystem `fs` (`<fs>-a`, `<fs>-b`, ...), by their stores.
-fn mds_ids_made(layout: &Layout, fs: &str) -> Vec<String> {
-    let prefix = format!("ceph-{fs}-");
-    let Ok(entries) = std::fs::read_dir(layout.root.join("mds")) else {
-        return vec![];
-    };
-    let mut ids: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
-            let letter = name.strip_prefix(&prefix)?;
-            (letter.len() == 1 && letter.chars().all(|c| c.is_ascii_lowercase()))
-                .then(|| format!("{fs}-{letter}"))
+/// The MDS daemons ever made for filesystem `fs` (`mds.<fs>-a`, `mds.<fs>-b`, ...), by their keyrings.
+fn mds_daemons_made(stores: &dyn Stores, fs: &str) -> Vec<String> {
+    let prefix = format!("mds.{fs}-");
+    stores
+        .with_keyrings()
+        .into_iter()
+        .filter(|name| {
+            name.strip_prefix(&prefix).is_some_and(|letter| {
+                letter.len() == 1 && letter.chars().all(|c| c.is_ascii_lowercase())
+            })
         })
-        .collect();
-    ids.sort();
-    ids
+        .collect()
 }
 
 #[cfg(test)]

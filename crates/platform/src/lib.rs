@@ -12,13 +12,17 @@
 //!   same local one, reached through the control API of that host.
 
 pub mod local;
+pub mod local_stores;
 pub mod proc;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rookery_ceph::keyring::KeyringEntry;
 use serde::{Deserialize, Serialize};
 
 /// A machine daemons can run on.
@@ -169,8 +173,73 @@ pub struct DaemonStatus {
     pub crash_looping: bool,
 }
 
+/// A daemon store to make where the daemon runs.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreRequest {
+    /// A mon's store, from the initial monmap (`members`: id and address vector of every mon) and the
+    /// keys that seed the cluster's auth database.
+    Mon {
+        id: String,
+        fsid: String,
+        members: Vec<(String, String)>,
+        seed: Vec<KeyringEntry>,
+    },
+    /// A bluestore OSD, registered with the mons already (`osd new`) with `key`.
+    Osd { id: u32, uuid: String, key: String },
+}
+
+impl StoreRequest {
+    pub fn daemon(&self) -> String {
+        match self {
+            StoreRequest::Mon { id, .. } => daemon_name(DaemonKind::Mon, id),
+            StoreRequest::Osd { id, .. } => daemon_name(DaemonKind::Osd, &id.to_string()),
+        }
+    }
+}
+
+/// A ceph.conf setting the platform decides: where daemons keep their data, keys, logs and sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfSetting {
+    pub section: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// Where daemons keep their keyrings and stores. Shared as an `Arc`, apart from [`Platform`], so that
+/// stores are made side by side (an OSD's takes seconds) without holding the supervision lock.
+pub trait Stores: Send + Sync {
+    /// Puts the keyring of `daemon` (`mgr.a`, `osd.3`, `mds.fs-a`, `rgw.<store>`) where it reads it
+    /// (local: beside its store, 0600; Kubernetes: a Secret mounted into its pod).
+    fn put_keyring(&self, daemon: &str, entry: &KeyringEntry) -> Result<(), PlatformError>;
+
+    fn has_keyring(&self, daemon: &str) -> bool;
+
+    /// Makes a daemon's store. An unfinished one (never marked ready) is ours and holds no data, so it is
+    /// cleared first; a finished one is never touched.
+    fn prepare(&self, request: &StoreRequest) -> Result<(), PlatformError>;
+
+    /// True once `prepare` finished for the daemon.
+    fn is_ready(&self, daemon: &str) -> bool;
+
+    /// Where the daemon's data lives, for people (an OSD's block file, a device, a volume).
+    fn data_location(&self, daemon: &str) -> Option<PathBuf>;
+
+    /// Removes the keyring and store of a daemon that is gone for good (an MDS of a deleted filesystem,
+    /// the gateway of a deleted store). Never used for mons or OSDs, whose stores hold the cluster's data.
+    fn forget(&self, daemon: &str) -> Result<(), PlatformError>;
+
+    /// Daemons that have a keyring here, whether or not they run (`mgr.a`, `mds.fs-a`, `rgw.s`).
+    fn with_keyrings(&self) -> Vec<String>;
+
+    /// What ceph.conf must say for daemons on `host` to find their stores, keys, logs and sockets.
+    fn conf_settings(&self, host: &str) -> Vec<ConfSetting>;
+}
+
 /// Where daemons run. Implementations decide how (processes, pods); the orchestrator only says what.
 pub trait Platform: Send {
+    /// Where this platform keeps daemons' keyrings and stores.
+    fn stores(&self) -> Arc<dyn Stores>;
+
     /// The hosts daemons can run on, the first one being where this orchestrator runs.
     fn hosts(&self) -> Vec<Host>;
 
@@ -238,6 +307,12 @@ pub enum PlatformError {
     },
     #[error("no host named {0}")]
     UnknownHost(String),
+    #[error(transparent)]
+    Tool(#[from] rookery_ceph::tools::ToolError),
+    #[error(transparent)]
+    Ceph(#[from] rookery_ceph::CephError),
+    #[error("{0} keeps no store this platform can make or remove")]
+    NoStore(String),
 }
 
 #[cfg(test)]

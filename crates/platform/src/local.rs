@@ -8,11 +8,13 @@ use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rookery_ceph::tools;
 
-use crate::{proc, DaemonSpec, DaemonState, DaemonStatus, Host, Platform, PlatformError};
+use crate::local_stores::DataDirStores;
+use crate::{proc, DaemonSpec, DaemonState, DaemonStatus, Host, Platform, PlatformError, Stores};
 
 /// A daemon that stays up this long has its backoff reset.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
@@ -124,6 +126,7 @@ struct Daemon {
 /// Supervises the daemons of one cluster on this host.
 pub struct LocalPlatform {
     files: DaemonFiles,
+    stores: Arc<DataDirStores>,
     host: Host,
     daemons: BTreeMap<String, Daemon>,
 }
@@ -131,8 +134,10 @@ pub struct LocalPlatform {
 impl LocalPlatform {
     /// The platform of the cluster whose data dir is `root`.
     pub fn new(root: impl Into<PathBuf>) -> LocalPlatform {
+        let root = root.into();
         LocalPlatform {
-            files: DaemonFiles { root: root.into() },
+            stores: Arc::new(DataDirStores { root: root.clone() }),
+            files: DaemonFiles { root },
             host: this_host(),
             daemons: BTreeMap::new(),
         }
@@ -296,6 +301,10 @@ fn this_host() -> Host {
 }
 
 impl Platform for LocalPlatform {
+    fn stores(&self) -> Arc<dyn Stores> {
+        self.stores.clone()
+    }
+
     fn hosts(&self) -> Vec<Host> {
         vec![self.host.clone()]
     }

@@ -4,7 +4,8 @@
 //! supervisor reconciles to it. Deleting a pool also removes it from Ceph, refused while volumes live in it.
 
 use rookery_orchestrator::teardown::{self, Blocker, Teardown};
-use rookery_platform::local::THIS_HOST_ADDRESS;
+use rookery_platform::local::{LocalPlatform, THIS_HOST_ADDRESS};
+use rookery_platform::Platform;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -388,7 +389,9 @@ pub fn delete_text(
     wait_reconciled(layout, &merged, Duration::from_secs(60))?;
     teardown::forget_users(layout, &plan.users);
     let steps = plan.steps(yes_delete_buckets, &found.buckets);
-    teardown::execute(&rados, layout, &steps, &admin_of).map_err(|e| Failure::from(anyhow!(e)))?;
+    let stores = LocalPlatform::new(&layout.root).stores();
+    teardown::execute(&rados, layout, stores.as_ref(), &steps, &admin_of)
+        .map_err(|e| Failure::from(anyhow!(e)))?;
     let deleted_pools: Vec<&String> = plan
         .pools
         .iter()

@@ -56,7 +56,7 @@ pub fn running_daemons(layout: &Layout, state: &ClusterState) -> Vec<(String, Op
         .next()
         .map(|h| h.name)
         .unwrap_or_default();
-    known_daemons(layout, state)
+    known_daemons(state, platform.stores().as_ref())
         .into_iter()
         .map(|name| {
             let pid = rookery_orchestrator::daemon_spec(&host, &name)

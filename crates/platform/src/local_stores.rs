@@ -1,0 +1,296 @@
+//! Daemon stores and keyrings in a standalone cluster's data dir: `mon/ceph-<id>`, `mgr/ceph-<id>`,
+//! `osd/ceph-<id>` (+ `osd/ceph-<id>.block`, a sparse file bluestore uses as its device), `mds/ceph-<id>`,
+//! each with its `keyring` (0600); a gateway's keyring is `keyring/ceph.client.rgw.<store>.keyring`. A
+//! store is finished once its `rookery-ready` marker exists; only unfinished stores are ever cleared.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use rookery_ceph::keyring::{self, KeyringEntry};
+use rookery_ceph::tools;
+
+use crate::{parse_daemon_name, ConfSetting, DaemonKind, PlatformError, StoreRequest, Stores};
+
+const READY_MARKER: &str = "rookery-ready";
+
+/// The stores of the cluster whose data dir is `root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDirStores {
+    pub root: PathBuf,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PlatformError + '_ {
+    move |source| PlatformError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn mkdir_private(path: &Path) -> Result<(), PlatformError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(io_error(path))
+}
+
+/// Removes what is at `path`, if anything.
+fn remove(path: &Path) -> Result<(), PlatformError> {
+    let gone = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(_) => return Ok(()),
+    };
+    gone.map_err(io_error(path))
+}
+
+impl DataDirStores {
+    fn kind_and_id<'a>(&self, daemon: &'a str) -> Result<(DaemonKind, &'a str), PlatformError> {
+        parse_daemon_name(daemon).ok_or_else(|| PlatformError::NoStore(daemon.to_string()))
+    }
+
+    /// The daemon's own folder (none for a gateway, which keeps no store).
+    fn data(&self, kind: DaemonKind, id: &str) -> Option<PathBuf> {
+        match kind {
+            DaemonKind::Rgw => None,
+            _ => Some(self.root.join(format!("{kind}/ceph-{id}"))),
+        }
+    }
+
+    fn keyring_path(&self, kind: DaemonKind, id: &str) -> PathBuf {
+        match kind {
+            // Named so that ceph.conf's client `keyring = .../$cluster.$name.keyring` finds it.
+            DaemonKind::Rgw => self
+                .root
+                .join(format!("keyring/ceph.client.rgw.{id}.keyring")),
+            _ => self.root.join(format!("{kind}/ceph-{id}/keyring")),
+        }
+    }
+
+    /// Outside the OSD's folder on purpose: bluestore symlinks `<data>/block` to this path.
+    fn osd_block(&self, id: u32) -> PathBuf {
+        self.root.join(format!("osd/ceph-{id}.block"))
+    }
+
+    fn log(&self, what: &str) -> PathBuf {
+        self.root.join(format!("log/{what}"))
+    }
+
+    fn mark_ready(data: &Path) -> Result<(), PlatformError> {
+        let marker = data.join(READY_MARKER);
+        std::fs::write(&marker, b"").map_err(io_error(&marker))
+    }
+
+    fn make_mon(
+        &self,
+        id: &str,
+        fsid: &str,
+        members: &[(String, String)],
+        seed: &[KeyringEntry],
+    ) -> Result<(), PlatformError> {
+        let data = self.root.join(format!("mon/ceph-{id}"));
+        remove(&data)?;
+        mkdir_private(&data)?;
+        let monmap = self.root.join("run/monmap");
+        tools::monmap_create(&monmap, fsid, members, &self.log("monmaptool.log"))?;
+        // The seed keyring lives only as long as mkfs needs it: the mon keeps the keys in its store.
+        let seed_path = self.root.join(format!("run/mon.{id}.seed.keyring"));
+        keyring::write(&seed_path, seed)?;
+        let made = tools::mon_mkfs(
+            &self.root.join("ceph.conf"),
+            id,
+            &monmap,
+            &seed_path,
+            &self.log(&format!("mon.{id}.mkfs.log")),
+        );
+        let _ = std::fs::remove_file(&seed_path);
+        made?;
+        Self::mark_ready(&data)
+    }
+
+    fn make_osd(&self, id: u32, uuid: &str, key: &str) -> Result<(), PlatformError> {
+        let data = self.root.join(format!("osd/ceph-{id}"));
+        remove(&data)?;
+        remove(&self.osd_block(id))?;
+        mkdir_private(&data)?;
+        keyring::write(
+            &data.join("keyring"),
+            &[KeyringEntry::new(&format!("osd.{id}"), key, &[])],
+        )?;
+        tools::osd_mkfs(
+            &self.root.join("ceph.conf"),
+            id,
+            uuid,
+            &self.log(&format!("osd.{id}.mkfs.log")),
+        )?;
+        Self::mark_ready(&data)
+    }
+}
+
+impl Stores for DataDirStores {
+    fn put_keyring(&self, daemon: &str, entry: &KeyringEntry) -> Result<(), PlatformError> {
+        let (kind, id) = self.kind_and_id(daemon)?;
+        if let Some(data) = self.data(kind, id) {
+            mkdir_private(&data)?;
+        }
+        keyring::write(&self.keyring_path(kind, id), std::slice::from_ref(entry))?;
+        Ok(())
+    }
+
+    fn has_keyring(&self, daemon: &str) -> bool {
+        self.kind_and_id(daemon)
+            .is_ok_and(|(kind, id)| self.keyring_path(kind, id).exists())
+    }
+
+    fn prepare(&self, request: &StoreRequest) -> Result<(), PlatformError> {
+        if self.is_ready(&request.daemon()) {
+            return Ok(());
+        }
+        match request {
+            StoreRequest::Mon {
+                id,
+                fsid,
+                members,
+                seed,
+            } => self.make_mon(id, fsid, members, seed),
+            StoreRequest::Osd { id, uuid, key } => self.make_osd(*id, uuid, key),
+        }
+    }
+
+    fn is_ready(&self, daemon: &str) -> bool {
+        self.kind_and_id(daemon)
+            .ok()
+            .and_then(|(kind, id)| self.data(kind, id))
+            .is_some_and(|d| d.join(READY_MARKER).exists())
+    }
+
+    fn data_location(&self, daemon: &str) -> Option<PathBuf> {
+        let (kind, id) = self.kind_and_id(daemon).ok()?;
+        match kind {
+            DaemonKind::Osd => id.parse().ok().map(|n| self.osd_block(n)),
+            _ => self.data(kind, id),
+        }
+    }
+
+    fn forget(&self, daemon: &str) -> Result<(), PlatformError> {
+        let (kind, id) = self.kind_and_id(daemon)?;
+        match kind {
+            DaemonKind::Mds => remove(&self.root.join(format!("mds/ceph-{id}"))),
+            DaemonKind::Rgw => remove(&self.keyring_path(kind, id)),
+            _ => Err(PlatformError::NoStore(daemon.to_string())),
+        }
+    }
+
+    fn with_keyrings(&self) -> Vec<String> {
+        let listed = |dir: &str, prefix: &str, suffix: &str, kind: DaemonKind| -> Vec<String> {
+            let mut found: Vec<String> = std::fs::read_dir(self.root.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_str()?.to_string();
+                    let id = n.strip_prefix(prefix)?.strip_suffix(suffix)?.to_string();
+                    Some(crate::daemon_name(kind, &id))
+                })
+                .filter(|name| self.has_keyring(name))
+                .collect();
+            found.sort();
+            found
+        };
+        let mut out = listed("mgr", "ceph-", "", DaemonKind::Mgr);
+        out.extend(listed("mds", "ceph-", "", DaemonKind::Mds));
+        out.extend(listed(
+            "keyring",
+            "ceph.client.rgw.",
+            ".keyring",
+            DaemonKind::Rgw,
+        ));
+        out
+    }
+
+    fn conf_settings(&self, _host: &str) -> Vec<ConfSetting> {
+        let dir = self.root.display().to_string();
+        let s = |section: &str, key: &str, value: String| ConfSetting {
+            section: section.to_string(),
+            key: key.to_string(),
+            value,
+        };
+        vec![
+            s("global", "run_dir", format!("{dir}/run")),
+            s("global", "crash_dir", format!("{dir}/crash")),
+            s(
+                "global",
+                "log_file",
+                format!("{dir}/log/$cluster-$name.log"),
+            ),
+            s(
+                "client",
+                "keyring",
+                format!("{dir}/keyring/$cluster.$name.keyring"),
+            ),
+            // One file per client name, appended to by every process: a file per pid left an empty
+            // log behind for every `ceph` or `rbd` command run against the cluster.
+            s(
+                "client",
+                "log_file",
+                format!("{dir}/log/$cluster-$name.log"),
+            ),
+            s("mon", "mon_data", format!("{dir}/mon/$cluster-$id")),
+            s("mgr", "mgr_data", format!("{dir}/mgr/$cluster-$id")),
+            s("mgr", "keyring", format!("{dir}/mgr/$cluster-$id/keyring")),
+            s("osd", "osd_data", format!("{dir}/osd/$cluster-$id")),
+            s("osd", "keyring", format!("{dir}/osd/$cluster-$id/keyring")),
+            s(
+                "osd",
+                "bluestore_block_path",
+                format!("{dir}/osd/$cluster-$id.block"),
+            ),
+            s("mds", "mds_data", format!("{dir}/mds/$cluster-$id")),
+            s("mds", "keyring", format!("{dir}/mds/$cluster-$id/keyring")),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyrings_go_where_ceph_conf_says_and_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let s = DataDirStores {
+            root: d.path().to_path_buf(),
+        };
+        std::fs::create_dir_all(d.path().join("keyring")).unwrap();
+        let entry = KeyringEntry::new("mgr.a", "AQ==", &[]);
+        s.put_keyring("mgr.a", &entry).unwrap();
+        s.put_keyring("rgw.s3", &KeyringEntry::new("client.rgw.s3", "AQ==", &[]))
+            .unwrap();
+        let mgr = d.path().join("mgr/ceph-a/keyring");
+        assert_eq!(
+            std::fs::metadata(&mgr).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(s.has_keyring("mgr.a") && s.has_keyring("rgw.s3") && !s.has_keyring("mds.x-a"));
+        assert_eq!(s.with_keyrings(), ["mgr.a", "rgw.s3"]);
+        let conf = s.conf_settings("h");
+        let mgr_keyring = conf
+            .iter()
+            .find(|c| c.section == "mgr" && c.key == "keyring")
+            .unwrap();
+        assert_eq!(
+            mgr_keyring.value.replace("$cluster-$id", "ceph-a"),
+            mgr.display().to_string()
+        );
+        s.forget("rgw.s3").unwrap();
+        assert!(!s.has_keyring("rgw.s3"));
+        // The stores of mons and OSDs hold the cluster's data: never forgotten.
+        assert!(s.forget("osd.0").is_err());
+        assert!(!s.is_ready("osd.0"));
+        assert_eq!(
+            s.data_location("osd.3"),
+            Some(d.path().join("osd/ceph-3.block"))
+        );
+    }
+}
