@@ -304,33 +304,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::DesiredPool;
-
-    fn desired() -> Desired {
-        Desired {
-            name: "c".into(),
-            mon_ids: vec!["a".into()],
-            mgr_ids: vec!["a".into()],
-            osd_count: 3,
-            osd_size: 10 << 30,
-            mgr_modules: vec!["pg_autoscaler".into()],
-            pools: vec![DesiredPool {
-                name: "replicapool".into(),
-                size: 3,
-                application: "rbd".into(),
-                ..Default::default()
-            }],
-            conf: Default::default(),
-            notices: vec![],
-            filesystems: vec![],
-            object_stores: vec![],
-            object_users: vec![],
-        }
-    }
-
-    fn set(items: &[&str]) -> BTreeSet<String> {
-        items.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::planners::tests::{desired, set};
 
     /// A healthy cluster (mon, mgr, 3 OSDs running, `replicapool` made) with a filesystem or a store wanted.
     fn running_cluster(d: &Desired) -> Observed {
