@@ -111,7 +111,7 @@ pub fn claim(
             if new.read_only {
                 ""
             } else {
-                ", or mount it with --read-only if that one is read-only too"
+                ", or mount it read-only if that one is read-only too"
             }
         ));
     }
