@@ -10,6 +10,7 @@ pub mod objectstore;
 pub mod plan;
 pub mod preflight;
 pub mod report;
+pub mod resources;
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
