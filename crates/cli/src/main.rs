@@ -2,6 +2,7 @@
 
 mod api;
 mod cmd;
+mod control;
 mod render;
 mod supervisor;
 

@@ -21,7 +21,9 @@ pub enum ResourceError {
     NoCluster(String),
     #[error("{0} has no CephCluster; add one (kind: CephCluster, apiVersion: ceph.rook.io/v1)")]
     MissingCluster(String),
-    #[error("deleting the CephCluster destroys all its data; that is a purge of the whole cluster")]
+    #[error(
+        "deleting the CephCluster destroys all its data; that is a purge of the whole cluster"
+    )]
     ClusterDelete,
     #[error("{origin} describes cluster {given:?}, but this data dir holds {held:?}")]
     OtherCluster {
@@ -104,11 +106,10 @@ pub fn display_name(doc: &Value) -> String {
 pub fn documents(text: &str, origin: &str) -> Result<Vec<Value>, ResourceError> {
     let mut out = Vec::new();
     for d in serde_yaml::Deserializer::from_str(text) {
-        let v: Value =
-            serde::Deserialize::deserialize(d).map_err(|e| ResourceError::NotYaml {
-                origin: origin.to_string(),
-                detail: e.to_string(),
-            })?;
+        let v: Value = serde::Deserialize::deserialize(d).map_err(|e| ResourceError::NotYaml {
+            origin: origin.to_string(),
+            detail: e.to_string(),
+        })?;
         if !v.is_null() {
             out.push(v);
         }
@@ -301,7 +302,11 @@ impl Apply {
     /// The object store users this apply made, with their keys (once the supervisor made them).
     pub fn new_users(&self, layout: &Layout) -> Result<Vec<NewUser>, ResourceError> {
         let mut out = Vec::new();
-        for doc in self.new.iter().filter(|d| key(d).0 == "CephObjectStoreUser") {
+        for doc in self
+            .new
+            .iter()
+            .filter(|d| key(d).0 == "CephObjectStoreUser")
+        {
             let k = key(doc);
             if self.before.contains(&k) {
                 continue;

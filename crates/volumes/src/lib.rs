@@ -34,7 +34,10 @@ pub enum VolumeError {
     /// One field of the request has a value that cannot work; `field` is the request's field name
     /// (`size`, `fs`, `dataPool`, `name`, `snapshot`), which a CLI maps to its own option names.
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// The volume, snapshot or pool named does not exist.
     #[error("{0}")]
     NotFound(String),

@@ -19,13 +19,15 @@ use crate::{loopdev, mapper, tools, VolumeError, META_FS};
 pub const DEFAULT_POOL: &str = "replicapool";
 pub const FILESYSTEMS: &[&str] = &["ext4", "xfs", "none"];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VolumeInfo {
     pub pool: String,
     pub name: String,
     pub size_bytes: u64,
     pub used_bytes: u64,
+    /// The filesystem made on first mount (`ext4`, `xfs`) or `none` (raw block).
     pub fs: String,
+    #[schema(value_type = Vec<String>)]
     pub features: Vec<&'static str>,
     pub snapshots: Vec<SnapshotInfo>,
     /// `pool/image@snapshot` this volume was cloned from, until flattened.
@@ -58,7 +60,7 @@ fn claim_of(io: &rookery_ceph::IoCtx, image: &str) -> Option<String> {
     )
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SnapshotInfo {
     pub name: String,
     pub size_bytes: u64,
@@ -86,7 +88,11 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), VolumeError> {
     if ok {
         Ok(())
     } else {
-        let field = if what == "snapshot" { "snapshot" } else { "name" };
+        let field = if what == "snapshot" {
+            "snapshot"
+        } else {
+            "name"
+        };
         Err(invalid(field, format!(
             "{what} name {name:?} is not valid: use 1 to 100 letters, digits, '-', '_' or '.', not starting with '.' or '-'"
         )))
@@ -95,7 +101,8 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), VolumeError> {
 
 /// A size such as `10Gi`, `500Mi` or `10G` (powers of ten, as Kubernetes reads them).
 pub fn parse_size(text: &str) -> Result<u64, VolumeError> {
-    let q = rookery_spec::Quantity::parse(text.trim()).map_err(|e| invalid("size", e.to_string()))?;
+    let q =
+        rookery_spec::Quantity::parse(text.trim()).map_err(|e| invalid("size", e.to_string()))?;
     if q.0 == 0 {
         return Err(invalid(
             "size",
@@ -170,7 +177,10 @@ pub fn create_in(
     if !FILESYSTEMS.contains(&fs) {
         return Err(invalid(
             "fs",
-            format!("{fs:?} is no filesystem rookery makes; choose one of {}", FILESYSTEMS.join(", ")),
+            format!(
+                "{fs:?} is no filesystem rookery makes; choose one of {}",
+                FILESYSTEMS.join(", ")
+            ),
         ));
     }
     if fs == "xfs" && size < 300 << 20 {
@@ -306,11 +316,14 @@ pub fn resize(
     }
     if let Some(ceiling) = pool_ceiling(rados, pool)? {
         if size > ceiling {
-            return Err(invalid("size", format!(
-                "{}: pool {pool} can never hold more than {}",
-                human(size),
-                human(ceiling)
-            )));
+            return Err(invalid(
+                "size",
+                format!(
+                    "{}: pool {pool} can never hold more than {}",
+                    human(size),
+                    human(ceiling)
+                ),
+            ));
         }
     }
     image.resize(size)?;
