@@ -5,10 +5,11 @@ set -euo pipefail
 # Ceph daemons and tools (monmaptool is in ceph-base; the `ceph` and `rbd` CLIs, used only as benchmark
 # baselines, in ceph-common), librados and librbd, the volume path (rbd-fuse, FUSE, filesystems),
 # CephFS and object storage (ceph-mds, radosgw, ceph-fuse), and what the benchmarks and S3 tests use
-# (fio, boto3), and protoc with the well-known types for the CSI driver's gRPC code.
+# (fio, boto3), protoc with the well-known types for the CSI driver's gRPC code, and promtool (only in
+# Debian's `prometheus` package) for the tests that check /metrics.
 packages=(ceph-mon ceph-mgr ceph-osd ceph-mds radosgw ceph-base ceph-common librados2 librbd1 rbd-fuse ceph-fuse
           e2fsprogs xfsprogs util-linux fio procps python3-boto3
-          protobuf-compiler libprotobuf-dev)
+          protobuf-compiler libprotobuf-dev prometheus)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -22,8 +23,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Only promtool is wanted from `prometheus`: its server must not start (it would listen on all
+  # addresses), so service starts are refused while installing, unless a policy already rules them.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   # Ceph's postinst scripts try to talk to systemd; on hosts without it they print harmless errors.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -d /run/systemd/system ] && systemctl is-enabled prometheus >/dev/null 2>&1; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

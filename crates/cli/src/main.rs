@@ -3,6 +3,7 @@
 mod api;
 mod cmd;
 mod control;
+mod metrics;
 mod render;
 mod supervisor;
 
@@ -98,13 +99,21 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[command(hide = true)]
-    Supervise,
+    Supervise(SuperviseArgs),
     /// Delete the data of removed volumes from the RBD trash (the supervisor runs it every minute).
     #[command(hide = true)]
     PurgeTrash,
     /// Serve one RBD image as a file over FUSE until the mount goes away (what `volume mount` starts).
     #[command(hide = true)]
     FuseServe(FuseServeArgs),
+}
+
+#[derive(clap::Args)]
+struct SuperviseArgs {
+    /// Also serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0 picks a free port; the
+    /// control socket serves /metrics either way).
+    #[arg(long, value_name = "PORT")]
+    metrics_port: Option<u16>,
 }
 
 #[derive(clap::Args)]
@@ -166,7 +175,7 @@ fn main() -> ExitCode {
     // Long-running helpers log what they do (into log/); commands a user runs only warn.
     let supervise = matches!(
         cli.command,
-        Command::Supervise | Command::FuseServe(_) | Command::PurgeTrash
+        Command::Supervise(_) | Command::FuseServe(_) | Command::PurgeTrash
     ) || matches!(&cli.command, Command::Up(a) if a.foreground);
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -193,7 +202,13 @@ fn main() -> ExitCode {
         Command::Object(args) => cmd::object::run(&layout, &args, cli.output),
         Command::SmokeTest(args) => cmd::smoke::run(&layout, &args, cli.output),
         Command::Bench(args) => cmd::bench::run(&layout, &args, cli.output),
-        Command::Supervise => supervisor::run(layout).map_err(Failure::from),
+        Command::Supervise(a) => supervisor::run(
+            layout,
+            supervisor::Options {
+                metrics_port: a.metrics_port,
+            },
+        )
+        .map_err(Failure::from),
         Command::PurgeTrash => cmd::purge::run(&layout),
         Command::FuseServe(a) => rookery_volumes::fuse::serve(&rookery_volumes::fuse::ServeArgs {
             conf: a.conf,

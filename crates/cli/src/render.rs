@@ -18,6 +18,9 @@ pub fn status(r: &ClusterReport) -> String {
                 s.uptime_secs,
                 human(s.rss_bytes)
             );
+            if let Some(addr) = &s.metrics_address {
+                let _ = writeln!(o, "metrics   http://{addr}/metrics");
+            }
         }
         None => {
             let _ = writeln!(

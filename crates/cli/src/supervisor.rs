@@ -3,9 +3,11 @@
 //!
 //! Three threads: the reconciler (observe -> plan -> execute, may block on Ceph for a few seconds), the
 //! ticker (notices dead daemons and restarts them, never blocked by Ceph), and the API (a single-threaded
-//! tokio runtime; librados calls run on its blocking pool).
+//! tokio runtime; librados calls run on its blocking pool). The API also serves `/metrics`, and so does
+//! a TCP listener on 127.0.0.1 when asked for (`--metrics-port`).
 
 use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,13 +18,21 @@ use anyhow::{bail, Context, Result};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use prometheus_client::registry::Registry;
 use rookery_ceph::Rados;
 use rookery_orchestrator::report::{self, ClusterReport, ReconcileInfo, SupervisorInfo};
 use rookery_orchestrator::{ClusterState, Desired, Layout, Plan, Reconciler, SharedPlatform};
 use rookery_platform::local::LocalPlatform;
 use tokio::sync::watch;
 
-use crate::{api, control};
+use crate::{api, control, metrics};
+
+/// How this supervisor serves, from `rookery supervise`'s flags.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Serve `/metrics` on 127.0.0.1:PORT (0: a free port).
+    pub metrics_port: Option<u16>,
+}
 
 /// What the reconciler last saw and did, for the API.
 #[derive(Default)]
@@ -42,7 +52,10 @@ pub(crate) struct Shared {
     pub(crate) platform: SharedPlatform,
     /// One edit of the spec at a time through the API.
     pub(crate) edits: tokio::sync::Mutex<()>,
-    snapshot: Mutex<Snapshot>,
+    snapshot: Arc<Mutex<Snapshot>>,
+    metrics: Arc<Registry>,
+    /// Where the TCP metrics listener is bound, once it is.
+    metrics_address: Mutex<Option<SocketAddr>>,
     shutdown: AtomicBool,
     /// Becomes true once every daemon is stopped after a shutdown request.
     stopped: watch::Sender<bool>,
@@ -103,19 +116,25 @@ fn single_instance(layout: &Layout) -> Result<File> {
 }
 
 /// Runs until a shutdown request (API or SIGTERM/SIGINT) has stopped every daemon.
-pub fn run(layout: Layout) -> Result<()> {
+pub fn run(layout: Layout, options: Options) -> Result<()> {
     let _lock = single_instance(&layout)?;
+    // Before any daemon is touched: a port that cannot be had fails the start, changing nothing.
+    let metrics_listener = options.metrics_port.map(bind_metrics).transpose()?;
     std::fs::write(layout.supervisor_pid(), format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", layout.supervisor_pid().display()))?;
     let (mut spec_text, desired) = load_desired(&layout)?;
     let platform: SharedPlatform = Arc::new(Mutex::new(LocalPlatform::new(&layout.root)));
     let mut reconciler = Reconciler::new(layout.clone(), desired, platform.clone())?;
     let (stopped, _) = watch::channel(false);
+    let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+    let registry = metrics_registry(&reconciler, &platform, &snapshot);
     let shared = Arc::new(Shared {
         layout: layout.clone(),
         platform: platform.clone(),
         edits: tokio::sync::Mutex::new(()),
-        snapshot: Mutex::new(Snapshot::default()),
+        snapshot,
+        metrics: Arc::new(registry),
+        metrics_address: Mutex::new(None),
         shutdown: AtomicBool::new(false),
         stopped,
         started: Instant::now(),
@@ -195,7 +214,7 @@ pub fn run(layout: Layout) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let served = rt.block_on(serve(shared.clone()));
+    let served = rt.block_on(serve(shared.clone(), metrics_listener));
     shared.shutdown.store(true, Ordering::SeqCst);
     let _ = reconcile.join();
     let _ = ticker.join();
@@ -204,6 +223,53 @@ pub fn run(layout: Layout) -> Result<()> {
     let _ = std::fs::remove_file(layout.supervisor_pid());
     tracing::info!("supervisor stopped");
     served
+}
+
+/// The reconciler's counts, and the daemons and cluster facts read at each scrape: the platform's
+/// status, and the report's native calls over the reconciler's connection (none while it has none).
+fn metrics_registry(
+    reconciler: &Reconciler,
+    platform: &SharedPlatform,
+    snapshot: &Arc<Mutex<Snapshot>>,
+) -> Registry {
+    use rookery_orchestrator::metrics::{CephCollector, DaemonCollector};
+    let mut registry = Registry::with_prefix("rookery");
+    reconciler.metrics.register(&mut registry);
+    let platform = platform.clone();
+    registry.register_collector(Box::new(DaemonCollector::new(move || {
+        lock(&platform).status()
+    })));
+    let snapshot = snapshot.clone();
+    registry.register_collector(Box::new(CephCollector::new(move || {
+        let (rados, state) = {
+            let s = lock(&snapshot);
+            (s.rados.clone(), s.state.clone())
+        };
+        match (rados, state) {
+            (Some(r), Some(state)) => report::ceph_report(&r, &state).map_err(|e| e.to_string()),
+            _ => Err("no mon answers yet".into()),
+        }
+    })));
+    registry
+}
+
+/// 127.0.0.1 only: the endpoint has no authentication.
+fn bind_metrics(port: u16) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).with_context(|| {
+        format!("--metrics-port {port}: cannot listen on 127.0.0.1:{port}; choose a free port, or 0 to pick one")
+    })?;
+    // tokio takes it over as it is.
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+fn render_metrics(registry: &Registry) -> String {
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::warn!(error = %e, "encoding the metrics failed");
+        out.clear();
+    }
+    out
 }
 
 /// Runs `rookery purge-trash` for this cluster every minute while the cluster is up (and soon after start),
@@ -251,7 +317,7 @@ fn purge_loop(shared: &Shared) {
     }
 }
 
-async fn serve(shared: Arc<Shared>) -> Result<()> {
+async fn serve(shared: Arc<Shared>, metrics_listener: Option<std::net::TcpListener>) -> Result<()> {
     let socket = shared.layout.socket();
     if socket.exists() {
         if api::supervisor_alive(&socket).await {
@@ -264,12 +330,32 @@ async fn serve(shared: Arc<Shared>) -> Result<()> {
     let listener = tokio::net::UnixListener::bind(&socket)
         .with_context(|| format!("binding {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    let registry = shared.metrics.clone();
+    let render: metrics::Render = Arc::new(move || render_metrics(&registry));
     let app = Router::new()
         .route(api::PING, get(ping))
         .route(api::STATUS, get(status))
         .route(api::SHUTDOWN, post(shutdown))
         .merge(control::routes())
-        .with_state(shared.clone());
+        .with_state(shared.clone())
+        .merge(metrics::router(render.clone()));
+    if let Some(listener) = metrics_listener {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let addr = listener.local_addr()?;
+        *lock(&shared.metrics_address) = Some(addr);
+        tracing::info!(%addr, "metrics listening");
+        let mut stopped = shared.stopped.subscribe();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, metrics::router(render))
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let mut stopped = shared.stopped.subscribe();
     let signals = shared.clone();
     tokio::spawn(async move {
@@ -339,6 +425,7 @@ fn build_report(shared: &Shared) -> ClusterReport {
             rss_bytes: rookery_platform::proc::rss_bytes(pid).unwrap_or(0),
             uptime_secs: shared.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            metrics_address: lock(&shared.metrics_address).map(|a| a.to_string()),
         }),
         daemons: lock(&shared.platform).status(),
         reconcile: Some(info),

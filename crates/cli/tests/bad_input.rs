@@ -98,3 +98,44 @@ fn commands_on_a_missing_cluster_say_what_to_do() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(!dir.exists());
 }
+
+#[test]
+fn metrics_are_served_on_loopback_only() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("none");
+    let socket = format!("unix://{}/csi.sock", parent.path().display());
+    for address in ["0.0.0.0:9100", "[::]:9100", "localhost:9100"] {
+        let o = rookery(
+            &dir,
+            &[
+                "csi",
+                "--endpoint",
+                &socket,
+                "--node-id",
+                "n1",
+                "--metrics-address",
+                address,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("use 127.0.0.1:PORT"), "{}", text(&o));
+    }
+    assert!(!dir.exists());
+}
+
+#[test]
+fn a_taken_metrics_port_changes_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let o = rookery(&dir, &["up", "--mon-port", "0", "--metrics-port", &port]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is taken"),
+        "{}",
+        text(&o)
+    );
+    assert!(!dir.exists(), "the data dir was created");
+}

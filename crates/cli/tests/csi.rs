@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{checksum, pseudo_random, TestCluster};
+use common::{checksum, free_port, promtool_check, pseudo_random, sample, scrape, TestCluster};
 use rookery_csi::pb;
 use rookery_csi::pb::controller_client::ControllerClient;
 use rookery_csi::pb::identity_client::IdentityClient;
@@ -186,11 +186,13 @@ fn total_bytes(path: &Path) -> u64 {
     s.f_blocks * s.f_frsize
 }
 
-/// Starts `rookery csi --driver DRIVER` for the cluster; returns the process guard and its socket.
-fn start_driver(c: &TestCluster, driver: &str) -> (DriverProcess, PathBuf) {
+/// Starts `rookery csi --driver DRIVER` for the cluster; returns the process guard, its socket and where
+/// it serves metrics.
+fn start_driver(c: &TestCluster, driver: &str) -> (DriverProcess, PathBuf, String) {
     let work = c.dir.parent().unwrap().to_path_buf();
     let socket = work.join(format!("csi-{driver}/csi.sock"));
     let endpoint = format!("unix://{}", socket.display());
+    let metrics = format!("127.0.0.1:{}", free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_rookery"))
         .arg("--data-dir")
         .arg(&c.dir)
@@ -202,6 +204,8 @@ fn start_driver(c: &TestCluster, driver: &str) -> (DriverProcess, PathBuf) {
             &endpoint,
             "--node-id",
             "node-1",
+            "--metrics-address",
+            &metrics,
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -213,7 +217,7 @@ fn start_driver(c: &TestCluster, driver: &str) -> (DriverProcess, PathBuf) {
         assert!(Instant::now() < deadline, "the driver did not serve");
         std::thread::sleep(Duration::from_millis(50));
     }
-    (guard, socket)
+    (guard, socket, metrics)
 }
 
 #[test]
@@ -221,7 +225,7 @@ fn csi_driver_end_to_end() {
     let c = TestCluster::new_dir();
     c.ok(&["up", "--mon-port", "0"]);
     let work = c.dir.parent().unwrap().to_path_buf();
-    let (_driver, socket) = start_driver(&c, "rbd.csi.rookery.io");
+    let (_driver, socket, metrics) = start_driver(&c, "rbd.csi.rookery.io");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -956,6 +960,67 @@ fn csi_driver_end_to_end() {
             })
             .await
             .unwrap();
+
+        // Metrics count the RPCs made: exactly, for a known sequence between two scrapes.
+        let count = |text: &str, method: &str, code: &str| {
+            let series =
+                format!("rookery_csi_requests_total{{method=\"{method}\",code=\"{code}\"}}");
+            sample(text, &series).unwrap_or(0.0)
+        };
+        let before = scrape(&metrics);
+        let v = csi
+            .create(create_req("pvc-metrics", 8 << 20, "ext4"))
+            .await
+            .unwrap();
+        // The same request again: answered from the existing volume.
+        csi.create(create_req("pvc-metrics", 8 << 20, "ext4"))
+            .await
+            .unwrap();
+        let staging = work.join("staging-metrics");
+        csi.stage(&v.volume_id, &staging, "ext4").await.unwrap();
+        csi.unstage(&v.volume_id, &staging).await.unwrap();
+        csi.ctl
+            .delete_volume(pb::DeleteVolumeRequest {
+                volume_id: v.volume_id.clone(),
+                secrets: Default::default(),
+            })
+            .await
+            .unwrap();
+        let after = scrape(&metrics);
+        promtool_check(&after);
+        for (method, made) in [
+            ("CreateVolume", 2.0),
+            ("NodeStageVolume", 1.0),
+            ("NodeUnstageVolume", 1.0),
+            ("DeleteVolume", 1.0),
+        ] {
+            assert_eq!(
+                count(&after, method, "Ok") - count(&before, method, "Ok"),
+                made,
+                "{method}:\n{after}"
+            );
+        }
+        // Since the start: the calls made once, and refusals by their code.
+        assert_eq!(count(&after, "GetPluginInfo", "Ok"), 1.0, "{after}");
+        assert_eq!(count(&after, "Probe", "Ok"), 1.0);
+        assert_eq!(count(&after, "NodeGetInfo", "Ok"), 1.0);
+        assert_eq!(count(&after, "CreateVolume", "OutOfRange"), 1.0);
+        assert_eq!(count(&after, "CreateVolume", "NotFound"), 1.0);
+        assert_eq!(count(&after, "ValidateVolumeCapabilities", "NotFound"), 1.0);
+        // Every request is timed too.
+        let counted: f64 = after
+            .lines()
+            .filter(|l| l.starts_with("rookery_csi_requests_total{method=\"CreateVolume\","))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert!(counted > 10.0, "{after}");
+        assert_eq!(
+            sample(
+                &after,
+                "rookery_csi_request_duration_seconds_count{method=\"CreateVolume\"}"
+            ),
+            Some(counted)
+        );
     });
 }
 
@@ -1000,7 +1065,7 @@ fn cephfs_csi_driver_end_to_end() {
     let fs_file = work.join("fs.yaml");
     std::fs::write(&fs_file, FS).unwrap();
     c.ok(&["apply", "-f", fs_file.to_str().unwrap()]);
-    let (_driver, socket) = start_driver(&c, "cephfs.csi.rookery.io");
+    let (_driver, socket, _metrics) = start_driver(&c, "cephfs.csi.rookery.io");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

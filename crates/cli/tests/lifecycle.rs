@@ -6,7 +6,10 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::{checksum, json, processes_mentioning, pseudo_random, text, TestCluster};
+use common::{
+    checksum, json, processes_mentioning, promtool_check, pseudo_random, sample, scrape,
+    scrape_socket_openmetrics, text, TestCluster,
+};
 use rookery_ceph::Rados;
 
 const OBJECTS: usize = 100;
@@ -33,7 +36,7 @@ fn cluster_lifecycle_on_real_ceph() {
     let heal = Duration::from_secs(180);
 
     // Create.
-    let up = c.ok(&["up", "--mon-port", "0", "-o", "json"]);
+    let up = c.ok(&["up", "--mon-port", "0", "--metrics-port", "0", "-o", "json"]);
     let report = json(&up);
     assert_eq!(report["ready"], true, "{}", text(&up));
     eprintln!(
@@ -43,6 +46,55 @@ fn cluster_lifecycle_on_real_ceph() {
     assert_eq!(report["ceph"]["health"], "HEALTH_OK");
     assert_eq!(report["ceph"]["osds"].as_array().unwrap().len(), 3);
     assert!(report["supervisor"]["rss_bytes"].as_u64().unwrap() > 0);
+
+    // Metrics: on 127.0.0.1 only, well-formed for promtool, and saying what status says.
+    let metrics = report["supervisor"]["metrics_address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no metrics address: {report:#}"))
+        .to_string();
+    assert!(metrics.starts_with("127.0.0.1:"), "{metrics}");
+    let m = scrape(&metrics);
+    promtool_check(&m);
+    assert_eq!(sample(&m, "rookery_ceph_up"), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "rookery_ceph_osds_up"), Some(3.0), "{m}");
+    assert_eq!(sample(&m, "rookery_ceph_osds_in"), Some(3.0), "{m}");
+    assert_eq!(
+        sample(&m, "rookery_ceph_health_status{status=\"HEALTH_OK\"}"),
+        Some(1.0)
+    );
+    assert!(sample(&m, "rookery_ceph_raw_capacity_bytes").unwrap() > 0.0);
+    assert!(sample(&m, "rookery_ceph_pgs{state=\"active+clean\"}").unwrap() > 0.0);
+    assert!(
+        sample(
+            &m,
+            "rookery_ceph_pool_max_avail_bytes{pool=\"replicapool\"}"
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(
+        sample(&m, "rookery_reconcile_runs_total").unwrap() > 0.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "rookery_reconcile_runs_total"),
+        sample(&m, "rookery_reconcile_duration_seconds_count")
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "rookery_daemon_state{daemon=\"osd.1\",state=\"running\"}"
+        ),
+        Some(1.0)
+    );
+    let om = scrape_socket_openmetrics(&c.dir.join("rookery.sock"));
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(
+        om.contains("# TYPE rookery_reconcile_runs counter\n"),
+        "{om}"
+    );
+    assert!(String::from_utf8_lossy(&c.ok(&["status"]).stdout)
+        .contains(&format!("http://{metrics}/metrics")));
 
     // Secrets are private.
     assert_eq!(mode(&c.dir), 0o700);
@@ -95,6 +147,13 @@ fn cluster_lifecycle_on_real_ceph() {
         .clone();
     assert!(d["restarts"].as_u64().unwrap() >= 1, "{d}");
     assert_ne!(d["pid"].as_u64().unwrap() as u32, osd);
+    let m = scrape(&metrics);
+    assert_eq!(
+        sample(&m, "rookery_daemon_restarts_total{daemon=\"osd.1\"}"),
+        d["restarts"].as_f64(),
+        "{m}"
+    );
+    assert_eq!(sample(&m, "rookery_ceph_osds_up"), Some(3.0));
 
     // kill -9 the mon.
     let mon = c.daemon_pid("mon.a");

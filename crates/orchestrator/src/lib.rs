@@ -6,12 +6,14 @@ pub mod config;
 pub mod desired;
 mod execute;
 pub mod layout;
+pub mod metrics;
 pub mod objectstore;
 pub mod plan;
 pub mod preflight;
 pub mod report;
 pub mod resources;
 pub mod state;
+pub mod teardown;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::fs::DirBuilderExt;
@@ -174,6 +176,7 @@ pub struct Reconciler {
     pub last_plan: Plan,
     pub last_error: Option<String>,
     pub events: VecDeque<Event>,
+    pub metrics: metrics::ReconcileMetrics,
 }
 
 impl Reconciler {
@@ -197,6 +200,7 @@ impl Reconciler {
             last_plan: Plan::default(),
             last_error: None,
             events: VecDeque::new(),
+            metrics: metrics::ReconcileMetrics::default(),
         })
     }
 
@@ -355,9 +359,13 @@ impl Reconciler {
 
     /// One observe -> plan -> execute pass. Returns the plan that was executed (empty when converged).
     pub fn reconcile_once(&mut self) -> Plan {
+        let _timer = self.metrics.reconcile_timer();
         let observed = self.observe();
         let plan = plan::plan(&self.desired, &observed);
         let result = self.execute(&plan.steps);
+        if let Err(e) = &result {
+            self.metrics.failed(e);
+        }
         self.last_error = result.err().map(|e| e.to_string());
         if let Some(e) = &self.last_error {
             tracing::warn!(error = %e, "reconcile step failed; will retry");

@@ -34,6 +34,9 @@ pub struct SupervisorInfo {
     pub rss_bytes: u64,
     pub uptime_secs: u64,
     pub version: String,
+    /// Where `/metrics` is served over TCP (`127.0.0.1:PORT`), when asked for with `--metrics-port`.
+    #[serde(default)]
+    pub metrics_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -148,6 +151,9 @@ pub struct PoolReport {
     pub applications: Vec<String>,
     pub stored_bytes: u64,
     pub objects: u64,
+    /// What the pool can still take, after its copies (Ceph's estimate from the fullest OSD).
+    #[serde(default)]
+    pub max_avail_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -251,6 +257,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
                 applications: p.application_metadata.keys().cloned().collect(),
                 stored_bytes: usage.map(|u| u.stats.stored).unwrap_or(0),
                 objects: usage.map(|u| u.stats.objects).unwrap_or(0),
+                max_avail_bytes: usage.map(|u| u.stats.max_avail).unwrap_or(0),
             }
         })
         .collect();

@@ -1,7 +1,8 @@
 //! `rookery csi`: the CSI driver for this cluster's RBD volumes, served over gRPC on a unix socket until
-//! SIGTERM or Ctrl-C.
+//! SIGTERM or Ctrl-C, with its per-RPC metrics on 127.0.0.1 when asked for.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::Args;
@@ -26,6 +27,10 @@ pub struct CsiArgs {
     /// The driver: rbd.csi.rookery.io (block volumes) or cephfs.csi.rookery.io (shared file volumes).
     #[arg(long, default_value = rookery_csi::RBD_DRIVER)]
     pub driver: String,
+    /// Serve Prometheus metrics (requests and latency per RPC) at http://ADDRESS/metrics; 127.0.0.1:PORT
+    /// only (0 picks a free port, printed at start).
+    #[arg(long, value_name = "127.0.0.1:PORT")]
+    pub metrics_address: Option<String>,
 }
 
 fn socket_path(endpoint: &str) -> Result<PathBuf, Failure> {
@@ -54,6 +59,12 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
     if args.node_id.trim().is_empty() {
         return Err(Failure::bad_input("--node-id must not be empty"));
     }
+    let metrics_address = args
+        .metrics_address
+        .as_deref()
+        .map(|a| crate::metrics::loopback_address("--metrics-address", a))
+        .transpose()
+        .map_err(Failure::bad_input)?;
     let state = ClusterState::load(layout)
         .map_err(|e| Failure::from(anyhow!(e)))?
         .ok_or_else(|| {
@@ -79,6 +90,25 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
         .map_err(|e| Failure::from(anyhow!(e)))?;
     eprintln!("serving {} on {}", args.driver, path.display());
     rt.block_on(async {
+        if let Some(addr) = metrics_address {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                Failure::from(anyhow!(
+                    "--metrics-address {addr}: cannot listen there ({e}); choose a free port, or 0 to pick one"
+                ))
+            })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| Failure::from(anyhow!(e)))?;
+            eprintln!("metrics on http://{bound}/metrics");
+            let metrics_of = Arc::clone(&driver);
+            let render: crate::metrics::Render = Arc::new(move || metrics_of.metrics.render());
+            // Ends with the runtime, when the driver has stopped.
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, crate::metrics::router(render)).await {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
         let shutdown = async {
             let mut term =
                 match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -90,7 +120,8 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        rookery_csi::serve(driver, &path, shutdown).await
+        rookery_csi::serve(driver, &path, shutdown)
+            .await
+            .map_err(|e| Failure::from(anyhow!("{e}")))
     })
-    .map_err(|e| Failure::from(anyhow!("{e}")))
 }

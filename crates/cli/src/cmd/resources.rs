@@ -3,6 +3,7 @@
 //! The cluster's saved spec (`spec.yaml`) is the set of resources; apply and delete edit that set, and the
 //! supervisor reconciles to it. Deleting a pool also removes it from Ceph, refused while volumes live in it.
 
+use rookery_orchestrator::teardown::{self, Blocker, Teardown};
 use rookery_platform::local::THIS_HOST_ADDRESS;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -217,21 +218,6 @@ pub fn apply_text(layout: &Layout, text: &str, origin: &str, output: Output) -> 
     }
 }
 
-fn delete_pool(rados: &rookery_ceph::Rados, pool: &str) -> Result<(), Failure> {
-    match rados.command_status(
-        Target::Mon,
-        json!({"prefix": "osd pool delete", "pool": pool, "pool2": pool, "yes_i_really_really_mean_it": true}),
-    ) {
-        Ok(_) => Ok(()),
-        Err(e) if e.errno() == Some(-libc::ENOENT) => Ok(()),
-        Err(e) => Err(Failure::from(anyhow!(e))),
-    }
-}
-
-fn remove_auth(rados: &rookery_ceph::Rados, entity: &str) {
-    let _ = rados.command_status(Target::Mon, json!({"prefix": "auth rm", "entity": entity}));
-}
-
 /// The spec's object store named `store`, with its gateway port.
 pub fn store_admin(
     layout: &Layout,
@@ -259,7 +245,8 @@ pub fn delete(layout: &Layout, args: &DeleteArgs, output: Output) -> CmdResult {
     delete_text(layout, &text, &origin, args.yes_delete_buckets, output)
 }
 
-/// Deletes the resources given as text; refusals (volumes, subvolumes, mounts, buckets) change nothing.
+/// Deletes the resources given as text: the orchestrator plans the teardown and names what blocks it
+/// (volumes, subvolumes, mounts, users, buckets), in which case nothing changes.
 pub fn delete_text(
     layout: &Layout,
     text: &str,
@@ -268,222 +255,98 @@ pub fn delete_text(
     output: Output,
 ) -> CmdResult {
     let current = saved_resources(layout)?;
-    // A store's users go first (their buckets are the user's data); say so instead of a validation error.
     let given = super::load_spec_text(text, origin, false)?;
-    for st in &given.object_stores {
-        let name = &st.metadata.name;
-        let users: Vec<&str> = current
-            .object_users
-            .iter()
-            .filter(|u| &u.spec.store == name)
-            .filter(|u| {
-                !given
-                    .object_users
-                    .iter()
-                    .any(|g| g.metadata.name == u.metadata.name)
-            })
-            .map(|u| u.metadata.name.as_str())
-            .collect();
-        if !users.is_empty() {
-            return Err(Failure::bad_input(format!(
-                "object store {name} still has users: {}; remove them first (`rookery object user rm NAME`) or add their documents to the file; nothing was changed",
-                users.join(", ")
-            )));
-        }
-    }
-    let (merged, gone) = edited_spec(layout, text, origin, true)?;
-    let of = |kind: &str| -> Vec<String> {
-        gone.iter()
-            .filter(|d| key(d).0 == kind)
-            .map(|d| key(d).1)
-            .collect()
-    };
-    let pools: Vec<String> = gone
-        .iter()
-        .filter(|d| key(d).0 == "CephBlockPool")
-        .map(|d| {
-            d.get("spec")
-                .and_then(|s| s.get("name"))
-                .and_then(Value::as_str)
-                .map(String::from)
-                .unwrap_or_else(|| key(d).1)
-        })
-        .collect();
+    let gone = resource_keys(&given);
+    let plan = Teardown::of(&current, &gone);
     let rados = super::connect(layout)?;
+    let admin_of = |store: &str| store_admin(layout, &current, store).ok();
+    let found = teardown::observe(&rados, layout, &plan, &admin_of)
+        .map_err(|e| Failure::from(anyhow!(e)))?;
     // Every refusal comes before anything changes.
-    for pool in &pools {
-        if let Ok(io) = rados.ioctx(pool) {
-            let volumes = rookery_ceph::rbd::list(&io).map_err(|e| Failure::from(anyhow!(e)))?;
-            if !volumes.is_empty() {
-                return Err(Failure::bad_input(format!(
-                    "pool {pool} still holds volumes: {}; remove them first (`rookery volume rm NAME --pool {pool}`); nothing was changed",
-                    volumes.join(", ")
-                )));
-            }
-        }
-    }
-    let filesystems: Vec<&rookery_spec::CephFilesystem> = current
-        .filesystems
-        .iter()
-        .filter(|f| of("CephFilesystem").contains(&f.metadata.name))
-        .collect();
-    let mounts = rookery_files::mount::list(&layout.root).unwrap_or_default();
-    for fs in &filesystems {
-        let name = &fs.metadata.name;
-        let here: Vec<String> = mounts
-            .iter()
-            .filter(|m| &m.fs == name)
-            .map(|m| m.path.display().to_string())
-            .collect();
-        if !here.is_empty() {
-            return Err(Failure::bad_input(format!(
-                "filesystem {name} is mounted at {}; unmount it first (`rookery fs unmount PATH`); nothing was changed",
-                here.join(", ")
-            )));
-        }
-        if !fs.spec.preserve_filesystem_on_delete {
-            let subs = rookery_files::subvolume::names(&rados, name).unwrap_or_default();
-            if !subs.is_empty() {
-                return Err(Failure::bad_input(format!(
-                    "filesystem {name} still has subvolumes: {}; remove them first (`rookery fs subvolume rm {name} NAME`); nothing was changed",
-                    subs.join(", ")
-                )));
-            }
-        }
-    }
-    // Users of deleted stores, and deleted users: their buckets go only with --yes-delete-buckets.
-    let users: Vec<&rookery_spec::CephObjectStoreUser> = current
-        .object_users
-        .iter()
-        .filter(|u| of("CephObjectStoreUser").contains(&u.metadata.name))
-        .collect();
-    let stores: Vec<&rookery_spec::CephObjectStore> = current
-        .object_stores
-        .iter()
-        .filter(|s| of("CephObjectStore").contains(&s.metadata.name))
-        .collect();
-    let mut buckets: Vec<(String, String)> = Vec::new();
-    for u in &users {
-        if let Ok(admin) = store_admin(layout, &current, &u.spec.store) {
-            let names = admin
-                .buckets(&u.metadata.name)
-                .map_err(|e| Failure::from(anyhow!(e)))?;
-            buckets.extend(names.into_iter().map(|b| (u.spec.store.clone(), b)));
-        }
-    }
-    for st in &stores {
-        if let Ok(admin) = store_admin(layout, &current, &st.metadata.name) {
-            let names = admin.buckets("").unwrap_or_default();
-            buckets.extend(names.into_iter().map(|b| (st.metadata.name.clone(), b)));
-        }
-    }
-    buckets.sort();
-    buckets.dedup();
-    if !buckets.is_empty() && !yes_delete_buckets {
-        let list: Vec<String> = buckets
-            .iter()
-            .map(|(s, b)| format!("{b} (in {s})"))
-            .collect();
+    if let Some(b) = teardown::blockers(&plan, &current, &found, yes_delete_buckets).first() {
         return Err(Failure::bad_input(format!(
-            "buckets would be deleted with it: {}; delete them first (`rookery object bucket rm`), or add --yes-delete-buckets; nothing was changed",
-            list.join(", ")
+            "{b} ({}); nothing was changed",
+            how_to_unblock(b)
         )));
     }
-    for u in &users {
-        let admin = store_admin(layout, &current, &u.spec.store).ok();
-        if let Some(admin) = admin {
-            admin
-                .remove_user(&u.metadata.name, true)
-                .map_err(|e| Failure::from(anyhow!(e)))?;
-        }
-    }
+    let (merged, _) = edited_spec(layout, text, origin, true)?;
+    teardown::remove_object_users(&plan, &admin_of).map_err(|e| Failure::from(anyhow!(e)))?;
     save(layout, &merged)?;
     // Only once the supervisor reconciles to the spec without them can it no longer recreate them (and
     // it has stopped the MDS daemons and gateways they had).
     wait_reconciled(layout, &merged, Duration::from_secs(60))?;
-    for u in &users {
-        let _ = std::fs::remove_file(layout.rgw_user(&u.spec.store, &u.metadata.name));
-    }
-    for pool in &pools {
-        delete_pool(&rados, pool)?;
-    }
-    let mut deleted_pools = pools.clone();
-    for fs in &filesystems {
-        let name = &fs.metadata.name;
-        if !fs.spec.preserve_filesystem_on_delete {
-            let _ =
-                rados.command_status(Target::Mon, json!({"prefix": "fs fail", "fs_name": name}));
-            match rados.command_status(
-                Target::Mon,
-                json!({"prefix": "fs rm", "fs_name": name, "yes_i_really_mean_it": true}),
-            ) {
-                Ok(_) => {}
-                Err(e) if e.errno() == Some(-libc::ENOENT) => {}
-                Err(e) => return Err(Failure::from(anyhow!(e))),
-            }
-            if !fs.spec.preserve_pools_on_delete {
-                let mut names = vec![fs.metadata_pool_name()];
-                names.extend(fs.data_pool_names());
-                for p in names {
-                    delete_pool(&rados, &p)?;
-                    deleted_pools.push(p);
-                }
-            }
-        }
-        let letters = (fs.spec.metadata_server.active_count * 2) as usize;
-        for i in 0..letters.max(26) {
-            let id = format!("{name}-{}", char::from(b'a' + (i % 26) as u8));
-            let dir = layout.mds_data(&id);
-            if dir.exists() {
-                remove_auth(&rados, &format!("mds.{id}"));
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
-    }
-    let remaining_stores = current.object_stores.len() - stores.len();
-    for st in &stores {
-        let name = &st.metadata.name;
-        if yes_delete_buckets {
-            if let Ok(admin) = store_admin(layout, &current, name) {
-                for (_, b) in buckets.iter().filter(|(s, _)| s == name) {
-                    let _ = admin.remove_bucket(b, true);
-                }
-            }
-        }
-        if !st.spec.preserve_pools_on_delete {
-            let mut names = st.metadata_pool_names();
-            names.push(st.data_pool_name());
-            for p in names {
-                if p == ".rgw.root" && remaining_stores > 0 {
-                    continue;
-                }
-                delete_pool(&rados, &p)?;
-                deleted_pools.push(p);
-            }
-        }
-        remove_auth(&rados, &format!("client.rgw.{name}"));
-        let _ = std::fs::remove_file(layout.rgw_keyring(name));
-        let _ = std::fs::remove_dir_all(layout.rgw_dir(name));
-    }
-    let names: Vec<String> = gone
+    teardown::forget_users(layout, &plan.users);
+    let steps = plan.steps(yes_delete_buckets, &found.buckets);
+    teardown::execute(&rados, layout, &steps, &admin_of).map_err(|e| Failure::from(anyhow!(e)))?;
+    let deleted_pools: Vec<&String> = plan
+        .pools
         .iter()
-        .map(|d| format!("{}/{}", key(d).0, key(d).1))
+        .chain(plan.filesystems.iter().flat_map(|f| &f.pools))
+        .chain(plan.stores.iter().flat_map(|s| &s.pools))
         .collect();
+    let names: Vec<String> = gone.iter().map(|(k, n)| format!("{k}/{n}")).collect();
+    let deleted_buckets: Vec<&String> = if yes_delete_buckets {
+        found.buckets.iter().map(|(_, b)| b).collect()
+    } else {
+        vec![]
+    };
     match output {
         Output::Json => println!(
             "{}",
-            json!({"deleted": names, "deleted_pools": deleted_pools, "deleted_buckets": buckets.iter().map(|(_, b)| b).collect::<Vec<_>>()})
+            json!({"deleted": names, "deleted_pools": deleted_pools, "deleted_buckets": deleted_buckets})
         ),
         Output::Text => {
             for n in &names {
                 println!("{n} deleted");
             }
             if !deleted_pools.is_empty() {
-                println!("pools deleted: {}", deleted_pools.join(", "));
+                let list: Vec<&str> = deleted_pools.iter().map(|p| p.as_str()).collect();
+                println!("pools deleted: {}", list.join(", "));
             }
         }
     }
     Ok(())
+}
+
+/// (kind, metadata.name) of every document but the cluster.
+fn resource_keys(res: &rookery_spec::Resources) -> Vec<(String, String)> {
+    let of = |kind: &str, name: &str| (kind.to_string(), name.to_string());
+    res.pools
+        .iter()
+        .map(|p| of("CephBlockPool", &p.metadata.name))
+        .chain(
+            res.filesystems
+                .iter()
+                .map(|f| of("CephFilesystem", &f.metadata.name)),
+        )
+        .chain(
+            res.object_stores
+                .iter()
+                .map(|s| of("CephObjectStore", &s.metadata.name)),
+        )
+        .chain(
+            res.object_users
+                .iter()
+                .map(|u| of("CephObjectStoreUser", &u.metadata.name)),
+        )
+        .collect()
+}
+
+/// The commands that clear a blocker, for the terminal.
+fn how_to_unblock(b: &Blocker) -> String {
+    match b {
+        Blocker::StoreHasUsers { .. } => {
+            "`rookery object user rm NAME`, or add their documents to the file".into()
+        }
+        Blocker::PoolHasVolumes { pool, .. } => format!("`rookery volume rm NAME --pool {pool}`"),
+        Blocker::FilesystemMounted { .. } => "`rookery fs unmount PATH`".into(),
+        Blocker::FilesystemHasSubvolumes { fs, .. } => {
+            format!("`rookery fs subvolume rm {fs} NAME`")
+        }
+        Blocker::BucketsWouldBeDeleted { .. } => {
+            "`rookery object bucket rm`, or add --yes-delete-buckets".into()
+        }
+    }
 }
 
 pub fn get(layout: &Layout, args: &GetArgs, output: Output) -> CmdResult {

@@ -31,6 +31,11 @@ pub struct UpArgs {
     /// Give up waiting for HEALTH_OK after this many seconds (the cluster keeps converging).
     #[arg(long, default_value_t = 300)]
     pub wait_secs: u64,
+    /// Have the supervisor this starts serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0 picks
+    /// a free port; `status` shows where). Off by default; the control socket serves /metrics either way.
+    /// A supervisor already running keeps how it serves.
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
 }
 
 pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
@@ -72,6 +77,9 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
     }
     let running = matches!(&dir, DataDir::Cluster(state) if state.name == desired.name)
         && rt.block_on(api::supervisor_alive(&socket));
+    if !running {
+        metrics_port_free(args.metrics_port)?;
+    }
     if running {
         let unchanged = std::fs::read_to_string(layout.spec()).is_ok_and(|t| t == text);
         if unchanged {
@@ -82,6 +90,7 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
                 );
             }
             let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
+            metrics_note(&report, args.metrics_port);
             return finish(&report, started, output, false);
         }
         eprintln!(
@@ -122,15 +131,53 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
             "supervising {} in the foreground; Ctrl-C stops the cluster (data kept)",
             layout.root.display()
         );
-        return crate::supervisor::run(layout.clone()).map_err(Failure::from);
+        let options = crate::supervisor::Options {
+            metrics_port: args.metrics_port,
+        };
+        return crate::supervisor::run(layout.clone(), options).map_err(Failure::from);
     }
-    start_supervisor(&rt, layout)?;
+    start_supervisor(&rt, layout, args.metrics_port)?;
     let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
+    metrics_note(&report, args.metrics_port);
     if report.ready {
         remount_volumes(layout);
         remount_files(layout);
     }
     finish(&report, started, output, fresh)
+}
+
+/// A taken `--metrics-port` is refused before anything changes (the supervisor would fail on it later).
+fn metrics_port_free(port: Option<u16>) -> Result<(), Failure> {
+    let Some(port) = port.filter(|p| *p != 0) else {
+        return Ok(());
+    };
+    if std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).is_ok() {
+        return Ok(());
+    }
+    let holder = rookery_platform::proc::tcp_listener(port)
+        .map(|(pid, cmd)| format!(" by pid {pid} ({cmd})"))
+        .unwrap_or_default();
+    Err(Failure::bad_input(format!(
+        "nothing was changed: --metrics-port {port}: 127.0.0.1:{port} is taken{holder}; choose another port, or 0 to pick a free one"
+    )))
+}
+
+/// Says so when `--metrics-port` asked for other than what the running supervisor serves (it was
+/// started earlier, with other flags).
+fn metrics_note(report: &ClusterReport, asked: Option<u16>) {
+    let Some(port) = asked else { return };
+    let serving = report
+        .supervisor
+        .as_ref()
+        .and_then(|s| s.metrics_address.as_deref())
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+    let same = serving.is_some_and(|a| port == 0 || a.port() == port);
+    if !same {
+        eprintln!(
+            "note: --metrics-port {port} was not applied: the supervisor was already running ({}); `rookery down` and `rookery up --metrics-port {port}` restart it with it",
+            serving.map_or("without a metrics port".to_string(), |a| format!("metrics at http://{a}/metrics"))
+        );
+    }
 }
 
 /// Mounts again the volumes `rookery down` unmounted.
@@ -229,7 +276,11 @@ fn finish(report: &ClusterReport, started: Instant, output: Output, fresh: bool)
 }
 
 /// Starts `rookery supervise` in its own session, detached from this terminal, and waits until it answers.
-fn start_supervisor(rt: &tokio::runtime::Runtime, layout: &Layout) -> Result<(), Failure> {
+fn start_supervisor(
+    rt: &tokio::runtime::Runtime,
+    layout: &Layout,
+    metrics_port: Option<u16>,
+) -> Result<(), Failure> {
     if rt.block_on(api::supervisor_alive(&layout.socket())) {
         return Ok(());
     }
@@ -243,6 +294,7 @@ fn start_supervisor(rt: &tokio::runtime::Runtime, layout: &Layout) -> Result<(),
     cmd.arg("--data-dir")
         .arg(&layout.root)
         .arg("supervise")
+        .args(metrics_port.map(|p| format!("--metrics-port={p}")))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
