@@ -16,13 +16,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use rookery_ceph::Rados;
-use rookery_orchestrator::resources::{self, Apply, NewUser, PoolRow, ResourceError};
+use rookery_orchestrator::report::ReconcileInfo;
+use rookery_orchestrator::resources::{
+    self, Apply, Delete, Deleted, NewUser, PoolRow, ResourceError,
+};
 use rookery_volumes::holder::Holder;
 use rookery_volumes::manage::{self, SnapshotInfo, VolumeInfo};
 use rookery_volumes::{MountRecord, VolumeError};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::cmd::resources::store_admin;
 use crate::supervisor::Shared;
 
 /// Every error the API answers with.
@@ -96,11 +100,16 @@ impl From<ResourceError> for ApiError {
     fn from(e: ResourceError) -> ApiError {
         let status = match &e {
             ResourceError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ResourceError::OtherCluster { .. } | ResourceError::PortInUse { .. } => {
-                StatusCode::CONFLICT
-            }
+            ResourceError::OtherCluster { .. }
+            | ResourceError::PortInUse { .. }
+            | ResourceError::Blocked(_) => StatusCode::CONFLICT,
             ResourceError::Ceph(c) => ceph_status(c.is_unreachable()),
-            ResourceError::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ResourceError::Orchestrator(rookery_orchestrator::OrchestratorError::Ceph(c)) => {
+                ceph_status(c.is_unreachable())
+            }
+            ResourceError::Orchestrator(_) | ResourceError::Other(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, e.code(), e.field(), e.to_string())
@@ -166,6 +175,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/pools", get(list_pools))
         .route("/v1/resources", post(apply))
+        .route("/v1/resources/delete", post(delete_resources))
         .route("/v1/volumes", get(list_volumes).post(create_volume))
         .route(
             "/v1/volumes/{pool}/{name}",
@@ -248,7 +258,18 @@ async fn apply(State(shared): State<Arc<Shared>>, body: String) -> ApiResult<Jso
         Ok(applied)
     })
     .await?;
-    wait_reconciled(&shared, &applied.merged, APPLY_WAIT).await?;
+    let info = wait_reconciled(&shared, &applied.merged, APPLY_WAIT).await?;
+    if !info.blocked.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "reconcile_blocked",
+            None,
+            format!(
+                "saved, but rookery cannot carry it out: {}",
+                info.blocked.join("; ")
+            ),
+        ));
+    }
     let layout = shared.layout.clone();
     let names = applied.names();
     let new_users = blocking(move || Ok(applied.new_users(&layout)?)).await?;
@@ -259,25 +280,14 @@ async fn apply(State(shared): State<Arc<Shared>>, body: String) -> ApiResult<Jso
     }))
 }
 
-/// Waits until the reconciler has settled on the spec `text`; what blocks it is a 409 naming it.
-async fn wait_reconciled(shared: &Shared, text: &str, limit: Duration) -> ApiResult<()> {
+/// Waits until the reconciler has settled on the spec `text` (done, or blocked and saying why).
+async fn wait_reconciled(shared: &Shared, text: &str, limit: Duration) -> ApiResult<ReconcileInfo> {
     let digest = rookery_orchestrator::spec_digest(text);
     let deadline = Instant::now() + limit;
     loop {
         let info = shared.reconcile_info();
         if info.settled_on(&digest) {
-            if info.blocked.is_empty() {
-                return Ok(());
-            }
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "reconcile_blocked",
-                None,
-                format!(
-                    "saved, but rookery cannot carry it out: {}",
-                    info.blocked.join("; ")
-                ),
-            ));
+            return Ok(info);
         }
         if Instant::now() > deadline {
             return Err(ApiError::new(
@@ -295,6 +305,69 @@ async fn wait_reconciled(shared: &Shared, text: &str, limit: Duration) -> ApiRes
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteQuery {
+    /// Confirms that the buckets (and their objects) of deleted users and object stores go too.
+    #[serde(default)]
+    pub yes_delete_buckets: bool,
+}
+
+/// How long a delete waits for the supervisor to drop the documents (and stop their daemons).
+const DELETE_WAIT: Duration = Duration::from_secs(60);
+
+/// Deletes the Rook documents given (YAML or JSON): refused, changing nothing, while anything stands in
+/// the way (volumes in a pool, mounts or subvolumes of a filesystem, users of a store, buckets without
+/// the confirmation); else the spec drops them, the supervisor stops their daemons, and their pools,
+/// filesystems and keys go.
+#[utoipa::path(post, path = "/v1/resources/delete", tag = "resources", params(DeleteQuery),
+    request_body(content = String, content_type = "application/yaml",
+        description = "ceph.rook.io/v1 documents, YAML or JSON"),
+    responses(
+        (status = 200, body = Deleted),
+        (status = 400, description = "invalid documents; nothing was changed", body = ErrorBody),
+        (status = 404, description = "a document names no resource of the cluster", body = ErrorBody),
+        (status = 409, description = "refused: the code and message name what stands in the way", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn delete_resources(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
+    body: String,
+) -> ApiResult<Json<Deleted>> {
+    let Query(q) = query?;
+    let _edit = shared.edits.lock().await;
+    let rados = rados(&shared)?;
+    let (work, conn) = (shared.clone(), rados.clone());
+    let delete = blocking(move || {
+        let layout = &work.layout;
+        let current = resources::saved_resources(layout)?;
+        let admin_of = |store: &str| store_admin(layout, &current, store).ok();
+        let delete = Delete::prepare(
+            &conn,
+            layout,
+            &body,
+            "the request body",
+            q.yes_delete_buckets,
+            &admin_of,
+        )?;
+        delete.start(layout, &admin_of)?;
+        Ok(delete)
+    })
+    .await?;
+    wait_reconciled(&shared, &delete.merged, DELETE_WAIT).await?;
+    let work = shared.clone();
+    let done = blocking(move || {
+        let layout = &work.layout;
+        let current = resources::saved_resources(layout)?;
+        let admin_of = |store: &str| store_admin(layout, &current, store).ok();
+        Ok(delete.finish(&rados, layout, &admin_of)?)
+    })
+    .await?;
+    Ok(Json(done))
 }
 
 fn default_pool() -> String {
@@ -555,6 +628,7 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         openapi,
         list_pools,
         apply,
+        delete_resources,
         list_volumes,
         volume_info,
         create_volume,

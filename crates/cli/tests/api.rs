@@ -400,7 +400,13 @@ fn control_api_on_real_ceph() {
     // Deleting the pool is refused while it holds the volume, and names it.
     let delete = "/v1/resources/delete";
     let a = api.yaml(delete, delete, &pool_doc("apipool", 2));
-    refused(&a, 409, "pool_has_volumes", None, &["apipool", "vol1"]);
+    refused(
+        &a,
+        409,
+        "pool_has_volumes",
+        Some("CephBlockPool"),
+        &["apipool", "vol1"],
+    );
     let pools = api.get("/v1/pools", "/v1/pools").json();
     assert!(pool_named(&pools, "apipool").is_some());
 

@@ -9,7 +9,8 @@ use rookery_spec::{Resources, SpecErrors};
 use serde::Serialize;
 use serde_yaml::Value;
 
-use crate::Layout;
+use crate::teardown::{self, AdminOf, Blocker, InTheWay, Teardown};
+use crate::{Layout, OrchestratorError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResourceError {
@@ -44,8 +45,13 @@ pub enum ResourceError {
         program: String,
         package: &'static str,
     },
+    /// A delete refused: each names what stands in the way. Nothing was changed.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Blocked(Vec<Blocker>),
     #[error(transparent)]
     Ceph(#[from] CephError),
+    #[error(transparent)]
+    Orchestrator(#[from] OrchestratorError),
     #[error("{0}")]
     Other(String),
 }
@@ -63,9 +69,13 @@ impl ResourceError {
             ResourceError::NotFound { .. } => "not_found",
             ResourceError::PortInUse { .. } => "port_in_use",
             ResourceError::ProgramMissing { .. } => "program_missing",
+            ResourceError::Blocked(b) => b.first().map(Blocker::code).unwrap_or("blocked"),
             ResourceError::Ceph(e) if e.is_unreachable() => "ceph_unavailable",
             ResourceError::Ceph(_) => "ceph_error",
-            ResourceError::Other(_) => "internal",
+            ResourceError::Orchestrator(OrchestratorError::Ceph(e)) if e.is_unreachable() => {
+                "ceph_unavailable"
+            }
+            ResourceError::Orchestrator(_) | ResourceError::Other(_) => "internal",
         }
     }
 
@@ -77,13 +87,17 @@ impl ResourceError {
             ResourceError::PortInUse { store, .. } => {
                 Some(format!("CephObjectStore/{store}.spec.gateway.port"))
             }
+            ResourceError::Blocked(b) => b.first().map(|b| b.field().to_string()),
             _ => None,
         }
     }
 
     /// The caller's input, not the system, is what to change.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(self, ResourceError::Ceph(_) | ResourceError::Other(_))
+        !matches!(
+            self,
+            ResourceError::Ceph(_) | ResourceError::Orchestrator(_) | ResourceError::Other(_)
+        )
     }
 }
 
@@ -329,6 +343,119 @@ impl Apply {
             }
         }
         Ok(out)
+    }
+}
+
+/// (kind, metadata.name) of every document but the cluster.
+fn resource_keys(res: &Resources) -> Vec<(String, String)> {
+    let of = |kind: &str, name: &str| (kind.to_string(), name.to_string());
+    res.pools
+        .iter()
+        .map(|p| of("CephBlockPool", &p.metadata.name))
+        .chain(
+            res.filesystems
+                .iter()
+                .map(|f| of("CephFilesystem", &f.metadata.name)),
+        )
+        .chain(
+            res.object_stores
+                .iter()
+                .map(|s| of("CephObjectStore", &s.metadata.name)),
+        )
+        .chain(
+            res.object_users
+                .iter()
+                .map(|u| of("CephObjectStoreUser", &u.metadata.name)),
+        )
+        .collect()
+}
+
+/// A delete of documents, checked and planned, nothing changed yet. It runs in two halves around the
+/// supervisor's reconcile: [`Delete::start`] removes the users and saves the spec without the
+/// documents; once the supervisor reconciled to [`Delete::merged`] (and so stopped the daemons they had
+/// and can no longer recreate them), [`Delete::finish`] removes what is left in Ceph and on disk.
+pub struct Delete {
+    /// The spec text without the documents.
+    pub merged: String,
+    gone: Vec<(String, String)>,
+    plan: Teardown,
+    found: InTheWay,
+    delete_buckets: bool,
+}
+
+/// What a delete removed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    /// `Kind/name` of every document deleted.
+    pub deleted: Vec<String>,
+    pub deleted_pools: Vec<String>,
+    pub deleted_buckets: Vec<String>,
+}
+
+impl Delete {
+    /// Plans deleting the documents in `text`, looks for what stands in the way and refuses with every
+    /// blocker found; `delete_buckets` is the confirmation that buckets go with their users and stores.
+    pub fn prepare(
+        rados: &Rados,
+        layout: &Layout,
+        text: &str,
+        origin: &str,
+        delete_buckets: bool,
+        admin_of: AdminOf,
+    ) -> Result<Delete, ResourceError> {
+        let current = saved_resources(layout)?;
+        let given = validate(text, origin, false)?;
+        let gone = resource_keys(&given);
+        let plan = Teardown::of(&current, &gone);
+        let found = teardown::observe(rados, layout, &plan, admin_of)?;
+        let blockers = teardown::blockers(&plan, &current, &found, delete_buckets);
+        if !blockers.is_empty() {
+            return Err(ResourceError::Blocked(blockers));
+        }
+        let (merged, _) = edited_spec(layout, text, origin, true)?;
+        Ok(Delete {
+            merged,
+            gone,
+            plan,
+            found,
+            delete_buckets,
+        })
+    }
+
+    /// Removes the users being deleted from their gateways and saves the spec without the documents.
+    pub fn start(&self, layout: &Layout, admin_of: AdminOf) -> Result<(), ResourceError> {
+        teardown::remove_object_users(&self.plan, admin_of)?;
+        save(layout, &self.merged)
+    }
+
+    /// Removes pools, filesystems, gateways' keys and files, once the supervisor dropped the documents.
+    pub fn finish(
+        &self,
+        rados: &Rados,
+        layout: &Layout,
+        admin_of: AdminOf,
+    ) -> Result<Deleted, ResourceError> {
+        teardown::forget_users(layout, &self.plan.users);
+        let steps = self.plan.steps(self.delete_buckets, &self.found.buckets);
+        teardown::execute(rados, layout, &steps, admin_of)?;
+        let deleted_pools = self
+            .plan
+            .pools
+            .iter()
+            .chain(self.plan.filesystems.iter().flat_map(|f| &f.pools))
+            .chain(self.plan.stores.iter().flat_map(|s| &s.pools))
+            .cloned()
+            .collect();
+        let deleted_buckets = if self.delete_buckets {
+            self.found.buckets.iter().map(|(_, b)| b.clone()).collect()
+        } else {
+            vec![]
+        };
+        Ok(Deleted {
+            deleted: self.gone.iter().map(|(k, n)| format!("{k}/{n}")).collect(),
+            deleted_pools,
+            deleted_buckets,
+        })
     }
 }
 

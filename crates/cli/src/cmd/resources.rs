@@ -3,16 +3,15 @@
 //! The cluster's saved spec (`spec.yaml`) is the set of resources; apply and delete edit that set, and the
 //! supervisor reconciles to it. Deleting a pool also removes it from Ceph, refused while volumes live in it.
 
-use rookery_orchestrator::teardown::{self, Blocker, Teardown};
+use rookery_orchestrator::teardown::Blocker;
 use rookery_platform::local::THIS_HOST_ADDRESS;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
-use rookery_ceph::Target;
 use rookery_orchestrator::report::ClusterReport;
-use rookery_orchestrator::resources::{self, Apply, ResourceError};
+use rookery_orchestrator::resources::{self, Apply, Delete, ResourceError};
 use rookery_orchestrator::Layout;
 use rookery_platform::local::LocalPlatform;
 use serde_json::json;
@@ -69,6 +68,10 @@ pub fn resource_failure(e: ResourceError) -> Failure {
         ResourceError::PortInUse { .. } | ResourceError::ProgramMissing { .. } => {
             format!("{e}; nothing was changed")
         }
+        ResourceError::Blocked(blockers) => match blockers.first() {
+            Some(b) => format!("{b} ({}); nothing was changed", how_to_unblock(b)),
+            None => e.to_string(),
+        },
         _ => e.to_string(),
     };
     if e.is_bad_input() {
@@ -90,15 +93,6 @@ fn read_file(file: &Path) -> Result<String, Failure> {
 /// The saved resources, validated.
 pub fn saved_resources(layout: &Layout) -> Result<rookery_spec::Resources, Failure> {
     resources::saved_resources(layout).map_err(resource_failure)
-}
-
-fn edited_spec(
-    layout: &Layout,
-    text: &str,
-    origin: &str,
-    remove: bool,
-) -> Result<(String, Vec<Value>), Failure> {
-    resources::edited_spec(layout, text, origin, remove).map_err(resource_failure)
 }
 
 /// Waits until the supervisor reconciled to `text` and has nothing left to do; returns what it reports.
@@ -137,10 +131,6 @@ fn wait_reconciled(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn save(layout: &Layout, text: &str) -> Result<(), Failure> {
-    resources::save(layout, text).map_err(resource_failure)
 }
 
 pub fn apply(layout: &Layout, args: &FileArgs, output: Output) -> CmdResult {
@@ -255,81 +245,30 @@ pub fn delete_text(
     output: Output,
 ) -> CmdResult {
     let current = saved_resources(layout)?;
-    let given = super::load_spec_text(text, origin, false)?;
-    let gone = resource_keys(&given);
-    let plan = Teardown::of(&current, &gone);
     let rados = super::connect(layout)?;
     let admin_of = |store: &str| store_admin(layout, &current, store).ok();
-    let found = teardown::observe(&rados, layout, &plan, &admin_of)
-        .map_err(|e| Failure::from(anyhow!(e)))?;
-    // Every refusal comes before anything changes.
-    if let Some(b) = teardown::blockers(&plan, &current, &found, yes_delete_buckets).first() {
-        return Err(Failure::bad_input(format!(
-            "{b} ({}); nothing was changed",
-            how_to_unblock(b)
-        )));
-    }
-    let (merged, _) = edited_spec(layout, text, origin, true)?;
-    teardown::remove_object_users(&plan, &admin_of).map_err(|e| Failure::from(anyhow!(e)))?;
-    save(layout, &merged)?;
-    // Only once the supervisor reconciles to the spec without them can it no longer recreate them (and
-    // it has stopped the MDS daemons and gateways they had).
-    wait_reconciled(layout, &merged, Duration::from_secs(60))?;
-    teardown::forget_users(layout, &plan.users);
-    let steps = plan.steps(yes_delete_buckets, &found.buckets);
-    teardown::execute(&rados, layout, &steps, &admin_of).map_err(|e| Failure::from(anyhow!(e)))?;
-    let deleted_pools: Vec<&String> = plan
-        .pools
-        .iter()
-        .chain(plan.filesystems.iter().flat_map(|f| &f.pools))
-        .chain(plan.stores.iter().flat_map(|s| &s.pools))
-        .collect();
-    let names: Vec<String> = gone.iter().map(|(k, n)| format!("{k}/{n}")).collect();
-    let deleted_buckets: Vec<&String> = if yes_delete_buckets {
-        found.buckets.iter().map(|(_, b)| b).collect()
-    } else {
-        vec![]
-    };
+    let delete = Delete::prepare(&rados, layout, text, origin, yes_delete_buckets, &admin_of)
+        .map_err(resource_failure)?;
+    delete.start(layout, &admin_of).map_err(resource_failure)?;
+    wait_reconciled(layout, &delete.merged, Duration::from_secs(60))?;
+    let done = delete
+        .finish(&rados, layout, &admin_of)
+        .map_err(resource_failure)?;
     match output {
         Output::Json => println!(
             "{}",
-            json!({"deleted": names, "deleted_pools": deleted_pools, "deleted_buckets": deleted_buckets})
+            json!({"deleted": done.deleted, "deleted_pools": done.deleted_pools, "deleted_buckets": done.deleted_buckets})
         ),
         Output::Text => {
-            for n in &names {
+            for n in &done.deleted {
                 println!("{n} deleted");
             }
-            if !deleted_pools.is_empty() {
-                let list: Vec<&str> = deleted_pools.iter().map(|p| p.as_str()).collect();
-                println!("pools deleted: {}", list.join(", "));
+            if !done.deleted_pools.is_empty() {
+                println!("pools deleted: {}", done.deleted_pools.join(", "));
             }
         }
     }
     Ok(())
-}
-
-/// (kind, metadata.name) of every document but the cluster.
-fn resource_keys(res: &rookery_spec::Resources) -> Vec<(String, String)> {
-    let of = |kind: &str, name: &str| (kind.to_string(), name.to_string());
-    res.pools
-        .iter()
-        .map(|p| of("CephBlockPool", &p.metadata.name))
-        .chain(
-            res.filesystems
-                .iter()
-                .map(|f| of("CephFilesystem", &f.metadata.name)),
-        )
-        .chain(
-            res.object_stores
-                .iter()
-                .map(|s| of("CephObjectStore", &s.metadata.name)),
-        )
-        .chain(
-            res.object_users
-                .iter()
-                .map(|u| of("CephObjectStoreUser", &u.metadata.name)),
-        )
-        .collect()
 }
 
 /// The commands that clear a blocker, for the terminal.
