@@ -101,22 +101,20 @@ pub enum SnapshotCommand {
     Rm { name: String, snapshot: String },
 }
 
-/// The CLI option that sets a request field the library names.
-fn flag(field: &str) -> String {
+/// The CLI option that sets a request field the library names; names are positional arguments, which
+/// the message already names.
+fn flag(field: &str) -> Option<String> {
     match field {
-        "dataPool" => "--data-pool".into(),
-        "name" | "snapshot" => field.to_uppercase(),
-        other => format!("--{other}"),
+        "name" | "snapshot" => None,
+        "dataPool" => Some("--data-pool".into()),
+        other => Some(format!("--{other}")),
     }
 }
 
 fn failure(e: VolumeError) -> Failure {
     if let Some(field) = e.field() {
-        Failure::bad_input(format!(
-            "{}: {}; nothing was changed",
-            flag(field),
-            e.message()
-        ))
+        let prefix = flag(field).map(|f| format!("{f}: ")).unwrap_or_default();
+        Failure::bad_input(format!("{prefix}{}; nothing was changed", e.message()))
     } else if e.is_bad_request() {
         Failure::bad_input(format!("{e}; nothing was changed"))
     } else {
