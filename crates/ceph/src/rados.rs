@@ -1,8 +1,9 @@
 //! A safe handle over a librados cluster connection: mon/mgr commands with typed replies, and object I/O.
 
 use std::ffi::{c_char, CStr, CString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::ptr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -16,6 +17,19 @@ pub struct Rados {
     handle: RadosT,
     api: &'static ffi::Api,
     serial: u64,
+    /// How it was made, so mgr commands can get a client of their own (see [`Rados::command_raw`]).
+    params: ConnectParams,
+    mgr_client: Mutex<Option<Arc<Rados>>>,
+}
+
+/// No Debug: `options` may hold a cephx key.
+#[derive(Clone)]
+struct ConnectParams {
+    conf: PathBuf,
+    user: String,
+    timeout: Duration,
+    op_timeouts: bool,
+    options: Vec<(String, String)>,
 }
 
 // SAFETY: librados documents rados_t as safe to use from several threads at once.
@@ -83,6 +97,25 @@ impl Rados {
         op_timeouts: bool,
         options: &[(&str, &str)],
     ) -> Result<Rados, CephError> {
+        Self::connect_params(ConnectParams {
+            conf: conf.to_path_buf(),
+            user: user.to_string(),
+            timeout,
+            op_timeouts,
+            options: options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+    }
+
+    fn connect_params(params: ConnectParams) -> Result<Rados, CephError> {
+        let (conf, user, timeout, op_timeouts) = (
+            params.conf.as_path(),
+            params.user.as_str(),
+            params.timeout,
+            params.op_timeouts,
+        );
         let api = ffi::api()?;
         let mut handle: RadosT = ptr::null_mut();
         let cluster = cstring("cluster", "ceph")?;
@@ -94,10 +127,13 @@ impl Rados {
         }
         static SERIALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let serial = SERIALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let options = params.options.clone();
         let rados = Rados {
             handle,
             api,
             serial,
+            params: params.clone(),
+            mgr_client: Mutex::new(None),
         };
         let conf_c = cstring("config path", &conf.to_string_lossy())?;
         // SAFETY: handle is live until drop.
@@ -121,7 +157,7 @@ impl Rados {
         ] {
             rados.conf_set(opt, val)?;
         }
-        for (opt, val) in options {
+        for (opt, val) in &options {
             rados.conf_set(opt, val)?;
         }
         // SAFETY: handle is configured and not yet connected.
@@ -163,7 +199,70 @@ impl Rados {
     }
 
     /// Sends one command (a JSON object with a `prefix`) and returns (output buffer, status string).
+    ///
+    /// A mgr command must never time out inside librados: in Ceph 16 a mgr reply that arrives after
+    /// `rados_mon_op_timeout` writes into buffers the timed-out call has already freed (ceph tracker
+    /// 65985; seen here as "double free or corruption" in `MgrClient::handle_command_reply`, killing the
+    /// supervisor when `up` asked for `osd df` while the mgr was starting). So on a connection with
+    /// operation timeouts, mgr commands go through a second client of this connection's user that has
+    /// none, on a thread of their own; the caller gets its timeout here, and the thread keeps that
+    /// client and the call's buffers alive until the reply comes.
     pub fn command_raw(
+        &self,
+        target: Target,
+        cmd: &Value,
+        input: &[u8],
+    ) -> Result<(Vec<u8>, String), CephError> {
+        if target == Target::Mgr && self.params.op_timeouts {
+            return self.mgr_command_bounded(cmd, input);
+        }
+        self.command_now(target, cmd, input)
+    }
+
+    fn mgr_command_bounded(
+        &self,
+        cmd: &Value,
+        input: &[u8],
+    ) -> Result<(Vec<u8>, String), CephError> {
+        let prefix = cmd
+            .get("prefix")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        let client = {
+            let mut slot = self.mgr_client.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_ref() {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Arc::new(Rados::connect_params(ConnectParams {
+                        op_timeouts: false,
+                        ..self.params.clone()
+                    })?);
+                    *slot = Some(c.clone());
+                    c
+                }
+            }
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (cmd, input) = (cmd.clone(), input.to_vec());
+        std::thread::Builder::new()
+            .name("mgr-command".into())
+            .spawn(move || {
+                let _ = tx.send(client.command_now(Target::Mgr, &cmd, &input));
+            })
+            .map_err(|e| CephError::call(&prefix, -libc::EAGAIN, &e.to_string()))?;
+        let timeout = self.params.timeout.max(Duration::from_secs(1));
+        match rx.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(_) => Err(CephError::call(
+                &prefix,
+                -libc::ETIMEDOUT,
+                &format!("the mgr did not answer within {} s", timeout.as_secs()),
+            )),
+        }
+    }
+
+    fn command_now(
         &self,
         target: Target,
         cmd: &Value,

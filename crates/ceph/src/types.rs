@@ -211,12 +211,12 @@ pub struct OsdInfo {
 }
 
 impl OsdInfo {
-    /// The process id of the OSD instance this map knows: Ceph daemons use their pid as the nonce of
-    /// their addresses (`Messenger::get_pid_nonce`; a random one only as pid 1 in a container or when
-    /// CEPH_USE_RANDOM_NONCE is set, which rookery never does for the daemons it runs).
-    pub fn instance_pid(&self) -> Option<u32> {
+    /// The nonce of the OSD instance this map knows, which tells one run of the daemon from the next.
+    /// Ceph daemons use their pid (`Messenger::get_pid_nonce`; a random one as pid 1 in a container or
+    /// when CEPH_USE_RANDOM_NONCE is set). 0 and 1 mean none.
+    pub fn instance_nonce(&self) -> Option<u64> {
         let nonce = self.public_addrs.addrvec.first()?.nonce;
-        u32::try_from(nonce).ok().filter(|&n| n > 1)
+        Some(nonce).filter(|&n| n > 1)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The standalone supervisor: owns the cluster's daemons, reconciles the spec in a loop, and serves the
 //! control API on the cluster's unix socket.
 //!
-//! Three threads: the reconciler (observe -> plan -> execute, may block on Ceph for a few seconds), the
+//! Four threads: the orchestrator's reconcile loop (`reconcile_loop::run`: observe -> plan -> execute,
+//! may block on Ceph for a few seconds), the trash purger (a child process a minute), the
 //! ticker (notices dead daemons and restarts them, never blocked by Ceph), and the API (a single-threaded
 //! tokio runtime; librados calls run on its blocking pool). The API also serves `/metrics`, and so does
 //! a TCP listener on 127.0.0.1 when asked for (`--metrics-port`).
@@ -19,9 +20,9 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
-use rookery_ceph::Rados;
+use rookery_orchestrator::reconcile_loop::{self, LoopView, SpecFile};
 use rookery_orchestrator::report::{self, ClusterReport, ReconcileInfo, SupervisorInfo};
-use rookery_orchestrator::{ClusterState, Desired, Layout, Plan, Reconciler, SharedPlatform};
+use rookery_orchestrator::{Layout, Reconciler, SharedPlatform};
 use rookery_platform::local::LocalPlatform;
 use tokio::sync::watch;
 
@@ -35,17 +36,7 @@ pub struct Options {
 }
 
 /// What the reconciler last saw and did, for the API.
-#[derive(Default)]
-struct Snapshot {
-    state: Option<ClusterState>,
-    rados: Option<Arc<Rados>>,
-    plan: Plan,
-    last_error: Option<String>,
-    notices: Vec<String>,
-    events: Vec<rookery_orchestrator::Event>,
-    expected_osds: u32,
-    spec_digest: String,
-}
+type Snapshot = LoopView;
 
 pub(crate) struct Shared {
     pub(crate) layout: Layout,
@@ -64,7 +55,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The reconciler's librados connection, once a mon answers.
-    pub(crate) fn rados(&self) -> Option<Arc<Rados>> {
+    pub(crate) fn rados(&self) -> Option<Arc<rookery_ceph::Rados>> {
         lock(&self.snapshot).rados.clone()
     }
 
@@ -90,16 +81,6 @@ pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Loads the resources saved in the data dir.
-pub fn load_desired(layout: &Layout) -> Result<(String, Desired)> {
-    let text = std::fs::read_to_string(layout.spec())
-        .with_context(|| format!("reading {}", layout.spec().display()))?;
-    let res = rookery_spec::load(&text)
-        .map_err(|e| anyhow::anyhow!("{} is invalid:\n{e}", layout.spec().display()))?;
-    let desired = Desired::from_resources(&res).context("the saved spec has no CephCluster")?;
-    Ok((text, desired))
-}
-
 /// Holds an exclusive lock for the life of the supervisor: two supervisors of one cluster would fight.
 fn single_instance(layout: &Layout) -> Result<File> {
     let path = layout.run_dir().join("supervisor.lock");
@@ -122,9 +103,9 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
     let metrics_listener = options.metrics_port.map(bind_metrics).transpose()?;
     std::fs::write(layout.supervisor_pid(), format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", layout.supervisor_pid().display()))?;
-    let (mut spec_text, desired) = load_desired(&layout)?;
+    let (spec_text, desired) = reconcile_loop::load_spec_file(&layout)?;
     let platform: SharedPlatform = Arc::new(Mutex::new(LocalPlatform::new(&layout.root)));
-    let mut reconciler = Reconciler::new(layout.clone(), desired, platform.clone())?;
+    let reconciler = Reconciler::new(layout.clone(), desired, platform.clone())?;
     let (stopped, _) = watch::channel(false);
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
     let registry = metrics_registry(&reconciler, &platform, &snapshot);
@@ -163,50 +144,13 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
 
     let reconcile = {
         let shared = shared.clone();
+        let source = SpecFile::new(layout.clone(), spec_text.clone());
         std::thread::Builder::new()
             .name("reconcile".into())
             .spawn(move || {
-                while !shared.shutdown.load(Ordering::SeqCst) {
-                    // A new spec (from `rookery up -f`) is picked up on the next pass.
-                    if let Ok(text) = std::fs::read_to_string(shared.layout.spec()) {
-                        if text != spec_text {
-                            match load_desired(&shared.layout) {
-                                Ok((t, d)) => {
-                                    reconciler.desired = d;
-                                    spec_text = t;
-                                    tracing::info!("spec changed; reconciling to it");
-                                }
-                                Err(e) => tracing::error!(error = %e, "ignoring the new spec"),
-                            }
-                        }
-                    }
-                    let plan = reconciler.reconcile_once();
-                    let busy = !plan.steps.is_empty();
-                    let rados = reconciler.rados();
-                    {
-                        let mut s = lock(&shared.snapshot);
-                        s.state = Some(reconciler.state.clone());
-                        s.rados = rados;
-                        s.plan = plan;
-                        s.last_error = reconciler.last_error.clone();
-                        s.notices = reconciler.desired.notices.clone();
-                        s.events = reconciler.events.iter().cloned().collect();
-                        s.expected_osds = reconciler.desired.osd_count;
-                        s.spec_digest = rookery_orchestrator::spec_digest(&spec_text);
-                    }
-                    let pause = if busy && reconciler.last_error.is_none() {
-                        50
-                    } else {
-                        1000
-                    };
-                    let until = Instant::now() + Duration::from_millis(pause);
-                    while Instant::now() < until && !shared.shutdown.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                }
-                lock(&shared.snapshot).rados = None;
-                tracing::info!("stopping all daemons");
-                reconciler.stop_all();
+                reconcile_loop::run(reconciler, source, spec_text, &shared.shutdown, |view| {
+                    *lock(&shared.snapshot) = view;
+                });
                 shared.stopped.send_replace(true);
             })?
     };

@@ -393,10 +393,8 @@ fn pools(c: &TestCluster, scratch: &Path) {
     assert_eq!(p["quota_max_objects"], 500);
     assert_eq!(p["crush_rule"], "rookery-replicated-hdd");
     let rados = c.rados();
-    let mode: serde_json::Value = rados
-        .command(rookery_ceph::Target::Mon, serde_json::json!({"prefix": "osd pool get", "pool": "fast", "var": "compression_mode"}))
-        .unwrap();
-    assert_eq!(mode["compression_mode"], "aggressive");
+    let mode = rookery_ceph::commands::pool::get(&rados, "fast", "compression_mode").unwrap();
+    assert_eq!(mode, "aggressive");
 
     // A change is reconciled; an impossible one is refused before anything changes.
     write(3, "passive");

@@ -7,9 +7,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rookery_ceph::Target;
+use rookery_ceph::commands::{self, subvolume};
+use rookery_ceph::types::SubvolumeInfo;
+use rookery_ceph::CephError;
 use rookery_files::mount::{self, MountRequest};
-use serde_json::{json, Value};
 use tonic::{Code, Status};
 
 use crate::ids::{self, SnapshotId, VolumeId};
@@ -77,23 +78,15 @@ pub(crate) fn capabilities_supported(caps: &[pb::VolumeCapability]) -> Result<()
     Ok(())
 }
 
+/// A Ceph call's error as the gRPC status the CO sees.
+fn grpc<T>(result: Result<T, CephError>) -> Result<T, Status> {
+    result.map_err(|e| ceph_status(&e))
+}
+
 impl Driver {
-    fn mgr(&self, cmd: Value) -> Result<Value, Status> {
-        self.rados
-            .command(Target::Mgr, cmd)
-            .map_err(|e| ceph_status(&e))
-    }
-
-    fn mgr_status(&self, cmd: Value) -> Result<(), Status> {
-        self.rados
-            .command_status(Target::Mgr, cmd)
-            .map(|_| ())
-            .map_err(|e| ceph_status(&e))
-    }
-
     /// None when the subvolume does not exist.
-    fn subvolume(&self, fs: &str, name: &str) -> Result<Option<Value>, Status> {
-        match self.mgr(json!({"prefix": "fs subvolume info", "vol_name": fs, "sub_name": name})) {
+    fn subvolume(&self, fs: &str, name: &str) -> Result<Option<SubvolumeInfo>, Status> {
+        match grpc(subvolume::info(&self.rados, fs, name)) {
             Ok(v) => Ok(Some(v)),
             Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(s),
@@ -101,31 +94,26 @@ impl Driver {
     }
 
     fn meta_get(&self, fs: &str, sub: &str, key: &str) -> Result<Option<String>, Status> {
-        // `metadata get` answers in plain text; `metadata ls` in JSON, all keys at once.
-        let all = self
-            .mgr(json!({"prefix": "fs subvolume metadata ls", "vol_name": fs, "sub_name": sub}))?;
-        Ok(all[key].as_str().map(String::from))
+        let mut all = grpc(subvolume::metadata_ls(&self.rados, fs, sub))?;
+        Ok(all.remove(key))
     }
 
     fn meta_set(&self, fs: &str, sub: &str, key: &str, value: &str) -> Result<(), Status> {
-        self.mgr_status(json!({"prefix": "fs subvolume metadata set", "vol_name": fs, "sub_name": sub, "key_name": key, "value": value}))
+        grpc(subvolume::metadata_set(&self.rados, fs, sub, key, value))
     }
 
     fn fs_volume(
         id: &VolumeId,
-        info: &Value,
+        info: &SubvolumeInfo,
         source: Option<pb::VolumeContentSource>,
     ) -> pb::Volume {
         pb::Volume {
-            capacity_bytes: info["bytes_quota"].as_i64().unwrap_or(0),
+            capacity_bytes: info.bytes_quota.unwrap_or(0) as i64,
             volume_id: id.to_string(),
             volume_context: [
                 ("fsName".to_string(), id.pool.clone()),
                 ("subvolumeName".to_string(), id.image.clone()),
-                (
-                    "subvolumePath".to_string(),
-                    info["path"].as_str().unwrap_or_default().to_string(),
-                ),
+                ("subvolumePath".to_string(), info.path.clone()),
             ]
             .into_iter()
             .collect(),
@@ -138,15 +126,18 @@ impl Driver {
     fn wait_clone(&self, fs: &str, target: &str) -> Result<(), Status> {
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
-            let s = self
-                .mgr(json!({"prefix": "fs clone status", "vol_name": fs, "clone_name": target}))?;
-            match s["status"]["state"].as_str() {
-                Some("complete") => return Ok(()),
-                Some("failed") | Some("canceled") => {
+            let s = grpc(subvolume::clone_status(&self.rados, fs, target))?;
+            match s.state.as_str() {
+                "complete" => return Ok(()),
+                "failed" | "canceled" => {
+                    let why = s
+                        .failure
+                        .map(|f| format!(": {}", f.error_msg))
+                        .unwrap_or_default();
                     return Err(Status::internal(format!(
-                        "cloning into {target} failed: {}",
-                        s["status"]
-                    )))
+                        "cloning into {target} {}{why}",
+                        s.state
+                    )));
                 }
                 _ if Instant::now() > deadline => {
                     return Err(Status::deadline_exceeded(format!(
@@ -201,7 +192,7 @@ impl Driver {
             let have_source = self
                 .meta_get(&fs, &id.image, META_SOURCE)?
                 .unwrap_or_default();
-            let quota = info["bytes_quota"].as_u64().unwrap_or(0);
+            let quota = info.bytes_quota.unwrap_or(0);
             let fits = req.capacity_range.as_ref().is_none_or(|r| {
                 (r.required_bytes <= 0 || quota >= r.required_bytes as u64)
                     && (r.limit_bytes <= 0 || quota <= r.limit_bytes as u64)
@@ -212,7 +203,7 @@ impl Driver {
                     req.name
                 )));
             }
-            if name.is_some() && info["state"].as_str() == Some("complete") {
+            if name.is_some() && info.state == "complete" {
                 return Ok(pb::CreateVolumeResponse {
                     volume: Some(Self::fs_volume(
                         &id,
@@ -222,29 +213,46 @@ impl Driver {
                 });
             }
         }
-        match req.volume_content_source.as_ref().and_then(|s| s.r#type.as_ref()) {
-            None => self.mgr_status(json!({"prefix": "fs subvolume create", "vol_name": fs, "sub_name": id.image, "size": size}))?,
+        match req
+            .volume_content_source
+            .as_ref()
+            .and_then(|s| s.r#type.as_ref())
+        {
+            None => grpc(subvolume::create(&self.rados, &fs, &id.image, size))?,
             Some(pb::volume_content_source::Type::Snapshot(s)) => {
                 let snap = SnapshotId::parse(&s.snapshot_id)
                     .filter(|s| s.volume.pool == fs)
-                    .ok_or_else(|| Status::not_found(format!("no snapshot {:?} in {fs}", s.snapshot_id)))?;
+                    .ok_or_else(|| {
+                        Status::not_found(format!("no snapshot {:?} in {fs}", s.snapshot_id))
+                    })?;
                 self.fs_clone(&fs, &snap, &id.image)?;
             }
             Some(pb::volume_content_source::Type::Volume(v)) => {
                 let src = VolumeId::parse(&v.volume_id)
                     .filter(|v| v.pool == fs)
-                    .ok_or_else(|| Status::not_found(format!("no volume {:?} in {fs}", v.volume_id)))?;
+                    .ok_or_else(|| {
+                        Status::not_found(format!("no volume {:?} in {fs}", v.volume_id))
+                    })?;
                 if self.subvolume(&fs, &src.image)?.is_none() {
                     return Err(Status::not_found(format!("no volume {src}")));
                 }
-                let snap = SnapshotId { volume: src, snap: format!("csi-clone-{}", &id.image["csi-vol-".len()..]) };
-                match self.mgr_status(json!({"prefix": "fs subvolume snapshot create", "vol_name": fs, "sub_name": snap.volume.image, "snap_name": snap.snap})) {
+                let snap = SnapshotId {
+                    volume: src,
+                    snap: format!("csi-clone-{}", &id.image["csi-vol-".len()..]),
+                };
+                match grpc(subvolume::snapshot_create(
+                    &self.rados,
+                    &fs,
+                    &snap.volume.image,
+                    &snap.snap,
+                )) {
                     Ok(()) => {}
                     Err(s) if s.code() == Code::AlreadyExists => {}
                     Err(s) => return Err(s),
                 }
                 let cloned = self.fs_clone(&fs, &snap, &id.image);
-                let _ = self.mgr_status(json!({"prefix": "fs subvolume snapshot rm", "vol_name": fs, "sub_name": snap.volume.image, "snap_name": snap.snap, "force": true}));
+                let _ =
+                    subvolume::snapshot_rm(&self.rados, &fs, &snap.volume.image, &snap.snap, true);
                 cloned?;
             }
         }
@@ -262,8 +270,8 @@ impl Driver {
         let info = self
             .subvolume(&fs, &id.image)?
             .ok_or_else(|| Status::internal("the new subvolume vanished"))?;
-        if info["bytes_quota"].as_u64() != Some(size) && req.capacity_range.is_some() {
-            self.mgr_status(json!({"prefix": "fs subvolume resize", "vol_name": fs, "sub_name": id.image, "new_size": size.to_string()}))?;
+        if info.bytes_quota != Some(size) && req.capacity_range.is_some() {
+            grpc(subvolume::resize(&self.rados, &fs, &id.image, size, false))?;
         }
         let info = self.subvolume(&fs, &id.image)?.unwrap_or(info);
         Ok(pb::CreateVolumeResponse {
@@ -277,7 +285,13 @@ impl Driver {
 
     /// Clones a snapshot into a new subvolume and waits for the copy (an existing clone is waited for).
     fn fs_clone(&self, fs: &str, snap: &SnapshotId, target: &str) -> Result<(), Status> {
-        match self.mgr_status(json!({"prefix": "fs subvolume snapshot clone", "vol_name": fs, "sub_name": snap.volume.image, "snap_name": snap.snap, "target_sub_name": target})) {
+        match grpc(subvolume::snapshot_clone(
+            &self.rados,
+            fs,
+            &snap.volume.image,
+            &snap.snap,
+            target,
+        )) {
             Ok(()) => {}
             Err(s) if s.code() == Code::AlreadyExists => {}
             Err(s) if s.code() == Code::NotFound => {
@@ -309,9 +323,7 @@ impl Driver {
                 m.path.display()
             )));
         }
-        match self.mgr_status(
-            json!({"prefix": "fs subvolume rm", "vol_name": id.pool, "sub_name": id.image}),
-        ) {
+        match grpc(subvolume::rm(&self.rados, &id.pool, &id.image)) {
             Ok(()) => Ok(pb::DeleteVolumeResponse {}),
             Err(s) if s.code() == Code::NotFound => Ok(pb::DeleteVolumeResponse {}),
             Err(s) if s.message().contains("snapshot") => Err(Status::failed_precondition(
@@ -353,36 +365,22 @@ impl Driver {
     }
 
     fn fs_names(&self) -> Result<Vec<String>, Status> {
-        let ls: Value = self
-            .rados
-            .command(Target::Mon, json!({"prefix": "fs ls"}))
-            .map_err(|e| ceph_status(&e))?;
-        Ok(ls
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f["name"].as_str().map(String::from))
-            .collect())
+        let ls = grpc(commands::fs::ls(&self.rados))?;
+        Ok(ls.into_iter().map(|f| f.name).collect())
     }
 
-    fn fs_all_volumes(&self) -> Result<Vec<(VolumeId, Value)>, Status> {
+    fn fs_all_volumes(&self) -> Result<Vec<(VolumeId, SubvolumeInfo)>, Status> {
         let mut out = Vec::new();
         for fs in self.fs_names()? {
-            let ls = self.mgr(json!({"prefix": "fs subvolume ls", "vol_name": fs}))?;
-            for name in ls
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s["name"].as_str())
-            {
+            for name in grpc(subvolume::ls(&self.rados, &fs))? {
                 if !name.starts_with("csi-vol-") {
                     continue;
                 }
-                if let Some(info) = self.subvolume(&fs, name)? {
+                if let Some(info) = self.subvolume(&fs, &name)? {
                     out.push((
                         VolumeId {
                             pool: fs.clone(),
-                            image: name.into(),
+                            image: name,
                         },
                         info,
                     ));
@@ -421,10 +419,7 @@ impl Driver {
     ) -> Result<pb::GetCapacityResponse, Status> {
         let fs = fs_and_name(self, &req.parameters)?;
         let data_pool = format!("{fs}-");
-        let df: rookery_ceph::types::Df = self
-            .rados
-            .command(Target::Mon, json!({"prefix": "df"}))
-            .map_err(|e| ceph_status(&e))?;
+        let df = grpc(commands::cluster::df(&self.rados))?;
         let avail = df
             .pools
             .iter()
@@ -448,8 +443,8 @@ impl Driver {
         sub: &str,
         snap: &str,
     ) -> Result<Option<prost_types::Timestamp>, Status> {
-        let info = self.mgr(json!({"prefix": "fs subvolume snapshot info", "vol_name": fs, "sub_name": sub, "snap_name": snap}))?;
-        Ok(info["created_at"].as_str().and_then(parse_time))
+        let info = grpc(subvolume::snapshot_info(&self.rados, fs, sub, snap))?;
+        Ok(parse_time(&info.created_at))
     }
 
     pub(crate) fn fs_create_snapshot(
@@ -473,20 +468,24 @@ impl Driver {
             if other == src {
                 continue;
             }
-            let snaps = self.mgr(json!({"prefix": "fs subvolume snapshot ls", "vol_name": other.pool, "sub_name": other.image}))?;
-            if snaps
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|s| s["name"].as_str() == Some(snap.as_str()))
-            {
+            let snaps = grpc(subvolume::snapshot_ls(
+                &self.rados,
+                &other.pool,
+                &other.image,
+            ))?;
+            if snaps.contains(&snap) {
                 return Err(Status::already_exists(format!(
                     "snapshot {:?} exists for another volume ({other})",
                     req.name
                 )));
             }
         }
-        match self.mgr_status(json!({"prefix": "fs subvolume snapshot create", "vol_name": src.pool, "sub_name": src.image, "snap_name": snap})) {
+        match grpc(subvolume::snapshot_create(
+            &self.rados,
+            &src.pool,
+            &src.image,
+            &snap,
+        )) {
             Ok(()) => {}
             Err(s) if s.code() == Code::AlreadyExists => {}
             Err(s) => return Err(s),
@@ -497,7 +496,7 @@ impl Driver {
         };
         Ok(pb::CreateSnapshotResponse {
             snapshot: Some(pb::Snapshot {
-                size_bytes: info["bytes_used"].as_i64().unwrap_or(0),
+                size_bytes: info.bytes_used as i64,
                 snapshot_id: id.to_string(),
                 source_volume_id: src.to_string(),
                 creation_time: self.snap_time(&src.pool, &src.image, &snap)?,
@@ -518,7 +517,13 @@ impl Driver {
             return Ok(pb::DeleteSnapshotResponse {});
         };
         let _busy = self.inflight.claim(&id.volume.to_string())?;
-        match self.mgr_status(json!({"prefix": "fs subvolume snapshot rm", "vol_name": id.volume.pool, "sub_name": id.volume.image, "snap_name": id.snap})) {
+        match grpc(subvolume::snapshot_rm(
+            &self.rados,
+            &id.volume.pool,
+            &id.volume.image,
+            &id.snap,
+            false,
+        )) {
             Ok(()) => Ok(pb::DeleteSnapshotResponse {}),
             Err(s) if s.code() == Code::NotFound => Ok(pb::DeleteSnapshotResponse {}),
             Err(s) => Err(s),
@@ -534,28 +539,22 @@ impl Driver {
             if !req.source_volume_id.is_empty() && req.source_volume_id != vol.to_string() {
                 continue;
             }
-            let snaps = self.mgr(json!({"prefix": "fs subvolume snapshot ls", "vol_name": vol.pool, "sub_name": vol.image}))?;
-            for name in snaps
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s["name"].as_str())
-            {
+            for name in grpc(subvolume::snapshot_ls(&self.rados, &vol.pool, &vol.image))? {
                 if !name.starts_with("csi-snap-") {
                     continue;
                 }
                 let id = SnapshotId {
                     volume: vol.clone(),
-                    snap: name.into(),
+                    snap: name,
                 };
                 if !req.snapshot_id.is_empty() && req.snapshot_id != id.to_string() {
                     continue;
                 }
                 all.push(pb::Snapshot {
-                    size_bytes: info["bytes_used"].as_i64().unwrap_or(0),
+                    size_bytes: info.bytes_used as i64,
                     snapshot_id: id.to_string(),
                     source_volume_id: vol.to_string(),
-                    creation_time: self.snap_time(&vol.pool, &vol.image, name)?,
+                    creation_time: self.snap_time(&vol.pool, &vol.image, &id.snap)?,
                     ready_to_use: true,
                     group_snapshot_id: String::new(),
                 });
@@ -586,10 +585,16 @@ impl Driver {
         let info = self
             .subvolume(&id.pool, &id.image)?
             .ok_or_else(|| Status::not_found(format!("no volume {id}")))?;
-        let current = info["bytes_quota"].as_u64().unwrap_or(0);
+        let current = info.bytes_quota.unwrap_or(0);
         let want = crate::controller::size_for(req.capacity_range.as_ref(), current)?;
         if want > current {
-            self.mgr_status(json!({"prefix": "fs subvolume resize", "vol_name": id.pool, "sub_name": id.image, "new_size": want.to_string(), "no_shrink": true}))?;
+            grpc(subvolume::resize(
+                &self.rados,
+                &id.pool,
+                &id.image,
+                want,
+                true,
+            ))?;
         }
         // The quota is the size every mount sees at once: nothing to do on the nodes.
         Ok(pb::ControllerExpandVolumeResponse {

@@ -2,11 +2,11 @@
 //! snapshots are image snapshots, volumes from a snapshot or a volume are clones flattened at once (so
 //! deleting the source never waits on them).
 
+use rookery_ceph::commands::{cluster, osd};
 use rookery_ceph::rbd::{self, Image};
-use rookery_ceph::{IoCtx, Target};
+use rookery_ceph::IoCtx;
 use rookery_volumes::manage;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tonic::{Code, Status};
 
 use crate::ids::{self, SnapshotId, VolumeId};
@@ -551,10 +551,7 @@ impl Driver {
 
     /// Every CSI volume in every RBD pool, sorted by id.
     fn all_volumes(&self) -> Result<Vec<pb::Volume>, Status> {
-        let dump: rookery_ceph::types::OsdDump = self
-            .rados
-            .command(Target::Mon, json!({"prefix": "osd dump"}))
-            .map_err(|e| ceph_status(&e))?;
+        let dump = osd::dump(&self.rados).map_err(|e| ceph_status(&e))?;
         let mut out = Vec::new();
         for pool in dump
             .pools
@@ -612,10 +609,7 @@ impl Driver {
         if let Some(id) = req.parameters.get("clusterID") {
             self.check_cluster(id)?;
         }
-        let df: rookery_ceph::types::Df = self
-            .rados
-            .command(Target::Mon, json!({"prefix": "df"}))
-            .map_err(|e| ceph_status(&e))?;
+        let df = cluster::df(&self.rados).map_err(|e| ceph_status(&e))?;
         let avail = df
             .pools
             .iter()

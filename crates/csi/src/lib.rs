@@ -420,11 +420,7 @@ impl pb::identity_server::Identity for Service {
     ) -> Result<Response<pb::ProbeResponse>, Status> {
         call(&self.0, "Probe", r, |d, _| {
             // Really asks the mons: a driver that cannot reach Ceph is not ready.
-            let status: Result<serde_json::Value, _> = d.rados.command(
-                rookery_ceph::Target::Mon,
-                serde_json::json!({"prefix": "mon stat"}),
-            );
-            match status {
+            match rookery_ceph::commands::cluster::mon_stat(&d.rados) {
                 Ok(_) => Ok(pb::ProbeResponse { ready: Some(true) }),
                 Err(e) => Err(Status::failed_precondition(format!(
                     "Ceph does not answer: {e}"

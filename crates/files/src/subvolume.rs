@@ -1,8 +1,8 @@
 //! Subvolumes: `fs subvolume create|ls|info|resize|rm` of the mgr's volumes module, called natively.
 
-use rookery_ceph::{Rados, Target};
+use rookery_ceph::commands::{self, subvolume};
+use rookery_ceph::Rados;
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::{bad, FileError};
 
@@ -43,12 +43,7 @@ fn is_errno(e: &rookery_ceph::CephError, errno: i32) -> bool {
 
 /// The filesystem must exist: a clear error instead of the volumes module's "volume does not exist".
 fn check_fs(r: &Rados, fs: &str) -> Result<(), FileError> {
-    let ls: Value = r.command(Target::Mon, json!({"prefix": "fs ls"}))?;
-    let found = ls
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|f| f["name"].as_str() == Some(fs));
+    let found = commands::fs::ls(r)?.iter().any(|f| f.name == fs);
     if found {
         Ok(())
     } else {
@@ -60,16 +55,7 @@ fn check_fs(r: &Rados, fs: &str) -> Result<(), FileError> {
 
 pub fn names(r: &Rados, fs: &str) -> Result<Vec<String>, FileError> {
     check_fs(r, fs)?;
-    let ls: Value = r.command(
-        Target::Mgr,
-        json!({"prefix": "fs subvolume ls", "vol_name": fs}),
-    )?;
-    Ok(ls
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["name"].as_str().map(String::from))
-        .collect())
+    Ok(subvolume::ls(r, fs)?)
 }
 
 pub fn create(r: &Rados, fs: &str, name: &str, size: u64) -> Result<SubvolumeInfo, FileError> {
@@ -82,19 +68,13 @@ pub fn create(r: &Rados, fs: &str, name: &str, size: u64) -> Result<SubvolumeInf
             "subvolume {name} already exists in {fs}; choose another name, or `rookery fs subvolume resize`"
         )));
     }
-    r.command_status(
-        Target::Mgr,
-        json!({"prefix": "fs subvolume create", "vol_name": fs, "sub_name": name, "size": size}),
-    )?;
+    subvolume::create(r, fs, name, size)?;
     info(r, fs, name)
 }
 
 pub fn info(r: &Rados, fs: &str, name: &str) -> Result<SubvolumeInfo, FileError> {
     check_name(name)?;
-    let v: Value = match r.command(
-        Target::Mgr,
-        json!({"prefix": "fs subvolume info", "vol_name": fs, "sub_name": name}),
-    ) {
+    let v = match subvolume::info(r, fs, name) {
         Ok(v) => v,
         Err(e) if is_errno(&e, libc::ENOENT) => {
             check_fs(r, fs)?;
@@ -104,21 +84,15 @@ pub fn info(r: &Rados, fs: &str, name: &str) -> Result<SubvolumeInfo, FileError>
         }
         Err(e) => return Err(e.into()),
     };
-    // `metadata get` answers in plain text; `metadata ls` in JSON.
-    let claim = r
-        .command::<Value>(
-            Target::Mgr,
-            json!({"prefix": "fs subvolume metadata ls", "vol_name": fs, "sub_name": name}),
-        )
+    let claim = subvolume::metadata_ls(r, fs, name)
         .ok()
-        .and_then(|v| v["csi.storage.k8s.io/pvc/name"].as_str().map(String::from));
+        .and_then(|mut m| m.remove("csi.storage.k8s.io/pvc/name"));
     Ok(SubvolumeInfo {
         name: name.to_string(),
-        path: v["path"].as_str().unwrap_or_default().to_string(),
-        // "infinite" when there is no quota.
-        quota_bytes: v["bytes_quota"].as_u64(),
-        used_bytes: v["bytes_used"].as_u64().unwrap_or(0),
-        created: v["created_at"].as_str().unwrap_or_default().to_string(),
+        path: v.path,
+        quota_bytes: v.bytes_quota,
+        used_bytes: v.bytes_used,
+        created: v.created_at,
         claim,
     })
 }
@@ -143,19 +117,13 @@ pub fn resize(r: &Rados, fs: &str, name: &str, size: u64) -> Result<SubvolumeInf
             now.used_bytes
         )));
     }
-    r.command_status(
-        Target::Mgr,
-        json!({"prefix": "fs subvolume resize", "vol_name": fs, "sub_name": name, "new_size": size.to_string(), "no_shrink": true}),
-    )?;
+    subvolume::resize(r, fs, name, size, true)?;
     info(r, fs, name)
 }
 
 /// Removes a subvolume and its data. The caller checks mounts first (they are this host's records).
 pub fn remove(r: &Rados, fs: &str, name: &str) -> Result<(), FileError> {
     info(r, fs, name)?;
-    r.command_status(
-        Target::Mgr,
-        json!({"prefix": "fs subvolume rm", "vol_name": fs, "sub_name": name}),
-    )?;
+    subvolume::rm(r, fs, name)?;
     Ok(())
 }

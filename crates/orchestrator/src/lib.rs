@@ -9,7 +9,9 @@ pub mod layout;
 pub mod metrics;
 pub mod objectstore;
 pub mod plan;
+pub mod planners;
 pub mod preflight;
+pub mod reconcile_loop;
 pub mod report;
 pub mod resources;
 pub mod state;
@@ -112,6 +114,17 @@ pub fn create_cluster(
     };
     state.save(layout)?;
     Ok(state)
+}
+
+/// Destroys a stopped cluster: its data dir goes, with every store, key and log in it. Only ever called
+/// for a confirmed purge (`down --purge --yes-really-destroy-data`).
+pub fn purge(layout: &Layout) -> Result<(), OrchestratorError> {
+    match std::fs::remove_dir_all(&layout.root) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(OrchestratorError::io(&layout.root, e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Every daemon the cluster has made, stopped or not: its mons, the mgrs with a key, the OSDs with an id.

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::desired::Desired;
+use crate::planners::{self, Partial};
 
 /// What the reconciler saw.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -262,325 +263,42 @@ pub struct Plan {
     pub blocked: Vec<String>,
 }
 
+impl Plan {
+    fn absorb<E: std::fmt::Display>(&mut self, part: Partial<E>) {
+        self.steps.extend(part.steps);
+        self.blocked
+            .extend(part.refused.into_iter().map(|e| e.to_string()));
+    }
+}
+
+/// Runs the planners in the order a cluster is built in: mons (with keys and config) -> quorum -> mgrs,
+/// pools (before OSDs, so their PGs peer as soon as the OSDs boot), filesystems, object stores and their
+/// users, OSDs, mgr modules.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut p = Plan::default();
-    if !observed.keys {
-        p.steps.push(Step::CreateKeys);
-        return p;
-    }
-    if !observed.conf_current {
-        p.steps.push(Step::WriteConfig);
-        return p;
-    }
-    for id in &desired.mon_ids {
-        if !observed.mon_stores.contains(id) {
-            if observed.mon_stores.is_empty() {
-                p.steps.push(Step::CreateMonStore { id: id.clone() });
-            } else {
-                p.blocked.push(format!(
-                    "mon.{id}: adding mons to an existing cluster is not supported yet; set spec.mon.count back to {}",
-                    observed.mon_stores.len()
-                ));
-            }
-        } else if !observed.running.contains(&format!("mon.{id}")) {
-            p.steps.push(Step::Start {
-                daemon: format!("mon.{id}"),
-            });
-        }
-    }
-    if p.steps
-        .iter()
-        .any(|s| matches!(s, Step::CreateMonStore { .. }))
-    {
+    let (mons, bootstrapping) = planners::mons::plan(desired, observed);
+    p.absorb(mons);
+    if bootstrapping {
         return p;
     }
     let Some(ceph) = &observed.ceph else {
         p.waiting = Some("waiting for the mons to form a quorum".into());
         return p;
     };
-    for id in &desired.mgr_ids {
-        if !observed.mgr_keyrings.contains(id) {
-            // Started in the same pass: steps run in order and stop at the first failure.
-            p.steps.push(Step::CreateMgrKey { id: id.clone() });
-            p.steps.push(Step::Start {
-                daemon: format!("mgr.{id}"),
-            });
-        } else if !observed.running.contains(&format!("mgr.{id}")) {
-            p.steps.push(Step::Start {
-                daemon: format!("mgr.{id}"),
-            });
-        }
-    }
-    // Pools before OSDs: their PGs then peer as soon as the OSDs boot, instead of after.
-    for pool in &desired.pools {
-        match ceph.pools.get(&pool.name) {
-            None => {
-                match pool.erasure {
-                    Some((k, m)) => p.steps.push(Step::CreateErasurePool {
-                        name: pool.name.clone(),
-                        data_chunks: k,
-                        coding_chunks: m,
-                    }),
-                    None => p.steps.push(Step::CreatePool {
-                        name: pool.name.clone(),
-                        size: pool.size,
-                    }),
-                }
-                p.steps.push(Step::EnablePoolApplication {
-                    name: pool.name.clone(),
-                    application: pool.application.clone(),
-                });
-            }
-            Some(have) => {
-                if let Some((k, m)) = pool.erasure {
-                    if have.size != k + m {
-                        p.blocked.push(format!(
-                            "pool {}: an erasure-coded pool's chunks cannot change ({} now); create a new pool",
-                            pool.name, have.size
-                        ));
-                    }
-                } else if have.size != pool.size {
-                    p.steps.push(Step::SetPoolSize {
-                        name: pool.name.clone(),
-                        size: pool.size,
-                    });
-                }
-                for (field, want, got) in [
-                    ("max_bytes", pool.quota_bytes, have.quota_bytes),
-                    ("max_objects", pool.quota_objects, have.quota_objects),
-                ] {
-                    if want != got {
-                        p.steps.push(Step::SetPoolQuota {
-                            name: pool.name.clone(),
-                            field: field.into(),
-                            value: want,
-                        });
-                    }
-                }
-                for (key, want) in &pool.parameters {
-                    let current = have.parameters.get(key).cloned().flatten();
-                    if !current.is_some_and(|c| same_setting(want, &c)) {
-                        p.steps.push(Step::SetPoolParameter {
-                            name: pool.name.clone(),
-                            key: key.clone(),
-                            value: want.clone(),
-                        });
-                    }
-                }
-                if let Some(class) = &pool.device_class {
-                    let rule = class_rule(class);
-                    if !ceph.device_classes.contains(class) {
-                        p.blocked.push(format!(
-                            "pool {}: no OSD has device class {class:?} (this cluster has: {}); change spec.deviceClass",
-                            pool.name,
-                            ceph.device_classes.iter().cloned().collect::<Vec<_>>().join(", ")
-                        ));
-                    } else {
-                        match ceph.rules.get(&rule) {
-                            None => {
-                                p.steps.push(Step::CreateClassRule {
-                                    rule: rule.clone(),
-                                    class: class.clone(),
-                                });
-                                p.steps.push(Step::SetPoolRule {
-                                    name: pool.name.clone(),
-                                    rule,
-                                });
-                            }
-                            Some(id) if *id != have.crush_rule => {
-                                p.steps.push(Step::SetPoolRule {
-                                    name: pool.name.clone(),
-                                    rule,
-                                });
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                }
-                if !have.applications.contains(&pool.application) {
-                    p.steps.push(Step::EnablePoolApplication {
-                        name: pool.name.clone(),
-                        application: pool.application.clone(),
-                    });
-                }
-            }
-        }
-    }
-    let osds_running = desired.osd_count > 0
-        && observed
-            .osds
-            .iter()
-            .filter(|o| {
-                o.id.is_some_and(|id| observed.running.contains(&format!("osd.{id}")))
-            })
-            .count() as u32
-            >= desired.osd_count;
-    plan_filesystems(desired, observed, ceph, &mut p);
-    plan_object_stores(desired, observed, ceph, osds_running, &mut p);
-    let wanted: BTreeSet<String> = desired
-        .filesystems
-        .iter()
-        .flat_map(|f| f.mds_ids.iter().map(|id| format!("mds.{id}")))
-        .chain(
-            desired
-                .object_stores
-                .iter()
-                .map(|s| format!("rgw.{}", s.name)),
-        )
-        .collect();
-    for daemon in &observed.running {
-        if (daemon.starts_with("mds.") || daemon.starts_with("rgw.")) && !wanted.contains(daemon) {
-            p.steps.push(Step::Stop {
-                daemon: daemon.clone(),
-            });
-        }
-    }
-    for osd in &observed.osds {
-        if !osd.store_ready {
-            p.steps.push(Step::FinishOsd {
-                uuid: osd.uuid.clone(),
-            });
-        } else if let Some(id) = osd.id {
-            if !observed.running.contains(&format!("osd.{id}")) {
-                p.steps.push(Step::Start {
-                    daemon: format!("osd.{id}"),
-                });
-            }
-        }
-    }
-    let have = observed.osds.len() as u32;
-    for _ in have..desired.osd_count {
-        p.steps.push(Step::AddOsd);
-    }
-    if have > desired.osd_count {
-        p.blocked.push(format!(
-            "spec.storage.osdFiles.count is {} but the cluster has {have} OSDs; removing OSDs is not supported yet",
-            desired.osd_count
-        ));
-    }
-    if ceph.mgr_available {
-        for m in &desired.mgr_modules {
-            if !ceph.modules_enabled.contains(m) {
-                p.steps.push(Step::EnableMgrModule { name: m.clone() });
-            }
-        }
-    } else if !desired.mgr_modules.is_empty() && p.steps.is_empty() {
-        p.waiting = Some("waiting for a mgr to become available".into());
+    p.absorb(planners::mgr::plan_daemons(desired, observed));
+    p.absorb(planners::pools::plan(desired, ceph));
+    p.absorb(planners::filesystems::plan(desired, observed, ceph));
+    let osds_running = planners::osds::all_running(desired, observed);
+    let (stores, ready) = planners::object_stores::plan(desired, observed, ceph, osds_running);
+    p.absorb(stores);
+    p.absorb(planners::users::plan(desired, observed, &ready));
+    p.absorb(planners::osds::plan(desired, observed));
+    let (modules, waiting) = planners::mgr::plan_modules(desired, ceph);
+    p.absorb(modules);
+    if p.steps.is_empty() {
+        p.waiting = p.waiting.or(waiting);
     }
     p
-}
-
-fn plan_filesystems(desired: &Desired, observed: &Observed, ceph: &CephView, p: &mut Plan) {
-    for fs in &desired.filesystems {
-        for id in &fs.mds_ids {
-            if !observed.mds_keyrings.contains(id) {
-                p.steps.push(Step::CreateMdsKey { id: id.clone() });
-                p.steps.push(Step::Start {
-                    daemon: format!("mds.{id}"),
-                });
-            } else if !observed.running.contains(&format!("mds.{id}")) {
-                p.steps.push(Step::Start {
-                    daemon: format!("mds.{id}"),
-                });
-            }
-        }
-        let pools_exist = std::iter::once(&fs.metadata_pool)
-            .chain(&fs.data_pools)
-            .all(|pool| ceph.pools.contains_key(pool));
-        if !pools_exist {
-            continue;
-        }
-        let Some(have) = ceph.filesystems.get(&fs.name) else {
-            if let Some(first) = fs.data_pools.first() {
-                p.steps.push(Step::CreateFilesystem {
-                    name: fs.name.clone(),
-                    metadata_pool: fs.metadata_pool.clone(),
-                    data_pool: first.clone(),
-                });
-            }
-            continue;
-        };
-        for pool in &fs.data_pools {
-            if !have.data_pools.contains(pool) {
-                p.steps.push(Step::AddFsDataPool {
-                    name: fs.name.clone(),
-                    pool: pool.clone(),
-                });
-            }
-        }
-        if have.max_mds != fs.active_count {
-            p.steps.push(Step::SetFsOption {
-                name: fs.name.clone(),
-                var: "max_mds".into(),
-                value: fs.active_count.to_string(),
-            });
-        }
-        if have.standby_replay != fs.standby_replay {
-            p.steps.push(Step::SetFsOption {
-                name: fs.name.clone(),
-                var: "allow_standby_replay".into(),
-                value: fs.standby_replay.to_string(),
-            });
-        }
-    }
-}
-
-fn plan_object_stores(
-    desired: &Desired,
-    observed: &Observed,
-    ceph: &CephView,
-    osds_running: bool,
-    p: &mut Plan,
-) {
-    for store in &desired.object_stores {
-        let name = &store.name;
-        let daemon = format!("rgw.{name}");
-        let running = observed.running.contains(&daemon);
-        if !running {
-            if let Some(who) = observed.busy_ports.get(&store.port) {
-                p.blocked.push(format!(
-                    "object store {name}: port {} is in use by {who}; stop it or change spec.gateway.port",
-                    store.port
-                ));
-                continue;
-            }
-        }
-        // The zone set-up writes into `.rgw.root` and blocks until its PGs are active.
-        if !store.pools.iter().all(|pool| ceph.pools.contains_key(pool)) || !osds_running {
-            continue;
-        }
-        if !observed.rgw_realms.contains(name) {
-            p.steps.push(Step::SetupObjectStore {
-                store: name.clone(),
-                port: store.port,
-            });
-            continue;
-        }
-        if !observed.rgw_keyrings.contains(name) {
-            p.steps.push(Step::CreateRgwKey {
-                store: name.clone(),
-            });
-        }
-        if !running {
-            p.steps.push(Step::Start { daemon });
-            continue;
-        }
-        if !observed.rgw_admins.contains(name) {
-            p.steps.push(Step::CreateRgwAdmin {
-                store: name.clone(),
-            });
-            continue;
-        }
-        for user in desired.object_users.iter().filter(|u| &u.store == name) {
-            let key = (name.clone(), user.settings.uid.clone());
-            if observed.object_users.get(&key) != Some(&user.digest()) {
-                p.steps.push(Step::ApplyObjectUser {
-                    store: name.clone(),
-                    uid: user.settings.uid.clone(),
-                });
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub struct SupervisorInfo {
     pub rss_bytes: u64,
     pub uptime_secs: u64,
     pub version: String,
-    /// Where `/metrics` is served over TCP (`127.0.0.1:PORT`), when asked for with `--metrics-port`.
+    /// Where `/metrics` is served over TCP (loopback only), when asked for with `--metrics-port`.
     #[serde(default)]
     pub metrics_address: Option<String>,
 }
@@ -240,7 +240,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
                     .or_else(|| m.and_then(|m| m.bluestore_bdev_size.parse().ok()))
                     .unwrap_or(0),
                 used_bytes: df.map(|d| d.kb_used * 1024).unwrap_or(0),
-                map_nonce: o.instance_pid().map(u64::from),
+                map_nonce: o.instance_nonce(),
             }
         })
         .collect();

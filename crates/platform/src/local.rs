@@ -142,6 +142,34 @@ impl LocalPlatform {
         &self.files
     }
 
+    /// Stops any process still using this cluster (a supervisor that lost its socket, a daemon whose pid
+    /// file was lost), found through /proc by its config path or `--data-dir`, so a purge leaves nothing
+    /// running.
+    pub fn stop_leftovers(&self) {
+        let conf = self.files.conf().display().to_string();
+        let root = self.files.root.display().to_string();
+        let me = std::process::id();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for e in entries.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            if let Some(cmd) = proc::cmdline(pid) {
+                let uses = cmd.iter().any(|a| a == &conf)
+                    || cmd.windows(2).any(|w| w[0] == "--data-dir" && w[1] == root)
+                        && cmd.iter().any(|a| a == "supervise");
+                if uses {
+                    proc::terminate(pid, Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
     /// Runs a process: adopts a live one that runs exactly this spec (from its pid file), otherwise
     /// starts it. A no-op for a daemon already supervised with the same spec.
     pub fn ensure_process(&mut self, spec: ProcessSpec) -> Result<(), PlatformError> {

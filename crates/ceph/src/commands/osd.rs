@@ -193,9 +193,9 @@ mod tests {
             serde_json::from_str(include_str!("../../testdata/pacific/osd_dump.json")).unwrap();
         assert_eq!(d.osds.len(), 4);
         assert_eq!((d.osds[0].up, d.osds[0].in_), (1, 1));
-        assert!(d.osds[0].instance_pid().is_some());
+        assert!(d.osds[0].instance_nonce().is_some());
         // osd.3 was registered with `osd new` and never started: no address, no process.
-        assert_eq!(d.osds[3].instance_pid(), None);
+        assert_eq!(d.osds[3].instance_nonce(), None);
         let fast = d.pools.iter().find(|p| p.pool_name == "fast").unwrap();
         assert_eq!((fast.size, fast.pool_type, fast.crush_rule), (2, 1, 2));
         assert_eq!(fast.quota_max_bytes, 1 << 30);

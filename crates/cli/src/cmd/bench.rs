@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
-use rookery_ceph::{Rados, Target};
+use rookery_ceph::commands::{cluster, pool};
+use rookery_ceph::Rados;
 use rookery_orchestrator::Layout;
 use serde_json::json;
 
@@ -91,23 +92,22 @@ fn control_plane(layout: &Layout, count: usize, output: Output) -> CmdResult {
         .context("connecting to the cluster")?;
     let connect = connect_start.elapsed();
 
-    let ops: [(&str, serde_json::Value, &[&str]); 2] = [
-        ("status", json!({"prefix": "status"}), &["status"]),
+    type Native = fn(&Rados) -> Result<(), rookery_ceph::CephError>;
+    let ops: [(&str, Native, &[&str]); 2] = [
+        ("status", |r| cluster::status(r).map(drop), &["status"]),
         (
             "pool list",
-            json!({"prefix": "osd pool ls"}),
+            |r| pool::ls(r).map(drop),
             &["osd", "pool", "ls"],
         ),
     ];
     let mut rows = Vec::new();
     let (mut all_native, mut all_cli) = (Vec::new(), Vec::new());
-    for (name, cmd, words) in ops {
+    for (name, call, words) in ops {
         let mut native = Vec::with_capacity(count);
         for _ in 0..count {
             let t = Instant::now();
-            let _: serde_json::Value = rados
-                .command(Target::Mon, cmd.clone())
-                .map_err(anyhow::Error::from)?;
+            call(&rados).map_err(anyhow::Error::from)?;
             native.push(t.elapsed());
         }
         let mut cli = Vec::with_capacity(count);

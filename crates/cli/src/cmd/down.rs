@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use clap::Args;
 use rookery_orchestrator::{ClusterState, Layout};
+use rookery_platform::local::LocalPlatform;
 
 use crate::api::{self, CallError};
 use crate::{CmdResult, Failure, Output};
@@ -49,9 +50,8 @@ pub fn run(layout: &Layout, args: &DownArgs, output: Output) -> CmdResult {
     unmount_files(layout, !args.purge)?;
     stop(layout, &state)?;
     if args.purge {
-        kill_leftovers(layout);
-        std::fs::remove_dir_all(&layout.root)
-            .map_err(|e| Failure::from(anyhow!("removing {}: {e}", layout.root.display())))?;
+        LocalPlatform::new(&layout.root).stop_leftovers();
+        rookery_orchestrator::purge(layout).map_err(|e| Failure::from(anyhow!(e)))?;
     }
     let what = if args.purge {
         "destroyed; nothing of it is left"
@@ -163,33 +163,6 @@ fn stop(layout: &Layout, state: &ClusterState) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-/// Any process still using this cluster's config (a supervisor that lost its socket, a daemon whose pid file
-/// was lost): found through /proc, so a purge leaves nothing running.
-fn kill_leftovers(layout: &Layout) {
-    let conf = layout.conf().display().to_string();
-    let root = layout.root.display().to_string();
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        if let Some(cmd) = rookery_platform::proc::cmdline(pid) {
-            let uses = cmd.iter().any(|a| a == &conf)
-                || cmd.windows(2).any(|w| w[0] == "--data-dir" && w[1] == root)
-                    && cmd.iter().any(|a| a == "supervise");
-            if uses {
-                rookery_platform::proc::terminate(pid, Duration::from_secs(10));
-            }
-        }
-    }
 }
 
 fn disk_usage(path: &std::path::Path) -> u64 {
