@@ -70,6 +70,20 @@ impl CephError {
         }
     }
 
+    /// Ceph did not answer (timed out, or no mon could be reached), as opposed to answering with an error.
+    pub fn is_unreachable(&self) -> bool {
+        self.errno().is_some_and(|e| {
+            [
+                libc::ETIMEDOUT,
+                libc::ENOTCONN,
+                libc::ECONNREFUSED,
+                libc::EHOSTUNREACH,
+                libc::ESHUTDOWN,
+            ]
+            .contains(&-e)
+        })
+    }
+
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> CephError {
         CephError::Io {
             path: path.display().to_string(),

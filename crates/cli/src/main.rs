@@ -2,6 +2,7 @@
 
 mod api;
 mod cmd;
+mod control;
 mod metrics;
 mod render;
 mod supervisor;

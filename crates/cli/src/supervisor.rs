@@ -26,7 +26,7 @@ use rookery_orchestrator::{Layout, Reconciler, SharedPlatform};
 use rookery_platform::local::LocalPlatform;
 use tokio::sync::watch;
 
-use crate::{api, metrics};
+use crate::{api, control, metrics};
 
 /// How this supervisor serves, from `rookery supervise`'s flags.
 #[derive(Debug, Clone, Default)]
@@ -38,9 +38,11 @@ pub struct Options {
 /// What the reconciler last saw and did, for the API.
 type Snapshot = LoopView;
 
-struct Shared {
-    layout: Layout,
-    platform: SharedPlatform,
+pub(crate) struct Shared {
+    pub(crate) layout: Layout,
+    pub(crate) platform: SharedPlatform,
+    /// One edit of the spec at a time through the API.
+    pub(crate) edits: tokio::sync::Mutex<()>,
     snapshot: Arc<Mutex<Snapshot>>,
     metrics: Arc<Registry>,
     /// Where the TCP metrics listener is bound, once it is.
@@ -51,7 +53,31 @@ struct Shared {
     started: Instant,
 }
 
-fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+impl Shared {
+    /// The reconciler's librados connection, once a mon answers.
+    pub(crate) fn rados(&self) -> Option<Arc<rookery_ceph::Rados>> {
+        lock(&self.snapshot).rados.clone()
+    }
+
+    /// What the reconciler last did, as `status` reports it.
+    pub(crate) fn reconcile_info(&self) -> ReconcileInfo {
+        let s = lock(&self.snapshot);
+        ReconcileInfo {
+            spec_digest: s.spec_digest.clone(),
+            converged: s.plan.steps.is_empty()
+                && s.plan.waiting.is_none()
+                && s.last_error.is_none(),
+            pending: s.plan.steps.iter().map(|st| st.reason()).collect(),
+            waiting: s.plan.waiting.clone(),
+            blocked: s.plan.blocked.clone(),
+            last_error: s.last_error.clone(),
+            notices: s.notices.clone(),
+            recent: s.events.iter().rev().take(10).rev().cloned().collect(),
+        }
+    }
+}
+
+pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -86,6 +112,7 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
     let shared = Arc::new(Shared {
         layout: layout.clone(),
         platform: platform.clone(),
+        edits: tokio::sync::Mutex::new(()),
         snapshot,
         metrics: Arc::new(registry),
         metrics_address: Mutex::new(None),
@@ -253,6 +280,7 @@ async fn serve(shared: Arc<Shared>, metrics_listener: Option<std::net::TcpListen
         .route(api::PING, get(ping))
         .route(api::STATUS, get(status))
         .route(api::SHUTDOWN, post(shutdown))
+        .merge(control::routes())
         .with_state(shared.clone())
         .merge(metrics::router(render.clone()));
     if let Some(listener) = metrics_listener {
@@ -298,18 +326,29 @@ async fn serve(shared: Arc<Shared>, metrics_listener: Option<std::net::TcpListen
     Ok(())
 }
 
-async fn ping() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"pid": std::process::id()}))
+/// Whether a supervisor answers, and its pid.
+#[utoipa::path(get, path = "/v1/ping", tag = "meta", responses((status = 200, body = control::Pong)))]
+pub(crate) async fn ping() -> Json<control::Pong> {
+    Json(control::Pong {
+        pid: std::process::id(),
+    })
 }
 
-async fn shutdown(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+/// Stops every daemon and the supervisor; answers once they are stopped.
+#[utoipa::path(post, path = "/v1/shutdown", tag = "meta",
+    responses((status = 200, body = control::Stopped)))]
+pub(crate) async fn shutdown(State(shared): State<Arc<Shared>>) -> Json<control::Stopped> {
     shared.shutdown.store(true, Ordering::SeqCst);
     let mut stopped = shared.stopped.subscribe();
     let _ = stopped.wait_for(|s| *s).await;
-    Json(serde_json::json!({"stopped": true}))
+    Json(control::Stopped { stopped: true })
 }
 
-async fn status(State(shared): State<Arc<Shared>>) -> Json<ClusterReport> {
+/// The cluster's health, daemons, OSDs, pools, filesystems, object stores and reconcile state (what
+/// `rookery status -o json` prints).
+#[utoipa::path(get, path = "/v1/status", tag = "meta",
+    responses((status = 200, description = "the cluster report", body = Object)))]
+pub(crate) async fn status(State(shared): State<Arc<Shared>>) -> Json<ClusterReport> {
     let report = tokio::task::spawn_blocking(move || build_report(&shared))
         .await
         .unwrap_or_default();
@@ -317,21 +356,10 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<ClusterReport> {
 }
 
 fn build_report(shared: &Shared) -> ClusterReport {
-    let (state, rados, info, expected_osds) = {
+    let info = shared.reconcile_info();
+    let (state, rados, expected_osds) = {
         let s = lock(&shared.snapshot);
-        let info = ReconcileInfo {
-            spec_digest: s.spec_digest.clone(),
-            converged: s.plan.steps.is_empty()
-                && s.plan.waiting.is_none()
-                && s.last_error.is_none(),
-            pending: s.plan.steps.iter().map(|st| st.reason()).collect(),
-            waiting: s.plan.waiting.clone(),
-            blocked: s.plan.blocked.clone(),
-            last_error: s.last_error.clone(),
-            notices: s.notices.clone(),
-            recent: s.events.iter().rev().take(10).rev().cloned().collect(),
-        };
-        (s.state.clone(), s.rados.clone(), info, s.expected_osds)
+        (s.state.clone(), s.rados.clone(), s.expected_osds)
     };
     let pid = std::process::id();
     let mut report = ClusterReport {

@@ -181,10 +181,12 @@ impl Driver {
             data_dir: self.data_dir.clone(),
             raw: is_block(&cap),
         };
-        rookery_volumes::mount(&self.rados, &request).map_err(|e| match e {
-            rookery_volumes::VolumeError::Busy(m) => Status::failed_precondition(m),
-            rookery_volumes::VolumeError::BadRequest(m) => Status::failed_precondition(m),
-            other => Status::internal(other.to_string()),
+        rookery_volumes::mount(&self.rados, &request).map_err(|e| {
+            if e.is_bad_request() {
+                Status::failed_precondition(e.to_string())
+            } else {
+                Status::internal(e.to_string())
+            }
         })?;
         Ok(pb::NodeStageVolumeResponse {})
     }

@@ -13,6 +13,7 @@ pub mod planners;
 pub mod preflight;
 pub mod reconcile_loop;
 pub mod report;
+pub mod resources;
 pub mod state;
 pub mod teardown;
 

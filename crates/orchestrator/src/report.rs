@@ -52,6 +52,14 @@ pub struct ReconcileInfo {
     pub recent: Vec<crate::Event>,
 }
 
+impl ReconcileInfo {
+    /// The supervisor has finished with the spec whose text has `digest`: nothing is left to do, or
+    /// what is left cannot be done (and `blocked` says why).
+    pub fn settled_on(&self, digest: &str) -> bool {
+        self.spec_digest == digest && (self.converged || !self.blocked.is_empty())
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CephReport {
     pub health: String,

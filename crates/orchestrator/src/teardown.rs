@@ -77,6 +77,17 @@ pub enum Blocker {
 }
 
 impl Blocker {
+    /// A stable, machine-readable name of the refusal, for API clients (the same as its serde tag).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Blocker::StoreHasUsers { .. } => "store_has_users",
+            Blocker::PoolHasVolumes { .. } => "pool_has_volumes",
+            Blocker::FilesystemMounted { .. } => "filesystem_mounted",
+            Blocker::FilesystemHasSubvolumes { .. } => "filesystem_has_subvolumes",
+            Blocker::BucketsWouldBeDeleted { .. } => "buckets_would_be_deleted",
+        }
+    }
+
     /// The resource field a client would fix.
     pub fn field(&self) -> &'static str {
         match self {

@@ -62,6 +62,14 @@ pub struct SpecError {
 #[error("{}", one_per_line(.0))]
 pub struct SpecErrors(pub Vec<SpecError>);
 
+impl SpecErrors {
+    /// The machine-readable name API clients get for any validation failure (the field paths say
+    /// which fields are wrong).
+    pub fn code(&self) -> &'static str {
+        "invalid_spec"
+    }
+}
+
 fn one_per_line(errors: &[SpecError]) -> String {
     let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
     lines.join("\n")

@@ -40,7 +40,7 @@ fn errno_is(e: &rookery_ceph::CephError, errno: i32) -> bool {
 pub fn open_pool<'a>(rados: &'a Rados, pool: &str) -> Result<IoCtx<'a>, VolumeError> {
     rados.ioctx(pool).map_err(|e| {
         if errno_is(&e, libc::ENOENT) {
-            VolumeError::BadRequest(format!(
+            VolumeError::NotFound(format!(
                 "pool {pool:?} does not exist; `rookery status` lists the pools"
             ))
         } else {
@@ -56,7 +56,7 @@ pub fn open_image<'a>(
 ) -> Result<Image<'a>, VolumeError> {
     Image::open(io, volume).map_err(|e| {
         if errno_is(&e, libc::ENOENT) {
-            VolumeError::BadRequest(format!(
+            VolumeError::NotFound(format!(
                 "there is no volume {volume:?} in pool {pool:?}; `rookery volume list` shows them"
             ))
         } else {
@@ -412,7 +412,7 @@ pub fn mount(rados: &Rados, req: &MountRequest) -> Result<MountRecord, VolumeErr
         .unwrap_or_else(|| "ext4".into());
     if fstype == "none" && !req.raw {
         return Err(VolumeError::BadRequest(format!(
-            "volume {} is a raw block volume (created with --fs none); it has no filesystem to mount",
+            "volume {} is a raw block volume (made with fs none); it has no filesystem to mount",
             req.volume
         )));
     }

@@ -84,6 +84,21 @@ pub fn freeze_mounts(data_dir: &Path, pool: &str, volume: &str) -> Result<Frozen
     Ok(frozen)
 }
 
+/// Takes snapshot `snap` of `pool/volume` with its read-write mounts on this host frozen around it, so it
+/// holds every write made before it; returns the paths that were frozen.
+pub fn snapshot_consistent(
+    rados: &rookery_ceph::Rados,
+    data_dir: &Path,
+    pool: &str,
+    volume: &str,
+    snap: &str,
+) -> Result<Vec<PathBuf>, VolumeError> {
+    let frozen = freeze_mounts(data_dir, pool, volume)?;
+    let created = crate::manage::snapshot_create(rados, pool, volume, snap);
+    let quiesced = frozen.thaw();
+    created.map(|()| quiesced)
+}
+
 /// Thaws `path` if it is frozen: a rookery process killed between freeze and thaw leaves its writers
 /// waiting, and unmounting is where that gets noticed. Not frozen (EINVAL) is the usual answer.
 pub fn thaw_leftover(path: &Path) {

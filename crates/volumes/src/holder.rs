@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Holder {
     pub host: String,
     pub boot_id: String,
@@ -111,7 +111,7 @@ pub fn claim(
             if new.read_only {
                 ""
             } else {
-                ", or mount it with --read-only if that one is read-only too"
+                ", or mount it read-only if that one is read-only too"
             }
         ));
     }

@@ -31,6 +31,23 @@ pub enum VolumeError {
     /// The request itself is wrong (exit code 2): nothing was changed.
     #[error("{0}")]
     BadRequest(String),
+    /// One field of the request has a value that cannot work; `field` is the request's field name
+    /// (`size`, `fs`, `dataPool`, `name`, `snapshot`), which a CLI maps to its own option names.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The volume, snapshot or pool named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A volume or snapshot of that name exists already.
+    #[error("{0}")]
+    Exists(String),
+    /// Refused because something depends on the volume (mounts, other clients, snapshots, clones); the
+    /// message names it.
+    #[error("{0}")]
+    InUse(String),
     /// Someone else holds the volume.
     #[error("{0}")]
     Busy(String),
@@ -45,7 +62,48 @@ pub enum VolumeError {
 }
 
 impl VolumeError {
+    /// A refusal that changed nothing: the caller's request, not the system, is what to change.
     pub fn is_bad_request(&self) -> bool {
-        matches!(self, VolumeError::BadRequest(_) | VolumeError::Busy(_))
+        matches!(
+            self,
+            VolumeError::BadRequest(_)
+                | VolumeError::Invalid { .. }
+                | VolumeError::NotFound(_)
+                | VolumeError::Exists(_)
+                | VolumeError::InUse(_)
+                | VolumeError::Busy(_)
+        )
+    }
+
+    /// A stable, machine-readable name of what went wrong, for API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VolumeError::BadRequest(_) => "bad_request",
+            VolumeError::Invalid { .. } => "invalid_value",
+            VolumeError::NotFound(_) => "not_found",
+            VolumeError::Exists(_) => "already_exists",
+            VolumeError::InUse(_) => "in_use",
+            VolumeError::Busy(_) => "busy",
+            VolumeError::Ceph(e) if e.is_unreachable() => "ceph_unavailable",
+            VolumeError::Ceph(_) => "ceph_error",
+            VolumeError::Tool(_) => "tool_failed",
+            VolumeError::Io(_) | VolumeError::Other(_) => "internal",
+        }
+    }
+
+    /// The request field the error is about, when it is about one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            VolumeError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// The message without the field name in front (the field travels on its own).
+    pub fn message(&self) -> String {
+        match self {
+            VolumeError::Invalid { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
     }
 }

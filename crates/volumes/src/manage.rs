@@ -19,13 +19,15 @@ use crate::{loopdev, mapper, tools, VolumeError, META_FS};
 pub const DEFAULT_POOL: &str = "replicapool";
 pub const FILESYSTEMS: &[&str] = &["ext4", "xfs", "none"];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VolumeInfo {
     pub pool: String,
     pub name: String,
     pub size_bytes: u64,
     pub used_bytes: u64,
+    /// The filesystem made on first mount (`ext4`, `xfs`) or `none` (raw block).
     pub fs: String,
+    #[schema(value_type = Vec<String>)]
     pub features: Vec<&'static str>,
     pub snapshots: Vec<SnapshotInfo>,
     /// `pool/image@snapshot` this volume was cloned from, until flattened.
@@ -58,7 +60,7 @@ fn claim_of(io: &rookery_ceph::IoCtx, image: &str) -> Option<String> {
     )
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SnapshotInfo {
     pub name: String,
     pub size_bytes: u64,
@@ -66,6 +68,13 @@ pub struct SnapshotInfo {
 
 fn bad(msg: impl Into<String>) -> VolumeError {
     VolumeError::BadRequest(msg.into())
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> VolumeError {
+    VolumeError::Invalid {
+        field,
+        message: message.into(),
+    }
 }
 
 /// Volume and snapshot names: what RBD allows and every shell can type without quoting.
@@ -79,7 +88,12 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), VolumeError> {
     if ok {
         Ok(())
     } else {
-        Err(bad(format!(
+        let field = if what == "snapshot" {
+            "snapshot"
+        } else {
+            "name"
+        };
+        Err(invalid(field, format!(
             "{what} name {name:?} is not valid: use 1 to 100 letters, digits, '-', '_' or '.', not starting with '.' or '-'"
         )))
     }
@@ -87,14 +101,19 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), VolumeError> {
 
 /// A size such as `10Gi`, `500Mi` or `10G` (powers of ten, as Kubernetes reads them).
 pub fn parse_size(text: &str) -> Result<u64, VolumeError> {
-    let q = rookery_spec::Quantity::parse(text.trim()).map_err(|e| bad(format!("--size: {e}")))?;
+    let q =
+        rookery_spec::Quantity::parse(text.trim()).map_err(|e| invalid("size", e.to_string()))?;
     if q.0 == 0 {
-        return Err(bad("--size: a volume needs a size above zero, such as 1Gi"));
+        return Err(invalid(
+            "size",
+            "a volume needs a size above zero, such as 1Gi",
+        ));
     }
     if q.0 < 1 << 20 {
-        return Err(bad(format!(
-            "--size: {text} is below the smallest volume, 1Mi"
-        )));
+        return Err(invalid(
+            "size",
+            format!("{text} is below the smallest volume, 1Mi"),
+        ));
     }
     Ok(q.0)
 }
@@ -156,21 +175,25 @@ pub fn create_in(
 ) -> Result<(), VolumeError> {
     validate_name("volume", name)?;
     if !FILESYSTEMS.contains(&fs) {
-        return Err(bad(format!(
-            "--fs {fs}: choose one of {}",
-            FILESYSTEMS.join(", ")
-        )));
+        return Err(invalid(
+            "fs",
+            format!(
+                "{fs:?} is no filesystem rookery makes; choose one of {}",
+                FILESYSTEMS.join(", ")
+            ),
+        ));
     }
     if fs == "xfs" && size < 300 << 20 {
-        return Err(bad(
-            "--size: xfs needs at least 300Mi; use a larger size or --fs ext4",
+        return Err(invalid(
+            "size",
+            "xfs needs at least 300Mi; use a larger size or ext4",
         ));
     }
     let io = open_pool(rados, pool)?;
     if let Some(ceiling) = pool_ceiling(rados, pool)? {
         if size > ceiling {
-            return Err(bad(format!(
-                "--size {}: pool {pool} can never hold more than {} (its OSDs' capacity divided by its copies); use a smaller size or add OSDs",
+            return Err(invalid("size", format!(
+                "{}: pool {pool} can never hold more than {} (its OSDs' capacity divided by its copies); use a smaller size or add OSDs",
                 human(size),
                 human(ceiling)
             )));
@@ -179,9 +202,9 @@ pub fn create_in(
     if let Some(dp) = data_pool {
         let dump = osd::dump(rados)?;
         match dump.pools.iter().find(|p| p.pool_name == dp) {
-            None => return Err(bad(format!("--data-pool: pool {dp:?} does not exist; `rookery get pools` lists them"))),
+            None => return Err(invalid("dataPool", format!("pool {dp:?} does not exist; `rookery get pools` lists them"))),
             Some(p) if p.pool_type == 3 && !p.flags_names.split(',').any(|f| f == "ec_overwrites") => {
-                return Err(bad(format!("--data-pool: pool {dp} does not allow overwrites, which RBD needs; create it with `rookery apply` (erasureCoded)")))
+                return Err(invalid("dataPool", format!("pool {dp} does not allow overwrites, which RBD needs; create it with `rookery apply` (erasureCoded)")))
             }
             Some(_) => {}
         }
@@ -192,7 +215,7 @@ pub fn create_in(
     };
     created.map_err(|e| {
         if e.errno() == Some(-libc::EEXIST) {
-            bad(format!(
+            VolumeError::Exists(format!(
                 "a volume named {name:?} already exists in pool {pool}; choose another name"
             ))
         } else {
@@ -262,7 +285,7 @@ pub fn list(rados: &Rados, data_dir: &Path, pool: &str) -> Result<Vec<VolumeInfo
         match info(rados, data_dir, pool, &name) {
             Ok(i) => out.push(i),
             // Removed between the listing and the look.
-            Err(VolumeError::BadRequest(_)) => {}
+            Err(VolumeError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
     }
@@ -282,8 +305,8 @@ pub fn resize(
     let image = open_image(&io, pool, name)?;
     let current = image.size()?;
     if size < current {
-        return Err(bad(format!(
-            "--size {}: volume {name} is {}; shrinking would cut off the end of its filesystem and lose data, so rookery only grows volumes",
+        return Err(invalid("size", format!(
+            "{}: volume {name} is {}; shrinking would cut off the end of its filesystem and lose data, so rookery only grows volumes",
             human(size),
             human(current)
         )));
@@ -293,11 +316,14 @@ pub fn resize(
     }
     if let Some(ceiling) = pool_ceiling(rados, pool)? {
         if size > ceiling {
-            return Err(bad(format!(
-                "--size {}: pool {pool} can never hold more than {}",
-                human(size),
-                human(ceiling)
-            )));
+            return Err(invalid(
+                "size",
+                format!(
+                    "{}: pool {pool} can never hold more than {}",
+                    human(size),
+                    human(ceiling)
+                ),
+            ));
         }
     }
     image.resize(size)?;
@@ -339,7 +365,7 @@ pub fn snapshot_create(
     let io = open_pool(rados, pool)?;
     let image = open_image(&io, pool, name)?;
     if image.snapshots()?.iter().any(|s| s.name == snap) {
-        return Err(bad(format!(
+        return Err(VolumeError::Exists(format!(
             "volume {name} already has a snapshot {snap:?}; choose another name"
         )));
     }
@@ -356,11 +382,11 @@ pub fn snapshot_remove(
     let io = open_pool(rados, pool)?;
     let image = open_image(&io, pool, name)?;
     if !image.snapshots()?.iter().any(|s| s.name == snap) {
-        return Err(bad(format!("volume {name} has no snapshot {snap:?}; `rookery volume snapshot list {name}` shows them")));
+        return Err(VolumeError::NotFound(format!("volume {name} has no snapshot {snap:?}; `rookery volume snapshot list {name}` shows them")));
     }
     let children = children_of_snapshot(rados, pool, name, snap)?;
     if !children.is_empty() {
-        return Err(bad(format!(
+        return Err(VolumeError::InUse(format!(
             "snapshot {name}@{snap} has clones that depend on it: {}; remove or flatten them first (`rookery volume flatten NAME`)",
             children.join(", ")
         )));
@@ -402,14 +428,14 @@ pub fn clone(
     let io = open_pool(rados, pool)?;
     let image = open_image(&io, pool, name)?;
     if !image.snapshots()?.iter().any(|s| s.name == snap) {
-        return Err(bad(format!("volume {name} has no snapshot {snap:?}; create it with `rookery volume snapshot create {name} {snap}`")));
+        return Err(VolumeError::NotFound(format!("volume {name} has no snapshot {snap:?}; create it with `rookery volume snapshot create {name} {snap}`")));
     }
     let fs = image
         .metadata_get(META_FS)?
         .unwrap_or_else(|| "ext4".into());
     rbd::clone(&io, name, snap, &io, new, mapper::default_features()).map_err(|e| {
         if e.errno() == Some(-libc::EEXIST) {
-            bad(format!(
+            VolumeError::Exists(format!(
                 "a volume named {new:?} already exists in pool {pool}; choose another name"
             ))
         } else {
@@ -478,13 +504,13 @@ fn refuse_if_in_use(io: &IoCtx, name: &str, watchers: usize) -> Result<(), Volum
         .map(|h| h.to_string())
         .collect();
     if !live.is_empty() {
-        return Err(bad(format!(
+        return Err(VolumeError::InUse(format!(
             "volume {name} is mounted by {}; unmount it first (`rookery volume unmount {name}`)",
             live.join(", ")
         )));
     }
     if watched {
-        return Err(bad(format!(
+        return Err(VolumeError::InUse(format!(
             "volume {name} is open by {watchers} other client(s); unmount it everywhere first"
         )));
     }
@@ -507,7 +533,7 @@ fn full_checks<'a>(
         Ok(image) => image,
         Err(e) if e.errno() == Some(-libc::ENOENT) => {
             claim.remove_object();
-            return Err(bad(format!(
+            return Err(VolumeError::NotFound(format!(
                 "there is no volume {name:?} in pool {pool:?}; `rookery volume list` shows them"
             )));
         }
@@ -524,14 +550,14 @@ fn full_checks<'a>(
         );
     }
     if !clones.is_empty() {
-        return Err(bad(format!(
+        return Err(VolumeError::InUse(format!(
             "volume {name} has clones that depend on it: {}; remove them or flatten them first",
             clones.join(", ")
         )));
     }
     if !snaps.is_empty() {
         let names: Vec<String> = snaps.iter().map(|s| s.name.clone()).collect();
-        return Err(bad(format!(
+        return Err(VolumeError::InUse(format!(
             "volume {name} has snapshots: {}; remove them first (`rookery volume snapshot rm {name} SNAPSHOT`)",
             names.join(", ")
         )));

@@ -7,15 +7,18 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MountRecord {
     pub pool: String,
     pub volume: String,
+    #[schema(value_type = String)]
     pub path: PathBuf,
     pub read_only: bool,
     pub fstype: String,
+    #[schema(value_type = String)]
     pub loop_device: PathBuf,
     /// Where the FUSE server serves the image file.
+    #[schema(value_type = String)]
     pub fuse_dir: PathBuf,
     pub fuse_pid: u32,
     pub since_unix: u64,

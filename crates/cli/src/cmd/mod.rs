@@ -56,23 +56,8 @@ pub fn load_spec(
 
 /// Validates resources; every problem is listed with its field and fix (exit code 2).
 pub fn load_spec_text(text: &str, origin: &str, need_cluster: bool) -> Result<Resources, Failure> {
-    let res = rookery_spec::load(text).map_err(|errors| {
-        let lines: Vec<String> = errors
-            .0
-            .iter()
-            .map(|e| format!("{}: {}\n    fix: {}", e.path, e.message, e.fix))
-            .collect();
-        Failure::bad_input(format!(
-            "{origin} is not valid; nothing was changed:\n{}",
-            lines.join("\n")
-        ))
-    })?;
-    if need_cluster && res.cluster.is_none() {
-        return Err(Failure::bad_input(format!(
-            "{origin} has no CephCluster; add one (kind: CephCluster, apiVersion: ceph.rook.io/v1)"
-        )));
-    }
-    Ok(res)
+    rookery_orchestrator::resources::validate(text, origin, need_cluster)
+        .map_err(resources::resource_failure)
 }
 
 /// An admin connection to the cluster in `layout`; a data dir without a cluster is bad input.

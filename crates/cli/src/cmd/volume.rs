@@ -101,8 +101,21 @@ pub enum SnapshotCommand {
     Rm { name: String, snapshot: String },
 }
 
+/// The CLI option that sets a request field the library names; names are positional arguments, which
+/// the message already names.
+fn flag(field: &str) -> Option<String> {
+    match field {
+        "name" | "snapshot" => None,
+        "dataPool" => Some("--data-pool".into()),
+        other => Some(format!("--{other}")),
+    }
+}
+
 fn failure(e: VolumeError) -> Failure {
-    if e.is_bad_request() {
+    if let Some(field) = e.field() {
+        let prefix = flag(field).map(|f| format!("{f}: ")).unwrap_or_default();
+        Failure::bad_input(format!("{prefix}{}; nothing was changed", e.message()))
+    } else if e.is_bad_request() {
         Failure::bad_input(format!("{e}; nothing was changed"))
     } else {
         Failure::from(anyhow!(e))
@@ -188,12 +201,9 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
         }
         VolumeCommand::Snapshot(SnapshotCommand::Create { name, snapshot }) => {
             let (pool, name) = split(p, name);
-            // Mounted here: frozen for the snapshot, so it holds every write made before it.
-            let frozen =
-                rookery_volumes::freeze::freeze_mounts(data, pool, name).map_err(failure)?;
-            let created = manage::snapshot_create(&rados, pool, name, snapshot);
-            let quiesced = frozen.thaw();
-            created.map_err(failure)?;
+            let quiesced =
+                rookery_volumes::freeze::snapshot_consistent(&rados, data, pool, name, snapshot)
+                    .map_err(failure)?;
             for path in &quiesced {
                 eprintln!(
                     "note: {} was frozen while the snapshot was taken",

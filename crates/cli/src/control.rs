@@ -1,0 +1,699 @@
+//! The control API's endpoints beyond ping/status/shutdown: resources, pools and volumes, one JSON error
+//! shape, and the OpenAPI document generated from the handlers and types (`GET /v1/openapi.json`, kept
+//! in the repo as `docs/openapi.json`).
+//!
+//! Every handler calls the library function the matching CLI command calls, with the supervisor's
+//! librados connection, on tokio's blocking pool (librados and librbd calls block).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use rookery_ceph::Rados;
+use rookery_orchestrator::report::ReconcileInfo;
+use rookery_orchestrator::resources::{
+    self, Apply, Delete, Deleted, NewUser, PoolRow, ResourceError,
+};
+use rookery_volumes::holder::Holder;
+use rookery_volumes::manage::{self, SnapshotInfo, VolumeInfo};
+use rookery_volumes::{MountRecord, VolumeError};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::cmd::resources::store_admin;
+use crate::supervisor::Shared;
+
+/// Every error the API answers with.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for programs: a stable snake_case name.
+    pub code: String,
+    /// The request field (or document path) the error is about; null when it is about none.
+    #[schema(required = true)]
+    pub field: Option<String>,
+    /// What went wrong and what to do, for people.
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, field: Option<String>, message: String) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                code: code.to_string(),
+                field,
+                message,
+            },
+        }
+    }
+
+    fn internal(message: String) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(code = %self.body.code, message = %self.body.message, "API request failed");
+        }
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+fn ceph_status(unreachable: bool) -> StatusCode {
+    if unreachable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
+impl From<VolumeError> for ApiError {
+    fn from(e: VolumeError) -> ApiError {
+        let status = match &e {
+            VolumeError::BadRequest(_) | VolumeError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            VolumeError::NotFound(_) => StatusCode::NOT_FOUND,
+            VolumeError::Exists(_) | VolumeError::InUse(_) | VolumeError::Busy(_) => {
+                StatusCode::CONFLICT
+            }
+            VolumeError::Ceph(c) => ceph_status(c.is_unreachable()),
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code(), e.field().map(String::from), e.message())
+    }
+}
+
+impl From<ResourceError> for ApiError {
+    fn from(e: ResourceError) -> ApiError {
+        let status = match &e {
+            ResourceError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ResourceError::OtherCluster { .. }
+            | ResourceError::PortInUse { .. }
+            | ResourceError::Blocked(_) => StatusCode::CONFLICT,
+            ResourceError::Ceph(c) => ceph_status(c.is_unreachable()),
+            ResourceError::Orchestrator(rookery_orchestrator::OrchestratorError::Ceph(c)) => {
+                ceph_status(c.is_unreachable())
+            }
+            ResourceError::Orchestrator(_) | ResourceError::Other(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.code(), e.field(), e.to_string())
+    }
+}
+
+impl From<rookery_ceph::CephError> for ApiError {
+    fn from(e: rookery_ceph::CephError) -> ApiError {
+        let unreachable = e.is_unreachable();
+        let code = if unreachable {
+            "ceph_unavailable"
+        } else {
+            "ceph_error"
+        };
+        ApiError::new(ceph_status(unreachable), code, None, e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", None, e.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            None,
+            e.body_text(),
+        )
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The supervisor's librados connection; none yet while the mons come up.
+fn rados(shared: &Shared) -> ApiResult<Arc<Rados>> {
+    shared.rados().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ceph_unavailable",
+            None,
+            "no mon answers yet; wait until GET /v1/status reports ready".into(),
+        )
+    })
+}
+
+/// Runs a blocking call (librados, librbd, files) on tokio's blocking pool.
+async fn blocking<T, F>(f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> ApiResult<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
+}
+
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/pools", get(list_pools))
+        .route("/v1/resources", post(apply))
+        .route("/v1/resources/delete", post(delete_resources))
+        .route("/v1/volumes", get(list_volumes).post(create_volume))
+        .route(
+            "/v1/volumes/{pool}/{name}",
+            get(volume_info).delete(remove_volume),
+        )
+        .route("/v1/volumes/{pool}/{name}/resize", post(resize_volume))
+        .route("/v1/volumes/{pool}/{name}/snapshots", post(create_snapshot))
+        .route(
+            "/v1/volumes/{pool}/{name}/snapshots/{snapshot}",
+            delete(remove_snapshot),
+        )
+        .fallback(no_such_endpoint)
+}
+
+async fn no_such_endpoint(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_endpoint",
+        None,
+        format!("{uri} is no endpoint of this API; GET /v1/openapi.json lists them"),
+    )
+}
+
+/// The OpenAPI document of this API.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "OpenAPI 3 document", body = Object)))]
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        openapi_json(),
+    )
+}
+
+/// Every pool with its copies, usage, quotas and volume count.
+#[utoipa::path(get, path = "/v1/pools", tag = "resources",
+    responses(
+        (status = 200, body = [PoolRow]),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn list_pools(State(shared): State<Arc<Shared>>) -> ApiResult<Json<Vec<PoolRow>>> {
+    let rados = rados(&shared)?;
+    let rows = blocking(move || resources::pools(&rados).map_err(ApiError::from)).await?;
+    Ok(Json(rows))
+}
+
+/// What an apply did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApplyResult {
+    /// `Kind/name` of every document applied.
+    pub applied: Vec<String>,
+    /// The supervisor has reconciled the cluster to the new spec.
+    pub reconciled: bool,
+    /// Users made by this apply, with their keys: the only answer that carries them.
+    pub new_users: Vec<NewUser>,
+}
+
+/// How long an apply waits for the supervisor to reconcile to it (pools, filesystems, gateways).
+const APPLY_WAIT: Duration = Duration::from_secs(180);
+
+/// Applies Rook documents (YAML or JSON, several separated by `---`): merged into the cluster's spec by
+/// kind and name, validated as a whole, saved, and answered once the supervisor has reconciled to it.
+#[utoipa::path(post, path = "/v1/resources", tag = "resources",
+    request_body(content = String, content_type = "application/yaml",
+        description = "ceph.rook.io/v1 documents, YAML or JSON"),
+    responses(
+        (status = 200, body = ApplyResult),
+        (status = 400, description = "invalid documents; nothing was changed", body = ErrorBody),
+        (status = 409, description = "conflicts with what runs, or saved but blocked", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn apply(State(shared): State<Arc<Shared>>, body: String) -> ApiResult<Json<ApplyResult>> {
+    // One edit of the spec at a time: each merges into what the previous one saved.
+    let _edit = shared.edits.lock().await;
+    let work = shared.clone();
+    let applied = blocking(move || {
+        let platform = crate::supervisor::lock(&work.platform);
+        let applied = Apply::prepare(&work.layout, &*platform, &body, "the request body")?;
+        drop(platform);
+        applied.save(&work.layout)?;
+        Ok(applied)
+    })
+    .await?;
+    let info = wait_reconciled(&shared, &applied.merged, APPLY_WAIT).await?;
+    if !info.blocked.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "reconcile_blocked",
+            None,
+            format!(
+                "saved, but rookery cannot carry it out: {}",
+                info.blocked.join("; ")
+            ),
+        ));
+    }
+    let layout = shared.layout.clone();
+    let names = applied.names();
+    let new_users = blocking(move || Ok(applied.new_users(&layout)?)).await?;
+    Ok(Json(ApplyResult {
+        applied: names,
+        reconciled: true,
+        new_users,
+    }))
+}
+
+/// Waits until the reconciler has settled on the spec `text` (done, or blocked and saying why).
+async fn wait_reconciled(shared: &Shared, text: &str, limit: Duration) -> ApiResult<ReconcileInfo> {
+    let digest = rookery_orchestrator::spec_digest(text);
+    let deadline = Instant::now() + limit;
+    loop {
+        let info = shared.reconcile_info();
+        if info.settled_on(&digest) {
+            return Ok(info);
+        }
+        if Instant::now() > deadline {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_reconciled",
+                None,
+                format!(
+                    "the change is saved but not reconciled after {} s: {}",
+                    limit.as_secs(),
+                    info.last_error
+                        .or(info.waiting)
+                        .unwrap_or_else(|| info.pending.join("; "))
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteQuery {
+    /// Confirms that the buckets (and their objects) of deleted users and object stores go too.
+    #[serde(default)]
+    pub yes_delete_buckets: bool,
+}
+
+/// How long a delete waits for the supervisor to drop the documents (and stop their daemons).
+const DELETE_WAIT: Duration = Duration::from_secs(60);
+
+/// Deletes the Rook documents given (YAML or JSON): refused, changing nothing, while anything stands in
+/// the way (volumes in a pool, mounts or subvolumes of a filesystem, users of a store, buckets without
+/// the confirmation); else the spec drops them, the supervisor stops their daemons, and their pools,
+/// filesystems and keys go.
+#[utoipa::path(post, path = "/v1/resources/delete", tag = "resources", params(DeleteQuery),
+    request_body(content = String, content_type = "application/yaml",
+        description = "ceph.rook.io/v1 documents, YAML or JSON"),
+    responses(
+        (status = 200, body = Deleted),
+        (status = 400, description = "invalid documents; nothing was changed", body = ErrorBody),
+        (status = 404, description = "a document names no resource of the cluster", body = ErrorBody),
+        (status = 409, description = "refused: the code and message name what stands in the way", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn delete_resources(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
+    body: String,
+) -> ApiResult<Json<Deleted>> {
+    let Query(q) = query?;
+    let _edit = shared.edits.lock().await;
+    let rados = rados(&shared)?;
+    let (work, conn) = (shared.clone(), rados.clone());
+    let delete = blocking(move || {
+        let layout = &work.layout;
+        let current = resources::saved_resources(layout)?;
+        let admin_of = |store: &str| store_admin(layout, &current, store).ok();
+        let delete = Delete::prepare(
+            &conn,
+            layout,
+            &body,
+            "the request body",
+            q.yes_delete_buckets,
+            &admin_of,
+        )?;
+        delete.start(layout, &admin_of)?;
+        Ok(delete)
+    })
+    .await?;
+    wait_reconciled(&shared, &delete.merged, DELETE_WAIT).await?;
+    let work = shared.clone();
+    let done = blocking(move || {
+        let layout = &work.layout;
+        let current = resources::saved_resources(layout)?;
+        let admin_of = |store: &str| store_admin(layout, &current, store).ok();
+        let stores = work
+            .platform
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stores();
+        Ok(delete.finish(&rados, layout, stores.as_ref(), &admin_of)?)
+    })
+    .await?;
+    Ok(Json(done))
+}
+
+fn default_pool() -> String {
+    manage::DEFAULT_POOL.to_string()
+}
+
+fn default_fs() -> String {
+    "ext4".to_string()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PoolQuery {
+    /// The pool (default `replicapool`).
+    #[serde(default = "default_pool")]
+    pub pool: String,
+}
+
+/// Volumes of a pool with size, usage, snapshots, holders and this host's mounts.
+#[utoipa::path(get, path = "/v1/volumes", tag = "volumes", params(PoolQuery),
+    responses(
+        (status = 200, body = [VolumeInfo]),
+        (status = 404, description = "no such pool", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn list_volumes(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<PoolQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<VolumeInfo>>> {
+    let Query(q) = query?;
+    let rados = rados(&shared)?;
+    let data = shared.layout.root.clone();
+    let list = blocking(move || Ok(manage::list(&rados, &data, &q.pool)?)).await?;
+    Ok(Json(list))
+}
+
+/// Everything about one volume.
+#[utoipa::path(get, path = "/v1/volumes/{pool}/{name}", tag = "volumes",
+    params(("pool" = String, Path), ("name" = String, Path)),
+    responses(
+        (status = 200, body = VolumeInfo),
+        (status = 404, body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn volume_info(
+    State(shared): State<Arc<Shared>>,
+    Path((pool, name)): Path<(String, String)>,
+) -> ApiResult<Json<VolumeInfo>> {
+    let rados = rados(&shared)?;
+    let data = shared.layout.root.clone();
+    let info = blocking(move || Ok(manage::info(&rados, &data, &pool, &name)?)).await?;
+    Ok(Json(info))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateVolume {
+    pub name: String,
+    #[serde(default = "default_pool")]
+    #[schema(default = "replicapool")]
+    pub pool: String,
+    /// Size, such as `10Gi` or `500Mi`.
+    pub size: String,
+    /// Filesystem made on first mount: `ext4`, `xfs`, or `none` (raw block).
+    #[serde(default = "default_fs")]
+    #[schema(default = "ext4")]
+    pub fs: String,
+    /// Keep the data in this erasure-coded pool (the metadata stays in `pool`).
+    #[serde(default)]
+    pub data_pool: Option<String>,
+}
+
+/// Creates a volume.
+#[utoipa::path(post, path = "/v1/volumes", tag = "volumes", request_body = CreateVolume,
+    responses(
+        (status = 201, body = VolumeInfo),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "no such pool", body = ErrorBody),
+        (status = 409, description = "a volume of that name exists", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn create_volume(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<CreateVolume>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<VolumeInfo>)> {
+    let Json(req) = body?;
+    let rados = rados(&shared)?;
+    let data = shared.layout.root.clone();
+    let info = blocking(move || {
+        let bytes = manage::parse_size(&req.size)?;
+        manage::create_in(
+            &rados,
+            &req.pool,
+            &req.name,
+            bytes,
+            &req.fs,
+            req.data_pool.as_deref(),
+        )?;
+        Ok(manage::info(&rados, &data, &req.pool, &req.name)?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resize {
+    /// The new size, such as `20Gi`; shrinking is refused.
+    pub size: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Resized {
+    pub volume: VolumeInfo,
+    /// What else happened or is left (a filesystem that grows on its next mount).
+    pub notes: Vec<String>,
+}
+
+/// Grows a volume, and its filesystem when it is mounted on this host.
+#[utoipa::path(post, path = "/v1/volumes/{pool}/{name}/resize", tag = "volumes",
+    params(("pool" = String, Path), ("name" = String, Path)), request_body = Resize,
+    responses(
+        (status = 200, body = Resized),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn resize_volume(
+    State(shared): State<Arc<Shared>>,
+    Path((pool, name)): Path<(String, String)>,
+    body: Result<Json<Resize>, JsonRejection>,
+) -> ApiResult<Json<Resized>> {
+    let Json(req) = body?;
+    let rados = rados(&shared)?;
+    let data = shared.layout.root.clone();
+    let resized = blocking(move || {
+        let bytes = manage::parse_size(&req.size)?;
+        let notes = manage::resize(&rados, &data, &pool, &name, bytes)?;
+        let volume = manage::info(&rados, &data, &pool, &name)?;
+        Ok(Resized { volume, notes })
+    })
+    .await?;
+    Ok(Json(resized))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSnapshot {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SnapshotCreated {
+    pub pool: String,
+    pub volume: String,
+    pub snapshot: String,
+    /// This host's mounts of the volume frozen while the snapshot was taken.
+    #[schema(value_type = Vec<String>)]
+    pub frozen: Vec<PathBuf>,
+}
+
+/// Takes a snapshot; the volume's read-write mounts on this host are frozen around it, so it holds
+/// every write made before it.
+#[utoipa::path(post, path = "/v1/volumes/{pool}/{name}/snapshots", tag = "volumes",
+    params(("pool" = String, Path), ("name" = String, Path)), request_body = CreateSnapshot,
+    responses(
+        (status = 201, body = SnapshotCreated),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "a snapshot of that name exists", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn create_snapshot(
+    State(shared): State<Arc<Shared>>,
+    Path((pool, name)): Path<(String, String)>,
+    body: Result<Json<CreateSnapshot>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<SnapshotCreated>)> {
+    let Json(req) = body?;
+    let rados = rados(&shared)?;
+    let data = shared.layout.root.clone();
+    let created = blocking(move || {
+        let frozen =
+            rookery_volumes::freeze::snapshot_consistent(&rados, &data, &pool, &name, &req.name)?;
+        Ok(SnapshotCreated {
+            pool,
+            volume: name,
+            snapshot: req.name,
+            frozen,
+        })
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Removes a snapshot (refused while clones depend on it).
+#[utoipa::path(delete, path = "/v1/volumes/{pool}/{name}/snapshots/{snapshot}", tag = "volumes",
+    params(("pool" = String, Path), ("name" = String, Path), ("snapshot" = String, Path)),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "clones depend on it", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn remove_snapshot(
+    State(shared): State<Arc<Shared>>,
+    Path((pool, name, snapshot)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let rados = rados(&shared)?;
+    blocking(move || Ok(manage::snapshot_remove(&rados, &pool, &name, &snapshot)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a volume (refused while mounted or open, or while it has snapshots or clones). Its data is
+/// deleted in the background.
+#[utoipa::path(delete, path = "/v1/volumes/{pool}/{name}", tag = "volumes",
+    params(("pool" = String, Path), ("name" = String, Path)),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "in use; the message names by what", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn remove_volume(
+    State(shared): State<Arc<Shared>>,
+    Path((pool, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let rados = rados(&shared)?;
+    blocking(move || Ok(manage::remove(&rados, &pool, &name)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The answer of `GET /v1/ping`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pong {
+    pub pid: u32,
+}
+
+/// The answer of `POST /v1/shutdown`, sent once every daemon is stopped.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stopped {
+    pub stopped: bool,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "rookery control API",
+        version = "1",
+        description = "Served by the supervisor on the cluster's unix socket (`<data dir>/rookery.sock`, 0600). \
+Every error is an ErrorBody: 400 bad input or a refusal, 404 missing, 409 a conflict or a refusal that \
+names what blocks it, 503 Ceph does not answer, 500 otherwise.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        crate::supervisor::ping,
+        crate::supervisor::status,
+        crate::supervisor::shutdown,
+        openapi,
+        list_pools,
+        apply,
+        delete_resources,
+        list_volumes,
+        volume_info,
+        create_volume,
+        resize_volume,
+        create_snapshot,
+        remove_snapshot,
+        remove_volume
+    ),
+    components(schemas(ErrorBody, Holder, MountRecord, SnapshotInfo))
+)]
+pub struct ApiDoc;
+
+/// The document as served and as committed in `docs/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut text = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/openapi.json` is what the code generates; `ROOKERY_WRITE_OPENAPI=1` rewrites it.
+    #[test]
+    fn committed_openapi_document_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+        let generated = openapi_json();
+        if std::env::var_os("ROOKERY_WRITE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{} differs from the document the code generates; regenerate it with \
+             `ROOKERY_WRITE_OPENAPI=1 cargo test -p rookery committed_openapi` and commit it",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn errors_map_to_status_and_code() {
+        let e = ApiError::from(VolumeError::NotFound("there is no volume".into()));
+        assert_eq!(
+            (e.status, e.body.code.as_str()),
+            (StatusCode::NOT_FOUND, "not_found")
+        );
+        let e = ApiError::from(VolumeError::Invalid {
+            field: "size",
+            message: "too small".into(),
+        });
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.body.field.as_deref(), Some("size"));
+        assert_eq!(e.body.message, "too small");
+        let e = ApiError::from(VolumeError::InUse("volume v has snapshots: s".into()));
+        assert_eq!(
+            (e.status, e.body.code.as_str()),
+            (StatusCode::CONFLICT, "in_use")
+        );
+    }
+}

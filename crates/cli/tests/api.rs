@@ -1,0 +1,441 @@
+//! The control API end to end on real Ceph: once `rookery up` has started the cluster, a whole workflow
+//! runs through HTTP on the cluster's unix socket alone (apply a pool, create, resize and snapshot a
+//! volume, refusals, teardown), and every answer is validated against the OpenAPI document the
+//! supervisor serves.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use common::TestCluster;
+use serde_json::{json, Value};
+
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "answer {} is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// One HTTP/1.1 request on the unix socket (the connection closes after it, so the body runs to EOF).
+fn request(socket: &Path, method: &str, path: &str, content_type: &str, body: &[u8]) -> Answer {
+    let mut s = UnixStream::connect(socket).expect("connect to the control socket");
+    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: rookery\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Answer { status, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 4 + size..];
+    }
+}
+
+/// Checks answers against the OpenAPI document's response schemas.
+struct Contract {
+    doc: Value,
+}
+
+impl Contract {
+    /// The schema of `method path` answering `status`: None for a documented answer without a body.
+    fn schema(&self, method: &str, template: &str, status: u16) -> Result<Option<Value>, String> {
+        let op = &self.doc["paths"][template][method.to_ascii_lowercase()];
+        if op.is_null() {
+            return Err(format!("{method} {template} is not in the document"));
+        }
+        let responses = &op["responses"];
+        let class = format!("{}XX", status / 100);
+        let response = [status.to_string(), class, "default".into()]
+            .iter()
+            .map(|k| &responses[k])
+            .find(|r| !r.is_null())
+            .ok_or_else(|| format!("{method} {template} does not document status {status}"))?;
+        Ok(response["content"]["application/json"]
+            .get("schema")
+            .cloned())
+    }
+
+    /// Validates `body` as the answer `status` of `method template`.
+    fn check(&self, method: &str, template: &str, status: u16, body: &[u8]) -> Result<(), String> {
+        let Some(mut schema) = self.schema(method, template, status)? else {
+            return if body.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{status} is documented without a body, but one came"
+                ))
+            };
+        };
+        let instance: Value = serde_json::from_slice(body)
+            .map_err(|e| format!("{status} answer is not JSON: {e}"))?;
+        // The components ride along in the schema's root, so `#/components/schemas/...` resolves.
+        schema
+            .as_object_mut()
+            .ok_or("schema is not an object")?
+            .insert("components".into(), self.doc["components"].clone());
+        let validator = jsonschema::validator_for(&schema).map_err(|e| format!("schema: {e}"))?;
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{method} {template} {status}: {}\n{instance:#}",
+                errors.join("; ")
+            ))
+        }
+    }
+}
+
+struct Client<'a> {
+    socket: &'a Path,
+    contract: Contract,
+}
+
+impl Client<'_> {
+    /// Sends a request and checks the answer against the document; `template` is the documented path.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        template: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Answer {
+        let a = request(self.socket, method, path, content_type, body);
+        if let Err(e) = self.contract.check(method, template, a.status, &a.body) {
+            panic!(
+                "{method} {path}: the answer breaks the API document: {e}\nbody: {}",
+                String::from_utf8_lossy(&a.body)
+            );
+        }
+        a
+    }
+
+    fn json(&self, method: &str, path: &str, template: &str, body: Value) -> Answer {
+        self.call(
+            method,
+            path,
+            template,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+    }
+
+    fn get(&self, path: &str, template: &str) -> Answer {
+        self.call("GET", path, template, "application/json", b"")
+    }
+
+    fn delete(&self, path: &str, template: &str) -> Answer {
+        self.call("DELETE", path, template, "application/json", b"")
+    }
+
+    fn yaml(&self, path: &str, template: &str, text: &str) -> Answer {
+        self.call("POST", path, template, "application/yaml", text.as_bytes())
+    }
+}
+
+/// An error answer: its status, code and field, with the message containing every one of `words`.
+fn refused(a: &Answer, status: u16, code: &str, field: Option<&str>, words: &[&str]) {
+    let body = a.json();
+    assert_eq!(a.status, status, "{body:#}");
+    assert_eq!(body["code"], code, "{body:#}");
+    assert_eq!(body["field"].as_str(), field, "{body:#}");
+    let message = body["message"].as_str().unwrap_or_default();
+    for w in words {
+        assert!(message.contains(w), "{message:?} lacks {w:?}");
+    }
+}
+
+fn pool_doc(name: &str, size: u32) -> String {
+    format!(
+        "apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {{name: {name}, namespace: rook-ceph}}\n\
+         spec:\n  failureDomain: host\n  replicated: {{size: {size}}}\n"
+    )
+}
+
+fn pool_named<'a>(pools: &'a Value, name: &str) -> Option<&'a Value> {
+    pools.as_array().unwrap().iter().find(|p| p["name"] == name)
+}
+
+/// The validator is not a formality: answers that break the document are caught.
+fn contract_catches_wrong_answers(contract: &Contract) {
+    let tpl = "/v1/volumes/{pool}/{name}";
+    let wrong_error = json!({"code": 404, "message": "no"}).to_string();
+    assert!(contract
+        .check("GET", tpl, 404, wrong_error.as_bytes())
+        .is_err());
+    let wrong_volume = json!({"pool": "p", "name": "v", "size_bytes": "big"}).to_string();
+    assert!(contract
+        .check("GET", tpl, 200, wrong_volume.as_bytes())
+        .is_err());
+    assert!(contract.check("GET", tpl, 418, b"{}").is_err());
+    assert!(contract.check("GET", "/v1/nothing", 200, b"{}").is_err());
+    let right_error = json!({"code": "not_found", "field": null, "message": "no"}).to_string();
+    contract
+        .check("GET", tpl, 404, right_error.as_bytes())
+        .unwrap();
+}
+
+#[test]
+fn control_api_on_real_ceph() {
+    let c = TestCluster::new_dir();
+    c.ok(&["up", "--mon-port", "0"]);
+    // From here on: HTTP on the unix socket only.
+    let socket = c.dir.join("rookery.sock");
+
+    let served = request(&socket, "GET", "/v1/openapi.json", "application/json", b"");
+    assert_eq!(served.status, 200);
+    let doc = served.json();
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        doc, committed,
+        "the served document is not the committed one"
+    );
+    let contract = Contract { doc };
+    contract_catches_wrong_answers(&contract);
+    let api = Client {
+        socket: &socket,
+        contract,
+    };
+
+    let ping = api.get("/v1/ping", "/v1/ping").json();
+    assert!(ping["pid"].as_u64().unwrap() > 0);
+    let a = request(&socket, "GET", "/v1/nothing", "application/json", b"");
+    refused(&a, 404, "no_such_endpoint", None, &["/v1/nothing"]);
+
+    // Apply a pool: answered once the supervisor made it.
+    let pools = api.get("/v1/pools", "/v1/pools").json();
+    assert!(pool_named(&pools, "replicapool").is_some(), "{pools:#}");
+    let a = api.yaml("/v1/resources", "/v1/resources", &pool_doc("apipool", 2));
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let applied = a.json();
+    assert_eq!(applied["applied"], json!(["CephBlockPool/apipool"]));
+    assert_eq!(applied["reconciled"], true);
+    let pools = api.get("/v1/pools", "/v1/pools").json();
+    let p = pool_named(&pools, "apipool").unwrap_or_else(|| panic!("{pools:#}"));
+    assert_eq!(p["size"], 2);
+    assert_eq!(p["volumes"], 0);
+
+    // Bad documents change nothing and say which field.
+    let a = api.yaml("/v1/resources", "/v1/resources", &pool_doc("apipool", 7));
+    let body = a.json();
+    assert_eq!(
+        (a.status, &body["code"]),
+        (400, &json!("invalid_spec")),
+        "{body:#}"
+    );
+    assert!(
+        body["field"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("spec.replicated.size")),
+        "{body:#}"
+    );
+    let a = api.yaml("/v1/resources", "/v1/resources", "kind: [unclosed");
+    // A syntax error is located by line and column in `field`.
+    refused(&a, 400, "invalid_spec", Some("line 2 column 1"), &["YAML"]);
+
+    // A volume: created, listed, refused twice, grown.
+    let vol = "/v1/volumes/{pool}/{name}";
+    let create = |name: &str, size: &str| {
+        api.json(
+            "POST",
+            "/v1/volumes",
+            "/v1/volumes",
+            json!({"name": name, "pool": "apipool", "size": size}),
+        )
+    };
+    let a = create("vol1", "64Mi");
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    let info = a.json();
+    assert_eq!(info["size_bytes"], 64 << 20);
+    assert_eq!(info["fs"], "ext4");
+    refused(
+        &create("vol1", "64Mi"),
+        409,
+        "already_exists",
+        None,
+        &["vol1", "apipool"],
+    );
+    refused(
+        &create("vol2", "0"),
+        400,
+        "invalid_value",
+        Some("size"),
+        &[],
+    );
+    refused(
+        &create("-bad", "64Mi"),
+        400,
+        "invalid_value",
+        Some("name"),
+        &["-bad"],
+    );
+    let a = api.call(
+        "POST",
+        "/v1/volumes",
+        "/v1/volumes",
+        "application/json",
+        b"{\"name\": \"v\", \"sise\": \"1Gi\"}",
+    );
+    refused(&a, 400, "invalid_body", None, &["sise"]);
+    let list = api.get("/v1/volumes?pool=apipool", "/v1/volumes").json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(names, ["vol1"]);
+    refused(
+        &api.get("/v1/volumes?pool=nopool", "/v1/volumes"),
+        404,
+        "not_found",
+        None,
+        &["nopool"],
+    );
+    refused(
+        &api.get("/v1/volumes/apipool/nope", vol),
+        404,
+        "not_found",
+        None,
+        &["nope"],
+    );
+    let resize = "/v1/volumes/{pool}/{name}/resize";
+    let a = api.json(
+        "POST",
+        "/v1/volumes/apipool/vol1/resize",
+        resize,
+        json!({"size": "128Mi"}),
+    );
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json()["volume"]["size_bytes"], 128 << 20);
+    let a = api.json(
+        "POST",
+        "/v1/volumes/apipool/vol1/resize",
+        resize,
+        json!({"size": "64Mi"}),
+    );
+    refused(&a, 400, "invalid_value", Some("size"), &["shrinking"]);
+
+    // A snapshot; the volume cannot go while it has one.
+    let snaps = "/v1/volumes/{pool}/{name}/snapshots";
+    let a = api.json(
+        "POST",
+        "/v1/volumes/apipool/vol1/snapshots",
+        snaps,
+        json!({"name": "s1"}),
+    );
+    assert_eq!(a.status, 201);
+    assert_eq!(a.json()["snapshot"], "s1");
+    let a = api.json(
+        "POST",
+        "/v1/volumes/apipool/vol1/snapshots",
+        snaps,
+        json!({"name": "s1"}),
+    );
+    refused(&a, 409, "already_exists", None, &["s1"]);
+    let info = api.get("/v1/volumes/apipool/vol1", vol).json();
+    assert_eq!(info["snapshots"][0]["name"], "s1");
+    refused(
+        &api.delete("/v1/volumes/apipool/vol1", vol),
+        409,
+        "in_use",
+        None,
+        &["s1"],
+    );
+
+    // Deleting the pool is refused while it holds the volume, and names it.
+    let delete = "/v1/resources/delete";
+    let a = api.yaml(delete, delete, &pool_doc("apipool", 2));
+    refused(
+        &a,
+        409,
+        "pool_has_volumes",
+        Some("CephBlockPool"),
+        &["apipool", "vol1"],
+    );
+    let pools = api.get("/v1/pools", "/v1/pools").json();
+    assert!(pool_named(&pools, "apipool").is_some());
+
+    // Snapshot and volume go, then the pool.
+    let snap = "/v1/volumes/{pool}/{name}/snapshots/{snapshot}";
+    let a = api.delete("/v1/volumes/apipool/vol1/snapshots/s1", snap);
+    assert_eq!(a.status, 204);
+    refused(
+        &api.delete("/v1/volumes/apipool/vol1/snapshots/s1", snap),
+        404,
+        "not_found",
+        None,
+        &["s1"],
+    );
+    assert_eq!(api.delete("/v1/volumes/apipool/vol1", vol).status, 204);
+    refused(
+        &api.delete("/v1/volumes/apipool/vol1", vol),
+        404,
+        "not_found",
+        None,
+        &["vol1"],
+    );
+    let a = api.yaml(delete, delete, &pool_doc("apipool", 2));
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let deleted = a.json();
+    assert_eq!(deleted["deleted"], json!(["CephBlockPool/apipool"]));
+    assert_eq!(deleted["deleted_pools"], json!(["apipool"]));
+    let pools = api.get("/v1/pools", "/v1/pools").json();
+    assert!(pool_named(&pools, "apipool").is_none(), "{pools:#}");
+    let a = api.yaml(delete, delete, &pool_doc("apipool", 2));
+    refused(&a, 404, "not_found", None, &["apipool"]);
+}
