@@ -8,6 +8,7 @@
 //! Who holds a volume is recorded in the image itself ([`holder`]), so a second writer is refused on any
 //! host and a holder that died is recognised and released.
 
+pub mod format;
 pub mod freeze;
 pub mod fuse;
 pub mod holder;
@@ -34,6 +35,9 @@ pub enum VolumeError {
     /// Someone else holds the volume.
     #[error("{0}")]
     Busy(String),
+    /// The pool, volume or snapshot asked for does not exist (a bad request too: nothing was changed).
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Ceph(#[from] rookery_ceph::CephError),
     #[error(transparent)]
@@ -46,6 +50,9 @@ pub enum VolumeError {
 
 impl VolumeError {
     pub fn is_bad_request(&self) -> bool {
-        matches!(self, VolumeError::BadRequest(_) | VolumeError::Busy(_))
+        matches!(
+            self,
+            VolumeError::BadRequest(_) | VolumeError::Busy(_) | VolumeError::NotFound(_)
+        )
     }
 }
