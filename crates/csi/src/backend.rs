@@ -36,18 +36,12 @@ pub(crate) trait Backend: Send + Sync {
     fn exists(&self, d: &Driver, id: &VolumeId) -> Result<bool, Status>;
     /// Every CSI volume this backend serves.
     fn volumes(&self, d: &Driver) -> Result<Vec<pb::Volume>, Status>;
-    fn capacity(
-        &self,
-        d: &Driver,
-        req: &pb::GetCapacityRequest,
-    ) -> Result<pb::GetCapacityResponse, Status>;
-    /// Grows the volume to what `range` asks (never shrinks it).
-    fn expand(
-        &self,
-        d: &Driver,
-        id: &VolumeId,
-        range: &pb::CapacityRange,
-    ) -> Result<pb::ControllerExpandVolumeResponse, Status>;
+    /// Bytes new volumes placed as `params` say can still take.
+    fn available(&self, d: &Driver, params: &HashMap<String, String>) -> Result<u64, Status>;
+    /// The volume's size now; NOT_FOUND when there is no such volume.
+    fn size(&self, d: &Driver, id: &VolumeId) -> Result<u64, Status>;
+    /// Grows the volume to `size` bytes (more than it has).
+    fn grow(&self, d: &Driver, id: &VolumeId, size: u64) -> Result<(), Status>;
     /// Takes snapshot `snap` (named from the CO's `name`) of `src`, or answers for the one there.
     fn create_snapshot(
         &self,
@@ -76,7 +70,8 @@ pub(crate) trait Backend: Send + Sync {
     fn unstage(&self, d: &Driver, staging: &Path) -> Result<(), Status>;
     /// How `id` is staged at `staging`, None when it is not.
     fn staged(&self, d: &Driver, id: &VolumeId, staging: &Path) -> Result<Option<Staged>, Status>;
-    /// Whether the node grows a volume after the controller did (NodeExpandVolume).
+    /// Whether the node grows a volume after the controller did (NodeExpandVolume): a filesystem on a
+    /// device does; a quota every mount sees at once does not.
     fn node_expands(&self) -> bool {
         false
     }

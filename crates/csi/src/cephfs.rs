@@ -4,6 +4,7 @@
 //! clones, waited for. All of it goes through `rookery_files::subvolume`, the code behind
 //! `rookery fs subvolume`. Nodes mount with ceph-fuse (`rookery fs mount`) at the staging path.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tonic::Status;
 
 use crate::backend::{
     self, claim_of, decide_create, size_for, source_of, source_text, Backend, CreateDecision,
-    Found, Record, Source, Staged, Wanted, MIN_SIZE,
+    Found, Record, Source, Staged, Wanted,
 };
 use crate::ids::{SnapshotId, VolumeId};
 use crate::node::read_only_mode;
@@ -293,49 +294,29 @@ impl Backend for CephFs {
             .collect())
     }
 
-    fn capacity(
-        &self,
-        d: &Driver,
-        req: &pb::GetCapacityRequest,
-    ) -> Result<pb::GetCapacityResponse, Status> {
-        let fs = fs_and_name(d, &req.parameters)?;
+    fn available(&self, d: &Driver, params: &HashMap<String, String>) -> Result<u64, Status> {
+        let fs = fs_and_name(d, params)?;
         let data_pool = format!("{fs}-");
         let df = commands::cluster::df(&d.rados).map_err(|e| ceph_status(&e))?;
-        let avail = df
-            .pools
+        df.pools
             .iter()
             .filter(|p| p.name.starts_with(&data_pool) && !p.name.ends_with("-metadata"))
             .map(|p| p.stats.max_avail)
             .max()
-            .ok_or_else(|| {
-                Status::invalid_argument(format!("filesystem {fs:?} has no data pool"))
-            })?;
-        Ok(pb::GetCapacityResponse {
-            available_capacity: avail as i64,
-            maximum_volume_size: None,
-            minimum_volume_size: Some(MIN_SIZE as i64),
-        })
+            .ok_or_else(|| Status::invalid_argument(format!("filesystem {fs:?} has no data pool")))
     }
 
-    fn expand(
-        &self,
-        d: &Driver,
-        id: &VolumeId,
-        range: &pb::CapacityRange,
-    ) -> Result<pb::ControllerExpandVolumeResponse, Status> {
+    fn size(&self, d: &Driver, id: &VolumeId) -> Result<u64, Status> {
         let info = subvolume::find(&d.rados, &id.pool, &id.image)
             .map_err(grpc)?
             .ok_or_else(|| Status::not_found(format!("no volume {id}")))?;
-        let current = info.quota_bytes.unwrap_or(0);
-        let want = size_for(Some(range), current)?;
-        if want > current {
-            subvolume::resize(&d.rados, &id.pool, &id.image, want, true).map_err(grpc)?;
-        }
-        // The quota is the size every mount sees at once: nothing to do on the nodes.
-        Ok(pb::ControllerExpandVolumeResponse {
-            capacity_bytes: want.max(current) as i64,
-            node_expansion_required: false,
-        })
+        Ok(info.quota_bytes.unwrap_or(0))
+    }
+
+    fn grow(&self, d: &Driver, id: &VolumeId, size: u64) -> Result<(), Status> {
+        subvolume::resize(&d.rados, &id.pool, &id.image, size, true)
+            .map(drop)
+            .map_err(grpc)
     }
 
     fn create_snapshot(

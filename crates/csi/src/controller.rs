@@ -3,6 +3,7 @@
 
 use tonic::Status;
 
+use crate::backend::{size_for, MIN_SIZE};
 use crate::ids::{self, SnapshotId, VolumeId};
 use crate::{page, pb, required, Driver};
 
@@ -93,7 +94,11 @@ impl Driver {
         if let Some(c) = req.volume_capabilities.first() {
             self.backend.supports(std::slice::from_ref(c))?;
         }
-        self.backend.capacity(self, &req)
+        Ok(pb::GetCapacityResponse {
+            available_capacity: self.backend.available(self, &req.parameters)? as i64,
+            maximum_volume_size: None,
+            minimum_volume_size: Some(MIN_SIZE as i64),
+        })
     }
 
     pub(crate) fn create_snapshot(
@@ -167,6 +172,14 @@ impl Driver {
             .ok_or_else(|| Status::invalid_argument("capacity_range is required"))?;
         let id = volume_id(&req.volume_id)?;
         let _busy = self.inflight.claim(&id.to_string())?;
-        self.backend.expand(self, &id, range)
+        let current = self.backend.size(self, &id)?;
+        let want = size_for(Some(range), current)?;
+        if want > current {
+            self.backend.grow(self, &id, want)?;
+        }
+        Ok(pb::ControllerExpandVolumeResponse {
+            capacity_bytes: want.max(current) as i64,
+            node_expansion_required: self.backend.node_expands(),
+        })
     }
 }

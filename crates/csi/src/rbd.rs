@@ -3,6 +3,7 @@
 //! removed by `rookery_volumes::manage`, the code behind `rookery volume`; snapshots are image snapshots.
 //! Nodes stage with `rookery volume mount` (map-only for raw block) at the staging path.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rookery_ceph::commands::{cluster, osd};
@@ -17,7 +18,7 @@ use tonic::Status;
 
 use crate::backend::{
     self, claim_of, decide_create, size_for, source_of, source_text, Backend, CreateDecision,
-    Found, Record, Source, Staged, Wanted, MIN_SIZE,
+    Found, Record, Source, Staged, Wanted,
 };
 use crate::ids::{SnapshotId, VolumeId};
 use crate::node::{is_block, read_only_mode};
@@ -506,54 +507,34 @@ impl Backend for Rbd {
         Ok(out)
     }
 
-    fn capacity(
-        &self,
-        d: &Driver,
-        req: &pb::GetCapacityRequest,
-    ) -> Result<pb::GetCapacityResponse, Status> {
-        let pool = req
-            .parameters
+    fn available(&self, d: &Driver, params: &HashMap<String, String>) -> Result<u64, Status> {
+        let pool = params
             .get("pool")
             .cloned()
             .unwrap_or_else(|| manage::DEFAULT_POOL.into());
-        if let Some(id) = req.parameters.get("clusterID") {
+        if let Some(id) = params.get("clusterID") {
             d.check_cluster(id)?;
         }
         let df = cluster::df(&d.rados).map_err(|e| ceph_status(&e))?;
-        let avail = df
-            .pools
+        df.pools
             .iter()
             .find(|p| p.name == pool)
             .map(|p| p.stats.max_avail)
-            .ok_or_else(|| Status::invalid_argument(format!("pool {pool:?} does not exist")))?;
-        Ok(pb::GetCapacityResponse {
-            available_capacity: avail as i64,
-            maximum_volume_size: None,
-            minimum_volume_size: Some(MIN_SIZE as i64),
-        })
+            .ok_or_else(|| Status::invalid_argument(format!("pool {pool:?} does not exist")))
     }
 
-    fn expand(
-        &self,
-        d: &Driver,
-        id: &VolumeId,
-        range: &pb::CapacityRange,
-    ) -> Result<pb::ControllerExpandVolumeResponse, Status> {
+    fn size(&self, d: &Driver, id: &VolumeId) -> Result<u64, Status> {
         let io = open_pool(d, &id.pool)?;
-        let current = open_image(&io, &id.image)?
-            .ok_or_else(|| Status::not_found(format!("no volume {id}")))?
-            .size()
-            .map_err(|e| ceph_status(&e))?;
-        let want = size_for(Some(range), current)?;
-        if want > current {
-            manage::resize(&d.rados, &d.data_dir, &id.pool, &id.image, want)
-                .map_err(volume_status)?;
-        }
-        Ok(pb::ControllerExpandVolumeResponse {
-            capacity_bytes: want.max(current) as i64,
-            // A filesystem grows on the node; so does a raw device's view (its loop device's size).
-            node_expansion_required: true,
-        })
+        let image = open_image(&io, &id.image)?
+            .ok_or_else(|| Status::not_found(format!("no volume {id}")))?;
+        image.size().map_err(|e| ceph_status(&e))
+    }
+
+    fn grow(&self, d: &Driver, id: &VolumeId, size: u64) -> Result<(), Status> {
+        // Also grows this host's mounts of it at once; NodeExpandVolume then finds nothing left to do.
+        manage::resize(&d.rados, &d.data_dir, &id.pool, &id.image, size)
+            .map(drop)
+            .map_err(volume_status)
     }
 
     fn create_snapshot(

@@ -634,7 +634,7 @@ fn full_checks<'a>(
         Ok(image) => image,
         Err(e) if e.errno() == Some(-libc::ENOENT) => {
             claim.remove_object();
-            return Err(bad(format!(
+            return Err(VolumeError::NotFound(format!(
                 "there is no volume {name:?} in pool {pool:?}; `rookery volume list` shows them"
             )));
         }
