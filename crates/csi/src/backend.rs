@@ -20,16 +20,17 @@ pub(crate) trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     /// Refuses access types and modes this kind of volume cannot serve.
     fn supports(&self, caps: &[pb::VolumeCapability]) -> Result<(), Status>;
-    /// The volume id a CreateVolume request names (where its parameters place it), refusing parameters
-    /// the backend does not take.
-    fn volume_id(&self, d: &Driver, req: &pb::CreateVolumeRequest) -> Result<VolumeId, Status>;
-    /// Creates `id` from nothing, a snapshot or a volume, or answers for the one there
+    /// The pool or filesystem a CreateVolume request's parameters place the volume in, refusing
+    /// parameters the backend does not take.
+    fn place(&self, d: &Driver, req: &pb::CreateVolumeRequest) -> Result<String, Status>;
+    /// Creates `id` of `size` bytes from nothing, a snapshot or a volume, or answers for the one there
     /// ([`decide_create`]).
     fn create(
         &self,
         d: &Driver,
         id: &VolumeId,
         req: &pb::CreateVolumeRequest,
+        size: u64,
     ) -> Result<pb::Volume, Status>;
     /// Deletes a volume; one that is not there is deleted already.
     fn delete(&self, d: &Driver, id: &VolumeId) -> Result<(), Status>;

@@ -15,8 +15,8 @@ use rookery_files::FileError;
 use tonic::Status;
 
 use crate::backend::{
-    self, claim_of, decide_create, size_for, source_of, source_text, Backend, CreateDecision,
-    Found, Record, Source, Staged, Wanted,
+    self, claim_of, decide_create, source_of, source_text, Backend, CreateDecision, Found, Record,
+    Source, Staged, Wanted,
 };
 use crate::ids::{SnapshotId, VolumeId};
 use crate::node::read_only_mode;
@@ -182,11 +182,8 @@ impl Backend for CephFs {
         capabilities_supported(caps)
     }
 
-    fn volume_id(&self, d: &Driver, req: &pb::CreateVolumeRequest) -> Result<VolumeId, Status> {
-        Ok(VolumeId {
-            pool: fs_and_name(d, &req.parameters)?,
-            image: crate::ids::image_for(&req.name),
-        })
+    fn place(&self, d: &Driver, req: &pb::CreateVolumeRequest) -> Result<String, Status> {
+        fs_and_name(d, &req.parameters)
     }
 
     fn create(
@@ -194,9 +191,9 @@ impl Backend for CephFs {
         d: &Driver,
         id: &VolumeId,
         req: &pb::CreateVolumeRequest,
+        size: u64,
     ) -> Result<pb::Volume, Status> {
         let (r, fs, sub) = (&d.rados, &id.pool, &id.image);
-        let size = size_for(req.capacity_range.as_ref(), backend::DEFAULT_SIZE)?;
         subvolume::names(r, fs).map_err(grpc)?;
         let source = source_text(&req.volume_content_source);
         if let Some(info) = subvolume::find(r, fs, sub).map_err(grpc)? {

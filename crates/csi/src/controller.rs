@@ -3,7 +3,7 @@
 
 use tonic::Status;
 
-use crate::backend::{size_for, MIN_SIZE};
+use crate::backend::{size_for, DEFAULT_SIZE, MIN_SIZE};
 use crate::ids::{self, SnapshotId, VolumeId};
 use crate::{page, pb, required, Driver};
 
@@ -18,9 +18,13 @@ impl Driver {
     ) -> Result<pb::CreateVolumeResponse, Status> {
         required("name", &req.name)?;
         self.backend.supports(&req.volume_capabilities)?;
-        let id = self.backend.volume_id(self, &req)?;
+        let id = VolumeId {
+            pool: self.backend.place(self, &req)?,
+            image: ids::image_for(&req.name),
+        };
+        let size = size_for(req.capacity_range.as_ref(), DEFAULT_SIZE)?;
         let _busy = self.inflight.claim(&id.to_string())?;
-        let volume = self.backend.create(self, &id, &req)?;
+        let volume = self.backend.create(self, &id, &req, size)?;
         Ok(pb::CreateVolumeResponse {
             volume: Some(volume),
         })

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use tonic::Status;
 
 use crate::backend::{
-    self, claim_of, decide_create, size_for, source_of, source_text, Backend, CreateDecision,
-    Found, Record, Source, Staged, Wanted,
+    self, claim_of, decide_create, source_of, source_text, Backend, CreateDecision, Found, Record,
+    Source, Staged, Wanted,
 };
 use crate::ids::{SnapshotId, VolumeId};
 use crate::node::{is_block, read_only_mode};
@@ -368,12 +368,8 @@ impl Backend for Rbd {
         capabilities_supported(caps)
     }
 
-    fn volume_id(&self, d: &Driver, req: &pb::CreateVolumeRequest) -> Result<VolumeId, Status> {
-        let p = params(d, &req.parameters, &req.volume_capabilities)?;
-        Ok(VolumeId {
-            pool: p.pool,
-            image: crate::ids::image_for(&req.name),
-        })
+    fn place(&self, d: &Driver, req: &pb::CreateVolumeRequest) -> Result<String, Status> {
+        Ok(params(d, &req.parameters, &req.volume_capabilities)?.pool)
     }
 
     fn create(
@@ -381,9 +377,9 @@ impl Backend for Rbd {
         d: &Driver,
         id: &VolumeId,
         req: &pb::CreateVolumeRequest,
+        size: u64,
     ) -> Result<pb::Volume, Status> {
         let p = params(d, &req.parameters, &req.volume_capabilities)?;
-        let size = size_for(req.capacity_range.as_ref(), backend::DEFAULT_SIZE)?;
         let io = open_pool(d, &id.pool)?;
         // Create first and learn from EEXIST that it exists: one round trip less on the common path.
         let temporary = backend::clone_snapshot_for(id);
