@@ -1,23 +1,33 @@
-//! The CSI driver for CephFS (`cephfs.csi.rookery.io`): a volume is a subvolume with a quota (RWX: any
-//! access mode), named from the CO's request name like RBD volumes; its journal is the subvolume's own
-//! metadata. Snapshots are subvolume snapshots; volumes from a snapshot or a volume are the mgr's
-//! asynchronous clones, waited for. Nodes mount with ceph-fuse (the same code as `rookery fs mount`) at
-//! the staging path and bind mount it into each target.
+//! The CephFS backend (`cephfs.csi.rookery.io`): a volume is a subvolume with a quota (RWX: any access
+//! mode), named from the CO's request name like RBD volumes; its record is the subvolume's own metadata.
+//! Snapshots are subvolume snapshots; volumes from a snapshot or a volume are the mgr's asynchronous
+//! clones, waited for. All of it goes through `rookery_files::subvolume`, the code behind
+//! `rookery fs subvolume`. Nodes mount with ceph-fuse (`rookery fs mount`) at the staging path.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
 
-use rookery_ceph::commands::{self, subvolume};
-use rookery_ceph::types::SubvolumeInfo;
-use rookery_ceph::CephError;
+use rookery_ceph::commands;
 use rookery_files::mount::{self, MountRequest};
-use tonic::{Code, Status};
+use rookery_files::subvolume::{self, CloneSource, SubvolumeInfo};
+use rookery_files::FileError;
+use tonic::Status;
 
-use crate::ids::{self, SnapshotId, VolumeId};
-use crate::{ceph_status, page, pb, Driver};
+use crate::backend::{
+    self, claim_of, decide_create, source_of, source_text, Backend, CreateDecision, Found, Record,
+    Source, Staged, Wanted,
+};
+use crate::ids::{SnapshotId, VolumeId};
+use crate::node::read_only_mode;
+use crate::{ceph_status, pb, Driver};
 
+/// Subvolume metadata keys of the driver's record.
 const META_NAME: &str = "csi.volname";
 const META_SOURCE: &str = "csi.source";
+
+/// How long a CreateVolume waits for the mgr's copy of a clone before the CO is told to retry.
+const CLONE_WAIT: Duration = Duration::from_secs(300);
 
 fn fs_and_name(
     d: &Driver,
@@ -50,7 +60,7 @@ fn fs_and_name(
 }
 
 /// File volumes take every access mode, in filesystem mode only.
-pub(crate) fn capabilities_supported(caps: &[pb::VolumeCapability]) -> Result<(), Status> {
+fn capabilities_supported(caps: &[pb::VolumeCapability]) -> Result<(), Status> {
     use pb::volume_capability::access_mode::Mode;
     use pb::volume_capability::AccessType;
     if caps.is_empty() {
@@ -78,312 +88,64 @@ pub(crate) fn capabilities_supported(caps: &[pb::VolumeCapability]) -> Result<()
     Ok(())
 }
 
-/// A Ceph call's error as the gRPC status the CO sees.
-fn grpc<T>(result: Result<T, CephError>) -> Result<T, Status> {
-    result.map_err(|e| ceph_status(&e))
+/// A file layer failure as the gRPC status the CO sees.
+fn grpc(e: FileError) -> Status {
+    match e {
+        FileError::NotFound(m) => Status::not_found(m),
+        FileError::BadRequest(m) => Status::failed_precondition(m),
+        FileError::TimedOut(m) => Status::deadline_exceeded(m),
+        FileError::Ceph(e) => ceph_status(&e),
+        other => Status::internal(other.to_string()),
+    }
 }
 
-impl Driver {
-    /// None when the subvolume does not exist.
-    fn subvolume(&self, fs: &str, name: &str) -> Result<Option<SubvolumeInfo>, Status> {
-        match grpc(subvolume::info(&self.rados, fs, name)) {
-            Ok(v) => Ok(Some(v)),
-            Err(s) if s.code() == Code::NotFound => Ok(None),
-            Err(s) => Err(s),
-        }
+fn volume_of(
+    id: &VolumeId,
+    info: &SubvolumeInfo,
+    source: Option<pb::VolumeContentSource>,
+) -> pb::Volume {
+    pb::Volume {
+        capacity_bytes: info.quota_bytes.unwrap_or(0) as i64,
+        volume_id: id.to_string(),
+        volume_context: [
+            ("fsName".to_string(), id.pool.clone()),
+            ("subvolumeName".to_string(), id.image.clone()),
+            ("subvolumePath".to_string(), info.path.clone()),
+        ]
+        .into_iter()
+        .collect(),
+        content_source: source,
+        accessible_topology: vec![],
+    }
+}
+
+/// Whether this host's ceph-fuse mount `m` is of `id`.
+fn mounts_volume(m: &mount::FsMount, id: &VolumeId) -> bool {
+    m.fs == id.pool && m.subvolume.as_deref() == Some(id.image.as_str())
+}
+
+pub(crate) struct CephFs;
+
+impl CephFs {
+    fn here(&self, d: &Driver) -> Result<Vec<mount::FsMount>, Status> {
+        mount::list(&d.data_dir).map_err(|e| Status::internal(e.to_string()))
     }
 
-    fn meta_get(&self, fs: &str, sub: &str, key: &str) -> Result<Option<String>, Status> {
-        let mut all = grpc(subvolume::metadata_ls(&self.rados, fs, sub))?;
-        Ok(all.remove(key))
-    }
-
-    fn meta_set(&self, fs: &str, sub: &str, key: &str, value: &str) -> Result<(), Status> {
-        grpc(subvolume::metadata_set(&self.rados, fs, sub, key, value))
-    }
-
-    fn fs_volume(
-        id: &VolumeId,
-        info: &SubvolumeInfo,
-        source: Option<pb::VolumeContentSource>,
-    ) -> pb::Volume {
-        pb::Volume {
-            capacity_bytes: info.bytes_quota.unwrap_or(0) as i64,
-            volume_id: id.to_string(),
-            volume_context: [
-                ("fsName".to_string(), id.pool.clone()),
-                ("subvolumeName".to_string(), id.image.clone()),
-                ("subvolumePath".to_string(), info.path.clone()),
-            ]
-            .into_iter()
-            .collect(),
-            content_source: source,
-            accessible_topology: vec![],
-        }
-    }
-
-    /// Waits until the mgr's clone into `target` finishes.
-    fn wait_clone(&self, fs: &str, target: &str) -> Result<(), Status> {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let s = grpc(subvolume::clone_status(&self.rados, fs, target))?;
-            match s.state.as_str() {
-                "complete" => return Ok(()),
-                "failed" | "canceled" => {
-                    let why = s
-                        .failure
-                        .map(|f| format!(": {}", f.error_msg))
-                        .unwrap_or_default();
-                    return Err(Status::internal(format!(
-                        "cloning into {target} {}{why}",
-                        s.state
-                    )));
-                }
-                _ if Instant::now() > deadline => {
-                    return Err(Status::deadline_exceeded(format!(
-                        "cloning into {target} takes over 5 minutes; retry"
-                    )))
-                }
-                _ => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    }
-
-    pub(crate) fn fs_create_volume(
-        &self,
-        req: pb::CreateVolumeRequest,
-    ) -> Result<pb::CreateVolumeResponse, Status> {
-        if req.name.is_empty() {
-            return Err(Status::invalid_argument("name is required"));
-        }
-        capabilities_supported(&req.volume_capabilities)?;
-        let fs = fs_and_name(self, &req.parameters)?;
-        let size = crate::controller::size_for(req.capacity_range.as_ref(), 1 << 30)?;
-        let id = VolumeId {
-            pool: fs.clone(),
-            image: ids::image_for(&req.name),
-        };
-        let _busy = self.inflight.claim(&id.to_string())?;
-        rookery_files::subvolume::names(&self.rados, &fs).map_err(|e| {
-            if e.is_bad_request() {
-                Status::not_found(e.to_string())
-            } else {
-                Status::internal(e.to_string())
-            }
-        })?;
-        let source = match req
-            .volume_content_source
-            .as_ref()
-            .and_then(|s| s.r#type.as_ref())
-        {
-            Some(pb::volume_content_source::Type::Snapshot(s)) => {
-                format!("snapshot:{}", s.snapshot_id)
-            }
-            Some(pb::volume_content_source::Type::Volume(v)) => format!("volume:{}", v.volume_id),
-            None => String::new(),
-        };
-        if let Some(info) = self.subvolume(&fs, &id.image)? {
-            let name = self.meta_get(&fs, &id.image, META_NAME)?;
-            if name.as_deref().is_some_and(|n| n != req.name) {
-                return Err(Status::internal(format!(
-                    "subvolume {id} belongs to another volume name"
-                )));
-            }
-            let have_source = self
-                .meta_get(&fs, &id.image, META_SOURCE)?
-                .unwrap_or_default();
-            let quota = info.bytes_quota.unwrap_or(0);
-            let fits = req.capacity_range.as_ref().is_none_or(|r| {
-                (r.required_bytes <= 0 || quota >= r.required_bytes as u64)
-                    && (r.limit_bytes <= 0 || quota <= r.limit_bytes as u64)
-            });
-            if name.is_some() && (!fits || have_source != source) {
-                return Err(Status::already_exists(format!(
-                    "volume {:?} exists with a different size or content source",
-                    req.name
-                )));
-            }
-            if name.is_some() && info.state == "complete" {
-                return Ok(pb::CreateVolumeResponse {
-                    volume: Some(Self::fs_volume(
-                        &id,
-                        &info,
-                        req.volume_content_source.clone(),
-                    )),
-                });
-            }
-        }
-        match req
-            .volume_content_source
-            .as_ref()
-            .and_then(|s| s.r#type.as_ref())
-        {
-            None => grpc(subvolume::create(&self.rados, &fs, &id.image, size))?,
-            Some(pb::volume_content_source::Type::Snapshot(s)) => {
-                let snap = SnapshotId::parse(&s.snapshot_id)
-                    .filter(|s| s.volume.pool == fs)
-                    .ok_or_else(|| {
-                        Status::not_found(format!("no snapshot {:?} in {fs}", s.snapshot_id))
-                    })?;
-                self.fs_clone(&fs, &snap, &id.image)?;
-            }
-            Some(pb::volume_content_source::Type::Volume(v)) => {
-                let src = VolumeId::parse(&v.volume_id)
-                    .filter(|v| v.pool == fs)
-                    .ok_or_else(|| {
-                        Status::not_found(format!("no volume {:?} in {fs}", v.volume_id))
-                    })?;
-                if self.subvolume(&fs, &src.image)?.is_none() {
-                    return Err(Status::not_found(format!("no volume {src}")));
-                }
-                let snap = SnapshotId {
-                    volume: src,
-                    snap: format!("csi-clone-{}", &id.image["csi-vol-".len()..]),
-                };
-                match grpc(subvolume::snapshot_create(
-                    &self.rados,
-                    &fs,
-                    &snap.volume.image,
-                    &snap.snap,
-                )) {
-                    Ok(()) => {}
-                    Err(s) if s.code() == Code::AlreadyExists => {}
-                    Err(s) => return Err(s),
-                }
-                let cloned = self.fs_clone(&fs, &snap, &id.image);
-                let _ =
-                    subvolume::snapshot_rm(&self.rados, &fs, &snap.volume.image, &snap.snap, true);
-                cloned?;
-            }
-        }
-        self.meta_set(&fs, &id.image, META_NAME, &req.name)?;
-        self.meta_set(&fs, &id.image, META_SOURCE, &source)?;
-        for (param, key) in [
-            ("csi.storage.k8s.io/pvc/name", ids::META_CLAIM),
-            ("csi.storage.k8s.io/pvc/namespace", ids::META_NAMESPACE),
-            ("csi.storage.k8s.io/pv/name", ids::META_PV),
-        ] {
-            if let Some(v) = req.parameters.get(param) {
-                self.meta_set(&fs, &id.image, key, v)?;
-            }
-        }
-        let info = self
-            .subvolume(&fs, &id.image)?
-            .ok_or_else(|| Status::internal("the new subvolume vanished"))?;
-        if info.bytes_quota != Some(size) && req.capacity_range.is_some() {
-            grpc(subvolume::resize(&self.rados, &fs, &id.image, size, false))?;
-        }
-        let info = self.subvolume(&fs, &id.image)?.unwrap_or(info);
-        Ok(pb::CreateVolumeResponse {
-            volume: Some(Self::fs_volume(
-                &id,
-                &info,
-                req.volume_content_source.clone(),
-            )),
-        })
-    }
-
-    /// Clones a snapshot into a new subvolume and waits for the copy (an existing clone is waited for).
-    fn fs_clone(&self, fs: &str, snap: &SnapshotId, target: &str) -> Result<(), Status> {
-        match grpc(subvolume::snapshot_clone(
-            &self.rados,
-            fs,
-            &snap.volume.image,
-            &snap.snap,
-            target,
-        )) {
-            Ok(()) => {}
-            Err(s) if s.code() == Code::AlreadyExists => {}
-            Err(s) if s.code() == Code::NotFound => {
-                return Err(Status::not_found(format!("snapshot {snap} does not exist")))
-            }
-            Err(s) => return Err(s),
-        }
-        self.wait_clone(fs, target)
-    }
-
-    pub(crate) fn fs_delete_volume(
-        &self,
-        req: pb::DeleteVolumeRequest,
-    ) -> Result<pb::DeleteVolumeResponse, Status> {
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id is required"));
-        }
-        let Some(id) = VolumeId::parse(&req.volume_id) else {
-            return Ok(pb::DeleteVolumeResponse {});
-        };
-        let _busy = self.inflight.claim(&id.to_string())?;
-        let here = mount::list(&self.data_dir).unwrap_or_default();
-        if let Some(m) = here
-            .iter()
-            .find(|m| m.fs == id.pool && m.subvolume.as_deref() == Some(id.image.as_str()))
-        {
-            return Err(Status::failed_precondition(format!(
-                "{id} is mounted at {}",
-                m.path.display()
-            )));
-        }
-        match grpc(subvolume::rm(&self.rados, &id.pool, &id.image)) {
-            Ok(()) => Ok(pb::DeleteVolumeResponse {}),
-            Err(s) if s.code() == Code::NotFound => Ok(pb::DeleteVolumeResponse {}),
-            Err(s) if s.message().contains("snapshot") => Err(Status::failed_precondition(
-                format!("{id} has snapshots; delete them first"),
-            )),
-            Err(s) => Err(s),
-        }
-    }
-
-    pub(crate) fn fs_validate(
-        &self,
-        req: pb::ValidateVolumeCapabilitiesRequest,
-    ) -> Result<pb::ValidateVolumeCapabilitiesResponse, Status> {
-        if req.volume_id.is_empty() || req.volume_capabilities.is_empty() {
-            return Err(Status::invalid_argument(
-                "volume_id and volume_capabilities are required",
-            ));
-        }
-        let id =
-            VolumeId::parse(&req.volume_id).ok_or_else(|| Status::not_found("no such volume"))?;
-        if self.subvolume(&id.pool, &id.image)?.is_none() {
-            return Err(Status::not_found(format!("no volume {id}")));
-        }
-        Ok(match capabilities_supported(&req.volume_capabilities) {
-            Ok(()) => pb::ValidateVolumeCapabilitiesResponse {
-                confirmed: Some(pb::validate_volume_capabilities_response::Confirmed {
-                    volume_context: req.volume_context,
-                    volume_capabilities: req.volume_capabilities,
-                    parameters: req.parameters,
-                    mutable_parameters: Default::default(),
-                }),
-                message: String::new(),
-            },
-            Err(e) => pb::ValidateVolumeCapabilitiesResponse {
-                confirmed: None,
-                message: e.message().into(),
-            },
-        })
-    }
-
-    fn fs_names(&self) -> Result<Vec<String>, Status> {
-        let ls = grpc(commands::fs::ls(&self.rados))?;
-        Ok(ls.into_iter().map(|f| f.name).collect())
-    }
-
-    fn fs_all_volumes(&self) -> Result<Vec<(VolumeId, SubvolumeInfo)>, Status> {
+    /// Every CSI subvolume of every filesystem, sorted by id.
+    fn all(&self, d: &Driver) -> Result<Vec<(VolumeId, SubvolumeInfo)>, Status> {
         let mut out = Vec::new();
-        for fs in self.fs_names()? {
-            for name in grpc(subvolume::ls(&self.rados, &fs))? {
+        let filesystems = commands::fs::ls(&d.rados).map_err(|e| ceph_status(&e))?;
+        for fs in filesystems.into_iter().map(|f| f.name) {
+            for name in subvolume::names(&d.rados, &fs).map_err(grpc)? {
                 if !name.starts_with("csi-vol-") {
                     continue;
                 }
-                if let Some(info) = self.subvolume(&fs, &name)? {
-                    out.push((
-                        VolumeId {
-                            pool: fs.clone(),
-                            image: name,
-                        },
-                        info,
-                    ));
+                if let Some(info) = subvolume::find(&d.rados, &fs, &name).map_err(grpc)? {
+                    let id = VolumeId {
+                        pool: fs.clone(),
+                        image: name,
+                    };
+                    out.push((id, info));
                 }
             }
         }
@@ -391,313 +153,290 @@ impl Driver {
         Ok(out)
     }
 
-    pub(crate) fn fs_list_volumes(
+    fn snapshot(
         &self,
-        req: pb::ListVolumesRequest,
-    ) -> Result<pb::ListVolumesResponse, Status> {
-        let all: Vec<pb::Volume> = self
-            .fs_all_volumes()?
-            .iter()
-            .map(|(id, info)| Self::fs_volume(id, info, None))
-            .collect();
-        let (items, next) = page(all, req.max_entries, &req.starting_token)?;
-        Ok(pb::ListVolumesResponse {
-            entries: items
-                .into_iter()
-                .map(|v| pb::list_volumes_response::Entry {
-                    volume: Some(v),
-                    status: None,
-                })
-                .collect(),
-            next_token: next,
+        d: &Driver,
+        id: &SnapshotId,
+        info: &SubvolumeInfo,
+    ) -> Result<pb::Snapshot, Status> {
+        let created =
+            subvolume::snapshot_created(&d.rados, &id.volume.pool, &id.volume.image, &id.snap)
+                .map_err(grpc)?;
+        Ok(pb::Snapshot {
+            size_bytes: info.used_bytes as i64,
+            snapshot_id: id.to_string(),
+            source_volume_id: id.volume.to_string(),
+            creation_time: parse_time(&created),
+            ready_to_use: true,
+            group_snapshot_id: String::new(),
         })
     }
+}
 
-    pub(crate) fn fs_get_capacity(
+impl Backend for CephFs {
+    fn name(&self) -> &'static str {
+        crate::CEPHFS_DRIVER
+    }
+
+    fn supports(&self, caps: &[pb::VolumeCapability]) -> Result<(), Status> {
+        capabilities_supported(caps)
+    }
+
+    fn place(&self, d: &Driver, req: &pb::CreateVolumeRequest) -> Result<String, Status> {
+        fs_and_name(d, &req.parameters)
+    }
+
+    fn create(
         &self,
-        req: pb::GetCapacityRequest,
-    ) -> Result<pb::GetCapacityResponse, Status> {
-        let fs = fs_and_name(self, &req.parameters)?;
+        d: &Driver,
+        id: &VolumeId,
+        req: &pb::CreateVolumeRequest,
+        size: u64,
+    ) -> Result<pb::Volume, Status> {
+        let (r, fs, sub) = (&d.rados, &id.pool, &id.image);
+        subvolume::names(r, fs).map_err(grpc)?;
+        let source = source_text(&req.volume_content_source);
+        if let Some(info) = subvolume::find(r, fs, sub).map_err(grpc)? {
+            let meta = subvolume::metadata(r, fs, sub).map_err(grpc)?;
+            let found = Found {
+                record: meta.get(META_NAME).map(|name| Record {
+                    name: name.clone(),
+                    source: meta.get(META_SOURCE).cloned().unwrap_or_default(),
+                }),
+                size: info.quota_bytes.unwrap_or(0),
+                complete: info.complete,
+            };
+            let want = Wanted {
+                name: &req.name,
+                source: &source,
+                range: req.capacity_range.as_ref(),
+            };
+            match decide_create(&want, &found) {
+                CreateDecision::Return => {
+                    return Ok(volume_of(id, &info, req.volume_content_source.clone()))
+                }
+                CreateDecision::Refuse(why) => return Err(why.status(&req.name, id)),
+                // Every step below may be done again.
+                CreateDecision::Finish => {}
+            }
+        }
+        let temporary = backend::clone_snapshot_for(id);
+        let parsed = source_of(req)?;
+        let from = match &parsed {
+            Source::Empty => None,
+            Source::Snapshot(s) if s.volume.pool == *fs => Some(CloneSource::Snapshot {
+                subvolume: &s.volume.image,
+                snap: &s.snap,
+            }),
+            Source::Volume(v) if v.pool == *fs => Some(CloneSource::Subvolume {
+                subvolume: &v.image,
+                temporary: &temporary,
+            }),
+            Source::Snapshot(_) | Source::Volume(_) => {
+                return Err(Status::not_found(format!(
+                    "no {} in {fs}",
+                    source.split(':').next().unwrap_or("source")
+                )))
+            }
+        };
+        match &from {
+            None => subvolume::ensure(r, fs, sub, size),
+            Some(from) => subvolume::clone(r, fs, from, sub, CLONE_WAIT),
+        }
+        .map_err(grpc)?;
+        let claim = claim_of(&req.parameters);
+        let mut record = vec![
+            (META_NAME, req.name.as_str()),
+            (META_SOURCE, source.as_str()),
+        ];
+        record.extend(claim.iter().map(|(k, v)| (*k, v.as_str())));
+        subvolume::set_metadata(r, fs, sub, &record).map_err(grpc)?;
+        let mut info = subvolume::find(r, fs, sub)
+            .map_err(grpc)?
+            .ok_or_else(|| Status::internal("the new subvolume vanished"))?;
+        // A clone has its source's quota until given the one asked for.
+        if info.quota_bytes != Some(size) && req.capacity_range.is_some() {
+            info = subvolume::resize(r, fs, sub, size, false).map_err(grpc)?;
+        }
+        Ok(volume_of(id, &info, req.volume_content_source.clone()))
+    }
+
+    fn delete(&self, d: &Driver, id: &VolumeId) -> Result<(), Status> {
+        if let Some(m) = self.here(d)?.iter().find(|m| mounts_volume(m, id)) {
+            return Err(Status::failed_precondition(format!(
+                "{id} is mounted at {}",
+                m.path.display()
+            )));
+        }
+        match subvolume::remove(&d.rados, &id.pool, &id.image) {
+            Ok(()) | Err(FileError::NotFound(_)) => Ok(()),
+            Err(e) => Err(grpc(e)),
+        }
+    }
+
+    fn exists(&self, d: &Driver, id: &VolumeId) -> Result<bool, Status> {
+        match subvolume::find(&d.rados, &id.pool, &id.image) {
+            Ok(v) => Ok(v.is_some()),
+            // Not a name rookery makes, so not one of its volumes.
+            Err(FileError::BadRequest(_)) => Ok(false),
+            Err(e) => Err(grpc(e)),
+        }
+    }
+
+    fn volumes(&self, d: &Driver) -> Result<Vec<pb::Volume>, Status> {
+        Ok(self
+            .all(d)?
+            .iter()
+            .map(|(id, info)| volume_of(id, info, None))
+            .collect())
+    }
+
+    fn available(&self, d: &Driver, params: &HashMap<String, String>) -> Result<u64, Status> {
+        let fs = fs_and_name(d, params)?;
         let data_pool = format!("{fs}-");
-        let df = grpc(commands::cluster::df(&self.rados))?;
-        let avail = df
-            .pools
+        let df = commands::cluster::df(&d.rados).map_err(|e| ceph_status(&e))?;
+        df.pools
             .iter()
             .filter(|p| p.name.starts_with(&data_pool) && !p.name.ends_with("-metadata"))
             .map(|p| p.stats.max_avail)
             .max()
-            .ok_or_else(|| {
-                Status::invalid_argument(format!("filesystem {fs:?} has no data pool"))
-            })?;
-        Ok(pb::GetCapacityResponse {
-            available_capacity: avail as i64,
-            maximum_volume_size: None,
-            minimum_volume_size: Some(1 << 20),
-        })
+            .ok_or_else(|| Status::invalid_argument(format!("filesystem {fs:?} has no data pool")))
     }
 
-    /// The snapshot's creation time, from the volumes module's `created_at` ("YYYY-MM-DD HH:MM:SS.ffffff").
-    fn snap_time(
+    fn size(&self, d: &Driver, id: &VolumeId) -> Result<u64, Status> {
+        let info = subvolume::find(&d.rados, &id.pool, &id.image)
+            .map_err(grpc)?
+            .ok_or_else(|| Status::not_found(format!("no volume {id}")))?;
+        Ok(info.quota_bytes.unwrap_or(0))
+    }
+
+    fn grow(&self, d: &Driver, id: &VolumeId, size: u64) -> Result<(), Status> {
+        subvolume::resize(&d.rados, &id.pool, &id.image, size, true)
+            .map(drop)
+            .map_err(grpc)
+    }
+
+    fn create_snapshot(
         &self,
-        fs: &str,
-        sub: &str,
+        d: &Driver,
+        src: &VolumeId,
+        name: &str,
         snap: &str,
-    ) -> Result<Option<prost_types::Timestamp>, Status> {
-        let info = grpc(subvolume::snapshot_info(&self.rados, fs, sub, snap))?;
-        Ok(parse_time(&info.created_at))
-    }
-
-    pub(crate) fn fs_create_snapshot(
-        &self,
-        req: pb::CreateSnapshotRequest,
-    ) -> Result<pb::CreateSnapshotResponse, Status> {
-        if req.name.is_empty() || req.source_volume_id.is_empty() {
-            return Err(Status::invalid_argument(
-                "name and source_volume_id are required",
-            ));
-        }
-        let src = VolumeId::parse(&req.source_volume_id)
-            .ok_or_else(|| Status::not_found("no such volume"))?;
-        let snap = ids::snapshot_for(&req.name);
-        let _busy = self.inflight.claim(&src.to_string())?;
-        let info = self
-            .subvolume(&src.pool, &src.image)?
+    ) -> Result<pb::Snapshot, Status> {
+        let r = &d.rados;
+        let info = subvolume::find(r, &src.pool, &src.image)
+            .map_err(grpc)?
             .ok_or_else(|| Status::not_found(format!("no volume {src}")))?;
         // The same name on another volume is another snapshot.
-        for (other, _) in self.fs_all_volumes()? {
-            if other == src {
+        for (other, _) in self.all(d)? {
+            if other == *src {
                 continue;
             }
-            let snaps = grpc(subvolume::snapshot_ls(
-                &self.rados,
-                &other.pool,
-                &other.image,
-            ))?;
-            if snaps.contains(&snap) {
+            let snaps = subvolume::snapshots(r, &other.pool, &other.image).map_err(grpc)?;
+            if snaps.iter().any(|s| s == snap) {
                 return Err(Status::already_exists(format!(
-                    "snapshot {:?} exists for another volume ({other})",
-                    req.name
+                    "snapshot {name:?} exists for another volume ({other})"
                 )));
             }
         }
-        match grpc(subvolume::snapshot_create(
-            &self.rados,
-            &src.pool,
-            &src.image,
-            &snap,
-        )) {
-            Ok(()) => {}
-            Err(s) if s.code() == Code::AlreadyExists => {}
-            Err(s) => return Err(s),
-        }
+        subvolume::snapshot_create(r, &src.pool, &src.image, snap).map_err(grpc)?;
         let id = SnapshotId {
             volume: src.clone(),
-            snap: snap.clone(),
+            snap: snap.to_string(),
         };
-        Ok(pb::CreateSnapshotResponse {
-            snapshot: Some(pb::Snapshot {
-                size_bytes: info.bytes_used as i64,
-                snapshot_id: id.to_string(),
-                source_volume_id: src.to_string(),
-                creation_time: self.snap_time(&src.pool, &src.image, &snap)?,
-                ready_to_use: true,
-                group_snapshot_id: String::new(),
-            }),
-        })
+        self.snapshot(d, &id, &info)
     }
 
-    pub(crate) fn fs_delete_snapshot(
-        &self,
-        req: pb::DeleteSnapshotRequest,
-    ) -> Result<pb::DeleteSnapshotResponse, Status> {
-        if req.snapshot_id.is_empty() {
-            return Err(Status::invalid_argument("snapshot_id is required"));
-        }
-        let Some(id) = SnapshotId::parse(&req.snapshot_id) else {
-            return Ok(pb::DeleteSnapshotResponse {});
-        };
-        let _busy = self.inflight.claim(&id.volume.to_string())?;
-        match grpc(subvolume::snapshot_rm(
-            &self.rados,
-            &id.volume.pool,
-            &id.volume.image,
-            &id.snap,
-            false,
-        )) {
-            Ok(()) => Ok(pb::DeleteSnapshotResponse {}),
-            Err(s) if s.code() == Code::NotFound => Ok(pb::DeleteSnapshotResponse {}),
-            Err(s) => Err(s),
+    fn delete_snapshot(&self, d: &Driver, id: &SnapshotId) -> Result<(), Status> {
+        let v = &id.volume;
+        match subvolume::snapshot_remove(&d.rados, &v.pool, &v.image, &id.snap) {
+            Ok(()) | Err(FileError::NotFound(_)) => Ok(()),
+            Err(FileError::Ceph(e)) if e.errno() == Some(-libc::ENOENT) => Ok(()),
+            Err(e) => Err(grpc(e)),
         }
     }
 
-    pub(crate) fn fs_list_snapshots(
+    fn snapshots(
         &self,
-        req: pb::ListSnapshotsRequest,
-    ) -> Result<pb::ListSnapshotsResponse, Status> {
+        d: &Driver,
+        volumes: Option<Vec<VolumeId>>,
+    ) -> Result<Vec<pb::Snapshot>, Status> {
         let mut all = Vec::new();
-        for (vol, info) in self.fs_all_volumes()? {
-            if !req.source_volume_id.is_empty() && req.source_volume_id != vol.to_string() {
+        for (vol, info) in self.all(d)? {
+            if volumes.as_ref().is_some_and(|v| !v.contains(&vol)) {
                 continue;
             }
-            for name in grpc(subvolume::snapshot_ls(&self.rados, &vol.pool, &vol.image))? {
-                if !name.starts_with("csi-snap-") {
+            for snap in subvolume::snapshots(&d.rados, &vol.pool, &vol.image).map_err(grpc)? {
+                if !snap.starts_with("csi-snap-") {
                     continue;
                 }
                 let id = SnapshotId {
                     volume: vol.clone(),
-                    snap: name,
+                    snap,
                 };
-                if !req.snapshot_id.is_empty() && req.snapshot_id != id.to_string() {
-                    continue;
-                }
-                all.push(pb::Snapshot {
-                    size_bytes: info.bytes_used as i64,
-                    snapshot_id: id.to_string(),
-                    source_volume_id: vol.to_string(),
-                    creation_time: self.snap_time(&vol.pool, &vol.image, &id.snap)?,
-                    ready_to_use: true,
-                    group_snapshot_id: String::new(),
-                });
+                all.push(self.snapshot(d, &id, &info)?);
             }
         }
-        let (items, next) = page(all, req.max_entries, &req.starting_token)?;
-        Ok(pb::ListSnapshotsResponse {
-            entries: items
-                .into_iter()
-                .map(|s| pb::list_snapshots_response::Entry { snapshot: Some(s) })
-                .collect(),
-            next_token: next,
-        })
+        Ok(all)
     }
 
-    pub(crate) fn fs_expand(
+    fn stage(
         &self,
-        req: pb::ControllerExpandVolumeRequest,
-    ) -> Result<pb::ControllerExpandVolumeResponse, Status> {
-        if req.volume_id.is_empty() || req.capacity_range.is_none() {
-            return Err(Status::invalid_argument(
-                "volume_id and capacity_range are required",
-            ));
-        }
-        let id =
-            VolumeId::parse(&req.volume_id).ok_or_else(|| Status::not_found("no such volume"))?;
-        let _busy = self.inflight.claim(&id.to_string())?;
-        let info = self
-            .subvolume(&id.pool, &id.image)?
-            .ok_or_else(|| Status::not_found(format!("no volume {id}")))?;
-        let current = info.bytes_quota.unwrap_or(0);
-        let want = crate::controller::size_for(req.capacity_range.as_ref(), current)?;
-        if want > current {
-            grpc(subvolume::resize(
-                &self.rados,
-                &id.pool,
-                &id.image,
-                want,
-                true,
-            ))?;
-        }
-        // The quota is the size every mount sees at once: nothing to do on the nodes.
-        Ok(pb::ControllerExpandVolumeResponse {
-            capacity_bytes: want.max(current) as i64,
-            node_expansion_required: false,
-        })
-    }
-
-    pub(crate) fn fs_stage(
-        &self,
-        req: pb::NodeStageVolumeRequest,
-    ) -> Result<pb::NodeStageVolumeResponse, Status> {
-        if req.volume_id.is_empty() || req.staging_target_path.is_empty() {
-            return Err(Status::invalid_argument(
-                "volume_id and staging_target_path are required",
-            ));
-        }
-        let cap = req
-            .volume_capability
-            .clone()
-            .ok_or_else(|| Status::invalid_argument("volume_capability is required"))?;
-        capabilities_supported(std::slice::from_ref(&cap))?;
-        let id =
-            VolumeId::parse(&req.volume_id).ok_or_else(|| Status::not_found("no such volume"))?;
-        let _busy = self.inflight.claim(&id.to_string())?;
-        let staging = PathBuf::from(&req.staging_target_path);
-        std::fs::create_dir_all(&staging)
-            .map_err(|e| Status::internal(format!("{}: {e}", staging.display())))?;
-        let canon = std::fs::canonicalize(&staging).unwrap_or(staging.clone());
-        let here = mount::list(&self.data_dir).map_err(|e| Status::internal(e.to_string()))?;
-        if let Some(m) = here.iter().find(|m| m.path == canon) {
-            if m.fs == id.pool && m.subvolume.as_deref() == Some(id.image.as_str()) {
-                return Ok(pb::NodeStageVolumeResponse {});
+        d: &Driver,
+        id: &VolumeId,
+        staging: &Path,
+        cap: &pb::VolumeCapability,
+    ) -> Result<(), Status> {
+        let canon = std::fs::canonicalize(staging).unwrap_or(staging.to_path_buf());
+        if let Some(m) = self.here(d)?.iter().find(|m| m.path == canon) {
+            if mounts_volume(m, id) {
+                return Ok(());
             }
             return Err(Status::already_exists(format!(
                 "{} holds another volume",
                 staging.display()
             )));
         }
-        if rookery_volumes::mounts::is_mount_point(&staging) {
+        if rookery_volumes::mounts::is_mount_point(staging) {
             return Err(Status::already_exists(format!(
                 "{} is already a mount point",
                 staging.display()
             )));
         }
-        use pb::volume_capability::access_mode::Mode;
-        let read_only = cap.access_mode.as_ref().is_some_and(|m| {
-            matches!(
-                m.mode(),
-                Mode::SingleNodeReaderOnly | Mode::MultiNodeReaderOnly
-            )
-        });
-        mount::mount(
-            &self.rados,
-            &MountRequest {
-                fs: id.pool.clone(),
-                subvolume: Some(id.image.clone()),
-                path: staging,
-                read_only,
-                conf: self.conf.clone(),
-                data_dir: self.data_dir.clone(),
-            },
-        )
-        .map_err(|e| {
+        let request = MountRequest {
+            fs: id.pool.clone(),
+            subvolume: Some(id.image.clone()),
+            path: staging.to_path_buf(),
+            read_only: read_only_mode(cap),
+            conf: d.conf.clone(),
+            data_dir: d.data_dir.clone(),
+        };
+        mount::mount(&d.rados, &request).map_err(|e| {
             if e.is_bad_request() {
                 Status::not_found(e.to_string())
             } else {
                 Status::internal(e.to_string())
             }
         })?;
-        Ok(pb::NodeStageVolumeResponse {})
+        Ok(())
     }
 
-    pub(crate) fn fs_unstage(
-        &self,
-        req: pb::NodeUnstageVolumeRequest,
-    ) -> Result<pb::NodeUnstageVolumeResponse, Status> {
-        if req.volume_id.is_empty() || req.staging_target_path.is_empty() {
-            return Err(Status::invalid_argument(
-                "volume_id and staging_target_path are required",
-            ));
-        }
-        let staging = PathBuf::from(&req.staging_target_path);
-        let canon = std::fs::canonicalize(&staging).unwrap_or(staging.clone());
-        let here = mount::list(&self.data_dir).map_err(|e| Status::internal(e.to_string()))?;
-        if here.iter().any(|m| m.path == canon) {
-            mount::unmount(&self.data_dir, &canon.display().to_string())
+    fn unstage(&self, d: &Driver, staging: &Path) -> Result<(), Status> {
+        let canon = std::fs::canonicalize(staging).unwrap_or(staging.to_path_buf());
+        if self.here(d)?.iter().any(|m| m.path == canon) {
+            mount::unmount(&d.data_dir, &canon.display().to_string())
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
-        Ok(pb::NodeUnstageVolumeResponse {})
+        Ok(())
     }
 
-    /// Whether `staging` holds this CephFS volume (for publish).
-    pub(crate) fn fs_staged(
-        &self,
-        id: &VolumeId,
-        staging: &std::path::Path,
-    ) -> Result<bool, Status> {
+    fn staged(&self, d: &Driver, id: &VolumeId, staging: &Path) -> Result<Option<Staged>, Status> {
         let canon = std::fs::canonicalize(staging).unwrap_or(staging.to_path_buf());
-        let here = mount::list(&self.data_dir).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(here.iter().any(|m| {
-            m.path == canon && m.fs == id.pool && m.subvolume.as_deref() == Some(id.image.as_str())
-        }))
+        let here = self.here(d)?;
+        Ok(here
+            .iter()
+            .any(|m| m.path == canon && mounts_volume(m, id))
+            .then_some(Staged { device: None }))
     }
 }
 

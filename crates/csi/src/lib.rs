@@ -1,15 +1,18 @@
 //! rookery's CSI driver (spec v1, gRPC over a unix socket): Identity, Controller and Node services for RBD
-//! volumes in filesystem mode, on the same librbd management and attach code as `rookery volume`.
+//! images or CephFS subvolumes, one [`backend::Backend`] chosen when the driver starts, on the same
+//! management and attach code as `rookery volume` and `rookery fs`.
 //!
 //! Requests run on tokio's blocking pool (librados and librbd calls block). Every RPC is counted and timed
 //! ([`metrics::Metrics`]); a second request for a volume while one is in flight gets ABORTED, as the spec
 //! asks, instead of racing it.
 
+mod backend;
 mod cephfs;
 mod controller;
 pub mod ids;
 pub mod metrics;
 mod node;
+mod rbd;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -42,13 +45,6 @@ impl Kind {
             RBD_DRIVER => Some(Kind::Rbd),
             CEPHFS_DRIVER => Some(Kind::CephFs),
             _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Rbd => RBD_DRIVER,
-            Kind::CephFs => CEPHFS_DRIVER,
         }
     }
 }
@@ -102,6 +98,8 @@ pub struct Shared {
     pub(crate) conf: PathBuf,
     pub(crate) data_dir: PathBuf,
     pub(crate) config: Config,
+    /// What the volumes are, chosen once from `config.kind`.
+    pub(crate) backend: Box<dyn backend::Backend>,
     pub(crate) inflight: InFlight,
     pub metrics: metrics::Metrics,
     /// (user, sha256 of the key) -> connection; the driver's own identity is `Driver::rados` of the
@@ -177,43 +175,6 @@ pub(crate) fn ceph_status(e: &CephError) -> Status {
     }
 }
 
-/// Access types and modes an RBD volume serves: filesystem or raw block, one writer node (or readers).
-pub(crate) fn rbd_capabilities_supported(caps: &[pb::VolumeCapability]) -> Result<(), Status> {
-    use pb::volume_capability::access_mode::Mode;
-    use pb::volume_capability::AccessType;
-    if caps.is_empty() {
-        return Err(Status::invalid_argument("volume_capabilities are required"));
-    }
-    for c in caps {
-        match &c.access_type {
-            Some(AccessType::Mount(_)) | Some(AccessType::Block(_)) => {}
-            None => {
-                return Err(Status::invalid_argument(
-                    "access_type (mount or block) is required",
-                ))
-            }
-        }
-        let mode = c
-            .access_mode
-            .as_ref()
-            .ok_or_else(|| Status::invalid_argument("access_mode is required"))?
-            .mode();
-        match mode {
-            Mode::SingleNodeWriter
-            | Mode::SingleNodeReaderOnly
-            | Mode::MultiNodeReaderOnly
-            | Mode::SingleNodeSingleWriter
-            | Mode::SingleNodeMultiWriter => {}
-            other => {
-                return Err(Status::invalid_argument(format!(
-                    "access mode {other:?} is not supported for RBD filesystem volumes (one writer node at a time)"
-                )))
-            }
-        }
-    }
-    Ok(())
-}
-
 /// One page of `items` from `token` (an index); an unknown token is ABORTED, as the spec asks.
 pub(crate) fn page<T>(items: Vec<T>, max: i32, token: &str) -> Result<(Vec<T>, String), Status> {
     if max < 0 {
@@ -241,24 +202,31 @@ pub(crate) fn page<T>(items: Vec<T>, max: i32, token: &str) -> Result<(Vec<T>, S
     ))
 }
 
-impl Driver {
-    /// The access types and modes this driver's volumes take.
-    pub(crate) fn supports(&self, caps: &[pb::VolumeCapability]) -> Result<(), Status> {
-        match self.config.kind {
-            Kind::Rbd => rbd_capabilities_supported(caps),
-            Kind::CephFs => cephfs::capabilities_supported(caps),
-        }
+/// A required request field, refused as INVALID_ARGUMENT when empty.
+pub(crate) fn required<'a>(what: &str, v: &'a str) -> Result<&'a str, Status> {
+    if v.is_empty() {
+        Err(Status::invalid_argument(format!("{what} is required")))
+    } else {
+        Ok(v)
     }
+}
 
+impl Driver {
     pub fn new(config: Config) -> Result<Arc<Driver>, CephError> {
         let conf = config.data_dir.join("ceph.conf");
         let rados = Rados::connect(&conf, "admin", std::time::Duration::from_secs(10))?;
+        // The one place the kind of volume matters: every RPC after this asks the backend.
+        let backend: Box<dyn backend::Backend> = match config.kind {
+            Kind::Rbd => Box::new(rbd::Rbd),
+            Kind::CephFs => Box::new(cephfs::CephFs),
+        };
         Ok(Arc::new(Driver {
             rados: Arc::new(rados),
             shared: Arc::new(Shared {
                 conf,
                 data_dir: config.data_dir.clone(),
                 config,
+                backend,
                 inflight: InFlight::default(),
                 metrics: metrics::Metrics::default(),
                 identities: Mutex::new(HashMap::new()),
@@ -380,7 +348,7 @@ impl pb::identity_server::Identity for Service {
     ) -> Result<Response<pb::GetPluginInfoResponse>, Status> {
         call(&self.0, "GetPluginInfo", r, |d, _| {
             Ok(pb::GetPluginInfoResponse {
-                name: d.config.kind.name().into(),
+                name: d.backend.name().into(),
                 vendor_version: env!("CARGO_PKG_VERSION").into(),
                 manifest: Default::default(),
             })
@@ -451,21 +419,13 @@ impl pb::controller_server::Controller for Service {
         &self,
         r: Request<pb::CreateVolumeRequest>,
     ) -> Result<Response<pb::CreateVolumeResponse>, Status> {
-        call(&self.0, "CreateVolume", r, |d, q| match d.config.kind {
-            Kind::Rbd => d.create_volume(q),
-            Kind::CephFs => d.fs_create_volume(q),
-        })
-        .await
+        call(&self.0, "CreateVolume", r, |d, q| d.create_volume(q)).await
     }
     async fn delete_volume(
         &self,
         r: Request<pb::DeleteVolumeRequest>,
     ) -> Result<Response<pb::DeleteVolumeResponse>, Status> {
-        call(&self.0, "DeleteVolume", r, |d, q| match d.config.kind {
-            Kind::Rbd => d.delete_volume(q),
-            Kind::CephFs => d.fs_delete_volume(q),
-        })
-        .await
+        call(&self.0, "DeleteVolume", r, |d, q| d.delete_volume(q)).await
     }
     async fn controller_publish_volume(
         &self,
@@ -488,10 +448,7 @@ impl pb::controller_server::Controller for Service {
         r: Request<pb::ValidateVolumeCapabilitiesRequest>,
     ) -> Result<Response<pb::ValidateVolumeCapabilitiesResponse>, Status> {
         call(&self.0, "ValidateVolumeCapabilities", r, |d, q| {
-            match d.config.kind {
-                Kind::Rbd => d.validate(q),
-                Kind::CephFs => d.fs_validate(q),
-            }
+            d.validate(q)
         })
         .await
     }
@@ -499,21 +456,13 @@ impl pb::controller_server::Controller for Service {
         &self,
         r: Request<pb::ListVolumesRequest>,
     ) -> Result<Response<pb::ListVolumesResponse>, Status> {
-        call(&self.0, "ListVolumes", r, |d, q| match d.config.kind {
-            Kind::Rbd => d.list_volumes(q),
-            Kind::CephFs => d.fs_list_volumes(q),
-        })
-        .await
+        call(&self.0, "ListVolumes", r, |d, q| d.list_volumes(q)).await
     }
     async fn get_capacity(
         &self,
         r: Request<pb::GetCapacityRequest>,
     ) -> Result<Response<pb::GetCapacityResponse>, Status> {
-        call(&self.0, "GetCapacity", r, |d, q| match d.config.kind {
-            Kind::Rbd => d.get_capacity(q),
-            Kind::CephFs => d.fs_get_capacity(q),
-        })
-        .await
+        call(&self.0, "GetCapacity", r, |d, q| d.get_capacity(q)).await
     }
     async fn controller_get_capabilities(
         &self,
@@ -542,43 +491,25 @@ impl pb::controller_server::Controller for Service {
         &self,
         r: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
-        call(&self.0, "CreateSnapshot", r, |d, q| match d.config.kind {
-            Kind::Rbd => d.create_snapshot(q),
-            Kind::CephFs => d.fs_create_snapshot(q),
-        })
-        .await
+        call(&self.0, "CreateSnapshot", r, |d, q| d.create_snapshot(q)).await
     }
     async fn delete_snapshot(
         &self,
         r: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
-        call(&self.0, "DeleteSnapshot", r, |d, q| match d.config.kind {
-            Kind::Rbd => d.delete_snapshot(q),
-            Kind::CephFs => d.fs_delete_snapshot(q),
-        })
-        .await
+        call(&self.0, "DeleteSnapshot", r, |d, q| d.delete_snapshot(q)).await
     }
     async fn list_snapshots(
         &self,
         r: Request<pb::ListSnapshotsRequest>,
     ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
-        call(&self.0, "ListSnapshots", r, |d, q| match d.config.kind {
-            Kind::Rbd => d.list_snapshots(q),
-            Kind::CephFs => d.fs_list_snapshots(q),
-        })
-        .await
+        call(&self.0, "ListSnapshots", r, |d, q| d.list_snapshots(q)).await
     }
     async fn controller_expand_volume(
         &self,
         r: Request<pb::ControllerExpandVolumeRequest>,
     ) -> Result<Response<pb::ControllerExpandVolumeResponse>, Status> {
-        call(&self.0, "ControllerExpandVolume", r, |d, q| {
-            match d.config.kind {
-                Kind::Rbd => d.expand(q),
-                Kind::CephFs => d.fs_expand(q),
-            }
-        })
-        .await
+        call(&self.0, "ControllerExpandVolume", r, |d, q| d.expand(q)).await
     }
     async fn controller_get_volume(
         &self,
@@ -600,23 +531,13 @@ impl pb::node_server::Node for Service {
         &self,
         r: Request<pb::NodeStageVolumeRequest>,
     ) -> Result<Response<pb::NodeStageVolumeResponse>, Status> {
-        call(&self.0, "NodeStageVolume", r, |d, q| match d.config.kind {
-            Kind::Rbd => d.stage(q),
-            Kind::CephFs => d.fs_stage(q),
-        })
-        .await
+        call(&self.0, "NodeStageVolume", r, |d, q| d.stage(q)).await
     }
     async fn node_unstage_volume(
         &self,
         r: Request<pb::NodeUnstageVolumeRequest>,
     ) -> Result<Response<pb::NodeUnstageVolumeResponse>, Status> {
-        call(&self.0, "NodeUnstageVolume", r, |d, q| {
-            match d.config.kind {
-                Kind::Rbd => d.unstage(q),
-                Kind::CephFs => d.fs_unstage(q),
-            }
-        })
-        .await
+        call(&self.0, "NodeUnstageVolume", r, |d, q| d.unstage(q)).await
     }
     async fn node_publish_volume(
         &self,
@@ -640,13 +561,7 @@ impl pb::node_server::Node for Service {
         &self,
         r: Request<pb::NodeExpandVolumeRequest>,
     ) -> Result<Response<pb::NodeExpandVolumeResponse>, Status> {
-        call(&self.0, "NodeExpandVolume", r, |d, q| match d.config.kind {
-            Kind::Rbd => d.node_expand(q),
-            Kind::CephFs => Err(Status::unimplemented(
-                "a CephFS volume's quota is its size on every mount; nothing grows on the node",
-            )),
-        })
-        .await
+        call(&self.0, "NodeExpandVolume", r, |d, q| d.node_expand(q)).await
     }
     async fn node_get_capabilities(
         &self,
@@ -655,7 +570,7 @@ impl pb::node_server::Node for Service {
         call(&self.0, "NodeGetCapabilities", r, |d, _| {
             use pb::node_service_capability::rpc::Type as T;
             let mut caps = vec![T::StageUnstageVolume, T::GetVolumeStats, T::VolumeCondition];
-            if d.config.kind == Kind::Rbd {
+            if d.backend.node_expands() {
                 caps.push(T::ExpandVolume);
             }
             Ok(pb::NodeGetCapabilitiesResponse {

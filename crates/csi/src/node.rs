@@ -1,16 +1,15 @@
-//! The CSI node service for RBD: stage = `rookery volume mount` at the staging path (the same attach code:
-//! rbd-fuse -> loop with direct I/O -> format only when blank -> mount), publish = a bind mount (read-only
-//! when asked), unstage = `rookery volume unmount`. Every step is idempotent.
+//! The CSI node RPCs: stage and unstage are the backend's (`rookery volume mount` or `rookery fs mount` at
+//! the staging path); publish is a bind mount of the staging path (read-only when asked), or of the raw
+//! device onto a file for a block volume; unpublish undoes it. Every step is idempotent.
 
 use std::path::{Path, PathBuf};
 
 use rookery_volumes::mounts;
-use rookery_volumes::records::Records;
 use tonic::Status;
 
 use crate::ids::VolumeId;
 use crate::pb;
-use crate::{ceph_status, Driver};
+use crate::{required, Driver};
 
 fn cpath(p: &Path) -> Result<std::ffi::CString, Status> {
     std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
@@ -88,14 +87,14 @@ fn same_device(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn is_block(cap: &pb::VolumeCapability) -> bool {
+pub(crate) fn is_block(cap: &pb::VolumeCapability) -> bool {
     matches!(
         cap.access_type,
         Some(pb::volume_capability::AccessType::Block(_))
     )
 }
 
-fn read_only_mode(cap: &pb::VolumeCapability) -> bool {
+pub(crate) fn read_only_mode(cap: &pb::VolumeCapability) -> bool {
     use pb::volume_capability::access_mode::Mode;
     cap.access_mode.as_ref().is_some_and(|m| {
         matches!(
@@ -105,34 +104,19 @@ fn read_only_mode(cap: &pb::VolumeCapability) -> bool {
     })
 }
 
-fn required<'a>(what: &str, v: &'a str) -> Result<&'a str, Status> {
-    if v.is_empty() {
-        Err(Status::invalid_argument(format!("{what} is required")))
-    } else {
-        Ok(v)
-    }
-}
-
 impl Driver {
-    fn volume_exists(&self, id: &VolumeId) -> Result<bool, Status> {
-        let Ok(io) = self.rados.ioctx(&id.pool) else {
-            return Ok(false);
-        };
-        let found = match rookery_ceph::rbd::Image::open_read_only(&io, &id.image) {
-            Ok(_) => Ok(true),
-            Err(e) if e.errno() == Some(-libc::ENOENT) => Ok(false),
-            Err(e) => Err(ceph_status(&e)),
-        };
-        found
-    }
-
-    /// This host's record of a mount at `path`.
-    fn record_at(
+    fn node_request(
         &self,
-        path: &Path,
-    ) -> Result<Option<rookery_volumes::records::MountRecord>, Status> {
-        let records = Records::open(&self.data_dir).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(records.find_path(path).map(|i| records.list[i].clone()))
+        volume_id: &str,
+        cap: &Option<pb::VolumeCapability>,
+    ) -> Result<(VolumeId, pb::VolumeCapability), Status> {
+        let cap = cap
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("volume_capability is required"))?;
+        self.backend.supports(std::slice::from_ref(&cap))?;
+        let id = VolumeId::parse(volume_id)
+            .ok_or_else(|| Status::not_found(format!("no volume {volume_id:?}")))?;
+        Ok((id, cap))
     }
 
     pub(crate) fn stage(
@@ -141,53 +125,14 @@ impl Driver {
     ) -> Result<pb::NodeStageVolumeResponse, Status> {
         required("volume_id", &req.volume_id)?;
         let staging = PathBuf::from(required("staging_target_path", &req.staging_target_path)?);
-        let cap = req
-            .volume_capability
-            .clone()
-            .ok_or_else(|| Status::invalid_argument("volume_capability is required"))?;
-        self.supports(std::slice::from_ref(&cap))?;
-        let id = VolumeId::parse(&req.volume_id)
-            .ok_or_else(|| Status::not_found(format!("no volume {:?}", req.volume_id)))?;
+        let (id, cap) = self.node_request(&req.volume_id, &req.volume_capability)?;
         let _busy = self.inflight.claim(&id.to_string())?;
-        if !self.volume_exists(&id)? {
+        if !self.backend.exists(self, &id)? {
             return Err(Status::not_found(format!("no volume {id}")));
         }
         std::fs::create_dir_all(&staging)
             .map_err(|e| Status::internal(format!("{}: {e}", staging.display())))?;
-        let read_only = read_only_mode(&cap);
-        if let Some(r) = self.record_at(&staging)? {
-            if r.pool == id.pool && r.volume == id.image && r.alive() {
-                if r.read_only != read_only {
-                    return Err(Status::already_exists(format!(
-                        "{id} is staged at {} with another access mode",
-                        staging.display()
-                    )));
-                }
-                return Ok(pb::NodeStageVolumeResponse {});
-            }
-        }
-        if mounts::is_mount_point(&staging) {
-            return Err(Status::already_exists(format!(
-                "{} is already a mount point of something else",
-                staging.display()
-            )));
-        }
-        let request = rookery_volumes::MountRequest {
-            pool: id.pool.clone(),
-            volume: id.image.clone(),
-            path: staging,
-            read_only,
-            conf: self.conf.clone(),
-            data_dir: self.data_dir.clone(),
-            raw: is_block(&cap),
-        };
-        rookery_volumes::mount(&self.rados, &request).map_err(|e| {
-            if e.is_bad_request() {
-                Status::failed_precondition(e.to_string())
-            } else {
-                Status::internal(e.to_string())
-            }
-        })?;
+        self.backend.stage(self, &id, &staging, &cap)?;
         Ok(pb::NodeStageVolumeResponse {})
     }
 
@@ -197,14 +142,11 @@ impl Driver {
     ) -> Result<pb::NodeUnstageVolumeResponse, Status> {
         required("volume_id", &req.volume_id)?;
         let staging = required("staging_target_path", &req.staging_target_path)?;
-        if let Some(id) = VolumeId::parse(&req.volume_id) {
-            let _busy = self.inflight.claim(&id.to_string())?;
-        }
-        if self.record_at(Path::new(staging))?.is_none() {
-            return Ok(pb::NodeUnstageVolumeResponse {});
-        }
-        rookery_volumes::unmount(&self.rados, &self.data_dir, staging)
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let _busy = match VolumeId::parse(&req.volume_id) {
+            Some(id) => Some(self.inflight.claim(&id.to_string())?),
+            None => None,
+        };
+        self.backend.unstage(self, Path::new(staging))?;
         Ok(pb::NodeUnstageVolumeResponse {})
     }
 
@@ -215,31 +157,25 @@ impl Driver {
         required("volume_id", &req.volume_id)?;
         let staging = PathBuf::from(required("staging_target_path", &req.staging_target_path)?);
         let target = PathBuf::from(required("target_path", &req.target_path)?);
-        let cap = req
-            .volume_capability
-            .clone()
-            .ok_or_else(|| Status::invalid_argument("volume_capability is required"))?;
-        self.supports(std::slice::from_ref(&cap))?;
-        let id = VolumeId::parse(&req.volume_id)
-            .ok_or_else(|| Status::not_found(format!("no volume {:?}", req.volume_id)))?;
-        let staged = match self.config.kind {
-            crate::Kind::Rbd => self
-                .record_at(&staging)?
-                .is_some_and(|r| r.pool == id.pool && r.volume == id.image && r.alive()),
-            crate::Kind::CephFs => self.fs_staged(&id, &staging)?,
-        };
-        if !staged {
-            if self.config.kind == crate::Kind::Rbd && !self.volume_exists(&id)? {
+        let (id, cap) = self.node_request(&req.volume_id, &req.volume_capability)?;
+        let Some(staged) = self.backend.staged(self, &id, &staging)? else {
+            if !self.backend.exists(self, &id)? {
                 return Err(Status::not_found(format!("no volume {id}")));
             }
             return Err(Status::failed_precondition(format!(
                 "{id} is not staged at {}; call NodeStageVolume first",
                 staging.display()
             )));
-        }
+        };
         let read_only = req.readonly || read_only_mode(&cap);
         if is_block(&cap) {
-            return self.publish_block(&staging, &target, read_only);
+            let device = staged.device.ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "{} is staged as a filesystem; unstage it and stage it as a block volume",
+                    staging.display()
+                ))
+            })?;
+            return publish_block(&device, &target, read_only);
         }
         if let Some(m) = mounts::mounted_at(&target) {
             let here = mounts::mounted_at(&staging);
@@ -255,47 +191,6 @@ impl Driver {
         std::fs::create_dir_all(&target)
             .map_err(|e| Status::internal(format!("{}: {e}", target.display())))?;
         bind(&staging, &target, read_only)?;
-        Ok(pb::NodePublishVolumeResponse {})
-    }
-
-    /// A raw block volume is published as its device node: the staged loop device bind-mounted onto a file
-    /// at the target path.
-    fn publish_block(
-        &self,
-        staging: &Path,
-        target: &Path,
-        read_only: bool,
-    ) -> Result<pb::NodePublishVolumeResponse, Status> {
-        let rec = self
-            .record_at(staging)?
-            .ok_or_else(|| Status::failed_precondition("the volume is not staged"))?;
-        if rec.fstype != "none" {
-            return Err(Status::failed_precondition(format!(
-                "{} is staged as a filesystem; unstage it and stage it as a block volume",
-                staging.display()
-            )));
-        }
-        if let Some(m) = mounts::mounted_at(target) {
-            if same_device(target, &rec.loop_device) {
-                return Ok(pb::NodePublishVolumeResponse {});
-            }
-            return Err(Status::already_exists(format!(
-                "{} is already a mount point of {}",
-                target.display(),
-                m.source
-            )));
-        }
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Status::internal(format!("{}: {e}", dir.display())))?;
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(target)
-            .map_err(|e| Status::internal(format!("{}: {e}", target.display())))?;
-        bind(&rec.loop_device, target, read_only)?;
         Ok(pb::NodePublishVolumeResponse {})
     }
 
@@ -397,42 +292,50 @@ impl Driver {
         &self,
         req: pb::NodeExpandVolumeRequest,
     ) -> Result<pb::NodeExpandVolumeResponse, Status> {
+        if !self.backend.node_expands() {
+            return Err(Status::unimplemented(
+                "a CephFS volume's quota is its size on every mount; nothing grows on the node",
+            ));
+        }
         required("volume_id", &req.volume_id)?;
         required("volume_path", &req.volume_path)?;
         let id = VolumeId::parse(&req.volume_id)
             .ok_or_else(|| Status::not_found(format!("no volume {:?}", req.volume_id)))?;
         let _busy = self.inflight.claim(&id.to_string())?;
-        let io = self
-            .rados
-            .ioctx(&id.pool)
-            .map_err(|_| Status::not_found(format!("no volume {id}")))?;
-        let image = rookery_ceph::rbd::Image::open_read_only(&io, &id.image)
-            .map_err(|_| Status::not_found(format!("no volume {id}")))?;
-        let size = image.size().map_err(|e| ceph_status(&e))?;
-        drop(image);
-        let records = Records::open(&self.data_dir).map_err(|e| Status::internal(e.to_string()))?;
-        for m in records
-            .list
-            .iter()
-            .filter(|m| m.pool == id.pool && m.volume == id.image && m.alive())
-        {
-            // The FUSE file shows the new size on its next stat; then the loop device and filesystem grow.
-            let file = m.fuse_dir.join(&m.volume);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while std::fs::metadata(&file).map(|md| md.len()).unwrap_or(0) < size
-                && std::time::Instant::now() < deadline
-            {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            rookery_volumes::loopdev::refresh_capacity(&m.loop_device)
-                .map_err(|e| Status::internal(e.to_string()))?;
-            if !m.read_only && m.fstype != "none" {
-                rookery_volumes::tools::grow(&m.loop_device, &m.path, &m.fstype)
-                    .map_err(|e| Status::internal(e.to_string()))?;
-            }
-        }
+        let size = self.backend.node_expand(self, &id)?;
         Ok(pb::NodeExpandVolumeResponse {
             capacity_bytes: size as i64,
         })
     }
+}
+
+/// A raw block volume is published as its device node: the staged device bind-mounted onto a file at the
+/// target path.
+fn publish_block(
+    device: &Path,
+    target: &Path,
+    read_only: bool,
+) -> Result<pb::NodePublishVolumeResponse, Status> {
+    if let Some(m) = mounts::mounted_at(target) {
+        if same_device(target, device) {
+            return Ok(pb::NodePublishVolumeResponse {});
+        }
+        return Err(Status::already_exists(format!(
+            "{} is already a mount point of {}",
+            target.display(),
+            m.source
+        )));
+    }
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Status::internal(format!("{}: {e}", dir.display())))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(target)
+        .map_err(|e| Status::internal(format!("{}: {e}", target.display())))?;
+    bind(device, target, read_only)?;
+    Ok(pb::NodePublishVolumeResponse {})
 }

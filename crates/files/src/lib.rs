@@ -10,6 +10,15 @@ pub enum FileError {
     /// The request cannot be done as asked; the text says why and what to do. Nothing was changed.
     #[error("{0}")]
     BadRequest(String),
+    /// The filesystem, subvolume or snapshot asked for does not exist (a bad request too).
+    #[error("{0}")]
+    NotFound(String),
+    /// A clone the mgr copies in the background failed or was canceled.
+    #[error("{0}")]
+    CloneFailed(String),
+    /// A clone did not finish in the time given; it goes on in the background.
+    #[error("{0}")]
+    TimedOut(String),
     #[error(transparent)]
     Ceph(#[from] rookery_ceph::CephError),
     #[error("{0}")]
@@ -18,7 +27,7 @@ pub enum FileError {
 
 impl FileError {
     pub fn is_bad_request(&self) -> bool {
-        matches!(self, FileError::BadRequest(_))
+        matches!(self, FileError::BadRequest(_) | FileError::NotFound(_))
     }
 }
 

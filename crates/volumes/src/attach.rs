@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rookery_ceph::rbd::Image;
 use rookery_ceph::{IoCtx, Rados};
 
+use crate::format::{decide_format, FormatDecision, FormatFacts, Signature};
 use crate::holder::{self, Holder};
 use crate::records::{MountRecord, Records};
 use crate::{loopdev, mapper, mounts, tools, VolumeError, META_FS};
@@ -447,32 +448,30 @@ pub fn mount(rados: &Rados, req: &MountRequest) -> Result<MountRecord, VolumeErr
             tracing::warn!(holder = %h, %why, "released a stale holder");
         }
         rec.loop_device = loopdev::attach(&file, req.read_only)?;
-        if req.raw {
-            rec.fstype = "none".into();
-            return Ok(());
-        }
-        match tools::probe(&rec.loop_device)? {
-            None if req.read_only => {
-                return Err(VolumeError::BadRequest(format!(
-                    "volume {} is blank; mount it read-write once so it gets a filesystem",
-                    req.volume
-                )))
+        // A raw device is not even probed: what the workload wrote there is its own business.
+        let signature = if req.raw {
+            Signature::Blank
+        } else {
+            tools::probe(&rec.loop_device)?
+        };
+        let blank = !req.raw && signature == Signature::Blank;
+        let facts = FormatFacts {
+            volume: &req.volume,
+            raw: req.raw,
+            read_only: req.read_only,
+            // Ceph's opinion costs a diff of the image; it only matters when blkid found nothing.
+            allocated: if blank { image.used_bytes()? } else { 0 },
+            clone: blank && image.parent()?.is_some(),
+            signature,
+        };
+        match decide_format(&facts) {
+            FormatDecision::Refuse(why) => return Err(VolumeError::BadRequest(why)),
+            FormatDecision::MapOnly => {
+                rec.fstype = "none".into();
+                return Ok(());
             }
-            None => {
-                // A second opinion from Ceph before formatting: a volume that ever had data written, or
-                // that is a clone, is not blank even if no signature was recognised.
-                let used = image.used_bytes()?;
-                if used > 0 || image.parent()?.is_some() {
-                    return Err(VolumeError::BadRequest(format!(
-                        "volume {} holds data ({} allocated{}) but no filesystem rookery recognises; it was left untouched",
-                        req.volume,
-                        used,
-                        if used == 0 { ", inherited from its parent" } else { " bytes" }
-                    )));
-                }
-                tools::mkfs(&rec.loop_device, &fstype)?
-            }
-            Some(found) if found == "ext4" || found == "xfs" => {
+            FormatDecision::Format => tools::mkfs(&rec.loop_device, &fstype)?,
+            FormatDecision::Mount(found) => {
                 if found == "ext4" && !req.read_only {
                     let size = loopdev::size_bytes(&rec.loop_device).unwrap_or(0);
                     if tools::grow_unmounted_ext4(&rec.loop_device, size)? {
@@ -480,12 +479,6 @@ pub fn mount(rados: &Rados, req: &MountRequest) -> Result<MountRecord, VolumeErr
                     }
                 }
                 rec.fstype = found;
-            }
-            Some(found) => {
-                return Err(VolumeError::BadRequest(format!(
-                    "volume {} carries {found}, not a filesystem rookery mounts (ext4, xfs); it was left untouched",
-                    req.volume
-                )))
             }
         }
         mounts::mount(&rec.loop_device, &path, &rec.fstype, req.read_only)?;

@@ -8,6 +8,7 @@
 //! Who holds a volume is recorded in the image itself ([`holder`]), so a second writer is refused on any
 //! host and a holder that died is recognised and released.
 
+pub mod format;
 pub mod freeze;
 pub mod fuse;
 pub mod holder;

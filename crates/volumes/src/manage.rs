@@ -173,6 +173,56 @@ pub fn create_in(
     fs: &str,
     data_pool: Option<&str>,
 ) -> Result<(), VolumeError> {
+    let made = create_volume(
+        rados,
+        &NewVolume {
+            pool,
+            name,
+            size,
+            fs,
+            features: mapper::default_features(),
+            data_pool,
+        },
+    )?;
+    refuse_existing(made, pool, name)
+}
+
+/// Whether an exclusive create or clone made the volume or found it made. Callers that are retried by
+/// design (the CSI driver) look at what exists; the CLI refuses to reuse a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    /// Made now, `size` bytes large.
+    Created { size: u64 },
+    /// A volume of that name was there already; nothing was changed.
+    Existed,
+}
+
+fn refuse_existing(made: Made, pool: &str, name: &str) -> Result<(), VolumeError> {
+    match made {
+        Made::Created { .. } => Ok(()),
+        Made::Existed => Err(VolumeError::Exists(format!(
+            "a volume named {name:?} already exists in pool {pool}; choose another name"
+        ))),
+    }
+}
+
+/// What [`create_volume`] makes.
+pub struct NewVolume<'a> {
+    pub pool: &'a str,
+    pub name: &'a str,
+    pub size: u64,
+    /// One of [`FILESYSTEMS`]; `none` marks a raw block volume that nothing ever formats.
+    pub fs: &'a str,
+    /// RBD image feature bits ([`mapper::default_features`] unless asked otherwise).
+    pub features: u64,
+    /// An erasure-coded pool for the data.
+    pub data_pool: Option<&'a str>,
+}
+
+/// Creates a volume with librbd's exclusive create: of two racing creates of one name, one makes it and
+/// the other learns [`Made::Existed`].
+pub fn create_volume(rados: &Rados, v: &NewVolume) -> Result<Made, VolumeError> {
+    let (pool, name, size, fs) = (v.pool, v.name, v.size, v.fs);
     validate_name("volume", name)?;
     if !FILESYSTEMS.contains(&fs) {
         return Err(invalid(
@@ -199,7 +249,7 @@ pub fn create_in(
             )));
         }
     }
-    if let Some(dp) = data_pool {
+    if let Some(dp) = v.data_pool {
         let dump = osd::dump(rados)?;
         match dump.pools.iter().find(|p| p.pool_name == dp) {
             None => return Err(invalid("dataPool", format!("pool {dp:?} does not exist; `rookery get pools` lists them"))),
@@ -209,24 +259,20 @@ pub fn create_in(
             Some(_) => {}
         }
     }
-    let created = match data_pool {
-        Some(dp) => rbd::create_with_data_pool(&io, name, size, mapper::default_features(), dp),
-        None => rbd::create(&io, name, size, mapper::default_features()),
+    let created = match v.data_pool {
+        Some(dp) => rbd::create_with_data_pool(&io, name, size, v.features, dp),
+        None => rbd::create(&io, name, size, v.features),
     };
-    created.map_err(|e| {
-        if e.errno() == Some(-libc::EEXIST) {
-            VolumeError::Exists(format!(
-                "a volume named {name:?} already exists in pool {pool}; choose another name"
-            ))
-        } else {
-            e.into()
-        }
-    })?;
+    match created {
+        Ok(()) => {}
+        Err(e) if e.errno() == Some(-libc::EEXIST) => return Ok(Made::Existed),
+        Err(e) => return Err(e.into()),
+    }
     // ext4 is what a volume without the key gets, so only other choices cost an open and a write.
     if fs != "ext4" {
         Image::open(&io, name)?.metadata_set(META_FS, fs)?;
     }
-    Ok(())
+    Ok(Made::Created { size })
 }
 
 fn holders_of(io: &rookery_ceph::IoCtx, name: &str) -> Vec<Holder> {
@@ -424,30 +470,111 @@ pub fn clone(
     new: &str,
     flatten: bool,
 ) -> Result<(), VolumeError> {
-    validate_name("volume", new)?;
-    let io = open_pool(rados, pool)?;
-    let image = open_image(&io, pool, name)?;
-    if !image.snapshots()?.iter().any(|s| s.name == snap) {
-        return Err(VolumeError::NotFound(format!("volume {name} has no snapshot {snap:?}; create it with `rookery volume snapshot create {name} {snap}`")));
+    let made = clone_volume(
+        rados,
+        &NewClone {
+            from: CloneSource::Snapshot {
+                pool,
+                volume: name,
+                snap,
+            },
+            pool,
+            name: new,
+            min_size: 0,
+            features: mapper::default_features(),
+            flatten,
+        },
+    )?;
+    refuse_existing(made, pool, new)
+}
+
+/// Where a clone's data comes from.
+pub enum CloneSource<'a> {
+    Snapshot {
+        pool: &'a str,
+        volume: &'a str,
+        snap: &'a str,
+    },
+    /// A volume as it is now, through a snapshot `temporary` made for the clone and removed after it. Its
+    /// name should be the same on a retry, so a crashed attempt's snapshot is reused, not left behind.
+    Volume {
+        pool: &'a str,
+        volume: &'a str,
+        temporary: &'a str,
+    },
+}
+
+/// What [`clone_volume`] makes.
+pub struct NewClone<'a> {
+    pub from: CloneSource<'a>,
+    pub pool: &'a str,
+    pub name: &'a str,
+    /// The clone has its source's size, grown to this when that is smaller.
+    pub min_size: u64,
+    pub features: u64,
+    /// Copy the parent's data in at once, so the clone no longer depends on it.
+    pub flatten: bool,
+}
+
+/// Clones a snapshot or a volume into a new volume with the source's filesystem. An existing target is
+/// [`Made::Existed`], left as it is.
+pub fn clone_volume(rados: &Rados, c: &NewClone) -> Result<Made, VolumeError> {
+    validate_name("volume", c.name)?;
+    let (src_pool, src, snap, temporary) = match c.from {
+        CloneSource::Snapshot { pool, volume, snap } => (pool, volume, snap, false),
+        CloneSource::Volume {
+            pool,
+            volume,
+            temporary,
+        } => (pool, volume, temporary, true),
+    };
+    let src_io = open_pool(rados, src_pool)?;
+    let image = open_image(&src_io, src_pool, src)?;
+    if temporary {
+        match image.snapshot_create(snap) {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(-libc::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    } else if !image.snapshots()?.iter().any(|s| s.name == snap) {
+        return Err(VolumeError::NotFound(format!("volume {src} has no snapshot {snap:?}; create it with `rookery volume snapshot create {src} {snap}`")));
     }
+    let made = clone_snapshot(rados, &src_io, &image, src, snap, c);
+    if temporary {
+        // The clone is flattened (or failed): nothing depends on the snapshot any more.
+        let _ = image.snapshot_remove(snap);
+    }
+    made
+}
+
+fn clone_snapshot(
+    rados: &Rados,
+    src_io: &IoCtx,
+    image: &Image,
+    src: &str,
+    snap: &str,
+    c: &NewClone,
+) -> Result<Made, VolumeError> {
     let fs = image
         .metadata_get(META_FS)?
         .unwrap_or_else(|| "ext4".into());
-    rbd::clone(&io, name, snap, &io, new, mapper::default_features()).map_err(|e| {
-        if e.errno() == Some(-libc::EEXIST) {
-            VolumeError::Exists(format!(
-                "a volume named {new:?} already exists in pool {pool}; choose another name"
-            ))
-        } else {
-            e.into()
-        }
-    })?;
-    let child = Image::open(&io, new)?;
+    let io = open_pool(rados, c.pool)?;
+    match rbd::clone(src_io, src, snap, &io, c.name, c.features) {
+        Ok(()) => {}
+        Err(e) if e.errno() == Some(-libc::EEXIST) => return Ok(Made::Existed),
+        Err(e) => return Err(e.into()),
+    }
+    let child = Image::open(&io, c.name)?;
     child.metadata_set(META_FS, &fs)?;
-    if flatten {
+    let mut size = child.size()?;
+    if size < c.min_size {
+        child.resize(c.min_size)?;
+        size = c.min_size;
+    }
+    if c.flatten {
         child.flatten()?;
     }
-    Ok(())
+    Ok(Made::Created { size })
 }
 
 pub fn flatten(rados: &Rados, pool: &str, name: &str) -> Result<(), VolumeError> {

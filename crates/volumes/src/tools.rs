@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::format::Signature;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
     #[error("`{program}` is not installed; install it with: apt-get install -y {package}")]
@@ -59,27 +61,27 @@ fn check(step: &str, program: &str, args: &[&str]) -> Result<(), ToolError> {
     })
 }
 
-/// What the device already carries: a filesystem type (`ext4`), a partition table (`dos`, `gpt`), or
-/// another signature; None only when the device is blank. Low-level probing (`-p`) reads the device itself,
-/// not a cache, so a signature written by another host is seen.
-pub fn probe(device: &Path) -> Result<Option<String>, ToolError> {
+/// What the device already carries, as `blkid -p` tells it. Low-level probing (`-p`) reads the device
+/// itself, not a cache, so a signature written by another host is seen.
+pub fn probe(device: &Path) -> Result<Signature, ToolError> {
     let dev = device.display().to_string();
     let out = run(
         "checking the device for a filesystem",
         "blkid",
         &["-p", "-o", "export", &dev],
     )?;
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     match out.status.code() {
-        // 2 means "nothing found", but blkid also says so when it could not read the device: only a clean
-        // answer counts as blank, since blank means "may be formatted".
-        Some(2) if out.stderr.is_empty() => Ok(None),
+        // 2 means "nothing found", but blkid also says so when it could not read the device.
+        Some(2) if stderr.is_empty() => Ok(Signature::Blank),
+        Some(2) => Ok(Signature::Unclear(stderr)),
         Some(0) => {
             let text = String::from_utf8_lossy(&out.stdout);
             let get = |k: &str| {
                 text.lines()
                     .find_map(|l| l.strip_prefix(k).map(str::to_string))
             };
-            Ok(Some(
+            Ok(Signature::Found(
                 get("TYPE=")
                     .or_else(|| get("PTTYPE="))
                     .unwrap_or_else(|| "unknown signature".into()),
@@ -89,7 +91,7 @@ pub fn probe(device: &Path) -> Result<Option<String>, ToolError> {
             step: "checking the device for a filesystem".into(),
             program: "blkid".into(),
             status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            stderr,
         }),
     }
 }

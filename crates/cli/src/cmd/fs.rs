@@ -227,7 +227,7 @@ fn subvolume_cmd(layout: &Layout, cmd: &SubvolumeCommand, output: Output) -> Cmd
         }
         SubvolumeCommand::Resize { fs, name, size: s } => {
             let bytes = size(s)?;
-            let info = subvolume::resize(&rados, fs, name, bytes).map_err(failure)?;
+            let info = subvolume::resize(&rados, fs, name, bytes, true).map_err(failure)?;
             one(info, fs, "resized")
         }
         SubvolumeCommand::List { fs } => {
