@@ -26,6 +26,8 @@ use rookery_volumes::{MountRecord, VolumeError};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use rookery_platform::local::THIS_HOST_ADDRESS;
+
 use crate::cmd::resources::store_admin;
 use crate::supervisor::Shared;
 
@@ -222,7 +224,7 @@ async fn list_pools(State(shared): State<Arc<Shared>>) -> ApiResult<Json<Vec<Poo
 }
 
 /// What an apply did.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApplyResult {
     /// `Kind/name` of every document applied.
     pub applied: Vec<String>,
@@ -230,6 +232,15 @@ pub struct ApplyResult {
     pub reconciled: bool,
     /// Users made by this apply, with their keys: the only answer that carries them.
     pub new_users: Vec<NewUser>,
+    /// Where the object stores given serve S3.
+    pub object_stores: Vec<StoreEndpoint>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoreEndpoint {
+    pub store: String,
+    /// `http://ADDRESS:PORT`
+    pub endpoint: String,
 }
 
 /// How long an apply waits for the supervisor to reconcile to it (pools, filesystems, gateways).
@@ -272,11 +283,23 @@ async fn apply(State(shared): State<Arc<Shared>>, body: String) -> ApiResult<Jso
     }
     let layout = shared.layout.clone();
     let names = applied.names();
+    let object_stores = applied
+        .new_object_stores()
+        .into_iter()
+        .map(|(store, port)| StoreEndpoint {
+            store,
+            endpoint: format!(
+                "http://{}",
+                rookery_orchestrator::objectstore::endpoint(THIS_HOST_ADDRESS, port)
+            ),
+        })
+        .collect();
     let new_users = blocking(move || Ok(applied.new_users(&layout)?)).await?;
     Ok(Json(ApplyResult {
         applied: names,
         reconciled: true,
         new_users,
+        object_stores,
     }))
 }
 
@@ -484,7 +507,7 @@ pub struct Resize {
     pub size: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Resized {
     pub volume: VolumeInfo,
     /// What else happened or is left (a filesystem that grows on its next mount).
@@ -524,7 +547,7 @@ pub struct CreateSnapshot {
     pub name: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotCreated {
     pub pool: String,
     pub volume: String,
