@@ -16,6 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use rookery_ceph::Rados;
+use rookery_files::subvolume::{self, SubvolumeInfo};
+use rookery_files::FileError;
 use rookery_orchestrator::report::ReconcileInfo;
 use rookery_orchestrator::resources::{
     self, Apply, Delete, Deleted, NewUser, PoolRow, ResourceError,
@@ -98,6 +100,19 @@ impl From<VolumeError> for ApiError {
     }
 }
 
+impl From<FileError> for ApiError {
+    fn from(e: FileError) -> ApiError {
+        let status = match &e {
+            FileError::BadRequest(_) | FileError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            FileError::NotFound(_) => StatusCode::NOT_FOUND,
+            FileError::Exists(_) | FileError::InUse(_) => StatusCode::CONFLICT,
+            FileError::Ceph(c) => ceph_status(c.is_unreachable()),
+            FileError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code(), e.field().map(String::from), e.message())
+    }
+}
+
 impl From<ResourceError> for ApiError {
     fn from(e: ResourceError) -> ApiError {
         let status = match &e {
@@ -172,6 +187,27 @@ where
         .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
 }
 
+/// Runs `f` on the supervisor's connection, on the blocking pool. When Ceph does not answer it, `f` runs
+/// once more on a connection made for this request: the supervisor's was made as the mons came up, and
+/// after a restart of the whole host it can keep an OSD map from before, whose OSDs no longer listen.
+async fn on_ceph<T, F>(shared: &Arc<Shared>, f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: Fn(&Rados) -> ApiResult<T> + Send + 'static,
+{
+    let rados = rados(shared)?;
+    let conf = shared.layout.conf();
+    blocking(move || match f(&rados) {
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::warn!(code = %e.body.code, message = %e.body.message, "Ceph did not answer the supervisor's connection; trying a new one");
+            let fresh = Rados::connect(&conf, "admin", rookery_orchestrator::CEPH_TIMEOUT)?;
+            f(&fresh)
+        }
+        other => other,
+    })
+    .await
+}
+
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1/openapi.json", get(openapi))
@@ -188,6 +224,18 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route(
             "/v1/volumes/{pool}/{name}/snapshots/{snapshot}",
             delete(remove_snapshot),
+        )
+        .route(
+            "/v1/filesystems/{fs}/subvolumes",
+            get(list_subvolumes).post(create_subvolume),
+        )
+        .route(
+            "/v1/filesystems/{fs}/subvolumes/{name}",
+            get(subvolume_info).delete(remove_subvolume),
+        )
+        .route(
+            "/v1/filesystems/{fs}/subvolumes/{name}/resize",
+            post(resize_subvolume),
         )
         .fallback(no_such_endpoint)
 }
@@ -426,9 +474,11 @@ async fn list_volumes(
     query: Result<Query<PoolQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<VolumeInfo>>> {
     let Query(q) = query?;
-    let rados = rados(&shared)?;
     let data = shared.layout.root.clone();
-    let list = blocking(move || Ok(manage::list(&rados, &data, &q.pool)?)).await?;
+    let list = on_ceph(&shared, move |rados| {
+        Ok(manage::list(rados, &data, &q.pool)?)
+    })
+    .await?;
     Ok(Json(list))
 }
 
@@ -444,9 +494,11 @@ async fn volume_info(
     State(shared): State<Arc<Shared>>,
     Path((pool, name)): Path<(String, String)>,
 ) -> ApiResult<Json<VolumeInfo>> {
-    let rados = rados(&shared)?;
     let data = shared.layout.root.clone();
-    let info = blocking(move || Ok(manage::info(&rados, &data, &pool, &name)?)).await?;
+    let info = on_ceph(&shared, move |rados| {
+        Ok(manage::info(rados, &data, &pool, &name)?)
+    })
+    .await?;
     Ok(Json(info))
 }
 
@@ -482,19 +534,18 @@ async fn create_volume(
     body: Result<Json<CreateVolume>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<VolumeInfo>)> {
     let Json(req) = body?;
-    let rados = rados(&shared)?;
     let data = shared.layout.root.clone();
-    let info = blocking(move || {
+    let info = on_ceph(&shared, move |rados| {
         let bytes = manage::parse_size(&req.size)?;
         manage::create_in(
-            &rados,
+            rados,
             &req.pool,
             &req.name,
             bytes,
             &req.fs,
             req.data_pool.as_deref(),
         )?;
-        Ok(manage::info(&rados, &data, &req.pool, &req.name)?)
+        Ok(manage::info(rados, &data, &req.pool, &req.name)?)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(info)))
@@ -529,12 +580,11 @@ async fn resize_volume(
     body: Result<Json<Resize>, JsonRejection>,
 ) -> ApiResult<Json<Resized>> {
     let Json(req) = body?;
-    let rados = rados(&shared)?;
     let data = shared.layout.root.clone();
-    let resized = blocking(move || {
+    let resized = on_ceph(&shared, move |rados| {
         let bytes = manage::parse_size(&req.size)?;
-        let notes = manage::resize(&rados, &data, &pool, &name, bytes)?;
-        let volume = manage::info(&rados, &data, &pool, &name)?;
+        let notes = manage::resize(rados, &data, &pool, &name, bytes)?;
+        let volume = manage::info(rados, &data, &pool, &name)?;
         Ok(Resized { volume, notes })
     })
     .await?;
@@ -574,15 +624,14 @@ async fn create_snapshot(
     body: Result<Json<CreateSnapshot>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<SnapshotCreated>)> {
     let Json(req) = body?;
-    let rados = rados(&shared)?;
     let data = shared.layout.root.clone();
-    let created = blocking(move || {
+    let created = on_ceph(&shared, move |rados| {
         let frozen =
-            rookery_volumes::freeze::snapshot_consistent(&rados, &data, &pool, &name, &req.name)?;
+            rookery_volumes::freeze::snapshot_consistent(rados, &data, &pool, &name, &req.name)?;
         Ok(SnapshotCreated {
-            pool,
-            volume: name,
-            snapshot: req.name,
+            pool: pool.clone(),
+            volume: name.clone(),
+            snapshot: req.name.clone(),
             frozen,
         })
     })
@@ -603,8 +652,10 @@ async fn remove_snapshot(
     State(shared): State<Arc<Shared>>,
     Path((pool, name, snapshot)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    let rados = rados(&shared)?;
-    blocking(move || Ok(manage::snapshot_remove(&rados, &pool, &name, &snapshot)?)).await?;
+    on_ceph(&shared, move |rados| {
+        Ok(manage::snapshot_remove(rados, &pool, &name, &snapshot)?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -622,8 +673,121 @@ async fn remove_volume(
     State(shared): State<Arc<Shared>>,
     Path((pool, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let rados = rados(&shared)?;
-    blocking(move || Ok(manage::remove(&rados, &pool, &name)?)).await?;
+    on_ceph(&shared, move |rados| {
+        Ok(manage::remove(rados, &pool, &name)?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Subvolumes of a filesystem with quota, usage and path.
+#[utoipa::path(get, path = "/v1/filesystems/{fs}/subvolumes", tag = "filesystems",
+    params(("fs" = String, Path)),
+    responses(
+        (status = 200, body = [SubvolumeInfo]),
+        (status = 404, description = "no such filesystem", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn list_subvolumes(
+    State(shared): State<Arc<Shared>>,
+    Path(fs): Path<String>,
+) -> ApiResult<Json<Vec<SubvolumeInfo>>> {
+    let list = on_ceph(&shared, move |rados| Ok(subvolume::list(rados, &fs)?)).await?;
+    Ok(Json(list))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubvolume {
+    pub name: String,
+    /// The quota, such as `10Gi`: writes beyond it fail.
+    pub size: String,
+}
+
+/// Creates a subvolume: a directory with a quota, the unit a workload mounts.
+#[utoipa::path(post, path = "/v1/filesystems/{fs}/subvolumes", tag = "filesystems",
+    params(("fs" = String, Path)), request_body = CreateSubvolume,
+    responses(
+        (status = 201, body = SubvolumeInfo),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "no such filesystem", body = ErrorBody),
+        (status = 409, description = "a subvolume of that name exists", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn create_subvolume(
+    State(shared): State<Arc<Shared>>,
+    Path(fs): Path<String>,
+    body: Result<Json<CreateSubvolume>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<SubvolumeInfo>)> {
+    let Json(req) = body?;
+    let info = on_ceph(&shared, move |rados| {
+        let bytes = subvolume::parse_size(&req.size)?;
+        Ok(subvolume::create(rados, &fs, &req.name, bytes)?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// One subvolume.
+#[utoipa::path(get, path = "/v1/filesystems/{fs}/subvolumes/{name}", tag = "filesystems",
+    params(("fs" = String, Path), ("name" = String, Path)),
+    responses(
+        (status = 200, body = SubvolumeInfo),
+        (status = 404, body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn subvolume_info(
+    State(shared): State<Arc<Shared>>,
+    Path((fs, name)): Path<(String, String)>,
+) -> ApiResult<Json<SubvolumeInfo>> {
+    let info = on_ceph(&shared, move |rados| {
+        Ok(subvolume::info(rados, &fs, &name)?)
+    })
+    .await?;
+    Ok(Json(info))
+}
+
+/// Changes a subvolume's quota (refused below what it stores).
+#[utoipa::path(post, path = "/v1/filesystems/{fs}/subvolumes/{name}/resize", tag = "filesystems",
+    params(("fs" = String, Path), ("name" = String, Path)), request_body = Resize,
+    responses(
+        (status = 200, body = SubvolumeInfo),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn resize_subvolume(
+    State(shared): State<Arc<Shared>>,
+    Path((fs, name)): Path<(String, String)>,
+    body: Result<Json<Resize>, JsonRejection>,
+) -> ApiResult<Json<SubvolumeInfo>> {
+    let Json(req) = body?;
+    let info = on_ceph(&shared, move |rados| {
+        let bytes = subvolume::parse_size(&req.size)?;
+        Ok(subvolume::resize(rados, &fs, &name, bytes)?)
+    })
+    .await?;
+    Ok(Json(info))
+}
+
+/// Removes a subvolume and its files (refused while mounted on this host).
+#[utoipa::path(delete, path = "/v1/filesystems/{fs}/subvolumes/{name}", tag = "filesystems",
+    params(("fs" = String, Path), ("name" = String, Path)),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "mounted; the message says where", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn remove_subvolume(
+    State(shared): State<Arc<Shared>>,
+    Path((fs, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let data = shared.layout.root.clone();
+    on_ceph(&shared, move |rados| {
+        Ok(subvolume::remove_unmounted(rados, &data, &fs, &name)?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -663,7 +827,12 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         resize_volume,
         create_snapshot,
         remove_snapshot,
-        remove_volume
+        remove_volume,
+        list_subvolumes,
+        create_subvolume,
+        subvolume_info,
+        resize_subvolume,
+        remove_subvolume
     ),
     components(schemas(ErrorBody, Holder, MountRecord, SnapshotInfo))
 )]

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{checksum, json, processes_mentioning, pseudo_random, text, TestCluster};
+use common::{api, checksum, json, processes_mentioning, pseudo_random, text, TestCluster};
+use serde_json::json;
 
 const FS: &str = "apiVersion: ceph.rook.io/v1
 kind: CephFilesystem
@@ -264,6 +265,7 @@ fn filesystem_and_object_store_end_to_end() {
         &["fs", "subvolume", "create", "myfs", "app1", "--size", "1Gi"],
         "already exists",
     );
+    subvolumes_over_the_api(&c);
     let (m1, m2) = (work.join("m1"), work.join("m2"));
     std::fs::create_dir_all(&m1).unwrap();
     std::fs::create_dir_all(&m2).unwrap();
@@ -412,5 +414,91 @@ fn filesystem_and_object_store_end_to_end() {
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the gateway still serves"
+    );
+}
+
+/// The subvolume endpoints on the socket, every answer checked against the served OpenAPI document.
+fn subvolumes_over_the_api(c: &TestCluster) {
+    let socket = c.dir.join("rookery.sock");
+    let api = api::Client {
+        socket: &socket,
+        contract: api::Contract::served(&socket),
+    };
+    let (subs, sub) = (
+        "/v1/filesystems/{fs}/subvolumes",
+        "/v1/filesystems/{fs}/subvolumes/{name}",
+    );
+    let create = |name: &str, size: &str| {
+        api.json(
+            "POST",
+            "/v1/filesystems/myfs/subvolumes",
+            subs,
+            json!({"name": name, "size": size}),
+        )
+    };
+    let a = create("apisub", "16Mi");
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["quota_bytes"], 16 << 20);
+    api::refused(
+        &create("apisub", "16Mi"),
+        409,
+        "already_exists",
+        None,
+        &["apisub"],
+    );
+    api::refused(
+        &create("other", "0"),
+        400,
+        "invalid_value",
+        Some("size"),
+        &[],
+    );
+    api::refused(
+        &create("-bad", "16Mi"),
+        400,
+        "invalid_value",
+        Some("name"),
+        &["-bad"],
+    );
+    api::refused(
+        &api.get("/v1/filesystems/nofs/subvolumes", subs),
+        404,
+        "not_found",
+        None,
+        &["nofs"],
+    );
+    let list = api.get("/v1/filesystems/myfs/subvolumes", subs).json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"apisub") && names.contains(&"app1"),
+        "{list:#}"
+    );
+    let a = api.json(
+        "POST",
+        "/v1/filesystems/myfs/subvolumes/apisub/resize",
+        "/v1/filesystems/{fs}/subvolumes/{name}/resize",
+        json!({"size": "32Mi"}),
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let info = api
+        .get("/v1/filesystems/myfs/subvolumes/apisub", sub)
+        .json();
+    assert_eq!(info["quota_bytes"], 32 << 20, "{info:#}");
+    assert_eq!(
+        api.delete("/v1/filesystems/myfs/subvolumes/apisub", sub)
+            .status,
+        204
+    );
+    api::refused(
+        &api.get("/v1/filesystems/myfs/subvolumes/apisub", sub),
+        404,
+        "not_found",
+        None,
+        &["apisub"],
     );
 }

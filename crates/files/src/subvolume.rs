@@ -2,11 +2,11 @@
 
 use rookery_ceph::commands::{self, subvolume};
 use rookery_ceph::Rados;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{bad, FileError};
+use crate::{invalid, FileError};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SubvolumeInfo {
     pub name: String,
     /// Path inside the filesystem, what a mount of the subvolume roots at.
@@ -16,8 +16,21 @@ pub struct SubvolumeInfo {
     pub used_bytes: u64,
     pub created: String,
     /// Kubernetes names recorded by the CSI driver, when it made the subvolume.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<String>,
+}
+
+/// A quota as people write it (`10Gi`, `500Mi`); zero is refused.
+pub fn parse_size(text: &str) -> Result<u64, FileError> {
+    let q =
+        rookery_spec::Quantity::parse(text.trim()).map_err(|e| invalid("size", e.to_string()))?;
+    if q.0 == 0 {
+        return Err(invalid(
+            "size",
+            "a subvolume needs a size above zero, such as 1Gi",
+        ));
+    }
+    Ok(q.0)
 }
 
 /// Subvolume names: what the volumes module accepts and is safe in paths and records.
@@ -31,7 +44,7 @@ pub fn check_name(name: &str) -> Result<(), FileError> {
     if ok {
         Ok(())
     } else {
-        Err(bad(format!(
+        Err(invalid("name", format!(
             "{name:?} is not a valid subvolume name; use 1 to 100 letters, digits, '-', '_' and '.', starting with a letter or digit"
         )))
     }
@@ -47,7 +60,7 @@ fn check_fs(r: &Rados, fs: &str) -> Result<(), FileError> {
     if found {
         Ok(())
     } else {
-        Err(bad(format!(
+        Err(FileError::NotFound(format!(
             "there is no filesystem {fs:?}; `rookery status` lists them, `rookery apply -f` creates one"
         )))
     }
@@ -61,10 +74,13 @@ pub fn names(r: &Rados, fs: &str) -> Result<Vec<String>, FileError> {
 pub fn create(r: &Rados, fs: &str, name: &str, size: u64) -> Result<SubvolumeInfo, FileError> {
     check_name(name)?;
     if size == 0 {
-        return Err(bad("the size must be more than 0, e.g. --size 1G"));
+        return Err(invalid(
+            "size",
+            "a subvolume needs a size above zero, such as 1Gi",
+        ));
     }
     if names(r, fs)?.iter().any(|n| n == name) {
-        return Err(bad(format!(
+        return Err(FileError::Exists(format!(
             "subvolume {name} already exists in {fs}; choose another name, or `rookery fs subvolume resize`"
         )));
     }
@@ -78,7 +94,7 @@ pub fn info(r: &Rados, fs: &str, name: &str) -> Result<SubvolumeInfo, FileError>
         Ok(v) => v,
         Err(e) if is_errno(&e, libc::ENOENT) => {
             check_fs(r, fs)?;
-            return Err(bad(format!(
+            return Err(FileError::NotFound(format!(
                 "there is no subvolume {name} in {fs}; `rookery fs subvolume list {fs}` shows them"
             )));
         }
@@ -109,16 +125,41 @@ pub fn list(r: &Rados, fs: &str) -> Result<Vec<SubvolumeInfo>, FileError> {
 pub fn resize(r: &Rados, fs: &str, name: &str, size: u64) -> Result<SubvolumeInfo, FileError> {
     let now = info(r, fs, name)?;
     if size == 0 {
-        return Err(bad("the size must be more than 0, e.g. --size 2G"));
+        return Err(invalid(
+            "size",
+            "a subvolume needs a size above zero, such as 2Gi",
+        ));
     }
     if size < now.used_bytes {
-        return Err(bad(format!(
+        return Err(invalid("size", format!(
             "subvolume {name} holds {} bytes, more than {size}; delete files first or choose a larger size",
             now.used_bytes
         )));
     }
     subvolume::resize(r, fs, name, size, true)?;
     info(r, fs, name)
+}
+
+/// Removes a subvolume and its data, refused while this host (whose mount records are in `data_dir`)
+/// has it mounted.
+pub fn remove_unmounted(
+    r: &Rados,
+    data_dir: &std::path::Path,
+    fs: &str,
+    name: &str,
+) -> Result<(), FileError> {
+    let here: Vec<String> = crate::mount::list(data_dir)?
+        .iter()
+        .filter(|m| m.fs == fs && m.subvolume.as_deref() == Some(name))
+        .map(|m| m.path.display().to_string())
+        .collect();
+    if !here.is_empty() {
+        return Err(FileError::InUse(format!(
+            "subvolume {name} is mounted at {}; unmount it first (`rookery fs unmount PATH`)",
+            here.join(", ")
+        )));
+    }
+    remove(r, fs, name)
 }
 
 /// Removes a subvolume and its data. The caller checks mounts first (they are this host's records).
