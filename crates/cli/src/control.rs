@@ -18,6 +18,9 @@ use axum::{Json, Router};
 use rookery_ceph::Rados;
 use rookery_files::subvolume::{self, SubvolumeInfo};
 use rookery_files::FileError;
+use rookery_orchestrator::objects::{
+    self, BucketRow, ObjectStoreError, Store, UserDetail, UserRow,
+};
 use rookery_orchestrator::report::ReconcileInfo;
 use rookery_orchestrator::resources::{
     self, Apply, Delete, Deleted, NewUser, PoolRow, ResourceError,
@@ -30,7 +33,6 @@ use utoipa::{OpenApi, ToSchema};
 
 use rookery_platform::local::THIS_HOST_ADDRESS;
 
-use crate::cmd::resources::store_admin;
 use crate::supervisor::Shared;
 
 /// Every error the API answers with.
@@ -110,6 +112,24 @@ impl From<FileError> for ApiError {
             FileError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.code(), e.field().map(String::from), e.message())
+    }
+}
+
+impl From<ObjectStoreError> for ApiError {
+    fn from(e: ObjectStoreError) -> ApiError {
+        let status = match &e {
+            ObjectStoreError::NoStore(_) | ObjectStoreError::NoUser { .. } => StatusCode::NOT_FOUND,
+            ObjectStoreError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ObjectStoreError::NotEmpty { .. } => StatusCode::CONFLICT,
+            ObjectStoreError::Gateway(g) => match g.status() {
+                Some(404) => StatusCode::NOT_FOUND,
+                Some(400..=499) => StatusCode::BAD_REQUEST,
+                Some(_) => StatusCode::BAD_GATEWAY,
+                None => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ObjectStoreError::Orchestrator(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code(), None, e.to_string())
     }
 }
 
@@ -236,6 +256,13 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route(
             "/v1/filesystems/{fs}/subvolumes/{name}/resize",
             post(resize_subvolume),
+        )
+        .route("/v1/objectstores/{store}/users", get(list_users))
+        .route("/v1/objectstores/{store}/users/{uid}", get(user_info))
+        .route("/v1/objectstores/{store}/buckets", get(list_buckets))
+        .route(
+            "/v1/objectstores/{store}/buckets/{bucket}",
+            delete(remove_bucket),
         )
         .fallback(no_such_endpoint)
 }
@@ -416,7 +443,7 @@ async fn delete_resources(
     let delete = blocking(move || {
         let layout = &work.layout;
         let current = resources::saved_resources(layout)?;
-        let admin_of = |store: &str| store_admin(layout, &current, store).ok();
+        let admin_of = |store: &str| store_admin(layout, &current, store);
         let delete = Delete::prepare(
             &conn,
             layout,
@@ -434,7 +461,7 @@ async fn delete_resources(
     let done = blocking(move || {
         let layout = &work.layout;
         let current = resources::saved_resources(layout)?;
-        let admin_of = |store: &str| store_admin(layout, &current, store).ok();
+        let admin_of = |store: &str| store_admin(layout, &current, store);
         let stores = work
             .platform
             .lock()
@@ -791,6 +818,163 @@ async fn remove_subvolume(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The admin-API client of the spec's object store `store` (its gateway runs on this host).
+fn store_admin(
+    layout: &rookery_orchestrator::Layout,
+    res: &rookery_spec::Resources,
+    store: &str,
+) -> Option<rookery_objects::admin::Admin> {
+    Store::find(res, store)
+        .and_then(|s| s.admin(layout, THIS_HOST_ADDRESS))
+        .ok()
+}
+
+/// The saved spec and its object store `store`.
+fn object_store(
+    layout: &rookery_orchestrator::Layout,
+    store: &str,
+) -> ApiResult<(rookery_spec::Resources, Store)> {
+    let res = resources::saved_resources(layout)?;
+    let store = Store::find(&res, store)?;
+    Ok((res, store))
+}
+
+/// The users of an object store (the spec's CephObjectStoreUsers) with access keys and bucket counts.
+#[utoipa::path(get, path = "/v1/objectstores/{store}/users", tag = "objects",
+    params(("store" = String, Path)),
+    responses(
+        (status = 200, body = [UserRow]),
+        (status = 404, description = "no such object store", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn list_users(
+    State(shared): State<Arc<Shared>>,
+    Path(store): Path<String>,
+) -> ApiResult<Json<Vec<UserRow>>> {
+    let layout = shared.layout.clone();
+    let rows = blocking(move || {
+        let (res, store) = object_store(&layout, &store)?;
+        let admin = store.admin(&layout, THIS_HOST_ADDRESS)?;
+        Ok(objects::users(&layout, &res, &store, &admin))
+    })
+    .await?;
+    Ok(Json(rows))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretQuery {
+    /// Include the secret key in the answer.
+    #[serde(default)]
+    pub show_secrets: bool,
+}
+
+/// One user: settings, quota, buckets and access key; the secret key only with `showSecrets=true`.
+#[utoipa::path(get, path = "/v1/objectstores/{store}/users/{uid}", tag = "objects",
+    params(("store" = String, Path), ("uid" = String, Path), SecretQuery),
+    responses(
+        (status = 200, body = UserDetail),
+        (status = 404, body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn user_info(
+    State(shared): State<Arc<Shared>>,
+    Path((store, uid)): Path<(String, String)>,
+    query: Result<Query<SecretQuery>, QueryRejection>,
+) -> ApiResult<Json<UserDetail>> {
+    let Query(q) = query?;
+    let layout = shared.layout.clone();
+    let detail = blocking(move || {
+        let (res, store) = object_store(&layout, &store)?;
+        Ok(objects::user(
+            &layout,
+            &res,
+            &store,
+            THIS_HOST_ADDRESS,
+            &uid,
+            q.show_secrets,
+        )?)
+    })
+    .await?;
+    Ok(Json(detail))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OwnerQuery {
+    /// Only this user's buckets.
+    pub user: Option<String>,
+}
+
+/// Buckets with owner, bytes stored and object count.
+#[utoipa::path(get, path = "/v1/objectstores/{store}/buckets", tag = "objects",
+    params(("store" = String, Path), OwnerQuery),
+    responses(
+        (status = 200, body = [BucketRow]),
+        (status = 404, body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn list_buckets(
+    State(shared): State<Arc<Shared>>,
+    Path(store): Path<String>,
+    query: Result<Query<OwnerQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<BucketRow>>> {
+    let Query(q) = query?;
+    let layout = shared.layout.clone();
+    let rows = blocking(move || {
+        let (_, store) = object_store(&layout, &store)?;
+        let admin = store.admin(&layout, THIS_HOST_ADDRESS)?;
+        Ok(objects::buckets(&admin, q.user.as_deref())?)
+    })
+    .await?;
+    Ok(Json(rows))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeQuery {
+    /// Also delete the bucket's objects; without it a bucket that holds any is refused.
+    #[serde(default)]
+    pub purge_objects: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BucketRemoved {
+    pub bucket: String,
+    pub objects_removed: u64,
+}
+
+/// Removes a bucket (refused while it holds objects, unless `purgeObjects=true`).
+#[utoipa::path(delete, path = "/v1/objectstores/{store}/buckets/{bucket}", tag = "objects",
+    params(("store" = String, Path), ("bucket" = String, Path), PurgeQuery),
+    responses(
+        (status = 200, body = BucketRemoved),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "the bucket holds objects", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn remove_bucket(
+    State(shared): State<Arc<Shared>>,
+    Path((store, bucket)): Path<(String, String)>,
+    query: Result<Query<PurgeQuery>, QueryRejection>,
+) -> ApiResult<Json<BucketRemoved>> {
+    let Query(q) = query?;
+    let layout = shared.layout.clone();
+    let removed = blocking(move || {
+        let (_, store) = object_store(&layout, &store)?;
+        let admin = store.admin(&layout, THIS_HOST_ADDRESS)?;
+        let objects_removed = objects::remove_bucket(&admin, &bucket, q.purge_objects)?;
+        Ok(BucketRemoved {
+            bucket,
+            objects_removed,
+        })
+    })
+    .await?;
+    Ok(Json(removed))
+}
+
 /// The answer of `GET /v1/ping`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Pong {
@@ -832,7 +1016,11 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         create_subvolume,
         subvolume_info,
         resize_subvolume,
-        remove_subvolume
+        remove_subvolume,
+        list_users,
+        user_info,
+        list_buckets,
+        remove_bucket
     ),
     components(schemas(ErrorBody, Holder, MountRecord, SnapshotInfo))
 )]

@@ -228,6 +228,7 @@ fn filesystem_and_object_store_end_to_end() {
     let kept_sha = r["kept_sha"].as_str().unwrap().to_string();
     let buckets = json(&c.ok(&["object", "bucket", "list", "--user", "alice", "-o", "json"]));
     assert_eq!(buckets[0]["bucket"], "photos", "{buckets}");
+    objects_over_the_api(&c, &secret);
 
     // A user over its quota is refused by the gateway.
     let limited = json(&c.ok(&[
@@ -501,4 +502,75 @@ fn subvolumes_over_the_api(c: &TestCluster) {
         None,
         &["apisub"],
     );
+}
+
+/// The user and bucket endpoints on the socket, checked against the served OpenAPI document.
+fn objects_over_the_api(c: &TestCluster, secret: &str) {
+    let socket = c.dir.join("rookery.sock");
+    let api = api::Client {
+        socket: &socket,
+        contract: api::Contract::served(&socket),
+    };
+    let (users, user, buckets, bucket) = (
+        "/v1/objectstores/{store}/users",
+        "/v1/objectstores/{store}/users/{uid}",
+        "/v1/objectstores/{store}/buckets",
+        "/v1/objectstores/{store}/buckets/{bucket}",
+    );
+    let list = api.get("/v1/objectstores/my-store/users", users).json();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["user"] == "alice"),
+        "{list:#}"
+    );
+    api::refused(
+        &api.get("/v1/objectstores/nostore/users", users),
+        404,
+        "not_found",
+        None,
+        &["nostore"],
+    );
+    let a = api.get("/v1/objectstores/my-store/users/alice", user);
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let shown = a.json();
+    assert!(shown["secret_key"].is_null(), "the secret without asking");
+    assert!(!String::from_utf8_lossy(&a.body).contains(secret));
+    let shown = api
+        .get(
+            "/v1/objectstores/my-store/users/alice?showSecrets=true",
+            user,
+        )
+        .json();
+    assert_eq!(shown["secret_key"], secret);
+    assert_eq!(shown["buckets"], json!(["photos"]), "{shown:#}");
+    api::refused(
+        &api.get("/v1/objectstores/my-store/users/nobody", user),
+        404,
+        "not_found",
+        None,
+        &["nobody"],
+    );
+    c.ok(&["object", "bucket", "create", "apibucket", "--user", "alice"]);
+    let list = api
+        .get("/v1/objectstores/my-store/buckets?user=alice", buckets)
+        .json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["bucket"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"apibucket") && names.contains(&"photos"),
+        "{list:#}"
+    );
+    let a = api.delete("/v1/objectstores/my-store/buckets/photos", bucket);
+    api::refused(&a, 409, "bucket_not_empty", None, &["photos"]);
+    let a = api.delete("/v1/objectstores/my-store/buckets/apibucket", bucket);
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["objects_removed"], 0);
+    let a = api.delete("/v1/objectstores/my-store/buckets/apibucket", bucket);
+    assert_eq!(a.status, 404, "{}", String::from_utf8_lossy(&a.body));
 }

@@ -11,7 +11,6 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use rookery_orchestrator::resources::{self, Deleted, PoolRow, ResourceError};
 use rookery_orchestrator::Layout;
-use rookery_platform::local::THIS_HOST_ADDRESS;
 use serde_json::json;
 
 use crate::api::{self, Body, Client};
@@ -157,27 +156,6 @@ pub fn apply_text(layout: &Layout, text: &str, origin: &str, output: Output) -> 
         }
     }
     Ok(())
-}
-
-/// The spec's object store named `store`, with its gateway port.
-pub fn store_admin(
-    layout: &Layout,
-    res: &rookery_spec::Resources,
-    store: &str,
-) -> Result<rookery_objects::admin::Admin, Failure> {
-    let port = res
-        .object_stores
-        .iter()
-        .find(|s| s.metadata.name == store)
-        .map(|s| u16::try_from(s.spec.gateway.port).unwrap_or(0))
-        .ok_or_else(|| Failure::bad_input(format!("there is no object store {store:?}")))?;
-    rookery_orchestrator::objectstore::admin(layout, store, THIS_HOST_ADDRESS, port)
-        .map_err(|e| Failure::from(anyhow!(e)))?
-        .ok_or_else(|| {
-            Failure::from(anyhow!(
-                "object store {store} is not set up yet; wait for `rookery status` to show it"
-            ))
-        })
 }
 
 pub fn delete(layout: &Layout, args: &DeleteArgs, output: Output) -> CmdResult {
