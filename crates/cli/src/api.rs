@@ -244,3 +244,14 @@ pub fn enc(s: &str) -> String {
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_encoded_as_one_path_segment() {
+        assert_eq!(enc("data-1_a.b~"), "data-1_a.b~");
+        assert_eq!(enc("a/b c@d"), "a%2Fb%20c%40d");
+    }
+}

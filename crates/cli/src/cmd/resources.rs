@@ -258,3 +258,48 @@ fn get_pools(layout: &Layout, output: Output) -> CmdResult {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: &str, message: &str) -> ErrorBody {
+        ErrorBody {
+            code: code.into(),
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn api_refusals_name_the_file_and_the_command_that_clears_them() {
+        let f = api_failure(
+            "pool.yaml",
+            400,
+            body(
+                "invalid_spec",
+                "the request body is not valid:\nspec.replicated.size: too big. use 3",
+            ),
+        );
+        assert_eq!(f.code, 2);
+        assert!(
+            f.message
+                .starts_with("pool.yaml is not valid; nothing was changed:\nspec.replicated.size"),
+            "{}",
+            f.message
+        );
+        let f = api_failure(
+            "pool.yaml",
+            409,
+            body("pool_has_volumes", "pool fast still holds volumes: pv"),
+        );
+        assert_eq!(f.code, 2);
+        assert!(
+            f.message.contains("`rookery volume rm POOL/NAME`"),
+            "{}",
+            f.message
+        );
+        let f = api_failure("pool.yaml", 503, body("ceph_unavailable", "no mon answers"));
+        assert_eq!((f.code, f.message.as_str()), (1, "no mon answers"));
+    }
+}
