@@ -16,6 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use rookery_ceph::Rados;
+use rookery_files::subvolume::{self, SubvolumeInfo};
+use rookery_files::FileError;
+use rookery_orchestrator::objects::{
+    self, BucketRow, ObjectStoreError, Store, UserDetail, UserRow,
+};
 use rookery_orchestrator::report::ReconcileInfo;
 use rookery_orchestrator::resources::{
     self, Apply, Delete, Deleted, NewUser, PoolRow, ResourceError,
@@ -26,7 +31,8 @@ use rookery_volumes::{MountRecord, VolumeError};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use crate::cmd::resources::store_admin;
+use rookery_platform::local::THIS_HOST_ADDRESS;
+
 use crate::supervisor::Shared;
 
 /// Every error the API answers with.
@@ -93,6 +99,39 @@ impl From<VolumeError> for ApiError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.code(), e.field().map(String::from), e.message())
+    }
+}
+
+impl From<FileError> for ApiError {
+    fn from(e: FileError) -> ApiError {
+        let status = match &e {
+            FileError::BadRequest(_) | FileError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            FileError::NotFound(_) => StatusCode::NOT_FOUND,
+            FileError::Exists(_) | FileError::InUse(_) => StatusCode::CONFLICT,
+            FileError::Ceph(c) => ceph_status(c.is_unreachable()),
+            // A clone still copying in the background: asking again later may find it done.
+            FileError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
+            FileError::CloneFailed(_) | FileError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code(), e.field().map(String::from), e.message())
+    }
+}
+
+impl From<ObjectStoreError> for ApiError {
+    fn from(e: ObjectStoreError) -> ApiError {
+        let status = match &e {
+            ObjectStoreError::NoStore(_) | ObjectStoreError::NoUser { .. } => StatusCode::NOT_FOUND,
+            ObjectStoreError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ObjectStoreError::NotEmpty { .. } => StatusCode::CONFLICT,
+            ObjectStoreError::Gateway(g) => match g.status() {
+                Some(404) => StatusCode::NOT_FOUND,
+                Some(400..=499) => StatusCode::BAD_REQUEST,
+                Some(_) => StatusCode::BAD_GATEWAY,
+                None => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ObjectStoreError::Orchestrator(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code(), None, e.to_string())
     }
 }
 
@@ -170,6 +209,27 @@ where
         .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
 }
 
+/// Runs `f` on the supervisor's connection, on the blocking pool. When Ceph does not answer it, `f` runs
+/// once more on a connection made for this request: the supervisor's was made as the mons came up, and
+/// after a restart of the whole host it can keep an OSD map from before, whose OSDs no longer listen.
+async fn on_ceph<T, F>(shared: &Arc<Shared>, f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: Fn(&Rados) -> ApiResult<T> + Send + 'static,
+{
+    let rados = rados(shared)?;
+    let conf = shared.layout.conf();
+    blocking(move || match f(&rados) {
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::warn!(code = %e.body.code, message = %e.body.message, "Ceph did not answer the supervisor's connection; trying a new one");
+            let fresh = Rados::connect(&conf, "admin", rookery_orchestrator::CEPH_TIMEOUT)?;
+            f(&fresh)
+        }
+        other => other,
+    })
+    .await
+}
+
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1/openapi.json", get(openapi))
@@ -186,6 +246,25 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route(
             "/v1/volumes/{pool}/{name}/snapshots/{snapshot}",
             delete(remove_snapshot),
+        )
+        .route(
+            "/v1/filesystems/{fs}/subvolumes",
+            get(list_subvolumes).post(create_subvolume),
+        )
+        .route(
+            "/v1/filesystems/{fs}/subvolumes/{name}",
+            get(subvolume_info).delete(remove_subvolume),
+        )
+        .route(
+            "/v1/filesystems/{fs}/subvolumes/{name}/resize",
+            post(resize_subvolume),
+        )
+        .route("/v1/objectstores/{store}/users", get(list_users))
+        .route("/v1/objectstores/{store}/users/{uid}", get(user_info))
+        .route("/v1/objectstores/{store}/buckets", get(list_buckets))
+        .route(
+            "/v1/objectstores/{store}/buckets/{bucket}",
+            delete(remove_bucket),
         )
         .fallback(no_such_endpoint)
 }
@@ -222,7 +301,7 @@ async fn list_pools(State(shared): State<Arc<Shared>>) -> ApiResult<Json<Vec<Poo
 }
 
 /// What an apply did.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApplyResult {
     /// `Kind/name` of every document applied.
     pub applied: Vec<String>,
@@ -230,6 +309,15 @@ pub struct ApplyResult {
     pub reconciled: bool,
     /// Users made by this apply, with their keys: the only answer that carries them.
     pub new_users: Vec<NewUser>,
+    /// Where the object stores given serve S3.
+    pub object_stores: Vec<StoreEndpoint>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoreEndpoint {
+    pub store: String,
+    /// `http://ADDRESS:PORT`
+    pub endpoint: String,
 }
 
 /// How long an apply waits for the supervisor to reconcile to it (pools, filesystems, gateways).
@@ -272,11 +360,23 @@ async fn apply(State(shared): State<Arc<Shared>>, body: String) -> ApiResult<Jso
     }
     let layout = shared.layout.clone();
     let names = applied.names();
+    let object_stores = applied
+        .new_object_stores()
+        .into_iter()
+        .map(|(store, port)| StoreEndpoint {
+            store,
+            endpoint: format!(
+                "http://{}",
+                rookery_orchestrator::objectstore::endpoint(THIS_HOST_ADDRESS, port)
+            ),
+        })
+        .collect();
     let new_users = blocking(move || Ok(applied.new_users(&layout)?)).await?;
     Ok(Json(ApplyResult {
         applied: names,
         reconciled: true,
         new_users,
+        object_stores,
     }))
 }
 
@@ -345,7 +445,7 @@ async fn delete_resources(
     let delete = blocking(move || {
         let layout = &work.layout;
         let current = resources::saved_resources(layout)?;
-        let admin_of = |store: &str| store_admin(layout, &current, store).ok();
+        let admin_of = |store: &str| store_admin(layout, &current, store);
         let delete = Delete::prepare(
             &conn,
             layout,
@@ -363,7 +463,7 @@ async fn delete_resources(
     let done = blocking(move || {
         let layout = &work.layout;
         let current = resources::saved_resources(layout)?;
-        let admin_of = |store: &str| store_admin(layout, &current, store).ok();
+        let admin_of = |store: &str| store_admin(layout, &current, store);
         let stores = work
             .platform
             .lock()
@@ -403,9 +503,11 @@ async fn list_volumes(
     query: Result<Query<PoolQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<VolumeInfo>>> {
     let Query(q) = query?;
-    let rados = rados(&shared)?;
     let data = shared.layout.root.clone();
-    let list = blocking(move || Ok(manage::list(&rados, &data, &q.pool)?)).await?;
+    let list = on_ceph(&shared, move |rados| {
+        Ok(manage::list(rados, &data, &q.pool)?)
+    })
+    .await?;
     Ok(Json(list))
 }
 
@@ -421,9 +523,11 @@ async fn volume_info(
     State(shared): State<Arc<Shared>>,
     Path((pool, name)): Path<(String, String)>,
 ) -> ApiResult<Json<VolumeInfo>> {
-    let rados = rados(&shared)?;
     let data = shared.layout.root.clone();
-    let info = blocking(move || Ok(manage::info(&rados, &data, &pool, &name)?)).await?;
+    let info = on_ceph(&shared, move |rados| {
+        Ok(manage::info(rados, &data, &pool, &name)?)
+    })
+    .await?;
     Ok(Json(info))
 }
 
@@ -459,19 +563,18 @@ async fn create_volume(
     body: Result<Json<CreateVolume>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<VolumeInfo>)> {
     let Json(req) = body?;
-    let rados = rados(&shared)?;
     let data = shared.layout.root.clone();
-    let info = blocking(move || {
+    let info = on_ceph(&shared, move |rados| {
         let bytes = manage::parse_size(&req.size)?;
         manage::create_in(
-            &rados,
+            rados,
             &req.pool,
             &req.name,
             bytes,
             &req.fs,
             req.data_pool.as_deref(),
         )?;
-        Ok(manage::info(&rados, &data, &req.pool, &req.name)?)
+        Ok(manage::info(rados, &data, &req.pool, &req.name)?)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(info)))
@@ -484,7 +587,7 @@ pub struct Resize {
     pub size: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Resized {
     pub volume: VolumeInfo,
     /// What else happened or is left (a filesystem that grows on its next mount).
@@ -506,12 +609,11 @@ async fn resize_volume(
     body: Result<Json<Resize>, JsonRejection>,
 ) -> ApiResult<Json<Resized>> {
     let Json(req) = body?;
-    let rados = rados(&shared)?;
     let data = shared.layout.root.clone();
-    let resized = blocking(move || {
+    let resized = on_ceph(&shared, move |rados| {
         let bytes = manage::parse_size(&req.size)?;
-        let notes = manage::resize(&rados, &data, &pool, &name, bytes)?;
-        let volume = manage::info(&rados, &data, &pool, &name)?;
+        let notes = manage::resize(rados, &data, &pool, &name, bytes)?;
+        let volume = manage::info(rados, &data, &pool, &name)?;
         Ok(Resized { volume, notes })
     })
     .await?;
@@ -524,7 +626,7 @@ pub struct CreateSnapshot {
     pub name: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotCreated {
     pub pool: String,
     pub volume: String,
@@ -551,15 +653,14 @@ async fn create_snapshot(
     body: Result<Json<CreateSnapshot>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<SnapshotCreated>)> {
     let Json(req) = body?;
-    let rados = rados(&shared)?;
     let data = shared.layout.root.clone();
-    let created = blocking(move || {
+    let created = on_ceph(&shared, move |rados| {
         let frozen =
-            rookery_volumes::freeze::snapshot_consistent(&rados, &data, &pool, &name, &req.name)?;
+            rookery_volumes::freeze::snapshot_consistent(rados, &data, &pool, &name, &req.name)?;
         Ok(SnapshotCreated {
-            pool,
-            volume: name,
-            snapshot: req.name,
+            pool: pool.clone(),
+            volume: name.clone(),
+            snapshot: req.name.clone(),
             frozen,
         })
     })
@@ -580,8 +681,10 @@ async fn remove_snapshot(
     State(shared): State<Arc<Shared>>,
     Path((pool, name, snapshot)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    let rados = rados(&shared)?;
-    blocking(move || Ok(manage::snapshot_remove(&rados, &pool, &name, &snapshot)?)).await?;
+    on_ceph(&shared, move |rados| {
+        Ok(manage::snapshot_remove(rados, &pool, &name, &snapshot)?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -599,9 +702,279 @@ async fn remove_volume(
     State(shared): State<Arc<Shared>>,
     Path((pool, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let rados = rados(&shared)?;
-    blocking(move || Ok(manage::remove(&rados, &pool, &name)?)).await?;
+    on_ceph(&shared, move |rados| {
+        Ok(manage::remove(rados, &pool, &name)?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Subvolumes of a filesystem with quota, usage and path.
+#[utoipa::path(get, path = "/v1/filesystems/{fs}/subvolumes", tag = "filesystems",
+    params(("fs" = String, Path)),
+    responses(
+        (status = 200, body = [SubvolumeInfo]),
+        (status = 404, description = "no such filesystem", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn list_subvolumes(
+    State(shared): State<Arc<Shared>>,
+    Path(fs): Path<String>,
+) -> ApiResult<Json<Vec<SubvolumeInfo>>> {
+    let list = on_ceph(&shared, move |rados| Ok(subvolume::list(rados, &fs)?)).await?;
+    Ok(Json(list))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubvolume {
+    pub name: String,
+    /// The quota, such as `10Gi`: writes beyond it fail.
+    pub size: String,
+}
+
+/// Creates a subvolume: a directory with a quota, the unit a workload mounts.
+#[utoipa::path(post, path = "/v1/filesystems/{fs}/subvolumes", tag = "filesystems",
+    params(("fs" = String, Path)), request_body = CreateSubvolume,
+    responses(
+        (status = 201, body = SubvolumeInfo),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "no such filesystem", body = ErrorBody),
+        (status = 409, description = "a subvolume of that name exists", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn create_subvolume(
+    State(shared): State<Arc<Shared>>,
+    Path(fs): Path<String>,
+    body: Result<Json<CreateSubvolume>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<SubvolumeInfo>)> {
+    let Json(req) = body?;
+    let info = on_ceph(&shared, move |rados| {
+        let bytes = subvolume::parse_size(&req.size)?;
+        Ok(subvolume::create(rados, &fs, &req.name, bytes)?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// One subvolume.
+#[utoipa::path(get, path = "/v1/filesystems/{fs}/subvolumes/{name}", tag = "filesystems",
+    params(("fs" = String, Path), ("name" = String, Path)),
+    responses(
+        (status = 200, body = SubvolumeInfo),
+        (status = 404, body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn subvolume_info(
+    State(shared): State<Arc<Shared>>,
+    Path((fs, name)): Path<(String, String)>,
+) -> ApiResult<Json<SubvolumeInfo>> {
+    let info = on_ceph(&shared, move |rados| {
+        Ok(subvolume::info(rados, &fs, &name)?)
+    })
+    .await?;
+    Ok(Json(info))
+}
+
+/// Changes a subvolume's quota (refused below what it stores).
+#[utoipa::path(post, path = "/v1/filesystems/{fs}/subvolumes/{name}/resize", tag = "filesystems",
+    params(("fs" = String, Path), ("name" = String, Path)), request_body = Resize,
+    responses(
+        (status = 200, body = SubvolumeInfo),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn resize_subvolume(
+    State(shared): State<Arc<Shared>>,
+    Path((fs, name)): Path<(String, String)>,
+    body: Result<Json<Resize>, JsonRejection>,
+) -> ApiResult<Json<SubvolumeInfo>> {
+    let Json(req) = body?;
+    let info = on_ceph(&shared, move |rados| {
+        let bytes = subvolume::parse_size(&req.size)?;
+        Ok(subvolume::resize(rados, &fs, &name, bytes, true)?)
+    })
+    .await?;
+    Ok(Json(info))
+}
+
+/// Removes a subvolume and its files (refused while mounted on this host).
+#[utoipa::path(delete, path = "/v1/filesystems/{fs}/subvolumes/{name}", tag = "filesystems",
+    params(("fs" = String, Path), ("name" = String, Path)),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "mounted; the message says where", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn remove_subvolume(
+    State(shared): State<Arc<Shared>>,
+    Path((fs, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let data = shared.layout.root.clone();
+    on_ceph(&shared, move |rados| {
+        Ok(subvolume::remove_unmounted(rados, &data, &fs, &name)?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The admin-API client of the spec's object store `store` (its gateway runs on this host).
+fn store_admin(
+    layout: &rookery_orchestrator::Layout,
+    res: &rookery_spec::Resources,
+    store: &str,
+) -> Option<rookery_objects::admin::Admin> {
+    Store::find(res, store)
+        .and_then(|s| s.admin(layout, THIS_HOST_ADDRESS))
+        .ok()
+}
+
+/// The saved spec and its object store `store`.
+fn object_store(
+    layout: &rookery_orchestrator::Layout,
+    store: &str,
+) -> ApiResult<(rookery_spec::Resources, Store)> {
+    let res = resources::saved_resources(layout)?;
+    let store = Store::find(&res, store)?;
+    Ok((res, store))
+}
+
+/// The users of an object store (the spec's CephObjectStoreUsers) with access keys and bucket counts.
+#[utoipa::path(get, path = "/v1/objectstores/{store}/users", tag = "objects",
+    params(("store" = String, Path)),
+    responses(
+        (status = 200, body = [UserRow]),
+        (status = 404, description = "no such object store", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn list_users(
+    State(shared): State<Arc<Shared>>,
+    Path(store): Path<String>,
+) -> ApiResult<Json<Vec<UserRow>>> {
+    let layout = shared.layout.clone();
+    let rows = blocking(move || {
+        let (res, store) = object_store(&layout, &store)?;
+        let admin = store.admin(&layout, THIS_HOST_ADDRESS)?;
+        Ok(objects::users(&layout, &res, &store, &admin))
+    })
+    .await?;
+    Ok(Json(rows))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretQuery {
+    /// Include the secret key in the answer.
+    #[serde(default)]
+    pub show_secrets: bool,
+}
+
+/// One user: settings, quota, buckets and access key; the secret key only with `showSecrets=true`.
+#[utoipa::path(get, path = "/v1/objectstores/{store}/users/{uid}", tag = "objects",
+    params(("store" = String, Path), ("uid" = String, Path), SecretQuery),
+    responses(
+        (status = 200, body = UserDetail),
+        (status = 404, body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn user_info(
+    State(shared): State<Arc<Shared>>,
+    Path((store, uid)): Path<(String, String)>,
+    query: Result<Query<SecretQuery>, QueryRejection>,
+) -> ApiResult<Json<UserDetail>> {
+    let Query(q) = query?;
+    let layout = shared.layout.clone();
+    let detail = blocking(move || {
+        let (res, store) = object_store(&layout, &store)?;
+        Ok(objects::user(
+            &layout,
+            &res,
+            &store,
+            THIS_HOST_ADDRESS,
+            &uid,
+            q.show_secrets,
+        )?)
+    })
+    .await?;
+    Ok(Json(detail))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OwnerQuery {
+    /// Only this user's buckets.
+    pub user: Option<String>,
+}
+
+/// Buckets with owner, bytes stored and object count.
+#[utoipa::path(get, path = "/v1/objectstores/{store}/buckets", tag = "objects",
+    params(("store" = String, Path), OwnerQuery),
+    responses(
+        (status = 200, body = [BucketRow]),
+        (status = 404, body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn list_buckets(
+    State(shared): State<Arc<Shared>>,
+    Path(store): Path<String>,
+    query: Result<Query<OwnerQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<BucketRow>>> {
+    let Query(q) = query?;
+    let layout = shared.layout.clone();
+    let rows = blocking(move || {
+        let (_, store) = object_store(&layout, &store)?;
+        let admin = store.admin(&layout, THIS_HOST_ADDRESS)?;
+        Ok(objects::buckets(&admin, q.user.as_deref())?)
+    })
+    .await?;
+    Ok(Json(rows))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeQuery {
+    /// Also delete the bucket's objects; without it a bucket that holds any is refused.
+    #[serde(default)]
+    pub purge_objects: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BucketRemoved {
+    pub bucket: String,
+    pub objects_removed: u64,
+}
+
+/// Removes a bucket (refused while it holds objects, unless `purgeObjects=true`).
+#[utoipa::path(delete, path = "/v1/objectstores/{store}/buckets/{bucket}", tag = "objects",
+    params(("store" = String, Path), ("bucket" = String, Path), PurgeQuery),
+    responses(
+        (status = 200, body = BucketRemoved),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "the bucket holds objects", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn remove_bucket(
+    State(shared): State<Arc<Shared>>,
+    Path((store, bucket)): Path<(String, String)>,
+    query: Result<Query<PurgeQuery>, QueryRejection>,
+) -> ApiResult<Json<BucketRemoved>> {
+    let Query(q) = query?;
+    let layout = shared.layout.clone();
+    let removed = blocking(move || {
+        let (_, store) = object_store(&layout, &store)?;
+        let admin = store.admin(&layout, THIS_HOST_ADDRESS)?;
+        let objects_removed = objects::remove_bucket(&admin, &bucket, q.purge_objects)?;
+        Ok(BucketRemoved {
+            bucket,
+            objects_removed,
+        })
+    })
+    .await?;
+    Ok(Json(removed))
 }
 
 /// The answer of `GET /v1/ping`.
@@ -640,7 +1013,16 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         resize_volume,
         create_snapshot,
         remove_snapshot,
-        remove_volume
+        remove_volume,
+        list_subvolumes,
+        create_subvolume,
+        subvolume_info,
+        resize_subvolume,
+        remove_subvolume,
+        list_users,
+        user_info,
+        list_buckets,
+        remove_bucket
     ),
     components(schemas(ErrorBody, Holder, MountRecord, SnapshotInfo))
 )]

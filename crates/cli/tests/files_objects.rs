@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{checksum, json, processes_mentioning, pseudo_random, text, TestCluster};
+use common::{api, checksum, json, processes_mentioning, pseudo_random, text, TestCluster};
+use serde_json::json;
 
 const FS: &str = "apiVersion: ceph.rook.io/v1
 kind: CephFilesystem
@@ -227,6 +228,7 @@ fn filesystem_and_object_store_end_to_end() {
     let kept_sha = r["kept_sha"].as_str().unwrap().to_string();
     let buckets = json(&c.ok(&["object", "bucket", "list", "--user", "alice", "-o", "json"]));
     assert_eq!(buckets[0]["bucket"], "photos", "{buckets}");
+    objects_over_the_api(&c, &secret);
 
     // A user over its quota is refused by the gateway.
     let limited = json(&c.ok(&[
@@ -264,6 +266,7 @@ fn filesystem_and_object_store_end_to_end() {
         &["fs", "subvolume", "create", "myfs", "app1", "--size", "1Gi"],
         "already exists",
     );
+    subvolumes_over_the_api(&c);
     let (m1, m2) = (work.join("m1"), work.join("m2"));
     std::fs::create_dir_all(&m1).unwrap();
     std::fs::create_dir_all(&m2).unwrap();
@@ -413,4 +416,161 @@ fn filesystem_and_object_store_end_to_end() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the gateway still serves"
     );
+}
+
+/// The subvolume endpoints on the socket, every answer checked against the served OpenAPI document.
+fn subvolumes_over_the_api(c: &TestCluster) {
+    let socket = c.dir.join("rookery.sock");
+    let api = api::Client {
+        socket: &socket,
+        contract: api::Contract::served(&socket),
+    };
+    let (subs, sub) = (
+        "/v1/filesystems/{fs}/subvolumes",
+        "/v1/filesystems/{fs}/subvolumes/{name}",
+    );
+    let create = |name: &str, size: &str| {
+        api.json(
+            "POST",
+            "/v1/filesystems/myfs/subvolumes",
+            subs,
+            json!({"name": name, "size": size}),
+        )
+    };
+    let a = create("apisub", "16Mi");
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["quota_bytes"], 16 << 20);
+    api::refused(
+        &create("apisub", "16Mi"),
+        409,
+        "already_exists",
+        None,
+        &["apisub"],
+    );
+    api::refused(
+        &create("other", "0"),
+        400,
+        "invalid_value",
+        Some("size"),
+        &[],
+    );
+    api::refused(
+        &create("-bad", "16Mi"),
+        400,
+        "invalid_value",
+        Some("name"),
+        &["-bad"],
+    );
+    api::refused(
+        &api.get("/v1/filesystems/nofs/subvolumes", subs),
+        404,
+        "not_found",
+        None,
+        &["nofs"],
+    );
+    let list = api.get("/v1/filesystems/myfs/subvolumes", subs).json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"apisub") && names.contains(&"app1"),
+        "{list:#}"
+    );
+    let a = api.json(
+        "POST",
+        "/v1/filesystems/myfs/subvolumes/apisub/resize",
+        "/v1/filesystems/{fs}/subvolumes/{name}/resize",
+        json!({"size": "32Mi"}),
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let info = api
+        .get("/v1/filesystems/myfs/subvolumes/apisub", sub)
+        .json();
+    assert_eq!(info["quota_bytes"], 32 << 20, "{info:#}");
+    assert_eq!(
+        api.delete("/v1/filesystems/myfs/subvolumes/apisub", sub)
+            .status,
+        204
+    );
+    api::refused(
+        &api.get("/v1/filesystems/myfs/subvolumes/apisub", sub),
+        404,
+        "not_found",
+        None,
+        &["apisub"],
+    );
+}
+
+/// The user and bucket endpoints on the socket, checked against the served OpenAPI document.
+fn objects_over_the_api(c: &TestCluster, secret: &str) {
+    let socket = c.dir.join("rookery.sock");
+    let api = api::Client {
+        socket: &socket,
+        contract: api::Contract::served(&socket),
+    };
+    let (users, user, buckets, bucket) = (
+        "/v1/objectstores/{store}/users",
+        "/v1/objectstores/{store}/users/{uid}",
+        "/v1/objectstores/{store}/buckets",
+        "/v1/objectstores/{store}/buckets/{bucket}",
+    );
+    let list = api.get("/v1/objectstores/my-store/users", users).json();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["user"] == "alice"),
+        "{list:#}"
+    );
+    api::refused(
+        &api.get("/v1/objectstores/nostore/users", users),
+        404,
+        "not_found",
+        None,
+        &["nostore"],
+    );
+    let a = api.get("/v1/objectstores/my-store/users/alice", user);
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let shown = a.json();
+    assert!(shown["secret_key"].is_null(), "the secret without asking");
+    assert!(!String::from_utf8_lossy(&a.body).contains(secret));
+    let shown = api
+        .get(
+            "/v1/objectstores/my-store/users/alice?showSecrets=true",
+            user,
+        )
+        .json();
+    assert_eq!(shown["secret_key"], secret);
+    assert_eq!(shown["buckets"], json!(["photos"]), "{shown:#}");
+    api::refused(
+        &api.get("/v1/objectstores/my-store/users/nobody", user),
+        404,
+        "not_found",
+        None,
+        &["nobody"],
+    );
+    c.ok(&["object", "bucket", "create", "apibucket", "--user", "alice"]);
+    let list = api
+        .get("/v1/objectstores/my-store/buckets?user=alice", buckets)
+        .json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["bucket"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"apibucket") && names.contains(&"photos"),
+        "{list:#}"
+    );
+    let a = api.delete("/v1/objectstores/my-store/buckets/photos", bucket);
+    api::refused(&a, 409, "bucket_not_empty", None, &["photos"]);
+    let a = api.delete("/v1/objectstores/my-store/buckets/apibucket", bucket);
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["objects_removed"], 0);
+    let a = api.delete("/v1/objectstores/my-store/buckets/apibucket", bucket);
+    assert_eq!(a.status, 404, "{}", String::from_utf8_lossy(&a.body));
 }

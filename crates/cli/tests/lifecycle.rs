@@ -222,6 +222,29 @@ fn cluster_lifecycle_on_real_ceph() {
             .all(|d| d["state"] == "stopped"),
         "{stopped:#}"
     );
+    // The commands the supervisor carries out say it is down and how to start it, and change nothing.
+    let spec_before = std::fs::read(c.dir.join("spec.yaml")).unwrap();
+    let pool_file = c.dir.parent().unwrap().join("pool.yaml");
+    std::fs::write(
+        &pool_file,
+        "apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {name: later}\nspec: {replicated: {size: 1}}\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["get", "pools"],
+        vec!["volume", "create", "later", "--size", "64Mi"],
+        vec!["volume", "list"],
+        vec!["apply", "-f", pool_file.to_str().unwrap()],
+    ] {
+        let o = c.run(&args);
+        assert_eq!(o.status.code(), Some(1), "rookery {args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("not running") && err.contains("rookery up"),
+            "rookery {args:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(c.dir.join("spec.yaml")).unwrap(), spec_before);
 
     // Up again: the same cluster, all data back.
     let up = c.ok(&["up", "-o", "json"]);

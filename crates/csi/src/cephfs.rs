@@ -92,7 +92,10 @@ fn capabilities_supported(caps: &[pb::VolumeCapability]) -> Result<(), Status> {
 fn grpc(e: FileError) -> Status {
     match e {
         FileError::NotFound(m) => Status::not_found(m),
-        FileError::BadRequest(m) => Status::failed_precondition(m),
+        FileError::BadRequest(m) | FileError::Exists(m) | FileError::InUse(m) => {
+            Status::failed_precondition(m)
+        }
+        e @ FileError::Invalid { .. } => Status::failed_precondition(e.to_string()),
         FileError::TimedOut(m) => Status::deadline_exceeded(m),
         FileError::Ceph(e) => ceph_status(&e),
         other => Status::internal(other.to_string()),

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use rookery_ceph::commands::{self, subvolume};
 use rookery_ceph::Rados;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{bad, FileError};
+use crate::{invalid, FileError};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SubvolumeInfo {
     pub name: String,
     /// Path inside the filesystem, what a mount of the subvolume roots at.
@@ -20,7 +20,7 @@ pub struct SubvolumeInfo {
     pub used_bytes: u64,
     pub created: String,
     /// Kubernetes names recorded by the CSI driver, when it made the subvolume.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<String>,
     /// Usable: not a clone still being copied.
     #[serde(skip)]
@@ -29,6 +29,18 @@ pub struct SubvolumeInfo {
 
 /// The metadata key of the claim a CSI-made subvolume serves.
 const META_CLAIM: &str = "csi.storage.k8s.io/pvc/name";
+/// A quota as people write it (`10Gi`, `500Mi`); zero is refused.
+pub fn parse_size(text: &str) -> Result<u64, FileError> {
+    let q =
+        rookery_spec::Quantity::parse(text.trim()).map_err(|e| invalid("size", e.to_string()))?;
+    if q.0 == 0 {
+        return Err(invalid(
+            "size",
+            "a subvolume needs a size above zero, such as 1Gi",
+        ));
+    }
+    Ok(q.0)
+}
 
 /// Subvolume names: what the volumes module accepts and is safe in paths and records.
 pub fn check_name(name: &str) -> Result<(), FileError> {
@@ -41,7 +53,7 @@ pub fn check_name(name: &str) -> Result<(), FileError> {
     if ok {
         Ok(())
     } else {
-        Err(bad(format!(
+        Err(invalid("name", format!(
             "{name:?} is not a valid subvolume name; use 1 to 100 letters, digits, '-', '_' and '.', starting with a letter or digit"
         )))
     }
@@ -81,10 +93,13 @@ pub fn names(r: &Rados, fs: &str) -> Result<Vec<String>, FileError> {
 pub fn create(r: &Rados, fs: &str, name: &str, size: u64) -> Result<SubvolumeInfo, FileError> {
     check_name(name)?;
     if size == 0 {
-        return Err(bad("the size must be more than 0, e.g. --size 1G"));
+        return Err(invalid(
+            "size",
+            "a subvolume needs a size above zero, such as 1Gi",
+        ));
     }
     if names(r, fs)?.iter().any(|n| n == name) {
-        return Err(bad(format!(
+        return Err(FileError::Exists(format!(
             "subvolume {name} already exists in {fs}; choose another name, or `rookery fs subvolume resize`"
         )));
     }
@@ -163,16 +178,41 @@ pub fn resize(
 ) -> Result<SubvolumeInfo, FileError> {
     let now = info(r, fs, name)?;
     if size == 0 {
-        return Err(bad("the size must be more than 0, e.g. --size 2G"));
+        return Err(invalid(
+            "size",
+            "a subvolume needs a size above zero, such as 2Gi",
+        ));
     }
     if no_shrink && size < now.used_bytes {
-        return Err(bad(format!(
+        return Err(invalid("size", format!(
             "subvolume {name} holds {} bytes, more than {size}; delete files first or choose a larger size",
             now.used_bytes
         )));
     }
     subvolume::resize(r, fs, name, size, no_shrink)?;
     info(r, fs, name)
+}
+
+/// Removes a subvolume and its data, refused while this host (whose mount records are in `data_dir`)
+/// has it mounted.
+pub fn remove_unmounted(
+    r: &Rados,
+    data_dir: &std::path::Path,
+    fs: &str,
+    name: &str,
+) -> Result<(), FileError> {
+    let here: Vec<String> = crate::mount::list(data_dir)?
+        .iter()
+        .filter(|m| m.fs == fs && m.subvolume.as_deref() == Some(name))
+        .map(|m| m.path.display().to_string())
+        .collect();
+    if !here.is_empty() {
+        return Err(FileError::InUse(format!(
+            "subvolume {name} is mounted at {}; unmount it first (`rookery fs unmount PATH`)",
+            here.join(", ")
+        )));
+    }
+    remove(r, fs, name)
 }
 
 /// Removes a subvolume and its data; refused while it has snapshots. The caller checks mounts first (they
@@ -182,9 +222,11 @@ pub fn remove(r: &Rados, fs: &str, name: &str) -> Result<(), FileError> {
     match subvolume::rm(r, fs, name) {
         Ok(()) => Ok(()),
         Err(e) if is_errno(&e, libc::ENOENT) => Err(missing(r, fs, name)),
-        Err(e) if is_errno(&e, libc::ENOTEMPTY) || e.to_string().contains("snapshot") => Err(bad(
-            format!("subvolume {name} in {fs} has snapshots; delete them first"),
-        )),
+        Err(e) if is_errno(&e, libc::ENOTEMPTY) || e.to_string().contains("snapshot") => {
+            Err(FileError::BadRequest(format!(
+                "subvolume {name} in {fs} has snapshots; delete them first"
+            )))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -7,6 +7,7 @@ pub mod desired;
 mod execute;
 pub mod layout;
 pub mod metrics;
+pub mod objects;
 pub mod objectstore;
 pub mod plan;
 pub mod planners;

@@ -6,7 +6,7 @@ use rookery_ceph::commands::{cluster, osd};
 use rookery_ceph::{CephError, Rados};
 use rookery_platform::Platform;
 use rookery_spec::{Resources, SpecErrors};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
 use crate::teardown::{self, AdminOf, Blocker, InTheWay, Teardown};
@@ -276,7 +276,7 @@ pub struct Apply {
 }
 
 /// A user made by an apply, with the keys it was given (shown this once).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewUser {
     pub store: String,
     pub user: String,
@@ -311,6 +311,24 @@ impl Apply {
     /// `Kind/name` of every document given.
     pub fn names(&self) -> Vec<String> {
         self.new.iter().map(display_name).collect()
+    }
+
+    /// The object stores given, with their gateway ports, so a client can name their S3 endpoints.
+    pub fn new_object_stores(&self) -> Vec<(String, u16)> {
+        self.new
+            .iter()
+            .filter(|d| key(d).0 == "CephObjectStore")
+            .map(|d| {
+                let port = d
+                    .get("spec")
+                    .and_then(|s| s.get("gateway"))
+                    .and_then(|g| g.get("port"))
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .unwrap_or(0);
+                (key(d).1, port)
+            })
+            .collect()
     }
 
     /// The object store users this apply made, with their keys (once the supervisor made them).
@@ -384,7 +402,7 @@ pub struct Delete {
 }
 
 /// What a delete removed.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deleted {
     /// `Kind/name` of every document deleted.
     pub deleted: Vec<String>,
@@ -461,7 +479,7 @@ impl Delete {
 }
 
 /// A pool as `rookery get pools` and `GET /v1/pools` show it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PoolRow {
     pub name: String,
     pub size: u32,

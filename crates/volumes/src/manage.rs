@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rookery_ceph::commands::{cluster, osd};
 use rookery_ceph::rbd::{self, features, Image};
 use rookery_ceph::{IoCtx, Rados};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::attach::{open_image, open_pool};
 use crate::holder::Holder;
@@ -19,7 +19,7 @@ use crate::{loopdev, mapper, tools, VolumeError, META_FS};
 pub const DEFAULT_POOL: &str = "replicapool";
 pub const FILESYSTEMS: &[&str] = &["ext4", "xfs", "none"];
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VolumeInfo {
     pub pool: String,
     pub name: String,
@@ -27,8 +27,7 @@ pub struct VolumeInfo {
     pub used_bytes: u64,
     /// The filesystem made on first mount (`ext4`, `xfs`) or `none` (raw block).
     pub fs: String,
-    #[schema(value_type = Vec<String>)]
-    pub features: Vec<&'static str>,
+    pub features: Vec<String>,
     pub snapshots: Vec<SnapshotInfo>,
     /// `pool/image@snapshot` this volume was cloned from, until flattened.
     pub parent: Option<String>,
@@ -37,7 +36,7 @@ pub struct VolumeInfo {
     /// Mounts rookery made on this host.
     pub mounts: Vec<MountRecord>,
     /// The Kubernetes claim (`namespace/name`) a CSI-made volume serves, from the driver's journal.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<String>,
 }
 
@@ -60,7 +59,7 @@ fn claim_of(io: &rookery_ceph::IoCtx, image: &str) -> Option<String> {
     )
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SnapshotInfo {
     pub name: String,
     pub size_bytes: u64,
@@ -306,7 +305,10 @@ pub fn info(
         fs: image
             .metadata_get(META_FS)?
             .unwrap_or_else(|| "ext4".into()),
-        features: features::names(image.features()?),
+        features: features::names(image.features()?)
+            .into_iter()
+            .map(String::from)
+            .collect(),
         snapshots: image
             .snapshots()?
             .into_iter()

@@ -143,8 +143,10 @@ fn stop(layout: &Layout, state: &ClusterState) -> Result<(), Failure> {
             }
         }
         Err(CallError::NotRunning) => {}
-        Err(CallError::Failed(e)) => {
-            return Err(Failure::from(e.context("asking the supervisor to stop")))
+        Err(e) => {
+            return Err(Failure::from(
+                anyhow::Error::msg(e.to_string()).context("asking the supervisor to stop"),
+            ))
         }
     }
     // Whatever still runs (no supervisor, or one that died mid-way) is stopped in order here.

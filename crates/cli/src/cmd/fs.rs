@@ -1,13 +1,18 @@
-//! `rookery fs`: CephFS subvolumes and mounts on this host.
+//! `rookery fs`: CephFS subvolumes (requests to the supervisor's control API) and mounts on this host
+//! (done here: they act on this host's kernel).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use rookery_files::mount::{self, MountRequest};
-use rookery_files::{subvolume, FileError};
+use rookery_files::subvolume::SubvolumeInfo;
+use rookery_files::FileError;
 use rookery_orchestrator::Layout;
 
+use crate::api::{self, Body, Client, Refusal};
+use crate::control::{CreateSubvolume, ErrorBody, Resize};
 use crate::{CmdResult, Failure, Output};
 
 #[derive(Args)]
@@ -80,16 +85,30 @@ fn failure(e: FileError) -> Failure {
     }
 }
 
-fn size(text: &str) -> Result<u64, Failure> {
-    let q = rookery_spec::Quantity::parse(text.trim())
-        .map_err(|e| Failure::bad_input(format!("--size: {e}; nothing was changed")))?;
-    if q.0 == 0 {
-        return Err(Failure::bad_input(
-            "--size: a subvolume needs a size above zero, such as 1Gi; nothing was changed",
-        ));
+/// The API's error as the CLI words it: 4xx is a refusal of the request (exit 2), its field worded as
+/// the option that sets it (names are positional, which the message already names).
+fn api_failure(status: u16, e: ErrorBody) -> Failure {
+    if (400..500).contains(&status) {
+        let prefix = match e.field.as_deref() {
+            Some("size") => "--size: ",
+            _ => "",
+        };
+        Failure::bad_input(format!("{prefix}{}; nothing was changed", e.message))
+    } else {
+        Failure::from(anyhow!(e.message))
     }
-    Ok(q.0)
 }
+
+fn subvolumes_path(fs: &str) -> String {
+    format!("/v1/filesystems/{}/subvolumes", api::enc(fs))
+}
+
+fn subvolume_path(fs: &str, name: &str) -> String {
+    format!("{}/{}", subvolumes_path(fs), api::enc(name))
+}
+
+/// A quota change or removal waits on the MDS; a slow one is not a failure.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn print_json(v: &impl serde::Serialize) -> CmdResult {
     println!(
@@ -103,7 +122,7 @@ fn human(b: u64) -> String {
     rookery_orchestrator::preflight::human(b)
 }
 
-fn show(info: &subvolume::SubvolumeInfo, mounts: &[mount::FsMount], fs: &str) -> String {
+fn show(info: &SubvolumeInfo, mounts: &[mount::FsMount], fs: &str) -> String {
     let here: Vec<String> = mounts
         .iter()
         .filter(|m| m.fs == fs && m.subvolume.as_deref() == Some(info.name.as_str()))
@@ -201,9 +220,11 @@ pub fn run(layout: &Layout, args: &FsArgs, output: Output) -> CmdResult {
 }
 
 fn subvolume_cmd(layout: &Layout, cmd: &SubvolumeCommand, output: Output) -> CmdResult {
-    let rados = super::connect(layout)?;
+    let client = Client::new(layout)?;
+    // This host's mounts, read here only to show where each subvolume is mounted.
     let mounts = mount::list(&layout.root).unwrap_or_default();
-    let one = |info: subvolume::SubvolumeInfo, fs: &str, verb: &str| -> CmdResult {
+    let word = |r: Refusal| r.word(api_failure);
+    let one = |info: SubvolumeInfo, fs: &str, verb: &str| -> CmdResult {
         match output {
             Output::Json => print_json(&info),
             Output::Text => {
@@ -216,22 +237,39 @@ fn subvolume_cmd(layout: &Layout, cmd: &SubvolumeCommand, output: Output) -> Cmd
         }
     };
     match cmd {
-        SubvolumeCommand::Create { fs, name, size: s } => {
-            let bytes = size(s)?;
-            let info = subvolume::create(&rados, fs, name, bytes).map_err(failure)?;
+        SubvolumeCommand::Create { fs, name, size } => {
+            let req = CreateSubvolume {
+                name: name.clone(),
+                size: size.clone(),
+            };
+            let info = client
+                .send(
+                    "POST",
+                    &subvolumes_path(fs),
+                    Some(Body::json(&req)?),
+                    CHANGE_TIMEOUT,
+                )
+                .map_err(word)?;
             one(info, fs, "created")
         }
         SubvolumeCommand::Info { fs, name } => {
-            let info = subvolume::info(&rados, fs, name).map_err(failure)?;
+            let info = client.get(&subvolume_path(fs, name)).map_err(word)?;
             one(info, fs, "")
         }
-        SubvolumeCommand::Resize { fs, name, size: s } => {
-            let bytes = size(s)?;
-            let info = subvolume::resize(&rados, fs, name, bytes, true).map_err(failure)?;
+        SubvolumeCommand::Resize { fs, name, size } => {
+            let req = Resize { size: size.clone() };
+            let info = client
+                .send(
+                    "POST",
+                    &format!("{}/resize", subvolume_path(fs, name)),
+                    Some(Body::json(&req)?),
+                    CHANGE_TIMEOUT,
+                )
+                .map_err(word)?;
             one(info, fs, "resized")
         }
         SubvolumeCommand::List { fs } => {
-            let list = subvolume::list(&rados, fs).map_err(failure)?;
+            let list: Vec<SubvolumeInfo> = client.get(&subvolumes_path(fs)).map_err(word)?;
             match output {
                 Output::Json => print_json(&list),
                 Output::Text => {
@@ -247,18 +285,9 @@ fn subvolume_cmd(layout: &Layout, cmd: &SubvolumeCommand, output: Output) -> Cmd
             }
         }
         SubvolumeCommand::Rm { fs, name } => {
-            let here: Vec<String> = mounts
-                .iter()
-                .filter(|m| &m.fs == fs && m.subvolume.as_deref() == Some(name.as_str()))
-                .map(|m| m.path.display().to_string())
-                .collect();
-            if !here.is_empty() {
-                return Err(Failure::bad_input(format!(
-                    "subvolume {name} is mounted at {}; unmount it first (`rookery fs unmount PATH`); nothing was changed",
-                    here.join(", ")
-                )));
-            }
-            subvolume::remove(&rados, fs, name).map_err(failure)?;
+            client
+                .send::<()>("DELETE", &subvolume_path(fs, name), None, CHANGE_TIMEOUT)
+                .map_err(word)?;
             match output {
                 Output::Json => print_json(&serde_json::json!({"removed": name, "fs": fs})),
                 Output::Text => {

@@ -4,8 +4,10 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use rookery_objects::admin::Admin;
 use rookery_objects::s3::S3;
+use std::time::Duration;
+
+use rookery_orchestrator::objects::{BucketRow, ObjectStoreError, Store, UserDetail, UserRow};
 use rookery_orchestrator::objectstore;
 use rookery_orchestrator::Layout;
 use rookery_platform::local::THIS_HOST_ADDRESS;
@@ -13,6 +15,8 @@ use rookery_spec::Resources;
 use serde_json::json;
 
 use super::resources;
+use crate::api::{self, Client, Refusal};
+use crate::control::{BucketRemoved, ErrorBody};
 use crate::{CmdResult, Failure, Output};
 
 #[derive(Args)]
@@ -107,34 +111,21 @@ fn print_json(v: &serde_json::Value) -> CmdResult {
 }
 
 /// The store named, or the only one.
-fn pick_store(res: &Resources, asked: &Option<String>) -> Result<(String, u16), Failure> {
-    let stores: Vec<(String, u16)> = res
-        .object_stores
-        .iter()
-        .map(|s| {
-            (
-                s.metadata.name.clone(),
-                u16::try_from(s.spec.gateway.port).unwrap_or(0),
-            )
-        })
-        .collect();
-    match asked {
-        Some(name) => stores.into_iter().find(|(n, _)| n == name).ok_or_else(|| {
-            Failure::bad_input(format!(
-                "there is no object store {name:?}; `rookery status` lists them"
-            ))
-        }),
-        None => match stores.as_slice() {
-            [one] => Ok(one.clone()),
-            [] => Err(Failure::bad_input(
+fn pick_store(res: &Resources, asked: &Option<String>) -> Result<Store, Failure> {
+    let name = match asked {
+        Some(name) => name.clone(),
+        None => match res.object_stores.as_slice() {
+            [one] => one.metadata.name.clone(),
+            [] => return Err(Failure::bad_input(
                 "this cluster has no object store; create one with `rookery apply -f object-store.yaml`",
             )),
-            many => Err(Failure::bad_input(format!(
+            many => return Err(Failure::bad_input(format!(
                 "this cluster has several object stores ({}); name one with --store",
-                many.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter().map(|s| s.metadata.name.as_str()).collect::<Vec<_>>().join(", ")
             ))),
         },
-    }
+    };
+    Store::find(res, &name).map_err(|e| Failure::bad_input(e.to_string()))
 }
 
 fn user_doc(name: &str, store: &str) -> serde_json::Value {
@@ -149,29 +140,28 @@ fn s3_failure(e: rookery_objects::ObjectError) -> Failure {
     }
 }
 
+/// The API's error as the CLI words it: 4xx is a refusal of the request (exit 2).
+fn api_failure(status: u16, e: ErrorBody) -> Failure {
+    let message = match e.code.as_str() {
+        "bucket_not_empty" => e
+            .message
+            .replace("remove it with its objects", "add --purge-objects"),
+        _ => e.message,
+    };
+    if (400..500).contains(&status) {
+        Failure::bad_input(format!("{message}; nothing was changed"))
+    } else {
+        Failure::from(anyhow!(message))
+    }
+}
+
 pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
     let res = resources::saved_resources(layout)?;
-    let (store, port) = pick_store(&res, &args.store)?;
-    let user_in_spec = |name: &str| {
-        res.object_users
-            .iter()
-            .find(|u| u.metadata.name == name && u.spec.store == store)
-    };
-    let keys_of = |name: &str| -> Result<objectstore::KeyRecord, Failure> {
-        if user_in_spec(name).is_none() {
-            return Err(Failure::bad_input(format!(
-                "object store {store} has no user {name:?}; `rookery object user list` shows them"
-            )));
-        }
-        objectstore::read(&layout.rgw_user(&store, name))
-            .map_err(|e| Failure::from(anyhow!(e)))?
-            .ok_or_else(|| {
-                Failure::from(anyhow!(
-                    "user {name} is not made yet; `rookery status` shows what the supervisor is doing"
-                ))
-            })
-    };
-    let admin = || -> Result<Admin, Failure> { resources::store_admin(layout, &res, &store) };
+    let store = pick_store(&res, &args.store)?;
+    let client = Client::new(layout)?;
+    let word = |r: Refusal| r.word(api_failure);
+    let base = format!("/v1/objectstores/{}", api::enc(&store.name));
+    let name_of = &store.name;
     match &args.command {
         ObjectCommand::User(UserCommand::Create {
             name,
@@ -180,12 +170,12 @@ pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
             max_size,
             max_objects,
         }) => {
-            if user_in_spec(name).is_some() {
+            if store.has_user(&res, name) {
                 return Err(Failure::bad_input(format!(
-                    "object store {store} already has a user {name}; choose another name (`rookery object user show {name}` shows it); nothing was changed"
+                    "object store {name_of} already has a user {name}; choose another name (`rookery object user show {name}` shows it); nothing was changed"
                 )));
             }
-            let mut doc = user_doc(name, &store);
+            let mut doc = user_doc(name, name_of);
             if let Some(d) = display_name {
                 doc["spec"]["displayName"] = json!(d);
             }
@@ -206,38 +196,35 @@ pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
             resources::apply_text(layout, &text, "the new user", output)
         }
         ObjectCommand::User(UserCommand::Show { name, show_secret }) => {
-            let keys = keys_of(name)?;
-            let info = admin()?
-                .user(name)
-                .map_err(|e| Failure::from(anyhow!(e)))?
-                .ok_or_else(|| Failure::from(anyhow!("the gateway does not know user {name}")))?;
-            let buckets = admin()?
-                .buckets(name)
-                .map_err(|e| Failure::from(anyhow!(e)))?;
-            let secret = if *show_secret {
-                keys.secret_key.clone()
-            } else {
-                "(hidden; add --show-secret)".into()
-            };
-            let v = json!({"store": store, "user": name, "display_name": info.display_name,
-                "endpoint": format!("http://{}", objectstore::endpoint(THIS_HOST_ADDRESS, port)),
-                "access_key": keys.access_key, "secret_key": secret,
-                "max_buckets": info.max_buckets, "quota": info.user_quota,
-                "capabilities": rookery_objects::admin::caps_text(&info.caps), "buckets": buckets});
+            let path = format!(
+                "{base}/users/{}{}",
+                api::enc(name),
+                if *show_secret {
+                    "?showSecrets=true"
+                } else {
+                    ""
+                }
+            );
+            let u: UserDetail = client.get(&path).map_err(word)?;
+            let secret = u
+                .secret_key
+                .clone()
+                .unwrap_or_else(|| "(hidden; add --show-secret)".into());
+            let v = json!({"store": u.store, "user": u.user, "display_name": u.display_name,
+                "endpoint": u.endpoint, "access_key": u.access_key, "secret_key": secret,
+                "max_buckets": u.max_buckets, "quota": u.quota,
+                "capabilities": u.capabilities, "buckets": u.buckets});
             match output {
                 Output::Json => print_json(&v),
                 Output::Text => {
                     println!(
-                        "user {name} of object store {store} ({})",
-                        info.display_name
+                        "user {name} of object store {} ({})",
+                        u.store, u.display_name
                     );
-                    println!(
-                        "  endpoint    http://{}",
-                        objectstore::endpoint(THIS_HOST_ADDRESS, port)
-                    );
-                    println!("  access key  {}", keys.access_key);
+                    println!("  endpoint    {}", u.endpoint);
+                    println!("  access key  {}", u.access_key);
                     println!("  secret key  {secret}");
-                    let q = &info.user_quota;
+                    let q = &u.quota;
                     let limit = |n: i64, f: &dyn Fn(i64) -> String| {
                         if q.enabled && n >= 0 {
                             f(n)
@@ -250,14 +237,14 @@ pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
                         limit(q.max_size, &|n| rookery_spec::Quantity(n as u64)
                             .to_string()),
                         limit(q.max_objects, &|n| n.to_string()),
-                        info.max_buckets
+                        u.max_buckets
                     );
                     println!(
                         "  buckets     {}",
-                        if buckets.is_empty() {
+                        if u.buckets.is_empty() {
                             "none".into()
                         } else {
-                            buckets.join(", ")
+                            u.buckets.join(", ")
                         }
                     );
                     Ok(())
@@ -265,28 +252,21 @@ pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
             }
         }
         ObjectCommand::User(UserCommand::List) => {
-            let admin = admin()?;
-            let mut rows = Vec::new();
-            for u in res.object_users.iter().filter(|u| u.spec.store == store) {
-                let name = &u.metadata.name;
-                let buckets = admin.buckets(name).unwrap_or_default();
-                let access = objectstore::read(&layout.rgw_user(&store, name))
-                    .ok()
-                    .flatten()
-                    .map(|k| k.access_key)
-                    .unwrap_or_else(|| "(not made yet)".into());
-                rows.push(json!({"user": name, "access_key": access, "buckets": buckets.len()}));
-            }
+            let rows: Vec<UserRow> = client.get(&format!("{base}/users")).map_err(word)?;
+            let not_made = "(not made yet)";
             match output {
-                Output::Json => print_json(&json!(rows)),
+                Output::Json => print_json(&json!(rows
+                    .iter()
+                    .map(|r| json!({"user": r.user, "access_key": r.access_key.as_deref().unwrap_or(not_made), "buckets": r.buckets}))
+                    .collect::<Vec<_>>())),
                 Output::Text => {
                     println!("{:<24} {:<22} BUCKETS", "USER", "ACCESS KEY");
                     for r in rows {
                         println!(
                             "{:<24} {:<22} {}",
-                            r["user"].as_str().unwrap_or_default(),
-                            r["access_key"].as_str().unwrap_or_default(),
-                            r["buckets"]
+                            r.user,
+                            r.access_key.as_deref().unwrap_or(not_made),
+                            r.buckets
                         );
                     }
                     Ok(())
@@ -297,48 +277,43 @@ pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
             name,
             yes_delete_buckets,
         }) => {
-            if user_in_spec(name).is_none() {
+            if !store.has_user(&res, name) {
                 return Err(Failure::bad_input(format!(
-                    "object store {store} has no user {name:?}; nothing was changed"
+                    "object store {name_of} has no user {name:?}; nothing was changed"
                 )));
             }
-            let text = serde_yaml::to_string(&user_doc(name, &store))
+            let text = serde_yaml::to_string(&user_doc(name, name_of))
                 .map_err(|e| Failure::from(anyhow!(e)))?;
             resources::delete_text(layout, &text, "the user", *yes_delete_buckets, output)
         }
         ObjectCommand::Bucket(BucketCommand::Create { bucket, user }) => {
-            let keys = keys_of(user)?;
+            // S3 with the user's own keys, from this host: the bucket is the user's, not the admin's.
+            let keys = store.keys(layout, &res, user).map_err(|e| match e {
+                ObjectStoreError::NoUser { .. } => Failure::bad_input(e.to_string()),
+                other => Failure::from(anyhow!(other)),
+            })?;
             S3::new(
-                objectstore::endpoint(THIS_HOST_ADDRESS, port),
+                objectstore::endpoint(THIS_HOST_ADDRESS, store.port),
                 keys.credentials(),
             )
             .create_bucket(bucket)
             .map_err(s3_failure)?;
             match output {
                 Output::Json => {
-                    print_json(&json!({"bucket": bucket, "owner": user, "store": store}))
+                    print_json(&json!({"bucket": bucket, "owner": user, "store": name_of}))
                 }
                 Output::Text => {
-                    println!("bucket {bucket} created for {user} in {store}");
+                    println!("bucket {bucket} created for {user} in {name_of}");
                     Ok(())
                 }
             }
         }
         ObjectCommand::Bucket(BucketCommand::List { user }) => {
-            let admin = admin()?;
-            let names = admin
-                .buckets(user.as_deref().unwrap_or(""))
-                .map_err(|e| Failure::from(anyhow!(e)))?;
-            let mut rows = Vec::new();
-            for b in names {
-                let stats = admin
-                    .bucket_stats(&b)
-                    .map_err(|e| Failure::from(anyhow!(e)))?;
-                let (bytes, objects) = stats.usage();
-                rows.push(
-                    json!({"bucket": b, "owner": stats.owner, "bytes": bytes, "objects": objects}),
-                );
-            }
+            let path = match user {
+                Some(u) => format!("{base}/buckets?user={}", api::enc(u)),
+                None => format!("{base}/buckets"),
+            };
+            let rows: Vec<BucketRow> = client.get(&path).map_err(word)?;
             match output {
                 Output::Json => print_json(&json!(rows)),
                 Output::Text => {
@@ -349,12 +324,10 @@ pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
                     for r in rows {
                         println!(
                             "{:<32} {:<20} {:>10} {:>8}",
-                            r["bucket"].as_str().unwrap_or_default(),
-                            r["owner"].as_str().unwrap_or_default(),
-                            rookery_orchestrator::preflight::human(
-                                r["bytes"].as_u64().unwrap_or(0)
-                            ),
-                            r["objects"]
+                            r.bucket,
+                            r.owner,
+                            rookery_orchestrator::preflight::human(r.bytes),
+                            r.objects
                         );
                     }
                     Ok(())
@@ -365,17 +338,19 @@ pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
             bucket,
             purge_objects,
         }) => {
-            let admin = admin()?;
-            let stats = admin.bucket_stats(bucket).map_err(s3_failure)?;
-            let (_, objects) = stats.usage();
-            if objects > 0 && !purge_objects {
-                return Err(Failure::bad_input(format!(
-                    "bucket {bucket} holds {objects} objects; delete them first, or add --purge-objects; nothing was changed"
-                )));
-            }
-            admin
-                .remove_bucket(bucket, *purge_objects)
-                .map_err(|e| Failure::from(anyhow!(e)))?;
+            let path = format!(
+                "{base}/buckets/{}{}",
+                api::enc(bucket),
+                if *purge_objects {
+                    "?purgeObjects=true"
+                } else {
+                    ""
+                }
+            );
+            let removed: BucketRemoved = client
+                .send("DELETE", &path, None, Duration::from_secs(300))
+                .map_err(word)?;
+            let objects = removed.objects_removed;
             match output {
                 Output::Json => print_json(&json!({"removed": bucket, "objects_removed": objects})),
                 Output::Text => {

@@ -1,23 +1,20 @@
-//! `rookery apply -f`, `rookery delete -f` and `rookery get`: Rook resources on a running cluster.
+//! `rookery apply -f`, `rookery delete -f` and `rookery get`: Rook resources on a running cluster, as
+//! requests to the supervisor's control API.
 //!
 //! The cluster's saved spec (`spec.yaml`) is the set of resources; apply and delete edit that set, and the
 //! supervisor reconciles to it. Deleting a pool also removes it from Ceph, refused while volumes live in it.
 
-use rookery_orchestrator::teardown::Blocker;
-use rookery_platform::local::{LocalPlatform, THIS_HOST_ADDRESS};
-use rookery_platform::Platform;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
-use rookery_orchestrator::report::ClusterReport;
-use rookery_orchestrator::resources::{self, Apply, Delete, ResourceError};
+use rookery_orchestrator::resources::{self, Deleted, PoolRow, ResourceError};
 use rookery_orchestrator::Layout;
 use serde_json::json;
-use serde_yaml::Value;
 
-use crate::api::{self, CallError};
+use crate::api::{self, Body, Client};
+use crate::control::{ApplyResult, ErrorBody};
 use crate::{CmdResult, Failure, Output};
 
 #[derive(Args)]
@@ -47,7 +44,7 @@ pub enum Kind {
     Pools,
 }
 
-/// The CLI's words for a resource error: what the library says, with the command or option to use.
+/// The CLI's words for a resource error found here (validating a spec before `up`, reading the saved one).
 pub fn resource_failure(e: ResourceError) -> Failure {
     let message = match &e {
         ResourceError::Invalid { origin, errors } => {
@@ -63,15 +60,6 @@ pub fn resource_failure(e: ResourceError) -> Failure {
         }
         ResourceError::NotYaml { detail, .. } => format!("not YAML: {detail}"),
         ResourceError::NoCluster(dir) => format!("{dir} holds no cluster; run `rookery up` first"),
-        ResourceError::ClusterDelete => "deleting the CephCluster destroys all its data; that is `rookery down --purge --yes-really-destroy-data`".into(),
-        ResourceError::OtherCluster { .. } => format!("{e}; use that cluster's --data-dir"),
-        ResourceError::PortInUse { .. } | ResourceError::ProgramMissing { .. } => {
-            format!("{e}; nothing was changed")
-        }
-        ResourceError::Blocked(blockers) => match blockers.first() {
-            Some(b) => format!("{b} ({}); nothing was changed", how_to_unblock(b)),
-            None => e.to_string(),
-        },
         _ => e.to_string(),
     };
     if e.is_bad_input() {
@@ -81,9 +69,31 @@ pub fn resource_failure(e: ResourceError) -> Failure {
     }
 }
 
-fn key(doc: &Value) -> (String, String) {
-    resources::key(doc)
+/// The CLI's words for the API's refusal of an apply or delete of `origin`: the API names the documents
+/// "the request body"; the CLI names its file, and the command or option that clears a blocker.
+fn api_failure(origin: &str, status: u16, error: ErrorBody) -> Failure {
+    let message = match error.message.strip_prefix(REQUEST_BODY) {
+        Some(rest) => format!("{origin}{rest}"),
+        None => error.message.clone(),
+    };
+    let message = match error.code.as_str() {
+        "cluster_delete_refused" => "deleting the CephCluster destroys all its data; that is `rookery down --purge --yes-really-destroy-data`".into(),
+        "other_cluster" => format!("{message}; use that cluster's --data-dir"),
+        "port_in_use" | "program_missing" => format!("{message}; nothing was changed"),
+        "reconcile_blocked" | "not_reconciled" | "not_yaml" => message,
+        code => match how_to_unblock(code) {
+            Some(how) => format!("{message} ({how}); nothing was changed"),
+            None if status == 400 => {
+                message.replacen(" is not valid:", " is not valid; nothing was changed:", 1)
+            }
+            None => message,
+        },
+    };
+    api::plain(status, ErrorBody { message, ..error })
 }
+
+/// How the API names the documents it was sent.
+const REQUEST_BODY: &str = "the request body";
 
 fn read_file(file: &Path) -> Result<String, Failure> {
     std::fs::read_to_string(file)
@@ -95,84 +105,43 @@ pub fn saved_resources(layout: &Layout) -> Result<rookery_spec::Resources, Failu
     resources::saved_resources(layout).map_err(resource_failure)
 }
 
-/// Waits until the supervisor reconciled to `text` and has nothing left to do; returns what it reports.
-fn wait_reconciled(
-    layout: &Layout,
-    text: &str,
-    limit: Duration,
-) -> Result<Option<ClusterReport>, Failure> {
-    let rt = crate::runtime()?;
-    let digest = rookery_orchestrator::spec_digest(text);
-    let deadline = Instant::now() + limit;
-    loop {
-        match rt.block_on(api::call::<ClusterReport>(
-            &layout.socket(),
-            "GET",
-            api::STATUS,
-            Duration::from_secs(30),
-        )) {
-            Ok(r) => {
-                let info = r.reconcile.clone().unwrap_or_default();
-                if info.settled_on(&digest) {
-                    return Ok(Some(r));
-                }
-                if Instant::now() > deadline {
-                    return Err(Failure::from(anyhow!(
-                        "the change is saved but not reconciled after {} s: {}",
-                        limit.as_secs(),
-                        info.last_error
-                            .or(info.waiting)
-                            .unwrap_or_else(|| info.pending.join("; "))
-                    )));
-                }
-            }
-            Err(CallError::NotRunning) => return Ok(None),
-            Err(CallError::Failed(e)) => return Err(Failure::from(e)),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+/// An apply waits for the supervisor's reconcile (up to 180 s on its side).
+const APPLY_TIMEOUT: Duration = Duration::from_secs(240);
+/// A delete waits for the supervisor to drop the documents, then removes pools, buckets and keys.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn apply(layout: &Layout, args: &FileArgs, output: Output) -> CmdResult {
     let text = read_file(&args.file)?;
     apply_text(layout, &text, &args.file.display().to_string(), output)
 }
 
-/// Applies resources given as text: validate with the whole spec, save, wait for the supervisor, and show
-/// the keys of users made now (the only time they are printed without `--show-secret`).
+/// Applies resources given as text through the supervisor, which validates them with the whole spec,
+/// saves and reconciles; shows the keys of users made now (the only time they are printed without
+/// `--show-secret`).
 pub fn apply_text(layout: &Layout, text: &str, origin: &str, output: Output) -> CmdResult {
-    let platform = LocalPlatform::new(&layout.root);
-    let applied = Apply::prepare(layout, &platform, text, origin).map_err(resource_failure)?;
-    applied.save(layout).map_err(resource_failure)?;
-    let new = &applied.new;
-    let names = applied.names();
-    let report = wait_reconciled(layout, &applied.merged, Duration::from_secs(180))?;
-    let blocked = report
-        .as_ref()
-        .and_then(|r| r.reconcile.as_ref())
-        .map(|i| i.blocked.clone())
-        .unwrap_or_default();
-    let new_keys = applied.new_users(layout).map_err(resource_failure)?;
+    let client = Client::new(layout)?;
+    let applied: ApplyResult = client
+        .send(
+            "POST",
+            "/v1/resources",
+            Some(Body::yaml(text)),
+            APPLY_TIMEOUT,
+        )
+        .map_err(|r| r.word(|status, e| api_failure(origin, status, e)))?;
     match output {
         Output::Json => {
-            let users = &new_keys;
+            // `blocked` stays for scripts written against earlier versions: a blocked apply now fails.
+            let no_blockers: [&str; 0] = [];
             println!(
                 "{}",
-                json!({"applied": names, "reconciled": report.is_some(), "blocked": blocked, "new_users": users})
+                json!({"applied": applied.applied, "reconciled": applied.reconciled, "blocked": no_blockers, "new_users": applied.new_users})
             )
         }
         Output::Text => {
-            for n in &names {
-                println!(
-                    "{n} applied{}",
-                    if report.is_some() {
-                        ""
-                    } else {
-                        " (the cluster is stopped: `rookery up` reconciles it)"
-                    }
-                );
+            for n in &applied.applied {
+                println!("{n} applied");
             }
-            for u in &new_keys {
+            for u in &applied.new_users {
                 println!("user {} of object store {}:", u.user, u.store);
                 println!("  access key  {}", u.access_key);
                 println!("  secret key  {}", u.secret_key);
@@ -181,52 +150,12 @@ pub fn apply_text(layout: &Layout, text: &str, origin: &str, output: Output) -> 
                     u.user
                 );
             }
-            for doc in new.iter().filter(|d| key(d).0 == "CephObjectStore") {
-                let port = doc
-                    .get("spec")
-                    .and_then(|s| s.get("gateway"))
-                    .and_then(|g| g.get("port"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                println!(
-                    "object store {}: S3 endpoint http://127.0.0.1:{port}",
-                    key(doc).1
-                );
-            }
-            for b in &blocked {
-                eprintln!("warning: {b}");
+            for s in &applied.object_stores {
+                println!("object store {}: S3 endpoint {}", s.store, s.endpoint);
             }
         }
     }
-    if blocked.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::bad_input(format!(
-            "saved, but rookery cannot carry it out: {}",
-            blocked.join("; ")
-        )))
-    }
-}
-
-/// The spec's object store named `store`, with its gateway port.
-pub fn store_admin(
-    layout: &Layout,
-    res: &rookery_spec::Resources,
-    store: &str,
-) -> Result<rookery_objects::admin::Admin, Failure> {
-    let port = res
-        .object_stores
-        .iter()
-        .find(|s| s.metadata.name == store)
-        .map(|s| u16::try_from(s.spec.gateway.port).unwrap_or(0))
-        .ok_or_else(|| Failure::bad_input(format!("there is no object store {store:?}")))?;
-    rookery_orchestrator::objectstore::admin(layout, store, THIS_HOST_ADDRESS, port)
-        .map_err(|e| Failure::from(anyhow!(e)))?
-        .ok_or_else(|| {
-            Failure::from(anyhow!(
-                "object store {store} is not set up yet; wait for `rookery status` to show it"
-            ))
-        })
+    Ok(())
 }
 
 pub fn delete(layout: &Layout, args: &DeleteArgs, output: Output) -> CmdResult {
@@ -235,8 +164,8 @@ pub fn delete(layout: &Layout, args: &DeleteArgs, output: Output) -> CmdResult {
     delete_text(layout, &text, &origin, args.yes_delete_buckets, output)
 }
 
-/// Deletes the resources given as text: the orchestrator plans the teardown and names what blocks it
-/// (volumes, subvolumes, mounts, users, buckets), in which case nothing changes.
+/// Deletes the resources given as text through the supervisor: the orchestrator plans the teardown and
+/// names what blocks it (volumes, subvolumes, mounts, users, buckets), in which case nothing changes.
 pub fn delete_text(
     layout: &Layout,
     text: &str,
@@ -244,17 +173,15 @@ pub fn delete_text(
     yes_delete_buckets: bool,
     output: Output,
 ) -> CmdResult {
-    let current = saved_resources(layout)?;
-    let rados = super::connect(layout)?;
-    let admin_of = |store: &str| store_admin(layout, &current, store).ok();
-    let delete = Delete::prepare(&rados, layout, text, origin, yes_delete_buckets, &admin_of)
-        .map_err(resource_failure)?;
-    delete.start(layout, &admin_of).map_err(resource_failure)?;
-    wait_reconciled(layout, &delete.merged, Duration::from_secs(60))?;
-    let stores = LocalPlatform::new(&layout.root).stores();
-    let done = delete
-        .finish(&rados, layout, stores.as_ref(), &admin_of)
-        .map_err(resource_failure)?;
+    let client = Client::new(layout)?;
+    let path = if yes_delete_buckets {
+        "/v1/resources/delete?yesDeleteBuckets=true"
+    } else {
+        "/v1/resources/delete"
+    };
+    let done: Deleted = client
+        .send("POST", path, Some(Body::yaml(text)), DELETE_TIMEOUT)
+        .map_err(|r| r.word(|status, e| api_failure(origin, status, e)))?;
     match output {
         Output::Json => println!(
             "{}",
@@ -272,21 +199,16 @@ pub fn delete_text(
     Ok(())
 }
 
-/// The commands that clear a blocker, for the terminal.
-fn how_to_unblock(b: &Blocker) -> String {
-    match b {
-        Blocker::StoreHasUsers { .. } => {
-            "`rookery object user rm NAME`, or add their documents to the file".into()
-        }
-        Blocker::PoolHasVolumes { pool, .. } => format!("`rookery volume rm NAME --pool {pool}`"),
-        Blocker::FilesystemMounted { .. } => "`rookery fs unmount PATH`".into(),
-        Blocker::FilesystemHasSubvolumes { fs, .. } => {
-            format!("`rookery fs subvolume rm {fs} NAME`")
-        }
-        Blocker::BucketsWouldBeDeleted { .. } => {
-            "`rookery object bucket rm`, or add --yes-delete-buckets".into()
-        }
-    }
+/// The commands that clear a blocker (by the API's code, `Blocker::code`), for the terminal.
+fn how_to_unblock(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "store_has_users" => "`rookery object user rm NAME`, or add their documents to the file",
+        "pool_has_volumes" => "`rookery volume rm POOL/NAME`",
+        "filesystem_mounted" => "`rookery fs unmount PATH`",
+        "filesystem_has_subvolumes" => "`rookery fs subvolume rm FS NAME`",
+        "buckets_would_be_deleted" => "`rookery object bucket rm`, or add --yes-delete-buckets",
+        _ => return None,
+    })
 }
 
 pub fn get(layout: &Layout, args: &GetArgs, output: Output) -> CmdResult {
@@ -296,8 +218,9 @@ pub fn get(layout: &Layout, args: &GetArgs, output: Output) -> CmdResult {
 }
 
 fn get_pools(layout: &Layout, output: Output) -> CmdResult {
-    let rados = super::connect(layout)?;
-    let rows = resources::pools(&rados).map_err(|e| Failure::from(anyhow!(e)))?;
+    let rows: Vec<PoolRow> = Client::new(layout)?
+        .get("/v1/pools")
+        .map_err(|r| r.word(api::plain))?;
     match output {
         Output::Json => println!(
             "{}",
@@ -334,4 +257,49 @@ fn get_pools(layout: &Layout, output: Output) -> CmdResult {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: &str, message: &str) -> ErrorBody {
+        ErrorBody {
+            code: code.into(),
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn api_refusals_name_the_file_and_the_command_that_clears_them() {
+        let f = api_failure(
+            "pool.yaml",
+            400,
+            body(
+                "invalid_spec",
+                "the request body is not valid:\nspec.replicated.size: too big. use 3",
+            ),
+        );
+        assert_eq!(f.code, 2);
+        assert!(
+            f.message
+                .starts_with("pool.yaml is not valid; nothing was changed:\nspec.replicated.size"),
+            "{}",
+            f.message
+        );
+        let f = api_failure(
+            "pool.yaml",
+            409,
+            body("pool_has_volumes", "pool fast still holds volumes: pv"),
+        );
+        assert_eq!(f.code, 2);
+        assert!(
+            f.message.contains("`rookery volume rm POOL/NAME`"),
+            "{}",
+            f.message
+        );
+        let f = api_failure("pool.yaml", 503, body("ceph_unavailable", "no mon answers"));
+        assert_eq!((f.code, f.message.as_str()), (1, "no mon answers"));
+    }
 }

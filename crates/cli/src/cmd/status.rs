@@ -40,7 +40,7 @@ pub fn gather(layout: &Layout) -> Result<ClusterReport, Failure> {
     )) {
         Ok(r) => return Ok(r),
         Err(CallError::NotRunning) => {}
-        Err(CallError::Failed(e)) => {
+        Err(e) => {
             tracing::warn!(error = %e, "the supervisor did not answer; gathering status directly")
         }
     }

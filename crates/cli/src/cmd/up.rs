@@ -392,7 +392,7 @@ fn wait_ready(
                     tail(&layout.supervisor_log(), 15)
                 )))
             }
-            Err(CallError::Failed(e)) => tracing::debug!(error = %e, "status call failed"),
+            Err(e) => tracing::debug!(error = %e, "status call failed"),
         }
         if Instant::now() > deadline {
             if let Some(b) = &bar {

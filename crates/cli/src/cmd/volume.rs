@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
@@ -9,6 +10,8 @@ use rookery_orchestrator::Layout;
 use rookery_volumes::manage::{self, VolumeInfo};
 use rookery_volumes::{MountRequest, VolumeError};
 
+use crate::api::{self, Body, Client, Refusal};
+use crate::control::{CreateSnapshot, CreateVolume, ErrorBody, Resize, Resized, SnapshotCreated};
 use crate::{CmdResult, Failure, Output};
 
 #[derive(Args)]
@@ -113,18 +116,40 @@ fn flag(field: &str) -> Option<String> {
 
 fn failure(e: VolumeError) -> Failure {
     if let Some(field) = e.field() {
-        let prefix = flag(field).map(|f| format!("{f}: ")).unwrap_or_default();
-        Failure::bad_input(format!("{prefix}{}; nothing was changed", e.message()))
+        refusal(Some(field), &e.message())
     } else if e.is_bad_request() {
-        Failure::bad_input(format!("{e}; nothing was changed"))
+        refusal(None, &e.to_string())
     } else {
         Failure::from(anyhow!(e))
+    }
+}
+
+/// A refusal that changed nothing, with the field worded as the option that sets it.
+fn refusal(field: Option<&str>, message: &str) -> Failure {
+    let prefix = field
+        .and_then(flag)
+        .map(|f| format!("{f}: "))
+        .unwrap_or_default();
+    Failure::bad_input(format!("{prefix}{message}; nothing was changed"))
+}
+
+/// The API's error as the CLI words a volume error: 4xx is a refusal of the request (exit 2).
+fn api_failure(status: u16, e: ErrorBody) -> Failure {
+    if (400..500).contains(&status) {
+        refusal(e.field.as_deref(), &e.message)
+    } else {
+        Failure::from(anyhow!(e.message))
     }
 }
 
 /// `POOL/NAME` or `NAME` in the --pool pool.
 fn split<'a>(pool: &'a str, name: &'a str) -> (&'a str, &'a str) {
     name.split_once('/').unwrap_or((pool, name))
+}
+
+/// The API path of a volume.
+fn volume_path(pool: &str, name: &str) -> String {
+    format!("/v1/volumes/{}/{}", api::enc(pool), api::enc(name))
 }
 
 fn print_json(v: &impl serde::Serialize) -> CmdResult {
@@ -145,10 +170,13 @@ fn done(output: Output, what: serde_json::Value, text: String) -> CmdResult {
     }
 }
 
+/// Growing a filesystem and freezing mounts for a snapshot take a while on a busy host.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(180);
+
 pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
-    let rados = super::connect(layout)?;
-    let data = &layout.root;
     let p = args.pool.as_str();
+    let client = Client::new(layout)?;
+    let word = |r: Refusal| r.word(api_failure);
     match &args.command {
         VolumeCommand::Create {
             name,
@@ -157,17 +185,31 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
             data_pool,
         } => {
             let (pool, name) = split(p, name);
-            let bytes = manage::parse_size(size).map_err(failure)?;
-            manage::create_in(&rados, pool, name, bytes, fs, data_pool.as_deref())
-                .map_err(failure)?;
+            let req = CreateVolume {
+                name: name.to_string(),
+                pool: pool.to_string(),
+                size: size.clone(),
+                fs: fs.clone(),
+                data_pool: data_pool.clone(),
+            };
+            let info: VolumeInfo = client
+                .send(
+                    "POST",
+                    "/v1/volumes",
+                    Some(Body::json(&req)?),
+                    CHANGE_TIMEOUT,
+                )
+                .map_err(word)?;
             done(
                 output,
-                serde_json::json!({"created": name, "pool": pool, "size_bytes": bytes}),
+                serde_json::json!({"created": name, "pool": pool, "size_bytes": info.size_bytes}),
                 format!("created volume {pool}/{name} ({size}, {fs} on first mount)"),
             )
         }
         VolumeCommand::List => {
-            let list = manage::list(&rados, data, p).map_err(failure)?;
+            let list: Vec<VolumeInfo> = client
+                .get(&format!("/v1/volumes?pool={}", api::enc(p)))
+                .map_err(word)?;
             match output {
                 Output::Json => print_json(&list),
                 Output::Text => {
@@ -178,7 +220,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
         }
         VolumeCommand::Info { name } => {
             let (pool, name) = split(p, name);
-            let info = manage::info(&rados, data, pool, name).map_err(failure)?;
+            let info: VolumeInfo = client.get(&volume_path(pool, name)).map_err(word)?;
             match output {
                 Output::Json => print_json(&info),
                 Output::Text => {
@@ -189,22 +231,38 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
         }
         VolumeCommand::Resize { name, size } => {
             let (pool, name) = split(p, name);
-            let bytes = manage::parse_size(size).map_err(failure)?;
-            for note in manage::resize(&rados, data, pool, name, bytes).map_err(failure)? {
+            let req = Resize { size: size.clone() };
+            let resized: Resized = client
+                .send(
+                    "POST",
+                    &format!("{}/resize", volume_path(pool, name)),
+                    Some(Body::json(&req)?),
+                    CHANGE_TIMEOUT,
+                )
+                .map_err(word)?;
+            for note in &resized.notes {
                 eprintln!("note: {note}");
             }
             done(
                 output,
-                serde_json::json!({"resized": name, "size_bytes": bytes}),
+                serde_json::json!({"resized": name, "size_bytes": resized.volume.size_bytes}),
                 format!("volume {pool}/{name} is now {size}"),
             )
         }
         VolumeCommand::Snapshot(SnapshotCommand::Create { name, snapshot }) => {
             let (pool, name) = split(p, name);
-            let quiesced =
-                rookery_volumes::freeze::snapshot_consistent(&rados, data, pool, name, snapshot)
-                    .map_err(failure)?;
-            for path in &quiesced {
+            let req = CreateSnapshot {
+                name: snapshot.clone(),
+            };
+            let created: SnapshotCreated = client
+                .send(
+                    "POST",
+                    &format!("{}/snapshots", volume_path(pool, name)),
+                    Some(Body::json(&req)?),
+                    CHANGE_TIMEOUT,
+                )
+                .map_err(word)?;
+            for path in &created.frozen {
                 eprintln!(
                     "note: {} was frozen while the snapshot was taken",
                     path.display()
@@ -218,7 +276,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
         }
         VolumeCommand::Snapshot(SnapshotCommand::List { name }) => {
             let (pool, name) = split(p, name);
-            let info = manage::info(&rados, data, pool, name).map_err(failure)?;
+            let info: VolumeInfo = client.get(&volume_path(pool, name)).map_err(word)?;
             match output {
                 Output::Json => print_json(&info.snapshots),
                 Output::Text => {
@@ -235,13 +293,49 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
         }
         VolumeCommand::Snapshot(SnapshotCommand::Rm { name, snapshot }) => {
             let (pool, name) = split(p, name);
-            manage::snapshot_remove(&rados, pool, name, snapshot).map_err(failure)?;
+            client
+                .send::<()>(
+                    "DELETE",
+                    &format!(
+                        "{}/snapshots/{}",
+                        volume_path(pool, name),
+                        api::enc(snapshot)
+                    ),
+                    None,
+                    CHANGE_TIMEOUT,
+                )
+                .map_err(word)?;
             done(
                 output,
                 serde_json::json!({"removed": format!("{name}@{snapshot}")}),
                 format!("removed snapshot {pool}/{name}@{snapshot}"),
             )
         }
+        VolumeCommand::Rm { name } => {
+            let (pool, name) = split(p, name);
+            client
+                .send::<()>("DELETE", &volume_path(pool, name), None, CHANGE_TIMEOUT)
+                .map_err(word)?;
+            done(
+                output,
+                serde_json::json!({"removed": name}),
+                format!("removed volume {pool}/{name}"),
+            )
+        }
+        VolumeCommand::Mount { .. }
+        | VolumeCommand::Unmount { .. }
+        | VolumeCommand::Clone { .. }
+        | VolumeCommand::Flatten { .. } => run_here(layout, args, output),
+    }
+}
+
+/// What acts on this host's kernel (mount, unmount), and what the API does not serve yet (clone,
+/// flatten), runs here with a librados connection of its own.
+fn run_here(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
+    let rados = super::connect(layout)?;
+    let data = &layout.root;
+    let p = args.pool.as_str();
+    match &args.command {
         VolumeCommand::Clone {
             snapshot,
             new_name,
@@ -318,6 +412,9 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
                 format!("unmounted {}", paths.join(", ")),
             )
         }
+        _ => Err(Failure::from(anyhow!(
+            "this volume command is served by the supervisor"
+        ))),
     }
 }
 
