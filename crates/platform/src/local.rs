@@ -46,9 +46,14 @@ pub struct DaemonFiles {
     pub root: PathBuf,
 }
 
+/// The ceph.conf every daemon and tool of the cluster in `root` reads.
+pub(crate) fn conf_path(root: &std::path::Path) -> PathBuf {
+    root.join("ceph.conf")
+}
+
 impl DaemonFiles {
     pub fn conf(&self) -> PathBuf {
-        self.root.join("ceph.conf")
+        conf_path(&self.root)
     }
     pub fn log(&self, name: &str) -> PathBuf {
         self.root.join(format!("log/{name}.stdout"))

@@ -97,7 +97,7 @@ impl DataDirStores {
         let seed_path = self.root.join(format!("run/mon.{id}.seed.keyring"));
         keyring::write(&seed_path, seed)?;
         let made = tools::mon_mkfs(
-            &self.root.join("ceph.conf"),
+            &crate::local::conf_path(&self.root),
             id,
             &monmap,
             &seed_path,
@@ -118,7 +118,7 @@ impl DataDirStores {
             &[KeyringEntry::new(&format!("osd.{id}"), key, &[])],
         )?;
         tools::osd_mkfs(
-            &self.root.join("ceph.conf"),
+            &crate::local::conf_path(&self.root),
             id,
             uuid,
             &self.log(&format!("osd.{id}.mkfs.log")),
