@@ -30,6 +30,24 @@ impl CephConf {
             .map(String::as_str)
     }
 
+    /// Reads ceph.conf's `[section]` and `option = value` lines (comments start with `#` or `;`). Lines
+    /// outside a section belong to `global`, as Ceph reads them.
+    pub fn parse(text: &str) -> CephConf {
+        let mut conf = CephConf::default();
+        let mut section = "global".to_string();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.trim().to_string();
+            } else if let Some((k, v)) = line.split_once('=') {
+                conf.set(&section, k, v.trim());
+            }
+        }
+        conf
+    }
+
     /// `global` first, then the daemon types, then single daemons, so the file reads top-down.
     pub fn render(&self) -> String {
         let rank = |name: &str| match name {
@@ -84,6 +102,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CephErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_reads_what_render_writes_and_hand_written_files() {
+        let mut c = CephConf::default();
+        c.set("global", "fsid", "f-1");
+        c.set("mon", "mon data", "/d");
+        assert_eq!(CephConf::parse(&c.render()), c);
+        let hand = CephConf::parse("fsid = x\n; note\n[global]\n mon host = 127.0.0.1:6789 \n");
+        assert_eq!(hand.get("global", "fsid"), Some("x"));
+        assert_eq!(hand.get("global", "mon_host"), Some("127.0.0.1:6789"));
+    }
 
     #[test]
     fn renders_global_first_and_normalises_names() {

@@ -10,6 +10,7 @@
 pub mod commands;
 pub mod conf;
 mod ffi;
+pub mod identity;
 pub mod keyring;
 pub mod rados;
 pub mod rbd;
@@ -19,6 +20,7 @@ pub mod tools;
 pub mod types;
 mod wire;
 
+pub use identity::Identity;
 pub use rados::{IoCtx, Rados, Target};
 
 #[derive(Debug, thiserror::Error)]

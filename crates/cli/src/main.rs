@@ -120,6 +120,12 @@ struct SuperviseArgs {
 struct FuseServeArgs {
     #[arg(long)]
     conf: PathBuf,
+    /// The cephx user, without `client.`.
+    #[arg(long, default_value = "admin")]
+    user: String,
+    /// A file holding the user's key (else the keyring that ceph.conf names).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
     #[arg(long)]
     pool: String,
     #[arg(long)]
@@ -212,6 +218,10 @@ fn main() -> ExitCode {
         Command::PurgeTrash => cmd::purge::run(&layout),
         Command::FuseServe(a) => rookery_volumes::fuse::serve(&rookery_volumes::fuse::ServeArgs {
             conf: a.conf,
+            identity: rookery_ceph::Identity {
+                user: a.user,
+                key_file: a.key_file,
+            },
             pool: a.pool,
             image: a.image,
             dir: a.dir,

@@ -412,6 +412,7 @@ impl Backend for CephFs {
             path: staging.to_path_buf(),
             read_only: read_only_mode(cap),
             conf: d.conf.clone(),
+            identity: d.config.identity.clone(),
             data_dir: d.data_dir.clone(),
         };
         mount::mount(&d.rados, &request).map_err(|e| {

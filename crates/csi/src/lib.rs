@@ -13,6 +13,7 @@ pub mod ids;
 pub mod metrics;
 mod node;
 mod rbd;
+pub mod registration;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -55,8 +56,12 @@ pub struct Config {
     pub node_id: String,
     pub controller: bool,
     pub node: bool,
-    /// The cluster's data dir: its ceph.conf, admin keyring and this host's mount records.
+    /// This host's mount records and FUSE mount points (a standalone cluster's data dir, or a host
+    /// folder of the node plugin's pod).
     pub data_dir: PathBuf,
+    /// The cluster's ceph.conf (its mons) and who the driver acts as when a request carries no secrets.
+    pub conf: PathBuf,
+    pub identity: rookery_ceph::Identity,
     /// Names a StorageClass's `clusterID` may use for this cluster: its fsid and its name.
     pub cluster_ids: Vec<String>,
 }
@@ -108,7 +113,7 @@ pub struct Shared {
 }
 
 /// The driver as one request sees it: the shared state, and the Ceph identity the request acts as (the
-/// one in its secrets, else the cluster's admin from the data dir).
+/// one in its secrets, else the driver's own).
 #[derive(Clone)]
 pub struct Driver {
     pub(crate) rados: Arc<Rados>,
@@ -213,8 +218,10 @@ pub(crate) fn required<'a>(what: &str, v: &'a str) -> Result<&'a str, Status> {
 
 impl Driver {
     pub fn new(config: Config) -> Result<Arc<Driver>, CephError> {
-        let conf = config.data_dir.join("ceph.conf");
-        let rados = Rados::connect(&conf, "admin", std::time::Duration::from_secs(10))?;
+        let conf = config.conf.clone();
+        let rados = config
+            .identity
+            .connect(&conf, std::time::Duration::from_secs(10))?;
         // The one place the kind of volume matters: every RPC after this asks the backend.
         let backend: Box<dyn backend::Backend> = match config.kind {
             Kind::Rbd => Box::new(rbd::Rbd),
@@ -292,6 +299,13 @@ impl Driver {
             rados,
             shared: Arc::clone(&self.shared),
         })
+    }
+
+    /// Really asks the mons: a driver that cannot reach Ceph is not ready.
+    pub fn probe_cluster(&self) -> Result<(), String> {
+        rookery_ceph::commands::cluster::mon_stat(&self.rados)
+            .map(|_| ())
+            .map_err(|e| format!("Ceph does not answer: {e}"))
     }
 
     pub(crate) fn check_cluster(&self, id: &str) -> Result<(), Status> {
@@ -387,13 +401,9 @@ impl pb::identity_server::Identity for Service {
         r: Request<pb::ProbeRequest>,
     ) -> Result<Response<pb::ProbeResponse>, Status> {
         call(&self.0, "Probe", r, |d, _| {
-            // Really asks the mons: a driver that cannot reach Ceph is not ready.
-            match rookery_ceph::commands::cluster::mon_stat(&d.rados) {
-                Ok(_) => Ok(pb::ProbeResponse { ready: Some(true) }),
-                Err(e) => Err(Status::failed_precondition(format!(
-                    "Ceph does not answer: {e}"
-                ))),
-            }
+            d.probe_cluster()
+                .map(|()| pb::ProbeResponse { ready: Some(true) })
+                .map_err(|e| Status::failed_precondition(e.to_string()))
         })
         .await
     }

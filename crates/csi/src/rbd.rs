@@ -707,6 +707,7 @@ impl Backend for Rbd {
             path: staging.to_path_buf(),
             read_only,
             conf: d.conf.clone(),
+            identity: d.config.identity.clone(),
             data_dir: d.data_dir.clone(),
             raw: is_block(cap),
         };

@@ -47,6 +47,8 @@ pub struct MountRequest {
     pub path: PathBuf,
     pub read_only: bool,
     pub conf: PathBuf,
+    /// Who ceph-fuse acts as.
+    pub identity: rookery_ceph::Identity,
     pub data_dir: PathBuf,
 }
 
@@ -150,13 +152,18 @@ fn start(req: &MountRequest, root: &str, path: &Path) -> Result<u32, FileError> 
         .try_clone()
         .map_err(|e| io_err("creating the ceph-fuse log", e))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("--conf")
-        .arg(&req.conf)
-        .args(["--id", "admin", "--client_fs", &req.fs, "-r", root])
-        .arg("--log-file")
-        .arg(&log)
-        .arg(path)
-        .arg("-f");
+    cmd.arg("--conf").arg(&req.conf).args([
+        "--id",
+        &req.identity.user,
+        "--client_fs",
+        &req.fs,
+        "-r",
+        root,
+    ]);
+    if let Some(key_file) = &req.identity.key_file {
+        cmd.arg("--keyfile").arg(key_file);
+    }
+    cmd.arg("--log-file").arg(&log).arg(path).arg("-f");
     if req.read_only {
         cmd.args(["-o", "ro"]);
     }
@@ -338,6 +345,7 @@ pub fn resume_all(conf: &Path, data_dir: &Path) -> Result<Vec<Resumed>, FileErro
             path: m.path.clone(),
             read_only: m.read_only,
             conf: conf.to_path_buf(),
+            identity: rookery_ceph::Identity::admin(),
             data_dir: data_dir.to_path_buf(),
         };
         // A subvolume's path never changes, so the recorded root is used as is.

@@ -21,6 +21,8 @@ pub struct MountRequest {
     pub read_only: bool,
     /// The cluster's ceph.conf (for the FUSE server) and data dir (records, FUSE mount points).
     pub conf: PathBuf,
+    /// Who the FUSE server acts as.
+    pub identity: rookery_ceph::Identity,
     pub data_dir: PathBuf,
     /// Map only: the loop device is the result (raw block use); no filesystem is looked for, made or
     /// mounted, and `path` only names the record.
@@ -207,8 +209,14 @@ fn path_tag(path: &Path) -> String {
 /// Starts the FUSE server for one image and waits until it serves the image file.
 fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), VolumeError> {
     std::fs::create_dir_all(fuse_dir)?;
-    let mut cmd =
-        tools::fuse_server_command(&req.conf, &req.pool, &req.volume, fuse_dir, req.read_only)?;
+    let mut cmd = tools::fuse_server_command(
+        &req.conf,
+        &req.identity,
+        &req.pool,
+        &req.volume,
+        fuse_dir,
+        req.read_only,
+    )?;
     let log_path = req
         .data_dir
         .join("log")
@@ -614,6 +622,7 @@ pub fn resume_all(
             path: rec.path.clone(),
             read_only: rec.read_only,
             conf: conf.to_path_buf(),
+            identity: rookery_ceph::Identity::admin(),
             data_dir: data_dir.to_path_buf(),
             raw: rec.fstype == "none",
         };

@@ -29,6 +29,8 @@ use crate::VolumeError;
 #[derive(Debug, Clone)]
 pub struct ServeArgs {
     pub conf: PathBuf,
+    /// Who the server acts as.
+    pub identity: rookery_ceph::Identity,
     pub pool: String,
     pub image: String,
     /// Where to mount; the image appears as `<dir>/<image>`.
@@ -288,8 +290,18 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
     // resident instead of 390-460 MB, at the same throughput.
     // SAFETY: mallopt only changes allocator tuning; called before librados starts its threads.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
-    let rados =
-        Rados::connect_data_path(&args.conf, "admin", Duration::from_secs(30), WRITE_CACHE)?;
+    let key = args.identity.options()?;
+    let options: Vec<(&str, &str)> = WRITE_CACHE
+        .iter()
+        .copied()
+        .chain(key.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .collect();
+    let rados = Rados::connect_data_path(
+        &args.conf,
+        &args.identity.user,
+        Duration::from_secs(30),
+        &options,
+    )?;
     let io = rados.ioctx(&args.pool)?;
     let image = AioImage::open(&io, &args.image)?;
     let dev = OpenOptions::new()

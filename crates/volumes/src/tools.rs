@@ -202,6 +202,7 @@ pub fn grow_unmounted_ext4(device: &Path, device_size: u64) -> Result<bool, Tool
 /// [`crate::fuse::is_server`] finds it.
 pub fn fuse_server_command(
     conf: &Path,
+    identity: &rookery_ceph::Identity,
     pool: &str,
     image: &str,
     mount_dir: &Path,
@@ -212,11 +213,17 @@ pub fn fuse_server_command(
         "fuse-serve".to_string(),
         "--conf".into(),
         conf.display().to_string(),
+        "--user".into(),
+        identity.user.clone(),
         "--pool".into(),
         pool.to_string(),
         "--image".into(),
         image.to_string(),
     ];
+    if let Some(key_file) = &identity.key_file {
+        args.push("--key-file".into());
+        args.push(key_file.display().to_string());
+    }
     if read_only {
         args.push("--read-only".into());
     }

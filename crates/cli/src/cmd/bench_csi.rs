@@ -207,6 +207,8 @@ pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
         controller: true,
         node: true,
         data_dir: layout.root.clone(),
+        conf: layout.conf(),
+        identity: rookery_ceph::Identity::admin(),
         cluster_ids: vec![state.fsid.clone(), state.name.clone()],
     })
     .map_err(|e| Failure::from(anyhow!(e)))?;

@@ -451,6 +451,7 @@ fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
             path: mnt.clone(),
             read_only: false,
             conf: conf.clone(),
+            identity: rookery_ceph::Identity::admin(),
             data_dir: data.clone(),
             raw: false,
         };

@@ -1,7 +1,9 @@
-//! `rookery csi`: the CSI driver for this cluster's RBD volumes, served over gRPC on a unix socket until
-//! SIGTERM or Ctrl-C, with its per-RPC metrics on 127.0.0.1 when asked for.
+//! `rookery csi`: the CSI driver (RBD or CephFS volumes), served over gRPC on a unix socket until SIGTERM
+//! or Ctrl-C, with its per-RPC metrics and a health check on 127.0.0.1 when asked for. The cluster is the
+//! standalone one of the data dir, or (in Kubernetes) one named by a ceph.conf and a Secret's credentials;
+//! the node service can register itself with the kubelet.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::anyhow;
@@ -31,6 +33,89 @@ pub struct CsiArgs {
     /// only (0 picks a free port, printed at start).
     #[arg(long, value_name = "127.0.0.1:PORT")]
     pub metrics_address: Option<String>,
+    /// The cluster's ceph.conf (its fsid and mon_host; in Kubernetes the ConfigMap that `rookery k8s
+    /// export` writes), instead of the standalone cluster in the data dir.
+    #[arg(long, value_name = "FILE", requires = "credentials")]
+    pub ceph_conf: Option<PathBuf>,
+    /// With --ceph-conf: a folder holding the files `userID` and `userKey` (a mounted Secret): the Ceph
+    /// user the driver acts as when a request carries no secrets of its own.
+    #[arg(long, value_name = "DIR", requires = "ceph_conf")]
+    pub credentials: Option<PathBuf>,
+    /// Register the node service with the kubelet through a socket in DIR (the kubelet's
+    /// plugins_registry folder, as mounted here), as node-driver-registrar does.
+    #[arg(long, value_name = "DIR", requires = "kubelet_endpoint")]
+    pub kubelet_registration_dir: Option<PathBuf>,
+    /// With --kubelet-registration-dir: --endpoint's socket as the kubelet sees it on the host.
+    #[arg(long, value_name = "PATH", requires = "kubelet_registration_dir")]
+    pub kubelet_endpoint: Option<PathBuf>,
+}
+
+/// Where the driver finds its cluster and who it acts as.
+struct ClusterAccess {
+    conf: PathBuf,
+    identity: rookery_ceph::Identity,
+    cluster_ids: Vec<String>,
+}
+
+/// The standalone cluster of the data dir, acting as its admin.
+fn standalone(layout: &Layout) -> Result<ClusterAccess, Failure> {
+    let state = ClusterState::load(layout)
+        .map_err(|e| Failure::from(anyhow!(e)))?
+        .ok_or_else(|| {
+            Failure::bad_input(format!(
+                "{} holds no cluster; run `rookery up` first, or name an external cluster with --ceph-conf and --credentials",
+                layout.root.display()
+            ))
+        })?;
+    Ok(ClusterAccess {
+        conf: layout.conf(),
+        identity: rookery_ceph::Identity::admin(),
+        cluster_ids: vec![state.fsid, state.name],
+    })
+}
+
+/// A cluster named by its ceph.conf, acting as the user in `credentials` (userID, userKey).
+fn external(conf: &Path, credentials: &Path) -> Result<ClusterAccess, Failure> {
+    let text = std::fs::read_to_string(conf).map_err(|e| {
+        Failure::bad_input(format!(
+            "--ceph-conf {}: cannot read it: {e}",
+            conf.display()
+        ))
+    })?;
+    let parsed = rookery_ceph::conf::CephConf::parse(&text);
+    let fsid = parsed.get("global", "fsid").ok_or_else(|| {
+        Failure::bad_input(format!(
+            "--ceph-conf {}: it names no fsid; write it with `rookery k8s export`",
+            conf.display()
+        ))
+    })?;
+    if parsed.get("global", "mon_host").is_none() {
+        return Err(Failure::bad_input(format!(
+            "--ceph-conf {}: it names no mon_host; write it with `rookery k8s export`",
+            conf.display()
+        )));
+    }
+    let user_file = credentials.join("userID");
+    let user = std::fs::read_to_string(&user_file).map_err(|e| {
+        Failure::bad_input(format!(
+            "--credentials {}: cannot read userID: {e}",
+            credentials.display()
+        ))
+    })?;
+    let user = user.trim();
+    let user = user.strip_prefix("client.").unwrap_or(user).to_string();
+    let identity = rookery_ceph::Identity {
+        user,
+        key_file: Some(credentials.join("userKey")),
+    };
+    identity
+        .key()
+        .map_err(|e| Failure::bad_input(format!("--credentials: {e}")))?;
+    Ok(ClusterAccess {
+        conf: conf.to_path_buf(),
+        identity,
+        cluster_ids: vec![fsid.to_string()],
+    })
 }
 
 fn socket_path(endpoint: &str) -> Result<PathBuf, Failure> {
@@ -65,14 +150,20 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
         .map(|a| crate::metrics::loopback_address("--metrics-address", a))
         .transpose()
         .map_err(Failure::bad_input)?;
-    let state = ClusterState::load(layout)
-        .map_err(|e| Failure::from(anyhow!(e)))?
-        .ok_or_else(|| {
-            Failure::bad_input(format!(
-                "{} holds no cluster; run `rookery up` first",
-                layout.root.display()
-            ))
-        })?;
+    let access = match (&args.ceph_conf, &args.credentials) {
+        (Some(conf), Some(credentials)) => external(conf, credentials)?,
+        _ => standalone(layout)?,
+    };
+    let registration =
+        match (&args.kubelet_registration_dir, &args.kubelet_endpoint) {
+            (Some(dir), Some(endpoint)) if args.node || !args.controller => {
+                Some((dir.clone(), endpoint.clone()))
+            }
+            (Some(_), _) => return Err(Failure::bad_input(
+                "--kubelet-registration-dir registers the node service: drop it, or serve --node",
+            )),
+            _ => None,
+        };
     let both = !args.controller && !args.node;
     let driver = rookery_csi::Driver::new(rookery_csi::Config {
         kind,
@@ -80,7 +171,9 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
         controller: args.controller || both,
         node: args.node || both,
         data_dir: layout.root.clone(),
-        cluster_ids: vec![state.fsid.clone(), state.name.clone()],
+        conf: access.conf,
+        identity: access.identity,
+        cluster_ids: access.cluster_ids,
     })
     .map_err(|e| Failure::from(anyhow!("cannot reach the cluster: {e}")))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -102,9 +195,17 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
             eprintln!("metrics on http://{bound}/metrics");
             let metrics_of = Arc::clone(&driver);
             let render: crate::metrics::Render = Arc::new(move || metrics_of.metrics.render());
+            let health_of = Arc::clone(&driver);
+            let app = crate::metrics::router(render).route(
+                "/healthz",
+                axum::routing::get(move || {
+                    let driver = Arc::clone(&health_of);
+                    async move { health(driver).await }
+                }),
+            );
             // Ends with the runtime, when the driver has stopped.
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, crate::metrics::router(render)).await {
+                if let Err(e) = axum::serve(listener, app).await {
                     tracing::warn!(error = %e, "the metrics listener stopped");
                 }
             });
@@ -120,8 +221,53 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        rookery_csi::serve(driver, &path, shutdown)
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Some((dir, endpoint)) = registration {
+            let registration = rookery_csi::registration::Registration {
+                driver: args.driver.clone(),
+                endpoint,
+            };
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let until = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = rookery_csi::registration::serve(registration, &dir, until).await {
+                    tracing::error!(error = %e, "the kubelet registration socket stopped");
+                }
+            });
+        }
+        let served = rookery_csi::serve(driver, &path, shutdown)
             .await
-            .map_err(|e| Failure::from(anyhow!("{e}")))
+            .map_err(|e| Failure::from(anyhow!("{e}")));
+        let _ = stop_tx.send(true);
+        // Give the registration its moment to remove its socket.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        served
     })
+}
+
+/// `GET /healthz`: 200 while the driver reaches its cluster (what the CSI livenessprobe sidecar checks
+/// through Probe), 503 with the reason otherwise.
+async fn health(driver: Arc<rookery_csi::Driver>) -> (axum::http::StatusCode, String) {
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || driver.probe_cluster()),
+    )
+    .await;
+    match answer {
+        Ok(Ok(Ok(()))) => (axum::http::StatusCode::OK, "ok\n".into()),
+        Ok(Ok(Err(e))) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("{e}\n"),
+        ),
+        Ok(Err(e)) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{e}\n"),
+        ),
+        Err(_) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Ceph did not answer within 10 s\n".into(),
+        ),
+    }
 }

@@ -167,6 +167,7 @@ pub fn run(layout: &Layout, args: &FsArgs, output: Output) -> CmdResult {
                     path: path.clone(),
                     read_only: *read_only,
                     conf: layout.conf(),
+                    identity: rookery_ceph::Identity::admin(),
                     data_dir: layout.root.clone(),
                 },
             )

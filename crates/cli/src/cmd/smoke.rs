@@ -124,6 +124,7 @@ fn files(
         path: dir.path().to_path_buf(),
         read_only: false,
         conf: layout.conf(),
+        identity: rookery_ceph::Identity::admin(),
         data_dir: layout.root.clone(),
     };
     let t = Instant::now();

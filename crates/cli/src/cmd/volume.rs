@@ -387,6 +387,7 @@ fn run_here(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
                 path: path.clone(),
                 read_only: *read_only,
                 conf: layout.conf(),
+                identity: rookery_ceph::Identity::admin(),
                 data_dir: data.clone(),
                 raw: false,
             };
