@@ -10,7 +10,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${ROOKERY_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rookery/images}
 out=$repo/target/images
-binary=$repo/target/release/rookery
+binary=${ROOKERY_BINARY:-$repo/target/release/rookery}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -1)
 : "${version:?cannot read the workspace version from Cargo.toml}"
 mkdir -p "$cache" "$out"
@@ -20,7 +20,8 @@ for b in mmdebstrap catatonit sha256sum; do
 done
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
-# oci_archive NAME:TAG ARCHIVE CONFIG_JSON LAYER_TAR...: an OCI image layout holding one image, as a tar.
+# oci_archive NAME:TAG[,NAME:TAG...] ARCHIVE CONFIG_JSON LAYER_TAR...: an OCI image layout holding one
+# image (under each name given), as a tar.
 oci_archive() {
   local ref=$1 archive=$2 config_body=$3; shift 3
   local work; work=$(mktemp -d); mkdir -p "$work/blobs/sha256"
@@ -39,8 +40,11 @@ oci_archive() {
     "$cd" "$cs" "$layers" > "$work/manifest.json"
   local md ms; md=$(sha "$work/manifest.json"); ms=$(stat -c %s "$work/manifest.json")
   mv "$work/manifest.json" "$work/blobs/sha256/$md"
-  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
-    "$md" "$ms" "$ref" "${ref##*:}" > "$work/index.json"
+  local entries="" r
+  for r in ${ref//,/ }; do
+    entries+="${entries:+,}{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:$md\",\"size\":$ms,\"annotations\":{\"io.containerd.image.name\":\"$r\",\"org.opencontainers.image.ref.name\":\"${r##*:}\"}}"
+  done
+  printf '{"schemaVersion":2,"manifests":[%s]}' "$entries" > "$work/index.json"
   echo '{"imageLayoutVersion":"1.0.0"}' > "$work/oci-layout"
   tar -C "$work" -cf "$archive.tmp" oci-layout index.json blobs
   mv "$archive.tmp" "$archive"
@@ -80,4 +84,24 @@ rm -rf "$bin_root"
 oci_archive "rookery.local/rookery:$version" "$out/rookery.tar" \
   '{"Entrypoint":["/usr/local/bin/rookery"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"}' \
   "$base" "$cache/rookery-bin-layer.tar"
+# --- the CSI sidecars, built from the go.mods in k8s/ (scripts/k8s/build.sh), under the names of their
+# upstream images so that deploy/csi/ runs unchanged: one image of static binaries, each at /NAME as in
+# the upstream images, listed once per name.
+sidecar_refs=()
+sidecar_root=$(mktemp -d)
+for mod in provisioner resizer snapshotter; do
+  gomod=$repo/k8s/$mod/go.mod
+  ver=$(grep -oE 'github.com/kubernetes-csi/external-[a-z]+(/v[0-9]+)? v[0-9][^ ]*' "$gomod" | head -1 | cut -d' ' -f2)
+  for tool in $(cd "$repo/k8s/$mod" && go mod edit -json | python3 -c 'import json,sys; print(" ".join(t["Path"] for t in json.load(sys.stdin).get("Tool") or []))'); do
+    name=$(basename "$tool")
+    [ -x "$repo/target/k8s/bin/$name" ] || continue
+    install -m 755 "$repo/target/k8s/bin/$name" "$sidecar_root/$name"
+    sidecar_refs+=("registry.k8s.io/sig-storage/$name:$ver")
+  done
+done
+if [ ${#sidecar_refs[@]} -gt 0 ]; then
+  tar --numeric-owner --owner 0 --group 0 --mtime=@0 -C "$sidecar_root" -cf "$cache/sidecars-layer.tar" .
+  oci_archive "$(IFS=,; echo "${sidecar_refs[*]}")" "$out/csi-sidecars.tar" '{"WorkingDir":"/"}' "$cache/sidecars-layer.tar"
+fi
+rm -rf "$sidecar_root"
 echo "images in $out: rookery.local/rookery:$version ($(du -m "$out/rookery.tar" | cut -f1) MiB), rookery.local/pause:1; $((SECONDS - start)) s"

@@ -234,6 +234,7 @@ pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/pools", get(list_pools))
+        .route("/v1/csi/access", post(csi_access))
         .route("/v1/resources", post(apply))
         .route("/v1/resources/delete", post(delete_resources))
         .route("/v1/volumes", get(list_volumes).post(create_volume))
@@ -983,6 +984,68 @@ pub struct Pong {
     pub pid: u32,
 }
 
+/// One CSI driver's Ceph user and key (ceph-csi's Secret keys).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CsiDriverCredentials {
+    /// The CSI driver's name.
+    pub driver: String,
+    #[serde(rename = "userID")]
+    pub user_id: String,
+    pub user_key: String,
+}
+
+/// What rookery's CSI drivers need to use this cluster from elsewhere (Kubernetes).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CsiAccess {
+    /// The cluster's fsid: the `clusterID` of StorageClasses.
+    #[serde(rename = "clusterID")]
+    pub cluster_id: String,
+    /// A ceph.conf naming the cluster and its mons (no secret).
+    pub ceph_conf: String,
+    pub drivers: Vec<CsiDriverCredentials>,
+}
+
+/// Makes (or finds) one Ceph user per CSI driver, with the narrowest caps that driver needs (never
+/// client.admin), and answers with their keys, the cluster's fsid and a ceph.conf naming its mons.
+/// Idempotent: asking again answers the same keys.
+#[utoipa::path(post, path = "/v1/csi/access", tag = "csi",
+    responses(
+        (status = 200, body = CsiAccess),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn csi_access(State(shared): State<Arc<Shared>>) -> ApiResult<Json<CsiAccess>> {
+    let layout = shared.layout.clone();
+    let access = on_ceph(&shared, move |rados| {
+        let state = rookery_orchestrator::ClusterState::load(&layout)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .ok_or_else(|| ApiError::internal("the data dir holds no cluster state".into()))?;
+        rookery_orchestrator::external::csi_access(rados, &state).map_err(|e| {
+            ApiError::new(
+                ceph_status(e.is_unreachable()),
+                "ceph_failed",
+                None,
+                format!("making the CSI drivers' Ceph users: {e}"),
+            )
+        })
+    })
+    .await?;
+    Ok(Json(CsiAccess {
+        cluster_id: access.fsid.clone(),
+        ceph_conf: access.ceph_conf(),
+        drivers: access
+            .drivers
+            .into_iter()
+            .map(|d| CsiDriverCredentials {
+                driver: d.driver.into(),
+                user_id: d.user.into(),
+                user_key: d.key,
+            })
+            .collect(),
+    }))
+}
+
 /// The answer of `POST /v1/shutdown`, sent once every daemon is stopped.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Stopped {
@@ -1005,6 +1068,7 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         crate::supervisor::shutdown,
         openapi,
         list_pools,
+        csi_access,
         apply,
         delete_resources,
         list_volumes,

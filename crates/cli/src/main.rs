@@ -89,6 +89,10 @@ enum Command {
     ///
     /// Example: rookery csi --endpoint unix:///run/rookery/csi.sock --node-id node1
     Csi(cmd::csi::CsiArgs),
+    /// Use this cluster from Kubernetes: export the ConfigMap and Secrets that deploy/csi/ references.
+    ///
+    /// Example: rookery k8s export | kubectl apply -f -
+    K8s(cmd::k8s::K8sArgs),
     /// Write objects with checksums through librados, read them back, compare, remove them.
     ///
     /// Example: rookery smoke-test --count 100
@@ -205,6 +209,7 @@ fn main() -> ExitCode {
         Command::Volume(args) => cmd::volume::run(&layout, &args, cli.output),
         Command::Fs(args) => cmd::fs::run(&layout, &args, cli.output),
         Command::Csi(args) => cmd::csi::run(&layout, &args),
+        Command::K8s(args) => cmd::k8s::run(&layout, &args, cli.output),
         Command::Object(args) => cmd::object::run(&layout, &args, cli.output),
         Command::SmokeTest(args) => cmd::smoke::run(&layout, &args, cli.output),
         Command::Bench(args) => cmd::bench::run(&layout, &args, cli.output),

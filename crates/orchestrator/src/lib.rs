@@ -5,6 +5,7 @@
 pub mod config;
 pub mod desired;
 mod execute;
+pub mod external;
 pub mod layout;
 pub mod metrics;
 pub mod objects;

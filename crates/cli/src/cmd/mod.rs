@@ -7,6 +7,7 @@ pub mod csi;
 pub mod doctor;
 pub mod down;
 pub mod fs;
+pub mod k8s;
 pub mod object;
 pub mod purge;
 pub mod resources;

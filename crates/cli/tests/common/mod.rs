@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod k8s;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
