@@ -6,10 +6,13 @@ set -euo pipefail
 # baselines, in ceph-common), librados and librbd, the volume path (rbd-fuse, FUSE, filesystems),
 # CephFS and object storage (ceph-mds, radosgw, ceph-fuse), and what the benchmarks and S3 tests use
 # (fio, boto3), protoc with the well-known types for the CSI driver's gRPC code, and promtool (only in
-# Debian's `prometheus` package) for the tests that check /metrics.
+# Debian's `prometheus` package) for the tests that check /metrics; for the Kubernetes tests, containerd,
+# runc and the CNI plugins the kubelet runs pods with, mmdebstrap and catatonit for the images, openssl
+# for the test cluster's certificates. (containerd is only installed: its own service is never started.)
 packages=(ceph-mon ceph-mgr ceph-osd ceph-mds radosgw ceph-base ceph-common librados2 librbd1 rbd-fuse ceph-fuse
           e2fsprogs xfsprogs util-linux fio procps python3-boto3
-          protobuf-compiler libprotobuf-dev prometheus)
+          protobuf-compiler libprotobuf-dev prometheus
+          containerd runc containernetworking-plugins mmdebstrap catatonit openssl iproute2 curl)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -32,9 +35,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   # Ceph's postinst scripts try to talk to systemd; on hosts without it they print harmless errors.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  if [ -d /run/systemd/system ] && systemctl is-enabled prometheus >/dev/null 2>&1; then
-    systemctl disable --now prometheus >/dev/null 2>&1 || true
-  fi
+  # Nor containerd's: the Kubernetes tests start containerd of their own, with its own root and socket.
+  for service in prometheus containerd; do
+    if [[ " ${missing[*]} " == *" $service "* ]] && [ -d /run/systemd/system ] \
+        && systemctl is-enabled "$service" >/dev/null 2>&1; then
+      systemctl disable --now "$service" >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -42,5 +49,14 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: a Rust toolchain (cargo) is needed; install it with rustup (https://rustup.rs) and re-run" >&2
+  exit 1
+fi
+
+# The Kubernetes test parts (scripts/k8s/build.sh) are built with Go from their own modules.
+if ! command -v go >/dev/null 2>&1; then
+  for d in /usr/local/go/bin "$HOME/go/bin"; do [ -x "$d/go" ] && export PATH="$d:$PATH"; done
+fi
+if ! command -v go >/dev/null 2>&1; then
+  echo "error: Go 1.25 or newer is needed to build the Kubernetes test parts; install it (https://go.dev/doc/install) and re-run" >&2
   exit 1
 fi

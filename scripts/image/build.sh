@@ -79,6 +79,8 @@ fi
 # --- our binary, a layer of its own
 bin_root=$(mktemp -d)
 install -D -m 755 "$binary" "$bin_root/usr/local/bin/rookery"
+# A test build carries its debug info: not needed in a pod, and most of the size.
+strip --strip-debug "$bin_root/usr/local/bin/rookery"
 tar --numeric-owner --owner 0 --group 0 --mtime=@0 -C "$bin_root" -cf "$cache/rookery-bin-layer.tar" usr
 rm -rf "$bin_root"
 oci_archive "rookery.local/rookery:$version" "$out/rookery.tar" \

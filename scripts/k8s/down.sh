@@ -44,6 +44,13 @@ for _ in 1 2 3; do
   [ -z "$mounts" ] && break
   for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
 done
+# Loop devices over files under DIR (block volumes the node plugins mapped; their FUSE servers are gone).
+for dev in /sys/block/loop*; do
+  [ -r "$dev/loop/backing_file" ] || continue
+  case "$(cat "$dev/loop/backing_file" 2>/dev/null)" in
+    "$dir"/*) losetup -d "/dev/$(basename "$dev")" 2>/dev/null ;;
+  esac
+done
 # The pods' bridge (named after the API port in up.sh's CNI config).
 if [ -f "$dir/cni/10-pods.conflist" ]; then
   br=$(grep -o '"bridge": "[^"]*"' "$dir/cni/10-pods.conflist" | cut -d'"' -f4)
