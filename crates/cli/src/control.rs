@@ -92,9 +92,10 @@ impl From<VolumeError> for ApiError {
         let status = match &e {
             VolumeError::BadRequest(_) | VolumeError::Invalid { .. } => StatusCode::BAD_REQUEST,
             VolumeError::NotFound(_) => StatusCode::NOT_FOUND,
-            VolumeError::Exists(_) | VolumeError::InUse(_) | VolumeError::Busy(_) => {
-                StatusCode::CONFLICT
-            }
+            VolumeError::Exists(_)
+            | VolumeError::InUse(_)
+            | VolumeError::Busy(_)
+            | VolumeError::NotAClone(_) => StatusCode::CONFLICT,
             VolumeError::Ceph(c) => ceph_status(c.is_unreachable()),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -242,6 +243,8 @@ pub fn routes() -> Router<Arc<Shared>> {
             get(volume_info).delete(remove_volume),
         )
         .route("/v1/volumes/{pool}/{name}/resize", post(resize_volume))
+        .route("/v1/volumes/{pool}/{name}/clone", post(clone_volume))
+        .route("/v1/volumes/{pool}/{name}/flatten", post(flatten_volume))
         .route("/v1/volumes/{pool}/{name}/snapshots", post(create_snapshot))
         .route(
             "/v1/volumes/{pool}/{name}/snapshots/{snapshot}",
@@ -618,6 +621,68 @@ async fn resize_volume(
     })
     .await?;
     Ok(Json(resized))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneVolume {
+    /// The snapshot of the volume in the path to clone.
+    pub snapshot: String,
+    /// The new volume's name; it is made in the source's pool, with the source's size and filesystem.
+    pub name: String,
+    /// Copy all data now, so the clone no longer depends on the snapshot (takes as long as copying
+    /// the volume).
+    #[serde(default)]
+    pub flatten: bool,
+}
+
+/// Creates a volume from a snapshot: it shares the snapshot's data until written (or copies it at
+/// once with `flatten`). The clone lives in the source's pool.
+#[utoipa::path(post, path = "/v1/volumes/{pool}/{name}/clone", tag = "volumes",
+    params(("pool" = String, Path), ("name" = String, Path)), request_body = CloneVolume,
+    responses(
+        (status = 201, description = "the new volume", body = VolumeInfo),
+        (status = 400, description = "an invalid name; the field says which", body = ErrorBody),
+        (status = 404, description = "no such pool, volume or snapshot", body = ErrorBody),
+        (status = 409, description = "a volume of the new name exists", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn clone_volume(
+    State(shared): State<Arc<Shared>>,
+    Path((pool, name)): Path<(String, String)>,
+    body: Result<Json<CloneVolume>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<VolumeInfo>)> {
+    let Json(req) = body?;
+    let data = shared.layout.root.clone();
+    let info = on_ceph(&shared, move |rados| {
+        manage::clone(rados, &pool, &name, &req.snapshot, &req.name, req.flatten)?;
+        Ok(manage::info(rados, &data, &pool, &req.name)?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// Copies a clone's shared data into it, so it no longer depends on its parent snapshot (which can
+/// then be removed).
+#[utoipa::path(post, path = "/v1/volumes/{pool}/{name}/flatten", tag = "volumes",
+    params(("pool" = String, Path), ("name" = String, Path)),
+    responses(
+        (status = 200, description = "the volume, now without a parent", body = VolumeInfo),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "not a clone (code `not_a_clone`): nothing to flatten", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn flatten_volume(
+    State(shared): State<Arc<Shared>>,
+    Path((pool, name)): Path<(String, String)>,
+) -> ApiResult<Json<VolumeInfo>> {
+    let data = shared.layout.root.clone();
+    let info = on_ceph(&shared, move |rados| {
+        manage::flatten(rados, &pool, &name)?;
+        Ok(manage::info(rados, &data, &pool, &name)?)
+    })
+    .await?;
+    Ok(Json(info))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -1011,6 +1076,8 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         volume_info,
         create_volume,
         resize_volume,
+        clone_volume,
+        flatten_volume,
         create_snapshot,
         remove_snapshot,
         remove_volume,
@@ -1076,6 +1143,11 @@ mod tests {
         assert_eq!(
             (e.status, e.body.code.as_str()),
             (StatusCode::CONFLICT, "in_use")
+        );
+        let e = ApiError::from(VolumeError::NotAClone("volume v is not a clone".into()));
+        assert_eq!(
+            (e.status, e.body.code.as_str()),
+            (StatusCode::CONFLICT, "not_a_clone")
         );
     }
 }
