@@ -528,7 +528,7 @@ fn objects_over_the_api(c: &TestCluster, secret: &str) {
     api::refused(
         &api.get("/v1/objectstores/nostore/users", users),
         404,
-        "not_found",
+        "no_such_store",
         None,
         &["nostore"],
     );
@@ -548,7 +548,7 @@ fn objects_over_the_api(c: &TestCluster, secret: &str) {
     api::refused(
         &api.get("/v1/objectstores/my-store/users/nobody", user),
         404,
-        "not_found",
+        "no_such_user",
         None,
         &["nobody"],
     );
