@@ -170,6 +170,27 @@ fn filesystem_and_object_store_end_to_end() {
     );
     let endpoint = format!("http://127.0.0.1:{port}");
 
+    // `doctor`: the checks of this host, and the cluster part as the supervisor reports it (the typed
+    // `GET /v1/status` answer, with the supervisor in it: a report read without one has none).
+    let doctor = c.run(&["doctor", "-o", "json"]);
+    let doctor = json(&doctor);
+    assert!(
+        doctor["checks"].as_array().is_some_and(|c| !c.is_empty()),
+        "{doctor:#}"
+    );
+    let cluster = &doctor["cluster"];
+    assert!(
+        cluster["supervisor"]["pid"].as_u64().is_some(),
+        "{doctor:#}"
+    );
+    assert_eq!(
+        cluster["ceph"]["filesystems"][0]["name"], "myfs",
+        "{doctor:#}"
+    );
+    api::Contract::served(&c.dir.join("rookery.sock"))
+        .check("GET", "/v1/status", 200, cluster.to_string().as_bytes())
+        .unwrap();
+
     // Users: keys printed once at creation, kept 0600; duplicates and bad names refused.
     let alice = json(&c.ok(&["object", "user", "create", "alice", "-o", "json"]));
     let keys = &alice["new_users"][0];
