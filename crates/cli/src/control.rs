@@ -19,7 +19,7 @@ use rookery_ceph::Rados;
 use rookery_files::subvolume::{self, SubvolumeInfo};
 use rookery_files::FileError;
 use rookery_orchestrator::objects::{
-    self, BucketRow, ObjectStoreError, Store, UserDetail, UserRow,
+    self, BucketMade, BucketRow, ObjectStoreError, Store, UserDetail, UserRow,
 };
 use rookery_orchestrator::report::ReconcileInfo;
 use rookery_orchestrator::resources::{
@@ -92,9 +92,10 @@ impl From<VolumeError> for ApiError {
         let status = match &e {
             VolumeError::BadRequest(_) | VolumeError::Invalid { .. } => StatusCode::BAD_REQUEST,
             VolumeError::NotFound(_) => StatusCode::NOT_FOUND,
-            VolumeError::Exists(_) | VolumeError::InUse(_) | VolumeError::Busy(_) => {
-                StatusCode::CONFLICT
-            }
+            VolumeError::Exists(_)
+            | VolumeError::InUse(_)
+            | VolumeError::Busy(_)
+            | VolumeError::NotAClone(_) => StatusCode::CONFLICT,
             VolumeError::Ceph(c) => ceph_status(c.is_unreachable()),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -122,7 +123,10 @@ impl From<ObjectStoreError> for ApiError {
         let status = match &e {
             ObjectStoreError::NoStore(_) | ObjectStoreError::NoUser { .. } => StatusCode::NOT_FOUND,
             ObjectStoreError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ObjectStoreError::NotEmpty { .. } => StatusCode::CONFLICT,
+            ObjectStoreError::InvalidBucketName { .. } => StatusCode::BAD_REQUEST,
+            ObjectStoreError::NotEmpty { .. } | ObjectStoreError::BucketExists { .. } => {
+                StatusCode::CONFLICT
+            }
             ObjectStoreError::Gateway(g) => match g.status() {
                 Some(404) => StatusCode::NOT_FOUND,
                 Some(400..=499) => StatusCode::BAD_REQUEST,
@@ -131,7 +135,7 @@ impl From<ObjectStoreError> for ApiError {
             },
             ObjectStoreError::Orchestrator(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, e.code(), None, e.to_string())
+        ApiError::new(status, e.code(), e.field().map(String::from), e.to_string())
     }
 }
 
@@ -243,6 +247,8 @@ pub fn routes() -> Router<Arc<Shared>> {
             get(volume_info).delete(remove_volume),
         )
         .route("/v1/volumes/{pool}/{name}/resize", post(resize_volume))
+        .route("/v1/volumes/{pool}/{name}/clone", post(clone_volume))
+        .route("/v1/volumes/{pool}/{name}/flatten", post(flatten_volume))
         .route("/v1/volumes/{pool}/{name}/snapshots", post(create_snapshot))
         .route(
             "/v1/volumes/{pool}/{name}/snapshots/{snapshot}",
@@ -262,7 +268,10 @@ pub fn routes() -> Router<Arc<Shared>> {
         )
         .route("/v1/objectstores/{store}/users", get(list_users))
         .route("/v1/objectstores/{store}/users/{uid}", get(user_info))
-        .route("/v1/objectstores/{store}/buckets", get(list_buckets))
+        .route(
+            "/v1/objectstores/{store}/buckets",
+            get(list_buckets).post(create_bucket),
+        )
         .route(
             "/v1/objectstores/{store}/buckets/{bucket}",
             delete(remove_bucket),
@@ -623,6 +632,68 @@ async fn resize_volume(
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct CloneVolume {
+    /// The snapshot of the volume in the path to clone.
+    pub snapshot: String,
+    /// The new volume's name; it is made in the source's pool, with the source's size and filesystem.
+    pub name: String,
+    /// Copy all data now, so the clone no longer depends on the snapshot (takes as long as copying
+    /// the volume).
+    #[serde(default)]
+    pub flatten: bool,
+}
+
+/// Creates a volume from a snapshot: it shares the snapshot's data until written (or copies it at
+/// once with `flatten`). The clone lives in the source's pool.
+#[utoipa::path(post, path = "/v1/volumes/{pool}/{name}/clone", tag = "volumes",
+    params(("pool" = String, Path), ("name" = String, Path)), request_body = CloneVolume,
+    responses(
+        (status = 201, description = "the new volume", body = VolumeInfo),
+        (status = 400, description = "an invalid name; the field says which", body = ErrorBody),
+        (status = 404, description = "no such pool, volume or snapshot", body = ErrorBody),
+        (status = 409, description = "a volume of the new name exists", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn clone_volume(
+    State(shared): State<Arc<Shared>>,
+    Path((pool, name)): Path<(String, String)>,
+    body: Result<Json<CloneVolume>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<VolumeInfo>)> {
+    let Json(req) = body?;
+    let data = shared.layout.root.clone();
+    let info = on_ceph(&shared, move |rados| {
+        manage::clone(rados, &pool, &name, &req.snapshot, &req.name, req.flatten)?;
+        Ok(manage::info(rados, &data, &pool, &req.name)?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// Copies a clone's shared data into it, so it no longer depends on its parent snapshot (which can
+/// then be removed).
+#[utoipa::path(post, path = "/v1/volumes/{pool}/{name}/flatten", tag = "volumes",
+    params(("pool" = String, Path), ("name" = String, Path)),
+    responses(
+        (status = 200, description = "the volume, now without a parent", body = VolumeInfo),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "not a clone (code `not_a_clone`): nothing to flatten", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn flatten_volume(
+    State(shared): State<Arc<Shared>>,
+    Path((pool, name)): Path<(String, String)>,
+) -> ApiResult<Json<VolumeInfo>> {
+    let data = shared.layout.root.clone();
+    let info = on_ceph(&shared, move |rados| {
+        manage::flatten(rados, &pool, &name)?;
+        Ok(manage::info(rados, &data, &pool, &name)?)
+    })
+    .await?;
+    Ok(Json(info))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateSnapshot {
     pub name: String,
 }
@@ -934,6 +1005,71 @@ async fn list_buckets(
     Ok(Json(rows))
 }
 
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBucket {
+    /// The bucket's name (S3's rules: 3 to 63 lowercase letters, digits, '.' and '-').
+    pub bucket: String,
+    /// The user of the store who owns it: the bucket is made with that user's own keys.
+    pub user: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BucketCreated {
+    pub store: String,
+    pub bucket: String,
+    pub owner: String,
+    /// False when the user owned a bucket of that name already (nothing was changed).
+    pub created: bool,
+}
+
+/// Creates a bucket owned by a user of the store (through S3 with that user's keys). Asking again for
+/// a bucket the user owns already changes nothing and answers 200.
+#[utoipa::path(post, path = "/v1/objectstores/{store}/buckets", tag = "objects",
+    params(("store" = String, Path)), request_body = CreateBucket,
+    responses(
+        (status = 201, description = "created", body = BucketCreated),
+        (status = 200, description = "the user owned it already; nothing was changed", body = BucketCreated),
+        (status = 400, description = "an invalid bucket name (`invalid_value`, field `bucket`)", body = ErrorBody),
+        (status = 404, description = "no such store (`no_such_store`) or user (`no_such_user`)", body = ErrorBody),
+        (status = 409, description = "the bucket belongs to another user (`bucket_exists`)", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn create_bucket(
+    State(shared): State<Arc<Shared>>,
+    Path(store): Path<String>,
+    body: Result<Json<CreateBucket>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<BucketCreated>)> {
+    let Json(req) = body?;
+    let layout = shared.layout.clone();
+    let (status, created) = blocking(move || {
+        let (res, store) = object_store(&layout, &store)?;
+        let made = objects::create_bucket(
+            &layout,
+            &res,
+            &store,
+            THIS_HOST_ADDRESS,
+            &req.bucket,
+            &req.user,
+        )?;
+        let status = match made {
+            BucketMade::Created => StatusCode::CREATED,
+            BucketMade::Existed => StatusCode::OK,
+        };
+        Ok((
+            status,
+            BucketCreated {
+                store: store.name,
+                bucket: req.bucket,
+                owner: req.user,
+                created: made == BucketMade::Created,
+            },
+        ))
+    })
+    .await?;
+    Ok((status, Json(created)))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
@@ -1075,6 +1211,8 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         volume_info,
         create_volume,
         resize_volume,
+        clone_volume,
+        flatten_volume,
         create_snapshot,
         remove_snapshot,
         remove_volume,
@@ -1086,6 +1224,7 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         list_users,
         user_info,
         list_buckets,
+        create_bucket,
         remove_bucket
     ),
     components(schemas(ErrorBody, Holder, MountRecord, SnapshotInfo))
@@ -1140,6 +1279,30 @@ mod tests {
         assert_eq!(
             (e.status, e.body.code.as_str()),
             (StatusCode::CONFLICT, "in_use")
+        );
+        let e = ApiError::from(ObjectStoreError::BucketExists {
+            bucket: "b".into(),
+            owner: "bob".into(),
+        });
+        assert_eq!(
+            (e.status, e.body.code.as_str()),
+            (StatusCode::CONFLICT, "bucket_exists")
+        );
+        let e = ApiError::from(ObjectStoreError::NoUser {
+            store: "s".into(),
+            user: "u".into(),
+        });
+        assert_eq!(
+            (e.status, e.body.code.as_str()),
+            (StatusCode::NOT_FOUND, "no_such_user")
+        );
+        let e = ApiError::from(objects::validate_bucket_name("No_Good").unwrap_err());
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.body.field.as_deref(), Some("bucket"));
+        let e = ApiError::from(VolumeError::NotAClone("volume v is not a clone".into()));
+        assert_eq!(
+            (e.status, e.body.code.as_str()),
+            (StatusCode::CONFLICT, "not_a_clone")
         );
     }
 }

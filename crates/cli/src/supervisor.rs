@@ -347,7 +347,7 @@ pub(crate) async fn shutdown(State(shared): State<Arc<Shared>>) -> Json<control:
 /// The cluster's health, daemons, OSDs, pools, filesystems, object stores and reconcile state (what
 /// `rookery status -o json` prints).
 #[utoipa::path(get, path = "/v1/status", tag = "meta",
-    responses((status = 200, description = "the cluster report", body = Object)))]
+    responses((status = 200, description = "the cluster report", body = ClusterReport)))]
 pub(crate) async fn status(State(shared): State<Arc<Shared>>) -> Json<ClusterReport> {
     let report = tokio::task::spawn_blocking(move || build_report(&shared))
         .await

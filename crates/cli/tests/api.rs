@@ -1,7 +1,7 @@
 //! The control API end to end on real Ceph: once `rookery up` has started the cluster, a whole workflow
-//! runs through HTTP on the cluster's unix socket alone (apply a pool, create, resize and snapshot a
-//! volume, refusals, teardown), and every answer is validated against the OpenAPI document the
-//! supervisor serves.
+//! runs through HTTP on the cluster's unix socket alone (status, apply a pool, create, resize, snapshot,
+//! clone and flatten volumes, refusals, teardown), and every answer is validated against the OpenAPI
+//! document the supervisor serves.
 
 mod common;
 
@@ -71,6 +71,22 @@ fn control_api_on_real_ceph() {
 
     let ping = api.get("/v1/ping", "/v1/ping").json();
     assert!(ping["pid"].as_u64().unwrap() > 0);
+    // The status report, typed in the document (the client validated it against ClusterReport).
+    let status = api.get("/v1/status", "/v1/status").json();
+    assert_eq!(status["supervisor"]["pid"], ping["pid"], "{status:#}");
+    assert!(
+        status["ceph"]["osds"]
+            .as_array()
+            .is_some_and(|o| !o.is_empty()),
+        "{status:#}"
+    );
+    let untyped = json!({"name": "c", "fsid": "f", "data_dir": "/d", "ready": "yes",
+        "not_ready": [], "daemons": []})
+    .to_string();
+    assert!(api
+        .contract
+        .check("GET", "/v1/status", 200, untyped.as_bytes())
+        .is_err());
     let a = request(&socket, "GET", "/v1/nothing", "application/json", b"");
     refused(&a, 404, "no_such_endpoint", None, &["/v1/nothing"]);
 
@@ -215,6 +231,103 @@ fn control_api_on_real_ceph() {
         &["s1"],
     );
 
+    // A clone of the snapshot: it depends on the snapshot until flattened, then it stands alone.
+    let clone = "/v1/volumes/{pool}/{name}/clone";
+    let clone_of = |snapshot: &str, name: &str, flatten: bool| {
+        api.json(
+            "POST",
+            "/v1/volumes/apipool/vol1/clone",
+            clone,
+            json!({"snapshot": snapshot, "name": name, "flatten": flatten}),
+        )
+    };
+    let a = clone_of("s1", "clone1", false);
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    let info = a.json();
+    assert_eq!(info["name"], "clone1");
+    assert_eq!(info["parent"], "apipool/vol1@s1", "{info:#}");
+    assert_eq!(info["size_bytes"], 128 << 20);
+    refused(
+        &clone_of("s1", "clone1", false),
+        409,
+        "already_exists",
+        None,
+        &["clone1"],
+    );
+    refused(
+        &clone_of("nosnap", "clone2", false),
+        404,
+        "not_found",
+        None,
+        &["nosnap"],
+    );
+    refused(
+        &clone_of("s1", "-bad", false),
+        400,
+        "invalid_value",
+        Some("name"),
+        &["-bad"],
+    );
+    refused(
+        &api.json(
+            "POST",
+            "/v1/volumes/apipool/nope/clone",
+            clone,
+            json!({"snapshot": "s1", "name": "clone2"}),
+        ),
+        404,
+        "not_found",
+        None,
+        &["nope"],
+    );
+    let snap = "/v1/volumes/{pool}/{name}/snapshots/{snapshot}";
+    refused(
+        &api.delete("/v1/volumes/apipool/vol1/snapshots/s1", snap),
+        409,
+        "in_use",
+        None,
+        &["clone1"],
+    );
+    let flatten = "/v1/volumes/{pool}/{name}/flatten";
+    let a = api.call(
+        "POST",
+        "/v1/volumes/apipool/clone1/flatten",
+        flatten,
+        "application/json",
+        b"",
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert!(a.json()["parent"].is_null(), "{:#}", a.json());
+    let a = api.call(
+        "POST",
+        "/v1/volumes/apipool/clone1/flatten",
+        flatten,
+        "application/json",
+        b"",
+    );
+    refused(&a, 409, "not_a_clone", None, &["clone1"]);
+    refused(
+        &api.call(
+            "POST",
+            "/v1/volumes/apipool/nope/flatten",
+            flatten,
+            "application/json",
+            b"",
+        ),
+        404,
+        "not_found",
+        None,
+        &["nope"],
+    );
+    // Flattened as it is made: no parent from the start.
+    let a = clone_of("s1", "clone2", true);
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    assert!(a.json()["parent"].is_null(), "{:#}", a.json());
+    for name in ["clone1", "clone2"] {
+        let a = api.delete(&format!("/v1/volumes/apipool/{name}"), vol);
+        assert_eq!(a.status, 204, "{}", String::from_utf8_lossy(&a.body));
+    }
+
     // Deleting the pool is refused while it holds the volume, and names it.
     let delete = "/v1/resources/delete";
     let a = api.yaml(delete, delete, &pool_doc("apipool", 2));
@@ -229,7 +342,6 @@ fn control_api_on_real_ceph() {
     assert!(pool_named(&pools, "apipool").is_some());
 
     // Snapshot and volume go, then the pool.
-    let snap = "/v1/volumes/{pool}/{name}/snapshots/{snapshot}";
     let a = api.delete("/v1/volumes/apipool/vol1/snapshots/s1", snap);
     assert_eq!(a.status, 204);
     refused(

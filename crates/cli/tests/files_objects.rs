@@ -170,6 +170,27 @@ fn filesystem_and_object_store_end_to_end() {
     );
     let endpoint = format!("http://127.0.0.1:{port}");
 
+    // `doctor`: the checks of this host, and the cluster part as the supervisor reports it (the typed
+    // `GET /v1/status` answer, with the supervisor in it: a report read without one has none).
+    let doctor = c.run(&["doctor", "-o", "json"]);
+    let doctor = json(&doctor);
+    assert!(
+        doctor["checks"].as_array().is_some_and(|c| !c.is_empty()),
+        "{doctor:#}"
+    );
+    let cluster = &doctor["cluster"];
+    assert!(
+        cluster["supervisor"]["pid"].as_u64().is_some(),
+        "{doctor:#}"
+    );
+    assert_eq!(
+        cluster["ceph"]["filesystems"][0]["name"], "myfs",
+        "{doctor:#}"
+    );
+    api::Contract::served(&c.dir.join("rookery.sock"))
+        .check("GET", "/v1/status", 200, cluster.to_string().as_bytes())
+        .unwrap();
+
     // Users: keys printed once at creation, kept 0600; duplicates and bad names refused.
     let alice = json(&c.ok(&["object", "user", "create", "alice", "-o", "json"]));
     let keys = &alice["new_users"][0];
@@ -228,8 +249,6 @@ fn filesystem_and_object_store_end_to_end() {
     let kept_sha = r["kept_sha"].as_str().unwrap().to_string();
     let buckets = json(&c.ok(&["object", "bucket", "list", "--user", "alice", "-o", "json"]));
     assert_eq!(buckets[0]["bucket"], "photos", "{buckets}");
-    objects_over_the_api(&c, &secret);
-
     // A user over its quota is refused by the gateway.
     let limited = json(&c.ok(&[
         "object",
@@ -250,6 +269,7 @@ fn filesystem_and_object_store_end_to_end() {
     );
     assert_eq!(q["accepted"], 3, "{q}");
     assert_eq!(q["refusal"], "QuotaExceeded", "{q}");
+    objects_over_the_api(&c, &secret);
 
     // CephFS: a quota-bounded subvolume mounted twice; each mount sees the other's writes.
     c.ok(&[
@@ -528,7 +548,7 @@ fn objects_over_the_api(c: &TestCluster, secret: &str) {
     api::refused(
         &api.get("/v1/objectstores/nostore/users", users),
         404,
-        "not_found",
+        "no_such_store",
         None,
         &["nostore"],
     );
@@ -548,11 +568,82 @@ fn objects_over_the_api(c: &TestCluster, secret: &str) {
     api::refused(
         &api.get("/v1/objectstores/my-store/users/nobody", user),
         404,
-        "not_found",
+        "no_such_user",
         None,
         &["nobody"],
     );
-    c.ok(&["object", "bucket", "create", "apibucket", "--user", "alice"]);
+    // Buckets are made with their owner's own keys; asking again for one's own bucket changes nothing,
+    // another user's bucket is refused.
+    let create = |store: &str, bucket: &str, user: &str| {
+        api.json(
+            "POST",
+            &format!("/v1/objectstores/{store}/buckets"),
+            buckets,
+            json!({"bucket": bucket, "user": user}),
+        )
+    };
+    let a = create("my-store", "apibucket", "alice");
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(
+        a.json(),
+        json!({"store": "my-store", "bucket": "apibucket", "owner": "alice", "created": true})
+    );
+    let a = create("my-store", "apibucket", "alice");
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["created"], false);
+    api::refused(
+        &create("my-store", "limited-bucket", "alice"),
+        409,
+        "bucket_exists",
+        None,
+        &["limited-bucket", "user limited"],
+    );
+    api::refused(
+        &create("my-store", "Bad_Bucket", "alice"),
+        400,
+        "invalid_value",
+        Some("bucket"),
+        &["Bad_Bucket"],
+    );
+    api::refused(
+        &create("my-store", "fine-bucket", "nobody"),
+        404,
+        "no_such_user",
+        None,
+        &["nobody"],
+    );
+    api::refused(
+        &create("nostore", "fine-bucket", "alice"),
+        404,
+        "no_such_store",
+        None,
+        &["nostore"],
+    );
+    let made = json(&c.ok(&[
+        "object",
+        "bucket",
+        "create",
+        "clibucket",
+        "--user",
+        "alice",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(made["created"], true, "{made}");
+    let again = text(&c.ok(&["object", "bucket", "create", "clibucket", "--user", "alice"]));
+    assert!(again.contains("already belongs to alice"), "{again}");
+    refused(
+        c,
+        &[
+            "object",
+            "bucket",
+            "create",
+            "limited-bucket",
+            "--user",
+            "alice",
+        ],
+        "belongs to user limited",
+    );
     let list = api
         .get("/v1/objectstores/my-store/buckets?user=alice", buckets)
         .json();
@@ -562,8 +653,9 @@ fn objects_over_the_api(c: &TestCluster, secret: &str) {
         .iter()
         .filter_map(|b| b["bucket"].as_str())
         .collect();
+    assert_eq!(names.len(), 3, "{list:#}");
     assert!(
-        names.contains(&"apibucket") && names.contains(&"photos"),
+        names.contains(&"apibucket") && names.contains(&"clibucket") && names.contains(&"photos"),
         "{list:#}"
     );
     let a = api.delete("/v1/objectstores/my-store/buckets/photos", bucket);
@@ -573,4 +665,5 @@ fn objects_over_the_api(c: &TestCluster, secret: &str) {
     assert_eq!(a.json()["objects_removed"], 0);
     let a = api.delete("/v1/objectstores/my-store/buckets/apibucket", bucket);
     assert_eq!(a.status, 404, "{}", String::from_utf8_lossy(&a.body));
+    c.ok(&["object", "bucket", "rm", "clibucket"]);
 }

@@ -263,7 +263,9 @@ fn volume_status(e: VolumeError) -> Status {
         VolumeError::BadRequest(m) => Status::invalid_argument(m),
         e @ VolumeError::Invalid { .. } => Status::invalid_argument(e.to_string()),
         VolumeError::Exists(m) => Status::already_exists(m),
-        VolumeError::Busy(m) | VolumeError::InUse(m) => Status::failed_precondition(m),
+        VolumeError::Busy(m) | VolumeError::InUse(m) | VolumeError::NotAClone(m) => {
+            Status::failed_precondition(m)
+        }
         VolumeError::Ceph(e) => ceph_status(&e),
         other => Status::internal(other.to_string()),
     }

@@ -154,8 +154,9 @@ pub fn known_daemons(state: &ClusterState, stores: &dyn Stores) -> Vec<String> {
 }
 
 /// One line of what the reconciler did, for progress displays and `status`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Event {
+    /// When it happened, in seconds since the Unix epoch.
     pub unix: u64,
     pub message: String,
 }

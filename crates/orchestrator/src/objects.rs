@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use rookery_objects::admin::{Admin, Quota};
+use rookery_objects::s3::S3;
 use rookery_objects::ObjectError;
 use rookery_spec::Resources;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,12 @@ pub enum ObjectStoreError {
         "bucket {bucket} holds {objects} objects; delete them first, or remove it with its objects"
     )]
     NotEmpty { bucket: String, objects: u64 },
+    /// A bucket name S3 does not allow; `why` says which rule it breaks.
+    #[error("bucket name {bucket:?} is not valid: {why}")]
+    InvalidBucketName { bucket: String, why: String },
+    /// The bucket exists and belongs to another user (bucket names are one namespace per store).
+    #[error("bucket {bucket} already exists and belongs to user {owner}; choose another name")]
+    BucketExists { bucket: String, owner: String },
     #[error(transparent)]
     Gateway(#[from] ObjectError),
     #[error(transparent)]
@@ -36,9 +43,12 @@ impl ObjectStoreError {
     /// A stable, machine-readable name of what went wrong, for API clients.
     pub fn code(&self) -> &'static str {
         match self {
-            ObjectStoreError::NoStore(_) | ObjectStoreError::NoUser { .. } => "not_found",
+            ObjectStoreError::NoStore(_) => "no_such_store",
+            ObjectStoreError::NoUser { .. } => "no_such_user",
             ObjectStoreError::NotReady(_) => "not_ready",
             ObjectStoreError::NotEmpty { .. } => "bucket_not_empty",
+            ObjectStoreError::InvalidBucketName { .. } => "invalid_value",
+            ObjectStoreError::BucketExists { .. } => "bucket_exists",
             ObjectStoreError::Gateway(e) => match e.status() {
                 Some(404) => "not_found",
                 Some(400..=499) => "gateway_refused",
@@ -46,6 +56,14 @@ impl ObjectStoreError {
                 None => "gateway_unavailable",
             },
             ObjectStoreError::Orchestrator(_) => "internal",
+        }
+    }
+
+    /// The request field the error is about, when it is about one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ObjectStoreError::InvalidBucketName { .. } => Some("bucket"),
+            _ => None,
         }
     }
 }
@@ -218,4 +236,149 @@ pub fn remove_bucket(
     }
     admin.remove_bucket(bucket, purge_objects)?;
     Ok(objects)
+}
+
+/// S3's rules for bucket names (the ones RGW enforces unless told to relax them): 3 to 63 lowercase
+/// letters, digits, '.' and '-', starting and ending with a letter or digit, no "..", not an IPv4 address.
+pub fn validate_bucket_name(bucket: &str) -> Result<(), ObjectStoreError> {
+    let why = if !(3..=63).contains(&bucket.len()) {
+        Some("use 3 to 63 characters")
+    } else if !bucket
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        Some("use only lowercase letters, digits, '.' and '-'")
+    } else if !bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        Some("start and end it with a letter or digit")
+    } else if bucket.contains("..") {
+        Some("do not put two dots side by side")
+    } else if bucket.parse::<std::net::Ipv4Addr>().is_ok() {
+        Some("an IP address is not a bucket name")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(ObjectStoreError::InvalidBucketName {
+            bucket: bucket.to_string(),
+            why: why.to_string(),
+        }),
+    }
+}
+
+/// What [`create_bucket`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketMade {
+    Created,
+    /// The user owned a bucket of that name already; nothing was changed.
+    Existed,
+}
+
+/// The owner of `bucket`, or None when there is no such bucket.
+fn bucket_owner(admin: &Admin, bucket: &str) -> Result<Option<String>, ObjectStoreError> {
+    match admin.bucket_stats(bucket) {
+        Ok(stats) => Ok(Some(stats.owner)),
+        Err(e) if e.status() == Some(404) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether an existing bucket's owner makes a create of it by `user` a no-op or a refusal.
+fn owned_by(bucket: &str, owner: String, user: &str) -> Result<BucketMade, ObjectStoreError> {
+    if owner == user {
+        Ok(BucketMade::Existed)
+    } else {
+        Err(ObjectStoreError::BucketExists {
+            bucket: bucket.to_string(),
+            owner,
+        })
+    }
+}
+
+/// Creates `bucket` for `user` of the spec, through S3 signed with the user's own keys, so the bucket is
+/// the user's. Idempotent for its owner ([`BucketMade::Existed`]); a bucket of another user is refused.
+pub fn create_bucket(
+    layout: &Layout,
+    res: &Resources,
+    store: &Store,
+    address: IpAddr,
+    bucket: &str,
+    user: &str,
+) -> Result<BucketMade, ObjectStoreError> {
+    validate_bucket_name(bucket)?;
+    let keys = store.keys(layout, res, user)?;
+    let admin = store.admin(layout, address)?;
+    if let Some(owner) = bucket_owner(&admin, bucket)? {
+        return owned_by(bucket, owner, user);
+    }
+    let s3 = S3::new(
+        objectstore::endpoint(address, store.port),
+        keys.credentials(),
+    );
+    match s3.create_bucket(bucket) {
+        Ok(()) => Ok(BucketMade::Created),
+        // Made by someone else since the look above.
+        Err(e)
+            if matches!(
+                e.code(),
+                Some("BucketAlreadyExists" | "BucketAlreadyOwnedByYou")
+            ) =>
+        {
+            match bucket_owner(&admin, bucket)? {
+                Some(owner) => owned_by(bucket, owner, user),
+                None => Err(e.into()),
+            }
+        }
+        Err(e) if e.code() == Some("InvalidBucketName") => {
+            Err(ObjectStoreError::InvalidBucketName {
+                bucket: bucket.to_string(),
+                why: e.to_string(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3() {
+        for ok in ["abc", "photos-2024", "my.bucket.1", &"a".repeat(63)] {
+            assert!(validate_bucket_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ab",
+            &"a".repeat(64),
+            "Photos",
+            "under_score",
+            "-start",
+            "end-",
+            ".dot",
+            "two..dots",
+            "192.168.1.1",
+            "a b",
+        ] {
+            let e = validate_bucket_name(bad).unwrap_err();
+            assert_eq!(
+                (e.code(), e.field()),
+                ("invalid_value", Some("bucket")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_existing_bucket_is_yours_or_refused() {
+        assert_eq!(
+            owned_by("b", "alice".into(), "alice").unwrap(),
+            BucketMade::Existed
+        );
+        let e = owned_by("b", "bob".into(), "alice").unwrap_err();
+        assert_eq!(e.code(), "bucket_exists");
+        assert!(e.to_string().contains("bob"), "{e}");
+    }
 }

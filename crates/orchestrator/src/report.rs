@@ -8,27 +8,33 @@ use rookery_ceph::types::{FsDump, Status};
 use rookery_ceph::Rados;
 use rookery_platform::DaemonStatus;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::state::ClusterState;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The cluster as `rookery status` shows it (`GET /v1/status`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ClusterReport {
     pub name: String,
     pub fsid: String,
     pub data_dir: String,
+    /// The supervisor that answered; null when the CLI gathered the report itself.
     pub supervisor: Option<SupervisorInfo>,
-    /// Every OSD up and in, every PG active+clean, HEALTH_OK.
+    /// HEALTH_OK, every OSD up and in, every PG active+clean, and (with a supervisor) the spec carried
+    /// out.
     pub ready: bool,
     /// Why not ready, in plain words.
     pub not_ready: Vec<String>,
     pub daemons: Vec<DaemonStatus>,
+    /// What Ceph reports; null when it could not be asked (`ceph_error` says why).
     pub ceph: Option<CephReport>,
     /// Why Ceph could not be asked, when it could not.
     pub ceph_error: Option<String>,
+    /// What the supervisor's reconciler last did; null without a supervisor.
     pub reconcile: Option<ReconcileInfo>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct SupervisorInfo {
     pub pid: u32,
     pub rss_bytes: u64,
@@ -39,16 +45,21 @@ pub struct SupervisorInfo {
     pub metrics_address: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ReconcileInfo {
-    /// [`crate::spec_digest`] of the spec the last pass reconciled to.
+    /// The digest (`orchestrator::spec_digest`) of the spec text the last pass reconciled to.
     pub spec_digest: String,
+    /// Nothing is left to do for that spec.
     pub converged: bool,
+    /// The steps still to do, each with its reason.
     pub pending: Vec<String>,
+    /// What the reconciler waits for before it can go on.
     pub waiting: Option<String>,
+    /// Differences from the spec that rookery refuses to carry out, and why.
     pub blocked: Vec<String>,
     pub last_error: Option<String>,
     pub notices: Vec<String>,
+    /// The last few things the reconciler did.
     pub recent: Vec<crate::Event>,
 }
 
@@ -60,8 +71,9 @@ impl ReconcileInfo {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct CephReport {
+    /// `HEALTH_OK`, `HEALTH_WARN` or `HEALTH_ERR`.
     pub health: String,
     pub checks: Vec<CheckReport>,
     pub mons: Vec<MonReport>,
@@ -76,7 +88,7 @@ pub struct CephReport {
     pub object_stores: Vec<StoreReport>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct FsReport {
     pub name: String,
     pub max_mds: u32,
@@ -86,14 +98,14 @@ pub struct FsReport {
     pub standbys: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct MdsReport {
     pub name: String,
     pub state: String,
     pub rank: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct StoreReport {
     pub name: String,
     /// Where S3 clients connect, from the gateway's own registration.
@@ -103,7 +115,7 @@ pub struct StoreReport {
     pub responding: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct CheckReport {
     pub code: String,
     pub severity: String,
@@ -112,21 +124,21 @@ pub struct CheckReport {
     pub explanation: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct MonReport {
     pub name: String,
     pub address: String,
     pub in_quorum: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct MgrReport {
     pub active: String,
     pub available: bool,
     pub standbys: u32,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct OsdReport {
     pub id: u32,
     pub up: bool,
@@ -142,7 +154,7 @@ pub struct OsdReport {
     pub map_nonce: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct PoolReport {
     pub name: String,
     pub size: u32,
@@ -156,16 +168,17 @@ pub struct PoolReport {
     pub max_avail_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct Capacity {
     pub total_bytes: u64,
     pub used_bytes: u64,
     pub avail_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct PgReport {
     pub total: u32,
+    /// How many PGs are in each state, by Ceph's state name (`active+clean`, ...).
     pub by_state: BTreeMap<String, u32>,
 }
 

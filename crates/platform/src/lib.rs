@@ -145,7 +145,7 @@ pub fn parse_daemon_name(name: &str) -> Option<(DaemonKind, &str)> {
     Some((DaemonKind::parse(kind)?, id)).filter(|(_, id)| !id.is_empty())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DaemonState {
     Running,
@@ -155,7 +155,7 @@ pub enum DaemonState {
 }
 
 /// What the platform reports of one daemon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DaemonStatus {
     pub name: String,
     pub state: DaemonState,

@@ -52,6 +52,9 @@ pub enum VolumeError {
     /// Someone else holds the volume.
     #[error("{0}")]
     Busy(String),
+    /// Flattening a volume that has no parent snapshot: it depends on nothing already.
+    #[error("{0}")]
+    NotAClone(String),
     #[error(transparent)]
     Ceph(#[from] rookery_ceph::CephError),
     #[error(transparent)]
@@ -73,6 +76,7 @@ impl VolumeError {
                 | VolumeError::Exists(_)
                 | VolumeError::InUse(_)
                 | VolumeError::Busy(_)
+                | VolumeError::NotAClone(_)
         )
     }
 
@@ -85,6 +89,7 @@ impl VolumeError {
             VolumeError::Exists(_) => "already_exists",
             VolumeError::InUse(_) => "in_use",
             VolumeError::Busy(_) => "busy",
+            VolumeError::NotAClone(_) => "not_a_clone",
             VolumeError::Ceph(e) if e.is_unreachable() => "ceph_unavailable",
             VolumeError::Ceph(_) => "ceph_error",
             VolumeError::Tool(_) => "tool_failed",

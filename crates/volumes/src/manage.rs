@@ -1,5 +1,5 @@
-//! Volume management through librbd: create, inspect, resize, snapshot, clone, remove. Every refusal is a
-//! `BadRequest` that says what to do and changes nothing.
+//! Volume management through librbd: create, inspect, resize, snapshot, clone, flatten, remove. Every
+//! refusal is a typed [`VolumeError`] (see `is_bad_request`) that says what to do and changes nothing.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -63,10 +63,6 @@ fn claim_of(io: &rookery_ceph::IoCtx, image: &str) -> Option<String> {
 pub struct SnapshotInfo {
     pub name: String,
     pub size_bytes: u64,
-}
-
-fn bad(msg: impl Into<String>) -> VolumeError {
-    VolumeError::BadRequest(msg.into())
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> VolumeError {
@@ -583,8 +579,8 @@ pub fn flatten(rados: &Rados, pool: &str, name: &str) -> Result<(), VolumeError>
     let io = open_pool(rados, pool)?;
     let image = open_image(&io, pool, name)?;
     if image.parent()?.is_none() {
-        return Err(bad(format!(
-            "volume {name} is not a clone; there is nothing to flatten"
+        return Err(VolumeError::NotAClone(format!(
+            "volume {name} is not a clone (or is flattened already); it depends on no snapshot, so there is nothing to flatten"
         )));
     }
     image.flatten()?;

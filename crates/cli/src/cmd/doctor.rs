@@ -1,4 +1,6 @@
-//! `rookery doctor`: the preflight checks, then the cluster's health explained.
+//! `rookery doctor`: the preflight checks (local: they inspect this host), then the cluster's health
+//! explained: the report of `GET /v1/status` when a supervisor answers, read here only when none runs
+//! (as `rookery status` does).
 
 use std::path::PathBuf;
 

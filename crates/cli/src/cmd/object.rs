@@ -1,22 +1,20 @@
-//! `rookery object`: users and buckets of an object store. Users are CephObjectStoreUser resources (so
-//! `create` is `apply` of one, and their keys are made and kept by the supervisor); buckets go through
-//! S3 (create) and RGW's admin API (list, remove).
+//! `rookery object`: users and buckets of an object store, through the supervisor's control API. Users
+//! are CephObjectStoreUser resources (so `create` is `apply` of one, and their keys are made and kept by
+//! the supervisor); buckets are made with their owner's keys (S3) and listed and removed through RGW's
+//! admin API, by the supervisor.
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use rookery_objects::s3::S3;
 use std::time::Duration;
 
-use rookery_orchestrator::objects::{BucketRow, ObjectStoreError, Store, UserDetail, UserRow};
-use rookery_orchestrator::objectstore;
+use rookery_orchestrator::objects::{BucketRow, Store, UserDetail, UserRow};
 use rookery_orchestrator::Layout;
-use rookery_platform::local::THIS_HOST_ADDRESS;
 use rookery_spec::Resources;
 use serde_json::json;
 
 use super::resources;
-use crate::api::{self, Client, Refusal};
-use crate::control::{BucketRemoved, ErrorBody};
+use crate::api::{self, Body, Client, Refusal};
+use crate::control::{BucketCreated, BucketRemoved, CreateBucket, ErrorBody};
 use crate::{CmdResult, Failure, Output};
 
 #[derive(Args)]
@@ -131,13 +129,6 @@ fn pick_store(res: &Resources, asked: &Option<String>) -> Result<Store, Failure>
 fn user_doc(name: &str, store: &str) -> serde_json::Value {
     json!({"apiVersion": rookery_spec::API_VERSION, "kind": "CephObjectStoreUser",
            "metadata": {"name": name}, "spec": {"store": store}})
-}
-
-fn s3_failure(e: rookery_objects::ObjectError) -> Failure {
-    match e.status() {
-        Some(400..=499) => Failure::bad_input(format!("{e}; nothing was changed")),
-        _ => Failure::from(anyhow!(e)),
-    }
 }
 
 /// The API's error as the CLI words it: 4xx is a refusal of the request (exit 2).
@@ -287,23 +278,29 @@ pub fn run(layout: &Layout, args: &ObjectArgs, output: Output) -> CmdResult {
             resources::delete_text(layout, &text, "the user", *yes_delete_buckets, output)
         }
         ObjectCommand::Bucket(BucketCommand::Create { bucket, user }) => {
-            // S3 with the user's own keys, from this host: the bucket is the user's, not the admin's.
-            let keys = store.keys(layout, &res, user).map_err(|e| match e {
-                ObjectStoreError::NoUser { .. } => Failure::bad_input(e.to_string()),
-                other => Failure::from(anyhow!(other)),
-            })?;
-            S3::new(
-                objectstore::endpoint(THIS_HOST_ADDRESS, store.port),
-                keys.credentials(),
-            )
-            .create_bucket(bucket)
-            .map_err(s3_failure)?;
+            let req = CreateBucket {
+                bucket: bucket.clone(),
+                user: user.clone(),
+            };
+            let made: BucketCreated = client
+                .send(
+                    "POST",
+                    &format!("{base}/buckets"),
+                    Some(Body::json(&req)?),
+                    Duration::from_secs(120),
+                )
+                .map_err(word)?;
             match output {
-                Output::Json => {
-                    print_json(&json!({"bucket": bucket, "owner": user, "store": name_of}))
-                }
+                Output::Json => print_json(&json!({"bucket": bucket, "owner": user,
+                    "store": name_of, "created": made.created})),
                 Output::Text => {
-                    println!("bucket {bucket} created for {user} in {name_of}");
+                    if made.created {
+                        println!("bucket {bucket} created for {user} in {name_of}");
+                    } else {
+                        println!(
+                            "bucket {bucket} already belongs to {user} in {name_of}; nothing was changed"
+                        );
+                    }
                     Ok(())
                 }
             }

@@ -1,4 +1,5 @@
-//! `rookery volume`: block volumes (RBD images) through librbd, and mounting them on this host.
+//! `rookery volume`: block volumes (RBD images), managed by the supervisor through its control API, and
+//! mounted on this host here (librbd and the kernel of the host the command runs on).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -11,7 +12,9 @@ use rookery_volumes::manage::{self, VolumeInfo};
 use rookery_volumes::{MountRequest, VolumeError};
 
 use crate::api::{self, Body, Client, Refusal};
-use crate::control::{CreateSnapshot, CreateVolume, ErrorBody, Resize, Resized, SnapshotCreated};
+use crate::control::{
+    CloneVolume, CreateSnapshot, CreateVolume, ErrorBody, Resize, Resized, SnapshotCreated,
+};
 use crate::{CmdResult, Failure, Output};
 
 #[derive(Args)]
@@ -173,6 +176,9 @@ fn done(output: Output, what: serde_json::Value, text: String) -> CmdResult {
 /// Growing a filesystem and freezing mounts for a snapshot take a while on a busy host.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// Flattening copies the whole volume's data.
+const FLATTEN_TIMEOUT: Duration = Duration::from_secs(3600);
+
 pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
     let p = args.pool.as_str();
     let client = Client::new(layout)?;
@@ -322,20 +328,6 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
                 format!("removed volume {pool}/{name}"),
             )
         }
-        VolumeCommand::Mount { .. }
-        | VolumeCommand::Unmount { .. }
-        | VolumeCommand::Clone { .. }
-        | VolumeCommand::Flatten { .. } => run_here(layout, args, output),
-    }
-}
-
-/// What acts on this host's kernel (mount, unmount), and what the API does not serve yet (clone,
-/// flatten), runs here with a librados connection of its own.
-fn run_here(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
-    let rados = super::connect(layout)?;
-    let data = &layout.root;
-    let p = args.pool.as_str();
-    match &args.command {
         VolumeCommand::Clone {
             snapshot,
             new_name,
@@ -347,7 +339,23 @@ fn run_here(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
                 ))
             })?;
             let (pool, name) = split(p, source);
-            manage::clone(&rados, pool, name, snap, new_name, *flatten).map_err(failure)?;
+            let req = CloneVolume {
+                snapshot: snap.to_string(),
+                name: new_name.clone(),
+                flatten: *flatten,
+            };
+            client
+                .send::<VolumeInfo>(
+                    "POST",
+                    &format!("{}/clone", volume_path(pool, name)),
+                    Some(Body::json(&req)?),
+                    if *flatten {
+                        FLATTEN_TIMEOUT
+                    } else {
+                        CHANGE_TIMEOUT
+                    },
+                )
+                .map_err(word)?;
             done(
                 output,
                 serde_json::json!({"created": new_name, "from": snapshot}),
@@ -359,22 +367,32 @@ fn run_here(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
         }
         VolumeCommand::Flatten { name } => {
             let (pool, name) = split(p, name);
-            manage::flatten(&rados, pool, name).map_err(failure)?;
+            client
+                .send::<VolumeInfo>(
+                    "POST",
+                    &format!("{}/flatten", volume_path(pool, name)),
+                    None,
+                    FLATTEN_TIMEOUT,
+                )
+                .map_err(word)?;
             done(
                 output,
                 serde_json::json!({"flattened": name}),
                 format!("volume {pool}/{name} no longer depends on its parent"),
             )
         }
-        VolumeCommand::Rm { name } => {
-            let (pool, name) = split(p, name);
-            manage::remove(&rados, pool, name).map_err(failure)?;
-            done(
-                output,
-                serde_json::json!({"removed": name}),
-                format!("removed volume {pool}/{name}"),
-            )
+        VolumeCommand::Mount { .. } | VolumeCommand::Unmount { .. } => {
+            run_here(layout, args, output)
         }
+    }
+}
+
+/// What acts on this host's kernel (mount, unmount) runs here, with a librados connection of its own.
+fn run_here(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
+    let rados = super::connect(layout)?;
+    let data = &layout.root;
+    let p = args.pool.as_str();
+    match &args.command {
         VolumeCommand::Mount {
             name,
             path,
