@@ -38,9 +38,10 @@ fi
 for name in kube-scheduler kube-controller-manager kube-apiserver containerd etcd; do stop_pidfile "$name"; done
 # Shims (and anything they still hold) that named our containerd.
 for pid in $(pgrep -f "containerd-shim.*-address $sock" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-# Whatever is still mounted under DIR, deepest first (volumes in pods, overlay roots, netns, shm).
+# Whatever is still mounted under DIR, deepest first (volumes in pods, overlay roots, netns, shm), and DIR
+# itself (up.sh made it a shared mount).
 for _ in 1 2 3; do
-  mounts=$(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r)
+  mounts=$(awk -v d="$dir" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/self/mounts | sort -r)
   [ -z "$mounts" ] && break
   for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
 done

@@ -23,6 +23,10 @@ if [ -e "$dir/pids" ] && ls "$dir/pids"/*.pid >/dev/null 2>&1; then
   echo "error: $dir already holds a Kubernetes started by up.sh; stop it first with scripts/k8s/down.sh $dir" >&2; exit 1
 fi
 mkdir -p "$dir"/{pki,pids,logs,etcd,containerd/root,containerd/state,cni,kubelet,manifests}
+# Bidirectional mount propagation (a CSI node plugin's mounts reaching the pods) needs the kubelet's folder
+# on a shared mount; / is private on hosts without systemd. DIR becomes a shared mount of its own.
+mountpoint -q "$dir" || mount --bind "$dir" "$dir"
+mount --make-rshared "$dir"
 chmod 700 "$dir" "$dir/pki"
 log() { printf '%s %s\n' "$(date +%T)" "$*"; }
 
@@ -203,6 +207,7 @@ imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 registerNode: true
 maxPods: 110
+podLogsDir: $dir/pod-logs
 KCFG
 log "starting kubelet (node $node)"
 start kubelet "$bin/kubelet" --config "$dir/kubelet/config.yaml" --kubeconfig "$pki/kubelet.kubeconfig" \

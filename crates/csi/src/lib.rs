@@ -6,6 +6,7 @@
 //! ([`metrics::Metrics`]); a second request for a volume while one is in flight gets ABORTED, as the spec
 //! asks, instead of racing it.
 
+mod authority;
 mod backend;
 mod cephfs;
 mod controller;

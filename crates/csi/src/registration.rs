@@ -68,7 +68,26 @@ pub async fn serve(
     }
     std::fs::create_dir_all(dir)?;
     let listener = tokio::net::UnixListener::bind(&path)?;
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    // Every connection through the relay that gives the kubelet's requests an authority h2 accepts.
+    let (conns, incoming) =
+        tokio::sync::mpsc::channel::<std::io::Result<tokio::io::DuplexStream>>(4);
+    tokio::spawn(async move {
+        loop {
+            let client = match listener.accept().await {
+                Ok((c, _)) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a registration connection");
+                    continue;
+                }
+            };
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            tokio::spawn(crate::authority::relay(client, ours));
+            if conns.send(Ok(theirs)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let incoming = tokio_stream::wrappers::ReceiverStream::new(incoming);
     let served = tonic::transport::Server::builder()
         .add_service(pb::registration_server::RegistrationServer::new(
             registration,

@@ -138,6 +138,9 @@ fn start(req: &MountRequest, root: &str, path: &Path) -> Result<u32, FileError> 
         bad("ceph-fuse is not installed; install it with: apt-get install -y ceph-fuse")
     })?;
     let tag = req.subvolume.clone().unwrap_or_else(|| "root".into());
+    // A CSI node plugin's data dir starts empty: the log folder may not be there yet.
+    std::fs::create_dir_all(req.data_dir.join("log"))
+        .map_err(|e| io_err("creating the ceph-fuse log folder", e))?;
     let log = req
         .data_dir
         .join("log")

@@ -217,14 +217,16 @@ fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), Vol
         fuse_dir,
         req.read_only,
     )?;
-    let log_path = req
-        .data_dir
-        .join("log")
-        .join(format!("fuse.{}.{}.log", req.pool, req.volume));
+    // A CSI node plugin's data dir starts empty: the log folder may not be there yet.
+    let log_dir = req.data_dir.join("log");
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| VolumeError::Other(format!("creating {}: {e}", log_dir.display())))?;
+    let log_path = log_dir.join(format!("fuse.{}.{}.log", req.pool, req.volume));
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)?;
+        .open(&log_path)
+        .map_err(|e| VolumeError::Other(format!("opening {}: {e}", log_path.display())))?;
     let log2 = log.try_clone()?;
     cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
     rookery_platform::proc::detach(&mut cmd);
