@@ -214,4 +214,24 @@ start kubelet "$bin/kubelet" --config "$dir/kubelet/config.yaml" --kubeconfig "$
   --root-dir "$dir/kubelet" --hostname-override "$node" --cert-dir "$dir/kubelet/pki" --v 1
 wait_for "the node $node" 90 kubectl get node "$node"
 wait_for "node $node Ready" 120 bash -c "'$bin/kubectl' --kubeconfig '$dir/kubeconfig' get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+# VolumeSnapshots, as a distribution provides them: the CRDs and the snapshot-controller of
+# kubernetes-csi/external-snapshotter, from the module that k8s/snapshotter pins (its image comes from
+# scripts/image/build.sh). With host networking and the API's loopback address: there is no kube-proxy.
+snap_mod=github.com/kubernetes-csi/external-snapshotter
+snap_dir=$(cd "$repo/k8s/snapshotter" && go list -m -f '{{.Dir}}' $snap_mod/v8 2>/dev/null || true)
+snap_client=$(cd "$repo/k8s/snapshotter" && go list -m -f '{{.Dir}}' $snap_mod/client/v8 2>/dev/null || true)
+snap_ver=$(cd "$repo/k8s/snapshotter" && go list -m -f '{{.Version}}' $snap_mod/v8 2>/dev/null || true)
+if [ -n "$snap_dir" ] && [ -n "$snap_client" ] && ctr --address "$dir/containerd/containerd.sock" -n k8s.io images ls -q | grep -q "snapshot-controller:$snap_ver"; then
+  log "installing the VolumeSnapshot CRDs and snapshot-controller $snap_ver"
+  for kind in volumesnapshotclasses volumesnapshotcontents volumesnapshots; do
+    kubectl apply -f "$snap_client/config/crd/snapshot.storage.k8s.io_$kind.yaml" >/dev/null
+  done
+  kubectl apply -f "$snap_dir/deploy/kubernetes/snapshot-controller/rbac-snapshot-controller.yaml" >/dev/null
+  patch='{"spec":{"replicas":1,"minReadySeconds":0,"template":{"spec":{"hostNetwork":true,"containers":[
+    {"name":"snapshot-controller","image":"registry.k8s.io/sig-storage/snapshot-controller:'"$snap_ver"'",
+     "command":["/snapshot-controller"],"args":["--leader-election=false"],
+     "env":[{"name":"KUBERNETES_SERVICE_HOST","value":"127.0.0.1"},{"name":"KUBERNETES_SERVICE_PORT","value":"'"$api_port"'"}]}]}}}}'
+  kubectl patch --local -o yaml --type strategic -p "$patch" \
+    -f "$snap_dir/deploy/kubernetes/snapshot-controller/setup-snapshot-controller.yaml" | kubectl apply -f - >/dev/null
+fi
 log "Kubernetes is up: export KUBECONFIG=$dir/kubeconfig"

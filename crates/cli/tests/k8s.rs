@@ -12,8 +12,27 @@ use common::{json, TestCluster};
 
 const NS: &str = "e2e";
 
-/// A pod on `claim` running `script` once (restartPolicy Never).
+/// The filesystem deploy/csi/'s CephFS StorageClass names.
+const FS: &str = "apiVersion: ceph.rook.io/v1
+kind: CephFilesystem
+metadata: {name: myfs}
+spec:
+  metadataPool: {replicated: {size: 3}}
+  dataPools: [{name: replicated, replicated: {size: 3}}]
+  metadataServer: {activeCount: 1, activeStandby: true}
+";
+
+/// A pod on `claim` running `script` once (restartPolicy Never); a block claim is the device /dev/vol.
 fn pod(name: &str, claim: &str, script: &str) -> String {
+    pod_with(name, claim, script, false)
+}
+
+fn pod_with(name: &str, claim: &str, script: &str, block: bool) -> String {
+    let attach = if block {
+        "volumeDevices: [{name: data, devicePath: /dev/vol}]"
+    } else {
+        "volumeMounts: [{name: data, mountPath: /data}]"
+    };
     format!(
         r#"apiVersion: v1
 kind: Pod
@@ -26,7 +45,7 @@ spec:
       image: rookery.local/rookery:0.1.0
       imagePullPolicy: IfNotPresent
       command: [sh, -ec, {script:?}]
-      volumeMounts: [{{name: data, mountPath: /data}}]
+      {attach}
   volumes:
     - name: data
       persistentVolumeClaim: {{claimName: {claim}}}
@@ -35,15 +54,61 @@ spec:
 }
 
 fn claim(name: &str, class: &str, mode: &str, size: &str) -> String {
+    claim_with(name, class, mode, size, "volumeMode: Filesystem")
+}
+
+fn claim_with(name: &str, class: &str, mode: &str, size: &str, extra: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  accessModes: [{mode}]\n  storageClassName: {class}\n  resources: {{requests: {{storage: {size}}}}}\n"
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  accessModes: [{mode}]\n  storageClassName: {class}\n  resources: {{requests: {{storage: {size}}}}}\n  {extra}\n"
     )
+}
+
+fn bound(kube: &Kube, name: &str) {
+    kube.wait_for(
+        &format!("claim {name} bound"),
+        Duration::from_secs(120),
+        || {
+            let phase = kube.kubectl(&[
+                "get",
+                "pvc",
+                name,
+                "-n",
+                NS,
+                "-o",
+                "jsonpath={.status.phase}",
+            ]);
+            (phase == "Bound").then_some(())
+        },
+    );
+}
+
+fn running(kube: &Kube, pod: &str) {
+    kube.wait_for(
+        &format!("pod {pod} running"),
+        Duration::from_secs(180),
+        || (kube.pod_phase(NS, pod).as_deref() == Some("Running")).then_some(()),
+    );
+}
+
+fn delete_pod(kube: &Kube, pod: &str) {
+    kube.kubectl(&[
+        "delete",
+        "pod",
+        pod,
+        "-n",
+        NS,
+        "--wait=true",
+        "--grace-period=1",
+    ]);
 }
 
 #[test]
 fn csi_under_kubernetes() {
     let ceph = TestCluster::new_dir();
     ceph.ok(&["up", "--mon-port", "0"]);
+    let fs_file = ceph.dir.parent().unwrap().join("fs.yaml");
+    std::fs::write(&fs_file, FS).unwrap();
+    ceph.ok(&["apply", "-f", fs_file.to_str().unwrap()]);
     let kube = Kube::start();
 
     // What a user applies: the drivers, then the cluster's ConfigMap and Secrets.
@@ -57,7 +122,7 @@ fn csi_under_kubernetes() {
     kube.apply(&export);
     // The node plugin registered itself with the kubelet (no node-driver-registrar).
     kube.wait_for(
-        "the RBD node plugin registered with the kubelet",
+        "both node plugins registered with the kubelet",
         Duration::from_secs(120),
         || {
             let drivers = kube.kubectl(&[
@@ -67,7 +132,8 @@ fn csi_under_kubernetes() {
                 "-o",
                 "jsonpath={.spec.drivers[*].name}",
             ]);
-            drivers.contains("rbd.csi.rookery.io").then_some(())
+            (drivers.contains("rbd.csi.rookery.io") && drivers.contains("cephfs.csi.rookery.io"))
+                .then_some(())
         },
     );
     kube.kubectl(&["create", "namespace", NS]);
@@ -140,4 +206,271 @@ fn csi_under_kubernetes() {
         !after.contains(&format!("{NS}/data")) && !after.contains("\"data\""),
         "{after}"
     );
+
+    raw_block_and_read_write_once_pod(&kube);
+    shared_file_volume(&kube);
+    retained_volume(&ceph, &kube);
+    expansion(&kube);
+    snapshot_and_clone(&kube);
+}
+
+/// VolumeSnapshot -> a claim from it holds the data of the moment it was taken; a claim cloned from a
+/// claim holds the data of now.
+fn snapshot_and_clone(kube: &Kube) {
+    let classes = common::k8s::repo().join("deploy/csi/snapshots/snapshotclass.yaml");
+    kube.apply(&std::fs::read_to_string(classes).unwrap());
+    kube.apply(&claim("origin", "rookery-rbd", "ReadWriteOnce", "256Mi"));
+    bound(kube, "origin");
+    kube.apply(&pod(
+        "origin-1",
+        "origin",
+        "echo first > /data/v; sync; cat /data/v",
+    ));
+    assert_eq!(
+        kube.pod_succeeds(NS, "origin-1", Duration::from_secs(180))
+            .trim(),
+        "first"
+    );
+    delete_pod(kube, "origin-1");
+    kube.apply(&format!(
+        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {{name: snap, namespace: {NS}}}\n\
+         spec: {{volumeSnapshotClassName: rookery-rbd, source: {{persistentVolumeClaimName: origin}}}}\n"
+    ));
+    kube.wait_for("the snapshot ready", Duration::from_secs(120), || {
+        let ready = kube.kubectl(&[
+            "get",
+            "volumesnapshot",
+            "snap",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.status.readyToUse}",
+        ]);
+        (ready == "true").then_some(())
+    });
+    kube.apply(&pod(
+        "origin-2",
+        "origin",
+        "echo second > /data/v; sync; cat /data/v",
+    ));
+    assert_eq!(
+        kube.pod_succeeds(NS, "origin-2", Duration::from_secs(180))
+            .trim(),
+        "second"
+    );
+    delete_pod(kube, "origin-2");
+    kube.apply(&claim_with(
+        "restored",
+        "rookery-rbd",
+        "ReadWriteOnce",
+        "256Mi",
+        "dataSource: {name: snap, kind: VolumeSnapshot, apiGroup: snapshot.storage.k8s.io}",
+    ));
+    kube.apply(&claim_with(
+        "cloned",
+        "rookery-rbd",
+        "ReadWriteOnce",
+        "256Mi",
+        "dataSource: {name: origin, kind: PersistentVolumeClaim}",
+    ));
+    bound(kube, "restored");
+    bound(kube, "cloned");
+    kube.apply(&pod("restored-reader", "restored", "cat /data/v"));
+    kube.apply(&pod("cloned-reader", "cloned", "cat /data/v"));
+    assert_eq!(
+        kube.pod_succeeds(NS, "restored-reader", Duration::from_secs(180))
+            .trim(),
+        "first"
+    );
+    assert_eq!(
+        kube.pod_succeeds(NS, "cloned-reader", Duration::from_secs(180))
+            .trim(),
+        "second"
+    );
+    for p in ["restored-reader", "cloned-reader"] {
+        delete_pod(kube, p);
+    }
+    kube.kubectl(&[
+        "delete",
+        "pvc",
+        "restored",
+        "cloned",
+        "-n",
+        NS,
+        "--wait=true",
+    ]);
+    kube.kubectl(&["delete", "volumesnapshot", "snap", "-n", NS, "--wait=true"]);
+    kube.kubectl(&["delete", "pvc", "origin", "-n", NS, "--wait=true"]);
+}
+
+/// A raw block claim: the pod reads back what it wrote on the device; a second pod on the same
+/// ReadWriteOncePod claim is not scheduled while the first runs.
+fn raw_block_and_read_write_once_pod(kube: &Kube) {
+    kube.apply(&claim_with(
+        "raw",
+        "rookery-rbd",
+        "ReadWriteOncePod",
+        "256Mi",
+        "volumeMode: Block",
+    ));
+    bound(kube, "raw");
+    kube.apply(&pod_with(
+        "raw-writer",
+        "raw",
+        "head -c 4194304 /dev/urandom > /tmp/blob; dd if=/tmp/blob of=/dev/vol bs=1M oflag=direct status=none; \
+         dd if=/dev/vol of=/tmp/back bs=1M count=4 iflag=direct status=none; cmp /tmp/blob /tmp/back; \
+         sha256sum < /tmp/blob; exec sleep 3600",
+        true,
+    ));
+    running(kube, "raw-writer");
+    kube.apply(&pod_with("raw-second", "raw", "true", true));
+    let reason = kube.wait_for(
+        "the second pod on a ReadWriteOncePod claim refused by the scheduler",
+        Duration::from_secs(60),
+        || {
+            let events = kube.kubectl(&[
+                "get",
+                "events",
+                "-n",
+                NS,
+                "--field-selector",
+                "involvedObject.name=raw-second",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ]);
+            events.contains("ReadWriteOncePod").then_some(events)
+        },
+    );
+    assert_eq!(
+        kube.pod_phase(NS, "raw-second").as_deref(),
+        Some("Pending"),
+        "{reason}"
+    );
+    delete_pod(kube, "raw-second");
+    delete_pod(kube, "raw-writer");
+    // What was written stays on the device for the next pod.
+    kube.apply(&pod_with(
+        "raw-reader",
+        "raw",
+        "dd if=/dev/vol bs=1M count=4 iflag=direct status=none | sha256sum",
+        true,
+    ));
+    let again = kube.pod_succeeds(NS, "raw-reader", Duration::from_secs(180));
+    assert_eq!(again.lines().count(), 1, "{again}");
+    delete_pod(kube, "raw-reader");
+    kube.kubectl(&["delete", "pvc", "raw", "-n", NS, "--wait=true"]);
+}
+
+/// A CephFS ReadWriteMany claim used by two pods at once, each seeing the other's writes.
+fn shared_file_volume(kube: &Kube) {
+    kube.apply(&claim("shared", "rookery-cephfs", "ReadWriteMany", "256Mi"));
+    bound(kube, "shared");
+    let both = |me: &str, other: &str| {
+        format!(
+            "echo {me} > /data/{me}; i=0; until [ -f /data/{other} ]; do i=$((i+1)); [ $i -lt 600 ]; sleep 0.2; done; \
+             cat /data/{other}; sleep 2"
+        )
+    };
+    kube.apply(&pod("left", "shared", &both("left", "right")));
+    kube.apply(&pod("right", "shared", &both("right", "left")));
+    assert_eq!(
+        kube.pod_succeeds(NS, "left", Duration::from_secs(240))
+            .trim(),
+        "right"
+    );
+    assert_eq!(
+        kube.pod_succeeds(NS, "right", Duration::from_secs(240))
+            .trim(),
+        "left"
+    );
+    delete_pod(kube, "left");
+    delete_pod(kube, "right");
+    kube.kubectl(&["delete", "pvc", "shared", "-n", NS, "--wait=true"]);
+}
+
+/// reclaimPolicy Retain: the PV outlives its claim, and so does the image behind it.
+fn retained_volume(ceph: &TestCluster, kube: &Kube) {
+    kube.apply(&claim(
+        "kept",
+        "rookery-rbd-retain",
+        "ReadWriteOnce",
+        "128Mi",
+    ));
+    bound(kube, "kept");
+    let pv = kube.kubectl(&[
+        "get",
+        "pvc",
+        "kept",
+        "-n",
+        NS,
+        "-o",
+        "jsonpath={.spec.volumeName}",
+    ]);
+    let handle = kube.kubectl(&[
+        "get",
+        "pv",
+        pv.trim(),
+        "-o",
+        "jsonpath={.spec.csi.volumeHandle}",
+    ]);
+    let image = handle.rsplit('/').next().unwrap().to_string();
+    kube.kubectl(&["delete", "pvc", "kept", "-n", NS, "--wait=true"]);
+    kube.wait_for("the retained PV released", Duration::from_secs(60), || {
+        let phase = kube.kubectl(&["get", "pv", pv.trim(), "-o", "jsonpath={.status.phase}"]);
+        (phase == "Released").then_some(())
+    });
+    let listed = json(&ceph.ok(&["volume", "list", "-o", "json"])).to_string();
+    assert!(
+        listed.contains(&image),
+        "the retained volume {image} must stay:\n{listed}"
+    );
+    kube.kubectl(&["delete", "pv", pv.trim(), "--wait=true"]);
+    let listed = json(&ceph.ok(&["volume", "list", "-o", "json"])).to_string();
+    assert!(
+        listed.contains(&image),
+        "deleting a retained PV keeps the volume:\n{listed}"
+    );
+}
+
+/// A claim grown while no pod uses it: the next pod sees the larger filesystem (online ext4 growth needs
+/// CAP_SYS_RESOURCE, which no process has on this kind of host, so the growth is proven at the next stage).
+fn expansion(kube: &Kube) {
+    kube.apply(&claim("grow", "rookery-rbd", "ReadWriteOnce", "256Mi"));
+    bound(kube, "grow");
+    let size_of = |pod_name: &str| -> u64 {
+        kube.apply(&pod(
+            pod_name,
+            "grow",
+            "df -k /data | tail -1 | awk '{print $2}'",
+        ));
+        let out = kube.pod_succeeds(NS, pod_name, Duration::from_secs(180));
+        delete_pod(kube, pod_name);
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("df said {out:?}"))
+    };
+    let before = size_of("grow-before");
+    kube.kubectl(&[
+        "patch",
+        "pvc",
+        "grow",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"resources":{"requests":{"storage":"512Mi"}}}}"#,
+    ]);
+    // The image grows at once; the filesystem when a node next stages it (FileSystemResizePending).
+    kube.wait_for("the claim's volume grown", Duration::from_secs(120), || {
+        let status = kube.kubectl(&["get", "pvc", "grow", "-n", NS, "-o", "jsonpath={.status}"]);
+        (status.contains("FileSystemResizePending") || status.contains("\"storage\":\"512Mi\""))
+            .then_some(())
+    });
+    let after = size_of("grow-after");
+    assert!(
+        after > before + 200 * 1024,
+        "the filesystem did not grow: {before} KiB, then {after} KiB"
+    );
+    kube.kubectl(&["delete", "pvc", "grow", "-n", NS, "--wait=true"]);
 }
