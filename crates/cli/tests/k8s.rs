@@ -192,6 +192,22 @@ fn csi_under_kubernetes() {
     );
 
     // reclaimPolicy Delete: deleting the claim removes the volume.
+    let handle = kube.kubectl(&[
+        "get",
+        "pv",
+        pv.trim(),
+        "-o",
+        "jsonpath={.spec.csi.volumeHandle}",
+    ]);
+    {
+        let image = handle.trim().rsplit('/').next().unwrap();
+        let rados = ceph.rados();
+        let io = rados.ioctx("replicapool").unwrap();
+        assert!(
+            io.read_all(&format!("rookery.csi.vol.{image}")).is_ok(),
+            "no journal for {handle}"
+        );
+    }
     kube.kubectl(&["delete", "pvc", "data", "-n", NS, "--wait=true"]);
     kube.wait_for(
         "the PV of claim data deleted",
@@ -200,6 +216,16 @@ fn csi_under_kubernetes() {
             let o = kube.kubectl_output(&["get", "pv", pv.trim()], None);
             (!o.status.success()).then_some(())
         },
+    );
+    // ...and its journal entry beside it.
+    let handle = handle.trim().to_string();
+    let image = handle.rsplit('/').next().unwrap();
+    let rados = ceph.rados();
+    let io = rados.ioctx("replicapool").unwrap();
+    let journal = io.read_all(&format!("rookery.csi.vol.{image}"));
+    assert!(
+        journal.is_err(),
+        "the journal of {handle} outlived its volume"
     );
     let after = json(&ceph.ok(&["volume", "list", "-o", "json"])).to_string();
     assert!(
@@ -212,6 +238,68 @@ fn csi_under_kubernetes() {
     retained_volume(&ceph, &kube);
     expansion(&kube);
     snapshot_and_clone(&kube);
+    plugin_restart_releases_a_gone_pods_volume(&kube);
+}
+
+/// A pod force-deleted while its node's plugin is killed: once the plugin is back, the kubelet's
+/// unstage of the dead pod's volume goes through and a new pod mounts it, with no step by hand.
+fn plugin_restart_releases_a_gone_pods_volume(kube: &Kube) {
+    kube.apply(&claim("sticky", "rookery-rbd", "ReadWriteOnce", "128Mi"));
+    bound(kube, "sticky");
+    kube.apply(&pod(
+        "sticky-1",
+        "sticky",
+        "echo kept > /data/f; sync; exec sleep 3600",
+    ));
+    running(kube, "sticky-1");
+    let plugin = |what: &str| {
+        kube.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            "rookery-csi",
+            "-l",
+            "app=rookery-csi-rbd-node",
+            "-o",
+            &format!("jsonpath={what}"),
+        ])
+    };
+    let old_plugin = plugin("{.items[0].metadata.name}");
+    kube.kubectl(&[
+        "delete",
+        "pod",
+        old_plugin.trim(),
+        "-n",
+        "rookery-csi",
+        "--grace-period=0",
+        "--force",
+        "--wait=false",
+    ]);
+    kube.kubectl(&[
+        "delete",
+        "pod",
+        "sticky-1",
+        "-n",
+        NS,
+        "--grace-period=0",
+        "--force",
+    ]);
+    kube.wait_for(
+        "a new RBD node plugin running",
+        Duration::from_secs(120),
+        || {
+            let now = plugin("{.items[*].metadata.name} {.items[*].status.phase}");
+            (!now.contains(old_plugin.trim()) && now.ends_with("Running")).then_some(())
+        },
+    );
+    kube.apply(&pod("sticky-2", "sticky", "cat /data/f"));
+    assert_eq!(
+        kube.pod_succeeds(NS, "sticky-2", Duration::from_secs(240))
+            .trim(),
+        "kept"
+    );
+    delete_pod(kube, "sticky-2");
+    kube.kubectl(&["delete", "pvc", "sticky", "-n", NS, "--wait=true"]);
 }
 
 /// VolumeSnapshot -> a claim from it holds the data of the moment it was taken; a claim cloned from a

@@ -18,6 +18,9 @@ use crate::{pb, Driver};
 pub(crate) trait Backend: Send + Sync {
     /// The CSI driver name (`GetPluginInfo`).
     fn name(&self) -> &'static str;
+    /// Mounts again the volumes this node staged whose mount helper is gone (the plugin was restarted
+    /// or killed, the host rebooted): one line per volume, saying how it went.
+    fn restore_staged(&self, d: &Driver) -> Vec<String>;
     /// Refuses access types and modes this kind of volume cannot serve.
     fn supports(&self, caps: &[pb::VolumeCapability]) -> Result<(), Status>;
     /// The pool or filesystem a CreateVolume request's parameters place the volume in, refusing

@@ -181,6 +181,23 @@ impl Backend for CephFs {
         crate::CEPHFS_DRIVER
     }
 
+    fn restore_staged(&self, d: &Driver) -> Vec<String> {
+        match mount::resume_all(&d.conf, &d.config.identity, &d.data_dir) {
+            Ok(results) => results
+                .into_iter()
+                .map(|(m, result)| match result {
+                    Ok(()) => format!("{} mounted again at {}", m.source(), m.path.display()),
+                    Err(e) => format!(
+                        "{} not mounted again at {}: {e}",
+                        m.source(),
+                        m.path.display()
+                    ),
+                })
+                .collect(),
+            Err(e) => vec![format!("the staged volumes could not be read: {e}")],
+        }
+    }
+
     fn supports(&self, caps: &[pb::VolumeCapability]) -> Result<(), Status> {
         capabilities_supported(caps)
     }

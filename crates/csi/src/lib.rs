@@ -302,6 +302,12 @@ impl Driver {
         })
     }
 
+    /// A node plugin's first act: what it staged before it stopped (its mount helpers gone with it) is
+    /// mounted again, so the kubelet's next publish of those volumes finds them staged.
+    pub fn restore_staged(&self) -> Vec<String> {
+        self.backend.restore_staged(self)
+    }
+
     /// Really asks the mons: a driver that cannot reach Ceph is not ready.
     pub fn probe_cluster(&self) -> Result<(), String> {
         rookery_ceph::commands::cluster::mon_stat(&self.rados)

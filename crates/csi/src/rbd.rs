@@ -368,6 +368,29 @@ impl Backend for Rbd {
         crate::RBD_DRIVER
     }
 
+    fn restore_staged(&self, d: &Driver) -> Vec<String> {
+        match rookery_volumes::resume_all(&d.rados, &d.conf, &d.config.identity, &d.data_dir) {
+            Ok(results) => results
+                .into_iter()
+                .map(|(r, result)| match result {
+                    Ok(()) => format!(
+                        "{}/{} staged again at {}",
+                        r.pool,
+                        r.volume,
+                        r.path.display()
+                    ),
+                    Err(e) => format!(
+                        "{}/{} not staged again at {}: {e}",
+                        r.pool,
+                        r.volume,
+                        r.path.display()
+                    ),
+                })
+                .collect(),
+            Err(e) => vec![format!("the staged volumes could not be read: {e}")],
+        }
+    }
+
     fn supports(&self, caps: &[pb::VolumeCapability]) -> Result<(), Status> {
         capabilities_supported(caps)
     }

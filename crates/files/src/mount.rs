@@ -332,7 +332,11 @@ pub fn suspend_all(data_dir: &Path, keep: bool) -> Result<Vec<FsMount>, FileErro
 pub type Resumed = (FsMount, Result<(), FileError>);
 
 /// Mounts again what `suspend_all` unmounted, and what a host restart took away; one result per mount.
-pub fn resume_all(conf: &Path, data_dir: &Path) -> Result<Vec<Resumed>, FileError> {
+pub fn resume_all(
+    conf: &Path,
+    identity: &rookery_ceph::Identity,
+    data_dir: &Path,
+) -> Result<Vec<Resumed>, FileError> {
     let mut records = Records::open(data_dir)?;
     let mut done = Vec::new();
     for m in records.list.iter_mut() {
@@ -348,7 +352,7 @@ pub fn resume_all(conf: &Path, data_dir: &Path) -> Result<Vec<Resumed>, FileErro
             path: m.path.clone(),
             read_only: m.read_only,
             conf: conf.to_path_buf(),
-            identity: rookery_ceph::Identity::admin(),
+            identity: identity.clone(),
             data_dir: data_dir.to_path_buf(),
         };
         // A subvolume's path never changes, so the recorded root is used as is.

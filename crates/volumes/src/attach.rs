@@ -601,6 +601,7 @@ pub type Remount = (MountRecord, Result<(), VolumeError>);
 pub fn resume_all(
     rados: &Rados,
     conf: &Path,
+    identity: &rookery_ceph::Identity,
     data_dir: &Path,
 ) -> Result<Vec<Remount>, VolumeError> {
     let pending: Vec<MountRecord> = {
@@ -624,7 +625,7 @@ pub fn resume_all(
             path: rec.path.clone(),
             read_only: rec.read_only,
             conf: conf.to_path_buf(),
-            identity: rookery_ceph::Identity::admin(),
+            identity: identity.clone(),
             data_dir: data_dir.to_path_buf(),
             raw: rec.fstype == "none",
         };

@@ -181,6 +181,13 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
         .enable_all()
         .build()
         .map_err(|e| Failure::from(anyhow!(e)))?;
+    // Only with a data dir of its own: a standalone cluster's holds `rookery volume mount`s too, which
+    // `rookery up` restores.
+    if (args.node || both) && args.ceph_conf.is_some() {
+        for line in driver.restore_staged() {
+            eprintln!("{line}");
+        }
+    }
     eprintln!("serving {} on {}", args.driver, path.display());
     rt.block_on(async {
         if let Some(addr) = metrics_address {

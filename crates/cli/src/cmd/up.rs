@@ -186,7 +186,11 @@ fn remount_files(layout: &Layout) {
     if !layout.root.join("files").join("mounts.json").exists() {
         return;
     }
-    match rookery_files::mount::resume_all(&layout.conf(), &layout.root) {
+    match rookery_files::mount::resume_all(
+        &layout.conf(),
+        &rookery_ceph::Identity::admin(),
+        &layout.root,
+    ) {
         Ok(results) => {
             for (m, result) in results {
                 match result {
@@ -222,7 +226,12 @@ fn remount_volumes(layout: &Layout) {
             return;
         }
     };
-    match rookery_volumes::resume_all(&rados, &layout.conf(), &layout.root) {
+    match rookery_volumes::resume_all(
+        &rados,
+        &layout.conf(),
+        &rookery_ceph::Identity::admin(),
+        &layout.root,
+    ) {
         Ok(results) => {
             for (r, result) in results {
                 match result {
