@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rookery_ceph::commands;
+use rookery_ceph::types::{DfPool, FsListEntry};
 use rookery_files::mount::{self, MountRequest};
 use rookery_files::subvolume::{self, CloneSource, SubvolumeInfo};
 use rookery_files::FileError;
@@ -29,10 +30,11 @@ const META_SOURCE: &str = "csi.source";
 /// How long a CreateVolume waits for the mgr's copy of a clone before the CO is told to retry.
 const CLONE_WAIT: Duration = Duration::from_secs(300);
 
-fn fs_and_name(
+/// Checks a StorageClass's parameters; returns the filesystem they name, if any.
+fn check_params<'a>(
     d: &Driver,
-    p: &std::collections::HashMap<String, String>,
-) -> Result<String, Status> {
+    p: &'a std::collections::HashMap<String, String>,
+) -> Result<Option<&'a String>, Status> {
     for k in p.keys() {
         let known = matches!(
             k.as_str(),
@@ -54,9 +56,43 @@ fn fs_and_name(
             )));
         }
     }
-    p.get("fsName").cloned().ok_or_else(|| {
+    Ok(p.get("fsName"))
+}
+
+/// The filesystem a CreateVolume request's parameters place the volume in (required).
+fn fs_and_name(
+    d: &Driver,
+    p: &std::collections::HashMap<String, String>,
+) -> Result<String, Status> {
+    check_params(d, p)?.cloned().ok_or_else(|| {
         Status::invalid_argument("parameter fsName (the CephFilesystem) is required")
     })
+}
+
+/// Bytes a new volume can still take: the most any data pool of filesystem `fs` has available, or, when
+/// no filesystem is named (GetCapacity's parameters are optional), of any filesystem, since a volume
+/// lives in one. With no filesystem at all nothing can be made: 0.
+fn capacity_in(
+    filesystems: &[FsListEntry],
+    pools: &[DfPool],
+    fs: Option<&str>,
+) -> Result<u64, Status> {
+    let named: Vec<&FsListEntry> = filesystems
+        .iter()
+        .filter(|f| fs.is_none_or(|n| f.name == n))
+        .collect();
+    if let (Some(name), true) = (fs, named.is_empty()) {
+        return Err(Status::invalid_argument(format!(
+            "filesystem {name:?} does not exist"
+        )));
+    }
+    Ok(named
+        .iter()
+        .flat_map(|f| f.data_pools.iter())
+        .filter_map(|pool| pools.iter().find(|p| p.name == *pool))
+        .map(|p| p.stats.max_avail)
+        .max()
+        .unwrap_or(0))
 }
 
 /// File volumes take every access mode, in filesystem mode only.
@@ -312,15 +348,10 @@ impl Backend for CephFs {
     }
 
     fn available(&self, d: &Driver, params: &HashMap<String, String>) -> Result<u64, Status> {
-        let fs = fs_and_name(d, params)?;
-        let data_pool = format!("{fs}-");
+        let fs = check_params(d, params)?;
+        let filesystems = commands::fs::ls(&d.rados).map_err(|e| ceph_status(&e))?;
         let df = commands::cluster::df(&d.rados).map_err(|e| ceph_status(&e))?;
-        df.pools
-            .iter()
-            .filter(|p| p.name.starts_with(&data_pool) && !p.name.ends_with("-metadata"))
-            .map(|p| p.stats.max_avail)
-            .max()
-            .ok_or_else(|| Status::invalid_argument(format!("filesystem {fs:?} has no data pool")))
+        capacity_in(&filesystems, &df.pools, fs.map(String::as_str))
     }
 
     fn size(&self, d: &Driver, id: &VolumeId) -> Result<u64, Status> {
@@ -486,6 +517,52 @@ fn parse_time(s: &str) -> Option<prost_types::Timestamp> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use rookery_ceph::types::DfPoolStats;
+
+    fn fs(name: &str, data: &[&str]) -> FsListEntry {
+        FsListEntry {
+            name: name.into(),
+            metadata_pool: format!("{name}-metadata"),
+            data_pools: data.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn pool(name: &str, max_avail: u64) -> DfPool {
+        DfPool {
+            name: name.into(),
+            id: 1,
+            stats: DfPoolStats {
+                max_avail,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn capacity_is_of_the_named_filesystem_or_the_roomiest() {
+        let filesystems = [fs("a", &["a-data", "a-ec"]), fs("b", &["b-data"])];
+        let pools = [
+            pool("a-metadata", 900),
+            pool("a-data", 100),
+            pool("a-ec", 300),
+            pool("b-data", 200),
+            pool("replicapool", 1000),
+        ];
+        assert_eq!(capacity_in(&filesystems, &pools, Some("a")).unwrap(), 300);
+        assert_eq!(capacity_in(&filesystems, &pools, Some("b")).unwrap(), 200);
+        // No filesystem named: what the roomiest data pool of any takes; the metadata and RBD pools
+        // hold no volume.
+        assert_eq!(capacity_in(&filesystems, &pools, None).unwrap(), 300);
+        assert_eq!(capacity_in(&[], &pools, None).unwrap(), 0);
+        assert_eq!(
+            capacity_in(&filesystems, &pools, Some("c"))
+                .unwrap_err()
+                .code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+
     #[test]
     fn times() {
         let t = super::parse_time("2015-08-30 12:36:00.5").unwrap();
