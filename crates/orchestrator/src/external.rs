@@ -109,7 +109,7 @@ mod tests {
     fn the_exported_conf_names_the_cluster_and_its_mons_only() {
         let access = ExternalAccess {
             fsid: "f-1".into(),
-            mon_host: "[v2:127.0.0.1:3300,v1:127.0.0.1:6789]".into(),
+            mon_host: "[v2:10.0.0.5:3300,v1:10.0.0.5:6789]".into(),
             drivers: vec![DriverCredentials {
                 driver: "rbd.csi.rookery.io",
                 user: "rookery-csi-rbd",
