@@ -222,15 +222,6 @@ fn start_driver(c: &TestCluster, driver: &str) -> (DriverProcess, PathBuf, Strin
     (guard, socket, metrics)
 }
 
-const FS: &str = "apiVersion: ceph.rook.io/v1
-kind: CephFilesystem
-metadata: {name: myfs}
-spec:
-  metadataPool: {replicated: {size: 3}}
-  dataPools: [{name: replicated, replicated: {size: 3}}]
-  metadataServer: {activeCount: 1, activeStandby: true}
-";
-
 fn fs_req(name: &str, bytes: i64) -> pb::CreateVolumeRequest {
     pb::CreateVolumeRequest {
         name: name.into(),
@@ -312,9 +303,7 @@ fn csi_drivers_end_to_end() {
     let c = TestCluster::new_dir();
     c.ok(&["up", "--mon-port", "0"]);
     let work = c.dir.parent().unwrap().to_path_buf();
-    let fs_file = work.join("fs.yaml");
-    std::fs::write(&fs_file, FS).unwrap();
-    c.ok(&["apply", "-f", fs_file.to_str().unwrap()]);
+    c.apply_myfs();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

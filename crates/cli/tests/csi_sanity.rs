@@ -31,23 +31,12 @@ struct Unmounter(PathBuf);
 
 impl Drop for Unmounter {
     fn drop(&mut self) {
-        for t in mounts_under(&self.0) {
+        for t in common::mounts_under(&self.0) {
             if let Ok(c) = std::ffi::CString::new(t.as_os_str().as_encoded_bytes()) {
                 unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
             }
         }
     }
-}
-
-/// Mount points under `dir`, deepest first.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let mut targets: Vec<PathBuf> = rookery_volumes::mounts::table()
-        .into_iter()
-        .map(|m| m.target)
-        .filter(|t| t.starts_with(dir))
-        .collect();
-    targets.sort_by_key(|t| std::cmp::Reverse(t.components().count()));
-    targets
 }
 
 fn csi_sanity() -> PathBuf {
@@ -59,15 +48,6 @@ fn csi_sanity() -> PathBuf {
     );
     bin
 }
-
-const FS: &str = "apiVersion: ceph.rook.io/v1
-kind: CephFilesystem
-metadata: {name: myfs}
-spec:
-  metadataPool: {replicated: {size: 3}}
-  dataPools: [{name: replicated, replicated: {size: 3}}]
-  metadataServer: {activeCount: 1, activeStandby: true}
-";
 
 /// The size of the volumes csi-sanity makes, and what it expands them to (whole MiB, as rookery sizes
 /// volumes; small, so staging formats quickly).
@@ -279,7 +259,7 @@ fn sanity(c: &TestCluster, run: &Run) -> Totals {
         unexpected.is_empty(),
         "{name}: specs skipped for reasons not expected: {unexpected:?}"
     );
-    let left = mounts_under(&dir);
+    let left = common::mounts_under(&dir);
     assert!(
         left.is_empty(),
         "still mounted after csi-sanity's cleanup: {left:?}"
@@ -293,9 +273,7 @@ fn sanity(c: &TestCluster, run: &Run) -> Totals {
 fn csi_sanity_passes_for_both_drivers() {
     let c = TestCluster::new_dir();
     c.ok(&["up", "--mon-port", "0"]);
-    let fs_file = c.dir.parent().unwrap().join("fs.yaml");
-    std::fs::write(&fs_file, FS).unwrap();
-    c.ok(&["apply", "-f", fs_file.to_str().unwrap()]);
+    c.apply_myfs();
 
     let runs = [
         Run {

@@ -12,16 +12,6 @@ use common::{json, TestCluster};
 
 const NS: &str = "e2e";
 
-/// The filesystem deploy/csi/'s CephFS StorageClass names.
-const FS: &str = "apiVersion: ceph.rook.io/v1
-kind: CephFilesystem
-metadata: {name: myfs}
-spec:
-  metadataPool: {replicated: {size: 3}}
-  dataPools: [{name: replicated, replicated: {size: 3}}]
-  metadataServer: {activeCount: 1, activeStandby: true}
-";
-
 /// A pod on `claim` running `script` once (restartPolicy Never); a block claim is the device /dev/vol.
 fn pod(name: &str, claim: &str, script: &str) -> String {
     pod_with(name, claim, script, false)
@@ -106,9 +96,7 @@ fn delete_pod(kube: &Kube, pod: &str) {
 fn csi_under_kubernetes() {
     let ceph = TestCluster::new_dir();
     ceph.ok(&["up", "--mon-port", "0"]);
-    let fs_file = ceph.dir.parent().unwrap().join("fs.yaml");
-    std::fs::write(&fs_file, FS).unwrap();
-    ceph.ok(&["apply", "-f", fs_file.to_str().unwrap()]);
+    ceph.apply_myfs();
     let kube = Kube::start();
 
     // What a user applies: the drivers, then the cluster's ConfigMap and Secrets.

@@ -50,6 +50,16 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The CephFilesystem the CSI tests use (`myfs`, which deploy/csi/'s CephFS StorageClass names).
+pub const MYFS: &str = "apiVersion: ceph.rook.io/v1
+kind: CephFilesystem
+metadata: {name: myfs}
+spec:
+  metadataPool: {replicated: {size: 3}}
+  dataPools: [{name: replicated, replicated: {size: 3}}]
+  metadataServer: {activeCount: 1, activeStandby: true}
+";
+
 /// A cluster in a temporary data dir, destroyed (processes and files) when dropped.
 pub struct TestCluster {
     pub dir: PathBuf,
@@ -71,6 +81,13 @@ impl TestCluster {
 
     pub fn run(&self, args: &[&str]) -> Output {
         rookery(&self.dir, args)
+    }
+
+    /// Applies [`MYFS`] and waits until it is there.
+    pub fn apply_myfs(&self) {
+        let file = self.dir.parent().unwrap().join("myfs.yaml");
+        std::fs::write(&file, MYFS).unwrap();
+        self.ok(&["apply", "-f", file.to_str().unwrap()]);
     }
 
     /// Runs and asserts success.
@@ -123,16 +140,21 @@ impl TestCluster {
     }
 }
 
-/// Detaches (lazily) every mount under `dir`, deepest first: what a failed test left mounted outside
-/// rookery's records (CSI publish targets, for one).
-fn unmount_under(dir: &Path) {
+/// Mount points under `dir`, deepest first.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let mut targets: Vec<PathBuf> = rookery_volumes::mounts::table()
         .into_iter()
         .map(|m| m.target)
         .filter(|t| t.starts_with(dir))
         .collect();
     targets.sort_by_key(|t| std::cmp::Reverse(t.components().count()));
-    for t in targets {
+    targets
+}
+
+/// Detaches (lazily) every mount under `dir`, deepest first: what a failed test left mounted outside
+/// rookery's records (CSI publish targets, for one).
+fn unmount_under(dir: &Path) {
+    for t in mounts_under(dir) {
         if let Ok(c) = std::ffi::CString::new(t.as_os_str().as_encoded_bytes()) {
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
