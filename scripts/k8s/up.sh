@@ -122,9 +122,42 @@ start kube-apiserver "$bin/kube-apiserver" --bind-address 127.0.0.1 --advertise-
   --service-account-signing-key-file "$pki/sa.key" --api-audiences https://kubernetes.default.svc \
   --service-cluster-ip-range 10.96.0.0/24 --allow-privileged=true --endpoint-reconciler-type none \
   --kubelet-client-certificate "$pki/kubelet-client.crt" --kubelet-client-key "$pki/kubelet-client.key" \
-  --kubelet-preferred-address-types Hostname --profiling=false --event-ttl 30m
+  --kubelet-preferred-address-types Hostname --profiling=false --event-ttl 30m \
+  --feature-gates MutatingAdmissionPolicy=true --runtime-config admissionregistration.k8s.io/v1beta1=true
 kubectl() { "$bin/kubectl" --kubeconfig "$dir/kubeconfig" "$@"; }
 wait_for kube-apiserver 90 kubectl get --raw /readyz
+
+# This cluster has no kube-proxy (it would rewrite the host's packet filter), so the API's service
+# address routes nowhere. Pods on the host's network reach the API on 127.0.0.1 instead: an admission
+# policy gives their containers that address, as kube-proxy's routing would.
+kubectl apply -f - >/dev/null <<MAP
+apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicy
+metadata: {name: rookery-test-loopback-api}
+spec:
+  matchConstraints:
+    resourceRules:
+      - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  matchConditions:
+    - name: host-network
+      expression: "has(object.spec.hostNetwork) && object.spec.hostNetwork"
+  failurePolicy: Fail
+  reinvocationPolicy: Never
+  mutations:
+    - patchType: ApplyConfiguration
+      applyConfiguration:
+        expression: >
+          Object{spec: Object.spec{containers: object.spec.containers.map(c, Object.spec.containers{
+            name: c.name,
+            env: [Object.spec.containers.env{name: "KUBERNETES_SERVICE_HOST", value: "127.0.0.1"},
+                  Object.spec.containers.env{name: "KUBERNETES_SERVICE_PORT", value: "$api_port"}]})}}
+---
+apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: rookery-test-loopback-api}
+spec:
+  policyName: rookery-test-loopback-api
+MAP
 
 log "starting kube-controller-manager and kube-scheduler"
 start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$pki/controller-manager.kubeconfig" \
@@ -216,7 +249,7 @@ wait_for "the node $node" 90 kubectl get node "$node"
 wait_for "node $node Ready" 120 bash -c "'$bin/kubectl' --kubeconfig '$dir/kubeconfig' get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
 # VolumeSnapshots, as a distribution provides them: the CRDs and the snapshot-controller of
 # kubernetes-csi/external-snapshotter, from the module that k8s/snapshotter pins (its image comes from
-# scripts/image/build.sh). With host networking and the API's loopback address: there is no kube-proxy.
+# scripts/image/build.sh). On the host's network, so it reaches the API (see the admission policy above).
 snap_mod=github.com/kubernetes-csi/external-snapshotter
 snap_dir=$(cd "$repo/k8s/snapshotter" && go list -m -f '{{.Dir}}' $snap_mod/v8 2>/dev/null || true)
 snap_client=$(cd "$repo/k8s/snapshotter" && go list -m -f '{{.Dir}}' $snap_mod/client/v8 2>/dev/null || true)
@@ -229,8 +262,7 @@ if [ -n "$snap_dir" ] && [ -n "$snap_client" ] && ctr --address "$dir/containerd
   kubectl apply -f "$snap_dir/deploy/kubernetes/snapshot-controller/rbac-snapshot-controller.yaml" >/dev/null
   patch='{"spec":{"replicas":1,"minReadySeconds":0,"template":{"spec":{"hostNetwork":true,"containers":[
     {"name":"snapshot-controller","image":"registry.k8s.io/sig-storage/snapshot-controller:'"$snap_ver"'",
-     "command":["/snapshot-controller"],"args":["--leader-election=false"],
-     "env":[{"name":"KUBERNETES_SERVICE_HOST","value":"127.0.0.1"},{"name":"KUBERNETES_SERVICE_PORT","value":"'"$api_port"'"}]}]}}}}'
+     "command":["/snapshot-controller"],"args":["--leader-election=false"]}]}}}}'
   kubectl patch --local -o yaml --type strategic -p "$patch" \
     -f "$snap_dir/deploy/kubernetes/snapshot-controller/setup-snapshot-controller.yaml" | kubectl apply -f - >/dev/null
 fi

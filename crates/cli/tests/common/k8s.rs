@@ -169,8 +169,7 @@ impl Kube {
     }
 
     /// deploy/csi/ as this test cluster needs it: the kubelet's and the node plugins' folders inside
-    /// the test folder, free ports for the drivers' health and metrics, and the API server's loopback
-    /// address for the pods that call it (this cluster has no kube-proxy to route its service address).
+    /// the test folder, and free ports for the drivers' health and metrics.
     pub fn deploy_csi(&self) -> String {
         let kubelet_root = self.var("K8S_KUBELET_ROOT").to_string();
         let data = self.dir.join("rookery-csi").display().to_string();
@@ -230,7 +229,6 @@ impl Kube {
                 ))
             })
             .collect();
-        let api_port: u64 = self.var("K8S_API_PORT").parse().unwrap();
         if let Some(containers) = doc
             .get_mut("spec")
             .and_then(|s| s.get_mut("template"))
@@ -248,22 +246,6 @@ impl Kube {
                         *port = Value::from(*to);
                     }
                 }
-                let env = c
-                    .as_mapping_mut()
-                    .unwrap()
-                    .entry("env".into())
-                    .or_insert(Value::Sequence(vec![]));
-                let env = env.as_sequence_mut().unwrap();
-                env.push(
-                    serde_yaml::from_str("{name: KUBERNETES_SERVICE_HOST, value: 127.0.0.1}")
-                        .unwrap(),
-                );
-                env.push(
-                    serde_yaml::from_str(&format!(
-                        "{{name: KUBERNETES_SERVICE_PORT, value: \"{api_port}\"}}"
-                    ))
-                    .unwrap(),
-                );
             }
         }
     }
