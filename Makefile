@@ -42,7 +42,7 @@ image: build k8s-build
 
 ## A single-node Kubernetes on this host for trying rookery's CSI drivers by hand (README: "On Kubernetes").
 k8s-up: image
-	scripts/k8s/up.sh $(K8S_DIR)
+	KUBELET_ROOT=/var/lib/kubelet HOST_DIRS=/var/lib/rookery-csi scripts/k8s/up.sh $(K8S_DIR)
 	@echo "export KUBECONFIG=$(K8S_DIR)/kubeconfig; kubectl: $(CURDIR)/target/k8s/bin/kubectl"
 
 k8s-down:

@@ -38,6 +38,18 @@ fi
 for name in kube-scheduler kube-controller-manager kube-apiserver containerd etcd; do stop_pidfile "$name"; done
 # Shims (and anything they still hold) that named our containerd.
 for pid in $(pgrep -f "containerd-shim.*-address $sock" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+# Loop devices over files under DIR or the shared host folders (block volumes the node plugins mapped;
+# their FUSE servers are gone), while their backing paths still read as such: detached now, a device
+# still mounted lets go once the unmounts below release it.
+ours=("$dir")
+[ -f "$dir/host-dirs" ] && while read -r what path; do [ "$what" = mounted ] && ours+=("$path"); done < "$dir/host-dirs"
+for dev in /sys/block/loop*; do
+  [ -r "$dev/loop/backing_file" ] || continue
+  backing=$(cat "$dev/loop/backing_file" 2>/dev/null)
+  for d in "${ours[@]}"; do
+    case "$backing" in "$d"/*) losetup -d "/dev/$(basename "$dev")" 2>/dev/null ;; esac
+  done
+done
 # Whatever is still mounted under DIR, deepest first (volumes in pods, overlay roots, netns, shm), and DIR
 # itself (up.sh made it a shared mount).
 for _ in 1 2 3; do
@@ -45,13 +57,29 @@ for _ in 1 2 3; do
   [ -z "$mounts" ] && break
   for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
 done
-# Loop devices over files under DIR (block volumes the node plugins mapped; their FUSE servers are gone).
-for dev in /sys/block/loop*; do
-  [ -r "$dev/loop/backing_file" ] || continue
-  case "$(cat "$dev/loop/backing_file" 2>/dev/null)" in
-    "$dir"/*) losetup -d "/dev/$(basename "$dev")" 2>/dev/null ;;
-  esac
-done
+# Host folders up.sh shared (KUBELET_ROOT, HOST_DIRS): what is mounted under them, their own bind
+# mount, and the folders themselves where up.sh made them.
+if [ -f "$dir/host-dirs" ]; then
+  while read -r what path; do
+    [ "$what" = mounted ] || continue
+    for m in $(awk -v d="$path" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/self/mounts | sort -r); do
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+    done
+  done < "$dir/host-dirs"
+  # A kubelet root outside DIR: whatever the kubelet added to it.
+  root=$(awk '$1 == "root" {print $2}' "$dir/host-dirs")
+  if [ -n "$root" ] && [ -d "$root" ]; then
+    for entry in $(ls -A "$root"); do
+      grep -qxF "kept $entry" "$dir/host-dirs" || rm -rf --one-file-system "${root:?}/$entry"
+    done
+  fi
+  while read -r what path; do
+    case $what in
+      socket) rm -f "$path" ;;
+      made) rm -rf --one-file-system "$path" ;;
+    esac
+  done < "$dir/host-dirs"
+fi
 # The pods' bridge (named after the API port in up.sh's CNI config).
 if [ -f "$dir/cni/10-pods.conflist" ]; then
   br=$(grep -o '"bridge": "[^"]*"' "$dir/cni/10-pods.conflist" | cut -d'"' -f4)

@@ -22,11 +22,26 @@ done
 if [ -e "$dir/pids" ] && ls "$dir/pids"/*.pid >/dev/null 2>&1; then
   echo "error: $dir already holds a Kubernetes started by up.sh; stop it first with scripts/k8s/down.sh $dir" >&2; exit 1
 fi
+# The kubelet's root: inside DIR (tests), or KUBELET_ROOT (`make k8s-up`: /var/lib/kubelet, the path
+# deploy/csi/ names, so the manifests apply unchanged). HOST_DIRS: more host folders pods mount with
+# bidirectional propagation (`make k8s-up`: /var/lib/rookery-csi, the node plugins' records).
+kubelet_root=${KUBELET_ROOT:-$dir/kubelet}
+if [ "$kubelet_root" != "$dir/kubelet" ] && pgrep -x kubelet >/dev/null; then
+  echo "error: a kubelet already runs on this host; stop it, or start this one without KUBELET_ROOT" >&2; exit 1
+fi
 mkdir -p "$dir"/{pki,pids,logs,etcd,containerd/root,containerd/state,cni,kubelet,manifests}
-# Bidirectional mount propagation (a CSI node plugin's mounts reaching the pods) needs the kubelet's folder
-# on a shared mount; / is private on hosts without systemd. DIR becomes a shared mount of its own.
-mountpoint -q "$dir" || mount --bind "$dir" "$dir"
-mount --make-rshared "$dir"
+# Bidirectional mount propagation (a CSI node plugin's mounts reaching the pods) needs those folders on a
+# shared mount; / is private on hosts without systemd. Each becomes a shared mount of its own, and
+# down.sh undoes it (removing the host folders this made).
+: > "$dir/host-dirs"
+for shared in "$dir" "$kubelet_root" ${HOST_DIRS:-}; do
+  if [ "$shared" != "$dir" ] && [ "${shared#"$dir"/}" = "$shared" ]; then
+    [ -e "$shared" ] || { mkdir -p "$shared"; echo "made $shared" >> "$dir/host-dirs"; }
+    mountpoint -q "$shared" || echo "mounted $shared" >> "$dir/host-dirs"
+  fi
+  mountpoint -q "$shared" || mount --bind "$shared" "$shared"
+  mount --make-rshared "$shared"
+done
 chmod 700 "$dir" "$dir/pki"
 log() { printf '%s %s\n' "$(date +%T)" "$*"; }
 
@@ -98,7 +113,7 @@ K8S_DIR=$dir
 KUBECONFIG=$dir/kubeconfig
 K8S_API_PORT=$api_port
 K8S_NODE=$node
-K8S_KUBELET_ROOT=$dir/kubelet
+K8S_KUBELET_ROOT=$kubelet_root
 K8S_CONTAINERD_SOCKET=$dir/containerd/containerd.sock
 ENV
 
@@ -242,9 +257,19 @@ registerNode: true
 maxPods: 110
 podLogsDir: $dir/pod-logs
 KCFG
+# What the kubelet writes outside its folders goes at down.sh: its device-plugin socket, whose place is
+# fixed (/var/lib/kubelet/device-plugins) whatever its root, and what it adds to a root outside DIR.
+for d in /var/lib/kubelet /var/lib/kubelet/device-plugins; do
+  [ -e "$d" ] || echo "made $d" >> "$dir/host-dirs"
+done
+echo "socket /var/lib/kubelet/device-plugins/kubelet.sock" >> "$dir/host-dirs"
+if [ "$kubelet_root" != "$dir/kubelet" ]; then
+  ls -A "$kubelet_root" | sed 's/^/kept /' >> "$dir/host-dirs"
+  echo "root $kubelet_root" >> "$dir/host-dirs"
+fi
 log "starting kubelet (node $node)"
 start kubelet "$bin/kubelet" --config "$dir/kubelet/config.yaml" --kubeconfig "$pki/kubelet.kubeconfig" \
-  --root-dir "$dir/kubelet" --hostname-override "$node" --cert-dir "$dir/kubelet/pki" --v 1
+  --root-dir "$kubelet_root" --hostname-override "$node" --cert-dir "$dir/kubelet/pki" --v 1
 wait_for "the node $node" 90 kubectl get node "$node"
 wait_for "node $node Ready" 120 bash -c "'$bin/kubectl' --kubeconfig '$dir/kubeconfig' get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
 # VolumeSnapshots, as a distribution provides them: the CRDs and the snapshot-controller of

@@ -227,6 +227,16 @@ fn csi_under_kubernetes() {
     expansion(&kube);
     snapshot_and_clone(&kube);
     plugin_restart_releases_a_gone_pods_volume(&kube);
+
+    // Nothing of it stays: no loop device over a volume the node plugins mapped (scripts/k8s/down.sh).
+    drop(kube);
+    let left: Vec<String> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("loop/backing_file")).ok())
+        .filter(|b| b.contains("csi-vol-"))
+        .collect();
+    assert!(left.is_empty(), "loop devices left behind: {left:?}");
 }
 
 /// A pod force-deleted while its node's plugin is killed: once the plugin is back, the kubelet's

@@ -262,6 +262,13 @@ fn start_fuse(req: &MountRequest, fuse_dir: &Path) -> Result<(u32, PathBuf), Vol
     )))
 }
 
+/// Whether a loop device's backing file is the record's FUSE file. The kernel names it from where the
+/// reader stands: a FUSE mount made in a mount namespace that is gone since (a CSI node plugin's container,
+/// restarted) is detached, and its file reads as `/<volume>`.
+pub(crate) fn backs(rec: &MountRecord, backing: &Path) -> bool {
+    backing.starts_with(&rec.fuse_dir) || backing == Path::new("/").join(&rec.volume)
+}
+
 /// Takes down what a mount record describes, innermost first: filesystem, loop device, FUSE. Works on the
 /// remains of a mount whose FUSE server died (lazy unmounts there: nothing behind them answers any more).
 /// While the filesystem of a live mount is mounted anywhere else (a bind mount into a container, say) or the
@@ -281,8 +288,7 @@ pub fn teardown(rec: &MountRecord) -> Result<(), VolumeError> {
             mounts::unmount(&rec.path)?;
         }
     }
-    let attached =
-        loopdev::backing_file(&rec.loop_device).is_some_and(|b| b.starts_with(&rec.fuse_dir));
+    let attached = loopdev::backing_file(&rec.loop_device).is_some_and(|b| backs(rec, &b));
     if attached && !dead {
         if let Some(other) = mounts::table().into_iter().find(|m| ours(m)) {
             return Err(VolumeError::Busy(format!(
@@ -296,8 +302,7 @@ pub fn teardown(rec: &MountRecord) -> Result<(), VolumeError> {
         loopdev::detach(&rec.loop_device)?;
         // LOOP_CLR_FD only marks a device that is still open; it lets go once the last user closes it.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while loopdev::backing_file(&rec.loop_device).is_some_and(|b| b.starts_with(&rec.fuse_dir))
-        {
+        while loopdev::backing_file(&rec.loop_device).is_some_and(|b| backs(rec, &b)) {
             if Instant::now() > deadline {
                 if dead {
                     break;
@@ -640,4 +645,29 @@ pub fn resume_all(
         out.push((rec, result));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_device_is_ours_through_our_fuse_dir_or_a_detached_mount_of_it() {
+        let rec = MountRecord {
+            pool: "p".into(),
+            volume: "csi-vol-1".into(),
+            path: "/k/staging".into(),
+            read_only: false,
+            fstype: "ext4".into(),
+            loop_device: "/dev/loop3".into(),
+            fuse_dir: "/d/fuse/abc".into(),
+            fuse_pid: 1,
+            since_unix: 0,
+            remount: false,
+        };
+        assert!(backs(&rec, Path::new("/d/fuse/abc/csi-vol-1")));
+        assert!(backs(&rec, Path::new("/csi-vol-1")));
+        assert!(!backs(&rec, Path::new("/csi-vol-2")));
+        assert!(!backs(&rec, Path::new("/other/csi-vol-1")));
+    }
 }
