@@ -72,6 +72,12 @@ fn bound(kube: &Kube, name: &str) {
     );
 }
 
+/// Waits for `pod` to succeed and asserts what it printed.
+fn prints(kube: &Kube, pod: &str, want: &str) {
+    let got = kube.pod_succeeds(NS, pod, Duration::from_secs(240));
+    assert_eq!(got.trim(), want, "pod {pod} printed {got:?}");
+}
+
 fn running(kube: &Kube, pod: &str) {
     kube.wait_for(
         &format!("pod {pod} running"),
@@ -291,11 +297,7 @@ fn plugin_restart_releases_a_gone_pods_volume(kube: &Kube) {
         },
     );
     kube.apply(&pod("sticky-2", "sticky", "cat /data/f"));
-    assert_eq!(
-        kube.pod_succeeds(NS, "sticky-2", Duration::from_secs(240))
-            .trim(),
-        "kept"
-    );
+    prints(kube, "sticky-2", "kept");
     delete_pod(kube, "sticky-2");
     kube.kubectl(&["delete", "pvc", "sticky", "-n", NS, "--wait=true"]);
 }
@@ -312,11 +314,7 @@ fn snapshot_and_clone(kube: &Kube) {
         "origin",
         "echo first > /data/v; sync; cat /data/v",
     ));
-    assert_eq!(
-        kube.pod_succeeds(NS, "origin-1", Duration::from_secs(180))
-            .trim(),
-        "first"
-    );
+    prints(kube, "origin-1", "first");
     delete_pod(kube, "origin-1");
     kube.apply(&format!(
         "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {{name: snap, namespace: {NS}}}\n\
@@ -339,11 +337,7 @@ fn snapshot_and_clone(kube: &Kube) {
         "origin",
         "echo second > /data/v; sync; cat /data/v",
     ));
-    assert_eq!(
-        kube.pod_succeeds(NS, "origin-2", Duration::from_secs(180))
-            .trim(),
-        "second"
-    );
+    prints(kube, "origin-2", "second");
     delete_pod(kube, "origin-2");
     kube.apply(&claim_with(
         "restored",
@@ -363,16 +357,8 @@ fn snapshot_and_clone(kube: &Kube) {
     bound(kube, "cloned");
     kube.apply(&pod("restored-reader", "restored", "cat /data/v"));
     kube.apply(&pod("cloned-reader", "cloned", "cat /data/v"));
-    assert_eq!(
-        kube.pod_succeeds(NS, "restored-reader", Duration::from_secs(180))
-            .trim(),
-        "first"
-    );
-    assert_eq!(
-        kube.pod_succeeds(NS, "cloned-reader", Duration::from_secs(180))
-            .trim(),
-        "second"
-    );
+    prints(kube, "restored-reader", "first");
+    prints(kube, "cloned-reader", "second");
     for p in ["restored-reader", "cloned-reader"] {
         delete_pod(kube, p);
     }
@@ -459,16 +445,8 @@ fn shared_file_volume(kube: &Kube) {
     };
     kube.apply(&pod("left", "shared", &both("left", "right")));
     kube.apply(&pod("right", "shared", &both("right", "left")));
-    assert_eq!(
-        kube.pod_succeeds(NS, "left", Duration::from_secs(240))
-            .trim(),
-        "right"
-    );
-    assert_eq!(
-        kube.pod_succeeds(NS, "right", Duration::from_secs(240))
-            .trim(),
-        "left"
-    );
+    prints(kube, "left", "right");
+    prints(kube, "right", "left");
     delete_pod(kube, "left");
     delete_pod(kube, "right");
     kube.kubectl(&["delete", "pvc", "shared", "-n", NS, "--wait=true"]);
