@@ -50,21 +50,22 @@ for dev in /sys/block/loop*; do
     case "$backing" in "$d"/*) losetup -d "/dev/$(basename "$dev")" 2>/dev/null ;; esac
   done
 done
-# Whatever is still mounted under DIR, deepest first (volumes in pods, overlay roots, netns, shm), and DIR
-# itself (up.sh made it a shared mount).
-for _ in 1 2 3; do
-  mounts=$(awk -v d="$dir" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/self/mounts | sort -r)
-  [ -z "$mounts" ] && break
-  for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
-done
+unmount_tree() { # PATH: everything mounted at or under PATH, deepest first (lazily when busy)
+  local mounts m
+  for _ in 1 2 3; do
+    mounts=$(awk -v d="$1" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/self/mounts | sort -r)
+    [ -z "$mounts" ] && return
+    for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
+  done
+}
+# Whatever is still mounted under DIR (volumes in pods, overlay roots, netns, shm), and DIR itself (up.sh
+# made it a shared mount).
+unmount_tree "$dir"
 # Host folders up.sh shared (KUBELET_ROOT, HOST_DIRS): what is mounted under them, their own bind
 # mount, and the folders themselves where up.sh made them.
 if [ -f "$dir/host-dirs" ]; then
   while read -r what path; do
-    [ "$what" = mounted ] || continue
-    for m in $(awk -v d="$path" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/self/mounts | sort -r); do
-      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
-    done
+    [ "$what" = mounted ] && unmount_tree "$path"
   done < "$dir/host-dirs"
   # A kubelet root outside DIR: whatever the kubelet added to it.
   root=$(awk '$1 == "root" {print $2}' "$dir/host-dirs")

@@ -58,15 +58,7 @@ fn bound(kube: &Kube, name: &str) {
         &format!("claim {name} bound"),
         Duration::from_secs(120),
         || {
-            let phase = kube.kubectl(&[
-                "get",
-                "pvc",
-                name,
-                "-n",
-                NS,
-                "-o",
-                "jsonpath={.status.phase}",
-            ]);
+            let phase = kube.jsonpath(&["get", "pvc", name, "-n", NS], "{.status.phase}");
             (phase == "Bound").then_some(())
         },
     );
@@ -119,13 +111,10 @@ fn csi_under_kubernetes() {
         "both node plugins registered with the kubelet",
         Duration::from_secs(120),
         || {
-            let drivers = kube.kubectl(&[
-                "get",
-                "csinode",
-                kube.var("K8S_NODE"),
-                "-o",
-                "jsonpath={.spec.drivers[*].name}",
-            ]);
+            let drivers = kube.jsonpath(
+                &["get", "csinode", kube.var("K8S_NODE")],
+                "{.spec.drivers[*].name}",
+            );
             (drivers.contains("rbd.csi.rookery.io") && drivers.contains("cephfs.csi.rookery.io"))
                 .then_some(())
         },
@@ -134,18 +123,7 @@ fn csi_under_kubernetes() {
 
     // A filesystem claim: a pod writes files with checksums, is deleted; a new pod finds them intact.
     kube.apply(&claim("data", "rookery-rbd", "ReadWriteOnce", "1Gi"));
-    kube.wait_for("claim data bound", Duration::from_secs(120), || {
-        let phase = kube.kubectl(&[
-            "get",
-            "pvc",
-            "data",
-            "-n",
-            NS,
-            "-o",
-            "jsonpath={.status.phase}",
-        ]);
-        (phase == "Bound").then_some(())
-    });
+    bound(&kube, "data");
     kube.apply(&pod(
         "writer",
         "data",
@@ -168,15 +146,7 @@ fn csi_under_kubernetes() {
     kube.kubectl(&["delete", "pod", "reader", "-n", NS, "--wait=true"]);
 
     // The claim's namespace and name are on the volume, for `rookery volume list`.
-    let pv = kube.kubectl(&[
-        "get",
-        "pvc",
-        "data",
-        "-n",
-        NS,
-        "-o",
-        "jsonpath={.spec.volumeName}",
-    ]);
+    let pv = kube.jsonpath(&["get", "pvc", "data", "-n", NS], "{.spec.volumeName}");
     let volumes = json(&ceph.ok(&["volume", "list", "-o", "json"]));
     let listed = volumes.to_string();
     assert!(
@@ -186,13 +156,7 @@ fn csi_under_kubernetes() {
     );
 
     // reclaimPolicy Delete: deleting the claim removes the volume.
-    let handle = kube.kubectl(&[
-        "get",
-        "pv",
-        pv.trim(),
-        "-o",
-        "jsonpath={.spec.csi.volumeHandle}",
-    ]);
+    let handle = kube.jsonpath(&["get", "pv", pv.trim()], "{.spec.csi.volumeHandle}");
     {
         let image = handle.trim().rsplit('/').next().unwrap();
         let rados = ceph.rados();
@@ -257,16 +221,17 @@ fn plugin_restart_releases_a_gone_pods_volume(kube: &Kube) {
     ));
     running(kube, "sticky-1");
     let plugin = |what: &str| {
-        kube.kubectl(&[
-            "get",
-            "pods",
-            "-n",
-            "rookery-csi",
-            "-l",
-            "app=rookery-csi-rbd-node",
-            "-o",
-            &format!("jsonpath={what}"),
-        ])
+        kube.jsonpath(
+            &[
+                "get",
+                "pods",
+                "-n",
+                "rookery-csi",
+                "-l",
+                "app=rookery-csi-rbd-node",
+            ],
+            what,
+        )
     };
     let old_plugin = plugin("{.items[0].metadata.name}");
     kube.kubectl(&[
@@ -321,15 +286,10 @@ fn snapshot_and_clone(kube: &Kube) {
          spec: {{volumeSnapshotClassName: rookery-rbd, source: {{persistentVolumeClaimName: origin}}}}\n"
     ));
     kube.wait_for("the snapshot ready", Duration::from_secs(120), || {
-        let ready = kube.kubectl(&[
-            "get",
-            "volumesnapshot",
-            "snap",
-            "-n",
-            NS,
-            "-o",
-            "jsonpath={.status.readyToUse}",
-        ]);
+        let ready = kube.jsonpath(
+            &["get", "volumesnapshot", "snap", "-n", NS],
+            "{.status.readyToUse}",
+        );
         (ready == "true").then_some(())
     });
     kube.apply(&pod(
@@ -400,16 +360,17 @@ fn raw_block_and_read_write_once_pod(kube: &Kube) {
         "the second pod on a ReadWriteOncePod claim refused by the scheduler",
         Duration::from_secs(60),
         || {
-            let events = kube.kubectl(&[
-                "get",
-                "events",
-                "-n",
-                NS,
-                "--field-selector",
-                "involvedObject.name=raw-second",
-                "-o",
-                "jsonpath={.items[*].message}",
-            ]);
+            let events = kube.jsonpath(
+                &[
+                    "get",
+                    "events",
+                    "-n",
+                    NS,
+                    "--field-selector",
+                    "involvedObject.name=raw-second",
+                ],
+                "{.items[*].message}",
+            );
             events.contains("ReadWriteOncePod").then_some(events)
         },
     );
@@ -461,26 +422,12 @@ fn retained_volume(ceph: &TestCluster, kube: &Kube) {
         "128Mi",
     ));
     bound(kube, "kept");
-    let pv = kube.kubectl(&[
-        "get",
-        "pvc",
-        "kept",
-        "-n",
-        NS,
-        "-o",
-        "jsonpath={.spec.volumeName}",
-    ]);
-    let handle = kube.kubectl(&[
-        "get",
-        "pv",
-        pv.trim(),
-        "-o",
-        "jsonpath={.spec.csi.volumeHandle}",
-    ]);
+    let pv = kube.jsonpath(&["get", "pvc", "kept", "-n", NS], "{.spec.volumeName}");
+    let handle = kube.jsonpath(&["get", "pv", pv.trim()], "{.spec.csi.volumeHandle}");
     let image = handle.rsplit('/').next().unwrap().to_string();
     kube.kubectl(&["delete", "pvc", "kept", "-n", NS, "--wait=true"]);
     kube.wait_for("the retained PV released", Duration::from_secs(60), || {
-        let phase = kube.kubectl(&["get", "pv", pv.trim(), "-o", "jsonpath={.status.phase}"]);
+        let phase = kube.jsonpath(&["get", "pv", pv.trim()], "{.status.phase}");
         (phase == "Released").then_some(())
     });
     let listed = json(&ceph.ok(&["volume", "list", "-o", "json"])).to_string();
@@ -527,7 +474,7 @@ fn expansion(kube: &Kube) {
     ]);
     // The image grows at once; the filesystem when a node next stages it (FileSystemResizePending).
     kube.wait_for("the claim's volume grown", Duration::from_secs(120), || {
-        let status = kube.kubectl(&["get", "pvc", "grow", "-n", NS, "-o", "jsonpath={.status}"]);
+        let status = kube.jsonpath(&["get", "pvc", "grow", "-n", NS], "{.status}");
         (status.contains("FileSystemResizePending") || status.contains("\"storage\":\"512Mi\""))
             .then_some(())
     });

@@ -76,7 +76,9 @@ pub async fn serve(
             let client = match listener.accept().await {
                 Ok((c, _)) => c,
                 Err(e) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
                     tracing::warn!(error = %e, "accepting a registration connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     continue;
                 }
             };

@@ -229,7 +229,7 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
             }
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        if let Some((dir, endpoint)) = registration {
+        let registered = registration.map(|(dir, endpoint)| {
             let registration = rookery_csi::registration::Registration {
                 driver: args.driver.clone(),
                 endpoint,
@@ -242,14 +242,16 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
                 if let Err(e) = rookery_csi::registration::serve(registration, &dir, until).await {
                     tracing::error!(error = %e, "the kubelet registration socket stopped");
                 }
-            });
-        }
+            })
+        });
         let served = rookery_csi::serve(driver, &path, shutdown)
             .await
             .map_err(|e| Failure::from(anyhow!("{e}")));
         let _ = stop_tx.send(true);
-        // Give the registration its moment to remove its socket.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // The registration removes its socket as it stops, so the kubelet unregisters the driver.
+        if let Some(task) = registered {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
         served
     })
 }

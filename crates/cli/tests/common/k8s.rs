@@ -102,6 +102,14 @@ impl Kube {
         String::from_utf8_lossy(&o.stdout).to_string()
     }
 
+    /// `kubectl get ARGS -o jsonpath=PATH`, asserted to succeed: what it printed.
+    pub fn jsonpath(&self, args: &[&str], path: &str) -> String {
+        let query = format!("jsonpath={path}");
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-o", query.as_str()]);
+        self.kubectl(&all)
+    }
+
     /// `kubectl apply -f -` of `yaml`.
     pub fn apply(&self, yaml: &str) {
         let o = self.kubectl_output(&["apply", "-f", "-"], Some(yaml));
