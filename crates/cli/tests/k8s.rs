@@ -197,6 +197,7 @@ fn csi_under_kubernetes() {
     expansion(&kube);
     snapshot_and_clone(&kube);
     plugin_restart_releases_a_gone_pods_volume(&kube);
+    bench_runs_and_cleans_up(&ceph, &kube);
 
     // Nothing of it stays: no loop device over a volume the node plugins mapped (scripts/k8s/down.sh).
     drop(kube);
@@ -484,4 +485,54 @@ fn expansion(kube: &Kube) {
         "the filesystem did not grow: {before} KiB, then {after} KiB"
     );
     kube.kubectl(&["delete", "pvc", "grow", "-n", NS, "--wait=true"]);
+}
+
+/// `rookery bench k8s` at a small scale: every figure is measured on both sides, and the run leaves no
+/// namespace, claim, volume, class or folder of its own behind (rookery's volumes go with their claims).
+fn bench_runs_and_cleans_up(ceph: &TestCluster, kube: &Kube) {
+    let floor = kube.dir.join("bench-floor");
+    let kubeconfig = kube.dir.join("kubeconfig");
+    let out = ceph.ok(&[
+        "bench",
+        "k8s",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--count",
+        "3",
+        "--burst",
+        "4",
+        "--pods",
+        "2",
+        "--floor-dir",
+        floor.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let report = json(&out);
+    for side in ["floor", "rookery"] {
+        for figure in [
+            "claim_bound_p50_ms",
+            "claim_bound_p99_ms",
+            "burst_all_bound_ms",
+            "pod_running_p50_ms",
+            "dd_mb_per_s",
+        ] {
+            let v = report[side][figure].as_f64().unwrap_or(0.0);
+            assert!(v > 0.0, "{side} {figure} = {v}:\n{report:#}");
+        }
+    }
+    assert_eq!(report["driver"], "rbd.csi.rookery.io", "{report:#}");
+    let left = kube.kubectl(&["get", "namespaces,pv,storageclass", "-o", "name"]);
+    assert!(!left.contains("rookery-bench"), "the bench left: {left}");
+    let folders: Vec<_> = std::fs::read_dir(&floor).unwrap().flatten().collect();
+    assert!(
+        folders.is_empty(),
+        "the floor's folders stayed: {folders:?}"
+    );
+    // Its claims' volumes are named by their namespace, rookery-bench-<run>.
+    let volumes = json(&ceph.ok(&["volume", "list", "-o", "json"])).to_string();
+    assert!(
+        !volumes.contains("rookery-bench"),
+        "the bench's volumes stayed: {volumes}"
+    );
 }

@@ -51,6 +51,12 @@ pub enum Bench {
         #[arg(long, default_value_t = 100)]
         count: usize,
     },
+    /// Under Kubernetes: a claim until Bound (p50, p99), many claims at once, a pod with a new claim
+    /// until Running, dd in a pod; next to claims bound to hostPath volumes made beforehand, the floor
+    /// that Kubernetes itself costs. Needs deploy/csi/ applied (see deploy/csi/README.md).
+    ///
+    /// Example: rookery bench k8s --kubeconfig /tmp/rookery-k8s/kubeconfig --count 50 --burst 100
+    K8s(super::bench_k8s::K8sBenchArgs),
 }
 
 pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
@@ -62,6 +68,7 @@ pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
             only,
         } => super::bench_volumes::run(layout, count.max(1), runtime.max(1), only, output),
         Bench::Csi { count } => super::bench_csi::run(layout, count.max(5), output),
+        Bench::K8s(ref k8s) => super::bench_k8s::run(k8s, output),
     }
 }
 

@@ -233,22 +233,20 @@ fn dd(dir: &Path) -> Result<f64> {
         .context("running dd")?;
     let text = String::from_utf8_lossy(&out.stderr);
     let _ = std::fs::remove_file(&target);
-    // "... copied, 1.4 s, 146 MB/s"
-    let rate = text
-        .lines()
-        .last()
-        .and_then(|l| l.rsplit(", ").next())
-        .and_then(|r| {
-            let mut it = r.split_whitespace();
-            let n: f64 = it.next()?.parse().ok()?;
-            Some(match it.next()? {
-                "GB/s" => n * 1000.0,
-                "kB/s" => n / 1000.0,
-                _ => n,
-            })
-        })
-        .ok_or_else(|| anyhow!("could not read dd's figure: {text}"))?;
-    Ok(rate)
+    dd_rate(&text).ok_or_else(|| anyhow!("could not read dd's figure: {text}"))
+}
+
+/// The rate in dd's last line ("... copied, 1.4 s, 146 MB/s"), in MB/s.
+pub(crate) fn dd_rate(text: &str) -> Option<f64> {
+    let rate = text.trim_end().lines().last()?.rsplit(", ").next()?;
+    let mut it = rate.split_whitespace();
+    let n: f64 = it.next()?.parse().ok()?;
+    Some(match it.next()? {
+        "GB/s" => n * 1000.0,
+        "kB/s" => n / 1000.0,
+        "MB/s" => n,
+        _ => return None,
+    })
 }
 
 /// Raw librbd through `rbd bench`; returns (MiB/s, IOPS).

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_csi;
+pub mod bench_k8s;
 pub mod bench_volumes;
 pub mod csi;
 pub mod doctor;
