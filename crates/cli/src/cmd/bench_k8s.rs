@@ -52,7 +52,7 @@ pub struct K8sBenchArgs {
     #[arg(long)]
     pub node: Option<String>,
     /// The folder on the node under which the floor's hostPath volumes are made (a sub-folder per run,
-    /// removed at the end).
+    /// removed at the end, and the folder too when nothing else is in it).
     #[arg(long, default_value = "/var/lib/rookery-bench")]
     pub floor_dir: PathBuf,
 }
@@ -68,9 +68,15 @@ pub fn run(args: &K8sBenchArgs, output: Output) -> CmdResult {
             "--count, --burst and --pods must each be at least 1",
         ));
     }
-    if !args.floor_dir.is_absolute() {
+    if !args.floor_dir.is_absolute()
+        || args.floor_dir.file_name().is_none()
+        || args
+            .floor_dir
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
         return Err(Failure::bad_input(format!(
-            "--floor-dir {} must be an absolute path on the node",
+            "--floor-dir {} must be an absolute path on the node below /, without `..`",
             args.floor_dir.display()
         )));
     }
@@ -657,8 +663,10 @@ impl Run {
     /// The floor's folders are on the node, made by the kubelet: a pod there removes them.
     async fn remove_floor_folder(&self, pods: &Api<Pod>) -> Result<()> {
         let name = "floor-cleanup";
+        // The floor folder itself goes too when nothing else is in it (rmdir removes only an empty one).
+        let parent = self.floor_dir.parent().unwrap_or(&self.floor_dir);
         let folder = self
-            .floor_path
+            .floor_dir
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -672,10 +680,12 @@ impl Run {
                     "name": "cleanup",
                     "image": self.image,
                     "imagePullPolicy": "IfNotPresent",
-                    "command": ["rm", "-rf", format!("/floor/{folder}")],
-                    "volumeMounts": [{"name": "floor", "mountPath": "/floor"}],
+                    "command": ["sh", "-c",
+                                "rm -rf -- \"/parent/$1/$2\" && { rmdir -- \"/parent/$1\" 2>/dev/null || true; }",
+                                "sh", folder, self.stamp],
+                    "volumeMounts": [{"name": "parent", "mountPath": "/parent"}],
                 }],
-                "volumes": [{"name": "floor", "hostPath": {"path": self.floor_dir, "type": "DirectoryOrCreate"}}],
+                "volumes": [{"name": "parent", "hostPath": {"path": parent, "type": "Directory"}}],
             },
         }))?;
         pods.create(&PostParams::default(), &pod).await?;
