@@ -73,6 +73,10 @@ enum Command {
     ///
     /// Example: rookery get pools -o json
     Get(cmd::resources::GetArgs),
+    /// This host's block devices, and which of them would become OSDs (with the reason for the others).
+    ///
+    /// Example: rookery disk plan --use-all-devices
+    Disk(cmd::disk::DiskArgs),
     /// Block volumes: create, list, resize, snapshot, clone, mount, unmount, remove.
     ///
     /// Example: rookery volume create data1 --size 10Gi && rookery volume mount data1 /mnt/data1
@@ -206,6 +210,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => cmd::resources::apply(&layout, &args, cli.output),
         Command::Delete(args) => cmd::resources::delete(&layout, &args, cli.output),
         Command::Get(args) => cmd::resources::get(&layout, &args, cli.output),
+        Command::Disk(args) => cmd::disk::run(&layout, &args, cli.output),
         Command::Volume(args) => cmd::volume::run(&layout, &args, cli.output),
         Command::Fs(args) => cmd::fs::run(&layout, &args, cli.output),
         Command::Csi(args) => cmd::csi::run(&layout, &args),

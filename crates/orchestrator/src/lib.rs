@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod desired;
+pub mod disks;
 mod execute;
 pub mod external;
 pub mod layout;

@@ -11,6 +11,7 @@
 //! - Daemons on other hosts that joined are run by those hosts' own supervisors; their `Platform` is the
 //!   same local one, reached through the control API of that host.
 
+pub mod devices;
 pub mod local;
 pub mod local_stores;
 pub mod proc;

@@ -76,6 +76,18 @@ impl Records {
         })
     }
 
+    /// The records as they are now, without the lock and without making the folder: for commands that
+    /// only look (saves are atomic renames, so a read never sees half a file).
+    pub fn read(data_dir: &Path) -> std::io::Result<Vec<MountRecord>> {
+        let path = Self::dir(data_dir).join("mounts.json");
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn save(&self) -> std::io::Result<()> {
         let text = serde_json::to_vec_pretty(&self.list).map_err(std::io::Error::other)?;
         rookery_ceph::conf::write_atomic(&self.path, &text, 0o600)

@@ -1,0 +1,225 @@
+//! `rookery disk list|plan`: this host's block devices, and which of them a device selection would turn
+//! into OSDs, with the reason for every one it would not. Both only read: nothing is opened for writing.
+
+use anyhow::anyhow;
+use clap::{Args, Subcommand};
+use regex::Regex;
+use rookery_orchestrator::disks::{self, Known, Selection, Verdict};
+use rookery_orchestrator::{ClusterState, Layout};
+use rookery_platform::devices::{self, Device, Signature};
+use serde_json::json;
+
+use crate::{CmdResult, Failure, Output};
+
+#[derive(Args)]
+pub struct DiskArgs {
+    #[command(subcommand)]
+    pub command: DiskCommand,
+}
+
+#[derive(Subcommand)]
+pub enum DiskCommand {
+    /// Every block device of this host: size, model or backing file, partitions, what it holds, mounts,
+    /// holders, and the OSD of this cluster it serves.
+    ///
+    /// Example: rookery disk list -o json
+    List,
+    /// Dry run: which devices a selection (Rook's spec.storage terms) would turn into OSDs, and for
+    /// every other device the reason. Changes nothing.
+    ///
+    /// Example: rookery disk plan --use-all-devices
+    /// Example: rookery disk plan --device-filter '^loop[3-5]$'
+    Plan(SelectionArgs),
+}
+
+#[derive(Args)]
+pub struct SelectionArgs {
+    /// Every blank, unused disk (spec.storage.useAllDevices); loop devices and partitions only when named
+    /// or matched.
+    #[arg(long)]
+    pub use_all_devices: bool,
+    /// A regular expression on device names (spec.storage.deviceFilter), e.g. '^sd[b-d]'.
+    #[arg(long)]
+    pub device_filter: Option<String>,
+    /// A regular expression on device paths and their /dev/disk/by-* names (spec.storage.devicePathFilter).
+    #[arg(long)]
+    pub device_path_filter: Option<String>,
+    /// A device by name, path or stable name (spec.storage.devices[].name); repeat for several.
+    #[arg(long = "device")]
+    pub devices: Vec<String>,
+}
+
+fn regex(flag: &str, value: &Option<String>) -> Result<Option<Regex>, Failure> {
+    value
+        .as_deref()
+        .map(|v| {
+            Regex::new(v).map_err(|e| {
+                Failure::bad_input(format!(
+                    "{flag} {v:?} is not a regular expression: {e}; e.g. {flag} '^sd[b-d]$'"
+                ))
+            })
+        })
+        .transpose()
+}
+
+impl SelectionArgs {
+    fn selection(&self) -> Result<Selection, Failure> {
+        Ok(Selection {
+            use_all_devices: self.use_all_devices,
+            device_filter: regex("--device-filter", &self.device_filter)?,
+            device_path_filter: regex("--device-path-filter", &self.device_path_filter)?,
+            devices: self.devices.clone(),
+        })
+    }
+}
+
+/// What this data dir's cluster owns on this host: its fsid, its OSDs, its volumes' loop devices.
+fn known(layout: &Layout) -> Result<Known, Failure> {
+    let mut known = Known::default();
+    if let Some(state) = ClusterState::load(layout).map_err(|e| Failure::from(anyhow!(e)))? {
+        known.fsid = Some(state.fsid);
+        known.osds = state
+            .osds
+            .into_iter()
+            .filter_map(|o| Some((o.uuid, o.id?)))
+            .collect();
+    }
+    let records = rookery_volumes::records::Records::read(&layout.root)
+        .map_err(|e| Failure::from(anyhow!("reading this cluster's volume mounts: {e}")))?;
+    known.volume_loops = records
+        .into_iter()
+        .map(|r| {
+            (
+                r.loop_device.to_string_lossy().into_owned(),
+                format!("{}/{}", r.pool, r.volume),
+            )
+        })
+        .collect();
+    Ok(known)
+}
+
+pub fn run(layout: &Layout, args: &DiskArgs, output: Output) -> CmdResult {
+    let inventory = devices::inventory();
+    let known = known(layout)?;
+    match &args.command {
+        DiskCommand::List => {
+            let osd_of = |d: &Device| match disks::verdict(d, &Selection::default(), &known) {
+                Verdict::Osd { id } => {
+                    Some(id.map_or("osd (id unknown)".into(), |i| format!("osd.{i}")))
+                }
+                _ => None,
+            };
+            match output {
+                Output::Json => {
+                    let list: Vec<_> = inventory
+                        .iter()
+                        .map(|d| json!({"device": d, "osd": osd_of(d)}))
+                        .collect();
+                    println!("{}", json!(list));
+                }
+                Output::Text => {
+                    println!(
+                        "{:<10} {:>9} {:<9} {:<28} {:<26} {}",
+                        "DEVICE", "SIZE", "KIND", "MODEL/BACKING FILE", "HOLDS", "USE"
+                    );
+                    for d in &inventory {
+                        let source = d
+                            .backing_file
+                            .as_ref()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .or_else(|| d.model.clone())
+                            .unwrap_or_else(|| "-".into());
+                        let mut uses: Vec<String> = Vec::new();
+                        uses.extend(osd_of(d));
+                        uses.extend(
+                            d.mounts
+                                .iter()
+                                .map(|m| format!("mounted at {}", m.display())),
+                        );
+                        uses.extend(d.holders.iter().map(|h| format!("held by {h}")));
+                        if d.busy && uses.is_empty() {
+                            uses.push("open exclusively".into());
+                        }
+                        if !d.partitions.is_empty() {
+                            uses.push(format!("partitions {}", d.partitions.join(",")));
+                        }
+                        println!(
+                            "{:<10} {:>9} {:<9} {:<28} {:<26} {}",
+                            d.name,
+                            size(d.size_bytes),
+                            format!("{:?}", d.kind).to_lowercase(),
+                            shorten(&source, 28),
+                            holds(d),
+                            if uses.is_empty() {
+                                "-".into()
+                            } else {
+                                uses.join("; ")
+                            }
+                        );
+                    }
+                }
+            }
+        }
+        DiskCommand::Plan(selection) => {
+            let selection = selection.selection()?;
+            let plan = disks::plan(&inventory, &selection, &known);
+            match output {
+                Output::Json => println!("{}", json!(plan)),
+                Output::Text => {
+                    for p in &plan {
+                        let what = match &p.verdict {
+                            Verdict::Take => "would become an OSD".to_string(),
+                            Verdict::Osd { id: Some(id) } => format!("osd.{id} of this cluster"),
+                            Verdict::Osd { id: None } => "an OSD of this cluster".to_string(),
+                            Verdict::Skip { .. } => {
+                                format!("skipped: {}", p.why.clone().unwrap_or_default())
+                            }
+                        };
+                        println!("{:<10} {:>9}  {what}", p.name, size(p.size_bytes));
+                    }
+                    let taken = plan.iter().filter(|p| p.verdict == Verdict::Take).count();
+                    println!(
+                        "{taken} device(s) would become OSDs (minimum size {}); nothing was changed",
+                        size(disks::MIN_OSD_BYTES)
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn holds(d: &Device) -> String {
+    match &d.signature {
+        None if d.probe_error.is_some() => "unreadable".into(),
+        None => "-".into(),
+        Some(Signature::PartitionTable { table }) => format!("{table} partition table"),
+        Some(Signature::Filesystem { fstype }) => format!("{fstype} filesystem"),
+        Some(Signature::Bluestore { cluster_fsid, .. }) => match cluster_fsid {
+            Some(f) => format!("bluestore ({})", &f[..f.len().min(8)]),
+            None => "bluestore".into(),
+        },
+        Some(Signature::LvmPhysicalVolume) => "LVM physical volume".into(),
+        Some(Signature::Luks) => "LUKS".into(),
+        Some(Signature::Swap) => "swap".into(),
+    }
+}
+
+fn size(bytes: u64) -> String {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    if gib >= 1.0 {
+        format!("{gib:.1}G")
+    } else {
+        format!("{:.0}M", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+fn shorten(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        s.to_string()
+    } else {
+        let tail: String = s.chars().skip(n - (width - 1)).collect();
+        format!("…{tail}")
+    }
+}
