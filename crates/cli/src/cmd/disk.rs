@@ -119,8 +119,8 @@ pub fn run(layout: &Layout, args: &DiskArgs, output: Output) -> CmdResult {
                 }
                 Output::Text => {
                     println!(
-                        "{:<10} {:>9} {:<9} {:<28} {:<26} {}",
-                        "DEVICE", "SIZE", "KIND", "MODEL/BACKING FILE", "HOLDS", "USE"
+                        "{:<10} {:>9} {:<9} {:<28} {:<26} USE",
+                        "DEVICE", "SIZE", "KIND", "MODEL/BACKING FILE", "HOLDS"
                     );
                     for d in &inventory {
                         let source = d
