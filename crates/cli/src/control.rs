@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use rookery_platform::local::THIS_HOST_ADDRESS;
+use rookery_platform::DaemonState;
 
 use crate::supervisor::Shared;
 
@@ -238,6 +239,7 @@ pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/pools", get(list_pools))
+        .route("/v1/daemons/{name}/retry", post(retry_daemon))
         .route("/v1/csi/access", post(csi_access))
         .route("/v1/resources", post(apply))
         .route("/v1/resources/delete", post(delete_resources))
@@ -308,6 +310,48 @@ async fn list_pools(State(shared): State<Arc<Shared>>) -> ApiResult<Json<Vec<Poo
     let rados = rados(&shared)?;
     let rows = blocking(move || resources::pools(&rados).map_err(ApiError::from)).await?;
     Ok(Json(rows))
+}
+
+/// A daemon after a retry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Retried {
+    pub daemon: String,
+    /// Its state now: `restarting` when it was given up on (it starts within the supervisor's next
+    /// watch, about 200 ms), otherwise what it was.
+    pub state: DaemonState,
+}
+
+/// Starts again a daemon the supervisor gave up on after it kept dying at start (fix the cause first:
+/// `GET /v1/status` carries the last lines of its output). A no-op for a daemon that runs.
+#[utoipa::path(post, path = "/v1/daemons/{name}/retry", tag = "daemons",
+    params(("name" = String, Path, description = "The daemon: mon.a, osd.1, mds.myfs-a, ...")),
+    responses(
+        (status = 200, body = Retried),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn retry_daemon(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Retried>> {
+    blocking(move || {
+        let mut platform = crate::supervisor::lock(&shared.platform);
+        platform.retry(&name).map_err(|e| match e {
+            rookery_platform::PlatformError::UnknownDaemon(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", None, e.to_string())
+            }
+            other => ApiError::internal(other.to_string()),
+        })?;
+        let state = platform
+            .status()
+            .into_iter()
+            .find(|d| d.name == name)
+            .map_or(DaemonState::Stopped, |d| d.state);
+        Ok(Json(Retried {
+            daemon: name,
+            state,
+        }))
+    })
+    .await
 }
 
 /// What an apply did.
@@ -1204,6 +1248,7 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         crate::supervisor::shutdown,
         openapi,
         list_pools,
+        retry_daemon,
         csi_access,
         apply,
         delete_resources,

@@ -73,6 +73,10 @@ enum Command {
     ///
     /// Example: rookery get pools -o json
     Get(cmd::resources::GetArgs),
+    /// Daemons: start again one the supervisor gave up on after it kept dying at start.
+    ///
+    /// Example: rookery daemon retry osd.1
+    Daemon(cmd::daemon::DaemonArgs),
     /// This host's block devices, and which of them would become OSDs (with the reason for the others).
     ///
     /// Example: rookery disk plan --use-all-devices
@@ -210,6 +214,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => cmd::resources::apply(&layout, &args, cli.output),
         Command::Delete(args) => cmd::resources::delete(&layout, &args, cli.output),
         Command::Get(args) => cmd::resources::get(&layout, &args, cli.output),
+        Command::Daemon(args) => cmd::daemon::run(&layout, &args, cli.output),
         Command::Disk(args) => cmd::disk::run(&layout, &args, cli.output),
         Command::Volume(args) => cmd::volume::run(&layout, &args, cli.output),
         Command::Fs(args) => cmd::fs::run(&layout, &args, cli.output),

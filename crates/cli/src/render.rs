@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use rookery_orchestrator::preflight::human;
 use rookery_orchestrator::report::ClusterReport;
+use rookery_platform::DaemonState;
 
 pub fn status(r: &ClusterReport) -> String {
     let mut o = String::new();
@@ -174,7 +175,7 @@ pub fn status(r: &ClusterReport) -> String {
             o,
             "  {:<8} {:<10} pid {:<8} restarts {}{}{}",
             d.name,
-            format!("{:?}", d.state).to_lowercase(),
+            rookery_orchestrator::metrics::state_label(d.state),
             d.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             d.restarts,
             if d.adopted { ", adopted" } else { "" },
@@ -185,11 +186,30 @@ pub fn status(r: &ClusterReport) -> String {
         );
     }
     for d in r.daemons.iter().filter(|d| d.crash_looping) {
-        let _ = writeln!(
-            o,
-            "PROBLEM   {} keeps dying shortly after each start ({} restarts); the reason is at the end of {}/log/{}.stdout and {}/log/ceph-{}.log",
-            d.name, d.restarts, r.data_dir, d.name, r.data_dir, d.name
-        );
+        if d.state == DaemonState::GaveUp {
+            let _ = writeln!(
+                o,
+                "PROBLEM   {} died at start {} times in a row and is no longer restarted (last exit: {}); \
+                 fix the cause (its output below, more in {}/log/{}.stdout and {}/log/ceph-{}.log), then run: rookery daemon retry {}",
+                d.name,
+                d.restarts + 1,
+                d.last_exit.as_deref().unwrap_or("unknown"),
+                r.data_dir,
+                d.name,
+                r.data_dir,
+                d.name,
+                d.name
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "PROBLEM   {} keeps dying shortly after each start ({} restarts); the reason is at the end of {}/log/{}.stdout and {}/log/ceph-{}.log",
+                d.name, d.restarts, r.data_dir, d.name, r.data_dir, d.name
+            );
+        }
+        for line in &d.log_tail {
+            let _ = writeln!(o, "          | {line}");
+        }
     }
     if let Some(i) = &r.reconcile {
         for b in &i.blocked {

@@ -4,7 +4,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{
     checksum, json, processes_mentioning, promtool_check, pseudo_random, sample, scrape,
@@ -154,6 +154,50 @@ fn cluster_lifecycle_on_real_ceph() {
         "{m}"
     );
     assert_eq!(sample(&m, "rookery_ceph_osds_up"), Some(3.0));
+
+    // An OSD that cannot start (its block file moved away) is given up on after six quick deaths, its
+    // output in the status; with the file back, `daemon retry` starts it and the cluster heals.
+    let block = c.dir.join("osd/ceph-2.block");
+    let aside = c.dir.join("osd/ceph-2.block.aside");
+    std::fs::rename(&block, &aside).unwrap();
+    kill9(c.daemon_pid("osd.2"));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let osd2 = loop {
+        let s = c.status();
+        let d = s["daemons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == "osd.2")
+            .cloned()
+            .unwrap();
+        if d["state"] == "gave-up" || Instant::now() > deadline {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(osd2["state"], "gave-up", "{osd2:#}");
+    assert!(!osd2["log_tail"].as_array().unwrap().is_empty(), "{osd2:#}");
+    let said = text(&c.ok(&["status"]));
+    assert!(said.contains("rookery daemon retry osd.2"), "{said}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        c.status()["daemons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == "osd.2")
+            .unwrap()["restarts"],
+        osd2["restarts"],
+        "a daemon given up on is not restarted"
+    );
+    std::fs::rename(&aside, &block).unwrap();
+    let retried = json(&c.ok(&["daemon", "retry", "osd.2", "-o", "json"]));
+    assert_eq!(retried["daemon"], "osd.2", "{retried}");
+    c.wait_ready(heal);
+    let unknown = c.run(&["daemon", "retry", "osd.9"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
+    assert!(text(&unknown).contains("osd.9"), "{}", text(&unknown));
 
     // kill -9 the mon.
     let mon = c.daemon_pid("mon.a");

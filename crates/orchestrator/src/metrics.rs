@@ -140,6 +140,7 @@ impl OrchestratorError {
                 rookery_platform::PlatformError::NotInstalled { .. } => "tool_missing",
                 rookery_platform::PlatformError::Io { .. } => "io",
                 rookery_platform::PlatformError::UnknownHost(_) => "unknown_host",
+                rookery_platform::PlatformError::UnknownDaemon(_) => "unknown_daemon",
                 rookery_platform::PlatformError::Tool(t) => tool(t),
                 rookery_platform::PlatformError::Ceph(c) => ceph(c),
                 rookery_platform::PlatformError::NoStore(_) => "no_store",
@@ -204,13 +205,15 @@ pub fn state_label(state: DaemonState) -> &'static str {
     match state {
         DaemonState::Running => "running",
         DaemonState::Restarting => "restarting",
+        DaemonState::GaveUp => "gave-up",
         DaemonState::Stopped => "stopped",
     }
 }
 
-const STATES: [DaemonState; 3] = [
+const STATES: [DaemonState; 4] = [
     DaemonState::Running,
     DaemonState::Restarting,
+    DaemonState::GaveUp,
     DaemonState::Stopped,
 ];
 
@@ -508,6 +511,7 @@ mod tests {
             uptime_secs: None,
             adopted: false,
             crash_looping: restarts > 2,
+            log_tail: Vec::new(),
         }
     }
 

@@ -152,6 +152,8 @@ pub enum DaemonState {
     Running,
     /// Died; will be started again after a backoff.
     Restarting,
+    /// Died at start too many times in a row: not restarted until asked (`rookery daemon retry`).
+    GaveUp,
     Stopped,
 }
 
@@ -172,6 +174,9 @@ pub struct DaemonStatus {
     /// It keeps dying within a minute of each start: restarting alone will not fix it.
     #[serde(default)]
     pub crash_looping: bool,
+    /// The last lines of its own output, while it crash-loops or was given up on: the reason, mostly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
 }
 
 /// A daemon store to make where the daemon runs.
@@ -257,6 +262,9 @@ pub trait Platform: Send {
     /// 200 ms; never blocks on Ceph.
     fn watch(&mut self);
 
+    /// Starts again a daemon it gave up on (state `GaveUp`), once its cause is fixed.
+    fn retry(&mut self, name: &str) -> Result<(), PlatformError>;
+
     /// Whether the instance a Ceph map records for `name` (its address nonce) is the one running now.
     /// None when the platform runs no such daemon or cannot tell.
     fn is_current_instance(&self, name: &str, map_nonce: u64) -> Option<bool>;
@@ -308,6 +316,8 @@ pub enum PlatformError {
     },
     #[error("no host named {0}")]
     UnknownHost(String),
+    #[error("no daemon named {0} runs here; `rookery status` lists them")]
+    UnknownDaemon(String),
     #[error(transparent)]
     Tool(#[from] rookery_ceph::tools::ToolError),
     #[error(transparent)]

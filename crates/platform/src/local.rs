@@ -21,6 +21,11 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Quick deaths in a row after which a daemon is reported as crash-looping.
 const CRASH_LOOP: u32 = 3;
+/// Quick deaths in a row after which restarting stops until someone asks (`rookery daemon retry`): by
+/// then the backoff has given a transient cause (a mon still electing, a port still held) 15 s to pass.
+const GIVE_UP_AFTER: u32 = 6;
+/// Lines of a daemon's own output that its status carries once it crash-loops.
+const LOG_TAIL_LINES: usize = 8;
 
 /// This host as the standalone platform offers it: loopback only, so nothing a test or a user's first
 /// cluster starts is reachable from elsewhere.
@@ -126,6 +131,8 @@ struct Daemon {
     last_exit: Option<String>,
     restart_at: Option<Instant>,
     adopted: bool,
+    /// Restarting stopped after GIVE_UP_AFTER quick deaths.
+    gave_up: bool,
 }
 
 /// Supervises the daemons of one cluster on this host.
@@ -209,8 +216,25 @@ impl LocalPlatform {
                 last_exit: None,
                 restart_at: None,
                 adopted,
+                gave_up: false,
             },
         );
+        Ok(())
+    }
+
+    /// Starts a daemon that was given up on again, with a fresh backoff; a no-op for one that runs or
+    /// waits for its backoff.
+    pub fn retry(&mut self, name: &str) -> Result<(), PlatformError> {
+        let d = self
+            .daemons
+            .get_mut(name)
+            .ok_or_else(|| PlatformError::UnknownDaemon(name.to_string()))?;
+        if d.gave_up {
+            tracing::info!(daemon = %name, "retrying a daemon that was given up on");
+            d.gave_up = false;
+            d.quick_failures = 0;
+            d.restart_at = Some(Instant::now());
+        }
         Ok(())
     }
 
@@ -227,10 +251,16 @@ impl LocalPlatform {
                         1
                     };
                     let backoff = backoff(d.quick_failures);
-                    tracing::warn!(daemon = %d.spec.name, %exit, ran_secs = ran.as_secs(), backoff_secs = backoff.as_secs_f32(), "daemon died; restarting after backoff");
-                    d.last_exit = Some(exit);
                     d.process = None;
-                    d.restart_at = Some(now + backoff);
+                    if d.quick_failures >= GIVE_UP_AFTER {
+                        tracing::error!(daemon = %d.spec.name, %exit, deaths = d.quick_failures, "daemon keeps dying at start; not restarting it until `rookery daemon retry`");
+                        d.gave_up = true;
+                        d.restart_at = None;
+                    } else {
+                        tracing::warn!(daemon = %d.spec.name, %exit, ran_secs = ran.as_secs(), backoff_secs = backoff.as_secs_f32(), "daemon died; restarting after backoff");
+                        d.restart_at = Some(now + backoff);
+                    }
+                    d.last_exit = Some(exit);
                 }
             }
             if d.process.is_none() && d.restart_at.is_some_and(|t| t <= now) {
@@ -273,6 +303,7 @@ impl LocalPlatform {
                 state: match (&d.process, d.restart_at) {
                     (Some(_), _) => DaemonState::Running,
                     (None, Some(_)) => DaemonState::Restarting,
+                    (None, None) if d.gave_up => DaemonState::GaveUp,
                     (None, None) => DaemonState::Stopped,
                 },
                 pid: d.process.as_ref().map(Process::pid),
@@ -280,7 +311,13 @@ impl LocalPlatform {
                 last_exit: d.last_exit.clone(),
                 uptime_secs: d.process.as_ref().map(|_| d.started.elapsed().as_secs()),
                 adopted: d.adopted,
-                crash_looping: d.quick_failures >= CRASH_LOOP && d.started.elapsed() < STABLE_AFTER,
+                crash_looping: d.gave_up
+                    || d.quick_failures >= CRASH_LOOP && d.started.elapsed() < STABLE_AFTER,
+                log_tail: if d.gave_up || d.quick_failures >= CRASH_LOOP {
+                    log_tail(&d.spec.log, LOG_TAIL_LINES)
+                } else {
+                    Vec::new()
+                },
             })
             .collect()
     }
@@ -348,6 +385,10 @@ impl Platform for LocalPlatform {
         self.tick();
     }
 
+    fn retry(&mut self, name: &str) -> Result<(), PlatformError> {
+        LocalPlatform::retry(self, name)
+    }
+
     /// Ceph's address nonce of a daemon process is its pid.
     fn is_current_instance(&self, name: &str, map_nonce: u64) -> Option<bool> {
         let pid = self.daemons.get(name)?.process.as_ref()?.pid();
@@ -387,6 +428,26 @@ impl Platform for LocalPlatform {
     fn names(&self) -> Vec<String> {
         self.daemons.keys().cloned().collect()
     }
+}
+
+/// The last `lines` lines of a log file (at most its last 64 KiB are read).
+fn log_tail(path: &std::path::Path, lines: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 << 10)));
+    let mut text = Vec::new();
+    if f.read_to_end(&mut text).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&text);
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
 }
 
 fn backoff(quick_failures: u32) -> Duration {
@@ -529,6 +590,54 @@ mod tests {
         assert!(s.crash_looping, "{s:?}");
         assert!(s.restarts >= 2, "{s:?}");
         p.stop_one("c", Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_daemon_that_keeps_dying_is_given_up_on_until_retried() {
+        let _serial = crate::proc::tests::serial();
+        let d = tempfile::tempdir().unwrap();
+        let spec = ProcessSpec {
+            name: "g".into(),
+            program: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                "echo cannot open the block device >&2; exit 3".into(),
+            ],
+            env: vec![],
+            log: d.path().join("g.log"),
+            pid_file: d.path().join("g.pid"),
+        };
+        let mut p = LocalPlatform::new(dir_root());
+        p.ensure_process(spec).unwrap();
+        // The backoffs before the sixth death add up to 15.5 s.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while p.statuses()[0].state != DaemonState::GaveUp && Instant::now() < deadline {
+            p.tick();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let s = p.statuses()[0].clone();
+        assert_eq!(s.state, DaemonState::GaveUp, "{s:?}");
+        assert_eq!(s.restarts, GIVE_UP_AFTER - 1, "{s:?}");
+        assert!(s.crash_looping);
+        assert!(
+            s.log_tail
+                .iter()
+                .any(|l| l.contains("cannot open the block device")),
+            "{s:?}"
+        );
+        // Given up means no more starts, however long it waits.
+        std::thread::sleep(Duration::from_millis(600));
+        p.tick();
+        assert_eq!(p.statuses()[0].restarts, s.restarts);
+        p.retry("g").unwrap();
+        p.tick();
+        let again = &p.statuses()[0];
+        assert_eq!(again.restarts, s.restarts + 1, "{again:?}");
+        assert!(matches!(
+            p.retry("nope"),
+            Err(PlatformError::UnknownDaemon(_))
+        ));
+        p.stop_one("g", Duration::from_secs(1));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod bench_csi;
 pub mod bench_k8s;
 pub mod bench_volumes;
 pub mod csi;
+pub mod daemon;
 pub mod disk;
 pub mod doctor;
 pub mod down;

@@ -84,6 +84,7 @@ fn without_supervisor(layout: &Layout, state: &ClusterState) -> ClusterReport {
             uptime_secs: None,
             adopted: false,
             crash_looping: false,
+            log_tail: Vec::new(),
         })
         .collect();
     let mut report = ClusterReport {
