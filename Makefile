@@ -23,9 +23,9 @@ up: build
 	target/release/rookery bench control-plane $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --count 20
 
 ## Everything: formatting, lints, unit tests, end-to-end tests on real Ceph and on a real Kubernetes
-## (whose parts are built once and cached; see k8s-build).
-test: deps lint k8s-build
-	cargo test --workspace --all-targets -- --test-threads 2
+## (whose parts are built once and cached, in the background of the Ceph tests; see scripts/test.sh).
+test: deps lint
+	scripts/test.sh
 
 lint:
 	cargo fmt --all -- --check

@@ -6,7 +6,10 @@
 # clone, keyed by its package list, so a rebuild after a code change only redoes the binary's layer.
 #
 #   scripts/image/build.sh            (make image)
+#   scripts/image/build.sh --base-only   only the cached Debian layer (no binary needed)
 set -euo pipefail
+base_only=false
+[ "${1:-}" = --base-only ] && base_only=true
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${ROOKERY_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rookery/images}
 out=$repo/target/images
@@ -14,7 +17,7 @@ binary=${ROOKERY_BINARY:-$repo/target/release/rookery}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -1)
 : "${version:?cannot read the workspace version from Cargo.toml}"
 mkdir -p "$cache" "$out"
-[ -x "$binary" ] || { echo "error: $binary is missing; run cargo build --release (or make build) first" >&2; exit 1; }
+$base_only || [ -x "$binary" ] || { echo "error: $binary is missing; run cargo build --release (or make build) first" >&2; exit 1; }
 for b in mmdebstrap catatonit sha256sum; do
   command -v $b >/dev/null || { echo "error: $b is missing; run scripts/install-deps.sh" >&2; exit 1; }
 done
@@ -76,6 +79,7 @@ if [ ! -e "$base" ]; then
     "deb http://deb.debian.org/debian-security bookworm-security main"
   mv "$base.tmp" "$base"
 fi
+$base_only && exit 0
 # --- our binary, a layer of its own
 bin_root=$(mktemp -d)
 install -D -m 755 "$binary" "$bin_root/usr/local/bin/rookery"
