@@ -199,6 +199,66 @@ fn cluster_lifecycle_on_real_ceph() {
     assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
     assert!(text(&unknown).contains("osd.9"), "{}", text(&unknown));
 
+    // Logs stay under their cap while the OSDs log at debug level (about 6 MB/s each here): a file past
+    // 64 MiB is kept once as .1 and emptied in place within 5 s.
+    let conf_path = c.dir.join("ceph.conf");
+    let ceph = |args: &[&str]| {
+        let o = std::process::Command::new("ceph")
+            .arg("--conf")
+            .arg(&conf_path)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ceph {args:?}: {}", text(&o));
+    };
+    for (option, level) in [
+        ("debug_osd", "20/20"),
+        ("debug_bluestore", "20/20"),
+        ("debug_ms", "1/1"),
+    ] {
+        ceph(&["config", "set", "osd", option, level]);
+    }
+    let bench = std::process::Command::new("rados")
+        .arg("--conf")
+        .arg(&conf_path)
+        .args([
+            "-p",
+            "replicapool",
+            "bench",
+            "25",
+            "write",
+            "-b",
+            "4096",
+            "-t",
+            "16",
+        ])
+        .output()
+        .unwrap();
+    assert!(bench.status.success(), "{}", text(&bench));
+    std::thread::sleep(Duration::from_secs(6));
+    for option in ["debug_osd", "debug_bluestore", "debug_ms"] {
+        ceph(&["config", "rm", "osd", option]);
+    }
+    let cap = rookery_platform::logs::LOG_CAP;
+    let logs: Vec<(String, u64)> = std::fs::read_dir(c.dir.join("log"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    assert!(
+        logs.iter().any(|(n, _)| n.ends_with(".log.1")),
+        "no log was rotated: {logs:?}"
+    );
+    for (name, len) in &logs {
+        // What a daemon writes between two checks comes on top of the cap.
+        assert!(*len < cap + (48 << 20), "{name} is {len} bytes: {logs:?}");
+    }
+
     // kill -9 the mon.
     let mon = c.daemon_pid("mon.a");
     kill9(mon);

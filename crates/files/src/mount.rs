@@ -145,12 +145,16 @@ fn start(req: &MountRequest, root: &str, path: &Path) -> Result<u32, FileError> 
         .data_dir
         .join("log")
         .join(format!("ceph-fuse.{}.{tag}.log", req.fs));
-    let out = File::create(
-        req.data_dir
-            .join("log")
-            .join(format!("ceph-fuse.{}.{tag}.stdout", req.fs)),
-    )
-    .map_err(|e| io_err("creating the ceph-fuse log", e))?;
+    // Appended to, so that the platform's log rotation can empty it in place (logs.rs).
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(
+            req.data_dir
+                .join("log")
+                .join(format!("ceph-fuse.{}.{tag}.stdout", req.fs)),
+        )
+        .map_err(|e| io_err("creating the ceph-fuse log", e))?;
     let err = out
         .try_clone()
         .map_err(|e| io_err("creating the ceph-fuse log", e))?;

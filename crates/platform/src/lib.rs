@@ -14,6 +14,7 @@
 pub mod devices;
 pub mod local;
 pub mod local_stores;
+pub mod logs;
 pub mod proc;
 
 use std::collections::BTreeMap;

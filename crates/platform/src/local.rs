@@ -141,6 +141,7 @@ pub struct LocalPlatform {
     stores: Arc<DataDirStores>,
     host: Host,
     daemons: BTreeMap<String, Daemon>,
+    logs_checked: Instant,
 }
 
 impl LocalPlatform {
@@ -152,6 +153,7 @@ impl LocalPlatform {
             files: DaemonFiles { root },
             host: this_host(),
             daemons: BTreeMap::new(),
+            logs_checked: Instant::now(),
         }
     }
 
@@ -238,9 +240,17 @@ impl LocalPlatform {
         Ok(())
     }
 
-    /// Notices deaths and restarts daemons whose backoff has passed.
+    /// Notices deaths and restarts daemons whose backoff has passed; every few seconds, rotates the logs
+    /// that grew past their cap.
     pub fn tick(&mut self) {
         let now = Instant::now();
+        if now.duration_since(self.logs_checked) >= crate::logs::CHECK_EVERY {
+            self.logs_checked = now;
+            for file in crate::logs::rotate_over(&self.files.root.join("log"), crate::logs::LOG_CAP)
+            {
+                tracing::info!(%file, cap_bytes = crate::logs::LOG_CAP, "rotated a log");
+            }
+        }
         for d in self.daemons.values_mut() {
             if let Some(p) = d.process.as_mut() {
                 if let Some(exit) = p.exited() {
