@@ -81,6 +81,69 @@ pub fn package_of(program: &str) -> &str {
 }
 
 /// Where `program` is on PATH (plus the sbin directories, which a non-login root shell may lack).
+/// A Ceph release as its programs print it: `ceph version 16.2.15 (618f...) pacific (stable)`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CephVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+    /// The release's name (`pacific`, `reef`), when printed.
+    pub release: Option<String>,
+}
+
+impl std::fmt::Display for CephVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
+        if let Some(r) = &self.release {
+            write!(f, " ({r})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `ceph version X.Y.Z (hash) name (stable)`; None for anything else.
+pub fn parse_version(text: &str) -> Option<CephVersion> {
+    let rest = text.trim().strip_prefix("ceph version ")?;
+    let mut words = rest.split_whitespace();
+    let mut numbers = words.next()?.split(['.', '-']);
+    let major = numbers.next()?.parse().ok()?;
+    let minor = numbers.next()?.parse().ok()?;
+    let patch = numbers.next()?.parse().ok()?;
+    // After the hash in parentheses comes the release's name.
+    let release = words
+        .find(|w| !w.starts_with('('))
+        .filter(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+        .map(String::from);
+    Some(CephVersion {
+        major,
+        minor,
+        patch,
+        release,
+    })
+}
+
+/// The version an installed Ceph program reports (`<program> --version`).
+pub fn program_version(program: &str) -> Result<CephVersion, ToolError> {
+    let exe = resolve(program)?;
+    let out = Command::new(&exe)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| ToolError::Spawn {
+            step: "reading the Ceph version".into(),
+            program: program.to_string(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_version(&text).ok_or_else(|| ToolError::Failed {
+        step: "reading the Ceph version".into(),
+        program: program.to_string(),
+        outcome: format!("printed no version ({})", out.status),
+        stderr_tail: text.trim().to_string(),
+        hint: None,
+    })
+}
+
 pub fn find_program(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -383,6 +446,19 @@ pub fn rgw_admin_user(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_are_read() {
+        let v = parse_version(
+            "ceph version 16.2.15 (618f440892089921c3e944a991122ddc44e60516) pacific (stable)\n",
+        )
+        .unwrap();
+        assert_eq!((v.major, v.minor, v.patch), (16, 2, 15));
+        assert_eq!(v.to_string(), "16.2.15 (pacific)");
+        let dev = parse_version("ceph version 19.3.0-1234-gabc (abc) squid (dev)").unwrap();
+        assert_eq!(dev.major, 19);
+        assert_eq!(parse_version("radosgw: unknown option"), None);
+    }
 
     #[test]
     fn missing_program_names_its_package() {

@@ -350,6 +350,26 @@ fn cluster_lifecycle_on_real_ceph() {
     }
     assert_eq!(std::fs::read(c.dir.join("spec.yaml")).unwrap(), spec_before);
 
+    // A cluster made by a newer Ceph than the one installed is not started: Ceph cannot go back.
+    let state_file = c.dir.join("cluster.json");
+    let state_text = std::fs::read_to_string(&state_file).unwrap();
+    let mut state: serde_json::Value = serde_json::from_str(&state_text).unwrap();
+    assert!(
+        state["ceph_version"]["major"].as_u64().is_some(),
+        "{state:#}"
+    );
+    state["ceph_version"]["major"] = 99.into();
+    std::fs::write(&state_file, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    let refused = c.run(&["up"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("cannot go back"),
+        "{}",
+        text(&refused)
+    );
+    assert!(processes_mentioning(&c.dir.display().to_string()).is_empty());
+    std::fs::write(&state_file, &state_text).unwrap();
+
     // Up again: the same cluster, all data back.
     let up = c.ok(&["up", "-o", "json"]);
     assert_eq!(json(&up)["fsid"], report["fsid"]);

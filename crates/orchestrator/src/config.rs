@@ -169,6 +169,7 @@ mod tests {
             }],
             osds: vec![],
             created_unix: 0,
+            ceph_version: None,
         };
         let mut overrides = BTreeMap::new();
         overrides.insert(

@@ -114,6 +114,7 @@ pub fn create_cluster(
             .collect(),
         osds: vec![],
         created_unix: now_unix(),
+        ceph_version: rookery_ceph::tools::program_version("ceph-mon").ok(),
     };
     state.save(layout)?;
     Ok(state)

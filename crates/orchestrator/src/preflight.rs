@@ -179,6 +179,105 @@ fn tempfile_in(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_file(&p)
 }
 
+/// Whether files in `dir` can be opened for direct I/O, as BlueStore opens its block file (some FUSE
+/// and network filesystems, and tmpfs before Linux 6.6, refuse it with EINVAL). None when it could not
+/// be tried.
+fn direct_io(dir: &Path) -> Option<bool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = dir.join(format!(
+        ".rookery-direct-io-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&p);
+    let answer = match &opened {
+        Ok(_) => Some(true),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Some(false),
+        Err(_) => None,
+    };
+    drop(opened);
+    let _ = std::fs::remove_file(&p);
+    answer
+}
+
+/// The release of every installed Ceph daemon program, asked side by side (each takes ~50 ms to load).
+fn daemon_versions() -> Vec<(
+    &'static str,
+    Result<rookery_ceph::tools::CephVersion, String>,
+)> {
+    let programs: Vec<&'static str> = ["ceph-mon", "ceph-mgr", "ceph-osd", "ceph-mds", "radosgw"]
+        .into_iter()
+        .filter(|p| rookery_ceph::tools::find_program(p).is_some())
+        .collect();
+    std::thread::scope(|s| {
+        let asked: Vec<_> = programs
+            .iter()
+            .map(|p| {
+                s.spawn(move || rookery_ceph::tools::program_version(p).map_err(|e| e.to_string()))
+            })
+            .collect();
+        programs
+            .iter()
+            .zip(asked)
+            .map(|(p, h)| {
+                let v = h
+                    .join()
+                    .unwrap_or_else(|_| Err("asking it for its version failed".into()));
+                (*p, v)
+            })
+            .collect()
+    })
+}
+
+/// One Ceph release for every daemon, and none older than the one the cluster last recorded.
+pub fn check_versions(
+    versions: &[(&str, Result<rookery_ceph::tools::CephVersion, String>)],
+    recorded: Option<&rookery_ceph::tools::CephVersion>,
+) -> Finding {
+    let mut read = Vec::new();
+    for (program, v) in versions {
+        match v {
+            Ok(v) => read.push((*program, v)),
+            Err(e) => {
+                return Finding::error(
+                    "ceph version",
+                    format!("{program} does not say which Ceph it is: {e}"),
+                    format!(
+                        "reinstall it: apt-get install --reinstall -y {}",
+                        rookery_ceph::tools::package_of(program)
+                    ),
+                )
+            }
+        }
+    }
+    let Some((_, first)) = read.first() else {
+        return Finding::ok("ceph version", "no Ceph daemon program installed to ask");
+    };
+    if read.iter().any(|(_, v)| v.major != first.major) {
+        let list: Vec<String> = read.iter().map(|(p, v)| format!("{p} {v}")).collect();
+        return Finding::error(
+            "ceph version",
+            format!("the Ceph programs are of different releases: {}", list.join(", ")),
+            "install one release of every Ceph package (apt-get install -y ceph-mon ceph-mgr ceph-osd ceph-mds radosgw, all from the same source)",
+        );
+    }
+    if let Some(r) = recorded {
+        if first.major < r.major {
+            return Finding::error(
+                "ceph version",
+                format!(
+                    "this cluster was made with Ceph {r}, and the installed programs are Ceph {first}: Ceph cannot go back to an older release",
+                ),
+                format!("install Ceph {} or newer again", r.major),
+            );
+        }
+    }
+    Finding::ok("ceph version", format!("Ceph {first}"))
+}
+
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 
@@ -278,6 +377,23 @@ pub fn check(
         ));
     }
 
+    match direct_io(&base) {
+        Some(false) => out.push(Finding::error(
+            "direct I/O",
+            format!(
+                "the filesystem of {} refuses direct I/O, which the OSDs' BlueStore needs for its block files",
+                base.display()
+            ),
+            "use a --data-dir on ext4, xfs or btrfs (not a FUSE or network filesystem, nor an old kernel's tmpfs)",
+        )),
+        Some(true) => out.push(Finding::ok("direct I/O", "the data dir's filesystem supports direct I/O")),
+        None => {}
+    }
+    out.push(check_versions(
+        &daemon_versions(),
+        existing.and_then(|s| s.ceph_version.as_ref()),
+    ));
+
     // OSD files are sparse but fill up as data arrives; an OSD that cannot grow its file crashes.
     let created = existing.map(|s| s.osds.len() as u64).unwrap_or(0);
     let new_osds = (desired.osd_count as u64).saturating_sub(created);
@@ -352,6 +468,50 @@ pub fn check(
 mod tests {
     use super::*;
     use rookery_platform::local::{LocalPlatform, THIS_HOST_ADDRESS};
+
+    fn v(major: u32, release: &str) -> rookery_ceph::tools::CephVersion {
+        rookery_ceph::tools::CephVersion {
+            major,
+            minor: 2,
+            patch: 1,
+            release: Some(release.into()),
+        }
+    }
+
+    #[test]
+    fn one_release_and_never_an_older_one() {
+        let same = [
+            ("ceph-mon", Ok(v(16, "pacific"))),
+            ("ceph-osd", Ok(v(16, "pacific"))),
+        ];
+        let f = check_versions(&same, Some(&v(16, "pacific")));
+        assert_eq!(f.severity, Severity::Ok, "{f:?}");
+        assert_eq!(f.message, "Ceph 16.2.1 (pacific)");
+        let mixed = [
+            ("ceph-mon", Ok(v(16, "pacific"))),
+            ("ceph-osd", Ok(v(18, "reef"))),
+        ];
+        let f = check_versions(&mixed, None);
+        assert_eq!(f.severity, Severity::Error);
+        assert!(f.message.contains("ceph-osd 18.2.1 (reef)"), "{f:?}");
+        let f = check_versions(&same, Some(&v(17, "quincy")));
+        assert_eq!(f.severity, Severity::Error);
+        assert!(f.message.contains("cannot go back"), "{f:?}");
+        // An upgrade is no error here: the daemons restart on the new release.
+        assert_eq!(
+            check_versions(&same, Some(&v(15, "octopus"))).severity,
+            Severity::Ok
+        );
+        let broken = [("radosgw", Err("printed no version".to_string()))];
+        assert!(check_versions(&broken, None).message.contains("radosgw"));
+    }
+
+    #[test]
+    fn this_data_dir_filesystem_takes_direct_io() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(direct_io(d.path()), Some(true));
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+    }
 
     fn desired() -> Desired {
         Desired::from_resources(&rookery_spec::default_resources()).unwrap()

@@ -16,6 +16,9 @@ pub struct ClusterState {
     pub mons: Vec<MonRecord>,
     pub osds: Vec<OsdRecord>,
     pub created_unix: u64,
+    /// The Ceph release the cluster was made with (older data dirs have none): never go back from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceph_version: Option<rookery_ceph::tools::CephVersion>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
