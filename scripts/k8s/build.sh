@@ -19,8 +19,10 @@ for mod in k8s/*/go.mod; do
     echo "building the Kubernetes test parts of k8s/$name (cached in $out; a cold build takes many minutes)"
     rm -rf "$out.tmp"; mkdir -p "$out.tmp"
     tools=$(cd "$dir" && go mod edit -json | python3 -c 'import json,sys; print(" ".join(t["Path"] for t in json.load(sys.stdin).get("Tool") or []))')
-    # Components report the version they were built from (the kubelet registers it with its node).
-    kver=$(cd "$dir" && go list -m -f '{{.Version}}' k8s.io/kubernetes 2>/dev/null || true)
+    # Components report the version they were built from (the kubelet registers it with its node). Only
+    # they: other modules may have k8s.io/kubernetes in their module graph without building from it.
+    kver=""
+    case " $tools " in *" k8s.io/kubernetes/"*) kver=$(cd "$dir" && go list -m -f '{{.Version}}' k8s.io/kubernetes) ;; esac
     ldflags="-s -w"
     if [ -n "$kver" ]; then
       minor=$(echo "$kver" | cut -d. -f2)
