@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes parts our tests run (k8s/*/go.mod pins them: control plane, kubelet, etcd, kubectl,
-# CSI sidecars, csi-sanity) and links them into target/k8s/bin. Builds are cached outside the clone, keyed
-# by each module's go.mod + go.sum and the Go version, so a new clone on the same machine builds nothing.
+# Builds the Kubernetes parts our tests run and links them into target/k8s/bin: k8s/components/go.mod pins
+# the control plane, kubelet, etcd and kubectl, k8s/sidecars/go.mod the CSI sidecars and csi-sanity (one
+# module, so the packages they share compile once). Each module's tools build in one `go build`. Builds
+# are cached outside the clone, keyed by each module's go.mod + go.sum and the Go version, so a new clone
+# on the same machine builds nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
