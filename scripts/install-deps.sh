@@ -57,6 +57,6 @@ if ! command -v go >/dev/null 2>&1; then
   for d in /usr/local/go/bin "$HOME/go/bin"; do [ -x "$d/go" ] && export PATH="$d:$PATH"; done
 fi
 if ! command -v go >/dev/null 2>&1; then
-  echo "error: Go 1.25 or newer is needed to build the Kubernetes test parts; install it (https://go.dev/doc/install) and re-run" >&2
+  echo "error: Go 1.26 or newer is needed to build the Kubernetes test parts; install it (https://go.dev/doc/install) and re-run" >&2
   exit 1
 fi

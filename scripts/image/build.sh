@@ -90,21 +90,24 @@ rm -rf "$bin_root"
 oci_archive "rookery.local/rookery:$version" "$out/rookery.tar" \
   '{"Entrypoint":["/usr/local/bin/rookery"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"}' \
   "$base" "$cache/rookery-bin-layer.tar"
-# --- the CSI sidecars, built from the go.mods in k8s/ (scripts/k8s/build.sh), under the names of their
+# --- the CSI sidecars, built from k8s/sidecars/go.mod (scripts/k8s/build.sh), under the names of their
 # upstream images so that deploy/csi/ runs unchanged: one image of static binaries, each at /NAME as in
-# the upstream images, listed once per name.
+# the upstream images, listed once per name, tagged with the version of the kubernetes-csi/external-*
+# module that the tool comes from (csi-sanity, also there, is no sidecar).
 sidecar_refs=()
 sidecar_root=$(mktemp -d)
-for mod in provisioner resizer snapshotter; do
-  gomod=$repo/k8s/$mod/go.mod
-  ver=$(grep -oE 'github.com/kubernetes-csi/external-[a-z]+(/v[0-9]+)? v[0-9][^ ]*' "$gomod" | head -1 | cut -d' ' -f2)
-  for tool in $(cd "$repo/k8s/$mod" && go mod edit -json | python3 -c 'import json,sys; print(" ".join(t["Path"] for t in json.load(sys.stdin).get("Tool") or []))'); do
-    name=$(basename "$tool")
-    [ -x "$repo/target/k8s/bin/$name" ] || continue
-    install -m 755 "$repo/target/k8s/bin/$name" "$sidecar_root/$name"
-    sidecar_refs+=("registry.k8s.io/sig-storage/$name:$ver")
-  done
-done
+while read -r name ver; do
+  [ -x "$repo/target/k8s/bin/$name" ] || continue
+  install -m 755 "$repo/target/k8s/bin/$name" "$sidecar_root/$name"
+  sidecar_refs+=("registry.k8s.io/sig-storage/$name:$ver")
+done < <(cd "$repo/k8s/sidecars" && go mod edit -json | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+req = {r["Path"]: r["Version"] for r in m.get("Require") or []}
+for t in m.get("Tool") or []:
+    mod = t["Path"].split("/cmd/")[0]
+    if mod.startswith("github.com/kubernetes-csi/external-"):
+        print(t["Path"].rsplit("/", 1)[1], req[mod])')
 if [ ${#sidecar_refs[@]} -gt 0 ]; then
   tar --numeric-owner --owner 0 --group 0 --mtime=@0 -C "$sidecar_root" -cf "$cache/sidecars-layer.tar" .
   oci_archive "$(IFS=,; echo "${sidecar_refs[*]}")" "$out/csi-sidecars.tar" '{"WorkingDir":"/"}' "$cache/sidecars-layer.tar"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes parts our tests run (k8s/*/go.mod pins them: control plane, kubelet, etcd, kubectl,
-# CSI sidecars, csi-sanity) and links them into target/k8s/bin. Builds are cached outside the clone, keyed
-# by each module's go.mod + go.sum and the Go version, so a new clone on the same machine builds nothing.
+# Builds the Kubernetes parts our tests run and links them into target/k8s/bin: k8s/components/go.mod pins
+# the control plane, kubelet, etcd and kubectl, k8s/sidecars/go.mod the CSI sidecars and csi-sanity (one
+# module, so the packages they share compile once). Each module's tools build in one `go build`. Builds
+# are cached outside the clone, keyed by each module's go.mod + go.sum and the Go version, so a new clone
+# on the same machine builds nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -19,8 +21,10 @@ for mod in k8s/*/go.mod; do
     echo "building the Kubernetes test parts of k8s/$name (cached in $out; a cold build takes many minutes)"
     rm -rf "$out.tmp"; mkdir -p "$out.tmp"
     tools=$(cd "$dir" && go mod edit -json | python3 -c 'import json,sys; print(" ".join(t["Path"] for t in json.load(sys.stdin).get("Tool") or []))')
-    # Components report the version they were built from (the kubelet registers it with its node).
-    kver=$(cd "$dir" && go list -m -f '{{.Version}}' k8s.io/kubernetes 2>/dev/null || true)
+    # Components report the version they were built from (the kubelet registers it with its node). Only
+    # they: other modules may have k8s.io/kubernetes in their module graph without building from it.
+    kver=""
+    case " $tools " in *" k8s.io/kubernetes/"*) kver=$(cd "$dir" && go list -m -f '{{.Version}}' k8s.io/kubernetes) ;; esac
     ldflags="-s -w"
     if [ -n "$kver" ]; then
       minor=$(echo "$kver" | cut -d. -f2)

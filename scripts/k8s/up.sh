@@ -273,12 +273,12 @@ start kubelet "$bin/kubelet" --config "$dir/kubelet/config.yaml" --kubeconfig "$
 wait_for "the node $node" 90 kubectl get node "$node"
 wait_for "node $node Ready" 120 bash -c "'$bin/kubectl' --kubeconfig '$dir/kubeconfig' get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
 # VolumeSnapshots, as a distribution provides them: the CRDs and the snapshot-controller of
-# kubernetes-csi/external-snapshotter, from the module that k8s/snapshotter pins (its image comes from
+# kubernetes-csi/external-snapshotter, from the version that k8s/sidecars pins (its image comes from
 # scripts/image/build.sh). On the host's network, so it reaches the API (see the admission policy above).
 snap_mod=github.com/kubernetes-csi/external-snapshotter
-snap_dir=$(cd "$repo/k8s/snapshotter" && go list -m -f '{{.Dir}}' $snap_mod/v8 2>/dev/null || true)
-snap_client=$(cd "$repo/k8s/snapshotter" && go list -m -f '{{.Dir}}' $snap_mod/client/v8 2>/dev/null || true)
-snap_ver=$(cd "$repo/k8s/snapshotter" && go list -m -f '{{.Version}}' $snap_mod/v8 2>/dev/null || true)
+snap_dir=$(cd "$repo/k8s/sidecars" && go list -m -f '{{.Dir}}' $snap_mod/v8 2>/dev/null || true)
+snap_client=$(cd "$repo/k8s/sidecars" && go list -m -f '{{.Dir}}' $snap_mod/client/v8 2>/dev/null || true)
+snap_ver=$(cd "$repo/k8s/sidecars" && go list -m -f '{{.Version}}' $snap_mod/v8 2>/dev/null || true)
 if [ -n "$snap_dir" ] && [ -n "$snap_client" ] && ctr --address "$dir/containerd/containerd.sock" -n k8s.io images ls -q | grep -q "snapshot-controller:$snap_ver"; then
   log "installing the VolumeSnapshot CRDs and snapshot-controller $snap_ver"
   for kind in volumesnapshotclasses volumesnapshotcontents volumesnapshots; do

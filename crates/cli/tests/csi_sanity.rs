@@ -1,5 +1,5 @@
 //! The Kubernetes CSI conformance suite, csi-sanity (kubernetes-csi/csi-test, pinned in
-//! `k8s/csi-sanity/go.mod` and built by `scripts/k8s/build.sh`), against both CSI drivers on one real
+//! `k8s/sidecars/go.mod` and built by `scripts/k8s/build.sh`), against both CSI drivers on one real
 //! cluster: `rookery csi --driver rbd.csi.rookery.io` and `cephfs.csi.rookery.io`, each serving the
 //! controller and the node on one socket, with the staging and mount folders in the test's temporary
 //! folder; RBD once with filesystem volumes and once with raw block ones. Every spec csi-sanity runs must
