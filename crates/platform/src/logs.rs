@@ -3,7 +3,7 @@
 //! place. Emptied, not renamed: daemons and clients keep their file open (Ceph opens its log with
 //! O_APPEND, and so does the platform for daemons' output), so their next line lands at the start of
 //! the same file. A daemon's log therefore never takes more than twice the cap plus what it writes
-//! between two checks.
+//! in the second between two checks.
 
 use std::fs::{self, OpenOptions};
 use std::path::Path;
@@ -12,7 +12,7 @@ use std::time::Duration;
 /// The size past which a log file is rotated.
 pub const LOG_CAP: u64 = 64 << 20;
 /// How often the platform looks.
-pub const CHECK_EVERY: Duration = Duration::from_secs(5);
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Rotates every file of `dir` larger than `cap`; returns the names rotated.
 pub fn rotate_over(dir: &Path, cap: u64) -> Vec<String> {
