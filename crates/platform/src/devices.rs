@@ -124,7 +124,7 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
 }
 
 /// mountinfo writes space, tab, newline and backslash as octal escapes (`\040`).
-fn unescape_mount_path(raw: &str) -> String {
+pub fn unescape_mount_path(raw: &str) -> String {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -78,28 +78,6 @@ pub struct MountEntry {
     pub source: String,
 }
 
-/// Undoes the octal escapes (`\040` for a space) of the mount table.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
-                .ok()
-                .and_then(|t| u8::from_str_radix(t, 8).ok())
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 pub fn table() -> Vec<MountEntry> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     text.lines()
@@ -110,9 +88,9 @@ pub fn table() -> Vec<MountEntry> {
             let fstype = r.next()?;
             let source = r.next().unwrap_or("");
             Some(MountEntry {
-                target: PathBuf::from(unescape(target)),
+                target: PathBuf::from(rookery_platform::devices::unescape_mount_path(target)),
                 fstype: fstype.to_string(),
-                source: unescape(source),
+                source: rookery_platform::devices::unescape_mount_path(source),
             })
         })
         .collect()
@@ -138,6 +116,9 @@ mod tests {
         assert!(table().iter().any(|m| m.target == Path::new("/")));
         assert!(is_mount_point(Path::new("/")));
         assert!(!is_mount_point(Path::new("/definitely/not/mounted")));
-        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(
+            rookery_platform::devices::unescape_mount_path("/a\\040b"),
+            "/a b"
+        );
     }
 }
