@@ -274,8 +274,14 @@ pub fn mon_mkfs(
 
 /// Creates an OSD store (bluestore). The OSD's key must already be registered (`osd new`) and written to
 /// its keyring; `--no-mon-config` keeps mkfs from asking the mons for config it cannot yet authenticate for.
-pub fn osd_mkfs(conf: &Path, id: u32, uuid: &str, log: &Path) -> Result<(), ToolError> {
-    let args = [
+pub fn osd_mkfs(
+    conf: &Path,
+    id: u32,
+    uuid: &str,
+    device: Option<&Path>,
+    log: &Path,
+) -> Result<(), ToolError> {
+    let mut args = vec![
         "--conf".into(),
         conf.display().to_string(),
         "-i".into(),
@@ -285,6 +291,11 @@ pub fn osd_mkfs(conf: &Path, id: u32, uuid: &str, log: &Path) -> Result<(), Tool
         uuid.to_string(),
         "--no-mon-config".into(),
     ];
+    if let Some(device) = device {
+        // Over ceph.conf's block file: bluestore links `block` in the OSD's folder to the device.
+        args.push("--bluestore-block-path".into());
+        args.push(device.display().to_string());
+    }
     run(
         &format!("creating the store of osd.{id}"),
         "ceph-osd",

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use rookery_orchestrator::disks::Verdict;
 use rookery_orchestrator::preflight::human;
 use rookery_orchestrator::report::ClusterReport;
 use rookery_platform::DaemonState;
@@ -212,6 +213,15 @@ pub fn status(r: &ClusterReport) -> String {
         }
     }
     if let Some(i) = &r.reconcile {
+        for d in &i.devices {
+            let what = match &d.verdict {
+                Verdict::Take => "blank and selected: becomes an OSD".to_string(),
+                Verdict::Osd { id: Some(id) } => format!("osd.{id}"),
+                Verdict::Osd { id: None } => "an OSD of this cluster".to_string(),
+                Verdict::Skip { .. } => format!("skipped: {}", d.why.as_deref().unwrap_or("")),
+            };
+            let _ = writeln!(o, "device    {} ({}): {what}", d.path, human(d.size_bytes));
+        }
         for b in &i.blocked {
             let _ = writeln!(o, "blocked   {b}");
         }

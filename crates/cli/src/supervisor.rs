@@ -73,6 +73,7 @@ impl Shared {
             last_error: s.last_error.clone(),
             notices: s.notices.clone(),
             recent: s.events.iter().rev().take(10).rev().cloned().collect(),
+            devices: s.plan.devices.clone(),
         }
     }
 }

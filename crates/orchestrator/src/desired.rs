@@ -5,14 +5,18 @@ use std::collections::BTreeMap;
 use rookery_spec::Resources;
 
 use crate::config::ConfInputs;
+use crate::disks::SelectionSpec;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     pub name: String,
     pub mon_ids: Vec<String>,
     pub mgr_ids: Vec<String>,
+    /// OSD files (the `osdFiles` extension).
     pub osd_count: u32,
     pub osd_size: u64,
+    /// Which devices become OSDs, per host.
+    pub devices: DesiredDevices,
     pub mgr_modules: Vec<String>,
     /// Block pools, and the pools of filesystems and object stores.
     pub pools: Vec<DesiredPool>,
@@ -22,6 +26,72 @@ pub struct Desired {
     pub conf: ConfInputs,
     /// Things accepted but adapted to this host, for the user to read.
     pub notices: Vec<String>,
+}
+
+/// Rook's device selection: cluster-wide, and per node (merged over the cluster-wide settings).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DesiredDevices {
+    pub cluster: SelectionSpec,
+    pub nodes: BTreeMap<String, SelectionSpec>,
+    pub use_all_nodes: bool,
+}
+
+impl DesiredDevices {
+    /// What `host` selects: its own entry; else, when nodes are listed without it and `useAllNodes` is
+    /// off, nothing (as in Rook); else the cluster-wide selection.
+    pub fn for_host(&self, host: &str) -> SelectionSpec {
+        match self.nodes.get(host) {
+            Some(s) => s.clone(),
+            None if !self.nodes.is_empty() && !self.use_all_nodes => SelectionSpec::default(),
+            None => self.cluster.clone(),
+        }
+    }
+
+    fn from_spec(storage: &rookery_spec::StorageSpec) -> DesiredDevices {
+        let named = |devices: &[rookery_spec::DeviceEntry]| -> Vec<(String, Option<String>)> {
+            devices
+                .iter()
+                .map(|d| (d.target().to_string(), d.config.get("deviceClass").cloned()))
+                .collect()
+        };
+        let cluster = SelectionSpec {
+            use_all_devices: storage.use_all_devices,
+            device_filter: storage.device_filter.clone(),
+            device_path_filter: storage.device_path_filter.clone(),
+            devices: named(&storage.devices),
+            device_class: storage.config.get("deviceClass").cloned(),
+        };
+        let nodes = storage
+            .nodes
+            .iter()
+            .map(|n| {
+                let own = SelectionSpec {
+                    use_all_devices: n.use_all_devices.unwrap_or(cluster.use_all_devices),
+                    device_filter: n.device_filter.clone().or(cluster.device_filter.clone()),
+                    device_path_filter: n
+                        .device_path_filter
+                        .clone()
+                        .or(cluster.device_path_filter.clone()),
+                    devices: if n.devices.is_empty() {
+                        cluster.devices.clone()
+                    } else {
+                        named(&n.devices)
+                    },
+                    device_class: n
+                        .config
+                        .get("deviceClass")
+                        .cloned()
+                        .or(cluster.device_class.clone()),
+                };
+                (n.name.clone(), own)
+            })
+            .collect();
+        DesiredDevices {
+            cluster,
+            nodes,
+            use_all_nodes: storage.use_all_nodes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -215,6 +285,7 @@ impl Desired {
             mgr_ids: letter_ids(spec.mgr.count),
             osd_count: files.as_ref().map(|f| f.count).unwrap_or(0),
             osd_size: files.as_ref().map(|f| f.size.0).unwrap_or(0),
+            devices: DesiredDevices::from_spec(&spec.storage),
             mgr_modules: spec
                 .mgr
                 .modules

@@ -11,16 +11,70 @@ use std::fmt;
 
 use regex::Regex;
 use rookery_platform::devices::{Device, DeviceKind, Signature};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// BlueStore on less than this leaves too little room once its DB and WAL take theirs; ceph-volume
 /// refuses devices under 5 GiB too.
 pub const MIN_OSD_BYTES: u64 = 5 << 30;
 
+/// One host's selection as the spec words it (filters as text): the cluster-wide settings, or a node's
+/// own merged over them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SelectionSpec {
+    pub use_all_devices: bool,
+    pub device_filter: Option<String>,
+    pub device_path_filter: Option<String>,
+    /// Named devices with their own device class, if any.
+    pub devices: Vec<(String, Option<String>)>,
+    /// The device class of every OSD this selection makes (Ceph guesses hdd or ssd when unset).
+    pub device_class: Option<String>,
+}
+
+impl SelectionSpec {
+    /// Whether it selects anything at all.
+    pub fn is_empty(&self) -> bool {
+        !self.use_all_devices
+            && self.device_filter.is_none()
+            && self.device_path_filter.is_none()
+            && self.devices.is_empty()
+    }
+
+    /// The selection to decide by; the spec's filters were checked when it was loaded, so one that does
+    /// not compile selects nothing.
+    pub fn compile(&self, allow_loop_devices: bool) -> Selection {
+        let regex = |f: &Option<String>| f.as_deref().and_then(|f| Regex::new(f).ok());
+        Selection {
+            use_all_devices: self.use_all_devices,
+            allow_loop_devices,
+            device_filter: regex(&self.device_filter),
+            device_path_filter: regex(&self.device_path_filter),
+            devices: self.devices.iter().map(|(n, _)| n.clone()).collect(),
+        }
+    }
+
+    /// The class an OSD on `d` gets: its devices[] entry's, else the selection's.
+    pub fn class_of(&self, d: &Device) -> Option<String> {
+        self.devices
+            .iter()
+            .find(|(n, _)| names(n, d))
+            .and_then(|(_, c)| c.clone())
+            .or_else(|| self.device_class.clone())
+    }
+}
+
+/// Whether `name` (a kernel name, a path or a stable name) is device `d`.
+fn names(name: &str, d: &Device) -> bool {
+    name == d.name
+        || std::path::Path::new(name) == d.path
+        || d.links.iter().any(|l| std::path::Path::new(name) == l)
+}
+
 /// Which devices the cluster asks for, as Rook's `spec.storage` names them.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     pub use_all_devices: bool,
+    /// The host lets `useAllDevices` take blank loop devices (Rook's ROOK_CEPH_ALLOW_LOOP_DEVICES).
+    pub allow_loop_devices: bool,
     /// Matched against the device's kernel name (`^sd[b-d]`).
     pub device_filter: Option<Regex>,
     /// Matched against its path and its /dev/disk/by-* names.
@@ -31,11 +85,16 @@ pub struct Selection {
 
 impl Selection {
     fn named(&self, d: &Device) -> bool {
-        self.devices.iter().any(|n| {
-            n == &d.name
-                || std::path::Path::new(n) == d.path
-                || d.links.iter().any(|l| std::path::Path::new(n) == l)
-        })
+        self.devices.iter().any(|n| names(n, d))
+    }
+
+    /// The named devices that are not among `devices`.
+    pub fn missing<'a>(&'a self, devices: &[Device]) -> Vec<&'a str> {
+        self.devices
+            .iter()
+            .filter(|n| !devices.iter().any(|d| names(n, d)))
+            .map(String::as_str)
+            .collect()
     }
 
     fn filtered(&self, d: &Device) -> bool {
@@ -51,14 +110,14 @@ impl Selection {
 
 /// What the cluster knows of its own: its fsid, its OSDs by BlueStore uuid, the loop devices of its
 /// volumes (their mount records) by device path.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Known {
     pub fsid: Option<String>,
     pub osds: BTreeMap<String, u32>,
     pub volume_loops: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
     /// It would become an OSD.
@@ -73,7 +132,7 @@ pub enum Verdict {
 }
 
 /// Why a device is not taken, each worded for a person in `Display`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
     NotSelected,
@@ -112,7 +171,7 @@ impl fmt::Display for Reason {
             }
             Reason::LoopNotNamed => write!(
                 f,
-                "a loop device: taken only when devices[] names it or a filter matches it"
+                "a loop device: taken only when devices[] names it, a filter matches it, or the host allows loop devices (rookery up --allow-loop-devices)"
             ),
             Reason::PartitionNotNamed => write!(
                 f,
@@ -154,8 +213,36 @@ impl fmt::Display for Reason {
     }
 }
 
+impl Known {
+    /// What the cluster in `layout` owns on this host: its fsid, its OSDs, its volumes' loop devices.
+    pub fn of(
+        layout: &crate::Layout,
+        state: Option<&crate::ClusterState>,
+    ) -> std::io::Result<Known> {
+        let mut known = Known::default();
+        if let Some(state) = state {
+            known.fsid = Some(state.fsid.clone());
+            known.osds = state
+                .osds
+                .iter()
+                .filter_map(|o| Some((o.uuid.clone(), o.id?)))
+                .collect();
+        }
+        known.volume_loops = rookery_volumes::records::Records::read(&layout.root)?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.loop_device.to_string_lossy().into_owned(),
+                    format!("{}/{}", r.pool, r.volume),
+                )
+            })
+            .collect();
+        Ok(known)
+    }
+}
+
 /// One device's verdict, with the facts a person reads it by.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DevicePlan {
     pub name: String,
     pub path: String,
@@ -273,7 +360,11 @@ pub fn verdict(d: &Device, selection: &Selection, known: &Known) -> Verdict {
     let explicit = selection.named(d) || selection.filtered(d);
     match d.kind {
         DeviceKind::Virtual if !explicit => return skip(Reason::Virtual),
-        DeviceKind::Loop if !explicit => return skip(Reason::LoopNotNamed),
+        DeviceKind::Loop
+            if !explicit && !(selection.use_all_devices && selection.allow_loop_devices) =>
+        {
+            return skip(Reason::LoopNotNamed)
+        }
         DeviceKind::Partition if !explicit => return skip(Reason::PartitionNotNamed),
         DeviceKind::Disk if !explicit && !selection.use_all_devices => {
             return skip(Reason::NotSelected)
@@ -378,6 +469,29 @@ mod tests {
             why(&d, &all(), &k),
             "belongs to another Ceph cluster (fsid other)"
         );
+    }
+
+    #[test]
+    fn loop_devices_with_use_all_devices_only_where_the_host_allows_them() {
+        let d = device("loop5", DeviceKind::Loop, 10);
+        let spec = SelectionSpec {
+            use_all_devices: true,
+            devices: vec![("vdb".into(), Some("nvme".into()))],
+            device_class: Some("ssd".into()),
+            ..Default::default()
+        };
+        let k = Known::default();
+        assert!(why(&d, &spec.compile(false), &k).contains("--allow-loop-devices"));
+        assert_eq!(verdict(&d, &spec.compile(true), &k), Verdict::Take);
+        assert_eq!(spec.class_of(&d).as_deref(), Some("ssd"));
+        let vdb = device("vdb", DeviceKind::Disk, 10);
+        assert_eq!(spec.class_of(&vdb).as_deref(), Some("nvme"));
+        assert_eq!(
+            spec.compile(false).missing(&[d.clone()]),
+            ["vdb"],
+            "a named device that is not there"
+        );
+        assert!(spec.compile(false).missing(&[d, vdb]).is_empty());
     }
 
     #[test]

@@ -71,6 +71,7 @@ struct OsdToMake {
     id: u32,
     uuid: String,
     key: String,
+    device: Option<std::path::PathBuf>,
 }
 
 impl Reconciler {
@@ -193,7 +194,12 @@ impl Reconciler {
                 // RBD writes in place, which an EC pool allows only with overwrites on.
                 pool::allow_ec_overwrites(&r, name)?;
             }
-            Step::AddOsd | Step::FinishOsd { .. } => self.make_osds(&[step])?,
+            Step::AddOsd | Step::AddDeviceOsd { .. } | Step::FinishOsd { .. } => {
+                self.make_osds(&[step])?
+            }
+            Step::LinkOsdBlock { id, device } => {
+                self.stores.link_osd_block(*id, device)?;
+            }
             Step::CreateFilesystem {
                 name,
                 metadata_pool,
@@ -367,18 +373,42 @@ impl Reconciler {
                         secret.as_bytes(),
                         0o600,
                     )?;
+                    let (device, device_class) = match step {
+                        Step::AddDeviceOsd { device, class } => {
+                            (Some(device.clone()), class.clone())
+                        }
+                        _ => (None, None),
+                    };
                     self.state.osds.push(OsdRecord {
                         uuid: uuid.clone(),
                         id: None,
-                        block: None,
-                        size_bytes: self.desired.osd_size,
+                        block: device.clone(),
+                        size_bytes: match &device {
+                            Some(_) => 0,
+                            None => self.desired.osd_size,
+                        },
+                        device,
+                        device_class,
                     });
                     self.state.save(&l)?;
                     uuid
                 }
             };
             let (id, key) = self.register_osd(&uuid)?;
-            to_make.push(OsdToMake { id, uuid, key });
+            let record = self.state.osds.iter().find(|o| o.uuid == uuid);
+            let device = record.and_then(|o| o.device.clone());
+            if let Some(class) = record.and_then(|o| o.device_class.clone()) {
+                osd::crush_set_device_class(&*self.connection()?, id, &class)?;
+            }
+            to_make.push(OsdToMake {
+                id,
+                uuid,
+                key,
+                device,
+            });
+        }
+        if to_make.iter().any(|o| o.device.is_some()) {
+            self.devices_changed();
         }
         // Side by side, without the platform's lock: an OSD's store takes about 2 s to make.
         let stores = self.stores.clone();
@@ -392,6 +422,7 @@ impl Reconciler {
                             id: o.id,
                             uuid: o.uuid.clone(),
                             key: o.key.clone(),
+                            device: o.device.clone(),
                         })?)
                     })
                 })
@@ -444,7 +475,9 @@ impl Reconciler {
         let block = self.stores.data_location(&format!("osd.{id}"));
         if let Some(rec) = self.state.osds.iter_mut().find(|o| o.uuid == uuid) {
             rec.id = Some(id);
-            rec.block = block;
+            if rec.device.is_none() {
+                rec.block = block;
+            }
         }
         self.state.save(&l)?;
         Ok((id, secret))
@@ -476,6 +509,10 @@ fn describe(step: &Step) -> String {
         Step::Start { daemon } => format!("starting {daemon}"),
         Step::CreateMgrKey { id } => format!("creating the key of mgr.{id}"),
         Step::AddOsd => "creating an OSD".into(),
+        Step::AddDeviceOsd { device, .. } => format!("creating an OSD on {}", device.display()),
+        Step::LinkOsdBlock { id, device } => {
+            format!("pointing osd.{id} at {}", device.display())
+        }
         Step::FinishOsd { uuid } => format!("finishing OSD {uuid}"),
         Step::CreatePool { name, size } => format!("creating pool {name} ({size} copies)"),
         Step::SetPoolSize { name, size } => format!("setting pool {name} to {size} copies"),

@@ -19,6 +19,10 @@ impl Layout {
         self.at("cluster.json")
     }
     /// The resources last given to `rookery up`/`apply`.
+    pub fn host_policy(&self) -> PathBuf {
+        self.root.join("host.json")
+    }
+
     pub fn spec(&self) -> PathBuf {
         self.at("spec.yaml")
     }

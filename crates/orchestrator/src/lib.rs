@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod desired;
+mod device_watch;
 pub mod disks;
 mod execute;
 pub mod external;
@@ -178,6 +179,7 @@ pub struct Reconciler {
     pub last_error: Option<String>,
     pub events: VecDeque<Event>,
     pub metrics: metrics::ReconcileMetrics,
+    device_watch: device_watch::DeviceWatch,
 }
 
 impl Reconciler {
@@ -204,6 +206,7 @@ impl Reconciler {
             last_error: None,
             events: VecDeque::new(),
             metrics: metrics::ReconcileMetrics::default(),
+            device_watch: device_watch::DeviceWatch::default(),
         })
     }
 
@@ -269,13 +272,49 @@ impl Reconciler {
         self.rados = None;
     }
 
+    /// The home host's devices, read again every few seconds, when the spec selects devices or the
+    /// cluster has OSDs on devices (None otherwise, or when this cluster's volume records cannot be read:
+    /// without them a volume's loop device could not be told apart from a spare one).
+    fn observe_devices(&mut self, host: &Host) -> Option<plan::HostDevices> {
+        let wanted = !self.desired.devices.for_host(&host.name).is_empty()
+            || self.state.osds.iter().any(|o| o.device.is_some());
+        if !wanted {
+            return None;
+        }
+        let known = match disks::Known::of(&self.layout, Some(&self.state)) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "volume mount records unreadable; no device is taken");
+                return None;
+            }
+        };
+        let now = std::time::Instant::now();
+        if self.device_watch.due(now) {
+            let devices = self.platform().devices(&host.name);
+            self.device_watch.update(devices, now);
+        }
+        Some(plan::HostDevices {
+            host: host.name.clone(),
+            devices: self.device_watch.devices().to_vec(),
+            known,
+            allow_loop_devices: state::HostPolicy::load(&self.layout).allow_loop_devices,
+            settled: self.device_watch.settled(now),
+        })
+    }
+
+    /// The devices are read again on the next pass (a device just became an OSD or was freed).
+    pub(crate) fn devices_changed(&mut self) {
+        self.device_watch.invalidate();
+    }
+
     pub fn observe(&mut self) -> Observed {
+        let host = self.home_host().ok();
+        let devices = host.as_ref().and_then(|h| self.observe_devices(h));
         let l = &self.layout;
         let running: BTreeSet<String> = {
             let p = self.platform();
             p.names().into_iter().filter(|n| p.is_running(n)).collect()
         };
-        let host = self.home_host().ok();
         let conf_current = host.as_ref().is_some_and(|h| {
             std::fs::read_to_string(l.conf()).is_ok_and(|c| c == self.render_conf(h))
         });
@@ -302,6 +341,15 @@ impl Reconciler {
                 uuid: o.uuid.clone(),
                 id: o.id,
                 store_ready: o.id.is_some_and(|id| st.is_ready(&format!("osd.{id}"))),
+                block: match (&o.device, &devices) {
+                    (None, _) => plan::OsdBlock::File,
+                    (Some(_), None) => plan::OsdBlock::Unknown,
+                    (Some(recorded), Some(seen)) => plan::OsdBlock::Device {
+                        recorded: recorded.clone(),
+                        found: rookery_platform::devices::find_osd(&seen.devices, &o.uuid),
+                        linked: o.id.and_then(|id| st.osd_block(id)),
+                    },
+                },
             })
             .collect();
         let keys = l.admin_keyring().exists() && l.mon_keyring().exists();
@@ -354,6 +402,7 @@ impl Reconciler {
             rgw_admins,
             object_users,
             busy_ports,
+            devices,
         };
         if observed.mon_stores.is_empty() || !conf_current {
             return observed;

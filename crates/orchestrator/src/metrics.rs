@@ -144,6 +144,7 @@ impl OrchestratorError {
                 rookery_platform::PlatformError::Tool(t) => tool(t),
                 rookery_platform::PlatformError::Ceph(c) => ceph(c),
                 rookery_platform::PlatformError::NoStore(_) => "no_store",
+                rookery_platform::PlatformError::Claim(_) => "device_not_free",
             },
             OrchestratorError::Io { .. } => "io",
             OrchestratorError::Corrupt { .. } => "corrupt",

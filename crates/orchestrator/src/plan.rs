@@ -6,6 +6,7 @@
 //! crash at any point is followed by a plan that picks up where things stand.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -39,6 +40,21 @@ pub struct Observed {
     pub object_users: BTreeMap<(String, String), String>,
     /// A desired gateway port held by some other process: port -> who.
     pub busy_ports: BTreeMap<u16, String>,
+    /// The home host's devices, when they were read this pass.
+    pub devices: Option<HostDevices>,
+}
+
+/// One host's block devices and what the cluster knows of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostDevices {
+    pub host: String,
+    pub devices: Vec<rookery_platform::devices::Device>,
+    pub known: crate::disks::Known,
+    /// The host lets `useAllDevices` take loop devices (`rookery up --allow-loop-devices`).
+    pub allow_loop_devices: bool,
+    /// Devices that have looked blank and unused for a few seconds: only those are taken, so a device
+    /// somebody is setting up at this moment (attached, about to be formatted) is left alone.
+    pub settled: BTreeSet<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +63,23 @@ pub struct ObservedOsd {
     pub id: Option<u32>,
     /// Its store was made (mkfs finished).
     pub store_ready: bool,
+    pub block: OsdBlock,
+}
+
+/// Where an OSD's data is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OsdBlock {
+    /// A file in the data dir.
+    File,
+    /// A device: as recorded at creation, where its BlueStore label is now (None: on no device of
+    /// the host), and where its store's `block` link points.
+    Device {
+        recorded: PathBuf,
+        found: Option<PathBuf>,
+        linked: Option<PathBuf>,
+    },
+    /// On a device, but the devices were not read this pass.
+    Unknown,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,6 +148,16 @@ pub enum Step {
     },
     /// Register a new OSD (choose uuid and key, `osd new`) and make its store.
     AddOsd,
+    /// The same on a blank device the spec selects, with the device class the spec gives it.
+    AddDeviceOsd {
+        device: PathBuf,
+        class: Option<String>,
+    },
+    /// Point an OSD's store at the device its BlueStore label is on now.
+    LinkOsdBlock {
+        id: u32,
+        device: PathBuf,
+    },
     /// Finish an OSD whose creation was interrupted (`osd new` is idempotent for the same uuid and key).
     FinishOsd {
         uuid: String,
@@ -205,7 +248,15 @@ impl Step {
             Step::CreateMonStore { id } => format!("mon.{id} has no store yet"),
             Step::Start { daemon } => format!("{daemon} is not running"),
             Step::CreateMgrKey { id } => format!("mgr.{id} has no key yet"),
-            Step::AddOsd => "the spec asks for more OSDs than exist".into(),
+            Step::AddOsd => "the spec asks for more OSD files than exist".into(),
+            Step::AddDeviceOsd { device, .. } => format!(
+                "{} is blank, unused and selected by spec.storage",
+                device.display()
+            ),
+            Step::LinkOsdBlock { id, device } => format!(
+                "osd.{id}'s device is now {} (devices were renamed)",
+                device.display()
+            ),
             Step::FinishOsd { uuid } => format!("the creation of OSD {uuid} was interrupted"),
             Step::CreatePool { name, .. } => format!("pool {name} does not exist"),
             Step::SetPoolSize { name, size } => format!("pool {name} should keep {size} copies"),
@@ -250,7 +301,10 @@ impl Step {
 
     /// Slow steps that may run side by side.
     pub fn parallel(&self) -> bool {
-        matches!(self, Step::AddOsd | Step::FinishOsd { .. })
+        matches!(
+            self,
+            Step::AddOsd | Step::AddDeviceOsd { .. } | Step::FinishOsd { .. }
+        )
     }
 }
 
@@ -261,6 +315,9 @@ pub struct Plan {
     pub waiting: Option<String>,
     /// Differences the planner will not act on, with the reason; shown to the user.
     pub blocked: Vec<String>,
+    /// Every device of the home host with what the spec's selection makes of it (empty when the spec
+    /// selects no devices).
+    pub devices: Vec<crate::disks::DevicePlan>,
 }
 
 impl Plan {
@@ -293,6 +350,25 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     p.absorb(stores);
     p.absorb(planners::users::plan(desired, observed, &ready));
     p.absorb(planners::osds::plan(desired, observed));
+    p.devices = planners::osds::device_plan(desired, observed);
+    if let (None, Some(host)) = (&p.waiting, &observed.devices) {
+        let settling: Vec<&str> = p
+            .devices
+            .iter()
+            .filter(|d| {
+                d.verdict == crate::disks::Verdict::Take
+                    && !host.settled.contains(std::path::Path::new(&d.path))
+            })
+            .map(|d| d.path.as_str())
+            .collect();
+        if !settling.is_empty() {
+            p.waiting = Some(format!(
+                "{} looks blank and unused; it becomes an OSD once it has stayed so for {} s",
+                settling.join(", "),
+                crate::device_watch::SETTLE.as_secs()
+            ));
+        }
+    }
     let (modules, waiting) = planners::mgr::plan_modules(desired, ceph);
     p.absorb(modules);
     if p.steps.is_empty() {
@@ -316,6 +392,7 @@ mod tests {
                 uuid: format!("u{id}"),
                 id: Some(id),
                 store_ready: true,
+                block: OsdBlock::File,
             })
             .collect();
         let ceph = o.ceph.get_or_insert_with(Default::default);
@@ -517,11 +594,13 @@ mod tests {
                 uuid: "u0".into(),
                 id: Some(0),
                 store_ready: true,
+                block: OsdBlock::File,
             },
             ObservedOsd {
                 uuid: "u1".into(),
                 id: None,
                 store_ready: false,
+                block: OsdBlock::File,
             },
         ];
         let p = plan(&desired(), &o);
@@ -542,6 +621,7 @@ mod tests {
                 uuid: format!("u{i}"),
                 id: Some(i),
                 store_ready: true,
+                block: OsdBlock::File,
             })
             .collect();
         o.ceph = Some(CephView {
@@ -660,6 +740,7 @@ mod tests {
                 uuid: format!("u{i}"),
                 id: Some(i),
                 store_ready: true,
+                block: OsdBlock::File,
             })
             .collect();
         let p = plan(&desired(), &o);

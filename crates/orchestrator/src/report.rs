@@ -61,6 +61,9 @@ pub struct ReconcileInfo {
     pub notices: Vec<String>,
     /// The last few things the reconciler did.
     pub recent: Vec<crate::Event>,
+    /// What the spec's device selection makes of each device of the host (empty: it selects none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<crate::disks::DevicePlan>,
 }
 
 impl ReconcileInfo {

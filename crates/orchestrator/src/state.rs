@@ -54,9 +54,16 @@ impl MonRecord {
 pub struct OsdRecord {
     pub uuid: String,
     pub id: Option<u32>,
-    /// The backing file (or device, later).
+    /// The backing file, or the device as it was named when the OSD was made.
     pub block: Option<PathBuf>,
     pub size_bytes: u64,
+    /// Made on a device the spec selected (found again by its BlueStore label, whatever its name now);
+    /// None for an OSD file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<PathBuf>,
+    /// The device class the spec gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_class: Option<String>,
 }
 
 impl ClusterState {
@@ -91,5 +98,33 @@ impl ClusterState {
             .map(MonRecord::addrvec)
             .collect::<Vec<_>>()
             .join(",")
+    }
+}
+
+/// What the person running this host allows, apart from the spec (Rook keeps these in the operator's
+/// settings): `rookery up` writes it from its flags each time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPolicy {
+    /// `useAllDevices` may take blank loop devices (Rook's ROOK_CEPH_ALLOW_LOOP_DEVICES).
+    #[serde(default)]
+    pub allow_loop_devices: bool,
+}
+
+impl HostPolicy {
+    /// The saved policy; the default (nothing allowed) when there is none or it cannot be read.
+    pub fn load(layout: &Layout) -> HostPolicy {
+        std::fs::read(layout.host_policy())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self, layout: &Layout) -> Result<(), OrchestratorError> {
+        let text = serde_json::to_vec_pretty(self).map_err(|e| OrchestratorError::Corrupt {
+            path: layout.host_policy().display().to_string(),
+            detail: e.to_string(),
+        })?;
+        rookery_ceph::conf::write_atomic(&layout.host_policy(), &text, 0o600)?;
+        Ok(())
     }
 }

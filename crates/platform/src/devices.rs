@@ -303,6 +303,69 @@ fn is_busy(path: &Path) -> bool {
     }
 }
 
+/// A device held open exclusively while an OSD is made on it: no mount, mkfs or other exclusive opener
+/// can take it meanwhile. Released when dropped.
+#[derive(Debug)]
+pub struct Claim {
+    _held: File,
+}
+
+/// Why a device could not be claimed for a new OSD.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("{device} is in use (mounted, held or open exclusively by another program)")]
+    Busy { device: String },
+    #[error("{device} is not blank any more: it holds {holds}")]
+    NotBlank { device: String, holds: String },
+    #[error("{device}: {source}")]
+    Io {
+        device: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Opens `path` exclusively and checks, again and now, that it is blank, or holds the BlueStore label of
+/// `own_uuid` (an OSD whose making was interrupted). Checked at the last moment: a device seen blank a
+/// few seconds ago may have been formatted since.
+pub fn claim_blank(path: &Path, own_uuid: &str) -> Result<Claim, ClaimError> {
+    let device = path.display().to_string();
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::EBUSY) => ClaimError::Busy {
+                device: device.clone(),
+            },
+            _ => ClaimError::Io {
+                device: device.clone(),
+                source,
+            },
+        })?;
+    match probe(path).map_err(|source| ClaimError::Io {
+        device: device.clone(),
+        source,
+    })? {
+        None => Ok(Claim { _held: held }),
+        Some(Signature::Bluestore { osd_uuid, .. }) if osd_uuid == own_uuid => {
+            Ok(Claim { _held: held })
+        }
+        Some(other) => Err(ClaimError::NotBlank {
+            device,
+            holds: format!("{other:?}"),
+        }),
+    }
+}
+
+/// The device whose BlueStore label names OSD `osd_uuid`, among `devices`.
+pub fn find_osd(devices: &[Device], osd_uuid: &str) -> Option<PathBuf> {
+    devices.iter().find_map(|d| match &d.signature {
+        Some(Signature::Bluestore { osd_uuid: u, .. }) if u == osd_uuid => Some(d.path.clone()),
+        _ => None,
+    })
+}
+
 /// Reads the device's first bytes (read-only) and names what they hold.
 fn probe(path: &Path) -> std::io::Result<Option<Signature>> {
     let mut f = File::open(path)?;

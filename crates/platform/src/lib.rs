@@ -20,7 +20,7 @@ pub mod proc;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -191,8 +191,14 @@ pub enum StoreRequest {
         members: Vec<(String, String)>,
         seed: Vec<KeyringEntry>,
     },
-    /// A bluestore OSD, registered with the mons already (`osd new`) with `key`.
-    Osd { id: u32, uuid: String, key: String },
+    /// A bluestore OSD, registered with the mons already (`osd new`) with `key`, on `device` (claimed
+    /// and checked blank at the last moment) or, when None, on a file the platform makes.
+    Osd {
+        id: u32,
+        uuid: String,
+        key: String,
+        device: Option<PathBuf>,
+    },
 }
 
 impl StoreRequest {
@@ -230,6 +236,13 @@ pub trait Stores: Send + Sync {
 
     /// Where the daemon's data lives, for people (an OSD's block file, a device, a volume).
     fn data_location(&self, daemon: &str) -> Option<PathBuf>;
+
+    /// What an OSD's store points at as its block device now (None: no store, or no link).
+    fn osd_block(&self, id: u32) -> Option<PathBuf>;
+
+    /// Points OSD `id`'s store at `device`, the device whose BlueStore label names it (device names
+    /// change when devices come and go; the label does not).
+    fn link_osd_block(&self, id: u32, device: &Path) -> Result<(), PlatformError>;
 
     /// Removes the keyring and store of a daemon that is gone for good (an MDS of a deleted filesystem,
     /// the gateway of a deleted store). Never used for mons or OSDs, whose stores hold the cluster's data.
@@ -285,6 +298,9 @@ pub trait Platform: Send {
     /// Where an operator reads a daemon's own output (`log/osd.0.stdout`, a pod's log).
     fn log_location(&self, name: &str) -> String;
 
+    /// The block devices of `host` as facts (read only); empty for a host this platform cannot see.
+    fn devices(&self, host: &str) -> Vec<devices::Device>;
+
     /// The names of the daemons it runs.
     fn names(&self) -> Vec<String> {
         self.status().into_iter().map(|s| s.name).collect()
@@ -325,6 +341,8 @@ pub enum PlatformError {
     Ceph(#[from] rookery_ceph::CephError),
     #[error("{0} keeps no store this platform can make or remove")]
     NoStore(String),
+    #[error(transparent)]
+    Claim(#[from] devices::ClaimError),
 }
 
 #[cfg(test)]

@@ -431,6 +431,14 @@ impl Platform for LocalPlatform {
         self.files.log(name).display().to_string()
     }
 
+    fn devices(&self, host: &str) -> Vec<crate::devices::Device> {
+        if host == self.host.name {
+            crate::devices::inventory()
+        } else {
+            Vec::new()
+        }
+    }
+
     fn is_running(&self, name: &str) -> bool {
         self.daemons.get(name).is_some_and(|d| d.process.is_some())
     }

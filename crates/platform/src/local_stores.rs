@@ -68,7 +68,7 @@ impl DataDirStores {
     }
 
     /// Outside the OSD's folder on purpose: bluestore symlinks `<data>/block` to this path.
-    fn osd_block(&self, id: u32) -> PathBuf {
+    fn block_file(&self, id: u32) -> PathBuf {
         self.root.join(format!("osd/ceph-{id}.block"))
     }
 
@@ -108,10 +108,22 @@ impl DataDirStores {
         Self::mark_ready(&data)
     }
 
-    fn make_osd(&self, id: u32, uuid: &str, key: &str) -> Result<(), PlatformError> {
+    fn make_osd(
+        &self,
+        id: u32,
+        uuid: &str,
+        key: &str,
+        device: Option<&Path>,
+    ) -> Result<(), PlatformError> {
+        // Held until mkfs is done, so nothing else can mount or format the device meanwhile.
+        let _claim = device
+            .map(|d| crate::devices::claim_blank(d, uuid))
+            .transpose()?;
         let data = self.root.join(format!("osd/ceph-{id}"));
         remove(&data)?;
-        remove(&self.osd_block(id))?;
+        if device.is_none() {
+            remove(&self.block_file(id))?;
+        }
         mkdir_private(&data)?;
         keyring::write(
             &data.join("keyring"),
@@ -121,6 +133,7 @@ impl DataDirStores {
             &crate::local::conf_path(&self.root),
             id,
             uuid,
+            device,
             &self.log(&format!("osd.{id}.mkfs.log")),
         )?;
         Self::mark_ready(&data)
@@ -153,7 +166,12 @@ impl Stores for DataDirStores {
                 members,
                 seed,
             } => self.make_mon(id, fsid, members, seed),
-            StoreRequest::Osd { id, uuid, key } => self.make_osd(*id, uuid, key),
+            StoreRequest::Osd {
+                id,
+                uuid,
+                key,
+                device,
+            } => self.make_osd(*id, uuid, key, device.as_deref()),
         }
     }
 
@@ -167,9 +185,24 @@ impl Stores for DataDirStores {
     fn data_location(&self, daemon: &str) -> Option<PathBuf> {
         let (kind, id) = self.kind_and_id(daemon).ok()?;
         match kind {
-            DaemonKind::Osd => id.parse().ok().map(|n| self.osd_block(n)),
+            DaemonKind::Osd => {
+                let n = id.parse().ok()?;
+                self.osd_block(n).or_else(|| Some(self.block_file(n)))
+            }
             _ => self.data(kind, id),
         }
+    }
+
+    fn osd_block(&self, id: u32) -> Option<PathBuf> {
+        std::fs::read_link(self.root.join(format!("osd/ceph-{id}/block"))).ok()
+    }
+
+    fn link_osd_block(&self, id: u32, device: &Path) -> Result<(), PlatformError> {
+        let link = self.root.join(format!("osd/ceph-{id}/block"));
+        let staged = self.root.join(format!("osd/ceph-{id}/block.new"));
+        remove(&staged)?;
+        std::os::unix::fs::symlink(device, &staged).map_err(io_error(&staged))?;
+        std::fs::rename(&staged, &link).map_err(io_error(&link))
     }
 
     fn forget(&self, daemon: &str) -> Result<(), PlatformError> {

@@ -168,9 +168,89 @@ impl Default for MgrModule {
 #[serde(rename_all = "camelCase", default)]
 pub struct StorageSpec {
     pub use_all_nodes: bool,
+    /// Every blank, unused disk of a node becomes an OSD (loop devices only where the host allows them).
     pub use_all_devices: bool,
+    /// A regular expression on device names (`^sd[b-d]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_filter: Option<String>,
+    /// A regular expression on device paths and their /dev/disk/by-* names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_path_filter: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceEntry>,
+    /// OSD settings for every selected device: `osdsPerDevice`, `deviceClass`.
+    #[serde(
+        deserialize_with = "scalar::flat",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub config: BTreeMap<String, String>,
+    /// Per-node selections; a node's own settings win over the cluster-wide ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeStorage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub osd_files: Option<OsdFiles>,
+}
+
+impl StorageSpec {
+    /// Whether any device selection is set, here or on a node (then the OSD count is known only once
+    /// the devices are seen).
+    pub fn selects_devices(&self) -> bool {
+        self.use_all_devices
+            || self.device_filter.is_some()
+            || self.device_path_filter.is_some()
+            || !self.devices.is_empty()
+            || self.nodes.iter().any(NodeStorage::selects_devices)
+    }
+}
+
+/// One device named in `devices[]`: a kernel name (`vdb`), a path or a /dev/disk/by-* name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DeviceEntry {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_path: Option<String>,
+    #[serde(
+        deserialize_with = "scalar::flat",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub config: BTreeMap<String, String>,
+}
+
+impl DeviceEntry {
+    /// What names the device: `fullPath` when given, else `name`.
+    pub fn target(&self) -> &str {
+        self.full_path.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// `storage.nodes[]`: one node's own selection.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeStorage {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_all_devices: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_filter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_path_filter: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceEntry>,
+    #[serde(
+        deserialize_with = "scalar::flat",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub config: BTreeMap<String, String>,
+}
+
+impl NodeStorage {
+    pub fn selects_devices(&self) -> bool {
+        self.use_all_devices == Some(true)
+            || self.device_filter.is_some()
+            || self.device_path_filter.is_some()
+            || !self.devices.is_empty()
+    }
 }
 
 /// rookery extension (no Rook equivalent): OSDs on sparse files inside the cluster's data dir.

@@ -160,7 +160,7 @@ pub(crate) fn load_all(text: &str) -> (Resources, Vec<SpecError>) {
                     merge_unpoisoned(&mut doc, checks, &poisoned);
                     let storage = &cluster.spec.storage;
                     let count = storage.osd_files.as_ref().map_or(0, |f| f.count);
-                    if poisoned.is_empty() && !storage.use_all_devices && count > 0 {
+                    if poisoned.is_empty() && !storage.selects_devices() && count > 0 {
                         osd_count = Some(count);
                     }
                     resources.cluster = Some(cluster);

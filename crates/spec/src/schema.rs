@@ -67,7 +67,16 @@ pub(crate) const CLUSTER: Schema = Schema {
         ("spec.mon", "count allowMultiplePerNode"),
         ("spec.mgr", "count allowMultiplePerNode modules"),
         ("spec.mgr.modules[]", "name enabled"),
-        ("spec.storage", "useAllNodes useAllDevices osdFiles"),
+        (
+            "spec.storage",
+            "useAllNodes useAllDevices deviceFilter devicePathFilter devices config nodes osdFiles",
+        ),
+        ("spec.storage.devices[]", "name fullPath config"),
+        (
+            "spec.storage.nodes[]",
+            "name useAllDevices deviceFilter devicePathFilter devices config",
+        ),
+        ("spec.storage.nodes[].devices[]", "name fullPath config"),
         ("spec.storage.osdFiles", "count size"),
     ],
     notices: &[
@@ -138,13 +147,13 @@ pub(crate) const CLUSTER: Schema = Schema {
             "remove it; set module options in spec.cephConfig.mgr",
         ),
         (
-            "spec.storage.nodes spec.storage.devices spec.storage.deviceFilter \
-             spec.storage.devicePathFilter spec.storage.storageClassDeviceSets",
-            "remove it and use spec.storage.osdFiles (count, size)",
+            "spec.storage.storageClassDeviceSets spec.storage.nodes[].volumeClaimTemplates \
+             spec.storage.volumeClaimTemplates",
+            "remove it; OSDs on PersistentVolumeClaims are for Kubernetes: name devices or use spec.storage.osdFiles",
         ),
         (
-            "spec.storage.config",
-            "remove it; set OSD options in spec.cephConfig.osd",
+            "spec.storage.nodes[].resources",
+            "remove it; OSDs run as host processes",
         ),
         ("spec.storage.store", "remove it; OSDs always use bluestore"),
         (

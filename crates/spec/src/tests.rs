@@ -80,14 +80,8 @@ fn default_yaml_loads_and_matches_builtin() {
 }
 
 #[test]
-fn rook_example_loads_with_notices_and_one_error() {
-    let (resources, errs) = load::load_all(ROOK_TEST);
-    assert_eq!(errs.len(), 1, "{errs:#?}");
-    assert_eq!(
-        errs[0].path,
-        "CephCluster/my-cluster: spec.storage.useAllDevices"
-    );
-    assert_eq!(load(ROOK_TEST).unwrap_err().0, errs);
+fn rook_example_loads_unchanged_with_notices() {
+    let resources = load(ROOK_TEST).unwrap();
     let paths: Vec<&str> = resources.notices.iter().map(|n| n.path.as_str()).collect();
     let expected = "dataDirHostPath cephVersion security skipUpgradeChecks dashboard crashCollector \
                     monitoring healthCheck priorityClassNames disruptionManagement storage.useAllNodes \
@@ -107,22 +101,28 @@ fn rook_example_loads_with_notices_and_one_error() {
         cluster.spec.mgr.modules.is_empty(),
         "the rook module is dropped"
     );
+    assert!(cluster.spec.storage.use_all_devices && cluster.spec.storage.selects_devices());
     assert_eq!(
         cluster.spec.ceph_config["global"]["osd_pool_default_size"],
         "1"
     );
     assert_eq!(resources.pools[0].pool_name(), ".mgr");
+}
 
-    let fixed = ROOK_TEST.replace(
-        "useAllDevices: true",
-        "useAllDevices: false\n    osdFiles: {count: 1}",
+#[test]
+fn device_selections_in_rook_terms() {
+    let text = cluster_with(
+        "spec.storage={deviceFilter: '^loop[4-6]$', config: {osdsPerDevice: '1', deviceClass: ssd},
+         devices: [{name: vdb}, {name: /dev/disk/by-id/virtio-x, config: {deviceClass: nvme}}],
+         nodes: [{name: host-a, devicePathFilter: '^/dev/disk/by-path/.*', useAllDevices: true}]}",
     );
-    let ok = load(&fixed).unwrap();
-    assert_eq!(ok.notices.len(), 14);
-    assert_eq!(
-        ok.cluster.unwrap().spec.storage.osd_files.unwrap().size,
-        Quantity(10 << 30)
-    );
+    let storage = load(&text).unwrap().cluster.unwrap().spec.storage;
+    assert_eq!(storage.device_filter.as_deref(), Some("^loop[4-6]$"));
+    assert_eq!(storage.config["osdsPerDevice"], "1");
+    assert_eq!(storage.devices[1].target(), "/dev/disk/by-id/virtio-x");
+    assert_eq!(storage.devices[1].config["deviceClass"], "nvme");
+    assert_eq!(storage.nodes[0].use_all_devices, Some(true));
+    assert!(storage.osd_files.is_none() && storage.selects_devices());
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn unsupported_rook_fields_are_errors() {
     let rook = "is a Rook field that rookery does not support yet";
     let sets =
         "spec.network={provider: host}; spec.external={enable: true}; spec.mon.zones=[{name: a}];
-                spec.storage.nodes=[{name: n1}]; spec.storage.fullRatio=0.95";
+                spec.storage.storageClassDeviceSets=[{name: n1}]; spec.storage.fullRatio=0.95";
     for set in sets.split(';') {
         fails_at(
             &cluster_with(set),
@@ -238,7 +238,16 @@ fn cluster_rules() {
             "spec.mgr.count=2 => spec.mgr.count ~ allowMultiplePerNode: true",
             "spec.mgr.modules=[{enabled: true}] => spec.mgr.modules[0].name ~ module name is required",
             "spec.mgr.modules=[{name: Bad-Name}] => spec.mgr.modules[0].name ~ not a valid mgr module",
-            "spec.storage.useAllDevices=true => spec.storage.useAllDevices ~ set useAllDevices: false",
+            "spec.storage.deviceFilter='[' => spec.storage.deviceFilter ~ not a regular expression",
+            "spec.storage.devicePathFilter='' => spec.storage.devicePathFilter ~ matches every device",
+            "spec.storage.config.osdsPerDevice=0 => spec.storage.config.osdsPerDevice ~ leave the device out",
+            "spec.storage.config.osdsPerDevice=2 => spec.storage.config.osdsPerDevice ~ needs LVM",
+            "spec.storage.config.metadataDevice=vdc => spec.storage.config.metadataDevice ~ not supported",
+            "spec.storage.config.colour=red => spec.storage.config.colour ~ not an OSD setting",
+            "spec.storage.devices=[{name: '../etc'}] => spec.storage.devices[0].name ~ does not name a device",
+            "spec.storage.devices=[{name: /etc/passwd}] => spec.storage.devices[0].name ~ does not name a device",
+            "spec.storage.nodes=[{useAllDevices: true}] => spec.storage.nodes[0].name ~ needs the node's name",
+            "spec.storage.nodes=[{name: a, config: {osdsPerDevice: 0}}] => spec.storage.nodes[0].config.osdsPerDevice ~ 0 OSDs",
             "spec.storage={} => spec.storage ~ no OSDs would be created",
             "spec.storage.osdFiles.count=0 => spec.storage ~ osdFiles: {count: 3, size: 10Gi}",
             "spec.storage.osdFiles.count=65 => spec.storage.osdFiles.count ~ limit of 64",

@@ -140,19 +140,38 @@ pub(crate) fn cluster(c: &mut CephCluster, r: &mut Report) {
             "a standalone cluster has one node; only this host is used",
         );
     }
-    if storage.use_all_devices {
-        r.error(
-            "spec.storage.useAllDevices",
-            "OSDs on raw devices are not supported yet standalone",
-            "set useAllDevices: false and use spec.storage.osdFiles (count, size)",
+    selection(
+        "spec.storage",
+        storage.device_filter.as_deref(),
+        storage.device_path_filter.as_deref(),
+        &storage.devices,
+        &storage.config,
+        r,
+    );
+    for (i, node) in storage.nodes.iter().enumerate() {
+        let at = format!("spec.storage.nodes[{i}]");
+        if node.name.is_empty() {
+            r.error(
+                format!("{at}.name"),
+                "a node entry needs the node's name",
+                "add name: <the host's name, as `hostname` prints it>",
+            );
+        }
+        selection(
+            &at,
+            node.device_filter.as_deref(),
+            node.device_path_filter.as_deref(),
+            &node.devices,
+            &node.config,
+            r,
         );
     }
     let count = storage.osd_files.as_ref().map_or(0, |f| f.count);
-    if count == 0 && !storage.use_all_devices {
+    if count == 0 && !storage.selects_devices() {
         r.error(
             "spec.storage",
             "no OSDs would be created",
-            "add storage.osdFiles: {count: 3, size: 10Gi}",
+            "add storage.osdFiles: {count: 3, size: 10Gi}, or select devices (useAllDevices, deviceFilter, devices)",
         );
     }
     if let Some(files) = &storage.osd_files {
@@ -181,6 +200,120 @@ pub(crate) fn cluster(c: &mut CephCluster, r: &mut Report) {
         }
     }
     check_ceph_config(&spec.ceph_config, r);
+}
+
+/// Rook's per-device OSD settings (`storage.config`, `devices[].config`) that rookery does not apply.
+const UNSUPPORTED_OSD_CONFIG: &[(&str, &str)] = &[
+    (
+        "metadataDevice",
+        "BlueStore keeps its DB on the data device",
+    ),
+    (
+        "databaseSizeMB",
+        "BlueStore keeps its DB on the data device",
+    ),
+    ("walSizeMB", "BlueStore keeps its WAL on the data device"),
+    ("journalSizeMB", "journals are a FileStore setting"),
+    ("encryptedDevice", "OSD encryption is not supported yet"),
+    ("initialWeight", "CRUSH weights follow the device's size"),
+    ("primaryAffinity", "set it with `ceph osd primary-affinity`"),
+];
+
+/// A device selection: its filters compile, its named devices look like devices, its settings are known.
+fn selection(
+    at: &str,
+    device_filter: Option<&str>,
+    device_path_filter: Option<&str>,
+    devices: &[crate::DeviceEntry],
+    config: &BTreeMap<String, String>,
+    r: &mut Report,
+) {
+    for (field, value) in [
+        ("deviceFilter", device_filter),
+        ("devicePathFilter", device_path_filter),
+    ] {
+        let Some(value) = value else { continue };
+        if let Err(e) = regex::Regex::new(value) {
+            r.error(
+                format!("{at}.{field}"),
+                format!("{value:?} is not a regular expression: {e}"),
+                "use a regular expression such as '^sd[b-d]$' or '^/dev/disk/by-id/ata-.*'",
+            );
+        } else if value.is_empty() {
+            r.error(
+                format!("{at}.{field}"),
+                "an empty filter matches every device",
+                "remove it, or set useAllDevices: true if every blank disk is meant",
+            );
+        }
+    }
+    for (i, d) in devices.iter().enumerate() {
+        let target = d.target();
+        let ok = if target.starts_with('/') {
+            target.starts_with("/dev/") && !target.contains("/../")
+        } else {
+            !target.is_empty()
+                && target
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        };
+        if !ok {
+            r.error(
+                format!("{at}.devices[{i}].name"),
+                format!("{target:?} does not name a device"),
+                "use a kernel name (vdb), a path under /dev (/dev/vdb) or a stable name (/dev/disk/by-id/...)",
+            );
+        }
+        osd_config(&format!("{at}.devices[{i}].config"), &d.config, r);
+    }
+    osd_config(&format!("{at}.config"), config, r);
+}
+
+fn osd_config(at: &str, config: &BTreeMap<String, String>, r: &mut Report) {
+    for (key, value) in config {
+        let path = format!("{at}.{key}");
+        match key.as_str() {
+            "osdsPerDevice" => match value.parse::<u32>() {
+                Ok(0) => r.error(
+                    path,
+                    "0 OSDs per device would leave the device unused",
+                    "use 1, or leave the device out of the selection",
+                ),
+                Ok(1) => {}
+                Ok(n) => r.error(
+                    path,
+                    format!("{n} OSDs per device needs LVM to split the device; rookery makes one raw BlueStore OSD per device"),
+                    "use 1",
+                ),
+                Err(_) => r.error(
+                    path,
+                    format!("{value:?} is not a number of OSDs"),
+                    "use 1",
+                ),
+            },
+            "deviceClass" => {
+                if value.is_empty()
+                    || !value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    r.error(
+                        path,
+                        format!("{value:?} is not a device class name"),
+                        "use letters, digits, '-' and '_', e.g. ssd, hdd or nvme",
+                    );
+                }
+            }
+            other => match UNSUPPORTED_OSD_CONFIG.iter().find(|(k, _)| *k == other) {
+                Some((_, why)) => r.error(path, format!("not supported: {why}"), "remove it"),
+                None => r.error(
+                    path,
+                    format!("{other:?} is not an OSD setting"),
+                    "use osdsPerDevice or deviceClass",
+                ),
+            },
+        }
+    }
 }
 
 fn is_section(name: &str) -> bool {

@@ -104,6 +104,25 @@ pub fn crush_class_ls(r: &Rados) -> Result<Vec<String>, CephError> {
     crush_class_ls_cmd().reply(r)
 }
 
+fn crush_rm_device_class_cmd(id: u32) -> Cmd {
+    Cmd::mon(json!({"prefix": "osd crush rm-device-class", "ids": [id.to_string()]}))
+}
+
+fn crush_set_device_class_cmd(id: u32, class: &str) -> Cmd {
+    Cmd::mon(json!({
+        "prefix": "osd crush set-device-class",
+        "class": class,
+        "ids": [id.to_string()],
+    }))
+}
+
+/// Gives OSD `id` the device class `class`, replacing the one Ceph guessed (hdd or ssd). Set before the
+/// OSD first boots, it keeps it: an OSD only sets its class itself when it has none.
+pub fn crush_set_device_class(r: &Rados, id: u32, class: &str) -> Result<(), CephError> {
+    crush_rm_device_class_cmd(id).run(r)?;
+    crush_set_device_class_cmd(id, class).run(r)
+}
+
 /// What an erasure-code profile says: `data_chunks` (k) plus `coding_chunks` (m) chunks per object, each
 /// on a different `failure_domain` (a CRUSH type).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +170,16 @@ mod tests {
             json!({"prefix": "osd metadata"}),
         );
         assert_cmd(df_cmd(), Target::Mgr, json!({"prefix": "osd df"}));
+        assert_cmd(
+            crush_set_device_class_cmd(4, "nvme"),
+            Target::Mon,
+            json!({"prefix": "osd crush set-device-class", "class": "nvme", "ids": ["4"]}),
+        );
+        assert_cmd(
+            crush_rm_device_class_cmd(4),
+            Target::Mon,
+            json!({"prefix": "osd crush rm-device-class", "ids": ["4"]}),
+        );
         assert_cmd(
             new_cmd("2c6f7d0e-8b55-4a5e-9a3e-0a1b2c3d4e5f"),
             Target::Mon,

@@ -5,6 +5,7 @@ use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use regex::Regex;
 use rookery_orchestrator::disks::{self, Known, Selection, Verdict};
+use rookery_orchestrator::state::HostPolicy;
 use rookery_orchestrator::{ClusterState, Layout};
 use rookery_platform::devices::{self, Device, Signature};
 use serde_json::json;
@@ -24,9 +25,10 @@ pub enum DiskCommand {
     ///
     /// Example: rookery disk list -o json
     List,
-    /// Dry run: which devices a selection (Rook's spec.storage terms) would turn into OSDs, and for
-    /// every other device the reason. Changes nothing.
+    /// Dry run: which devices a selection (Rook's spec.storage terms; without flags, the cluster's own
+    /// spec) would turn into OSDs, and for every other device the reason. Changes nothing.
     ///
+    /// Example: rookery disk plan
     /// Example: rookery disk plan --use-all-devices
     /// Example: rookery disk plan --device-filter '^loop[3-5]$'
     Plan(SelectionArgs),
@@ -47,6 +49,9 @@ pub struct SelectionArgs {
     /// A device by name, path or stable name (spec.storage.devices[].name); repeat for several.
     #[arg(long = "device")]
     pub devices: Vec<String>,
+    /// Let --use-all-devices take blank loop devices (as `rookery up --allow-loop-devices` does).
+    #[arg(long)]
+    pub allow_loop_devices: bool,
 }
 
 fn regex(flag: &str, value: &Option<String>) -> Result<Option<Regex>, Failure> {
@@ -63,39 +68,42 @@ fn regex(flag: &str, value: &Option<String>) -> Result<Option<Regex>, Failure> {
 }
 
 impl SelectionArgs {
-    fn selection(&self) -> Result<Selection, Failure> {
-        Ok(Selection {
-            use_all_devices: self.use_all_devices,
-            device_filter: regex("--device-filter", &self.device_filter)?,
-            device_path_filter: regex("--device-path-filter", &self.device_path_filter)?,
-            devices: self.devices.clone(),
-        })
+    fn given(&self) -> bool {
+        self.use_all_devices
+            || self.device_filter.is_some()
+            || self.device_path_filter.is_some()
+            || !self.devices.is_empty()
+    }
+
+    /// The flags' selection; without flags, the one the cluster's saved spec gives this host.
+    fn selection(&self, layout: &Layout, host: &str) -> Result<Selection, Failure> {
+        let allow_loop_devices =
+            self.allow_loop_devices || HostPolicy::load(layout).allow_loop_devices;
+        if self.given() {
+            return Ok(Selection {
+                use_all_devices: self.use_all_devices,
+                allow_loop_devices,
+                device_filter: regex("--device-filter", &self.device_filter)?,
+                device_path_filter: regex("--device-path-filter", &self.device_path_filter)?,
+                devices: self.devices.clone(),
+            });
+        }
+        if !layout.spec().exists() {
+            return Err(Failure::bad_input(format!(
+                "{} holds no cluster spec to take the selection from; give one, e.g. --use-all-devices or --device-filter '^loop[3-5]$'",
+                layout.root.display()
+            )));
+        }
+        let (_, _, desired) = super::load_spec(None, layout)?;
+        Ok(desired.devices.for_host(host).compile(allow_loop_devices))
     }
 }
 
 /// What this data dir's cluster owns on this host: its fsid, its OSDs, its volumes' loop devices.
 fn known(layout: &Layout) -> Result<Known, Failure> {
-    let mut known = Known::default();
-    if let Some(state) = ClusterState::load(layout).map_err(|e| Failure::from(anyhow!(e)))? {
-        known.fsid = Some(state.fsid);
-        known.osds = state
-            .osds
-            .into_iter()
-            .filter_map(|o| Some((o.uuid, o.id?)))
-            .collect();
-    }
-    let records = rookery_volumes::records::Records::read(&layout.root)
-        .map_err(|e| Failure::from(anyhow!("reading this cluster's volume mounts: {e}")))?;
-    known.volume_loops = records
-        .into_iter()
-        .map(|r| {
-            (
-                r.loop_device.to_string_lossy().into_owned(),
-                format!("{}/{}", r.pool, r.volume),
-            )
-        })
-        .collect();
-    Ok(known)
+    let state = ClusterState::load(layout).map_err(|e| Failure::from(anyhow!(e)))?;
+    Known::of(layout, state.as_ref())
+        .map_err(|e| Failure::from(anyhow!("reading this cluster's volume mounts: {e}")))
 }
 
 pub fn run(layout: &Layout, args: &DiskArgs, output: Output) -> CmdResult {
@@ -161,7 +169,9 @@ pub fn run(layout: &Layout, args: &DiskArgs, output: Output) -> CmdResult {
             }
         }
         DiskCommand::Plan(selection) => {
-            let selection = selection.selection()?;
+            let platform = rookery_platform::local::LocalPlatform::new(&layout.root);
+            let host = crate::home_host(&platform)?;
+            let selection = selection.selection(layout, &host.name)?;
             let plan = disks::plan(&inventory, &selection, &known);
             match output {
                 Output::Json => println!("{}", json!(plan)),

@@ -9,6 +9,7 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use rookery_orchestrator::preflight::{self, DataDir, Severity};
 use rookery_orchestrator::report::ClusterReport;
+use rookery_orchestrator::state::HostPolicy;
 use rookery_orchestrator::Layout;
 use rookery_platform::local::LocalPlatform;
 
@@ -36,6 +37,10 @@ pub struct UpArgs {
     /// A supervisor already running keeps how it serves.
     #[arg(long, value_name = "PORT")]
     pub metrics_port: Option<u16>,
+    /// Let spec.storage.useAllDevices take blank, unused loop devices too (Rook's
+    /// ROOK_CEPH_ALLOW_LOOP_DEVICES; for test hosts). Kept in the data dir until the next `up`.
+    #[arg(long)]
+    pub allow_loop_devices: bool,
 }
 
 pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
@@ -80,7 +85,11 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
     if !running {
         metrics_port_free(args.metrics_port)?;
     }
+    let policy = HostPolicy {
+        allow_loop_devices: args.allow_loop_devices,
+    };
     if running {
+        policy.save(layout).map_err(|e| Failure::from(anyhow!(e)))?;
         let unchanged = std::fs::read_to_string(layout.spec()).is_ok_and(|t| t == text);
         if unchanged {
             if output == Output::Text {
@@ -123,6 +132,7 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
         )
         .map_err(|e| Failure::from(anyhow!(e)))?;
     }
+    policy.save(layout).map_err(|e| Failure::from(anyhow!(e)))?;
     rookery_ceph::conf::write_atomic(&layout.spec(), text.as_bytes(), 0o600)
         .map_err(|e| Failure::from(anyhow!(e)))?;
 

@@ -62,6 +62,7 @@ pub(crate) mod tests {
             mgr_ids: vec!["a".into()],
             osd_count: 3,
             osd_size: 10 << 30,
+            devices: Default::default(),
             mgr_modules: vec!["pg_autoscaler".into()],
             pools: vec![DesiredPool {
                 name: "replicapool".into(),
