@@ -199,6 +199,10 @@ impl Reconciler {
             }
             Step::LinkOsdBlock { id, device } => {
                 self.stores.link_osd_block(*id, device)?;
+                if let Some(rec) = self.state.osds.iter_mut().find(|o| o.id == Some(*id)) {
+                    rec.block = Some(device.clone());
+                }
+                self.state.save(&l)?;
             }
             Step::CreateFilesystem {
                 name,

@@ -303,14 +303,7 @@ fn is_busy(path: &Path) -> bool {
     }
 }
 
-/// A device held open exclusively while an OSD is made on it: no mount, mkfs or other exclusive opener
-/// can take it meanwhile. Released when dropped.
-#[derive(Debug)]
-pub struct Claim {
-    _held: File,
-}
-
-/// Why a device could not be claimed for a new OSD.
+/// Why a device may not get a new OSD after all.
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
     #[error("{device} is in use (mounted, held or open exclusively by another program)")]
@@ -325,12 +318,13 @@ pub enum ClaimError {
     },
 }
 
-/// Opens `path` exclusively and checks, again and now, that it is blank, or holds the BlueStore label of
-/// `own_uuid` (an OSD whose making was interrupted). Checked at the last moment: a device seen blank a
-/// few seconds ago may have been formatted since.
-pub fn claim_blank(path: &Path, own_uuid: &str) -> Result<Claim, ClaimError> {
+/// Checks, again and now, with the device opened exclusively (so not mounted or held), that it is
+/// blank, or holds the BlueStore label of `own_uuid` (an OSD whose making was interrupted). Checked at
+/// the last moment: a device seen blank a few seconds ago may have been formatted since. The device is
+/// released before returning: ceph-osd opens it exclusively itself.
+pub fn check_blank(path: &Path, own_uuid: &str) -> Result<(), ClaimError> {
     let device = path.display().to_string();
-    let held = std::fs::OpenOptions::new()
+    let _held = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
         .open(path)
@@ -347,10 +341,8 @@ pub fn claim_blank(path: &Path, own_uuid: &str) -> Result<Claim, ClaimError> {
         device: device.clone(),
         source,
     })? {
-        None => Ok(Claim { _held: held }),
-        Some(Signature::Bluestore { osd_uuid, .. }) if osd_uuid == own_uuid => {
-            Ok(Claim { _held: held })
-        }
+        None => Ok(()),
+        Some(Signature::Bluestore { osd_uuid, .. }) if osd_uuid == own_uuid => Ok(()),
         Some(other) => Err(ClaimError::NotBlank {
             device,
             holds: format!("{other:?}"),

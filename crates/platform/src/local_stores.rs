@@ -115,10 +115,9 @@ impl DataDirStores {
         key: &str,
         device: Option<&Path>,
     ) -> Result<(), PlatformError> {
-        // Held until mkfs is done, so nothing else can mount or format the device meanwhile.
-        let _claim = device
-            .map(|d| crate::devices::claim_blank(d, uuid))
-            .transpose()?;
+        if let Some(d) = device {
+            crate::devices::check_blank(d, uuid)?;
+        }
         let data = self.root.join(format!("osd/ceph-{id}"));
         remove(&data)?;
         if device.is_none() {
