@@ -240,6 +240,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/pools", get(list_pools))
         .route("/v1/daemons/{name}/retry", post(retry_daemon))
+        .route("/v1/osds/{id}/retire", post(retire_osd))
         .route("/v1/csi/access", post(csi_access))
         .route("/v1/resources", post(apply))
         .route("/v1/resources/delete", post(delete_resources))
@@ -350,6 +351,59 @@ async fn retry_daemon(
             daemon: name,
             state,
         }))
+    })
+    .await
+}
+
+/// What `osd rm` and `osd replace` ask.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct RetireBody {
+    /// `osd replace`: the device the successor (same id) is made on; absent for `osd rm`.
+    #[serde(default)]
+    pub replace_with: Option<String>,
+}
+
+/// Asks for an OSD to leave the cluster (or to move to `replace_with` under its id). Checked now: the
+/// OSD exists, the OSDs left can hold every pool's copies and its data, a replacement device is blank
+/// and unused. The supervisor then marks it out, waits until its data has moved, stops and purges it and
+/// frees its device; `GET /v1/status` shows the progress (`reconcile.retiring`). Asking again is a no-op.
+#[utoipa::path(post, path = "/v1/osds/{id}/retire", tag = "osds",
+    params(("id" = u32, Path, description = "The OSD's id")),
+    request_body = RetireBody,
+    responses(
+        (status = 202, body = rookery_orchestrator::osd_requests::OsdRequest),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ))]
+async fn retire_osd(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    body: Result<Json<RetireBody>, JsonRejection>,
+) -> ApiResult<(
+    StatusCode,
+    Json<rookery_orchestrator::osd_requests::OsdRequest>,
+)> {
+    use rookery_orchestrator::osd_requests::{self, RequestError, RetireError};
+    let Json(body) = body?;
+    let layout = shared.layout.clone();
+    let rados = rados(&shared)?;
+    blocking(move || {
+        let device = body.replace_with.map(std::path::PathBuf::from);
+        match osd_requests::request(&layout, &rados, id, device.as_deref()) {
+            Ok(q) => Ok((StatusCode::ACCEPTED, Json(q))),
+            Err(RequestError::Refused(e)) => {
+                let (status, code) = match &e {
+                    RetireError::NoSuchOsd { .. } => (StatusCode::NOT_FOUND, "not_found"),
+                    RetireError::BadDevice { .. } => (StatusCode::BAD_REQUEST, "bad_device"),
+                    _ => (StatusCode::CONFLICT, "refused"),
+                };
+                Err(ApiError::new(status, code, None, e.to_string()))
+            }
+            Err(RequestError::Failed(rookery_orchestrator::OrchestratorError::Ceph(c))) => {
+                Err(c.into())
+            }
+            Err(RequestError::Failed(e)) => Err(ApiError::internal(e.to_string())),
+        }
     })
     .await
 }
@@ -1248,6 +1302,7 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         crate::supervisor::shutdown,
         openapi,
         list_pools,
+        retire_osd,
         retry_daemon,
         csi_access,
         apply,

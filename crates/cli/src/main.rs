@@ -77,6 +77,10 @@ enum Command {
     ///
     /// Example: rookery daemon retry osd.1
     Daemon(cmd::daemon::DaemonArgs),
+    /// OSDs: remove one for good, or move one to a new device under its id, once its data has moved.
+    ///
+    /// Example: rookery osd rm 3
+    Osd(cmd::osd::OsdArgs),
     /// This host's block devices, and which of them would become OSDs (with the reason for the others).
     ///
     /// Example: rookery disk plan --use-all-devices
@@ -215,6 +219,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => cmd::resources::delete(&layout, &args, cli.output),
         Command::Get(args) => cmd::resources::get(&layout, &args, cli.output),
         Command::Daemon(args) => cmd::daemon::run(&layout, &args, cli.output),
+        Command::Osd(args) => cmd::osd::run(&layout, &args, cli.output),
         Command::Disk(args) => cmd::disk::run(&layout, &args, cli.output),
         Command::Volume(args) => cmd::volume::run(&layout, &args, cli.output),
         Command::Fs(args) => cmd::fs::run(&layout, &args, cli.output),

@@ -222,6 +222,21 @@ pub fn status(r: &ClusterReport) -> String {
             };
             let _ = writeln!(o, "device    {} ({}): {what}", d.path, human(d.size_bytes));
         }
+        for q in &i.retiring {
+            let _ = writeln!(
+                o,
+                "retiring  osd.{}: {}{}{}",
+                q.id,
+                q.phase,
+                q.pgs_left
+                    .map(|n| format!(" ({n} PGs left on it)"))
+                    .unwrap_or_default(),
+                q.replace_with
+                    .as_ref()
+                    .map(|d| format!("; replaced by an OSD on {}", d.display()))
+                    .unwrap_or_default()
+            );
+        }
         for b in &i.blocked {
             let _ = writeln!(o, "blocked   {b}");
         }

@@ -74,6 +74,7 @@ impl Shared {
             notices: s.notices.clone(),
             recent: s.events.iter().rev().take(10).rev().cloned().collect(),
             devices: s.plan.devices.clone(),
+            retiring: s.plan.retiring.clone(),
         }
     }
 }

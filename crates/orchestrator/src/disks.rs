@@ -115,6 +115,9 @@ pub struct Known {
     pub fsid: Option<String>,
     pub osds: BTreeMap<String, u32>,
     pub volume_loops: BTreeMap<String, String>,
+    /// Devices freed by `osd rm` (paths), and devices promised to an `osd replace`: left alone.
+    pub released: std::collections::BTreeSet<String>,
+    pub promised: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -154,6 +157,8 @@ pub enum Reason {
     ReadOnly,
     TooSmall { size_bytes: u64, min_bytes: u64 },
     Unreadable { error: String },
+    Released,
+    Promised,
 }
 
 fn gib(bytes: u64) -> String {
@@ -209,6 +214,11 @@ impl fmt::Display for Reason {
                 min_bytes,
             } => write!(f, "{}, need at least {}", gib(*size_bytes), gib(*min_bytes)),
             Reason::Unreadable { error } => write!(f, "could not read its first bytes: {error}"),
+            Reason::Released => write!(
+                f,
+                "freed by `rookery osd rm`; `rookery disk add DEVICE` makes it an OSD again"
+            ),
+            Reason::Promised => write!(f, "the new device of an `rookery osd replace` under way"),
         }
     }
 }
@@ -236,6 +246,18 @@ impl Known {
                     format!("{}/{}", r.pool, r.volume),
                 )
             })
+            .collect();
+        let requests = crate::osd_requests::OsdRequests::load(layout);
+        known.released = requests
+            .released
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        known.promised = requests
+            .requests
+            .iter()
+            .filter_map(|q| q.replace_with.as_ref())
+            .map(|p| p.to_string_lossy().into_owned())
             .collect();
         Ok(known)
     }
@@ -357,11 +379,17 @@ pub fn verdict(d: &Device, selection: &Selection, known: &Known) -> Verdict {
             error: error.clone(),
         });
     }
+    if known.promised.contains(path.as_ref()) {
+        return skip(Reason::Promised);
+    }
+    if known.released.contains(path.as_ref()) {
+        return skip(Reason::Released);
+    }
     let explicit = selection.named(d) || selection.filtered(d);
     match d.kind {
         DeviceKind::Virtual if !explicit => return skip(Reason::Virtual),
         DeviceKind::Loop
-            if !explicit && !(selection.use_all_devices && selection.allow_loop_devices) =>
+            if !(explicit || selection.use_all_devices && selection.allow_loop_devices) =>
         {
             return skip(Reason::LoopNotNamed)
         }
@@ -487,7 +515,7 @@ mod tests {
         let vdb = device("vdb", DeviceKind::Disk, 10);
         assert_eq!(spec.class_of(&vdb).as_deref(), Some("nvme"));
         assert_eq!(
-            spec.compile(false).missing(&[d.clone()]),
+            spec.compile(false).missing(std::slice::from_ref(&d)),
             ["vdb"],
             "a named device that is not there"
         );

@@ -197,6 +197,19 @@ impl Reconciler {
             Step::AddOsd | Step::AddDeviceOsd { .. } | Step::FinishOsd { .. } => {
                 self.make_osds(&[step])?
             }
+            Step::MarkOsdOut { id } => osd::out(&*self.connection()?, *id)?,
+            Step::RetireOsd {
+                id,
+                uuid,
+                device,
+                on_device,
+                replace_with,
+            } => self.retire_osd(*id, uuid, device.as_deref(), *on_device, replace_with)?,
+            Step::ForgetOsdRequest { uuid } => {
+                crate::osd_requests::OsdRequests::update(&l, |q| {
+                    q.requests.retain(|r| &r.uuid != uuid)
+                })?;
+            }
             Step::LinkOsdBlock { id, device } => {
                 self.stores.link_osd_block(*id, device)?;
                 if let Some(rec) = self.state.osds.iter_mut().find(|o| o.id == Some(*id)) {
@@ -461,6 +474,75 @@ impl Reconciler {
         }
     }
 
+    /// The end of `osd rm|replace` once the OSD's data has moved: stop it, purge it (or destroy it so its
+    /// successor keeps the id), free its device or file, and record what took its place. Each part may
+    /// be repeated after a crash.
+    fn retire_osd(
+        &mut self,
+        id: u32,
+        uuid: &str,
+        device: Option<&std::path::Path>,
+        on_device: bool,
+        replace_with: &Option<std::path::PathBuf>,
+    ) -> Result<(), OrchestratorError> {
+        let l = self.layout.clone();
+        let name = format!("osd.{id}");
+        self.platform()
+            .stop(std::slice::from_ref(&name), Duration::from_secs(20));
+        let r = self.connection()?;
+        let in_map = osd::dump(&r)?.osds.iter().any(|o| o.osd == id);
+        if in_map {
+            match replace_with {
+                Some(_) => osd::destroy(&r, id)?,
+                None => osd::purge(&r, id)?,
+            }
+        }
+        self.stores.release_osd(id, uuid, device)?;
+        let Some(index) = self.state.osds.iter().position(|o| o.uuid == uuid) else {
+            return Ok(());
+        };
+        let old = self.state.osds.remove(index);
+        if let Some(new_device) = replace_with {
+            let successor = uuid::Uuid::new_v4().to_string();
+            let secret = keyring::generate_secret()?;
+            rookery_ceph::conf::write_atomic(
+                &l.pending_osd_secret(&successor),
+                secret.as_bytes(),
+                0o600,
+            )?;
+            self.state.osds.insert(
+                index,
+                OsdRecord {
+                    uuid: successor,
+                    id: Some(id),
+                    block: Some(new_device.clone()),
+                    size_bytes: 0,
+                    device: Some(new_device.clone()),
+                    device_class: old.device_class.clone(),
+                },
+            );
+        }
+        self.state.save(&l)?;
+        let freed = device.map(std::path::Path::to_path_buf);
+        crate::osd_requests::OsdRequests::update(&l, |q| {
+            q.requests.retain(|r| r.uuid != uuid);
+            if let Some(d) = freed {
+                q.released.retain(|p| p != &d);
+                q.released.push(d);
+            }
+        })?;
+        self.devices_changed();
+        self.event(format!(
+            "osd.{id} removed{}",
+            match (on_device, device) {
+                (true, Some(d)) => format!("; {} is blank again", d.display()),
+                (true, None) => "; its device was gone".into(),
+                (false, _) => "; its file deleted".into(),
+            }
+        ));
+        Ok(())
+    }
+
     /// `osd new` with the OSD's uuid and key: its id and key. Safe to repeat: the mons return the same id
     /// for the same uuid and key.
     fn register_osd(&mut self, uuid: &str) -> Result<(u32, String), OrchestratorError> {
@@ -475,7 +557,17 @@ impl Reconciler {
         })?;
         let secret = secret.trim().to_string();
         let r = self.connection()?;
-        let id = osd::new(&r, uuid, &secret)?;
+        // A replacement keeps the id of the OSD it replaces (destroyed, not purged).
+        let id = match self
+            .state
+            .osds
+            .iter()
+            .find(|o| o.uuid == uuid)
+            .and_then(|o| o.id)
+        {
+            Some(id) => osd::new_with_id(&r, uuid, id, &secret)?,
+            None => osd::new(&r, uuid, &secret)?,
+        };
         let block = self.stores.data_location(&format!("osd.{id}"));
         if let Some(rec) = self.state.osds.iter_mut().find(|o| o.uuid == uuid) {
             rec.id = Some(id);
@@ -517,6 +609,9 @@ fn describe(step: &Step) -> String {
         Step::LinkOsdBlock { id, device } => {
             format!("pointing osd.{id} at {}", device.display())
         }
+        Step::MarkOsdOut { id } => format!("marking osd.{id} out"),
+        Step::RetireOsd { id, .. } => format!("removing osd.{id}"),
+        Step::ForgetOsdRequest { uuid } => format!("dropping the finished request for OSD {uuid}"),
         Step::FinishOsd { uuid } => format!("finishing OSD {uuid}"),
         Step::CreatePool { name, size } => format!("creating pool {name} ({size} copies)"),
         Step::SetPoolSize { name, size } => format!("setting pool {name} to {size} copies"),

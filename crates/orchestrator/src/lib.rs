@@ -12,6 +12,7 @@ pub mod layout;
 pub mod metrics;
 pub mod objects;
 pub mod objectstore;
+pub mod osd_requests;
 pub mod plan;
 pub mod planners;
 pub mod preflight;
@@ -403,12 +404,19 @@ impl Reconciler {
             object_users,
             busy_ports,
             devices,
+            osd_requests: osd_requests::OsdRequests::load(l),
         };
         if observed.mon_stores.is_empty() || !conf_current {
             return observed;
         }
         if let Some(r) = self.rados() {
-            match observe_ceph(&r, &self.desired) {
+            let retiring: Vec<u32> = observed
+                .osd_requests
+                .requests
+                .iter()
+                .map(|q| q.id)
+                .collect();
+            match observe_ceph(&r, &self.desired, &retiring) {
                 Ok(view) => observed.ceph = Some(view),
                 Err(e) => {
                     tracing::debug!(error = %e, "ceph observation failed");
@@ -453,7 +461,12 @@ impl Reconciler {
     }
 }
 
-fn observe_ceph(r: &Rados, desired: &Desired) -> Result<plan::CephView, rookery_ceph::CephError> {
+/// What Ceph says; `retiring` are the ids of OSDs asked to leave.
+fn observe_ceph(
+    r: &Rados,
+    desired: &Desired,
+    retiring: &[u32],
+) -> Result<plan::CephView, rookery_ceph::CephError> {
     let dump = osd::dump(r)?;
     let mut pools = BTreeMap::new();
     for p in &dump.pools {
@@ -515,6 +528,45 @@ fn observe_ceph(r: &Rados, desired: &Desired) -> Result<plan::CephView, rookery_
             );
         }
     }
+    let mut osds: BTreeMap<u32, plan::OsdView> = dump
+        .osds
+        .iter()
+        .map(|o| {
+            (
+                o.osd,
+                plan::OsdView {
+                    up: o.up == 1,
+                    in_: o.in_ == 1,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    // Only what retiring OSDs need, and only once they are out: both are mgr calls.
+    let draining: Vec<u32> = retiring
+        .iter()
+        .copied()
+        .filter(|id| osds.get(id).is_some_and(|o| !o.in_))
+        .collect();
+    // A failure here only delays the retirement: it must not keep the rest of the cluster (OSDs to
+    // start) from being reconciled.
+    if !draining.is_empty() && stat.available {
+        let df = osd::df(r).unwrap_or_default();
+        for id in draining {
+            let safe = osd::safe_to_destroy(r, id);
+            if let Err(e) = &safe {
+                tracing::debug!(error = %e, osd = id, "safe-to-destroy not answered");
+            }
+            if let Some(v) = osds.get_mut(&id) {
+                v.safe_to_destroy = safe.is_ok_and(|s| s.safe_to_destroy.contains(&id));
+                v.pgs = df
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == i64::from(id))
+                    .map_or(0, |n| n.pgs);
+            }
+        }
+    }
     Ok(plan::CephView {
         pools,
         mgr_available: stat.available,
@@ -522,5 +574,6 @@ fn observe_ceph(r: &Rados, desired: &Desired) -> Result<plan::CephView, rookery_
         rules,
         device_classes,
         filesystems,
+        osds,
     })
 }

@@ -42,6 +42,8 @@ pub struct Observed {
     pub busy_ports: BTreeMap<u16, String>,
     /// The home host's devices, when they were read this pass.
     pub devices: Option<HostDevices>,
+    /// OSDs asked to leave or move, and devices freed that way.
+    pub osd_requests: crate::osd_requests::OsdRequests,
 }
 
 /// One host's block devices and what the cluster knows of them.
@@ -92,6 +94,18 @@ pub struct CephView {
     /// Device classes the OSDs have (hdd, ssd, ...).
     pub device_classes: BTreeSet<String>,
     pub filesystems: BTreeMap<String, FsView>,
+    /// Every OSD in the OSD map.
+    pub osds: BTreeMap<u32, OsdView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OsdView {
+    pub up: bool,
+    pub in_: bool,
+    /// Asked only of OSDs being retired: no data would lose a copy without it.
+    pub safe_to_destroy: bool,
+    /// PGs mapped to it (asked only of OSDs being retired).
+    pub pgs: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -152,6 +166,23 @@ pub enum Step {
     AddDeviceOsd {
         device: PathBuf,
         class: Option<String>,
+    },
+    /// Take a retiring OSD out of data placement (`osd out`).
+    MarkOsdOut {
+        id: u32,
+    },
+    /// Stop a drained OSD, purge it (or destroy it, keeping its id for `replace_with`), free its device
+    /// (`device`: where its label is now) or file, and record its successor.
+    RetireOsd {
+        id: u32,
+        uuid: String,
+        device: Option<PathBuf>,
+        on_device: bool,
+        replace_with: Option<PathBuf>,
+    },
+    /// A retirement request whose OSD is gone: done.
+    ForgetOsdRequest {
+        uuid: String,
     },
     /// Point an OSD's store at the device its BlueStore label is on now.
     LinkOsdBlock {
@@ -253,6 +284,17 @@ impl Step {
                 "{} is blank, unused and selected by spec.storage",
                 device.display()
             ),
+            Step::MarkOsdOut { id } => format!("osd.{id} is to be removed (rookery osd rm)"),
+            Step::RetireOsd {
+                id, replace_with, ..
+            } => match replace_with {
+                Some(d) => format!(
+                    "osd.{id}'s data has moved; its place goes to {}",
+                    d.display()
+                ),
+                None => format!("osd.{id}'s data has moved to the other OSDs"),
+            },
+            Step::ForgetOsdRequest { .. } => "the OSD it names is gone".into(),
             Step::LinkOsdBlock { id, device } => format!(
                 "osd.{id}'s device is now {} (devices were renamed)",
                 device.display()
@@ -318,6 +360,8 @@ pub struct Plan {
     /// Every device of the home host with what the spec's selection makes of it (empty when the spec
     /// selects no devices).
     pub devices: Vec<crate::disks::DevicePlan>,
+    /// OSDs on their way out.
+    pub retiring: Vec<planners::retire::Retiring>,
 }
 
 impl Plan {
@@ -349,6 +393,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let (stores, ready) = planners::object_stores::plan(desired, observed, ceph, osds_running);
     p.absorb(stores);
     p.absorb(planners::users::plan(desired, observed, &ready));
+    let (retire, retiring) = planners::retire::plan(&observed.osd_requests, &observed.osds, ceph);
+    p.steps.extend(retire);
+    p.retiring = retiring;
     p.absorb(planners::osds::plan(desired, observed));
     p.devices = planners::osds::device_plan(desired, observed);
     if let (None, Some(host)) = (&p.waiting, &observed.devices) {

@@ -350,6 +350,65 @@ pub fn check_blank(path: &Path, own_uuid: &str) -> Result<(), ClaimError> {
     }
 }
 
+/// Where BlueStore keeps its label: the first block, and (Ceph 18 and later) copies at 1, 10, 100 and
+/// 1000 GiB.
+const LABEL_OFFSETS: [u64; 5] = [0, 1 << 30, 10 << 30, 100 << 30, 1000 << 30];
+/// What is zeroed at a device's start: the label, BlueFS's superblock and its first extents, as
+/// `ceph-volume lvm zap` does.
+const WIPE_START: u64 = 10 << 20;
+
+/// Makes a removed OSD's device blank again, only if its BlueStore label names `osd_uuid` (so nothing
+/// else is ever wiped): zeroes its first 10 MiB and every label copy. Opened exclusively, so a device
+/// that something else (the OSD itself) still holds is refused.
+pub fn wipe_osd_label(path: &Path, osd_uuid: &str) -> Result<(), ClaimError> {
+    use std::io::{Seek, SeekFrom, Write};
+    let device = path.display().to_string();
+    let io = |source| ClaimError::Io {
+        device: device.clone(),
+        source,
+    };
+    match probe(path).map_err(io)? {
+        Some(Signature::Bluestore { osd_uuid: u, .. }) if u == osd_uuid => {}
+        None => return Ok(()),
+        Some(other) => {
+            return Err(ClaimError::NotBlank {
+                device,
+                holds: format!("{other:?}, not the label of OSD {osd_uuid}"),
+            })
+        }
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::EBUSY) => ClaimError::Busy {
+                device: device.clone(),
+            },
+            _ => ClaimError::Io {
+                device: device.clone(),
+                source,
+            },
+        })?;
+    let size = f.seek(SeekFrom::End(0)).map_err(io)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < WIPE_START.min(size) {
+        let n = (WIPE_START.min(size) - at).min(zeros.len() as u64);
+        f.seek(SeekFrom::Start(at)).map_err(io)?;
+        f.write_all(&zeros[..n as usize]).map_err(io)?;
+        at += n;
+    }
+    for offset in LABEL_OFFSETS.into_iter().filter(|o| *o >= WIPE_START) {
+        if offset + 4096 <= size {
+            f.seek(SeekFrom::Start(offset)).map_err(io)?;
+            f.write_all(&zeros[..4096]).map_err(io)?;
+        }
+    }
+    f.sync_all().map_err(io)
+}
+
 /// The device whose BlueStore label names OSD `osd_uuid`, among `devices`.
 pub fn find_osd(devices: &[Device], osd_uuid: &str) -> Option<PathBuf> {
     devices.iter().find_map(|d| match &d.signature {

@@ -244,6 +244,11 @@ pub trait Stores: Send + Sync {
     /// change when devices come and go; the label does not).
     fn link_osd_block(&self, id: u32, device: &Path) -> Result<(), PlatformError>;
 
+    /// Frees what a removed OSD held: its store and keyring, its block file, or its device's BlueStore
+    /// label (only when that label names `uuid`) so the device is blank again. `device` is where the label
+    /// is now; None when the device is gone.
+    fn release_osd(&self, id: u32, uuid: &str, device: Option<&Path>) -> Result<(), PlatformError>;
+
     /// Removes the keyring and store of a daemon that is gone for good (an MDS of a deleted filesystem,
     /// the gateway of a deleted store). Never used for mons or OSDs, whose stores hold the cluster's data.
     fn forget(&self, daemon: &str) -> Result<(), PlatformError>;

@@ -204,6 +204,19 @@ impl Stores for DataDirStores {
         std::fs::rename(&staged, &link).map_err(io_error(&link))
     }
 
+    fn release_osd(&self, id: u32, uuid: &str, device: Option<&Path>) -> Result<(), PlatformError> {
+        let linked = self.osd_block(id);
+        match device {
+            Some(d) => crate::devices::wipe_osd_label(d, uuid)?,
+            // An OSD file: its block is ours to delete (never a device: those are wiped by label).
+            None if linked.is_none() || linked.as_deref() == Some(&self.block_file(id)) => {
+                remove(&self.block_file(id))?
+            }
+            None => {}
+        }
+        remove(&self.root.join(format!("osd/ceph-{id}")))
+    }
+
     fn forget(&self, daemon: &str) -> Result<(), PlatformError> {
         let (kind, id) = self.kind_and_id(daemon)?;
         match kind {

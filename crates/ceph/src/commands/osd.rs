@@ -1,5 +1,6 @@
-//! The OSD map and CRUSH: `osd dump|metadata|df|new`, `osd crush rule dump|create-replicated`,
-//! `osd crush class ls`, `osd erasure-code-profile set`.
+//! The OSD map and CRUSH: `osd dump|metadata|df|new|out|safe-to-destroy|purge|destroy`,
+//! `osd crush rule dump|create-replicated`, `osd crush class ls|set-device-class`,
+//! `osd erasure-code-profile set`.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -43,6 +44,70 @@ fn new_input(cephx_secret: &str) -> Vec<u8> {
     json!({"cephx_secret": cephx_secret})
         .to_string()
         .into_bytes()
+}
+
+fn new_with_id_cmd(uuid: &str, id: u32) -> Cmd {
+    Cmd::mon(json!({"prefix": "osd new", "uuid": uuid, "id": id}))
+}
+
+/// `osd new` under the id of a destroyed OSD (its replacement keeps the id and CRUSH position).
+pub fn new_with_id(r: &Rados, uuid: &str, id: u32, cephx_secret: &str) -> Result<u32, CephError> {
+    let reply: NewReply =
+        new_with_id_cmd(uuid, id).reply_with_input(r, &new_input(cephx_secret))?;
+    Ok(match reply {
+        NewReply::Object { osdid } | NewReply::Id(osdid) => osdid,
+    })
+}
+
+fn out_cmd(id: u32) -> Cmd {
+    Cmd::mon(json!({"prefix": "osd out", "ids": [id.to_string()]}))
+}
+
+/// `osd out`: CRUSH stops mapping data to the OSD, so its PGs move to the others.
+pub fn out(r: &Rados, id: u32) -> Result<(), CephError> {
+    out_cmd(id).run(r)
+}
+
+fn safe_to_destroy_cmd(id: u32) -> Cmd {
+    Cmd::mgr(json!({"prefix": "osd safe-to-destroy", "ids": [id.to_string()]}))
+}
+
+/// What `osd safe-to-destroy` says of the OSDs it was asked about.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct SafeToDestroy {
+    pub safe_to_destroy: Vec<u32>,
+    /// Still mapped to PGs.
+    pub active: Vec<u32>,
+    /// The mgr has no PG stats from them yet.
+    pub missing_stats: Vec<u32>,
+    /// Still storing PGs.
+    pub stored_pgs: Vec<u32>,
+}
+
+/// `osd safe-to-destroy` (served by the mgr): whether no data would lose a copy without the OSD.
+pub fn safe_to_destroy(r: &Rados, id: u32) -> Result<SafeToDestroy, CephError> {
+    safe_to_destroy_cmd(id).reply(r)
+}
+
+fn purge_cmd(id: u32) -> Cmd {
+    Cmd::mgr(json!({"prefix": "osd purge", "id": id, "yes_i_really_mean_it": true}))
+}
+
+/// `osd purge` (the mgr checks it is safe, then has the mons do it): the OSD leaves CRUSH, the OSD map
+/// and auth.
+pub fn purge(r: &Rados, id: u32) -> Result<(), CephError> {
+    purge_cmd(id).run(r)
+}
+
+fn destroy_cmd(id: u32) -> Cmd {
+    Cmd::mgr(json!({"prefix": "osd destroy", "id": id, "yes_i_really_mean_it": true}))
+}
+
+/// `osd destroy`: the OSD's key goes and it is marked destroyed; its id and CRUSH position stay for a
+/// replacement (`new_with_id`).
+pub fn destroy(r: &Rados, id: u32) -> Result<(), CephError> {
+    destroy_cmd(id).run(r)
 }
 
 /// `osd new` answers `{"osdid": N}` in JSON format and a bare number otherwise.
@@ -170,6 +235,36 @@ mod tests {
             json!({"prefix": "osd metadata"}),
         );
         assert_cmd(df_cmd(), Target::Mgr, json!({"prefix": "osd df"}));
+        assert_cmd(
+            new_with_id_cmd("u", 3),
+            Target::Mon,
+            json!({"prefix": "osd new", "uuid": "u", "id": 3}),
+        );
+        assert_cmd(
+            out_cmd(3),
+            Target::Mon,
+            json!({"prefix": "osd out", "ids": ["3"]}),
+        );
+        assert_cmd(
+            safe_to_destroy_cmd(3),
+            Target::Mgr,
+            json!({"prefix": "osd safe-to-destroy", "ids": ["3"]}),
+        );
+        assert_cmd(
+            purge_cmd(3),
+            Target::Mgr,
+            json!({"prefix": "osd purge", "id": 3, "yes_i_really_mean_it": true}),
+        );
+        assert_cmd(
+            destroy_cmd(3),
+            Target::Mgr,
+            json!({"prefix": "osd destroy", "id": 3, "yes_i_really_mean_it": true}),
+        );
+        let reply: SafeToDestroy = serde_json::from_str(
+            r#"{"safe_to_destroy":[],"active":[2],"missing_stats":[],"stored_pgs":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(reply.active, [2]);
         assert_cmd(
             crush_set_device_class_cmd(4, "nvme"),
             Target::Mon,

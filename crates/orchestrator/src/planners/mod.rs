@@ -9,6 +9,7 @@ pub mod mons;
 pub mod object_stores;
 pub mod osds;
 pub mod pools;
+pub mod retire;
 pub mod users;
 
 use crate::plan::Step;
