@@ -285,8 +285,8 @@ mod tests {
             refusal(7, &three, &pools),
             Some(RetireError::NoSuchOsd { id: 7 })
         );
-        // Full: 160 KiB used in all, 170 KiB is 85% of the two that stay.
-        let full = [osd(0, 100, 60), osd(1, 100, 60), osd(2, 100, 50)];
+        // Full: 180 KiB used in all, and 170 KiB is 85% of the two that stay.
+        let full = [osd(0, 100, 60), osd(1, 100, 60), osd(2, 100, 60)];
         assert!(matches!(
             refusal(2, &full, &pools),
             Some(RetireError::NoRoom { .. })
