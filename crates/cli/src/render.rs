@@ -237,6 +237,9 @@ pub fn status(r: &ClusterReport) -> String {
                     .unwrap_or_default()
             );
         }
+        for problem in &i.problems {
+            let _ = writeln!(o, "PROBLEM   {problem}");
+        }
         for b in &i.blocked {
             let _ = writeln!(o, "blocked   {b}");
         }

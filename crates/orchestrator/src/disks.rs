@@ -216,7 +216,7 @@ impl fmt::Display for Reason {
             Reason::Unreadable { error } => write!(f, "could not read its first bytes: {error}"),
             Reason::Released => write!(
                 f,
-                "freed by `rookery osd rm`; `rookery disk add DEVICE` makes it an OSD again"
+                "freed by `rookery osd rm` or `osd replace`; `rookery disk add DEVICE` makes it an OSD again"
             ),
             Reason::Promised => write!(f, "the new device of an `rookery osd replace` under way"),
         }

@@ -362,6 +362,9 @@ pub struct Plan {
     pub devices: Vec<crate::disks::DevicePlan>,
     /// OSDs on their way out.
     pub retiring: Vec<planners::retire::Retiring>,
+    /// What is wrong with the cluster and needs a person, not a spec change (a dead OSD): shown, but it
+    /// does not hold up applying a spec.
+    pub problems: Vec<String>,
 }
 
 impl Plan {
@@ -396,7 +399,14 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let (retire, retiring) = planners::retire::plan(&observed.osd_requests, &observed.osds, ceph);
     p.steps.extend(retire);
     p.retiring = retiring;
-    p.absorb(planners::osds::plan(desired, observed));
+    let mut osds = planners::osds::plan(desired, observed);
+    let (dead, refused): (Vec<_>, Vec<_>) = osds
+        .refused
+        .into_iter()
+        .partition(|e| matches!(e, planners::osds::OsdError::DeviceGone { .. }));
+    osds.refused = refused;
+    p.problems.extend(dead.iter().map(ToString::to_string));
+    p.absorb(osds);
     p.devices = planners::osds::device_plan(desired, observed);
     if let (None, Some(host)) = (&p.waiting, &observed.devices) {
         let settling: Vec<&str> = p

@@ -64,6 +64,9 @@ pub struct ReconcileInfo {
     /// What the spec's device selection makes of each device of the host (empty: it selects none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<crate::disks::DevicePlan>,
+    /// What needs a person (a dead OSD), with the command that deals with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     /// OSDs on their way out (`osd rm`, `osd replace`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retiring: Vec<crate::planners::retire::Retiring>,

@@ -358,25 +358,33 @@ const LABEL_OFFSETS: [u64; 5] = [0, 1 << 30, 10 << 30, 100 << 30, 1000 << 30];
 const WIPE_START: u64 = 10 << 20;
 
 /// Makes a removed OSD's device blank again, only if its BlueStore label names `osd_uuid` (so nothing
-/// else is ever wiped): zeroes its first 10 MiB and every label copy. Opened exclusively, so a device
-/// that something else (the OSD itself) still holds is refused.
+/// else is ever wiped).
 pub fn wipe_osd_label(path: &Path, osd_uuid: &str) -> Result<(), ClaimError> {
+    let device = path.display().to_string();
+    match probe(path).map_err(|source| ClaimError::Io {
+        device: device.clone(),
+        source,
+    })? {
+        Some(Signature::Bluestore { osd_uuid: u, .. }) if u == osd_uuid => wipe(path),
+        None => Ok(()),
+        Some(other) => Err(ClaimError::NotBlank {
+            device,
+            holds: format!("{other:?}, not the label of OSD {osd_uuid}"),
+        }),
+    }
+}
+
+/// Erases what makes a device look used: its first 10 MiB (partition table, filesystem superblocks,
+/// LVM and LUKS headers, BlueStore's label and BlueFS), every BlueStore label copy, and its last MiB
+/// (GPT's backup table). Opened exclusively, so a mounted or held device is refused. Only ever called
+/// for a device the user named for wiping, or an OSD of ours by its label.
+pub fn wipe(path: &Path) -> Result<(), ClaimError> {
     use std::io::{Seek, SeekFrom, Write};
     let device = path.display().to_string();
     let io = |source| ClaimError::Io {
         device: device.clone(),
         source,
     };
-    match probe(path).map_err(io)? {
-        Some(Signature::Bluestore { osd_uuid: u, .. }) if u == osd_uuid => {}
-        None => return Ok(()),
-        Some(other) => {
-            return Err(ClaimError::NotBlank {
-                device,
-                holds: format!("{other:?}, not the label of OSD {osd_uuid}"),
-            })
-        }
-    }
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -393,19 +401,22 @@ pub fn wipe_osd_label(path: &Path, osd_uuid: &str) -> Result<(), ClaimError> {
         })?;
     let size = f.seek(SeekFrom::End(0)).map_err(io)?;
     let zeros = vec![0u8; 1 << 20];
-    let mut at = 0;
-    while at < WIPE_START.min(size) {
-        let n = (WIPE_START.min(size) - at).min(zeros.len() as u64);
-        f.seek(SeekFrom::Start(at)).map_err(io)?;
-        f.write_all(&zeros[..n as usize]).map_err(io)?;
-        at += n;
-    }
-    for offset in LABEL_OFFSETS.into_iter().filter(|o| *o >= WIPE_START) {
-        if offset + 4096 <= size {
-            f.seek(SeekFrom::Start(offset)).map_err(io)?;
-            f.write_all(&zeros[..4096]).map_err(io)?;
+    let mut zero = |from: u64, len: u64| -> std::io::Result<()> {
+        let end = (from + len).min(size);
+        let mut at = from;
+        while at < end {
+            let n = (end - at).min(zeros.len() as u64);
+            f.seek(SeekFrom::Start(at))?;
+            f.write_all(&zeros[..n as usize])?;
+            at += n;
         }
+        Ok(())
+    };
+    zero(0, WIPE_START).map_err(io)?;
+    for offset in LABEL_OFFSETS.into_iter().filter(|o| *o >= WIPE_START) {
+        zero(offset, 4096).map_err(io)?;
     }
+    zero(size.saturating_sub(1 << 20), 1 << 20).map_err(io)?;
     f.sync_all().map_err(io)
 }
 

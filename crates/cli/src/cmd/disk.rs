@@ -4,7 +4,8 @@
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use regex::Regex;
-use rookery_orchestrator::disks::{self, Known, Selection, Verdict};
+use rookery_orchestrator::disks::{self, Known, Reason, Selection, Verdict};
+use rookery_orchestrator::osd_requests::OsdRequests;
 use rookery_orchestrator::state::HostPolicy;
 use rookery_orchestrator::{ClusterState, Layout};
 use rookery_platform::devices::{self, Device, Signature};
@@ -32,6 +33,24 @@ pub enum DiskCommand {
     /// Example: rookery disk plan --use-all-devices
     /// Example: rookery disk plan --device-filter '^loop[3-5]$'
     Plan(SelectionArgs),
+    /// Make one device an OSD now: it joins spec.storage.devices[] (unless the spec selects it already)
+    /// and the supervisor makes the OSD. A device that holds anything (a filesystem, a partition table,
+    /// another cluster's OSD) is refused unless --wipe names that same device; a device in use (mounted,
+    /// held, a volume's) is refused always.
+    ///
+    /// Example: rookery disk add /dev/loop7
+    /// Example: rookery disk add /dev/vdc --wipe /dev/vdc
+    Add {
+        /// The device: a kernel name (vdc), a path (/dev/vdc) or a stable name (/dev/disk/by-id/...).
+        device: String,
+        /// Erase what the device holds first (its partition table, filesystem or old OSD are lost):
+        /// repeat the device's name here to confirm.
+        #[arg(long, value_name = "DEVICE")]
+        wipe: Option<String>,
+        /// Return once the spec is applied instead of waiting for the OSD to run.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 #[derive(Args)]
@@ -106,10 +125,214 @@ fn known(layout: &Layout) -> Result<Known, Failure> {
         .map_err(|e| Failure::from(anyhow!("reading this cluster's volume mounts: {e}")))
 }
 
+/// Whether what a device holds may be erased at the user's word: data nobody uses right now. Anything
+/// in use (mounted, held, open, a volume's loop device) never is.
+fn wipeable(reason: &Reason) -> bool {
+    matches!(
+        reason,
+        Reason::PartitionTable { .. }
+            | Reason::HasPartitions { .. }
+            | Reason::Filesystem { .. }
+            | Reason::Lvm
+            | Reason::Luks
+            | Reason::Swap
+            | Reason::OtherCluster { .. }
+    )
+}
+
+fn find<'a>(inventory: &'a [Device], name: &str) -> Option<&'a Device> {
+    inventory.iter().find(|d| {
+        d.name == name
+            || d.path == std::path::Path::new(name)
+            || d.links.iter().any(|l| l == std::path::Path::new(name))
+    })
+}
+
+fn add(
+    layout: &Layout,
+    device: &str,
+    wipe: Option<&str>,
+    no_wait: bool,
+    output: Output,
+) -> CmdResult {
+    let inventory = devices::inventory();
+    let Some(d) = find(&inventory, device) else {
+        let file = std::path::Path::new(device).is_file();
+        return Err(Failure::bad_input(if file {
+            format!("{device} is a regular file, not a block device; OSDs on files are spec.storage.osdFiles (count, size) in the data dir. Nothing was changed")
+        } else {
+            format!("{device}: no such block device on this host; `rookery disk list` shows them. Nothing was changed")
+        }));
+    };
+    if let Some(w) = wipe {
+        if find(&inventory, w).map(|x| &x.path) != Some(&d.path) {
+            return Err(Failure::bad_input(format!(
+                "--wipe {w} does not name {device} ({}); to erase {device}, repeat its name: --wipe {device}. Nothing was changed",
+                d.path.display()
+            )));
+        }
+    }
+    let mut known = known(layout)?;
+    known.released.remove(d.path.to_string_lossy().as_ref());
+    let selection = Selection {
+        devices: vec![d.path.to_string_lossy().into_owned()],
+        ..Default::default()
+    };
+    match disks::verdict(d, &selection, &known) {
+        Verdict::Take => {}
+        Verdict::Osd { id } => {
+            println!(
+                "{} is {} already; nothing to do",
+                d.path.display(),
+                id.map_or("an OSD of this cluster".into(), |i| format!("osd.{i}"))
+            );
+            return Ok(());
+        }
+        Verdict::Skip { reason } if wipeable(&reason) && wipe.is_some() => {
+            devices::wipe(&d.path)
+                .map_err(|e| Failure::from(anyhow!("wiping {}: {e}", d.path.display())))?;
+            eprintln!("{} wiped (it {reason})", d.path.display());
+            let again = devices::inventory();
+            let verdict = find(&again, device).map(|x| disks::verdict(x, &selection, &known));
+            if let Some(Verdict::Skip { reason }) = verdict {
+                return Err(Failure::bad_input(format!(
+                    "{} still cannot become an OSD after the wipe: {reason}",
+                    d.path.display()
+                )));
+            }
+        }
+        Verdict::Skip { reason } if wipeable(&reason) => {
+            return Err(Failure::bad_input(format!(
+                "{} {reason}; nothing was changed. To erase it and make it an OSD: rookery disk add {device} --wipe {device}",
+                d.path.display()
+            )));
+        }
+        Verdict::Skip { reason } => {
+            return Err(Failure::bad_input(format!(
+                "{} cannot become an OSD: {reason}. Nothing was changed",
+                d.path.display()
+            )));
+        }
+    }
+    let path = d.path.to_string_lossy().into_owned();
+    let uuids_before: Vec<String> = ClusterState::load(layout)
+        .map_err(|e| Failure::from(anyhow!(e)))?
+        .map(|s| s.osds.into_iter().map(|o| o.uuid).collect())
+        .unwrap_or_default();
+    let unreleased = path.clone();
+    OsdRequests::update(layout, move |q| {
+        q.released.retain(|p| p.to_string_lossy() != unreleased)
+    })
+    .map_err(|e| Failure::from(anyhow!(e)))?;
+    if let Some(cluster) = cluster_with_device(layout, &path)? {
+        apply_quietly(layout, &cluster)?;
+    }
+    if no_wait {
+        println!("{path} is in the spec; the supervisor makes the OSD (`rookery status`)");
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let state = ClusterState::load(layout).map_err(|e| Failure::from(anyhow!(e)))?;
+        let record = state.as_ref().and_then(|s| {
+            s.osds
+                .iter()
+                .find(|o| {
+                    !uuids_before.contains(&o.uuid)
+                        && o.device.as_deref() == Some(std::path::Path::new(&path))
+                })
+                .cloned()
+        });
+        let ready = record.as_ref().and_then(|r| r.id).filter(|id| {
+            layout
+                .root
+                .join(format!("osd/ceph-{id}/rookery-ready"))
+                .exists()
+        });
+        if let Some(id) = ready {
+            match output {
+                Output::Json => println!("{}", json!({"device": path, "osd": id})),
+                Output::Text => println!("{path} is osd.{id}"),
+            }
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            return Err(Failure::from(anyhow!(
+                "{path} is in the spec but no OSD was made on it within 120 s; `rookery status` says why"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+/// Applies the edited CephCluster through the supervisor (validated with the whole spec, saved,
+/// reconciled).
+fn apply_quietly(layout: &Layout, cluster: &str) -> CmdResult {
+    let _: crate::control::ApplyResult = crate::api::Client::new(layout)?
+        .send(
+            "POST",
+            "/v1/resources",
+            Some(crate::api::Body::yaml(cluster)),
+            std::time::Duration::from_secs(240),
+        )
+        .map_err(|r| r.word(crate::api::plain))?;
+    Ok(())
+}
+
+/// The saved CephCluster document with `device` added to spec.storage.devices[], as YAML; None when
+/// the spec's own selection takes it already.
+fn cluster_with_device(layout: &Layout, device: &str) -> Result<Option<String>, Failure> {
+    let platform = rookery_platform::local::LocalPlatform::new(&layout.root);
+    let host = crate::home_host(&platform)?;
+    let (_, _, desired) = super::load_spec(None, layout)?;
+    let inventory = devices::inventory();
+    let allow = HostPolicy::load(layout).allow_loop_devices;
+    let mut known = known(layout)?;
+    known.released.remove(device);
+    let spec_takes = find(&inventory, device).is_some_and(|d| {
+        disks::verdict(
+            d,
+            &desired.devices.for_host(&host.name).compile(allow),
+            &known,
+        ) == Verdict::Take
+    });
+    if spec_takes {
+        return Ok(None);
+    }
+    let docs = rookery_orchestrator::resources::saved_docs(layout)
+        .map_err(|e| Failure::from(anyhow!(e)))?;
+    let Some(mut cluster) = docs
+        .into_iter()
+        .find(|d| d.get("kind").and_then(|k| k.as_str()) == Some("CephCluster"))
+        .and_then(|d| serde_json::to_value(d).ok())
+    else {
+        return Err(Failure::bad_input("the saved spec has no CephCluster"));
+    };
+    let storage = cluster
+        .get_mut("spec")
+        .and_then(|s| s.as_object_mut())
+        .map(|s| s.entry("storage").or_insert_with(|| json!({})));
+    let Some(storage) = storage.and_then(|s| s.as_object_mut()) else {
+        return Err(Failure::bad_input("the saved CephCluster has no spec"));
+    };
+    let list = storage.entry("devices").or_insert_with(|| json!([]));
+    if let Some(list) = list.as_array_mut() {
+        list.push(json!({"name": device}));
+    }
+    serde_yaml::to_string(&cluster)
+        .map(Some)
+        .map_err(|e| Failure::from(anyhow!(e)))
+}
+
 pub fn run(layout: &Layout, args: &DiskArgs, output: Output) -> CmdResult {
     let inventory = devices::inventory();
     let known = known(layout)?;
     match &args.command {
+        DiskCommand::Add {
+            device,
+            wipe,
+            no_wait,
+        } => return add(layout, device, wipe.as_deref(), *no_wait, output),
         DiskCommand::List => {
             let osd_of = |d: &Device| match disks::verdict(d, &Selection::default(), &known) {
                 Verdict::Osd { id } => {

@@ -72,11 +72,13 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Partial<OsdError> {
                 name: name.to_string(),
             });
         }
+        // A finished OSD is where its label is now (its recorded name may belong to another device by
+        // now); an unfinished one may have no label yet, so its recorded device is its own.
         let taken_by_ours = |path: &std::path::Path| {
             observed.osds.iter().any(|o| match &o.block {
                 OsdBlock::Device {
                     recorded, found, ..
-                } => recorded == path || found.as_deref() == Some(path),
+                } => found.as_deref() == Some(path) || (!o.store_ready && recorded == path),
                 _ => false,
             })
         };
