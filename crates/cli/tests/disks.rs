@@ -230,3 +230,321 @@ fn disk_plan_names_every_skipped_device_and_touches_none() {
         assert!(b == a, "disk plan changed the start of {name}");
     }
 }
+
+/// A loop device name no other test of this binary and no attached device uses: the spec can name it
+/// before it exists (`losetup` makes the node when it attaches).
+fn unused_loop_name(from: u32) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    loop {
+        let n = from + NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let size = std::fs::read_to_string(format!("/sys/block/loop{n}/size")).unwrap_or_default();
+        if size.trim().is_empty() || size.trim() == "0" {
+            return format!("loop{n}");
+        }
+    }
+}
+
+fn osd_ids(c: &TestCluster) -> Vec<u64> {
+    let s = c.status();
+    let mut ids: Vec<u64> = s["ceph"]["osds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn osds_up(c: &TestCluster) -> usize {
+    c.status()["ceph"]["osds"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|o| o["up"] == true).count())
+}
+
+/// A mount taken away when dropped.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The writer's ring: this many 64 KiB blocks, overwritten round and round.
+const RING_BLOCKS: usize = 256;
+
+/// Writes checksummed 64 KiB blocks round a 16 MiB ring in a file on the mounted volume until told to
+/// stop, each one synced; returns each slot's last checksum, how many blocks were written, and every
+/// error seen.
+fn writer(
+    path: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(Vec<Option<u64>>, u64, Vec<String>)> {
+    std::thread::spawn(move || {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut sums = vec![None; RING_BLOCKS];
+        let mut errors = Vec::new();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let mut seq: u64 = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let slot = (seq as usize) % RING_BLOCKS;
+            let block = common::pseudo_random(seq + 1, 64 << 10);
+            let wrote = f
+                .seek(SeekFrom::Start((slot as u64) * (64 << 10)))
+                .and_then(|_| f.write_all(&block))
+                .and_then(|_| f.sync_data());
+            match wrote {
+                Ok(()) => sums[slot] = Some(common::checksum(&block)),
+                Err(e) => errors.push(e.to_string()),
+            }
+            seq += 1;
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        (sums, seq, errors)
+    })
+}
+
+#[test]
+fn osds_on_devices_come_and_go_while_a_volume_is_written() {
+    let mut p = Prepared {
+        dir: tempfile::Builder::new()
+            .prefix("rookery-osd-devices-")
+            .tempdir()
+            .unwrap(),
+        loops: Vec::new(),
+        mount: None,
+    };
+    let picked = unused_loop_name(200);
+    let spec = p.dir.path().join("cluster.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: ceph.rook.io/v1
+kind: CephCluster
+metadata: {{name: devices}}
+spec:
+  storage:
+    osdFiles: {{count: 2, size: 6Gi}}
+    devices: [{{name: /dev/{picked}}}]
+    config: {{deviceClass: ssd}}
+  cephConfig:
+    global: {{osd_pool_default_size: \"2\"}}
+---
+apiVersion: ceph.rook.io/v1
+kind: CephBlockPool
+metadata: {{name: replicapool}}
+spec: {{failureDomain: osd, replicated: {{size: 2}}}}
+"
+        ),
+    )
+    .unwrap();
+    let c = TestCluster::new_dir();
+    let up = c.run(&[
+        "up",
+        "-f",
+        spec.to_str().unwrap(),
+        "--mon-port",
+        "0",
+        "--wait-secs",
+        "120",
+    ]);
+    assert!(up.status.success(), "{}", text(&up));
+    // The named device is not there yet: said so, not an error of the cluster's.
+    let s = c.status();
+    assert!(
+        s["reconcile"]["blocked"].to_string().contains(&picked),
+        "{s:#}"
+    );
+    assert_eq!(osd_ids(&c), [0, 1]);
+
+    // A volume written all along, checksummed.
+    c.ok(&["volume", "create", "data", "--size", "512Mi"]);
+    let mnt = p.dir.path().join("data");
+    std::fs::create_dir(&mnt).unwrap();
+    c.ok(&["volume", "mount", "data", mnt.to_str().unwrap()]);
+    // Unmounted before the cluster goes, also when an assertion fails.
+    let _mounted = Unmount(mnt.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let written = writer(mnt.join("blocks.bin"), stop.clone());
+
+    // 1. The device the spec names appears: an OSD within 15 s, nothing restarted.
+    let daemons_before: Vec<(String, u64)> = c.status()["daemons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().to_string(),
+                d["pid"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let a = p.image("a", "6G");
+    let attached = std::time::Instant::now();
+    sh(Command::new("losetup")
+        .arg(format!("/dev/{picked}"))
+        .arg(&a));
+    p.loops
+        .push(("a".into(), PathBuf::from(format!("/dev/{picked}"))));
+    while osds_up(&c) < 3 {
+        assert!(
+            attached.elapsed() < std::time::Duration::from_secs(15),
+            "no OSD on /dev/{picked} within 15 s: {:#}",
+            c.status()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    eprintln!("OSD on the new device up after {:?}", attached.elapsed());
+    let s = c.status();
+    for (name, pid) in &daemons_before {
+        let now = s["daemons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name.as_str())
+            .and_then(|d| d["pid"].as_u64());
+        assert_eq!(now, Some(*pid), "{name} was restarted: {s:#}");
+    }
+    let device_osd = 2;
+    assert_eq!(osd_ids(&c), [0, 1, device_osd]);
+    let r = c.rados();
+    let tree: serde_json::Value = r
+        .command(
+            rookery_ceph::Target::Mon,
+            serde_json::json!({"prefix": "osd tree", "format": "json"}),
+        )
+        .unwrap();
+    let class = tree["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == device_osd)
+        .map(|n| n["device_class"].clone());
+    assert_eq!(class, Some(serde_json::json!("ssd")), "{tree:#}");
+
+    // 2. Bad input leaves everything as it was: exit 2, the reason named, the spec unchanged.
+    let spec_before = std::fs::read(c.dir.join("spec.yaml")).unwrap();
+    let spec_unchanged = |what: &str| {
+        assert_eq!(
+            std::fs::read(c.dir.join("spec.yaml")).unwrap(),
+            spec_before,
+            "{what} changed the spec"
+        );
+    };
+    let root = json(&c.ok(&["disk", "list", "-o", "json"]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| {
+            d["device"]["mounts"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|x| x == "/"))
+        })
+        .map(|d| d["device"]["path"].as_str().unwrap().to_string());
+    if let Some(root) = root {
+        let o = c.run(&["disk", "add", &root]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("mounted at /"), "{}", text(&o));
+    }
+    spec_unchanged("disk add of the root disk");
+    let o = c.run(&["disk", "add", "/dev/no-such-disk"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no such block device"), "{}", text(&o));
+    let zero = p.dir.path().join("zero.yaml");
+    std::fs::write(
+        &zero,
+        "apiVersion: ceph.rook.io/v1\nkind: CephCluster\nmetadata: {name: devices}\nspec:\n  storage:\n    osdFiles: {count: 2, size: 6Gi}\n    config: {osdsPerDevice: 0}\n",
+    )
+    .unwrap();
+    let o = c.run(&["apply", "-f", zero.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("spec.storage.config.osdsPerDevice"),
+        "{}",
+        text(&o)
+    );
+    spec_unchanged("osdsPerDevice: 0");
+    let three = p.dir.path().join("three.yaml");
+    std::fs::write(
+        &three,
+        "apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {name: triple}\nspec: {failureDomain: osd, replicated: {size: 3}}\n",
+    )
+    .unwrap();
+    c.ok(&["apply", "-f", three.to_str().unwrap()]);
+    let o = c.run(&["osd", "rm", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("pool triple keeps 3 copies"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(osd_ids(&c), [0, 1, device_osd]);
+    assert!(
+        !c.dir.join("osd-requests.json").exists()
+            || !std::fs::read_to_string(c.dir.join("osd-requests.json"))
+                .unwrap()
+                .contains("\"id\": 0"),
+        "a refused removal was recorded"
+    );
+    c.ok(&["delete", "-f", three.to_str().unwrap()]);
+
+    // 3. The device's OSD leaves: data moved, gone from the maps and auth, the device blank again.
+    let dev_a = PathBuf::from(format!("/dev/{picked}"));
+    c.ok(&["osd", "rm", &device_osd.to_string()]);
+    assert_eq!(osd_ids(&c), [0, 1]);
+    let auth = r.command_status(
+        rookery_ceph::Target::Mon,
+        serde_json::json!({"prefix": "auth get", "entity": format!("osd.{device_osd}")}),
+    );
+    assert!(auth.is_err(), "osd.{device_osd} still has a key");
+    assert!(
+        !head(&dev_a).starts_with(b"bluestore"),
+        "the device was not freed"
+    );
+    let plan = text(&c.ok(&["status"]));
+    assert!(plan.contains("freed by `rookery osd rm`"), "{plan}");
+    // ... and reusable: `disk add` makes it an OSD again.
+    let added = text(&c.ok(&["disk", "add", dev_a.to_str().unwrap()]));
+    assert!(added.contains("is osd."), "{added}");
+
+    // 4. A file OSD moves to a new device under its id.
+    let b = p.image("b", "6G");
+    let dev_b = p.attach("b", &b, &[]);
+    let replaced = text(&c.ok(&["osd", "replace", "1", dev_b.to_str().unwrap()]));
+    assert!(replaced.contains("osd.1 now lives on"), "{replaced}");
+    let s = c.status();
+    let osd1 = s["ceph"]["osds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == 1)
+        .cloned()
+        .unwrap();
+    assert_eq!(osd1["up"], true, "{s:#}");
+    assert!(
+        !c.dir.join("osd/ceph-1.block").exists(),
+        "the old file stayed"
+    );
+
+    // 5. The writer never failed and every block reads back as written.
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (sums, blocks, errors) = written.join().unwrap();
+    assert!(errors.is_empty(), "the writer saw errors: {errors:?}");
+    assert!(
+        blocks as usize > RING_BLOCKS,
+        "only {blocks} blocks written"
+    );
+    eprintln!("the writer wrote {blocks} blocks of 64 KiB without an error");
+    let data = std::fs::read(mnt.join("blocks.bin")).unwrap();
+    for (i, sum) in sums.iter().enumerate() {
+        let block = &data[i * (64 << 10)..(i + 1) * (64 << 10)];
+        assert_eq!(Some(common::checksum(block)), *sum, "block {i} changed");
+    }
+    c.ok(&["volume", "unmount", mnt.to_str().unwrap()]);
+}

@@ -231,6 +231,7 @@ fn add(
         println!("{path} is in the spec; the supervisor makes the OSD (`rookery status`)");
         return Ok(());
     }
+    let client = crate::api::Client::new(layout)?;
     let started = std::time::Instant::now();
     loop {
         let state = ClusterState::load(layout).map_err(|e| Failure::from(anyhow!(e)))?;
@@ -244,10 +245,11 @@ fn add(
                 .cloned()
         });
         let ready = record.as_ref().and_then(|r| r.id).filter(|id| {
-            layout
-                .root
-                .join(format!("osd/ceph-{id}/rookery-ready"))
-                .exists()
+            let report: Option<rookery_orchestrator::report::ClusterReport> =
+                client.get("/v1/status").ok();
+            report
+                .and_then(|r| r.ceph)
+                .is_some_and(|c| c.osds.iter().any(|o| o.id == *id && o.up))
         });
         if let Some(id) = ready {
             match output {
@@ -258,7 +260,7 @@ fn add(
         }
         if started.elapsed() > std::time::Duration::from_secs(120) {
             return Err(Failure::from(anyhow!(
-                "{path} is in the spec but no OSD was made on it within 120 s; `rookery status` says why"
+                "{path} is in the spec but no OSD runs on it after 120 s; `rookery status` says why"
             )));
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
