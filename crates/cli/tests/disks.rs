@@ -91,8 +91,13 @@ fn bluestore_file(dir: &Path) -> PathBuf {
     panic!("no BlueStore block file under {}", dir.display());
 }
 
+/// Rook's cluster-test.yaml takes every blank device it sees: while it runs, no other test of this binary
+/// may have a blank device attached.
+static EXCLUSIVE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 #[test]
 fn disk_plan_names_every_skipped_device_and_touches_none() {
+    let _shared = EXCLUSIVE.read().unwrap_or_else(|p| p.into_inner());
     let c = TestCluster::new_dir();
     c.ok(&["up", "--mon-port", "0"]);
     let fsid = c.status()["fsid"].as_str().unwrap_or_default().to_string();
@@ -312,6 +317,7 @@ fn writer(
 
 #[test]
 fn osds_on_devices_come_and_go_while_a_volume_is_written() {
+    let _shared = EXCLUSIVE.read().unwrap_or_else(|p| p.into_inner());
     let mut p = Prepared {
         dir: tempfile::Builder::new()
             .prefix("rookery-osd-devices-")
@@ -547,4 +553,79 @@ spec: {{failureDomain: osd, replicated: {{size: 2}}}}
         assert_eq!(Some(common::checksum(block)), *sum, "block {i} changed");
     }
     c.ok(&["volume", "unmount", mnt.to_str().unwrap()]);
+}
+
+#[test]
+fn rooks_cluster_test_yaml_takes_a_spare_loop_device_unchanged() {
+    let _alone = EXCLUSIVE.write().unwrap_or_else(|p| p.into_inner());
+    let mut p = Prepared {
+        dir: tempfile::Builder::new()
+            .prefix("rookery-rook-test-")
+            .tempdir()
+            .unwrap(),
+        loops: Vec::new(),
+        mount: None,
+    };
+    let spare = p.image("spare", "6G");
+    let dev = p.attach("spare", &spare, &[]);
+    // useAllDevices takes every blank device of the host: refuse to run where it would take one that
+    // is not this test's.
+    let nowhere = p.dir.path().join("no-cluster");
+    let o = rookery(
+        &nowhere,
+        &[
+            "disk",
+            "plan",
+            "--use-all-devices",
+            "--allow-loop-devices",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let taken: Vec<String> = json(&o)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["verdict"] == "take")
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        taken,
+        [dev.display().to_string()],
+        "this host has blank devices besides the test's, which Rook's cluster-test.yaml would take; detach them to run this test"
+    );
+
+    let yaml = p.dir.path().join("cluster-test.yaml");
+    std::fs::write(
+        &yaml,
+        include_str!("../../spec/tests/fixtures/rook-cluster-test.yaml"),
+    )
+    .unwrap();
+    let c = TestCluster::new_dir();
+    let up = c.run(&[
+        "up",
+        "-f",
+        yaml.to_str().unwrap(),
+        "--allow-loop-devices",
+        "--mon-port",
+        "0",
+        "--wait-secs",
+        "180",
+    ]);
+    assert!(up.status.success(), "{}", text(&up));
+    let s = c.status();
+    assert_eq!(s["ready"], true, "{s:#}");
+    let devices = s["reconcile"]["devices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ours = devices
+        .iter()
+        .find(|d| d["path"] == dev.display().to_string().as_str())
+        .unwrap_or_else(|| panic!("{dev:?} is not in the status: {s:#}"));
+    assert_eq!(ours["verdict"], "osd", "{s:#}");
+    let osds = s["ceph"]["osds"].as_array().unwrap();
+    assert_eq!(osds.len(), 1, "{s:#}");
+    assert_eq!(osds[0]["up"], true, "{s:#}");
 }
