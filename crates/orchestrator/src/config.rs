@@ -56,6 +56,8 @@ pub fn render(
             "false"
         },
     );
+    let overridden =
+        |key: &str| database_key(key) && inputs.overrides.values().any(|o| o.contains_key(key));
     for (k, v) in [
         // cephx everywhere, no insecure reclaim.
         ("auth_cluster_required", "cephx"),
@@ -91,7 +93,9 @@ pub fn render(
         // batching window made each step of setting up a store or filesystem take a second.
         ("paxos_propose_interval", "0.1"),
     ] {
-        g(&mut c, k, v);
+        if !overridden(k) {
+            g(&mut c, k, v);
+        }
     }
     for p in placement {
         c.set(&p.section, &p.key, p.value.as_str());
@@ -108,19 +112,11 @@ pub fn render(
         "bluestore_block_size",
         inputs.osd_file_size.to_string(),
     );
-    for (k, v) in [
-        // The lowest target Ceph accepts; OSDs still peak near 1 GiB.
-        ("osd_memory_target", "939524096"),
-        ("osd_memory_cache_min", "67108864"),
-        ("osd_op_num_shards", "2"),
-        ("osd_op_num_threads_per_shard", "1"),
-        // A just-made store is empty; checking it costs a second per OSD at creation.
-        ("bluestore_fsck_on_mkfs", "false"),
-    ] {
-        c.set("osd", k, v);
+    for (section, k, v) in DAEMON_DEFAULTS {
+        if !overridden(k) {
+            c.set(section, k, *v);
+        }
     }
-    // The default cache target is 4 GiB; a small host runs several MDS daemons.
-    c.set("mds", "mds_cache_memory_limit", "134217728");
     for (store, port) in &inputs.gateways {
         let section = format!("client.rgw.{store}");
         // The zone is named after the store, so its pools are `<store>.rgw.*` as in Rook.
@@ -141,12 +137,88 @@ pub fn render(
             c.set(&section, "log_file", log.as_str());
         }
     }
+    // The spec's options live in the mons' config database (see `database`), where running daemons
+    // see changes; only those a daemon needs before it can reach the mons stay here.
     for (section, options) in &inputs.overrides {
-        for (k, v) in options {
+        for (k, v) in options.iter().filter(|(k, _)| !database_key(k)) {
             c.set(section, k, v.as_str());
         }
     }
     c.render()
+}
+
+/// rookery's own settings for the daemons (the lowest targets Ceph accepts on a small host). Written to
+/// ceph.conf, unless the spec sets the same option: then they move to the config database with it, so
+/// that the spec's value is not hidden behind a file value (a daemon prefers its file over the mons).
+const DAEMON_DEFAULTS: &[(&str, &str, &str)] = &[
+    // The lowest target Ceph accepts; OSDs still peak near 1 GiB.
+    ("osd", "osd_memory_target", "939524096"),
+    ("osd", "osd_memory_cache_min", "67108864"),
+    ("osd", "osd_op_num_shards", "2"),
+    ("osd", "osd_op_num_threads_per_shard", "1"),
+    // A just-made store is empty; checking it costs a second per OSD at creation.
+    ("osd", "bluestore_fsck_on_mkfs", "false"),
+    // A stopping OSD tells the mons at once, so a restart is not mistaken for an OSD still up.
+    ("osd", "osd_fast_shutdown_notify_mon", "true"),
+    // The default cache target is 4 GiB; a small host runs several MDS daemons.
+    ("mds", "mds_cache_memory_limit", "134217728"),
+];
+
+/// Whether a spec option belongs in the mons' config database rather than ceph.conf: all but those
+/// a daemon or tool reads before it talks to the mons (identity, addresses, auth, where its files are,
+/// how OSD stores are made with `--no-mon-config`).
+fn database_key(key: &str) -> bool {
+    const FILE_ONLY: &[&str] = &[
+        "fsid",
+        "mon_host",
+        "mon_initial_members",
+        "public_network",
+        "public_addr",
+        "cluster_network",
+        "cluster_addr",
+        "ms_bind_ipv6",
+        "ms_bind_ipv4",
+        // Read when the mon store is made.
+        "osd_crush_chooseleaf_type",
+        "run_dir",
+        "crash_dir",
+        "log_file",
+        "keyring",
+        "mon_data",
+        "mgr_data",
+        "osd_data",
+        "mds_data",
+        "osd_objectstore",
+        "bluestore_block_path",
+        "bluestore_block_size",
+        "bluestore_block_create",
+        "bluestore_fsck_on_mkfs",
+        "rgw_frontends",
+        "rgw_realm",
+        "rgw_zonegroup",
+        "rgw_zone",
+    ];
+    !(FILE_ONLY.contains(&key) || key.starts_with("auth_") || key.starts_with("ms_"))
+}
+
+/// What the mons' config database should hold: (section, option) -> value. The spec's `cephConfig`
+/// (options a daemon can take from the mons), plus rookery's own values of the options it overrides,
+/// in their sections, so daemons it does not name keep them.
+pub fn database(inputs: &ConfInputs) -> BTreeMap<(String, String), String> {
+    let mut db = BTreeMap::new();
+    for (section, options) in &inputs.overrides {
+        for (k, v) in options.iter().filter(|(k, _)| database_key(k)) {
+            db.insert((section.clone(), k.clone()), v.clone());
+        }
+    }
+    for (section, k, v) in DAEMON_DEFAULTS {
+        let overridden = inputs.overrides.values().any(|o| o.contains_key(*k));
+        let key = (section.to_string(), k.to_string());
+        if overridden && !db.contains_key(&key) {
+            db.insert(key, v.to_string());
+        }
+    }
+    db
 }
 
 #[cfg(test)]
@@ -155,7 +227,7 @@ mod tests {
     use crate::state::MonRecord;
 
     #[test]
-    fn overrides_win_and_paths_point_into_the_data_dir() {
+    fn spec_options_leave_the_file_and_paths_point_into_the_data_dir() {
         let placement = rookery_platform::local_stores::DataDirStores { root: "/d".into() };
         let state = ClusterState {
             name: "c".into(),
@@ -170,6 +242,8 @@ mod tests {
             osds: vec![],
             created_unix: 0,
             ceph_version: None,
+            config_applied: Default::default(),
+            config_settled: None,
         };
         let mut overrides = BTreeMap::new();
         overrides.insert(
@@ -206,8 +280,8 @@ mod tests {
                 && text.contains("rgw_zone = s3"),
             "{text}"
         );
-        assert!(text.contains("mon_data_avail_warn = 10"));
-        assert!(!text.contains("mon_data_avail_warn = 2"));
+        // The spec's value goes to the config database, and rookery's own leaves the file.
+        assert!(!text.contains("mon_data_avail_warn"), "{text}");
         assert!(text.contains("bluestore_block_path = /d/osd/$cluster-$id.block"));
         assert!(text.contains("mgr_data = /d/mgr/$cluster-$id"));
         assert!(
@@ -215,5 +289,44 @@ mod tests {
                 && text.contains("log_file = /d/log/$cluster-$name.log")
         );
         assert!(text.contains("bluestore_block_size = 1073741824"));
+    }
+}
+
+#[cfg(test)]
+mod database_tests {
+    use super::*;
+
+    #[test]
+    fn spec_options_go_to_the_database_with_the_defaults_they_displace() {
+        let mut overrides = BTreeMap::new();
+        overrides.insert(
+            "osd.1".to_string(),
+            BTreeMap::from([
+                ("osd_memory_target".to_string(), "2147483648".to_string()),
+                ("bluestore_block_size".to_string(), "1".to_string()),
+            ]),
+        );
+        overrides.insert(
+            "global".to_string(),
+            BTreeMap::from([("osd_pool_default_size".to_string(), "1".to_string())]),
+        );
+        let db = database(&ConfInputs {
+            overrides,
+            ..Default::default()
+        });
+        let get = |s: &str, k: &str| db.get(&(s.to_string(), k.to_string())).cloned();
+        assert_eq!(
+            get("osd.1", "osd_memory_target").as_deref(),
+            Some("2147483648")
+        );
+        // The other OSDs keep rookery's target, now from the database too.
+        assert_eq!(
+            get("osd", "osd_memory_target").as_deref(),
+            Some("939524096")
+        );
+        assert_eq!(get("global", "osd_pool_default_size").as_deref(), Some("1"));
+        // How stores are made stays in the file (mkfs runs without the mons).
+        assert_eq!(get("osd.1", "bluestore_block_size"), None);
+        assert_eq!(db.len(), 3);
     }
 }

@@ -197,6 +197,44 @@ impl Reconciler {
             Step::AddOsd | Step::AddDeviceOsd { .. } | Step::FinishOsd { .. } => {
                 self.make_osds(&[step])?
             }
+            Step::SetConfig {
+                section,
+                option,
+                value,
+            } => {
+                rookery_ceph::commands::config::set(&*self.connection()?, section, option, value)?;
+                self.state
+                    .config_applied
+                    .entry(section.clone())
+                    .or_default()
+                    .insert(option.clone(), value.clone());
+                self.state.config_settled = None;
+                self.state.save(&l)?;
+            }
+            Step::RemoveConfig { section, option } => {
+                rookery_ceph::commands::config::rm(&*self.connection()?, section, option)?;
+                if let Some(options) = self.state.config_applied.get_mut(section) {
+                    options.remove(option);
+                    if options.is_empty() {
+                        self.state.config_applied.remove(section);
+                    }
+                }
+                self.state.config_settled = None;
+                self.state.save(&l)?;
+            }
+            Step::RestartForConfig { daemon, .. } => {
+                let spec = daemon_spec(&self.home_host()?.name, daemon)?;
+                let mut p = self.platform();
+                p.stop(std::slice::from_ref(daemon), Duration::from_secs(20));
+                p.ensure(spec)?;
+                drop(p);
+                self.restarted
+                    .insert(daemon.clone(), std::time::Instant::now());
+            }
+            Step::MarkConfigSettled { digest } => {
+                self.state.config_settled = Some(digest.clone());
+                self.state.save(&l)?;
+            }
             Step::MarkOsdOut { id } => osd::out(&*self.connection()?, *id)?,
             Step::RetireOsd {
                 id,
@@ -609,6 +647,14 @@ fn describe(step: &Step) -> String {
         Step::LinkOsdBlock { id, device } => {
             format!("pointing osd.{id} at {}", device.display())
         }
+        Step::SetConfig {
+            section,
+            option,
+            value,
+        } => format!("setting {option} = {value} for {section}"),
+        Step::RemoveConfig { section, option } => format!("removing {option} of {section}"),
+        Step::RestartForConfig { daemon, .. } => format!("restarting {daemon}"),
+        Step::MarkConfigSettled { .. } => "every daemon runs with the spec's config".into(),
         Step::MarkOsdOut { id } => format!("marking osd.{id} out"),
         Step::RetireOsd { id, .. } => format!("removing osd.{id}"),
         Step::ForgetOsdRequest { uuid } => format!("dropping the finished request for OSD {uuid}"),

@@ -117,6 +117,8 @@ pub fn create_cluster(
         osds: vec![],
         created_unix: now_unix(),
         ceph_version: rookery_ceph::tools::program_version("ceph-mon").ok(),
+        config_applied: Default::default(),
+        config_settled: None,
     };
     state.save(layout)?;
     Ok(state)
@@ -181,6 +183,8 @@ pub struct Reconciler {
     pub events: VecDeque<Event>,
     pub metrics: metrics::ReconcileMetrics,
     device_watch: device_watch::DeviceWatch,
+    /// Daemons restarted for their config, and when.
+    restarted: BTreeMap<String, std::time::Instant>,
 }
 
 impl Reconciler {
@@ -208,6 +212,7 @@ impl Reconciler {
             events: VecDeque::new(),
             metrics: metrics::ReconcileMetrics::default(),
             device_watch: device_watch::DeviceWatch::default(),
+            restarted: BTreeMap::new(),
         })
     }
 
@@ -300,6 +305,95 @@ impl Reconciler {
             known,
             allow_loop_devices: state::HostPolicy::load(&self.layout).allow_loop_devices,
             settled: self.device_watch.settled(now),
+        })
+    }
+
+    /// What the running daemons run with, while the spec's options are in the database but not yet seen
+    /// in every daemon (None: nothing to check, or the mgr cannot tell now).
+    fn observe_rollout(
+        &self,
+        r: &Rados,
+        running: &BTreeSet<String>,
+        ceph: &plan::CephView,
+    ) -> Option<planners::config_db::Rollout> {
+        use planners::config_db::{expected_for, Rollout, StaleDaemon};
+        let want = config::database(&self.desired.conf);
+        let digest = planners::config_db::digest(&want);
+        if self.state.config_settled.as_deref() == Some(digest.as_str()) || !ceph.mgr_available {
+            return None;
+        }
+        let in_db = want.iter().all(|(k, v)| {
+            ceph.config_db
+                .get(k)
+                .is_some_and(|(have, _)| plan::same_setting(v, have))
+        });
+        if !in_db {
+            return None;
+        }
+        let mut stale = Vec::new();
+        for kind in DaemonKind::START_ORDER {
+            for daemon in running
+                .iter()
+                .filter(|d| rookery_platform::parse_daemon_name(d).is_some_and(|(k, _)| k == kind))
+            {
+                let ceph_name = match kind {
+                    DaemonKind::Rgw => format!("client.{daemon}"),
+                    _ => daemon.clone(),
+                };
+                let expected = expected_for(&ceph_name, &want);
+                if expected.is_empty() {
+                    continue;
+                }
+                let shown = rookery_ceph::commands::config::show(r, &ceph_name).ok()?;
+                let restarted_lately = self
+                    .restarted
+                    .get(daemon)
+                    .is_some_and(|t| t.elapsed() < RESTART_SETTLE);
+                let mut options = Vec::new();
+                let mut needs_restart = false;
+                for (option, value) in expected {
+                    let now = shown.iter().find(|o| o.name == option);
+                    if now.is_some_and(|o| plan::same_setting(&value, &o.value)) {
+                        continue;
+                    }
+                    let runtime = ceph
+                        .config_db
+                        .iter()
+                        .find(|((_, o), _)| *o == option)
+                        .is_some_and(|(_, (_, runtime))| *runtime);
+                    // A value from its config file or command line hides the mons' until it restarts.
+                    let pinned = now.is_some_and(|o| {
+                        matches!(o.source.as_str(), "file" | "cmdline" | "override")
+                    });
+                    needs_restart |= (!runtime || pinned) && !restarted_lately;
+                    options.push(option);
+                }
+                if !options.is_empty() {
+                    stale.push(StaleDaemon {
+                        daemon: daemon.clone(),
+                        options,
+                        needs_restart,
+                    });
+                }
+            }
+        }
+        let gate = stale.iter().find(|s| s.needs_restart).map(|s| {
+            let (kind, id) =
+                rookery_platform::parse_daemon_name(&s.daemon).unwrap_or((DaemonKind::Mgr, ""));
+            match kind {
+                // The only mon cannot hand over: clients wait the few seconds it takes to come back.
+                DaemonKind::Mon if self.state.mons.len() == 1 => Ok(()),
+                DaemonKind::Mon | DaemonKind::Osd | DaemonKind::Mds => {
+                    rookery_ceph::commands::config::ok_to_stop(r, &kind.to_string(), id)
+                        .unwrap_or_else(|e| Err(e.to_string()))
+                }
+                DaemonKind::Mgr | DaemonKind::Rgw => Ok(()),
+            }
+        });
+        Some(Rollout {
+            stale,
+            gate,
+            all_osds_up: ceph.osds.values().all(|o| o.up),
         })
     }
 
@@ -405,6 +499,8 @@ impl Reconciler {
             busy_ports,
             devices,
             osd_requests: osd_requests::OsdRequests::load(l),
+            config_applied: self.state.config_applied.clone(),
+            config_settled: self.state.config_settled.clone(),
         };
         if observed.mon_stores.is_empty() || !conf_current {
             return observed;
@@ -417,7 +513,21 @@ impl Reconciler {
                 .map(|q| q.id)
                 .collect();
             match observe_ceph(&r, &self.desired, &retiring) {
-                Ok(view) => observed.ceph = Some(view),
+                Ok(mut view) => {
+                    // Up in the map is not enough: after a restart the map shows the old instance
+                    // up until the mons hear otherwise.
+                    {
+                        let p = self.platform();
+                        for (id, v) in view.osds.iter_mut() {
+                            let stale = v.nonce.is_some_and(|n| {
+                                p.is_current_instance(&format!("osd.{id}"), n) == Some(false)
+                            });
+                            v.up = v.up && !stale;
+                        }
+                    }
+                    view.rollout = self.observe_rollout(&r, &observed.running, &view);
+                    observed.ceph = Some(view);
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "ceph observation failed");
                     self.drop_connection();
@@ -537,6 +647,7 @@ fn observe_ceph(
                 plan::OsdView {
                     up: o.up == 1,
                     in_: o.in_ == 1,
+                    nonce: o.instance_nonce(),
                     ..Default::default()
                 },
             )
@@ -567,6 +678,10 @@ fn observe_ceph(
             }
         }
     }
+    let config_db = rookery_ceph::commands::config::dump(r)?
+        .into_iter()
+        .map(|e| ((e.section, e.name), (e.value, e.can_update_at_runtime)))
+        .collect();
     Ok(plan::CephView {
         pools,
         mgr_available: stat.available,
@@ -575,5 +690,10 @@ fn observe_ceph(
         device_classes,
         filesystems,
         osds,
+        config_db,
+        rollout: None,
     })
 }
+
+/// How long a restarted daemon is given to report its new config to the mgr before it is judged again.
+const RESTART_SETTLE: Duration = Duration::from_secs(15);

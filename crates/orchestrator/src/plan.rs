@@ -44,6 +44,9 @@ pub struct Observed {
     pub devices: Option<HostDevices>,
     /// OSDs asked to leave or move, and devices freed that way.
     pub osd_requests: crate::osd_requests::OsdRequests,
+    /// What rookery set in the config database, and the digest of it every daemon was seen running.
+    pub config_applied: BTreeMap<String, BTreeMap<String, String>>,
+    pub config_settled: Option<String>,
 }
 
 /// One host's block devices and what the cluster knows of them.
@@ -96,11 +99,18 @@ pub struct CephView {
     pub filesystems: BTreeMap<String, FsView>,
     /// Every OSD in the OSD map.
     pub osds: BTreeMap<u32, OsdView>,
+    /// The mons' config database.
+    pub config_db: planners::config_db::Database,
+    /// What running daemons run with, read only while the spec's options are not known to be everywhere.
+    pub rollout: Option<planners::config_db::Rollout>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OsdView {
+    /// Up in the OSD map, as the instance that runs now.
     pub up: bool,
+    /// The map's instance of it (its address nonce).
+    pub nonce: Option<u64>,
     pub in_: bool,
     /// Asked only of OSDs being retired: no data would lose a copy without it.
     pub safe_to_destroy: bool,
@@ -166,6 +176,26 @@ pub enum Step {
     AddDeviceOsd {
         device: PathBuf,
         class: Option<String>,
+    },
+    /// `config set` in the mons' config database.
+    SetConfig {
+        section: String,
+        option: String,
+        value: String,
+    },
+    /// `config rm` of an option rookery set and the spec no longer has.
+    RemoveConfig {
+        section: String,
+        option: String,
+    },
+    /// Restart a daemon that runs with an old value of options Ceph cannot change at run time.
+    RestartForConfig {
+        daemon: String,
+        options: Vec<String>,
+    },
+    /// Every running daemon runs with the database's options (`digest`).
+    MarkConfigSettled {
+        digest: String,
     },
     /// Take a retiring OSD out of data placement (`osd out`).
     MarkOsdOut {
@@ -284,6 +314,21 @@ impl Step {
                 "{} is blank, unused and selected by spec.storage",
                 device.display()
             ),
+            Step::SetConfig {
+                section, option, ..
+            } => {
+                format!("spec.cephConfig.{section}.{option} differs from the mons' config database")
+            }
+            Step::RemoveConfig { section, option } => {
+                format!("spec.cephConfig.{section}.{option} was removed from the spec")
+            }
+            Step::RestartForConfig { daemon, options } => format!(
+                "{daemon} runs with an old {}, which Ceph cannot change while it runs",
+                options.join(", ")
+            ),
+            Step::MarkConfigSettled { .. } => {
+                "every running daemon runs with the spec's cephConfig".into()
+            }
             Step::MarkOsdOut { id } => format!("osd.{id} is to be removed (rookery osd rm)"),
             Step::RetireOsd {
                 id, replace_with, ..
@@ -389,6 +434,16 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         p.waiting = Some("waiting for the mons to form a quorum".into());
         return p;
     };
+    // The spec's options reach the database before the daemons that read it at start do.
+    let (config, waiting) = planners::config_db::plan(
+        &crate::config::database(&desired.conf),
+        &observed.config_applied,
+        &ceph.config_db,
+        observed.config_settled.as_deref(),
+        ceph.rollout.as_ref(),
+    );
+    p.steps.extend(config);
+    p.waiting = p.waiting.take().or(waiting);
     p.absorb(planners::mgr::plan_daemons(desired, observed));
     p.absorb(planners::pools::plan(desired, ceph));
     p.absorb(planners::filesystems::plan(desired, observed, ceph));

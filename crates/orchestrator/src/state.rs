@@ -1,6 +1,7 @@
 //! The cluster's persistent identity: what was generated once and must never change (fsid, mon ports,
 //! OSD uuids). Written atomically after each change so a crash at any point leaves a state to resume from.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -19,6 +20,13 @@ pub struct ClusterState {
     /// The Ceph release the cluster was made with (older data dirs have none): never go back from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ceph_version: Option<rookery_ceph::tools::CephVersion>,
+    /// What rookery set in the mons' config database: section -> option -> value (so an option dropped
+    /// from the spec is removed, and nobody else's settings are touched).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config_applied: BTreeMap<String, BTreeMap<String, String>>,
+    /// The fingerprint of the config database's contents every running daemon was seen to run with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_settled: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -92,6 +92,16 @@ impl DaemonKind {
         DaemonKind::Mgr,
         DaemonKind::Mon,
     ];
+
+    /// The order daemons are restarted in for a config change or an upgrade: mons, mgrs, OSDs, then
+    /// MDS daemons and gateways (Ceph's upgrade order).
+    pub const START_ORDER: [DaemonKind; 5] = [
+        DaemonKind::Mon,
+        DaemonKind::Mgr,
+        DaemonKind::Osd,
+        DaemonKind::Mds,
+        DaemonKind::Rgw,
+    ];
 }
 
 impl fmt::Display for DaemonKind {

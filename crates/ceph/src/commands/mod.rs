@@ -10,6 +10,7 @@ use crate::{CephError, Rados, Target};
 
 pub mod auth;
 pub mod cluster;
+pub mod config;
 pub mod fs;
 pub mod mgr;
 pub mod osd;

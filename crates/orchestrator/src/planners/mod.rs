@@ -3,6 +3,7 @@
 //! error type, so a refusal is a value a caller can match, not a sentence), and has its own unit tests.
 //! [`crate::plan::plan`] runs them in the order the cluster is built in.
 
+pub mod config_db;
 pub mod filesystems;
 pub mod mgr;
 pub mod mons;

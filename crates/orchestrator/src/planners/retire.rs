@@ -115,6 +115,7 @@ mod tests {
                     in_,
                     safe_to_destroy: safe,
                     pgs,
+                    nonce: None,
                 },
             )]
             .into(),
