@@ -420,3 +420,123 @@ fn cluster_lifecycle_on_real_ceph() {
         }
     }
 }
+
+/// What `osd.N` runs with for `option`, as the mgr reports it (`config show`).
+fn running_value(r: &Rados, who: &str, option: &str) -> Option<String> {
+    let shown: Vec<serde_json::Value> = r
+        .command(
+            rookery_ceph::Target::Mgr,
+            serde_json::json!({"prefix": "config show", "who": who, "format": "json"}),
+        )
+        .unwrap();
+    shown
+        .iter()
+        .find(|o| o["name"] == option)
+        .and_then(|o| o["value"].as_str().map(String::from))
+}
+
+fn pids(c: &TestCluster) -> std::collections::BTreeMap<String, u64> {
+    c.status()["daemons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().to_string(),
+                d["pid"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ceph_config_reaches_running_daemons() {
+    let c = TestCluster::new_dir();
+    c.ok(&["up", "--mon-port", "0"]);
+    let r = c.rados();
+    let spec = |osd: &str| {
+        let file = c.dir.parent().unwrap().join("config.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: ceph.rook.io/v1\nkind: CephCluster\nmetadata: {{name: rookery}}\nspec:\n  storage: {{osdFiles: {{count: 3, size: 10Gi}}}}\n  cephConfig:\n    osd: {{{osd}}}\n"
+            ),
+        )
+        .unwrap();
+        file
+    };
+
+    // An option Ceph changes at run time: in every OSD, nothing restarted.
+    let before = pids(&c);
+    c.ok(&[
+        "apply",
+        "-f",
+        spec("osd_max_backfills: \"4\"").to_str().unwrap(),
+    ]);
+    for id in 0..3 {
+        let who = format!("osd.{id}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while running_value(&r, &who, "osd_max_backfills").as_deref() != Some("4") {
+            assert!(
+                Instant::now() < deadline,
+                "{who} never ran with osd_max_backfills 4"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    assert_eq!(pids(&c), before, "a run-time option restarted daemons");
+
+    // One that needs a restart: every OSD restarts, never two at once, the mon and mgr untouched.
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let fewest_up = {
+        let watching = watching.clone();
+        let conf = c.dir.join("ceph.conf");
+        std::thread::spawn(move || {
+            let r = Rados::connect(&conf, "admin", Duration::from_secs(10)).unwrap();
+            let mut fewest = usize::MAX;
+            while watching.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(d) = rookery_ceph::commands::osd::dump(&r) {
+                    fewest = fewest.min(d.osds.iter().filter(|o| o.up == 1).count());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            fewest
+        })
+    };
+    let started = Instant::now();
+    c.ok(&[
+        "apply",
+        "-f",
+        spec("osd_max_backfills: \"4\", osd_op_num_shards: \"3\"")
+            .to_str()
+            .unwrap(),
+    ]);
+    eprintln!("rolling restart of 3 OSDs took {:?}", started.elapsed());
+    watching.store(false, std::sync::atomic::Ordering::SeqCst);
+    let fewest = fewest_up.join().unwrap();
+    assert!(
+        fewest >= 2,
+        "{fewest} OSDs were up at one point: two were down at once"
+    );
+    let after = pids(&c);
+    for (name, pid) in &before {
+        if name.starts_with("osd.") {
+            assert_ne!(after.get(name), Some(pid), "{name} was not restarted");
+            assert_eq!(
+                running_value(&r, name, "osd_op_num_shards").as_deref(),
+                Some("3"),
+                "{name}"
+            );
+        } else {
+            assert_eq!(after.get(name), Some(pid), "{name} was restarted");
+        }
+    }
+    let s = c.status();
+    assert_eq!(s["reconcile"]["converged"], true, "{s:#}");
+    assert!(
+        s["reconcile"]["recent"]
+            .to_string()
+            .contains("every daemon runs with the spec's config"),
+        "{s:#}"
+    );
+}

@@ -70,7 +70,10 @@ pub fn plan(
         return (steps, None);
     }
     let Some(rollout) = rollout else {
-        return (steps, None);
+        return (
+            steps,
+            Some("checking that the running daemons have the spec's cephConfig".into()),
+        );
     };
     if rollout.stale.is_empty() {
         return (vec![Step::MarkConfigSettled { digest }], None);
