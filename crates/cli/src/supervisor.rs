@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     /// Where the TCP metrics listener is bound, once it is.
     metrics_address: Mutex<Option<SocketAddr>>,
     shutdown: AtomicBool,
+    /// The shutdown leaves the daemons running for a new supervisor (an upgrade of rookery itself).
+    hand_over: AtomicBool,
     /// Becomes true once every daemon is stopped after a shutdown request.
     stopped: watch::Sender<bool>,
     started: Instant,
@@ -120,6 +122,7 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
         metrics: Arc::new(registry),
         metrics_address: Mutex::new(None),
         shutdown: AtomicBool::new(false),
+        hand_over: AtomicBool::new(false),
         stopped,
         started: Instant::now(),
     });
@@ -151,9 +154,16 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
         std::thread::Builder::new()
             .name("reconcile".into())
             .spawn(move || {
-                reconcile_loop::run(reconciler, source, spec_text, &shared.shutdown, |view| {
-                    *lock(&shared.snapshot) = view;
-                });
+                reconcile_loop::run(
+                    reconciler,
+                    source,
+                    spec_text,
+                    &shared.shutdown,
+                    &shared.hand_over,
+                    |view| {
+                        *lock(&shared.snapshot) = view;
+                    },
+                );
                 shared.stopped.send_replace(true);
             })?
     };
@@ -338,9 +348,25 @@ pub(crate) async fn ping() -> Json<control::Pong> {
 }
 
 /// Stops every daemon and the supervisor; answers once they are stopped.
-#[utoipa::path(post, path = "/v1/shutdown", tag = "meta",
+/// `POST /v1/shutdown?handOver=true`: the supervisor exits and leaves the daemons running.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct ShutdownQuery {
+    /// Leave every daemon running for the next supervisor (`rookery up` with a new rookery binary).
+    hand_over: bool,
+}
+
+/// Stops the supervisor: every daemon first, unless `handOver` (then they keep running and serving, and
+/// the next supervisor adopts them).
+#[utoipa::path(post, path = "/v1/shutdown", tag = "meta", params(ShutdownQuery),
     responses((status = 200, body = control::Stopped)))]
-pub(crate) async fn shutdown(State(shared): State<Arc<Shared>>) -> Json<control::Stopped> {
+pub(crate) async fn shutdown(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Query(query): axum::extract::Query<ShutdownQuery>,
+) -> Json<control::Stopped> {
+    if query.hand_over {
+        shared.hand_over.store(true, Ordering::SeqCst);
+    }
     shared.shutdown.store(true, Ordering::SeqCst);
     let mut stopped = shared.stopped.subscribe();
     let _ = stopped.wait_for(|s| *s).await;

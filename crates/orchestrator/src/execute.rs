@@ -222,7 +222,9 @@ impl Reconciler {
                 self.state.config_settled = None;
                 self.state.save(&l)?;
             }
-            Step::RestartForConfig { daemon, .. } => {
+            Step::RestartForConfig {
+                daemon, upgrade, ..
+            } => {
                 let spec = daemon_spec(&self.home_host()?.name, daemon)?;
                 let mut p = self.platform();
                 p.stop(std::slice::from_ref(daemon), Duration::from_secs(20));
@@ -230,6 +232,17 @@ impl Reconciler {
                 drop(p);
                 self.restarted
                     .insert(daemon.clone(), std::time::Instant::now());
+                // From the first daemon on the new release the cluster cannot go back (a mon converts
+                // its store): the new release is the floor `preflight` holds `up` to.
+                if *upgrade {
+                    if let Ok(v) = rookery_ceph::tools::program_version("ceph-mon") {
+                        if self.state.ceph_version.as_ref() != Some(&v) {
+                            self.event(format!("the cluster now runs Ceph {v}"));
+                            self.state.ceph_version = Some(v);
+                            self.state.save(&l)?;
+                        }
+                    }
+                }
             }
             Step::MarkConfigSettled { digest } => {
                 self.state.config_settled = Some(digest.clone());

@@ -319,17 +319,16 @@ impl Reconciler {
         use planners::config_db::{expected_for, Rollout, StaleDaemon};
         let want = config::database(&self.desired.conf);
         let digest = planners::config_db::digest(&want);
-        if self.state.config_settled.as_deref() == Some(digest.as_str()) || !ceph.mgr_available {
-            return None;
-        }
         let in_db = want.iter().all(|(k, v)| {
             ceph.config_db
                 .get(k)
                 .is_some_and(|(have, _)| plan::same_setting(v, have))
         });
-        if !in_db {
-            return None;
-        }
+        // What each daemon runs with is asked only while the spec's options are in the database but
+        // not yet known to be in every daemon (the mgr answers, one call per daemon).
+        let check_config = in_db
+            && ceph.mgr_available
+            && self.state.config_settled.as_deref() != Some(digest.as_str());
         let mut stale = Vec::new();
         for kind in DaemonKind::START_ORDER {
             for daemon in running
@@ -340,17 +339,23 @@ impl Reconciler {
                     DaemonKind::Rgw => format!("client.{daemon}"),
                     _ => daemon.clone(),
                 };
-                let expected = expected_for(&ceph_name, &want);
-                if expected.is_empty() {
-                    continue;
-                }
-                let shown = rookery_ceph::commands::config::show(r, &ceph_name).ok()?;
                 let restarted_lately = self
                     .restarted
                     .get(daemon)
                     .is_some_and(|t| t.elapsed() < RESTART_SETTLE);
+                let upgraded = self.platform().runs_installed_program(daemon) == Some(false);
+                let expected = if check_config {
+                    expected_for(&ceph_name, &want)
+                } else {
+                    BTreeMap::new()
+                };
+                let shown = if expected.is_empty() {
+                    Vec::new()
+                } else {
+                    rookery_ceph::commands::config::show(r, &ceph_name).ok()?
+                };
                 let mut options = Vec::new();
-                let mut needs_restart = false;
+                let mut needs_restart = upgraded;
                 for (option, value) in expected {
                     let now = shown.iter().find(|o| o.name == option);
                     if now.is_some_and(|o| plan::same_setting(&value, &o.value)) {
@@ -368,11 +373,12 @@ impl Reconciler {
                     needs_restart |= (!runtime || pinned) && !restarted_lately;
                     options.push(option);
                 }
-                if !options.is_empty() {
+                if upgraded || !options.is_empty() {
                     stale.push(StaleDaemon {
                         daemon: daemon.clone(),
                         options,
                         needs_restart,
+                        upgraded,
                     });
                 }
             }
@@ -394,6 +400,7 @@ impl Reconciler {
             stale,
             gate,
             all_osds_up: ceph.osds.values().all(|o| o.up),
+            config_checked: check_config,
         })
     }
 

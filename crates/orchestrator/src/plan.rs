@@ -188,10 +188,12 @@ pub enum Step {
         section: String,
         option: String,
     },
-    /// Restart a daemon that runs with an old value of options Ceph cannot change at run time.
+    /// Restart a daemon that runs with an old value of options Ceph cannot change at run time, or an
+    /// old program (`upgrade`).
     RestartForConfig {
         daemon: String,
         options: Vec<String>,
+        upgrade: bool,
     },
     /// Every running daemon runs with the database's options (`digest`).
     MarkConfigSettled {
@@ -322,7 +324,14 @@ impl Step {
             Step::RemoveConfig { section, option } => {
                 format!("spec.cephConfig.{section}.{option} was removed from the spec")
             }
-            Step::RestartForConfig { daemon, options } => format!(
+            Step::RestartForConfig {
+                daemon,
+                upgrade: true,
+                ..
+            } => format!("{daemon} runs a Ceph program that was upgraded on disk"),
+            Step::RestartForConfig {
+                daemon, options, ..
+            } => format!(
                 "{daemon} runs with an old {}, which Ceph cannot change while it runs",
                 options.join(", ")
             ),

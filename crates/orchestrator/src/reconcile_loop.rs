@@ -95,12 +95,14 @@ impl SpecSource for SpecFile {
     }
 }
 
-/// Runs passes until `shutdown`, then stops every daemon. `publish` gets the view after each pass.
+/// Runs passes until `shutdown`, then stops every daemon, unless `hand_over` is set (a new supervisor
+/// takes them over as they run). `publish` gets the view after each pass.
 pub fn run(
     mut reconciler: Reconciler,
     mut source: impl SpecSource,
     mut spec_text: String,
     shutdown: &AtomicBool,
+    hand_over: &AtomicBool,
     publish: impl Fn(LoopView),
 ) {
     while !shutdown.load(Ordering::SeqCst) {
@@ -128,6 +130,10 @@ pub fn run(
         }
     }
     publish(LoopView::default());
+    if hand_over.load(Ordering::SeqCst) {
+        tracing::info!("handing the running daemons over to a new supervisor");
+        return;
+    }
     tracing::info!("stopping all daemons");
     reconciler.stop_all();
 }

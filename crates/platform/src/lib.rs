@@ -298,6 +298,10 @@ pub trait Platform: Send {
     /// None when the platform runs no such daemon or cannot tell.
     fn is_current_instance(&self, name: &str, map_nonce: u64) -> Option<bool>;
 
+    /// Whether daemon `name` runs the program installed now: false once its binary was replaced on
+    /// disk (a package upgrade) under the running process. None when not running or unknown.
+    fn runs_installed_program(&self, name: &str) -> Option<bool>;
+
     /// Who holds TCP `port` on `host`, in words (`pid 12 (nginx -g ...)`), when something does.
     fn port_holder(&self, host: &str, port: u16) -> Option<String>;
 

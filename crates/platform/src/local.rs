@@ -405,6 +405,12 @@ impl Platform for LocalPlatform {
         Some(u64::from(pid) == map_nonce)
     }
 
+    fn runs_installed_program(&self, name: &str) -> Option<bool> {
+        let d = self.daemons.get(name)?;
+        let pid = d.process.as_ref()?.pid();
+        proc::runs_file(pid, &d.spec.program)
+    }
+
     fn port_holder(&self, host: &str, port: u16) -> Option<String> {
         if host != self.host.name {
             return None;

@@ -162,6 +162,24 @@ pub fn own_program() -> std::io::Result<std::process::Command> {
     Ok(cmd)
 }
 
+/// Whether process `pid` runs the very file this process runs (same device and inode): false once the
+/// binary was rebuilt or upgraded under it. None when `pid` cannot be looked at.
+pub fn runs_this_program(pid: u32) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    let ours = std::fs::metadata("/proc/self/exe").ok()?;
+    Some(theirs.dev() == ours.dev() && theirs.ino() == ours.ino())
+}
+
+/// Whether process `pid` runs the file at `path` as it is now (same device and inode). None when either
+/// cannot be looked at.
+pub fn runs_file(pid: u32, path: &std::path::Path) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    let file = std::fs::metadata(path).ok()?;
+    Some(theirs.dev() == file.dev() && theirs.ino() == file.ino())
+}
+
 /// Sets the name `ps`, `top` and `pgrep` show for this process (and the threads it starts from now on):
 /// a child started through [`own_program`] would otherwise be called "exe".
 pub fn name_this_process(name: &str) {
@@ -174,6 +192,12 @@ pub fn name_this_process(name: &str) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_runs_this_program() {
+        assert_eq!(runs_this_program(std::process::id()), Some(true));
+        assert_eq!(runs_this_program(u32::MAX), None);
+    }
 
     #[test]
     fn own_program_runs_this_very_program() {

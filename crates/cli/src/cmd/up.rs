@@ -80,8 +80,19 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
             message: format!("nothing was changed:\n{msg}"),
         });
     }
-    let running = matches!(&dir, DataDir::Cluster(state) if state.name == desired.name)
+    let mut running = matches!(&dir, DataDir::Cluster(state) if state.name == desired.name)
         && rt.block_on(api::supervisor_alive(&socket));
+    if running {
+        if let Some(pid) = rookery_platform::proc::read_pid_file(&layout.supervisor_pid())
+            .filter(|pid| rookery_platform::proc::runs_this_program(*pid) == Some(false))
+        {
+            hand_over(&rt, layout, pid)?;
+            eprintln!(
+                "the supervisor (pid {pid}) ran an older rookery binary; replaced, with every daemon left running"
+            );
+            running = false;
+        }
+    }
     if !running {
         metrics_port_free(args.metrics_port)?;
     }
@@ -154,6 +165,28 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
         remount_files(layout);
     }
     finish(&report, started, output, fresh)
+}
+
+/// Asks the running supervisor to exit and leave the daemons running, and waits until it has.
+fn hand_over(rt: &tokio::runtime::Runtime, layout: &Layout, pid: u32) -> Result<(), Failure> {
+    rt.block_on(api::call::<serde_json::Value>(
+        &layout.socket(),
+        "POST",
+        &format!("{}?handOver=true", api::SHUTDOWN),
+        Duration::from_secs(60),
+    ))
+    .map_err(|e| Failure::from(anyhow!("asking the old supervisor to hand over: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rookery_platform::proc::is_alive(pid) {
+        if Instant::now() > deadline {
+            return Err(Failure::from(anyhow!(
+                "the old supervisor (pid {pid}) did not exit within 30 s; see {}",
+                layout.supervisor_log().display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }
 
 /// A taken `--metrics-port` is refused before anything changes (the supervisor would fail on it later).

@@ -1,7 +1,8 @@
 //! The spec's `cephConfig` in the mons' config database, and in every running daemon: options set or
 //! removed there first; then each daemon still running with an old value that Ceph cannot change at run
-//! time is restarted, one at a time, only when Ceph says it may stop (`ok-to-stop`) and, for an OSD, only
-//! while every other OSD is up.
+//! time, or running a Ceph binary that was upgraded on disk, is restarted, one at a time in Ceph's
+//! upgrade order (mons, mgrs, OSDs, MDS, gateways), only when Ceph says it may stop (`ok-to-stop`) and,
+//! for an OSD, only while every other OSD is up.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +17,11 @@ pub struct StaleDaemon {
     /// As the platform names it: `mon.a`, `osd.3`, `rgw.s3`.
     pub daemon: String,
     pub options: Vec<String>,
-    /// One of them cannot change while it runs (or the daemon holds it from its config file).
+    /// One of them cannot change while it runs (or the daemon holds it from its config file), or it
+    /// was upgraded.
     pub needs_restart: bool,
+    /// Its program was replaced on disk (a Ceph package upgrade) while it ran.
+    pub upgraded: bool,
 }
 
 /// What the running daemons run with, once the database holds what the spec asks.
@@ -27,6 +31,8 @@ pub struct Rollout {
     /// Ceph's answer to `ok-to-stop` for the first daemon that needs a restart (Err: why not).
     pub gate: Option<Result<(), String>>,
     pub all_osds_up: bool,
+    /// The daemons' options were compared with the database (not only their programs).
+    pub config_checked: bool,
 }
 
 /// The database as the mons hold it: (section, option) -> (value, can change at run time).
@@ -66,17 +72,22 @@ pub fn plan(
         }
     }
     let digest = digest(want);
-    if !steps.is_empty() || settled == Some(digest.as_str()) {
+    if !steps.is_empty() {
         return (steps, None);
     }
+    let settled = settled == Some(digest.as_str());
     let Some(rollout) = rollout else {
-        return (
-            steps,
-            Some("checking that the running daemons have the spec's cephConfig".into()),
-        );
+        let waiting = (!settled)
+            .then(|| "checking that the running daemons have the spec's cephConfig".to_string());
+        return (steps, waiting);
     };
     if rollout.stale.is_empty() {
-        return (vec![Step::MarkConfigSettled { digest }], None);
+        if !settled && rollout.config_checked {
+            return (vec![Step::MarkConfigSettled { digest }], None);
+        }
+        let waiting = (!settled)
+            .then(|| "checking that the running daemons have the spec's cephConfig".to_string());
+        return (steps, waiting);
     }
     let Some(first) = rollout.stale.iter().find(|s| s.needs_restart) else {
         let names: Vec<&str> = rollout.stale.iter().map(|s| s.daemon.as_str()).collect();
@@ -89,11 +100,15 @@ pub fn plan(
         );
     };
     let is_osd = first.daemon.starts_with("osd.");
+    let what = if first.upgraded {
+        "run its upgraded Ceph program".to_string()
+    } else {
+        format!("run with {}", first.options.join(", "))
+    };
     let waiting = |why: String| {
         Some(format!(
-            "{} must restart to run with {}: waiting, {why}",
-            first.daemon,
-            first.options.join(", ")
+            "{} must restart to {what}: waiting, {why}",
+            first.daemon
         ))
     };
     match &rollout.gate {
@@ -105,6 +120,7 @@ pub fn plan(
             vec![Step::RestartForConfig {
                 daemon: first.daemon.clone(),
                 options: first.options.clone(),
+                upgrade: first.upgraded,
             }],
             None,
         ),
@@ -181,6 +197,7 @@ mod tests {
         .into();
         let fine = Rollout {
             all_osds_up: true,
+            config_checked: true,
             ..Default::default()
         };
         let (steps, _) = plan(&want, &BTreeMap::new(), &db, None, Some(&fine));
@@ -212,18 +229,21 @@ mod tests {
             daemon: d.into(),
             options: vec!["osd_op_num_shards".into()],
             needs_restart: true,
+            upgraded: false,
         };
         let mut r = Rollout {
             stale: vec![stale("osd.0"), stale("osd.1")],
             gate: Some(Ok(())),
             all_osds_up: true,
+            config_checked: true,
         };
         let (steps, _) = plan(&want, &BTreeMap::new(), &db, None, Some(&r));
         assert_eq!(
             steps,
             [Step::RestartForConfig {
                 daemon: "osd.0".into(),
-                options: vec!["osd_op_num_shards".into()]
+                options: vec!["osd_op_num_shards".into()],
+                upgrade: false
             }]
         );
         r.all_osds_up = false;
@@ -235,6 +255,39 @@ mod tests {
         let (steps, waiting) = plan(&want, &BTreeMap::new(), &db, None, Some(&r));
         assert!(steps.is_empty());
         assert!(waiting.unwrap().contains("2 PGs would become inactive"));
+    }
+
+    #[test]
+    fn an_upgraded_daemon_restarts_even_when_the_config_is_settled() {
+        let want = Options::new();
+        let r = Rollout {
+            stale: vec![StaleDaemon {
+                daemon: "mon.a".into(),
+                options: vec![],
+                needs_restart: true,
+                upgraded: true,
+            }],
+            gate: Some(Ok(())),
+            all_osds_up: true,
+            config_checked: false,
+        };
+        let (steps, _) = plan(
+            &want,
+            &BTreeMap::new(),
+            &Database::new(),
+            Some(&digest(&want)),
+            Some(&r),
+        );
+        assert!(matches!(&steps[..], [Step::RestartForConfig { daemon, .. }] if daemon == "mon.a"));
+        let quiet = Rollout { stale: vec![], ..r };
+        let (steps, waiting) = plan(
+            &want,
+            &BTreeMap::new(),
+            &Database::new(),
+            Some(&digest(&want)),
+            Some(&quiet),
+        );
+        assert!(steps.is_empty() && waiting.is_none());
     }
 
     #[test]
