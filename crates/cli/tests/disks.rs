@@ -267,54 +267,6 @@ fn osds_up(c: &TestCluster) -> usize {
         .map_or(0, |a| a.iter().filter(|o| o["up"] == true).count())
 }
 
-/// A mount taken away when dropped.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// The writer's ring: this many 64 KiB blocks, overwritten round and round.
-const RING_BLOCKS: usize = 256;
-
-/// Writes checksummed 64 KiB blocks round a 16 MiB ring in a file on the mounted volume until told to
-/// stop, each one synced; returns each slot's last checksum, how many blocks were written, and every
-/// error seen.
-fn writer(
-    path: PathBuf,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<(Vec<Option<u64>>, u64, Vec<String>)> {
-    std::thread::spawn(move || {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut sums = vec![None; RING_BLOCKS];
-        let mut errors = Vec::new();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        let mut seq: u64 = 0;
-        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            let slot = (seq as usize) % RING_BLOCKS;
-            let block = common::pseudo_random(seq + 1, 64 << 10);
-            let wrote = f
-                .seek(SeekFrom::Start((slot as u64) * (64 << 10)))
-                .and_then(|_| f.write_all(&block))
-                .and_then(|_| f.sync_data());
-            match wrote {
-                Ok(()) => sums[slot] = Some(common::checksum(&block)),
-                Err(e) => errors.push(e.to_string()),
-            }
-            seq += 1;
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        (sums, seq, errors)
-    })
-}
-
 #[test]
 fn osds_on_devices_come_and_go_while_a_volume_is_written() {
     let _shared = EXCLUSIVE.read().unwrap_or_else(|p| p.into_inner());
@@ -375,9 +327,9 @@ spec: {{failureDomain: osd, replicated: {{size: 2}}}}
     std::fs::create_dir(&mnt).unwrap();
     c.ok(&["volume", "mount", "data", mnt.to_str().unwrap()]);
     // Unmounted before the cluster goes, also when an assertion fails.
-    let _mounted = Unmount(mnt.clone());
+    let _mounted = common::Unmount(mnt.clone());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let written = writer(mnt.join("blocks.bin"), stop.clone());
+    let written = common::ring_writer(mnt.join("blocks.bin"), stop.clone());
 
     // 1. The device the spec names appears: an OSD within 15 s, nothing restarted.
     let daemons_before: Vec<(String, u64)> = c.status()["daemons"]
@@ -540,18 +492,8 @@ spec: {{failureDomain: osd, replicated: {{size: 2}}}}
 
     // 5. The writer never failed and every block reads back as written.
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (sums, blocks, errors) = written.join().unwrap();
-    assert!(errors.is_empty(), "the writer saw errors: {errors:?}");
-    assert!(
-        blocks as usize > RING_BLOCKS,
-        "only {blocks} blocks written"
-    );
+    let blocks = common::verify_ring(&mnt.join("blocks.bin"), written.join().unwrap());
     eprintln!("the writer wrote {blocks} blocks of 64 KiB without an error");
-    let data = std::fs::read(mnt.join("blocks.bin")).unwrap();
-    for (i, sum) in sums.iter().enumerate() {
-        let block = &data[i * (64 << 10)..(i + 1) * (64 << 10)];
-        assert_eq!(Some(common::checksum(block)), *sum, "block {i} changed");
-    }
     c.ok(&["volume", "unmount", mnt.to_str().unwrap()]);
 }
 

@@ -540,3 +540,143 @@ fn ceph_config_reaches_running_daemons() {
         "{s:#}"
     );
 }
+
+/// `rookery` (the program at `exe`) with the test's PATH, where the Ceph programs are copies it can
+/// replace as a package upgrade would.
+fn rookery_with(
+    exe: &std::path::Path,
+    path: &str,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(exe)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("PATH", path)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn upgrades_keep_a_written_volume_going() {
+    let c = TestCluster::new_dir();
+    let work = c.dir.parent().unwrap().to_path_buf();
+    let bin = work.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let install = |program: &str, from: &std::path::Path| {
+        // A new file (new inode) moved over the old one, as dpkg does.
+        let staged = bin.join(format!("{program}.new"));
+        std::fs::copy(from, &staged).unwrap();
+        std::fs::rename(&staged, bin.join(program)).unwrap();
+    };
+    for p in ["ceph-mon", "ceph-mgr", "ceph-osd"] {
+        install(p, &std::path::Path::new("/usr/bin").join(p));
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let original = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rookery"));
+    let run = |exe: &std::path::Path, args: &[&str]| {
+        let o = rookery_with(exe, &path, &c.dir, args);
+        assert!(o.status.success(), "rookery {args:?}: {}", text(&o));
+        o
+    };
+    run(&original, &["up", "--mon-port", "0"]);
+    run(&original, &["volume", "create", "data", "--size", "256Mi"]);
+    let mnt = work.join("data");
+    std::fs::create_dir(&mnt).unwrap();
+    run(
+        &original,
+        &["volume", "mount", "data", mnt.to_str().unwrap()],
+    );
+    let _mounted = common::Unmount(mnt.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let written = common::ring_writer(mnt.join("blocks.bin"), stop.clone());
+    let before = pids(&c);
+    let supervisor = c.status()["supervisor"]["pid"].as_u64().unwrap();
+
+    // 1. A rebuilt rookery: `up` replaces the supervisor, every daemon keeps running.
+    let rebuilt = bin.join("rookery");
+    std::fs::copy(&original, &rebuilt).unwrap();
+    let up = text(&run(&rebuilt, &["up"]));
+    assert!(
+        up.contains("replaced, with every daemon left running"),
+        "{up}"
+    );
+    let s = c.status();
+    assert_ne!(s["supervisor"]["pid"].as_u64(), Some(supervisor), "{s:#}");
+    assert_eq!(
+        pids(&c),
+        before,
+        "daemons were restarted with the supervisor"
+    );
+    assert_eq!(s["ready"], true, "{s:#}");
+
+    // 2. New Ceph programs: every daemon restarts onto them, mons first, one at a time, never two
+    // OSDs down, while the volume is written.
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let fewest_up = {
+        let watching = watching.clone();
+        let conf = c.dir.join("ceph.conf");
+        std::thread::spawn(move || {
+            let r = Rados::connect(&conf, "admin", Duration::from_secs(10)).unwrap();
+            let mut fewest = usize::MAX;
+            while watching.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(d) = rookery_ceph::commands::osd::dump(&r) {
+                    fewest = fewest.min(d.osds.iter().filter(|o| o.up == 1).count());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            fewest
+        })
+    };
+    let started = Instant::now();
+    for p in ["ceph-mon", "ceph-mgr", "ceph-osd"] {
+        install(p, &std::path::Path::new("/usr/bin").join(p));
+    }
+    loop {
+        let now = pids(&c);
+        let s = c.status();
+        if before
+            .iter()
+            .all(|(name, pid)| now.get(name).is_some_and(|p| p != pid && *p != 0))
+            && s["ready"] == true
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "not every daemon restarted onto the new programs: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "rolling upgrade of every daemon took {:?}",
+        started.elapsed()
+    );
+    watching.store(false, std::sync::atomic::Ordering::SeqCst);
+    let fewest = fewest_up.join().unwrap();
+    assert!(fewest >= 2, "{fewest} OSDs were up at one point");
+    let events = c.status()["reconcile"]["recent"].to_string();
+    let order: Vec<usize> = ["restarting mon.a", "restarting mgr.a", "restarting osd.0"]
+        .iter()
+        .map(|e| {
+            events
+                .find(e)
+                .unwrap_or_else(|| panic!("no `{e}` in {events}"))
+        })
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "not in upgrade order: {events}"
+    );
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let blocks = common::verify_ring(&mnt.join("blocks.bin"), written.join().unwrap());
+    eprintln!("the volume took {blocks} writes of 64 KiB through both upgrades without an error");
+    run(&rebuilt, &["volume", "unmount", mnt.to_str().unwrap()]);
+}

@@ -304,3 +304,71 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .find_map(|v| v.split_whitespace().next()?.parse().ok())
 }
+
+/// A mount taken away when dropped.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The writer's ring: this many 64 KiB blocks, overwritten round and round.
+pub const RING_BLOCKS: usize = 256;
+
+/// Writes checksummed 64 KiB blocks round a 16 MiB ring in a file on the mounted volume until told to
+/// stop, each one synced; returns each slot's last checksum, how many blocks were written, and every
+/// error seen.
+pub fn ring_writer(
+    path: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(Vec<Option<u64>>, u64, Vec<String>)> {
+    std::thread::spawn(move || {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut sums = vec![None; RING_BLOCKS];
+        let mut errors = Vec::new();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let mut seq: u64 = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let slot = (seq as usize) % RING_BLOCKS;
+            let block = pseudo_random(seq + 1, 64 << 10);
+            let wrote = f
+                .seek(SeekFrom::Start((slot as u64) * (64 << 10)))
+                .and_then(|_| f.write_all(&block))
+                .and_then(|_| f.sync_data());
+            match wrote {
+                Ok(()) => sums[slot] = Some(checksum(&block)),
+                Err(e) => errors.push(e.to_string()),
+            }
+            seq += 1;
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        (sums, seq, errors)
+    })
+}
+
+/// Checks a ring written by [`ring_writer`]: no write failed, it went round at least once, every slot
+/// holds what was last written there. Returns how many blocks were written.
+pub fn verify_ring(file: &Path, written: (Vec<Option<u64>>, u64, Vec<String>)) -> u64 {
+    let (sums, blocks, errors) = written;
+    assert!(errors.is_empty(), "the writer saw errors: {errors:?}");
+    assert!(
+        blocks as usize > RING_BLOCKS,
+        "only {blocks} blocks written"
+    );
+    let data = std::fs::read(file).unwrap();
+    for (i, sum) in sums.iter().enumerate() {
+        let block = &data[i * (64 << 10)..(i + 1) * (64 << 10)];
+        assert_eq!(Some(checksum(block)), *sum, "block {i} changed");
+    }
+    blocks
+}
