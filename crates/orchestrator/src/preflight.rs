@@ -179,6 +179,29 @@ fn tempfile_in(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_file(&p)
 }
 
+/// Whether files in `dir` take user extended attributes (`user.*`), which Ceph's tools set on OSD and
+/// mon folders in places (ceph-volume, the FileStore heritage of `ceph-objectstore-tool`). None when it
+/// could not be tried.
+fn user_xattrs(dir: &Path) -> Option<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = dir.join(format!(
+        ".rookery-xattr-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&p, b"").ok()?;
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    let name = c"user.rookery.test";
+    // SAFETY: both strings are NUL-terminated and live through the call; the value is 1 byte.
+    let rc = unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), b"1".as_ptr().cast(), 1, 0) };
+    let err = std::io::Error::last_os_error().raw_os_error();
+    let _ = std::fs::remove_file(&p);
+    match (rc, err) {
+        (0, _) => Some(true),
+        (_, Some(libc::ENOTSUP)) => Some(false),
+        _ => None,
+    }
+}
+
 /// Whether files in `dir` can be opened for direct I/O, as BlueStore opens its block file (some FUSE
 /// and network filesystems, and tmpfs before Linux 6.6, refuse it with EINVAL). None when it could not
 /// be tried.
@@ -377,6 +400,16 @@ pub fn check(
         ));
     }
 
+    if user_xattrs(&base) == Some(false) {
+        out.push(Finding::warn(
+            "extended attributes",
+            format!(
+                "the filesystem of {} does not take user extended attributes, which some Ceph tools set on OSD folders",
+                base.display()
+            ),
+            "remount it with user_xattr (ext4: mount -o remount,user_xattr), or use a --data-dir on ext4, xfs or btrfs",
+        ));
+    }
     match direct_io(&base) {
         Some(false) => out.push(Finding::error(
             "direct I/O",
@@ -504,6 +537,13 @@ mod tests {
         );
         let broken = [("radosgw", Err("printed no version".to_string()))];
         assert!(check_versions(&broken, None).message.contains("radosgw"));
+    }
+
+    #[test]
+    fn this_data_dir_filesystem_takes_user_xattrs() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(user_xattrs(d.path()), Some(true));
+        assert_eq!(user_xattrs(&d.path().join("missing")), None);
     }
 
     #[test]

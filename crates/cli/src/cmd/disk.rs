@@ -342,12 +342,33 @@ pub fn run(layout: &Layout, args: &DiskArgs, output: Output) -> CmdResult {
                 }
                 _ => None,
             };
+            // The cluster's OSD files, listed after the devices.
+            let files: Vec<(String, u64, String)> = ClusterState::load(layout)
+                .ok()
+                .flatten()
+                .map(|s| {
+                    s.osds
+                        .iter()
+                        .filter(|o| o.device.is_none())
+                        .filter_map(|o| {
+                            let block = o.block.as_ref()?;
+                            let size = std::fs::metadata(block).map_or(0, |m| m.len());
+                            let osd =
+                                o.id.map_or("osd (unfinished)".into(), |i| format!("osd.{i}"));
+                            Some((block.display().to_string(), size, osd))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             match output {
                 Output::Json => {
-                    let list: Vec<_> = inventory
+                    let mut list: Vec<_> = inventory
                         .iter()
                         .map(|d| json!({"device": d, "osd": osd_of(d)}))
                         .collect();
+                    list.extend(files.iter().map(|(path, size, osd)| {
+                        json!({"file": {"path": path, "size_bytes": size}, "osd": osd})
+                    }));
                     println!("{}", json!(list));
                 }
                 Output::Text => {
@@ -388,6 +409,16 @@ pub fn run(layout: &Layout, args: &DiskArgs, output: Output) -> CmdResult {
                             } else {
                                 uses.join("; ")
                             }
+                        );
+                    }
+                    for (path, size_bytes, osd) in &files {
+                        println!(
+                            "{:<10} {:>9} {:<9} {:<28} {:<26} {osd}",
+                            "(file)",
+                            size(*size_bytes),
+                            "file",
+                            shorten(path, 28),
+                            "bluestore"
                         );
                     }
                 }
