@@ -446,11 +446,19 @@ impl Reconciler {
                 block: match (&o.device, &devices) {
                     (None, _) => plan::OsdBlock::File,
                     (Some(_), None) => plan::OsdBlock::Unknown,
-                    (Some(recorded), Some(seen)) => plan::OsdBlock::Device {
-                        recorded: recorded.clone(),
-                        found: rookery_platform::devices::find_osd(&seen.devices, &o.uuid),
-                        linked: o.id.and_then(|id| st.osd_block(id)),
-                    },
+                    (Some(recorded), Some(seen)) => {
+                        let found = rookery_platform::devices::find_osd(&seen.devices, &o.uuid);
+                        // A device that could not be read may be the one: not known to be gone.
+                        if found.is_none() && seen.devices.iter().any(|d| d.probe_error.is_some()) {
+                            plan::OsdBlock::Unknown
+                        } else {
+                            plan::OsdBlock::Device {
+                                recorded: recorded.clone(),
+                                found,
+                                linked: o.id.and_then(|id| st.osd_block(id)),
+                            }
+                        }
+                    }
                 },
             })
             .collect();

@@ -31,10 +31,17 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Partial<OsdError> {
                 recorded,
                 found: None,
                 ..
-            } => p.refuse(OsdError::DeviceGone {
-                id,
-                device: recorded.display().to_string(),
-            }),
+            } => {
+                // Its process cannot serve without the device: stopped rather than restarted forever.
+                let daemon = format!("osd.{id}");
+                if observed.running.contains(&daemon) {
+                    p.step(Step::Stop { daemon });
+                }
+                p.refuse(OsdError::DeviceGone {
+                    id,
+                    device: recorded.display().to_string(),
+                })
+            }
             OsdBlock::Device {
                 found: Some(found),
                 linked,
@@ -317,5 +324,9 @@ mod tests {
             all_running(&d, &o),
             "a dead OSD does not hold the rest back"
         );
+        o.running.insert("osd.4".into());
+        assert!(plan(&d, &o).steps.contains(&Step::Stop {
+            daemon: "osd.4".into()
+        }));
     }
 }
