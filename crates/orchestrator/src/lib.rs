@@ -448,8 +448,15 @@ impl Reconciler {
                     (Some(_), None) => plan::OsdBlock::Unknown,
                     (Some(recorded), Some(seen)) => {
                         let found = rookery_platform::devices::find_osd(&seen.devices, &o.uuid);
-                        // A device that could not be read may be the one: not known to be gone.
-                        if found.is_none() && seen.devices.iter().any(|d| d.probe_error.is_some()) {
+                        // A device that could not be read may be the one (unless it is mounted or
+                        // split, which an OSD's device never is): not known to be gone.
+                        let unreadable = seen.devices.iter().any(|d| {
+                            d.probe_error.is_some()
+                                && d.mounts.is_empty()
+                                && d.partitions.is_empty()
+                                && d.holders.is_empty()
+                        });
+                        if found.is_none() && unreadable {
                             plan::OsdBlock::Unknown
                         } else {
                             plan::OsdBlock::Device {
