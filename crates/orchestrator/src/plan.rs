@@ -758,6 +758,10 @@ mod tests {
             modules_enabled: set(&["pg_autoscaler"]),
             ..Default::default()
         });
+        // Every daemon was seen running with the (empty) cephConfig.
+        o.config_settled = Some(planners::config_db::digest(&crate::config::database(
+            &desired().conf,
+        )));
         assert_eq!(plan(&desired(), &o), Plan::default());
         // A changed pool size and a dead OSD are both corrected.
         o.ceph
