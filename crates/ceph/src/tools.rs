@@ -279,6 +279,7 @@ pub fn osd_mkfs(
     id: u32,
     uuid: &str,
     device: Option<&Path>,
+    options: &[(String, String)],
     log: &Path,
 ) -> Result<(), ToolError> {
     let mut args = vec![
@@ -295,6 +296,10 @@ pub fn osd_mkfs(
         // Over ceph.conf's block file: bluestore links `block` in the OSD's folder to the device.
         args.push("--bluestore-block-path".into());
         args.push(device.display().to_string());
+    }
+    for (name, value) in options {
+        args.push(format!("--{name}"));
+        args.push(value.clone());
     }
     run(
         &format!("creating the store of osd.{id}"),

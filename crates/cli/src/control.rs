@@ -385,6 +385,8 @@ async fn retire_osd(
 )> {
     use rookery_orchestrator::osd_requests::{self, RequestError, RetireError};
     let Json(body) = body?;
+    // Retiring an OSD file lowers the spec's count: one spec edit at a time.
+    let _edit = shared.edits.lock().await;
     let layout = shared.layout.clone();
     let rados = rados(&shared)?;
     blocking(move || {

@@ -490,7 +490,38 @@ spec: {{failureDomain: osd, replicated: {{size: 2}}}}
         "the old file stayed"
     );
 
-    // 5. The writer never failed and every block reads back as written.
+    // 5. A device that goes away: its OSD is dead, stopped (not restarted forever) and reported with
+    // the command that removes it, which then works.
+    let pid = c.daemon_pid("osd.1");
+    sh(Command::new("losetup").arg("-d").arg(&dev_b));
+    // The loop device goes once its last opener, the OSD, lets go of it.
+    rookery_platform::proc::signal(pid, libc::SIGKILL);
+    let gone = std::time::Instant::now();
+    loop {
+        let s = c.status();
+        let problems = s["reconcile"]["problems"].to_string();
+        let running = s["daemons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "osd.1");
+        if problems.contains("osd.1 is dead") && problems.contains("rookery osd rm 1") && !running {
+            break;
+        }
+        assert!(
+            gone.elapsed() < std::time::Duration::from_secs(30),
+            "osd.1 lost its device but is not reported dead and stopped: {s:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    eprintln!(
+        "osd.1 reported dead {:?} after its device went",
+        gone.elapsed()
+    );
+    c.ok(&["osd", "rm", "1"]);
+    assert_eq!(osd_ids(&c), [0, device_osd]);
+
+    // 6. The writer never failed and every block reads back as written.
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let blocks = common::verify_ring(&mnt.join("blocks.bin"), written.join().unwrap());
     eprintln!("the writer wrote {blocks} blocks of 64 KiB without an error");

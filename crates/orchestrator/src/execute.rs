@@ -478,6 +478,13 @@ impl Reconciler {
         if to_make.iter().any(|o| o.device.is_some()) {
             self.devices_changed();
         }
+        // mkfs runs without the mons: it gets the database's options for each OSD on its command line.
+        let database = crate::config::database(&self.desired.conf);
+        let options_of = |id: u32| -> Vec<(String, String)> {
+            crate::planners::config_db::expected_for(&format!("osd.{id}"), &database)
+                .into_iter()
+                .collect()
+        };
         // Side by side, without the platform's lock: an OSD's store takes about 2 s to make.
         let stores = self.stores.clone();
         let results: Vec<Result<(), OrchestratorError>> = std::thread::scope(|s| {
@@ -491,6 +498,7 @@ impl Reconciler {
                             uuid: o.uuid.clone(),
                             key: o.key.clone(),
                             device: o.device.clone(),
+                            options: options_of(o.id),
                         })?)
                     })
                 })

@@ -189,6 +189,11 @@ pub fn request(
     if let Some(device) = replace_with {
         replacement_fits(layout, &state, id, device)?;
     }
+    // An OSD file leaves the spec's count before the request is recorded: in between, the planner only
+    // sees one file too many (refused, nothing done), never one too few (which it would make again).
+    if record.device.is_none() {
+        lower_file_count(layout)?;
+    }
     let request = OsdRequest {
         id,
         uuid: record.uuid.clone(),
@@ -201,6 +206,30 @@ pub fn request(
         q.requests.push(recorded);
     })?;
     Ok(request)
+}
+
+/// Saves the cluster's spec with `spec.storage.osdFiles.count` one lower (validated as a whole).
+fn lower_file_count(layout: &Layout) -> Result<(), OrchestratorError> {
+    use crate::resources::{edited_spec, save, saved_docs};
+    let other = |e: crate::resources::ResourceError| OrchestratorError::Other(e.to_string());
+    let mut cluster = saved_docs(layout)
+        .map_err(other)?
+        .into_iter()
+        .find(|d| d.get("kind").and_then(|k| k.as_str()) == Some("CephCluster"))
+        .ok_or_else(|| OrchestratorError::Other("the saved spec has no CephCluster".into()))?;
+    let count = cluster
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("storage"))
+        .and_then(|s| s.get_mut("osdFiles"))
+        .and_then(|f| f.get_mut("count"));
+    if let Some(count) = count {
+        let n = count.as_u64().unwrap_or(0);
+        *count = serde_yaml::Value::from(n.saturating_sub(1));
+    }
+    let text =
+        serde_yaml::to_string(&cluster).map_err(|e| OrchestratorError::Other(e.to_string()))?;
+    let (merged, _) = edited_spec(layout, &text, "osd rm", false).map_err(other)?;
+    save(layout, &merged).map_err(other)
 }
 
 /// A replacement device must be one a selection naming it would take.

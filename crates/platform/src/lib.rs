@@ -208,6 +208,9 @@ pub enum StoreRequest {
         uuid: String,
         key: String,
         device: Option<PathBuf>,
+        /// Options from the mons' config database that apply to this OSD: mkfs runs without the mons,
+        /// so it is given them on its command line (e.g. `bluestore_min_alloc_size`).
+        options: Vec<(String, String)>,
     },
 }
 

@@ -114,6 +114,7 @@ impl DataDirStores {
         uuid: &str,
         key: &str,
         device: Option<&Path>,
+        options: &[(String, String)],
     ) -> Result<(), PlatformError> {
         if let Some(d) = device {
             crate::devices::check_blank(d, uuid)?;
@@ -133,6 +134,7 @@ impl DataDirStores {
             id,
             uuid,
             device,
+            options,
             &self.log(&format!("osd.{id}.mkfs.log")),
         )?;
         Self::mark_ready(&data)
@@ -170,7 +172,8 @@ impl Stores for DataDirStores {
                 uuid,
                 key,
                 device,
-            } => self.make_osd(*id, uuid, key, device.as_deref()),
+                options,
+            } => self.make_osd(*id, uuid, key, device.as_deref(), options),
         }
     }
 

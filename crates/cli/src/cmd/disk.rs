@@ -224,9 +224,7 @@ fn add(
         q.released.retain(|p| p.to_string_lossy() != unreleased)
     })
     .map_err(|e| Failure::from(anyhow!(e)))?;
-    if let Some(cluster) = cluster_with_device(layout, &path)? {
-        apply_quietly(layout, &cluster)?;
-    }
+    add_to_spec(layout, &path)?;
     if no_wait {
         println!("{path} is in the spec; the supervisor makes the OSD (`rookery status`)");
         return Ok(());
@@ -267,23 +265,9 @@ fn add(
     }
 }
 
-/// Applies the edited CephCluster through the supervisor (validated with the whole spec, saved,
-/// reconciled).
-fn apply_quietly(layout: &Layout, cluster: &str) -> CmdResult {
-    let _: crate::control::ApplyResult = crate::api::Client::new(layout)?
-        .send(
-            "POST",
-            "/v1/resources",
-            Some(crate::api::Body::yaml(cluster)),
-            std::time::Duration::from_secs(240),
-        )
-        .map_err(|r| r.word(crate::api::plain))?;
-    Ok(())
-}
-
-/// The saved CephCluster document with `device` added to spec.storage.devices[], as YAML; None when
-/// the spec's own selection takes it already.
-fn cluster_with_device(layout: &Layout, device: &str) -> Result<Option<String>, Failure> {
+/// Adds `device` to the saved CephCluster's spec.storage.devices[] through the supervisor, unless the
+/// spec's own selection takes it already.
+fn add_to_spec(layout: &Layout, device: &str) -> CmdResult {
     let platform = rookery_platform::local::LocalPlatform::new(&layout.root);
     let host = crate::home_host(&platform)?;
     let (_, _, desired) = super::load_spec(None, layout)?;
@@ -299,31 +283,15 @@ fn cluster_with_device(layout: &Layout, device: &str) -> Result<Option<String>, 
         ) == Verdict::Take
     });
     if spec_takes {
-        return Ok(None);
+        return Ok(());
     }
-    let docs = rookery_orchestrator::resources::saved_docs(layout)
-        .map_err(|e| Failure::from(anyhow!(e)))?;
-    let Some(mut cluster) = docs
-        .into_iter()
-        .find(|d| d.get("kind").and_then(|k| k.as_str()) == Some("CephCluster"))
-        .and_then(|d| serde_json::to_value(d).ok())
-    else {
-        return Err(Failure::bad_input("the saved spec has no CephCluster"));
-    };
-    let storage = cluster
-        .get_mut("spec")
-        .and_then(|s| s.as_object_mut())
-        .map(|s| s.entry("storage").or_insert_with(|| json!({})));
-    let Some(storage) = storage.and_then(|s| s.as_object_mut()) else {
-        return Err(Failure::bad_input("the saved CephCluster has no spec"));
-    };
-    let list = storage.entry("devices").or_insert_with(|| json!([]));
-    if let Some(list) = list.as_array_mut() {
-        list.push(json!({"name": device}));
-    }
-    serde_yaml::to_string(&cluster)
-        .map(Some)
-        .map_err(|e| Failure::from(anyhow!(e)))
+    super::resources::edit_storage(layout, |storage| {
+        let list = storage.entry("devices").or_insert_with(|| json!([]));
+        if let Some(list) = list.as_array_mut() {
+            list.push(json!({"name": device}));
+        }
+    })?;
+    Ok(())
 }
 
 pub fn run(layout: &Layout, args: &DiskArgs, output: Output) -> CmdResult {

@@ -259,6 +259,41 @@ fn get_pools(layout: &Layout, output: Output) -> CmdResult {
     Ok(())
 }
 
+/// Changes the saved CephCluster's `spec.storage` (as JSON, so every other field stays as written) and
+/// applies it through the supervisor, which validates it with the whole spec, saves and reconciles.
+pub fn edit_storage(
+    layout: &Layout,
+    change: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> CmdResult {
+    let docs = rookery_orchestrator::resources::saved_docs(layout)
+        .map_err(|e| Failure::from(anyhow::anyhow!(e)))?;
+    let Some(mut cluster) = docs
+        .into_iter()
+        .find(|d| d.get("kind").and_then(|k| k.as_str()) == Some("CephCluster"))
+        .and_then(|d| serde_json::to_value(d).ok())
+    else {
+        return Err(Failure::bad_input("the saved spec has no CephCluster"));
+    };
+    let storage = cluster
+        .get_mut("spec")
+        .and_then(|s| s.as_object_mut())
+        .map(|s| s.entry("storage").or_insert_with(|| json!({})));
+    let Some(storage) = storage.and_then(|s| s.as_object_mut()) else {
+        return Err(Failure::bad_input("the saved CephCluster has no spec"));
+    };
+    change(storage);
+    let text = serde_yaml::to_string(&cluster).map_err(|e| Failure::from(anyhow::anyhow!(e)))?;
+    let _: ApplyResult = Client::new(layout)?
+        .send(
+            "POST",
+            "/v1/resources",
+            Some(Body::yaml(&text)),
+            APPLY_TIMEOUT,
+        )
+        .map_err(|r| r.word(api::plain))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,10 +57,19 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Partial<OsdError> {
             }
         }
     }
+    // OSD files on their way out (`osd rm|replace`) no longer count: the spec's count is lowered with
+    // the request.
+    let leaving = |uuid: &str| {
+        observed
+            .osd_requests
+            .requests
+            .iter()
+            .any(|q| q.uuid == uuid)
+    };
     let have = observed
         .osds
         .iter()
-        .filter(|o| o.block == OsdBlock::File)
+        .filter(|o| o.block == OsdBlock::File && !leaving(&o.uuid))
         .count() as u32;
     for _ in have..desired.osd_count {
         p.step(Step::AddOsd);
