@@ -472,7 +472,7 @@ spec: {{failureDomain: osd, replicated: {{size: 2}}}}
     assert!(added.contains("is osd."), "{added}");
 
     // 4. A file OSD moves to a new device under its id.
-    let b = p.image("b", "6G");
+    let b = p.image("b", "7G");
     let dev_b = p.attach("b", &b, &[]);
     let replaced = text(&c.ok(&["osd", "replace", "1", dev_b.to_str().unwrap()]));
     assert!(replaced.contains("osd.1 now lives on"), "{replaced}");
@@ -488,6 +488,24 @@ spec: {{failureDomain: osd, replicated: {{size: 2}}}}
     assert!(
         !c.dir.join("osd/ceph-1.block").exists(),
         "the old file stayed"
+    );
+    // Its share of data follows the new device (7 GiB), not the 6 GiB file it replaced.
+    let tree: serde_json::Value = r
+        .command(
+            rookery_ceph::Target::Mon,
+            serde_json::json!({"prefix": "osd tree", "format": "json"}),
+        )
+        .unwrap();
+    let weight = tree["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == 1)
+        .and_then(|n| n["crush_weight"].as_f64())
+        .unwrap_or_default();
+    assert!(
+        (weight - 7.0 / 1024.0).abs() < 0.0002,
+        "osd.1's CRUSH weight is {weight}: {tree:#}"
     );
 
     // 5. A device that goes away: its OSD is dead, stopped (not restarted forever) and reported with

@@ -556,6 +556,11 @@ impl Reconciler {
                 None => osd::purge(&r, id)?,
             }
         }
+        // A destroyed OSD keeps its CRUSH weight, which its successor would inherit: it follows the new
+        // device's size instead.
+        if let Some(size) = replace_with.as_deref().and_then(device_size) {
+            osd::crush_reweight(&r, id, size)?;
+        }
         self.stores.release_osd(id, uuid, device)?;
         let Some(index) = self.state.osds.iter().position(|o| o.uuid == uuid) else {
             return Ok(());
@@ -637,6 +642,14 @@ impl Reconciler {
         self.state.save(&l)?;
         Ok((id, secret))
     }
+}
+
+/// A block device's size in bytes (its end), None when it cannot be opened.
+fn device_size(path: &std::path::Path) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    std::fs::File::open(path)
+        .and_then(|mut f| f.seek(SeekFrom::End(0)))
+        .ok()
 }
 
 /// The keys that seed a new cluster's auth database: the mons' own and the admin's, as `CreateKeys`

@@ -59,6 +59,15 @@ pub fn new_with_id(r: &Rados, uuid: &str, id: u32, cephx_secret: &str) -> Result
     })
 }
 
+fn crush_reweight_cmd(id: u32, weight: f64) -> Cmd {
+    Cmd::mon(json!({"prefix": "osd crush reweight", "name": format!("osd.{id}"), "weight": weight}))
+}
+
+/// `osd crush reweight`: OSD `id`'s share of data follows `bytes` (CRUSH weights are TiB).
+pub fn crush_reweight(r: &Rados, id: u32, bytes: u64) -> Result<(), CephError> {
+    crush_reweight_cmd(id, bytes as f64 / (1u64 << 40) as f64).run(r)
+}
+
 fn out_cmd(id: u32) -> Cmd {
     Cmd::mon(json!({"prefix": "osd out", "ids": [id.to_string()]}))
 }
@@ -239,6 +248,11 @@ mod tests {
             new_with_id_cmd("u", 3),
             Target::Mon,
             json!({"prefix": "osd new", "uuid": "u", "id": 3}),
+        );
+        assert_cmd(
+            crush_reweight_cmd(3, 0.5),
+            Target::Mon,
+            json!({"prefix": "osd crush reweight", "name": "osd.3", "weight": 0.5}),
         );
         assert_cmd(
             out_cmd(3),
