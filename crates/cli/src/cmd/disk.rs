@@ -30,7 +30,9 @@ pub enum DiskCommand {
     /// spec) would turn into OSDs, and for every other device the reason. Changes nothing.
     ///
     /// Example: rookery disk plan
+    ///
     /// Example: rookery disk plan --use-all-devices
+    ///
     /// Example: rookery disk plan --device-filter '^loop[3-5]$'
     Plan(SelectionArgs),
     /// Make one device an OSD now: it joins spec.storage.devices[] (unless the spec selects it already)
@@ -39,6 +41,7 @@ pub enum DiskCommand {
     /// held, a volume's) is refused always.
     ///
     /// Example: rookery disk add /dev/loop7
+    ///
     /// Example: rookery disk add /dev/vdc --wipe /dev/vdc
     Add {
         /// The device: a kernel name (vdc), a path (/dev/vdc) or a stable name (/dev/disk/by-id/...).
