@@ -332,17 +332,7 @@ spec: {{failureDomain: osd, replicated: {{size: 2}}}}
     let written = common::ring_writer(mnt.join("blocks.bin"), stop.clone());
 
     // 1. The device the spec names appears: an OSD within 15 s, nothing restarted.
-    let daemons_before: Vec<(String, u64)> = c.status()["daemons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["name"].as_str().unwrap().to_string(),
-                d["pid"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
+    let daemons_before = common::pids(&c);
     let a = p.image("a", "6G");
     let attached = std::time::Instant::now();
     sh(Command::new("losetup")
@@ -359,15 +349,9 @@ spec: {{failureDomain: osd, replicated: {{size: 2}}}}
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     eprintln!("OSD on the new device up after {:?}", attached.elapsed());
-    let s = c.status();
+    let now = common::pids(&c);
     for (name, pid) in &daemons_before {
-        let now = s["daemons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["name"] == name.as_str())
-            .and_then(|d| d["pid"].as_u64());
-        assert_eq!(now, Some(*pid), "{name} was restarted: {s:#}");
+        assert_eq!(now.get(name), Some(pid), "{name} was restarted");
     }
     let device_osd = 2;
     assert_eq!(osd_ids(&c), [0, 1, device_osd]);

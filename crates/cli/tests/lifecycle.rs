@@ -421,6 +421,25 @@ fn cluster_lifecycle_on_real_ceph() {
     }
 }
 
+/// The fewest OSDs up in any OSD map seen every 0.1 s until `watching` turns false.
+fn fewest_osds_up(
+    c: &TestCluster,
+    watching: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    let conf = c.dir.join("ceph.conf");
+    std::thread::spawn(move || {
+        let r = Rados::connect(&conf, "admin", Duration::from_secs(10)).unwrap();
+        let mut fewest = usize::MAX;
+        while watching.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Ok(d) = rookery_ceph::commands::osd::dump(&r) {
+                fewest = fewest.min(d.osds.iter().filter(|o| o.up == 1).count());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        fewest
+    })
+}
+
 /// What `osd.N` runs with for `option`, as the mgr reports it (`config show`).
 fn running_value(r: &Rados, who: &str, option: &str) -> Option<String> {
     let shown: Vec<serde_json::Value> = r
@@ -433,20 +452,6 @@ fn running_value(r: &Rados, who: &str, option: &str) -> Option<String> {
         .iter()
         .find(|o| o["name"] == option)
         .and_then(|o| o["value"].as_str().map(String::from))
-}
-
-fn pids(c: &TestCluster) -> std::collections::BTreeMap<String, u64> {
-    c.status()["daemons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["name"].as_str().unwrap().to_string(),
-                d["pid"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -467,7 +472,7 @@ fn ceph_config_reaches_running_daemons() {
     };
 
     // An option Ceph changes at run time: in every OSD, nothing restarted.
-    let before = pids(&c);
+    let before = common::pids(&c);
     c.ok(&[
         "apply",
         "-f",
@@ -484,25 +489,15 @@ fn ceph_config_reaches_running_daemons() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    assert_eq!(pids(&c), before, "a run-time option restarted daemons");
+    assert_eq!(
+        common::pids(&c),
+        before,
+        "a run-time option restarted daemons"
+    );
 
     // One that needs a restart: every OSD restarts, never two at once, the mon and mgr untouched.
     let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let fewest_up = {
-        let watching = watching.clone();
-        let conf = c.dir.join("ceph.conf");
-        std::thread::spawn(move || {
-            let r = Rados::connect(&conf, "admin", Duration::from_secs(10)).unwrap();
-            let mut fewest = usize::MAX;
-            while watching.load(std::sync::atomic::Ordering::SeqCst) {
-                if let Ok(d) = rookery_ceph::commands::osd::dump(&r) {
-                    fewest = fewest.min(d.osds.iter().filter(|o| o.up == 1).count());
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            fewest
-        })
-    };
+    let fewest_up = fewest_osds_up(&c, watching.clone());
     let started = Instant::now();
     c.ok(&[
         "apply",
@@ -518,7 +513,7 @@ fn ceph_config_reaches_running_daemons() {
         fewest >= 2,
         "{fewest} OSDs were up at one point: two were down at once"
     );
-    let after = pids(&c);
+    let after = common::pids(&c);
     for (name, pid) in &before {
         if name.starts_with("osd.") {
             assert_ne!(after.get(name), Some(pid), "{name} was not restarted");
@@ -596,7 +591,7 @@ fn upgrades_keep_a_written_volume_going() {
     let _mounted = common::Unmount(mnt.clone());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let written = common::ring_writer(mnt.join("blocks.bin"), stop.clone());
-    let before = pids(&c);
+    let before = common::pids(&c);
     let supervisor = c.status()["supervisor"]["pid"].as_u64().unwrap();
 
     // 1. A rebuilt rookery: `up` replaces the supervisor, every daemon keeps running.
@@ -610,7 +605,7 @@ fn upgrades_keep_a_written_volume_going() {
     let s = c.status();
     assert_ne!(s["supervisor"]["pid"].as_u64(), Some(supervisor), "{s:#}");
     assert_eq!(
-        pids(&c),
+        common::pids(&c),
         before,
         "daemons were restarted with the supervisor"
     );
@@ -619,27 +614,13 @@ fn upgrades_keep_a_written_volume_going() {
     // 2. New Ceph programs: every daemon restarts onto them, mons first, one at a time, never two
     // OSDs down, while the volume is written.
     let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let fewest_up = {
-        let watching = watching.clone();
-        let conf = c.dir.join("ceph.conf");
-        std::thread::spawn(move || {
-            let r = Rados::connect(&conf, "admin", Duration::from_secs(10)).unwrap();
-            let mut fewest = usize::MAX;
-            while watching.load(std::sync::atomic::Ordering::SeqCst) {
-                if let Ok(d) = rookery_ceph::commands::osd::dump(&r) {
-                    fewest = fewest.min(d.osds.iter().filter(|o| o.up == 1).count());
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            fewest
-        })
-    };
+    let fewest_up = fewest_osds_up(&c, watching.clone());
     let started = Instant::now();
     for p in ["ceph-mon", "ceph-mgr", "ceph-osd"] {
         install(p, &std::path::Path::new("/usr/bin").join(p));
     }
     loop {
-        let now = pids(&c);
+        let now = common::pids(&c);
         let s = c.status();
         if before
             .iter()

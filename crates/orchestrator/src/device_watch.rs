@@ -79,24 +79,7 @@ mod tests {
     use rookery_platform::devices::{DeviceKind, Signature};
 
     fn loop_device(name: &str) -> Device {
-        Device {
-            name: name.into(),
-            path: PathBuf::from(format!("/dev/{name}")),
-            links: vec![],
-            kind: DeviceKind::Loop,
-            size_bytes: 6 << 30,
-            read_only: false,
-            rotational: false,
-            model: None,
-            backing_file: None,
-            backing_fstype: None,
-            partitions: vec![],
-            holders: vec![],
-            mounts: vec![],
-            signature: None,
-            probe_error: None,
-            busy: false,
-        }
+        crate::disks::tests::device(name, DeviceKind::Loop, 6)
     }
 
     #[test]

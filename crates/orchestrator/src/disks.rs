@@ -412,12 +412,13 @@ pub fn verdict(d: &Device, selection: &Selection, known: &Known) -> Verdict {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
 
     use super::*;
 
-    fn device(name: &str, kind: DeviceKind, gib: u64) -> Device {
+    /// A blank device of `gib` GiB at /dev/NAME, for the tests of what is made of devices.
+    pub(crate) fn device(name: &str, kind: DeviceKind, gib: u64) -> Device {
         Device {
             name: name.into(),
             path: PathBuf::from(format!("/dev/{name}")),

@@ -329,6 +329,13 @@ impl Reconciler {
         let check_config = in_db
             && ceph.mgr_available
             && self.state.config_settled.as_deref() != Some(digest.as_str());
+        let upgraded: BTreeSet<&String> = {
+            let p = self.platform();
+            running
+                .iter()
+                .filter(|d| p.runs_installed_program(d) == Some(false))
+                .collect()
+        };
         let mut stale = Vec::new();
         for kind in DaemonKind::START_ORDER {
             for daemon in running
@@ -343,7 +350,7 @@ impl Reconciler {
                     .restarted
                     .get(daemon)
                     .is_some_and(|t| t.elapsed() < RESTART_SETTLE);
-                let upgraded = self.platform().runs_installed_program(daemon) == Some(false);
+                let upgraded = upgraded.contains(daemon);
                 let expected = if check_config {
                     expected_for(&ceph_name, &want)
                 } else {

@@ -293,14 +293,7 @@ fn partition(
 /// Whether another opener holds the device exclusively: the kernel refuses O_EXCL with EBUSY while it
 /// is mounted, held by device-mapper or md, or opened O_EXCL by a daemon.
 fn is_busy(path: &Path) -> bool {
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
-        .open(path)
-    {
-        Ok(_) => false,
-        Err(e) => e.raw_os_error() == Some(libc::EBUSY),
-    }
+    matches!(open_exclusive(path, false), Err(ClaimError::Busy { .. }))
 }
 
 /// Why a device may not get a new OSD after all.
@@ -318,25 +311,29 @@ pub enum ClaimError {
     },
 }
 
+/// Opens a device exclusively (O_EXCL): refused while it is mounted, held or opened so by another.
+fn open_exclusive(path: &Path, write: bool) -> Result<File, ClaimError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|source| {
+            let device = path.display().to_string();
+            match source.raw_os_error() {
+                Some(libc::EBUSY) => ClaimError::Busy { device },
+                _ => ClaimError::Io { device, source },
+            }
+        })
+}
+
 /// Checks, again and now, with the device opened exclusively (so not mounted or held), that it is
 /// blank, or holds the BlueStore label of `own_uuid` (an OSD whose making was interrupted). Checked at
 /// the last moment: a device seen blank a few seconds ago may have been formatted since. The device is
 /// released before returning: ceph-osd opens it exclusively itself.
 pub fn check_blank(path: &Path, own_uuid: &str) -> Result<(), ClaimError> {
     let device = path.display().to_string();
-    let _held = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|source| match source.raw_os_error() {
-            Some(libc::EBUSY) => ClaimError::Busy {
-                device: device.clone(),
-            },
-            _ => ClaimError::Io {
-                device: device.clone(),
-                source,
-            },
-        })?;
+    let _held = open_exclusive(path, false)?;
     match probe(path).map_err(|source| ClaimError::Io {
         device: device.clone(),
         source,
@@ -385,20 +382,7 @@ pub fn wipe(path: &Path) -> Result<(), ClaimError> {
         device: device.clone(),
         source,
     };
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|source| match source.raw_os_error() {
-            Some(libc::EBUSY) => ClaimError::Busy {
-                device: device.clone(),
-            },
-            _ => ClaimError::Io {
-                device: device.clone(),
-                source,
-            },
-        })?;
+    let mut f = open_exclusive(path, true)?;
     let size = f.seek(SeekFrom::End(0)).map_err(io)?;
     let zeros = vec![0u8; 1 << 20];
     let mut zero = |from: u64, len: u64| -> std::io::Result<()> {

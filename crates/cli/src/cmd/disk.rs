@@ -153,13 +153,14 @@ fn find<'a>(inventory: &'a [Device], name: &str) -> Option<&'a Device> {
 
 fn add(
     layout: &Layout,
+    inventory: &[Device],
+    mut known: Known,
     device: &str,
     wipe: Option<&str>,
     no_wait: bool,
     output: Output,
 ) -> CmdResult {
-    let inventory = devices::inventory();
-    let Some(d) = find(&inventory, device) else {
+    let Some(d) = find(inventory, device) else {
         let file = std::path::Path::new(device).is_file();
         return Err(Failure::bad_input(if file {
             format!("{device} is a regular file, not a block device; OSDs on files are spec.storage.osdFiles (count, size) in the data dir. Nothing was changed")
@@ -168,14 +169,13 @@ fn add(
         }));
     };
     if let Some(w) = wipe {
-        if find(&inventory, w).map(|x| &x.path) != Some(&d.path) {
+        if find(inventory, w).map(|x| &x.path) != Some(&d.path) {
             return Err(Failure::bad_input(format!(
                 "--wipe {w} does not name {device} ({}); to erase {device}, repeat its name: --wipe {device}. Nothing was changed",
                 d.path.display()
             )));
         }
     }
-    let mut known = known(layout)?;
     known.released.remove(d.path.to_string_lossy().as_ref());
     let selection = Selection {
         devices: vec![d.path.to_string_lossy().into_owned()],
@@ -227,7 +227,7 @@ fn add(
         q.released.retain(|p| p.to_string_lossy() != unreleased)
     })
     .map_err(|e| Failure::from(anyhow!(e)))?;
-    add_to_spec(layout, &path)?;
+    add_to_spec(layout, &path, &known)?;
     if no_wait {
         println!("{path} is in the spec; the supervisor makes the OSD (`rookery status`)");
         return Ok(());
@@ -270,19 +270,18 @@ fn add(
 
 /// Adds `device` to the saved CephCluster's spec.storage.devices[] through the supervisor, unless the
 /// spec's own selection takes it already.
-fn add_to_spec(layout: &Layout, device: &str) -> CmdResult {
+fn add_to_spec(layout: &Layout, device: &str, known: &Known) -> CmdResult {
     let platform = rookery_platform::local::LocalPlatform::new(&layout.root);
     let host = crate::home_host(&platform)?;
     let (_, _, desired) = super::load_spec(None, layout)?;
+    // Read again: a wipe may have changed what the device holds.
     let inventory = devices::inventory();
     let allow = HostPolicy::load(layout).allow_loop_devices;
-    let mut known = known(layout)?;
-    known.released.remove(device);
     let spec_takes = find(&inventory, device).is_some_and(|d| {
         disks::verdict(
             d,
             &desired.devices.for_host(&host.name).compile(allow),
-            &known,
+            known,
         ) == Verdict::Take
     });
     if spec_takes {
@@ -305,7 +304,17 @@ pub fn run(layout: &Layout, args: &DiskArgs, output: Output) -> CmdResult {
             device,
             wipe,
             no_wait,
-        } => return add(layout, device, wipe.as_deref(), *no_wait, output),
+        } => {
+            return add(
+                layout,
+                &inventory,
+                known,
+                device,
+                wipe.as_deref(),
+                *no_wait,
+                output,
+            )
+        }
         DiskCommand::List => {
             let osd_of = |d: &Device| match disks::verdict(d, &Selection::default(), &known) {
                 Verdict::Osd { id } => {

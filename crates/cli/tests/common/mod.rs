@@ -372,3 +372,18 @@ pub fn verify_ring(file: &Path, written: (Vec<Option<u64>>, u64, Vec<String>)) -
     }
     blocks
 }
+
+/// Every daemon of the cluster with its pid (0 when not running), as `status` has them.
+pub fn pids(c: &TestCluster) -> std::collections::BTreeMap<String, u64> {
+    c.status()["daemons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().to_string(),
+                d["pid"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}

@@ -205,24 +205,7 @@ mod tests {
     }
 
     fn blank(name: &str) -> rookery_platform::devices::Device {
-        rookery_platform::devices::Device {
-            name: name.into(),
-            path: format!("/dev/{name}").into(),
-            links: vec![],
-            kind: rookery_platform::devices::DeviceKind::Loop,
-            size_bytes: 6 << 30,
-            read_only: false,
-            rotational: false,
-            model: None,
-            backing_file: None,
-            backing_fstype: None,
-            partitions: vec![],
-            holders: vec![],
-            mounts: vec![],
-            signature: None,
-            probe_error: None,
-            busy: false,
-        }
+        crate::disks::tests::device(name, rookery_platform::devices::DeviceKind::Loop, 6)
     }
 
     fn with_devices(devices: Vec<rookery_platform::devices::Device>, settled: &[&str]) -> Observed {
