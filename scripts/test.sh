@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target
-k8s_tests=(csi_sanity k8s)
+k8s_tests=(csi_sanity k8s operator)
 ceph_tests=()
 for f in crates/cli/tests/*.rs; do
   name=$(basename "$f" .rs)

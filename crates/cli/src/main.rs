@@ -105,6 +105,19 @@ enum Command {
     ///
     /// Example: rookery k8s export | kubectl apply -f -
     K8s(cmd::k8s::K8sArgs),
+    /// Run the Kubernetes operator: Rook's CephCluster, CephBlockPool, CephFilesystem, CephObjectStore
+    /// and CephObjectStoreUser of a namespace reconciled into Ceph pods (deploy/operator/ runs it).
+    ///
+    /// Example: rookery operator --namespace rook-ceph
+    Operator(cmd::operator::OperatorArgs),
+    /// Run the per-node agent of the operator: the node's devices, stores and keyrings.
+    ///
+    /// Example: NODE_NAME=node1 rookery agent --namespace rook-ceph
+    Agent(cmd::operator::AgentArgs),
+    /// Print the CustomResourceDefinitions of the ceph.rook.io kinds rookery reconciles.
+    ///
+    /// Example: rookery crds | kubectl apply -f -
+    Crds,
     /// Write objects with checksums through librados, read them back, compare, remove them.
     ///
     /// Example: rookery smoke-test --count 100
@@ -197,7 +210,11 @@ fn main() -> ExitCode {
     // Long-running helpers log what they do (into log/); commands a user runs only warn.
     let supervise = matches!(
         cli.command,
-        Command::Supervise(_) | Command::FuseServe(_) | Command::PurgeTrash
+        Command::Supervise(_)
+            | Command::FuseServe(_)
+            | Command::PurgeTrash
+            | Command::Operator(_)
+            | Command::Agent(_)
     ) || matches!(&cli.command, Command::Up(a) if a.foreground);
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -226,6 +243,9 @@ fn main() -> ExitCode {
         Command::Csi(args) => cmd::csi::run(&layout, &args),
         Command::K8s(args) => cmd::k8s::run(&layout, &args, cli.output),
         Command::Object(args) => cmd::object::run(&layout, &args, cli.output),
+        Command::Operator(args) => cmd::operator::operator(&args),
+        Command::Agent(args) => cmd::operator::agent(&args),
+        Command::Crds => cmd::operator::crds(),
         Command::SmokeTest(args) => cmd::smoke::run(&layout, &args, cli.output),
         Command::Bench(args) => cmd::bench::run(&layout, &args, cli.output),
         Command::Supervise(a) => supervisor::run(

@@ -103,7 +103,7 @@ pub fn run(
     mut spec_text: String,
     shutdown: &AtomicBool,
     hand_over: &AtomicBool,
-    publish: impl Fn(LoopView),
+    mut publish: impl FnMut(LoopView),
 ) {
     while !shutdown.load(Ordering::SeqCst) {
         if let Some((text, desired)) = source.changed() {

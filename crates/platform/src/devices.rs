@@ -9,12 +9,12 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the probe reads of a device's start: enough for every signature below (btrfs's lies at 64 KiB).
 const PROBE_BYTES: usize = 68 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     Disk,
@@ -25,7 +25,7 @@ pub enum DeviceKind {
 }
 
 /// What a device's first bytes say it holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Signature {
     PartitionTable {
@@ -44,7 +44,7 @@ pub enum Signature {
     Swap,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Device {
     /// The kernel's name: `vdb`, `loop3`, `vdb1`.
     pub name: String,
@@ -102,11 +102,22 @@ pub struct Mount {
     pub fstype: String,
 }
 
-/// This process's mounts; empty when /proc cannot be read.
+/// This process's mounts and, where it can see them, those of the host's init (pid 1): in a container
+/// (rookery's agent runs with the host's pid namespace) a device mounted on the host counts as mounted
+/// too. Empty when /proc cannot be read.
 pub fn mounts() -> Vec<Mount> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| parse_mountinfo(&t))
-        .unwrap_or_default()
+    let mut all = Vec::new();
+    for source in ["/proc/self/mountinfo", "/proc/1/mountinfo"] {
+        for m in std::fs::read_to_string(source)
+            .map(|t| parse_mountinfo(&t))
+            .unwrap_or_default()
+        {
+            if !all.contains(&m) {
+                all.push(m);
+            }
+        }
+    }
+    all
 }
 
 /// The lines of mountinfo: `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw`.

@@ -12,6 +12,7 @@ pub mod down;
 pub mod fs;
 pub mod k8s;
 pub mod object;
+pub mod operator;
 pub mod osd;
 pub mod purge;
 pub mod resources;

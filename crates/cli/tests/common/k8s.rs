@@ -211,6 +211,47 @@ impl Kube {
         out
     }
 
+    /// deploy/operator/ as this test cluster needs it: the nodes' data dir (every CephCluster's
+    /// dataDirHostPath) at `host_path`, the mon on a free port, loop devices allowed (`useAllDevices`
+    /// takes the ones the test attaches).
+    pub fn deploy_operator(&self, host_path: &Path, mon_port: u16) -> String {
+        let replace = vec![("/var/lib/rook".to_string(), host_path.display().to_string())];
+        let mut out = String::new();
+        for name in ["common.yaml", "crds.yaml", "operator.yaml"] {
+            let text = std::fs::read_to_string(repo().join("deploy/operator").join(name)).unwrap();
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let mut doc: Value = serde::Deserialize::deserialize(doc).unwrap();
+                if doc.is_null() {
+                    continue;
+                }
+                self.adapt(&mut doc, &replace);
+                if doc["kind"] == "Deployment" && doc["metadata"]["name"] == "rookery-operator" {
+                    let env = doc["spec"]["template"]["spec"]["containers"][0]["env"]
+                        .as_sequence_mut()
+                        .unwrap();
+                    env.retain(|e| e["name"] != "ROOK_CEPH_ALLOW_LOOP_DEVICES");
+                    for (k, v) in [
+                        ("ROOK_CEPH_ALLOW_LOOP_DEVICES", "true".to_string()),
+                        (
+                            "ROOKERY_DATA_DIR_HOST_PATH",
+                            host_path.display().to_string(),
+                        ),
+                        ("ROOKERY_MON_PORT", mon_port.to_string()),
+                        ("RUST_LOG", "info,rookery_k8s=debug".to_string()),
+                    ] {
+                        let mut m = serde_yaml::Mapping::new();
+                        m.insert("name".into(), k.into());
+                        m.insert("value".into(), v.into());
+                        env.push(Value::Mapping(m));
+                    }
+                }
+                out.push_str("---\n");
+                out.push_str(&serde_yaml::to_string(&doc).unwrap());
+            }
+        }
+        out
+    }
+
     fn adapt(&self, doc: &mut Value, replace: &[(String, String)]) {
         fn walk(v: &mut Value, replace: &[(String, String)]) {
             match v {

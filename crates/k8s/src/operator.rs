@@ -1,0 +1,451 @@
+//! `rookery operator`: the orchestrator of the standalone product, fed by the namespace's ceph.rook.io
+//! resources and running daemons through the Kubernetes platform. Only the holder of the Lease
+//! `rookery-operator` acts; it never stops the daemons when it exits (another replica, or the restarted
+//! pod, takes over the running cluster).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::Resource as _;
+use rookery_orchestrator::reconcile_loop::{self, LoopView};
+use rookery_orchestrator::{ClusterState, Layout, Reconciler, SharedPlatform};
+use serde_json::{json, Value};
+
+use crate::platform::{Context, KubePlatform};
+use crate::resources::{ResourceSource, Resources, SpecProblem};
+use crate::status::{self, Health, Observation};
+use crate::{mirror, resources};
+
+pub struct Options {
+    /// The namespace whose CephCluster this operator runs.
+    pub namespace: String,
+    /// The image daemons run (normally the operator's own).
+    pub image: String,
+    /// This replica's name in the Lease (its pod name).
+    pub identity: String,
+    /// The node it runs on.
+    pub node: Option<String>,
+    /// Replaces every CephCluster's `dataDirHostPath` (tests keep the host's /var/lib/rook untouched).
+    pub data_dir_host_path: Option<String>,
+    /// The first mon's v2 port (v1 is the next); 3300 when unset.
+    pub mon_port: Option<u16>,
+    /// `useAllDevices` may take loop devices (Rook's ROOK_CEPH_ALLOW_LOOP_DEVICES).
+    pub allow_loop_devices: bool,
+}
+
+const LEASE: &str = "rookery-operator";
+
+pub fn run(options: Options) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let client = rt
+        .block_on(kube::Client::try_default())
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    {
+        let shutdown = shutdown.clone();
+        rt.spawn(async move {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("asked to stop; the daemons keep running");
+            shutdown.store(true, Ordering::SeqCst);
+        });
+    }
+
+    tracing::info!(identity = %options.identity, "waiting to lead (Lease {LEASE})");
+    let mut leading = rt.block_on(async {
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE)
+            .with_namespace(&options.namespace)
+            .with_identity(&options.identity)
+            .with_duration(15)
+            .with_grace(5)
+            .with_create_mode(kube_lease_manager::LeaseCreateMode::AutoCreate)
+            .build()
+            .await?;
+        let (rx, _task) = manager.watch().await;
+        Ok::<_, anyhow::Error>(rx)
+    })?;
+    rt.block_on(async {
+        while !*leading.borrow_and_update() {
+            if shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), leading.changed()).await;
+        }
+    });
+    if shutdown.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    tracing::info!("leading");
+    {
+        let shutdown = shutdown.clone();
+        let mut leading = leading.clone();
+        rt.spawn(async move {
+            while leading.changed().await.is_ok() {
+                if !*leading.borrow() {
+                    tracing::warn!("lost the Lease; stopping so that only one operator acts");
+                    shutdown.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        });
+    }
+
+    let resources = {
+        let _guard = rt.enter();
+        Resources::start(client.clone(), &options.namespace)
+    };
+    if !rt.block_on(resources.ready(Duration::from_secs(60))) {
+        bail!("could not list the ceph.rook.io resources of {}; are the CRDs (deploy/operator) applied and the RBAC in place?", options.namespace);
+    }
+    let cluster = loop {
+        if let Some(c) = resources.cluster() {
+            break c;
+        }
+        if shutdown.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let cluster_name = cluster.metadata.name.clone().unwrap_or_default();
+    let owner = owner_of(&cluster)?;
+    let host_path = options.data_dir_host_path.clone().unwrap_or_else(|| {
+        cluster.data["spec"]["dataDirHostPath"]
+            .as_str()
+            .unwrap_or("/var/lib/rook")
+            .to_string()
+    });
+    let data_dir = PathBuf::from(host_path).join(&options.namespace);
+    let layout = Layout::new(&data_dir);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &options.namespace);
+    if let Some(files) = rt.block_on(mirror::load(&secrets))? {
+        mirror::restore(&layout.root, &files)?;
+        tracing::info!(files = files.len(), "restored the cluster's state");
+    }
+    for dir in layout.dirs() {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    rookery_orchestrator::state::HostPolicy {
+        allow_loop_devices: options.allow_loop_devices,
+    }
+    .save(&layout)?;
+
+    let ctx = Arc::new(Context {
+        handle: rt.handle().clone(),
+        client: client.clone(),
+        namespace: options.namespace.clone(),
+        image: options.image.clone(),
+        data_dir: data_dir.clone(),
+        owner: owner.clone(),
+        operator_node: options.node.clone(),
+    });
+    let platform = rt.block_on(KubePlatform::start(ctx.clone()))?;
+    let platform: SharedPlatform = Arc::new(Mutex::new(platform));
+
+    let problem: SpecProblem = Arc::new(Mutex::new(None));
+    let mut source = ResourceSource {
+        resources: resources.clone(),
+        text: String::new(),
+        problem: problem.clone(),
+    };
+    let mut writer = StatusWriter::new(&rt, client.clone(), resources.clone(), problem.clone());
+    // The first valid spec: until then, say what is wrong in the CephCluster's status.
+    let (text, desired) = loop {
+        match source.load() {
+            Ok(found) => break found,
+            Err(e) => {
+                *problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                writer.publish(&LoopView::default(), None);
+            }
+        }
+        if shutdown.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    *problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    source.text = text.clone();
+
+    if ClusterState::load(&layout)?.is_none() {
+        let host = platform
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .hosts()
+            .into_iter()
+            .next()
+            .context("no Node has an address daemons can serve on")?;
+        let ports: Vec<(u16, u16)> = (0..desired.mon_ids.len())
+            .map(|i| {
+                let base = options.mon_port.unwrap_or(3300) + 2 * i as u16;
+                // Rook's ports: msgr2 on 3300, msgr1 on 6789.
+                if options.mon_port.is_none() && i == 0 {
+                    (3300, 6789)
+                } else {
+                    (base, base + 1)
+                }
+            })
+            .collect();
+        rookery_orchestrator::create_cluster(
+            &layout,
+            &cluster_name,
+            &desired.mon_ids,
+            &ports,
+            &host,
+        )?;
+        rt.block_on(mirror::save(
+            &secrets,
+            &mirror::collect(&layout.root),
+            &owner,
+        ))?;
+        tracing::info!(cluster = %cluster_name, node = %host.name, "new cluster");
+    }
+
+    let reconciler = Reconciler::new(layout.clone(), desired, platform)?;
+    let hand_over = AtomicBool::new(true);
+    let mut mirrored = mirror::collect(&layout.root);
+    reconcile_loop::run(reconciler, source, text, &shutdown, &hand_over, |view| {
+        let files = mirror::collect(&layout.root);
+        if files != mirrored {
+            match rt.block_on(mirror::save(&secrets, &files, &owner)) {
+                Ok(()) => mirrored = files,
+                Err(e) => tracing::warn!(error = %e, "mirroring the cluster's state"),
+            }
+        }
+        if view.state.is_some() {
+            writer.publish(&view, Some(&layout));
+        }
+    });
+    Ok(())
+}
+
+fn owner_of(o: &DynamicObject) -> Result<OwnerReference> {
+    Ok(OwnerReference {
+        api_version: format!("{}/{}", resources::GROUP, resources::VERSION),
+        kind: "CephCluster".into(),
+        name: o
+            .metadata
+            .name
+            .clone()
+            .context("the CephCluster has no name")?,
+        uid: o
+            .metadata
+            .uid
+            .clone()
+            .context("the CephCluster has no uid")?,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    })
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Writes resources' status (when it changed, or a minute passed) and the reconciler's events.
+struct StatusWriter<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    resources: Resources,
+    problem: SpecProblem,
+    recorder: Recorder,
+    /// What was last written per (kind, name), without its clock fields, and when.
+    written: BTreeMap<(String, String), (Value, Instant)>,
+    health: Option<(Health, Instant)>,
+    events_up_to: u64,
+}
+
+impl<'a> StatusWriter<'a> {
+    fn new(
+        rt: &'a tokio::runtime::Runtime,
+        client: kube::Client,
+        resources: Resources,
+        problem: SpecProblem,
+    ) -> StatusWriter<'a> {
+        let recorder = Recorder::new(
+            client,
+            Reporter {
+                controller: "rookery-operator".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        StatusWriter {
+            rt,
+            resources,
+            problem,
+            recorder,
+            written: BTreeMap::new(),
+            health: None,
+            events_up_to: rookery_orchestrator::now_unix().saturating_sub(1),
+        }
+    }
+
+    /// Ceph's health and capacity, asked at most every 5 s.
+    fn health(&mut self, view: &LoopView) -> Option<Health> {
+        if let Some((h, at)) = &self.health {
+            if at.elapsed() < Duration::from_secs(5) {
+                return Some(h.clone());
+            }
+        }
+        let r = view.rados.as_ref()?;
+        let st = rookery_ceph::commands::cluster::status(r).ok()?;
+        let df = rookery_ceph::commands::cluster::df(r).ok();
+        let h = Health {
+            status: st.health.status.clone(),
+            details: st
+                .health
+                .checks
+                .iter()
+                .map(|(code, c)| {
+                    (
+                        code.clone(),
+                        (c.severity.clone(), c.summary.message.clone()),
+                    )
+                })
+                .collect(),
+            bytes_total: df.as_ref().map(|d| d.stats.total_bytes).unwrap_or(0),
+            bytes_used: df
+                .as_ref()
+                .map(|d| d.stats.total_used_raw_bytes)
+                .unwrap_or(0),
+            bytes_available: df.as_ref().map(|d| d.stats.total_avail_bytes).unwrap_or(0),
+        };
+        self.health = Some((h.clone(), Instant::now()));
+        Some(h)
+    }
+
+    fn publish(&mut self, view: &LoopView, layout: Option<&Layout>) {
+        let _ = layout;
+        let now = now_rfc3339();
+        let health = self.health(view);
+        let observation = Observation {
+            steps: view.plan.steps.iter().map(|s| format!("{s:?}")).collect(),
+            waiting: view.plan.waiting.clone(),
+            blocked: view.plan.blocked.clone(),
+            problems: view.plan.problems.clone(),
+            last_error: view.last_error.clone(),
+            spec_problem: self
+                .problem
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            notices: view.notices.clone(),
+            health,
+            fsid: view
+                .state
+                .as_ref()
+                .map(|s| s.fsid.clone())
+                .unwrap_or_default(),
+            devices: if view.plan.devices.is_empty() {
+                BTreeMap::new()
+            } else {
+                BTreeMap::from([(
+                    view.state
+                        .as_ref()
+                        .and_then(|s| s.mons.first())
+                        .and_then(|m| m.host.clone())
+                        .unwrap_or_default(),
+                    view.plan.devices.clone(),
+                )])
+            },
+        };
+        if let Some(cluster) = self.resources.cluster() {
+            let previous = cluster.data.get("status").cloned().unwrap_or(json!({}));
+            let status =
+                status::cluster_status(&previous, cluster.metadata.generation, &observation, &now);
+            self.write("CephCluster", &cluster, status);
+            self.events(view, &cluster);
+        }
+        let converged = view.plan.steps.is_empty() && view.state.is_some();
+        for (kind, _) in resources::KINDS.iter().skip(1) {
+            for o in self.resources.of_kind(kind) {
+                if o.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                let previous = o.data.get("status").cloned().unwrap_or(json!({}));
+                let problem = observation.spec_problem.as_deref();
+                let pending = (!converged).then_some("the cluster is being reconciled");
+                let status = status::resource_status(
+                    &previous,
+                    o.metadata.generation,
+                    pending,
+                    problem,
+                    &now,
+                );
+                self.write(kind, &o, status);
+            }
+        }
+    }
+
+    fn write(&mut self, kind: &str, o: &DynamicObject, status: Value) {
+        let Some(name) = o.metadata.name.clone() else {
+            return;
+        };
+        let key = (kind.to_string(), name.clone());
+        let bare = status::without_times(&status);
+        if let Some((last, at)) = self.written.get(&key) {
+            if *last == bare && at.elapsed() < Duration::from_secs(60) {
+                return;
+            }
+        }
+        let Some(api) = self.resources.api(kind) else {
+            return;
+        };
+        let patch = json!({"status": status});
+        match self.rt.block_on(api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )) {
+            Ok(_) => {
+                self.written.insert(key, (bare, Instant::now()));
+            }
+            Err(e) => tracing::debug!(%kind, %name, error = %e, "writing status"),
+        }
+    }
+
+    /// The reconciler's new events, as Kubernetes Events on the CephCluster (`kubectl describe`).
+    fn events(&mut self, view: &LoopView, cluster: &DynamicObject) {
+        let ar = resources::api_resource("CephCluster", "cephclusters");
+        let reference = cluster.object_ref(&ar);
+        let fresh: Vec<_> = view
+            .events
+            .iter()
+            .filter(|e| e.unix > self.events_up_to)
+            .cloned()
+            .collect();
+        for e in fresh.iter().take(20) {
+            let event = KubeEvent {
+                type_: EventType::Normal,
+                reason: "Reconciling".into(),
+                note: Some(e.message.chars().take(1000).collect()),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(err) = self.rt.block_on(self.recorder.publish(&event, &reference)) {
+                tracing::debug!(error = %err, "publishing an event");
+            }
+        }
+        if let Some(last) = fresh.last() {
+            self.events_up_to = last.unix;
+        }
+    }
+}
