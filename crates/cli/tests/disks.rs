@@ -574,7 +574,7 @@ fn rooks_cluster_test_yaml_takes_a_spare_loop_device_unchanged() {
     let yaml = p.dir.path().join("cluster-test.yaml");
     std::fs::write(
         &yaml,
-        include_str!("../../spec/tests/fixtures/rook-cluster-test.yaml"),
+        include_str!("../../spec/tests/fixtures/test-cluster.yaml"),
     )
     .unwrap();
     let c = TestCluster::new_dir();

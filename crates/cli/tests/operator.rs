@@ -76,7 +76,7 @@ fn operator_runs_rooks_cluster_test() {
 
     let started = Instant::now();
     let cluster_test =
-        std::fs::read_to_string(repo().join("crates/spec/tests/fixtures/rook-cluster-test.yaml"))
+        std::fs::read_to_string(repo().join("crates/spec/tests/fixtures/test-cluster.yaml"))
             .unwrap();
     kube.apply(&cluster_test);
     kube.wait_for(

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod cache;
 pub mod crd;
+pub mod csi_wiring;
 pub mod mirror;
 pub mod node;
 pub mod operator;

@@ -39,6 +39,8 @@ pub struct Options {
     pub mon_port: Option<u16>,
     /// `useAllDevices` may take loop devices (Rook's ROOK_CEPH_ALLOW_LOOP_DEVICES).
     pub allow_loop_devices: bool,
+    /// The namespace of the CSI drivers (deploy/csi/), where their ConfigMap and Secrets go.
+    pub csi_namespace: String,
 }
 
 const LEASE: &str = "rookery-operator";
@@ -220,7 +222,27 @@ pub fn run(options: Options) -> Result<()> {
     let reconciler = Reconciler::new(layout.clone(), desired, platform)?;
     let hand_over = AtomicBool::new(true);
     let mut mirrored = mirror::collect(&layout.root);
+    let mut csi_written: Option<String> = None;
+    let mut csi_tried: Option<Instant> = None;
     reconcile_loop::run(reconciler, source, text, &shutdown, &hand_over, |view| {
+        if let (Some(r), Some(state)) = (&view.rados, &view.state) {
+            let due = csi_tried.is_none_or(|t| t.elapsed() > Duration::from_secs(10));
+            if due {
+                csi_tried = Some(Instant::now());
+                if let Err(e) = crate::csi_wiring::wire(
+                    &rt,
+                    &client,
+                    r,
+                    state,
+                    &options.namespace,
+                    &options.csi_namespace,
+                    &owner,
+                    &mut csi_written,
+                ) {
+                    tracing::warn!(error = format!("{e:#}"), "wiring the CSI drivers");
+                }
+            }
+        }
         let files = mirror::collect(&layout.root);
         if files != mirrored {
             match rt.block_on(mirror::save(&secrets, &files, &owner)) {

@@ -2,7 +2,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::*;
 
-const ROOK_TEST: &str = include_str!("../tests/fixtures/rook-cluster-test.yaml");
+const ROOK_TEST: &str = include_str!("../tests/fixtures/test-cluster.yaml");
 
 fn errors(text: &str) -> Vec<SpecError> {
     load::load_all(text).1

@@ -111,10 +111,21 @@ fn external(conf: &Path, credentials: &Path) -> Result<ClusterAccess, Failure> {
     identity
         .key()
         .map_err(|e| Failure::bad_input(format!("--credentials: {e}")))?;
+    // The ConfigMap's clusterID (mounted beside ceph.conf): the name StorageClasses use, e.g. the
+    // CephCluster's namespace as with Rook.
+    let mut cluster_ids = vec![fsid.to_string()];
+    if let Some(id) = conf
+        .parent()
+        .and_then(|dir| std::fs::read_to_string(dir.join("clusterID")).ok())
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty() && id != fsid)
+    {
+        cluster_ids.push(id);
+    }
     Ok(ClusterAccess {
         conf: conf.to_path_buf(),
         identity,
-        cluster_ids: vec![fsid.to_string()],
+        cluster_ids,
     })
 }
 

@@ -29,6 +29,9 @@ pub struct OperatorArgs {
     /// Let useAllDevices take loop devices (Rook's ROOK_CEPH_ALLOW_LOOP_DEVICES).
     #[arg(long, env = "ROOK_CEPH_ALLOW_LOOP_DEVICES", default_value_t = false)]
     pub allow_loop_devices: bool,
+    /// The namespace of the CSI drivers (deploy/csi/): their ConfigMap and Secrets are written there.
+    #[arg(long, env = "ROOKERY_CSI_NAMESPACE", default_value = "rookery-csi")]
+    pub csi_namespace: String,
 }
 
 #[derive(Args)]
@@ -55,6 +58,7 @@ pub fn operator(args: &OperatorArgs) -> CmdResult {
         data_dir_host_path: args.data_dir_host_path.clone(),
         mon_port: args.mon_port,
         allow_loop_devices: args.allow_loop_devices,
+        csi_namespace: args.csi_namespace.clone(),
     })
     .map_err(Failure::from)
 }
