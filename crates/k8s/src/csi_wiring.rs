@@ -72,42 +72,59 @@ pub fn objects(
     out
 }
 
-/// Makes the drivers' users and writes the objects when they changed since `written` (a digest).
-pub fn wire(
-    rt: &tokio::runtime::Runtime,
-    client: &kube::Client,
-    rados: &Rados,
-    state: &ClusterState,
-    cluster_ns: &str,
-    csi_ns: &str,
-    owner: &OwnerReference,
-    written: &mut Option<String>,
-) -> Result<()> {
-    let access = rookery_orchestrator::external::csi_access(rados, state)
-        .context("making the CSI drivers' Ceph users")?;
-    let objects = objects(&access, cluster_ns, csi_ns, owner);
-    let digest = rookery_orchestrator::spec_digest(&serde_json::to_string(&objects)?);
-    if written.as_deref() == Some(digest.as_str()) {
-        return Ok(());
+/// Where the CSI objects go, and what was last written there.
+pub struct CsiWiring {
+    pub cluster_ns: String,
+    pub csi_ns: String,
+    pub owner: OwnerReference,
+    /// A digest of the objects last written.
+    written: Option<String>,
+}
+
+impl CsiWiring {
+    pub fn new(cluster_ns: &str, csi_ns: &str, owner: &OwnerReference) -> CsiWiring {
+        CsiWiring {
+            cluster_ns: cluster_ns.to_string(),
+            csi_ns: csi_ns.to_string(),
+            owner: owner.clone(),
+            written: None,
+        }
     }
-    for (ns, object) in &objects {
-        let kind = object["kind"].as_str().unwrap_or_default();
-        let name = object["metadata"]["name"].as_str().unwrap_or_default();
-        let ar = ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("", "v1", kind),
-            &format!("{}s", kind.to_lowercase()),
-        );
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-        rt.block_on(api.patch(
-            name,
-            &PatchParams::apply("rookery").force(),
-            &Patch::Apply(object),
-        ))
-        .with_context(|| format!("writing {kind} {ns}/{name}"))?;
+
+    /// Makes the drivers' users and writes the objects when they changed since the last write.
+    pub fn wire(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        client: &kube::Client,
+        rados: &Rados,
+        state: &ClusterState,
+    ) -> Result<()> {
+        let access = rookery_orchestrator::external::csi_access(rados, state)
+            .context("making the CSI drivers' Ceph users")?;
+        let objects = objects(&access, &self.cluster_ns, &self.csi_ns, &self.owner);
+        let digest = rookery_orchestrator::spec_digest(&serde_json::to_string(&objects)?);
+        if self.written.as_deref() == Some(digest.as_str()) {
+            return Ok(());
+        }
+        for (ns, object) in &objects {
+            let kind = object["kind"].as_str().unwrap_or_default();
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            let ar = ApiResource::from_gvk_with_plural(
+                &kube::api::GroupVersionKind::gvk("", "v1", kind),
+                &format!("{}s", kind.to_lowercase()),
+            );
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+            rt.block_on(api.patch(
+                name,
+                &PatchParams::apply("rookery").force(),
+                &Patch::Apply(object),
+            ))
+            .with_context(|| format!("writing {kind} {ns}/{name}"))?;
+        }
+        tracing::info!(namespace = %self.csi_ns, "CSI drivers wired to the cluster");
+        self.written = Some(digest);
+        Ok(())
     }
-    tracing::info!(namespace = %csi_ns, "CSI drivers wired to the cluster");
-    *written = Some(digest);
-    Ok(())
 }
 
 #[cfg(test)]

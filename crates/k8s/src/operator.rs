@@ -222,23 +222,15 @@ pub fn run(options: Options) -> Result<()> {
     let reconciler = Reconciler::new(layout.clone(), desired, platform)?;
     let hand_over = AtomicBool::new(true);
     let mut mirrored = mirror::collect(&layout.root);
-    let mut csi_written: Option<String> = None;
+    let mut csi =
+        crate::csi_wiring::CsiWiring::new(&options.namespace, &options.csi_namespace, &owner);
     let mut csi_tried: Option<Instant> = None;
     reconcile_loop::run(reconciler, source, text, &shutdown, &hand_over, |view| {
         if let (Some(r), Some(state)) = (&view.rados, &view.state) {
             let due = csi_tried.is_none_or(|t| t.elapsed() > Duration::from_secs(10));
             if due {
                 csi_tried = Some(Instant::now());
-                if let Err(e) = crate::csi_wiring::wire(
-                    &rt,
-                    &client,
-                    r,
-                    state,
-                    &options.namespace,
-                    &options.csi_namespace,
-                    &owner,
-                    &mut csi_written,
-                ) {
+                if let Err(e) = csi.wire(&rt, &client, r, state) {
                     tracing::warn!(error = format!("{e:#}"), "wiring the CSI drivers");
                 }
             }
