@@ -38,11 +38,11 @@ fn check_params<'a>(
     for k in p.keys() {
         let known = matches!(
             k.as_str(),
-            "clusterID" | "fsName" | "mounter" | "csi.storage.k8s.io/fstype"
+            "clusterID" | "fsName" | "pool" | "mounter" | "csi.storage.k8s.io/fstype"
         ) || k.starts_with("csi.storage.k8s.io/");
         if !known {
             return Err(Status::invalid_argument(format!(
-                "unknown parameter {k:?}; rookery's CephFS driver takes clusterID, fsName and mounter"
+                "unknown parameter {k:?}; rookery's CephFS driver takes clusterID, fsName, pool and mounter"
             )));
         }
     }
@@ -296,7 +296,10 @@ impl Backend for CephFs {
             }
         };
         match &from {
-            None => subvolume::ensure(r, fs, sub, size),
+            None => match req.parameters.get("pool") {
+                Some(pool) => subvolume::ensure_in_pool(r, fs, sub, size, pool),
+                None => subvolume::ensure(r, fs, sub, size),
+            },
             Some(from) => subvolume::clone(r, fs, from, sub, CLONE_WAIT),
         }
         .map_err(grpc)?;

@@ -114,6 +114,18 @@ pub fn ensure(r: &Rados, fs: &str, name: &str, size: u64) -> Result<(), FileErro
     Ok(subvolume::create(r, fs, name, size)?)
 }
 
+/// [`ensure`] with the data in `pool`, one of the filesystem's data pools (a StorageClass's `pool`).
+pub fn ensure_in_pool(
+    r: &Rados,
+    fs: &str,
+    name: &str,
+    size: u64,
+    pool: &str,
+) -> Result<(), FileError> {
+    check_name(name)?;
+    Ok(subvolume::create_in_pool(r, fs, name, size, pool)?)
+}
+
 /// The subvolume, None when there is none of that name (or no such filesystem). Its metadata (`claim`)
 /// is not read: [`metadata`] is a second call.
 pub fn find(r: &Rados, fs: &str, name: &str) -> Result<Option<SubvolumeInfo>, FileError> {

@@ -225,6 +225,7 @@ pub fn run(options: Options) -> Result<()> {
     let mut csi =
         crate::csi_wiring::CsiWiring::new(&options.namespace, &options.csi_namespace, &owner);
     let mut csi_tried: Option<Instant> = None;
+    let mut rook_objects = crate::rook_objects::RookObjects::new(&options.namespace, &owner);
     reconcile_loop::run(reconciler, source, text, &shutdown, &hand_over, |view| {
         if let (Some(r), Some(state)) = (&view.rados, &view.state) {
             let due = csi_tried.is_none_or(|t| t.elapsed() > Duration::from_secs(10));
@@ -234,6 +235,17 @@ pub fn run(options: Options) -> Result<()> {
                     tracing::warn!(error = format!("{e:#}"), "wiring the CSI drivers");
                 }
             }
+        }
+        if let Some(state) = &view.state {
+            rook_objects.sync(
+                &rt,
+                &client,
+                &resources,
+                state,
+                &layout,
+                view.rados.as_deref(),
+                view.plan.steps.is_empty(),
+            );
         }
         let files = mirror::collect(&layout.root);
         if files != mirrored {

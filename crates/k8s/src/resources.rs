@@ -24,6 +24,12 @@ pub const KINDS: [(&str, &str); 5] = [
     ("CephObjectStoreUser", "cephobjectstoreusers"),
 ];
 
+/// Kinds the operator acts on outside the orchestrator's spec (a CephFilesystem's subvolume groups).
+pub const EXTRA_KINDS: [(&str, &str); 1] = [(
+    "CephFilesystemSubVolumeGroup",
+    "cephfilesystemsubvolumegroups",
+)];
+
 pub fn api_resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, kind), plural)
 }
@@ -41,6 +47,7 @@ impl Resources {
     pub fn start(client: kube::Client, namespace: &str) -> Resources {
         let stores = KINDS
             .iter()
+            .chain(EXTRA_KINDS.iter())
             .map(|(kind, plural)| {
                 let ar = api_resource(kind, plural);
                 let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);

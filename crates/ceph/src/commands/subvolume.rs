@@ -11,15 +11,38 @@ use super::{flag, Cmd};
 use crate::types::{CloneStatus, NameEntry, SubvolumeInfo, SubvolumeSnapshotInfo};
 use crate::{CephError, Rados};
 
-fn create_cmd(fs: &str, name: &str, size: u64) -> Cmd {
-    Cmd::mgr(
-        json!({"prefix": "fs subvolume create", "vol_name": fs, "sub_name": name, "size": size}),
-    )
+fn create_cmd(fs: &str, name: &str, size: u64, pool: Option<&str>) -> Cmd {
+    let mut cmd =
+        json!({"prefix": "fs subvolume create", "vol_name": fs, "sub_name": name, "size": size});
+    if let Some(pool) = pool {
+        cmd["pool_layout"] = json!(pool);
+    }
+    Cmd::mgr(cmd)
 }
 
-/// `fs subvolume create` with a quota of `size` bytes.
+/// `fs subvolume create` with a quota of `size` bytes, its data in the filesystem's first data pool.
 pub fn create(r: &Rados, fs: &str, name: &str, size: u64) -> Result<(), CephError> {
-    create_cmd(fs, name, size).run(r)
+    create_cmd(fs, name, size, None).run(r)
+}
+
+/// `fs subvolume create --pool_layout POOL`: its data in `pool`, one of the filesystem's data pools.
+pub fn create_in_pool(
+    r: &Rados,
+    fs: &str,
+    name: &str,
+    size: u64,
+    pool: &str,
+) -> Result<(), CephError> {
+    create_cmd(fs, name, size, Some(pool)).run(r)
+}
+
+fn group_create_cmd(fs: &str, group: &str) -> Cmd {
+    Cmd::mgr(json!({"prefix": "fs subvolumegroup create", "vol_name": fs, "group_name": group}))
+}
+
+/// `fs subvolumegroup create` (idempotent: an existing group is kept).
+pub fn group_create(r: &Rados, fs: &str, group: &str) -> Result<(), CephError> {
+    group_create_cmd(fs, group).run(r)
 }
 
 fn ls_cmd(fs: &str) -> Cmd {
@@ -191,9 +214,20 @@ mod tests {
     fn builds_commands() {
         let m = Target::Mgr;
         assert_cmd(
-            create_cmd("myfs", "sv", 1 << 30),
+            create_cmd("myfs", "sv", 1 << 30, None),
             m,
             json!({"prefix": "fs subvolume create", "vol_name": "myfs", "sub_name": "sv", "size": 1073741824u64}),
+        );
+        assert_cmd(
+            create_cmd("myfs", "sv", 1 << 30, Some("myfs-replicated")),
+            m,
+            json!({"prefix": "fs subvolume create", "vol_name": "myfs", "sub_name": "sv", "size": 1073741824u64,
+                   "pool_layout": "myfs-replicated"}),
+        );
+        assert_cmd(
+            group_create_cmd("myfs", "csi"),
+            m,
+            json!({"prefix": "fs subvolumegroup create", "vol_name": "myfs", "group_name": "csi"}),
         );
         assert_cmd(
             ls_cmd("myfs"),
