@@ -85,7 +85,7 @@ pub struct RookObjects {
     /// Digest of each object last written, by name.
     written: BTreeMap<String, String>,
     /// Subvolume groups made, by (filesystem, group).
-    groups: BTreeMap<(String, String), ()>,
+    groups: std::collections::BTreeSet<(String, String)>,
 }
 
 impl RookObjects {
@@ -94,7 +94,7 @@ impl RookObjects {
             ns: ns.to_string(),
             owner: owner.clone(),
             written: BTreeMap::new(),
-            groups: BTreeMap::new(),
+            groups: Default::default(),
         }
     }
 
@@ -228,12 +228,12 @@ impl RookObjects {
                 .to_string();
             let group = g.data["spec"]["name"].as_str().unwrap_or(&name).to_string();
             let key = (fs.clone(), group.clone());
-            let (phase, message) = if self.groups.contains_key(&key) {
+            let (phase, message) = if self.groups.contains(&key) {
                 ("Ready", String::new())
             } else {
                 match rookery_ceph::commands::subvolume::group_create(r, &fs, &group) {
                     Ok(()) => {
-                        self.groups.insert(key, ());
+                        self.groups.insert(key);
                         ("Ready", String::new())
                     }
                     Err(e) => (
