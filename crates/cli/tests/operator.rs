@@ -43,6 +43,43 @@ impl Drop for Loop {
     }
 }
 
+/// On a failure, what the operator said and what the CephCluster's status shows.
+struct OperatorReport<'a>(&'a Kube);
+
+impl Drop for OperatorReport<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for args in [
+            &["logs", "-n", NS, "deploy/rookery-operator", "--tail", "120"][..],
+            &["logs", "-n", NS, "ds/rookery-agent", "--tail", "40"][..],
+            &["get", "cephcluster", "-n", NS, "-o", "yaml"][..],
+        ] {
+            let o = self.0.kubectl_output(args, None);
+            eprintln!("--- kubectl {}\n{}", args.join(" "), text(&o));
+        }
+    }
+}
+
+/// The resident memory of the host process `rookery <role>` (a pod's process is one of the host's), MiB.
+fn rss_of(role: &str) -> f64 {
+    let want = format!("/usr/local/bin/rookery\0{role}\0");
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).starts_with(&want) {
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let kb: f64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0.0);
+            return kb / 1024.0;
+        }
+    }
+    0.0
+}
+
 fn cluster_field(kube: &Kube, path: &str) -> String {
     let o = kube.kubectl_output(
         &[
@@ -72,6 +109,7 @@ fn operator_runs_rooks_cluster_test() {
         "--overwrite",
     ]);
     kube.apply(&kube.deploy_operator(&host_path, common::free_port()));
+    let _on_failure = OperatorReport(&kube);
     let osd_device = Loop::new(6 << 30);
 
     let started = Instant::now();
@@ -93,6 +131,7 @@ fn operator_runs_rooks_cluster_test() {
         "cluster-test.yaml: Ready and HEALTH_OK in {:.1} s",
         ready_in.as_secs_f64()
     );
+    let rss_busy = (rss_of("operator"), rss_of("agent"));
 
     // Rook's objects are where its users look for them.
     for deployment in ["rook-ceph-mon-a", "rook-ceph-mgr-a", "rook-ceph-osd-0"] {
@@ -122,4 +161,488 @@ fn operator_runs_rooks_cluster_test() {
         "{.status.phase}",
     );
     assert_eq!(pool.trim(), "Ready");
+
+    block_volumes_through_rooks_storage_class(&kube);
+    shared_files_through_rooks_filesystem(&kube);
+    objects_through_rooks_store_and_user(&kube);
+    eprintln!(
+        "RSS (MiB): operator {:.1} just after HEALTH_OK, {:.1} at rest with a filesystem and an object store; agent {:.1} / {:.1}",
+        rss_busy.0, rss_of("operator"), rss_busy.1, rss_of("agent")
+    );
+    deletion_waits_for_dependents_then_cleans_up(&kube, &host_path, &osd_device);
+}
+
+fn phase_of(kube: &Kube, what: &[&str]) -> String {
+    let mut args = vec!["get"];
+    args.extend(what);
+    let o = kube.kubectl_output(
+        &[args.as_slice(), &["-o", "jsonpath={.status.phase}"]].concat(),
+        None,
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A pool and a StorageClass with the fields of Rook's block example (its secrets, clusterID = the
+/// cluster's namespace; our driver's name), then a claim that a pod writes checksummed files to and
+/// another pod reads back.
+fn block_volumes_through_rooks_storage_class(kube: &Kube) {
+    kube.apply(&kube.deploy_csi());
+    kube.apply(&format!(
+        r#"apiVersion: ceph.rook.io/v1
+kind: CephBlockPool
+metadata: {{name: replicapool, namespace: {NS}}}
+spec:
+  failureDomain: osd
+  replicated: {{size: 1, requireSafeReplicaSize: false}}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {{name: rook-ceph-block}}
+provisioner: rbd.csi.rookery.io
+parameters:
+  clusterID: {NS}
+  pool: replicapool
+  imageFormat: "2"
+  imageFeatures: layering
+  csi.storage.k8s.io/provisioner-secret-name: rook-csi-rbd-provisioner
+  csi.storage.k8s.io/provisioner-secret-namespace: {NS}
+  csi.storage.k8s.io/controller-expand-secret-name: rook-csi-rbd-provisioner
+  csi.storage.k8s.io/controller-expand-secret-namespace: {NS}
+  csi.storage.k8s.io/controller-publish-secret-name: rook-csi-rbd-provisioner
+  csi.storage.k8s.io/controller-publish-secret-namespace: {NS}
+  csi.storage.k8s.io/node-stage-secret-name: rook-csi-rbd-node
+  csi.storage.k8s.io/node-stage-secret-namespace: {NS}
+  csi.storage.k8s.io/controller-modify-secret-name: rook-csi-rbd-provisioner
+  csi.storage.k8s.io/controller-modify-secret-namespace: {NS}
+  csi.storage.k8s.io/node-publish-secret-name: rook-csi-rbd-node
+  csi.storage.k8s.io/node-publish-secret-namespace: {NS}
+  csi.storage.k8s.io/fstype: ext4
+allowVolumeExpansion: true
+reclaimPolicy: Delete
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: rbd-pvc, namespace: default}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 1Gi}}}}
+  storageClassName: rook-ceph-block
+"#
+    ));
+    kube.wait_for("claim rbd-pvc bound", Duration::from_secs(180), || {
+        (phase_of(kube, &["pvc", "rbd-pvc", "-n", "default"]) == "Bound").then_some(())
+    });
+    let written = run_pod(
+        kube,
+        "rbd-writer",
+        "rbd-pvc",
+        "for i in 1 2 3; do head -c 4000000 /dev/urandom > /data/f$i; done; \
+         cd /data && sha256sum f1 f2 f3 > sums && sync && cat sums",
+    );
+    assert_eq!(written.lines().count(), 3, "{written}");
+    let read = run_pod(
+        kube,
+        "rbd-reader",
+        "rbd-pvc",
+        "cd /data && sha256sum -c sums >&2 && cat sums",
+    );
+    // The pod's log has sha256sum's verdicts (its stderr) before the sums.
+    assert!(
+        read.ends_with(&written) && read.matches(": OK").count() == 3,
+        "{read}"
+    );
+    assert_eq!(
+        phase_of(kube, &["cephblockpool", "replicapool", "-n", NS]),
+        "Ready"
+    );
+}
+
+/// A filesystem with the fields of Rook's small filesystem example (and its subvolume group), a
+/// StorageClass with those of Rook's CephFS class, and a ReadWriteMany claim two pods use at once.
+fn shared_files_through_rooks_filesystem(kube: &Kube) {
+    kube.apply(&format!(
+        r#"apiVersion: ceph.rook.io/v1
+kind: CephFilesystem
+metadata: {{name: myfs, namespace: {NS}}}
+spec:
+  metadataPool:
+    replicated: {{size: 1, requireSafeReplicaSize: false}}
+  dataPools:
+    - name: replicated
+      failureDomain: osd
+      replicated: {{size: 1, requireSafeReplicaSize: false}}
+  preserveFilesystemOnDelete: false
+  metadataServer:
+    activeCount: 1
+    activeStandby: false
+---
+apiVersion: ceph.rook.io/v1
+kind: CephFilesystemSubVolumeGroup
+metadata: {{name: myfs-csi, namespace: {NS}}}
+spec:
+  name: csi
+  filesystemName: myfs
+  pinning: {{distributed: 1}}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {{name: rook-cephfs}}
+provisioner: cephfs.csi.rookery.io
+parameters:
+  clusterID: {NS}
+  fsName: myfs
+  pool: myfs-replicated
+  csi.storage.k8s.io/provisioner-secret-name: rook-csi-cephfs-provisioner
+  csi.storage.k8s.io/provisioner-secret-namespace: {NS}
+  csi.storage.k8s.io/controller-expand-secret-name: rook-csi-cephfs-provisioner
+  csi.storage.k8s.io/controller-expand-secret-namespace: {NS}
+  csi.storage.k8s.io/controller-publish-secret-name: rook-csi-cephfs-provisioner
+  csi.storage.k8s.io/controller-publish-secret-namespace: {NS}
+  csi.storage.k8s.io/node-stage-secret-name: rook-csi-cephfs-node
+  csi.storage.k8s.io/node-stage-secret-namespace: {NS}
+reclaimPolicy: Delete
+allowVolumeExpansion: true
+mountOptions: []
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: cephfs-pvc, namespace: default}}
+spec:
+  accessModes: [ReadWriteMany]
+  resources: {{requests: {{storage: 1Gi}}}}
+  storageClassName: rook-cephfs
+"#
+    ));
+    kube.wait_for(
+        "CephFilesystem myfs Ready",
+        Duration::from_secs(180),
+        || (phase_of(kube, &["cephfilesystem", "myfs", "-n", NS]) == "Ready").then_some(()),
+    );
+    kube.wait_for(
+        "subvolume group myfs-csi Ready",
+        Duration::from_secs(60),
+        || {
+            let what = ["cephfilesystemsubvolumegroup", "myfs-csi", "-n", NS];
+            (phase_of(kube, &what) == "Ready").then_some(())
+        },
+    );
+    kube.wait_for("claim cephfs-pvc bound", Duration::from_secs(180), || {
+        (phase_of(kube, &["pvc", "cephfs-pvc", "-n", "default"]) == "Bound").then_some(())
+    });
+    // Two pods on the claim at once: each writes its file, waits for the other's, checks it.
+    for (me, other) in [("a", "b"), ("b", "a")] {
+        kube.apply(&pod_yaml(
+            &format!("cephfs-{me}"),
+            "cephfs-pvc",
+            &format!(
+                "head -c 3000000 /dev/urandom > /data/{me}.bin; sha256sum /data/{me}.bin > /data/{me}.sum; \
+                 for i in $(seq 1 600); do [ -s /data/{other}.sum ] && break; sleep 0.2; done; \
+                 sha256sum -c /data/{other}.sum >&2 && cat /data/{other}.sum"
+            ),
+        ));
+    }
+    let a = kube.pod_succeeds("default", "cephfs-a", Duration::from_secs(240));
+    let b = kube.pod_succeeds("default", "cephfs-b", Duration::from_secs(240));
+    assert!(
+        a.contains("/data/b.bin") && b.contains("/data/a.bin"),
+        "{a}\n{b}"
+    );
+    for pod in ["cephfs-a", "cephfs-b"] {
+        kube.kubectl(&["delete", "pod", pod, "-n", "default", "--wait=true"]);
+    }
+}
+
+fn secret_field(kube: &Kube, secret: &str, key: &str) -> String {
+    let b64 = kube.jsonpath(
+        &["get", "secret", secret, "-n", NS],
+        &format!("{{.data.{key}}}"),
+    );
+    String::from_utf8(base64_decode(&b64)).unwrap()
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .unwrap()
+}
+
+const USER_SECRET: &str = "rook-ceph-object-user-my-store-my-user";
+
+/// An object store and a user with the fields of Rook's examples (on a free port); S3 with boto3
+/// through the user's Secret: put, get, list, delete, with checksums.
+fn objects_through_rooks_store_and_user(kube: &Kube) {
+    let port = common::free_port();
+    kube.apply(&format!(
+        r#"apiVersion: ceph.rook.io/v1
+kind: CephObjectStore
+metadata: {{name: my-store, namespace: {NS}}}
+spec:
+  metadataPool:
+    replicated: {{size: 1}}
+  dataPool:
+    replicated: {{size: 1}}
+  preservePoolsOnDelete: false
+  gateway:
+    port: {port}
+    instances: 1
+---
+apiVersion: ceph.rook.io/v1
+kind: CephObjectStoreUser
+metadata: {{name: my-user, namespace: {NS}}}
+spec:
+  store: my-store
+  displayName: "my display name"
+"#
+    ));
+    kube.wait_for("the user's Secret", Duration::from_secs(240), || {
+        let o = kube.kubectl_output(&["get", "secret", USER_SECRET, "-n", NS], None);
+        o.status.success().then_some(())
+    });
+    let endpoint = secret_field(kube, USER_SECRET, "Endpoint");
+    let access = secret_field(kube, USER_SECRET, "AccessKey");
+    let secret_key = secret_field(kube, USER_SECRET, "SecretKey");
+    assert_eq!(endpoint, format!("http://127.0.0.1:{port}"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3/client.py");
+    let o = Command::new("/usr/bin/python3")
+        .arg(script)
+        .args([&endpoint, &access, &secret_key, "roundtrip", "k8s-bucket"])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "boto3: {}", text(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["small_equal"], true, "{out}");
+    assert_eq!(out["big_equal"], true, "{out}");
+    assert_eq!(
+        out["after_delete"],
+        serde_json::json!(["big.bin", "kept.bin"]),
+        "{out}"
+    );
+    for what in [
+        ["cephobjectstore", "my-store"],
+        ["cephobjectstoreuser", "my-user"],
+    ] {
+        kube.wait_for(&format!("{what:?} Ready"), Duration::from_secs(60), || {
+            (phase_of(kube, &[what[0], what[1], "-n", NS]) == "Ready").then_some(())
+        });
+    }
+}
+
+/// Runs `script` in a pod on `claim` (mounted at /data) to completion; what it printed.
+fn run_pod(kube: &Kube, name: &str, claim: &str, script: &str) -> String {
+    kube.apply(&pod_yaml(name, claim, script));
+    let out = kube.pod_succeeds("default", name, Duration::from_secs(180));
+    kube.kubectl(&["delete", "pod", name, "-n", "default", "--wait=true"]);
+    out
+}
+
+fn pod_yaml(name: &str, claim: &str, script: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: default}}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: app
+      image: rookery.local/rookery:0.1.0
+      imagePullPolicy: IfNotPresent
+      command: [sh, -ec, {script:?}]
+      volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes:
+    - name: data
+      persistentVolumeClaim: {{claimName: {claim}}}
+"#
+    )
+}
+
+fn gone(kube: &Kube, what: &[&str]) -> bool {
+    let mut args = vec!["get"];
+    args.extend(what);
+    !kube.kubectl_output(&args, None).status.success()
+}
+
+fn condition(kube: &Kube, what: &[&str], kind: &str) -> String {
+    let mut args = vec!["get"];
+    args.extend(what);
+    let path = format!("jsonpath={{.status.conditions[?(@.type==\"{kind}\")].message}}");
+    let o = kube.kubectl_output(&[args.as_slice(), &["-o", &path]].concat(), None);
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn sha256_of(path: &std::path::Path) -> String {
+    let o = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn blocked_deletion(kube: &Kube, what: &[&str]) -> String {
+    kube.wait_for(
+        &format!("the deletion of {what:?} blocked"),
+        Duration::from_secs(60),
+        || {
+            let m = condition(kube, what, "DeletionIsBlocked");
+            (!m.is_empty()).then_some(m)
+        },
+    )
+}
+
+/// Deleting the cluster while it has pools, a filesystem and a store is blocked, naming them; a pool
+/// whose volume backs a claim is blocked, naming the claim; a user with a bucket, naming the bucket;
+/// each deletion completes once what blocks it is gone. With cleanupPolicy confirmed, no data dir is
+/// left, the OSD's device is blank again and a device the cluster did not use is untouched.
+fn deletion_waits_for_dependents_then_cleans_up(
+    kube: &Kube,
+    host_path: &std::path::Path,
+    osd_device: &Loop,
+) {
+    // A device that holds someone's data: an ext4 filesystem.
+    let bystander = Loop::new(6 << 30);
+    let mkfs = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&bystander.dev)
+        .output()
+        .unwrap();
+    assert!(mkfs.status.success(), "{}", text(&mkfs));
+    let before = sha256_of(&bystander.dev);
+
+    kube.kubectl(&[
+        "patch",
+        "cephcluster",
+        "my-cluster",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"cleanupPolicy":{"confirmation":"yes-really-destroy-data"}}}"#,
+    ]);
+    kube.kubectl(&[
+        "delete",
+        "cephcluster",
+        "my-cluster",
+        "-n",
+        NS,
+        "--wait=false",
+    ]);
+    let cluster = ["cephcluster", "my-cluster", "-n", NS];
+    let blocked = blocked_deletion(kube, &cluster);
+    for name in [
+        "CephBlockPool: [builtin-mgr replicapool]",
+        "CephFilesystem: [myfs]",
+        "CephObjectStore: [my-store]",
+        "CephObjectStoreUser: [my-user]",
+    ] {
+        assert!(blocked.contains(name), "{name} missing: {blocked}");
+    }
+
+    kube.kubectl(&[
+        "delete",
+        "cephblockpool",
+        "replicapool",
+        "-n",
+        NS,
+        "--wait=false",
+    ]);
+    let pool = ["cephblockpool", "replicapool", "-n", NS];
+    let why = blocked_deletion(kube, &pool);
+    assert!(why.contains("PVC default/rbd-pvc"), "{why}");
+    kube.kubectl(&["delete", "pvc", "rbd-pvc", "-n", "default", "--wait=true"]);
+    kube.wait_for(
+        "the pool deleted once its claim is gone",
+        Duration::from_secs(120),
+        || gone(kube, &pool).then_some(()),
+    );
+
+    // A user with a bucket is not deleted with its data: its deletion waits, naming the bucket.
+    kube.kubectl(&[
+        "delete",
+        "cephobjectstoreuser",
+        "my-user",
+        "-n",
+        NS,
+        "--wait=false",
+    ]);
+    let user = ["cephobjectstoreuser", "my-user", "-n", NS];
+    let why = blocked_deletion(kube, &user);
+    assert!(why.contains("k8s-bucket"), "{why}");
+    empty_bucket(kube, "k8s-bucket");
+    kube.wait_for(
+        "the user deleted once its bucket is gone",
+        Duration::from_secs(120),
+        || gone(kube, &user).then_some(()),
+    );
+
+    kube.kubectl(&[
+        "delete",
+        "pvc",
+        "cephfs-pvc",
+        "-n",
+        "default",
+        "--wait=true",
+    ]);
+    for what in [
+        "cephfilesystemsubvolumegroup/myfs-csi",
+        "cephfilesystem/myfs",
+        "cephobjectstore/my-store",
+        "cephblockpool/builtin-mgr",
+    ] {
+        kube.kubectl(&["delete", what, "-n", NS, "--wait=false"]);
+    }
+    let started = Instant::now();
+    kube.wait_for(
+        "the cluster deleted once its dependents are",
+        Duration::from_secs(300),
+        || gone(kube, &cluster).then_some(()),
+    );
+    eprintln!(
+        "cluster deleted {:.1} s after its last dependents were",
+        started.elapsed().as_secs_f64()
+    );
+
+    let data_dir = host_path.join(NS);
+    assert!(!data_dir.exists(), "{} is left behind", data_dir.display());
+    assert_eq!(
+        sha256_of(&bystander.dev),
+        before,
+        "a device the cluster did not use changed"
+    );
+    let mut head = vec![0u8; 64];
+    use std::io::Read as _;
+    std::fs::File::open(&osd_device.dev)
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&head).contains("bluestore"),
+        "the OSD's label is still on {}",
+        osd_device.dev.display()
+    );
+    let left = kube.kubectl(&["get", "deployments", "-n", NS, "-o", "name"]);
+    assert!(!left.contains("rook-ceph-"), "daemons left: {left}");
+}
+
+/// Deletes every object of a bucket and the bucket, as its owner, with the keys in the user's Secret.
+fn empty_bucket(kube: &Kube, bucket: &str) {
+    let script = format!(
+        "import boto3\nfrom botocore.config import Config\n\
+         s3 = boto3.resource('s3', endpoint_url='{}', aws_access_key_id='{}', aws_secret_access_key='{}', \
+         region_name='us-east-1', config=Config(s3={{'addressing_style': 'path'}}))\n\
+         b = s3.Bucket('{bucket}')\nb.objects.all().delete()\nb.delete()\n",
+        secret_field(kube, USER_SECRET, "Endpoint"),
+        secret_field(kube, USER_SECRET, "AccessKey"),
+        secret_field(kube, USER_SECRET, "SecretKey"),
+    );
+    let o = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "emptying {bucket}: {}", text(&o));
 }

@@ -71,7 +71,8 @@ pub async fn run(client: kube::Client, options: Options) -> Result<()> {
         status.devices = tokio::task::spawn_blocking(rookery_platform::devices::inventory)
             .await
             .unwrap_or_default();
-        if let Some(dir) = data_dir {
+        let purged = carried_out.as_ref().is_some_and(|d| d.purge);
+        if let Some(dir) = data_dir.filter(|_| !purged) {
             status = tokio::task::spawn_blocking(move || {
                 let mut s = status;
                 observe(Path::new(&dir), &mut s);
@@ -136,6 +137,22 @@ pub fn converge(desired: &NodeDesired, mut status: NodeStatus) -> NodeStatus {
         status
             .errors
             .insert("dataDir".into(), "no data dir given".into());
+        status.serial = desired.serial;
+        return status;
+    }
+    if desired.purge {
+        match std::fs::remove_dir_all(&root) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                status
+                    .errors
+                    .insert("purge".into(), format!("{}: {e}", root.display()));
+            }
+            _ => tracing::info!(dir = %root.display(), "the cluster's data dir is removed"),
+        }
+        status.ready.clear();
+        status.keyrings.clear();
+        status.osd_blocks.clear();
+        status.data_locations.clear();
         status.serial = desired.serial;
         return status;
     }
@@ -298,6 +315,23 @@ mod tests {
         );
         assert!(status.keyrings.contains("mgr.a"), "{status:?}");
         assert!(!status.ready.contains("mgr.a"));
+    }
+
+    #[test]
+    fn purge_removes_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("rook-ceph");
+        std::fs::create_dir_all(root.join("mon/ceph-a")).unwrap();
+        let desired = NodeDesired {
+            serial: 2,
+            data_dir: root.display().to_string(),
+            purge: true,
+            ..Default::default()
+        };
+        let status = converge(&desired, NodeStatus::default());
+        assert!(status.errors.is_empty(), "{:?}", status.errors);
+        assert!(!root.exists());
+        assert!(dir.path().exists(), "only the cluster's own folder goes");
     }
 
     #[test]

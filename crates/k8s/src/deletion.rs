@@ -75,20 +75,23 @@ pub fn blocked_status(previous: &Value, message: &str, now: &str) -> Value {
     json!({"phase": "Deleting", "message": message, "conditions": conditions})
 }
 
-/// The claims (`namespace/name`) whose volumes are the RBD images `images` of `pool`, from the PVs of
-/// rookery's RBD driver; an image no claim owns is named as it is.
-pub fn claims_of(pvs: &[Value], pool: &str, images: &[String]) -> Vec<String> {
-    images
+/// The claims (`PVC namespace/name`) whose volumes are `volumes` of `container` (a pool's RBD images, a
+/// filesystem's subvolumes), from the PVs of rookery's CSI drivers (volume handle `<container>/<volume>`);
+/// a volume no claim owns is named as it is.
+pub fn claims_of(pvs: &[Value], container: &str, volumes: &[String]) -> Vec<String> {
+    volumes
         .iter()
-        .map(|image| {
+        .map(|volume| {
+            let wanted = format!("{container}/{volume}");
             pvs.iter()
                 .find(|pv| {
                     let handle = pv["spec"]["csi"]["volumeHandle"]
                         .as_str()
                         .unwrap_or_default();
-                    pv["spec"]["csi"]["driver"] == "rbd.csi.rookery.io"
-                        && handle.rsplit('/').next() == Some(image.as_str())
-                        && handle.contains(pool)
+                    let ours = pv["spec"]["csi"]["driver"]
+                        .as_str()
+                        .is_some_and(|d| d.ends_with(".csi.rookery.io"));
+                    ours && (handle == wanted || handle.ends_with(&format!("/{wanted}")))
                 })
                 .and_then(|pv| {
                     let c = &pv["spec"]["claimRef"];
@@ -98,7 +101,7 @@ pub fn claims_of(pvs: &[Value], pool: &str, images: &[String]) -> Vec<String> {
                         c["name"].as_str()?
                     ))
                 })
-                .unwrap_or_else(|| format!("image {pool}/{image}"))
+                .unwrap_or_else(|| format!("volume {wanted}"))
         })
         .collect()
 }
@@ -151,12 +154,352 @@ mod tests {
             "csi": {"driver": "rbd.csi.rookery.io", "volumeHandle": "fsid/replicapool/csi-vol-1"},
             "claimRef": {"namespace": "default", "name": "rbd-pvc"}}})];
         let named = claims_of(&pvs, "replicapool", &["csi-vol-1".into(), "manual".into()]);
-        assert_eq!(named, ["PVC default/rbd-pvc", "image replicapool/manual"]);
+        assert_eq!(named, ["PVC default/rbd-pvc", "volume replicapool/manual"]);
         assert!(destroys_data(
             &json!({"cleanupPolicy": {"confirmation": "yes-really-destroy-data"}})
         ));
         assert!(!destroys_data(
             &json!({"cleanupPolicy": {"confirmation": "yes"}})
         ));
+    }
+}
+
+/// What to do about a CephCluster this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterDeletion {
+    NotDeleting,
+    /// Deleted, but dependents remain: said in its status.
+    Blocked,
+    /// Deleted and nothing depends on it: stop the reconcile loop and clean up.
+    CleanUp,
+}
+
+/// The I/O of deletion: finalizers, blocked statuses, teardowns.
+pub struct Deleter {
+    ns: String,
+    recorder: kube::runtime::events::Recorder,
+    /// The last blocked message of each object, so a Warning event is written once per change.
+    warned: BTreeMap<(String, String), String>,
+}
+
+fn has_finalizer(o: &kube::api::DynamicObject, kind: &str) -> bool {
+    o.metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.contains(&finalizer(kind)))
+}
+
+impl Deleter {
+    pub fn new(ns: &str, client: kube::Client) -> Deleter {
+        Deleter {
+            ns: ns.to_string(),
+            recorder: kube::runtime::events::Recorder::new(
+                client,
+                kube::runtime::events::Reporter {
+                    controller: "rookery-operator".into(),
+                    instance: std::env::var("POD_NAME").ok(),
+                },
+            ),
+            warned: BTreeMap::new(),
+        }
+    }
+
+    /// Puts Rook's finalizer on every live resource that lacks it (with the object's resourceVersion, so
+    /// a concurrent change of its finalizers is not overwritten).
+    pub fn add_finalizers(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        resources: &crate::resources::Resources,
+    ) {
+        for (kind, _) in crate::resources::KINDS
+            .iter()
+            .chain(crate::resources::EXTRA_KINDS.iter())
+        {
+            let Some(api) = resources.api(kind) else {
+                continue;
+            };
+            for o in resources.of_kind(kind) {
+                if o.metadata.deletion_timestamp.is_some() || has_finalizer(&o, kind) {
+                    continue;
+                }
+                let mut list = o.metadata.finalizers.clone().unwrap_or_default();
+                list.push(finalizer(kind));
+                let patch = json!({"metadata": {"finalizers": list, "resourceVersion": o.metadata.resource_version}});
+                let name = o.metadata.name.clone().unwrap_or_default();
+                if let Err(e) = rt.block_on(api.patch(
+                    &name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )) {
+                    tracing::debug!(%kind, %name, error = %e, "adding the finalizer");
+                }
+            }
+        }
+    }
+
+    /// Removes Rook's finalizer: the API server then deletes the object.
+    pub fn remove_finalizer(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        resources: &crate::resources::Resources,
+        kind: &str,
+        o: &kube::api::DynamicObject,
+    ) -> anyhow::Result<()> {
+        let api = resources
+            .api(kind)
+            .ok_or_else(|| anyhow::anyhow!("no API for {kind}"))?;
+        let list: Vec<String> = o
+            .metadata
+            .finalizers
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| *f != finalizer(kind))
+            .collect();
+        let patch = json!({"metadata": {"finalizers": list, "resourceVersion": o.metadata.resource_version}});
+        let name = o.metadata.name.clone().unwrap_or_default();
+        rt.block_on(api.patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        ))?;
+        tracing::info!(%kind, %name, "deleted");
+        Ok(())
+    }
+
+    /// Says in the object's status (and once per change in a Warning event) what blocks its deletion.
+    fn blocked(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        resources: &crate::resources::Resources,
+        kind: &str,
+        o: &kube::api::DynamicObject,
+        message: &str,
+        now: &str,
+    ) {
+        let name = o.metadata.name.clone().unwrap_or_default();
+        let previous = o.data.get("status").cloned().unwrap_or(json!({}));
+        let status = blocked_status(&previous, message, now);
+        if let Some(api) = resources.api(kind) {
+            let unchanged =
+                crate::status::without_times(&previous) == crate::status::without_times(&status);
+            if !unchanged {
+                let patch = json!({"status": status});
+                if let Err(e) = rt.block_on(api.patch_status(
+                    &name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )) {
+                    tracing::debug!(%kind, %name, error = %e, "writing status");
+                }
+            }
+        }
+        let key = (kind.to_string(), name.clone());
+        if self.warned.get(&key).map(String::as_str) != Some(message) {
+            self.warned.insert(key, message.to_string());
+            use kube::Resource as _;
+            let plural = crate::resources::KINDS
+                .iter()
+                .chain(crate::resources::EXTRA_KINDS.iter())
+                .find(|(k, _)| *k == kind)
+                .map(|(_, p)| *p)
+                .unwrap_or_default();
+            let reference = o.object_ref(&crate::resources::api_resource(kind, plural));
+            let event = kube::runtime::events::Event {
+                type_: kube::runtime::events::EventType::Warning,
+                reason: "ReconcileFailed".into(),
+                note: Some(message.chars().take(1000).collect()),
+                action: "Delete".into(),
+                secondary: None,
+            };
+            if let Err(e) = rt.block_on(self.recorder.publish(&event, &reference)) {
+                tracing::debug!(error = %e, "publishing an event");
+            }
+        }
+    }
+
+    /// The CephCluster: blocked while any resource of its namespace remains.
+    pub fn cluster(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        resources: &crate::resources::Resources,
+        now: &str,
+    ) -> ClusterDeletion {
+        let Some(cluster) = resources.cluster() else {
+            return ClusterDeletion::NotDeleting;
+        };
+        if cluster.metadata.deletion_timestamp.is_none() || !has_finalizer(&cluster, "CephCluster")
+        {
+            return ClusterDeletion::NotDeleting;
+        }
+        let dependents: BTreeMap<String, Vec<String>> = crate::resources::KINDS
+            .iter()
+            .skip(1)
+            .chain(crate::resources::EXTRA_KINDS.iter())
+            .map(|(kind, _)| {
+                let names = resources
+                    .of_kind(kind)
+                    .iter()
+                    .filter_map(|o| o.metadata.name.clone())
+                    .collect();
+                (kind.to_string(), names)
+            })
+            .collect();
+        if dependents.values().all(Vec::is_empty) {
+            return ClusterDeletion::CleanUp;
+        }
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let message = dependents_message("CephCluster", &self.ns, &name, &dependents);
+        self.blocked(rt, resources, "CephCluster", &cluster, &message, now);
+        ClusterDeletion::Blocked
+    }
+
+    /// Deletes what each deleted pool, filesystem, object store, user or subvolume group stands for in
+    /// Ceph, or says what stands in the way.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resources(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        client: &kube::Client,
+        resources: &crate::resources::Resources,
+        layout: &rookery_orchestrator::Layout,
+        rados: &rookery_ceph::Rados,
+        stores: &dyn rookery_platform::Stores,
+        gateway_address: std::net::IpAddr,
+        now: &str,
+    ) {
+        use rookery_orchestrator::teardown::{self, Blocker};
+        let deleting: Vec<(&str, std::sync::Arc<kube::api::DynamicObject>)> =
+            crate::resources::KINDS
+                .iter()
+                .skip(1)
+                .chain(crate::resources::EXTRA_KINDS.iter())
+                .flat_map(|(kind, _)| resources.of_kind(kind).into_iter().map(move |o| (*kind, o)))
+                .filter(|(kind, o)| {
+                    o.metadata.deletion_timestamp.is_some() && has_finalizer(o, kind)
+                })
+                .collect();
+        if deleting.is_empty() {
+            return;
+        }
+        let current = match rookery_spec::load(&resources.spec_text_including_deleted()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "the resources are invalid; deletions wait");
+                return;
+            }
+        };
+        let port_of = |store: &str| {
+            current
+                .object_stores
+                .iter()
+                .find(|s| s.metadata.name == store)
+                .and_then(|s| u16::try_from(s.spec.gateway.port).ok())
+        };
+        let admin_of = |store: &str| {
+            rookery_orchestrator::objectstore::admin(
+                layout,
+                store,
+                gateway_address,
+                port_of(store)?,
+            )
+            .ok()
+            .flatten()
+        };
+        for (kind, o) in deleting {
+            let name = o.metadata.name.clone().unwrap_or_default();
+            if kind == "CephFilesystemSubVolumeGroup" {
+                // The group stays in the filesystem (it may hold subvolumes); only the resource goes.
+                if let Err(e) = self.remove_finalizer(rt, resources, kind, &o) {
+                    tracing::warn!(%kind, %name, error = %e, "removing the finalizer");
+                }
+                continue;
+            }
+            let gone = [(kind.to_string(), name.clone())];
+            let plan = teardown::Teardown::of(&current, &gone);
+            let found = match teardown::observe(rados, layout, &plan, &admin_of) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(%kind, %name, error = %e, "looking for what a deletion would remove");
+                    continue;
+                }
+            };
+            let blockers = teardown::blockers(&plan, &current, &found, false);
+            if !blockers.is_empty() {
+                let needs_claims = blockers.iter().any(|b| {
+                    matches!(
+                        b,
+                        Blocker::PoolHasVolumes { .. } | Blocker::FilesystemHasSubvolumes { .. }
+                    )
+                });
+                let pvs: Vec<Value> = if needs_claims {
+                    let api: kube::Api<k8s_openapi::api::core::v1::PersistentVolume> =
+                        kube::Api::all(client.clone());
+                    rt.block_on(api.list(&Default::default()))
+                        .map(|l| {
+                            l.items
+                                .iter()
+                                .filter_map(|pv| serde_json::to_value(pv).ok())
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                let parts: Vec<String> = blockers
+                    .iter()
+                    .map(|b| match b {
+                        Blocker::PoolHasVolumes { pool, volumes } => {
+                            format!(
+                                "pool {pool} holds volumes of {}",
+                                claims_of(&pvs, pool, volumes).join(", ")
+                            )
+                        }
+                        Blocker::FilesystemHasSubvolumes { fs, subvolumes } => {
+                            format!(
+                                "filesystem {fs} holds volumes of {}",
+                                claims_of(&pvs, fs, subvolumes).join(", ")
+                            )
+                        }
+                        other => other.to_string(),
+                    })
+                    .collect();
+                let message = format!(
+                    "{kind} \"{}/{name}\" will not be deleted until these are removed: {}",
+                    self.ns,
+                    parts.join("; ")
+                );
+                self.blocked(rt, resources, kind, &o, &message, now);
+                continue;
+            }
+            let result = (|| -> anyhow::Result<()> {
+                if kind == "CephObjectStoreUser" {
+                    teardown::remove_object_users(&plan, &admin_of)?;
+                    teardown::forget_users(layout, &plan.users);
+                    if let Some(store) = o.data["spec"]["store"].as_str() {
+                        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+                            kube::Api::namespaced(client.clone(), &self.ns);
+                        let secret = crate::rook_objects::user_secret_name(store, &name);
+                        match rt.block_on(secrets.delete(&secret, &Default::default())) {
+                            Err(kube::Error::Api(s)) if s.code == 404 => {}
+                            other => {
+                                other?;
+                            }
+                        }
+                    }
+                }
+                let steps = plan.steps(false, &found.buckets);
+                teardown::execute(rados, layout, stores, &steps, &admin_of)?;
+                Ok(())
+            })();
+            match result {
+                Ok(()) => {
+                    if let Err(e) = self.remove_finalizer(rt, resources, kind, &o) {
+                        tracing::warn!(%kind, %name, error = %e, "removing the finalizer");
+                    }
+                }
+                Err(e) => tracing::warn!(%kind, %name, error = format!("{e:#}"), "deleting"),
+            }
+        }
     }
 }

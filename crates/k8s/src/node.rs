@@ -164,6 +164,9 @@ pub struct NodeDesired {
     pub releases: Vec<Release>,
     /// Daemons gone for good whose keyring and store are removed.
     pub forget: BTreeSet<String>,
+    /// The cluster was deleted with Rook's `cleanupPolicy` confirmation: the whole data dir goes (its
+    /// OSDs' devices were released first, so only their labels were wiped).
+    pub purge: bool,
 }
 
 /// What a node's agent reports.

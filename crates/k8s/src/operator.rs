@@ -159,6 +159,7 @@ pub fn run(options: Options) -> Result<()> {
         operator_node: options.node.clone(),
     });
     let platform = rt.block_on(KubePlatform::start(ctx.clone()))?;
+    let node_stores = platform.node_stores();
     let platform: SharedPlatform = Arc::new(Mutex::new(platform));
 
     let problem: SpecProblem = Arc::new(Mutex::new(None));
@@ -219,7 +220,9 @@ pub fn run(options: Options) -> Result<()> {
         tracing::info!(cluster = %cluster_name, node = %host.name, "new cluster");
     }
 
-    let reconciler = Reconciler::new(layout.clone(), desired, platform)?;
+    let reconciler = Reconciler::new(layout.clone(), desired, platform.clone())?;
+    let mut deleter = crate::deletion::Deleter::new(&options.namespace, client.clone());
+    let clean_up = AtomicBool::new(false);
     let hand_over = AtomicBool::new(true);
     let mut mirrored = mirror::collect(&layout.root);
     let mut csi =
@@ -234,6 +237,29 @@ pub fn run(options: Options) -> Result<()> {
                 if let Err(e) = csi.wire(&rt, &client, r, state) {
                     tracing::warn!(error = format!("{e:#}"), "wiring the CSI drivers");
                 }
+            }
+        }
+        let now = now_rfc3339();
+        deleter.add_finalizers(&rt, &resources);
+        if deleter.cluster(&rt, &resources, &now) == crate::deletion::ClusterDeletion::CleanUp {
+            tracing::info!("the CephCluster is deleted and nothing depends on it: cleaning up");
+            clean_up.store(true, Ordering::SeqCst);
+            shutdown.store(true, Ordering::SeqCst);
+            return;
+        }
+        if let (Some(r), Some(state)) = (&view.rados, &view.state) {
+            let address = state.mons.first().map(|m| m.address);
+            if let Some(address) = address {
+                deleter.resources(
+                    &rt,
+                    &client,
+                    &resources,
+                    &layout,
+                    r,
+                    node_stores.as_ref(),
+                    address,
+                    &now,
+                );
             }
         }
         if let Some(state) = &view.state {
@@ -258,6 +284,72 @@ pub fn run(options: Options) -> Result<()> {
             writer.publish(&view, Some(&layout));
         }
     });
+    if clean_up.load(Ordering::SeqCst) {
+        clean_up_cluster(
+            &rt,
+            &resources,
+            &platform,
+            &node_stores,
+            &layout,
+            &secrets,
+            &deleter,
+        )?;
+    }
+    Ok(())
+}
+
+/// A deleted CephCluster with nothing depending on it: its daemons stop; with Rook's cleanupPolicy
+/// confirmation its OSDs' devices are released (only their labels, and only where the label names
+/// one of its OSDs) and its data dir leaves every node; then its finalizer goes. Without the
+/// confirmation the data stays on the nodes, as with Rook.
+fn clean_up_cluster(
+    rt: &tokio::runtime::Runtime,
+    resources: &Resources,
+    platform: &SharedPlatform,
+    stores: &Arc<crate::platform::KubeStores>,
+    layout: &Layout,
+    secrets: &Api<Secret>,
+    deleter: &crate::deletion::Deleter,
+) -> Result<()> {
+    let Some(cluster) = resources.cluster() else {
+        return Ok(());
+    };
+    {
+        let mut p = platform.lock().unwrap_or_else(|p| p.into_inner());
+        let names = p.names();
+        for kind in rookery_platform::DaemonKind::STOP_ORDER {
+            let group: Vec<String> = names
+                .iter()
+                .filter(|n| rookery_platform::parse_daemon_name(n).is_some_and(|(k, _)| k == kind))
+                .cloned()
+                .collect();
+            p.stop(&group, Duration::from_secs(20));
+        }
+    }
+    tracing::info!("every daemon is stopped");
+    if crate::deletion::destroys_data(&cluster.data["spec"]) {
+        use rookery_platform::Stores as _;
+        if let Some(state) = ClusterState::load(layout)? {
+            for osd in &state.osds {
+                let Some(id) = osd.id else { continue };
+                let device = osd.device.as_ref().and_then(|_| stores.osd_block(id));
+                stores
+                    .release_osd(id, &osd.uuid, device.as_deref())
+                    .with_context(|| format!("releasing osd.{id}"))?;
+            }
+        }
+        stores
+            .purge_nodes()
+            .context("removing the data dir from the nodes")?;
+        tracing::info!("the cluster's data is destroyed, as its cleanupPolicy confirms");
+    }
+    match rt.block_on(secrets.delete(mirror::SECRET, &Default::default())) {
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        other => {
+            other?;
+        }
+    }
+    deleter.remove_finalizer(rt, resources, "CephCluster", &cluster)?;
     Ok(())
 }
 
@@ -393,7 +485,11 @@ impl<'a> StatusWriter<'a> {
                 )])
             },
         };
-        if let Some(cluster) = self.resources.cluster() {
+        if let Some(cluster) = self
+            .resources
+            .cluster()
+            .filter(|c| c.metadata.deletion_timestamp.is_none())
+        {
             let previous = cluster.data.get("status").cloned().unwrap_or(json!({}));
             let status =
                 status::cluster_status(&previous, cluster.metadata.generation, &observation, &now);

@@ -354,6 +354,11 @@ impl KubePlatform {
         })
     }
 
+    /// The stores, as the Kubernetes type (the cluster's cleanup purges nodes).
+    pub fn node_stores(&self) -> Arc<KubeStores> {
+        self.stores.clone()
+    }
+
     fn node_names(&self) -> BTreeSet<String> {
         self.nodes
             .state()
@@ -605,6 +610,29 @@ impl KubeStores {
             entry.serial
         };
         self.wait(node, serial)
+    }
+
+    /// Removes the cluster's data dir from every node that had its requests (after the OSDs were
+    /// released); waits for each node's agent.
+    pub fn purge_nodes(&self) -> Result<(), PlatformError> {
+        let nodes: Vec<String> = self
+            .desired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for node in nodes {
+            self.sync_node(&node, |d| {
+                *d = NodeDesired {
+                    serial: d.serial,
+                    data_dir: d.data_dir.clone(),
+                    purge: true,
+                    ..Default::default()
+                };
+            })?;
+        }
+        Ok(())
     }
 
     fn write(&self, node: &str, desired: &NodeDesired) -> Result<(), PlatformError> {

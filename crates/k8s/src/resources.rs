@@ -101,6 +101,15 @@ impl Resources {
 
     /// The spec text of everything applied and not being deleted.
     pub fn spec_text(&self) -> String {
+        self.text(false)
+    }
+
+    /// The spec text with the resources being deleted too (what a teardown removes them from).
+    pub fn spec_text_including_deleted(&self) -> String {
+        self.text(true)
+    }
+
+    fn text(&self, with_deleted: bool) -> String {
         let objects: Vec<(String, Arc<DynamicObject>)> = KINDS
             .iter()
             .flat_map(|(kind, _)| {
@@ -109,16 +118,16 @@ impl Resources {
                     .map(move |o| (kind.to_string(), o))
             })
             .collect();
-        spec_text(&objects)
+        spec_text(&objects, with_deleted)
     }
 }
 
 /// The documents the orchestrator reads: each object's kind, name, namespace and spec, nothing the API
 /// server added (uid, managedFields, status).
-pub fn spec_text(objects: &[(String, Arc<DynamicObject>)]) -> String {
+pub fn spec_text(objects: &[(String, Arc<DynamicObject>)], with_deleted: bool) -> String {
     let mut text = String::new();
     for (kind, o) in objects {
-        if o.metadata.deletion_timestamp.is_some() {
+        if o.metadata.deletion_timestamp.is_some() && !with_deleted {
             continue;
         }
         let doc = serde_json::json!({
@@ -191,10 +200,13 @@ mod tests {
         let gone = object(
             "apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata:\n  name: old\n  namespace: rook-ceph\n  deletionTimestamp: '2026-01-01T00:00:00Z'\nspec: {replicated: {size: 1}}\n",
         );
-        let text = spec_text(&[
-            ("CephCluster".into(), cluster),
-            ("CephBlockPool".into(), gone),
-        ]);
+        let text = spec_text(
+            &[
+                ("CephCluster".into(), cluster),
+                ("CephBlockPool".into(), gone),
+            ],
+            false,
+        );
         assert!(
             !text.contains("uid") && !text.contains("resourceVersion"),
             "{text}"

@@ -364,11 +364,13 @@ pub struct ReplicatedSpec {
     pub require_safe_replica_size: bool,
 }
 
+/// As in Rook, whose CRDs give `requireSafeReplicaSize` no default: one copy is refused only where the
+/// spec asks for safe sizes (Rook's small examples use one copy without saying so).
 impl Default for ReplicatedSpec {
     fn default() -> Self {
         ReplicatedSpec {
             size: 3,
-            require_safe_replica_size: true,
+            require_safe_replica_size: false,
         }
     }
 }

@@ -288,7 +288,7 @@ fn pool_rules() {
             "spec.failureDomain=galaxy => spec.failureDomain ~ not a CRUSH failure domain",
             "spec.replicated.size=0 => spec.replicated.size ~ from 1 to 10",
             "spec.replicated.size=11 => spec.replicated.size ~ from 1 to 10",
-            "spec.replicated.size=1 => spec.replicated.size ~ set requireSafeReplicaSize: false",
+            "spec.replicated={size: 1, requireSafeReplicaSize: true} => spec.replicated.size ~ set requireSafeReplicaSize: false",
             "spec.parameters={size: 2} => spec.parameters.size ~ not a pool setting",
             "spec.parameters={compression_mode: maybe} => spec.parameters.compression_mode ~ not a compression mode",
             "spec.deviceClass=a/b => spec.deviceClass ~ not a device class",
@@ -303,6 +303,9 @@ fn pool_rules() {
     assert_eq!(spec.parameters["compression_mode"], "aggressive");
     let single = pool_with("spec.replicated={size: 1, requireSafeReplicaSize: false}");
     assert_eq!(load(&single).unwrap().pools[0].spec.replicated.size, 1);
+    // Rook's small examples: one copy, the flag left out.
+    let rook_style = pool_with("spec.replicated={size: 1}");
+    assert_eq!(load(&rook_style).unwrap().pools[0].spec.replicated.size, 1);
     let bare =
         load("apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {name: p}\n").unwrap();
     assert_eq!(bare.pools[0].spec, PoolSpec::default());
