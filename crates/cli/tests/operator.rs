@@ -169,7 +169,223 @@ fn operator_runs_rooks_cluster_test() {
         "RSS (MiB): operator {:.1} just after HEALTH_OK, {:.1} at rest with a filesystem and an object store; agent {:.1} / {:.1}",
         rss_busy.0, rss_of("operator"), rss_busy.1, rss_of("agent")
     );
+    bad_input_changes_nothing(&kube);
+    let _more_devices = heals_itself(&kube, &host_path);
     deletion_waits_for_dependents_then_cleans_up(&kube, &host_path, &osd_device);
+}
+
+fn pod_uids(kube: &Kube, selector: &str) -> String {
+    kube.jsonpath(
+        &["get", "pods", "-n", NS, "-l", selector],
+        "{.items[*].metadata.uid}",
+    )
+}
+
+/// An invalid change of the CephCluster is reported in its status with the field named, and changes
+/// nothing that runs; putting it back makes the cluster Ready again.
+fn bad_input_changes_nothing(kube: &Kube) {
+    let daemons = pod_uids(kube, "app.kubernetes.io/managed-by=rookery");
+    kube.kubectl(&[
+        "patch",
+        "cephcluster",
+        "my-cluster",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"mon":{"count":2}}}"#,
+    ]);
+    let message = kube.wait_for("the invalid spec reported", Duration::from_secs(60), || {
+        let m = cluster_field(kube, "{.status.message}");
+        (cluster_field(kube, "{.status.phase}") == "Failure").then_some(m)
+    });
+    assert!(
+        message.contains("spec.mon.count") && message.contains("odd number"),
+        "{message}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        pod_uids(kube, "app.kubernetes.io/managed-by=rookery"),
+        daemons,
+        "an invalid spec changed the daemons"
+    );
+    kube.kubectl(&[
+        "patch",
+        "cephcluster",
+        "my-cluster",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"mon":{"count":1}}}"#,
+    ]);
+    kube.wait_for("the cluster Ready again", Duration::from_secs(60), || {
+        (cluster_field(kube, "{.status.phase}") == "Ready").then_some(())
+    });
+}
+
+/// The host pid of `rookery <role>`.
+fn pid_of(role: &str) -> Option<i32> {
+    let want = format!("/usr/local/bin/rookery\0{role}\0");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        String::from_utf8_lossy(&cmdline)
+            .starts_with(&want)
+            .then(|| e.file_name().to_str()?.parse().ok())
+            .flatten()
+    })
+}
+
+/// `ceph osd ls` through the operator (which holds the admin key), as ids.
+fn ceph_osd_ids(kube: &Kube, host_path: &std::path::Path) -> Vec<String> {
+    let conf = host_path.join(NS).join("ceph.conf");
+    let conf = conf.to_string_lossy();
+    let out = kube.kubectl(&[
+        "exec",
+        "-n",
+        NS,
+        "deploy/rookery-operator",
+        "--",
+        "ceph",
+        "--conf",
+        &conf,
+        "osd",
+        "ls",
+    ]);
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+fn osd_deployments(kube: &Kube) -> Vec<String> {
+    let mut names: Vec<String> = kube
+        .jsonpath(
+            &["get", "deployments", "-n", NS, "-l", "app=rook-ceph-osd"],
+            "{.items[*].metadata.name}",
+        )
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+/// A deleted mon pod comes back; a device attached to the node becomes an OSD within 15 s with
+/// nothing restarted; the operator killed (-9) while it makes an OSD converges after its restart, with
+/// no duplicate daemon and no leaked OSD. Returns the devices attached, detached by the caller's end.
+fn heals_itself(kube: &Kube, host_path: &std::path::Path) -> Vec<Loop> {
+    let healthy = || {
+        kube.wait_for("HEALTH_OK again", Duration::from_secs(180), || {
+            (cluster_field(kube, "{.status.ceph.health}") == "HEALTH_OK").then_some(())
+        })
+    };
+    kube.kubectl(&[
+        "delete",
+        "pod",
+        "-n",
+        NS,
+        "-l",
+        "app=rook-ceph-mon",
+        "--wait=true",
+    ]);
+    kube.wait_for("the mon back", Duration::from_secs(120), || {
+        let phase = kube.jsonpath(
+            &["get", "pods", "-n", NS, "-l", "app=rook-ceph-mon"],
+            "{.items[*].status.phase}",
+        );
+        (phase == "Running").then_some(())
+    });
+    healthy();
+
+    // Nothing restarted: Rook users had to delete the operator's pod for a new disk to be seen. The
+    // operator's and the agent's pods stay the same, their containers never restart.
+    let controllers = || {
+        kube.jsonpath(
+            &[
+                "get",
+                "pods",
+                "-n",
+                NS,
+                "-l",
+                "app in (rookery-operator,rookery-agent)",
+            ],
+            "{.items[*].metadata.uid} {.items[*].status.containerStatuses[*].restartCount}",
+        )
+    };
+    let before = controllers();
+    let second = Loop::new(6 << 30);
+    let attached = Instant::now();
+    kube.wait_for("osd.1 on the new device", Duration::from_secs(60), || {
+        let up = kube.jsonpath(
+            &[
+                "get",
+                "pods",
+                "-n",
+                NS,
+                "-l",
+                "ceph_daemon_id=1,app=rook-ceph-osd",
+            ],
+            "{.items[*].status.containerStatuses[*].ready}",
+        );
+        (up == "true").then_some(())
+    });
+    let took = attached.elapsed();
+    eprintln!(
+        "a new device became a running OSD in {:.1} s",
+        took.as_secs_f64()
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "the new device took {took:?} to become an OSD"
+    );
+    assert_eq!(
+        controllers(),
+        before,
+        "the operator or the agent restarted while a device was added"
+    );
+    healthy();
+
+    // kill -9 of the operator while it makes an OSD on a third device.
+    let third = Loop::new(6 << 30);
+    let name = third.dev.file_name().unwrap().to_string_lossy().to_string();
+    kube.wait_for("the third device taken", Duration::from_secs(30), || {
+        let devices = cluster_field(kube, "{.status.rookery.devices}");
+        devices
+            .contains(&format!("{name}: becomes an OSD"))
+            .then_some(())
+    });
+    let pid = pid_of("operator").expect("the operator's process");
+    // SAFETY: kill(2) on a pid read from /proc; the worst case is a signal to a process that is gone.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    kube.wait_for(
+        "osd.2 running after the operator's restart",
+        Duration::from_secs(180),
+        || {
+            let up = kube.jsonpath(
+                &[
+                    "get",
+                    "pods",
+                    "-n",
+                    NS,
+                    "-l",
+                    "ceph_daemon_id=2,app=rook-ceph-osd",
+                ],
+                "{.items[*].status.containerStatuses[*].ready}",
+            );
+            (up == "true").then_some(())
+        },
+    );
+    healthy();
+    assert_eq!(
+        osd_deployments(kube),
+        ["rook-ceph-osd-0", "rook-ceph-osd-1", "rook-ceph-osd-2"]
+    );
+    assert_eq!(
+        ceph_osd_ids(kube, host_path),
+        ["0", "1", "2"],
+        "an OSD leaked"
+    );
+    vec![second, third]
 }
 
 fn phase_of(kube: &Kube, what: &[&str]) -> String {
