@@ -171,6 +171,8 @@ fn operator_runs_rooks_cluster_test() {
     );
     bad_input_changes_nothing(&kube);
     let _more_devices = heals_itself(&kube, &host_path);
+    one_operator_acts(&kube);
+    operator_killed_during_a_pool_delete(&kube, &host_path);
     deletion_waits_for_dependents_then_cleans_up(&kube, &host_path, &osd_device);
 }
 
@@ -236,6 +238,132 @@ fn pid_of(role: &str) -> Option<i32> {
             .then(|| e.file_name().to_str()?.parse().ok())
             .flatten()
     })
+}
+
+/// A second replica of the operator waits on the Lease while the first one leads.
+fn one_operator_acts(kube: &Kube) {
+    let holder = kube.jsonpath(
+        &["get", "lease", "rookery-operator", "-n", NS],
+        "{.spec.holderIdentity}",
+    );
+    kube.kubectl(&[
+        "scale",
+        "deployment",
+        "rookery-operator",
+        "-n",
+        NS,
+        "--replicas",
+        "2",
+    ]);
+    let second = kube.wait_for(
+        "a second operator running",
+        Duration::from_secs(120),
+        || {
+            let names = kube.jsonpath(
+                &[
+                    "get",
+                    "pods",
+                    "-n",
+                    NS,
+                    "-l",
+                    "app=rookery-operator",
+                    "--field-selector",
+                    "status.phase=Running",
+                ],
+                "{.items[*].metadata.name}",
+            );
+            names
+                .split_whitespace()
+                .find(|n| *n != holder)
+                .map(str::to_string)
+        },
+    );
+    kube.wait_for(
+        "the second operator waiting on the Lease",
+        Duration::from_secs(60),
+        || {
+            let log = kube.kubectl(&["logs", "-n", NS, &second]);
+            log.contains("waiting to lead").then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let log = kube.kubectl(&["logs", "-n", NS, &second]);
+    assert!(
+        !log.contains("leading\n") && !log.contains("INFO rookery_k8s::operator: leading"),
+        "two operators lead:\n{log}"
+    );
+    assert_eq!(
+        kube.jsonpath(
+            &["get", "lease", "rookery-operator", "-n", NS],
+            "{.spec.holderIdentity}"
+        ),
+        holder
+    );
+    // Scaling down removes the newer pod (the standby); were it the leader, the standby would lead
+    // once the Lease expires.
+    kube.kubectl(&[
+        "scale",
+        "deployment",
+        "rookery-operator",
+        "-n",
+        NS,
+        "--replicas",
+        "1",
+    ]);
+    kube.wait_for("one operator again", Duration::from_secs(60), || {
+        let names = kube.jsonpath(
+            &["get", "pods", "-n", NS, "-l", "app=rookery-operator"],
+            "{.items[*].metadata.name}",
+        );
+        (names.split_whitespace().count() == 1).then_some(())
+    });
+}
+
+/// The operator killed (-9) just after a pool's deletion was asked: the restarted one finishes it.
+fn operator_killed_during_a_pool_delete(kube: &Kube, host_path: &std::path::Path) {
+    kube.apply(&format!(
+        "apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {{name: doomed, namespace: {NS}}}\nspec:\n  replicated: {{size: 1}}\n"
+    ));
+    kube.wait_for("pool doomed Ready", Duration::from_secs(60), || {
+        (phase_of(kube, &["cephblockpool", "doomed", "-n", NS]) == "Ready").then_some(())
+    });
+    let pools = |kube: &Kube| {
+        let conf = host_path.join(NS).join("ceph.conf");
+        kube.kubectl(&[
+            "exec",
+            "-n",
+            NS,
+            "deploy/rookery-operator",
+            "--",
+            "ceph",
+            "--conf",
+            &conf.to_string_lossy(),
+            "osd",
+            "pool",
+            "ls",
+        ])
+    };
+    assert!(pools(kube).lines().any(|p| p == "doomed"));
+    kube.kubectl(&[
+        "delete",
+        "cephblockpool",
+        "doomed",
+        "-n",
+        NS,
+        "--wait=false",
+    ]);
+    let pid = pid_of("operator").expect("the operator's process");
+    // SAFETY: kill(2) on a pid read from /proc.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    kube.wait_for(
+        "the pool's deletion finished by the restarted operator",
+        Duration::from_secs(180),
+        || gone(kube, &["cephblockpool", "doomed", "-n", NS]).then_some(()),
+    );
+    assert!(
+        !pools(kube).lines().any(|p| p == "doomed"),
+        "pool doomed is still in Ceph"
+    );
 }
 
 /// `ceph osd ls` through the operator (which holds the admin key), as ids.

@@ -260,6 +260,13 @@ fn observe(root: &Path, status: &mut NodeStatus) {
     }
     daemons.sort();
     daemons.dedup();
+    status.fsid = std::fs::read_to_string(root.join("ceph.conf"))
+        .ok()
+        .and_then(|t| {
+            rookery_ceph::conf::CephConf::parse(&t)
+                .get("global", "fsid")
+                .map(str::to_string)
+        });
     status.ready = daemons
         .iter()
         .filter(|d| stores.is_ready(d))

@@ -189,6 +189,8 @@ pub struct NodeStatus {
     pub errors: BTreeMap<String, String>,
     /// The node's data dir, as the agent sees it.
     pub data_dir: String,
+    /// The fsid its ceph.conf names, if it has one (a new cluster finding one left by another).
+    pub fsid: Option<String>,
 }
 
 #[cfg(test)]

@@ -187,6 +187,27 @@ pub fn run(options: Options) -> Result<()> {
     source.text = text.clone();
 
     if ClusterState::load(&layout)?.is_none() {
+        // A new cluster never starts on another cluster's stores (left by a CephCluster deleted without
+        // cleanupPolicy): it would take that mon store as its own.
+        loop {
+            let home = platform
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .hosts()
+                .into_iter()
+                .next();
+            let Some(home) = home else { break };
+            let report = node_stores.node_report(&home.name)?;
+            let left = stale_stores(&report, &data_dir, &home.name);
+            let Some(message) = left else { break };
+            *problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+            writer.publish(&LoopView::default(), None);
+            if shutdown.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        *problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let host = platform
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -351,6 +372,30 @@ fn clean_up_cluster(
     }
     deleter.remove_finalizer(rt, resources, "CephCluster", &cluster)?;
     Ok(())
+}
+
+/// Why a new cluster cannot start on `node`: its data dir holds stores a cluster made before (None
+/// when it holds none).
+pub fn stale_stores(
+    report: &crate::node::NodeStatus,
+    data_dir: &std::path::Path,
+    node: &str,
+) -> Option<String> {
+    if report.ready.is_empty() {
+        return None;
+    }
+    let which = report
+        .fsid
+        .as_deref()
+        .map(|f| format!("cluster {f}"))
+        .unwrap_or_else(|| "another cluster".into());
+    Some(format!(
+        "node {node}: {} holds the stores of {which} ({}), left by a CephCluster deleted without cleanupPolicy; \
+         nothing was created. Remove that folder on the node to start a new cluster (its data is lost), \
+         or set dataDirHostPath to another folder",
+        data_dir.display(),
+        report.ready.iter().cloned().collect::<Vec<_>>().join(", ")
+    ))
 }
 
 fn owner_of(o: &DynamicObject) -> Result<OwnerReference> {
@@ -569,5 +614,25 @@ impl<'a> StatusWriter<'a> {
         if let Some(last) = fresh.last() {
             self.events_up_to = last.unix;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_cluster_refuses_another_clusters_stores() {
+        let mut report = crate::node::NodeStatus::default();
+        let dir = std::path::Path::new("/var/lib/rook/rook-ceph");
+        assert_eq!(stale_stores(&report, dir, "n1"), None);
+        report.ready.insert("mon.a".into());
+        report.fsid = Some("f00".into());
+        let m = stale_stores(&report, dir, "n1").unwrap();
+        assert!(
+            m.contains("node n1") && m.contains("cluster f00") && m.contains("mon.a"),
+            "{m}"
+        );
+        assert!(m.contains("/var/lib/rook/rook-ceph"), "{m}");
     }
 }

@@ -612,6 +612,11 @@ impl KubeStores {
         self.wait(node, serial)
     }
 
+    /// What `node`'s agent reports of the cluster's data dir there, once it has looked.
+    pub fn node_report(&self, node: &str) -> Result<NodeStatus, PlatformError> {
+        self.sync_node(node, |_| {})
+    }
+
     /// Removes the cluster's data dir from every node that had its requests (after the OSDs were
     /// released); waits for each node's agent.
     pub fn purge_nodes(&self) -> Result<(), PlatformError> {

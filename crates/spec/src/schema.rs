@@ -53,7 +53,7 @@ const COMMON_NOTICES: Table = &[
         "metadata.labels metadata.annotations metadata.uid metadata.resourceVersion \
          metadata.generation metadata.creationTimestamp metadata.managedFields \
          metadata.finalizers metadata.ownerReferences",
-        "Kubernetes object metadata; not used standalone",
+        "Kubernetes object metadata; rookery reads only the name (and the namespace)",
     ),
     (
         "status",
@@ -80,24 +80,27 @@ pub(crate) const CLUSTER: Schema = Schema {
         ("spec.storage.osdFiles", "count size"),
     ],
     notices: &[
-        ("spec.dataDirHostPath", "the data dir is --data-dir"),
+        ("spec.dataDirHostPath", "the nodes' data dir on Kubernetes; standalone the data dir is --data-dir"),
         (
             "spec.cephVersion",
-            "rookery runs the Ceph from the distro packages",
+            "daemons run the Ceph of rookery's image on Kubernetes, of the host's packages standalone",
         ),
         (
             "spec.placement spec.resources spec.priorityClassNames spec.annotations spec.labels",
-            "a Kubernetes pod setting; rookery runs the daemons as host processes",
+            "a pod setting rookery does not apply yet: each daemon runs pinned to its node, without limits",
         ),
         (
-            "spec.disruptionManagement spec.healthCheck spec.crashCollector spec.logCollector \
-             spec.cleanupPolicy",
-            "a Kubernetes-only feature of Rook; not applicable standalone",
+            "spec.disruptionManagement spec.healthCheck spec.crashCollector spec.logCollector",
+            "a feature of Rook's operator that rookery has not; it checks and restarts daemons itself",
+        ),
+        (
+            "spec.cleanupPolicy",
+            "honoured when the CephCluster is deleted on Kubernetes; standalone, `rookery down --purge` destroys the data",
         ),
         (
             "spec.skipUpgradeChecks spec.continueUpgradeAfterChecksEvenIfNotHealthy \
              spec.waitTimeoutForHealthyOSDInMinutes spec.upgradeOSDRequiresHealthyPGs",
-            "Rook's upgrade settings do not apply; rookery runs the Ceph from the distro packages",
+            "Rook's upgrade settings do not apply; rookery restarts daemons one at a time when Ceph is upgraded",
         ),
         (
             "spec.removeOSDsIfOutAndSafeToRemove",
@@ -105,7 +108,7 @@ pub(crate) const CLUSTER: Schema = Schema {
         ),
         (
             "spec.csi",
-            "CSI drivers are for Kubernetes; not applicable standalone",
+            "rookery's CSI drivers are set up by deploy/csi/, not by the CephCluster",
         ),
         (
             "spec.dashboard",
@@ -113,14 +116,14 @@ pub(crate) const CLUSTER: Schema = Schema {
         ),
         (
             "spec.monitoring",
-            "Prometheus operator integration is for Kubernetes; not applicable standalone",
+            "no Prometheus operator integration; rookery serves /metrics itself",
         ),
         ("spec.security", "cephx is always on"),
         (
             "spec.storage.allowDeviceClassUpdate spec.storage.allowOsdCrushWeightUpdate \
              spec.storage.onlyApplyOSDPlacement spec.storage.flappingRestartIntervalHours \
              spec.storage.scheduleAlways",
-            "an OSD setting of Rook's operator; not applicable standalone",
+            "an OSD setting of Rook's operator that rookery does not use",
         ),
     ],
     unsupported: &[
@@ -215,7 +218,7 @@ pub(crate) const FILESYSTEM: Schema = Schema {
         "spec.metadataServer.placement spec.metadataServer.annotations spec.metadataServer.labels \
          spec.metadataServer.resources spec.metadataServer.priorityClassName \
          spec.metadataServer.livenessProbe spec.metadataServer.startupProbe",
-        "a Kubernetes pod setting; rookery runs the MDS daemons as host processes",
+        "a pod setting rookery does not apply yet: MDS daemons run pinned to their node, without limits",
     )],
     unsupported: &[(
         "spec.mirroring spec.statusCheck spec.metadataPool.application spec.dataPools[].application",
@@ -240,7 +243,7 @@ pub(crate) const OBJECT_STORE: Schema = Schema {
             "spec.gateway.placement spec.gateway.annotations spec.gateway.labels spec.gateway.resources \
              spec.gateway.priorityClassName spec.gateway.service spec.gateway.hostNetwork \
              spec.gateway.additionalVolumeMounts spec.gateway.type",
-            "a Kubernetes pod setting; rookery runs the gateway as a host process on 127.0.0.1",
+            "a pod setting rookery does not apply yet: the gateway runs on its node's address, without limits",
         ),
         ("spec.gateway.dashboardEnabled", "the rookery dashboard is configured separately"),
         (
@@ -251,7 +254,7 @@ pub(crate) const OBJECT_STORE: Schema = Schema {
     unsupported: &[
         (
             "spec.gateway.securePort spec.gateway.sslCertificateRef spec.gateway.caBundleRef",
-            "remove it; the gateway serves plain HTTP on 127.0.0.1 only",
+            "remove it; the gateway serves plain HTTP only",
         ),
         (
             "spec.zone spec.sharedPools spec.hosting spec.auth spec.protocols spec.security \
@@ -272,7 +275,7 @@ pub(crate) const OBJECT_USER: Schema = Schema {
     ],
     notices: &[(
         "spec.clusterNamespace",
-        "a Kubernetes namespace; not used standalone",
+        "users live in their store's namespace; another namespace is not supported",
     )],
     unsupported: &[(
         "spec.keys",
