@@ -112,25 +112,44 @@ fn operator_runs_rooks_cluster_test() {
     let _on_failure = OperatorReport(&kube);
     let osd_device = Loop::new(6 << 30);
 
-    let started = Instant::now();
-    let cluster_test =
-        std::fs::read_to_string(repo().join("crates/spec/tests/fixtures/test-cluster.yaml"))
-            .unwrap();
-    kube.apply(&cluster_test);
-    kube.wait_for(
-        "CephCluster my-cluster Ready and HEALTH_OK",
-        Duration::from_secs(300),
-        || {
-            let phase = cluster_field(&kube, "{.status.phase}");
-            let health = cluster_field(&kube, "{.status.ceph.health}");
-            (phase == "Ready" && health == "HEALTH_OK").then_some(())
-        },
+    // The cluster is applied by `rookery bench operator`, which times it until Ready with HEALTH_OK next
+    // to `rookery up` of the same spec on this host, and reads the operator's and agent's memory.
+    let fixture = repo().join("crates/spec/tests/fixtures/test-cluster.yaml");
+    let bench = std::process::Command::new(env!("CARGO_BIN_EXE_rookery"))
+        .args([
+            "-o",
+            "json",
+            "bench",
+            "operator",
+            "--timeout",
+            "300",
+            "--kubeconfig",
+        ])
+        .arg(kube.dir.join("kubeconfig"))
+        .arg("-f")
+        .arg(&fixture)
+        .output()
+        .unwrap();
+    assert!(
+        bench.status.success(),
+        "rookery bench operator: {}",
+        text(&bench)
     );
-    let ready_in = started.elapsed();
-    eprintln!(
-        "cluster-test.yaml: Ready and HEALTH_OK in {:.1} s",
-        ready_in.as_secs_f64()
+    let figures: serde_json::Value = serde_json::from_slice(&bench.stdout).unwrap();
+    eprintln!("rookery bench operator: {figures}");
+    assert!(
+        figures["readySecs"].as_f64().unwrap() > 0.0
+            && figures["floorSecs"].as_f64().unwrap() > 0.0
     );
+    assert!(
+        figures["operatorMiB"]["atRest"].as_u64().unwrap() > 0,
+        "{figures}"
+    );
+    assert!(
+        figures["agentMiB"]["atRest"].as_u64().unwrap() > 0,
+        "{figures}"
+    );
+    assert_eq!(cluster_field(&kube, "{.status.ceph.health}"), "HEALTH_OK");
     let rss_busy = (rss_of("operator"), rss_of("agent"));
 
     // Rook's objects are where its users look for them.

@@ -81,6 +81,8 @@ pub async fn run(client: kube::Client, options: Options) -> Result<()> {
             .await
             .context("reading the node's data dir panicked")?;
         }
+        status.agent_rss_mib =
+            rookery_platform::proc::rss_bytes(std::process::id()).unwrap_or(0) >> 20;
         if published.as_ref() != Some(&status) {
             match publish(&config_maps, &name, &options.node, &status).await {
                 Ok(()) => published = Some(status.clone()),

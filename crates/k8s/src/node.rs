@@ -191,6 +191,8 @@ pub struct NodeStatus {
     pub data_dir: String,
     /// The fsid its ceph.conf names, if it has one (a new cluster finding one left by another).
     pub fsid: Option<String>,
+    /// The agent's own resident memory, in MiB.
+    pub agent_rss_mib: u64,
 }
 
 #[cfg(test)]

@@ -168,7 +168,13 @@ pub fn run(options: Options) -> Result<()> {
         text: String::new(),
         problem: problem.clone(),
     };
-    let mut writer = StatusWriter::new(&rt, client.clone(), resources.clone(), problem.clone());
+    let mut writer = StatusWriter::new(
+        &rt,
+        client.clone(),
+        resources.clone(),
+        problem.clone(),
+        node_stores.clone(),
+    );
     // The first valid spec: until then, say what is wrong in the CephCluster's status.
     let (text, desired) = loop {
         match source.load() {
@@ -434,6 +440,7 @@ struct StatusWriter<'a> {
     written: BTreeMap<(String, String), (Value, Instant)>,
     health: Option<(Health, Instant)>,
     events_up_to: u64,
+    nodes: Arc<crate::platform::KubeStores>,
 }
 
 impl<'a> StatusWriter<'a> {
@@ -442,6 +449,7 @@ impl<'a> StatusWriter<'a> {
         client: kube::Client,
         resources: Resources,
         problem: SpecProblem,
+        nodes: Arc<crate::platform::KubeStores>,
     ) -> StatusWriter<'a> {
         let recorder = Recorder::new(
             client,
@@ -458,6 +466,7 @@ impl<'a> StatusWriter<'a> {
             written: BTreeMap::new(),
             health: None,
             events_up_to: rookery_orchestrator::now_unix().saturating_sub(1),
+            nodes,
         }
     }
 
@@ -529,6 +538,9 @@ impl<'a> StatusWriter<'a> {
                     view.plan.devices.clone(),
                 )])
             },
+            operator_rss_mib: rookery_platform::proc::rss_bytes(std::process::id()).unwrap_or(0)
+                >> 20,
+            agents_rss_mib: self.nodes.agents_rss_mib(),
         };
         if let Some(cluster) = self
             .resources

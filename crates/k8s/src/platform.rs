@@ -612,6 +612,20 @@ impl KubeStores {
         self.wait(node, serial)
     }
 
+    /// Each reporting node's agent's resident memory, in MiB.
+    pub fn agents_rss_mib(&self) -> BTreeMap<String, u64> {
+        self.statuses
+            .state()
+            .iter()
+            .filter_map(|c| {
+                let node = c.metadata.labels.as_ref()?.get(node::NODE_LABEL)?.clone();
+                let text = c.data.as_ref()?.get(node::STATUS_KEY)?;
+                let status: NodeStatus = serde_json::from_str(text).ok()?;
+                Some((node, status.agent_rss_mib))
+            })
+            .collect()
+    }
+
     /// What `node`'s agent reports of the cluster's data dir there, once it has looked.
     pub fn node_report(&self, node: &str) -> Result<NodeStatus, PlatformError> {
         self.sync_node(node, |_| {})

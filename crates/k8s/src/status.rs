@@ -23,6 +23,9 @@ pub struct Observation {
     pub fsid: String,
     /// The home node and its devices' verdicts.
     pub devices: BTreeMap<String, Vec<DevicePlan>>,
+    /// Resident memory in MiB: the operator's, and each node's agent.
+    pub operator_rss_mib: u64,
+    pub agents_rss_mib: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -198,6 +201,7 @@ pub fn cluster_status(
         "blocked": o.blocked,
         "problems": o.problems,
         "pending": o.steps.iter().take(10).collect::<Vec<_>>(),
+        "memoryMiB": {"operator": o.operator_rss_mib, "agents": o.agents_rss_mib},
     });
     status
 }

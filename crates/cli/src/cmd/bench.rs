@@ -57,6 +57,12 @@ pub enum Bench {
     ///
     /// Example: rookery bench k8s --kubeconfig /tmp/rookery-k8s/kubeconfig --count 50 --burst 100
     K8s(super::bench_k8s::K8sBenchArgs),
+    /// Under Kubernetes with deploy/operator/ applied: a CephCluster applied until Ready with HEALTH_OK,
+    /// and the operator's and agents' memory while they build it and at rest; next to `rookery up` of the
+    /// same spec on this host (OSD files), the floor without Kubernetes.
+    ///
+    /// Example: rookery bench operator --kubeconfig /tmp/rookery-k8s/kubeconfig -f cluster.yaml
+    Operator(super::bench_operator::OperatorBenchArgs),
 }
 
 pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
@@ -69,6 +75,7 @@ pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
         } => super::bench_volumes::run(layout, count.max(1), runtime.max(1), only, output),
         Bench::Csi { count } => super::bench_csi::run(layout, count.max(5), output),
         Bench::K8s(ref k8s) => super::bench_k8s::run(k8s, output),
+        Bench::Operator(ref op) => super::bench_operator::run(op, output),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_csi;
 pub mod bench_k8s;
+pub mod bench_operator;
 pub mod bench_volumes;
 pub mod csi;
 pub mod daemon;
