@@ -150,6 +150,15 @@ fn operator_runs_rooks_cluster_test() {
         "{figures}"
     );
     assert_eq!(cluster_field(&kube, "{.status.ceph.health}"), "HEALTH_OK");
+    // Every OSD up, every placement group active+clean (the bench waits for both).
+    let osds = cluster_field(&kube, "{.status.rookery.osds}");
+    let pgs: serde_json::Value =
+        serde_json::from_str(&cluster_field(&kube, "{.status.rookery.pgs}")).unwrap();
+    assert!(
+        osds.contains("\"up\":1") && osds.contains("\"total\":1"),
+        "{osds}"
+    );
+    assert_eq!(pgs["activeClean"], pgs["total"], "{pgs}");
     let rss_busy = (rss_of("operator"), rss_of("agent"));
 
     // Rook's objects are where its users look for them.

@@ -499,6 +499,20 @@ impl<'a> StatusWriter<'a> {
                 .map(|d| d.stats.total_used_raw_bytes)
                 .unwrap_or(0),
             bytes_available: df.as_ref().map(|d| d.stats.total_avail_bytes).unwrap_or(0),
+            osds: (
+                st.osdmap.num_up_osds,
+                st.osdmap.num_in_osds,
+                st.osdmap.num_osds,
+            ),
+            pgs: (
+                st.pgmap
+                    .pgs_by_state
+                    .iter()
+                    .filter(|p| p.state_name == "active+clean")
+                    .map(|p| p.count)
+                    .sum(),
+                st.pgmap.num_pgs,
+            ),
         };
         self.health = Some((h.clone(), Instant::now()));
         Some(h)

@@ -36,6 +36,9 @@ pub struct Health {
     pub bytes_total: u64,
     pub bytes_used: u64,
     pub bytes_available: u64,
+    /// OSDs: (up, in, total); placement groups: (active+clean, total).
+    pub osds: (u32, u32, u32),
+    pub pgs: (u32, u32),
 }
 
 /// Rook's phases, each with the `state` Rook derives from it.
@@ -203,6 +206,10 @@ pub fn cluster_status(
         "pending": o.steps.iter().take(10).collect::<Vec<_>>(),
         "memoryMiB": {"operator": o.operator_rss_mib, "agents": o.agents_rss_mib},
     });
+    if let Some(h) = &o.health {
+        status["rookery"]["osds"] = json!({"up": h.osds.0, "in": h.osds.1, "total": h.osds.2});
+        status["rookery"]["pgs"] = json!({"activeClean": h.pgs.0, "total": h.pgs.1});
+    }
     status
 }
 
@@ -273,6 +280,7 @@ mod tests {
         assert_eq!(s["state"], "Created");
         assert_eq!(s["observedGeneration"], 3);
         assert_eq!(s["ceph"]["health"], "HEALTH_OK");
+        assert_eq!(s["rookery"]["osds"]["total"], 0);
         assert_eq!(s["conditions"][0]["type"], "Ready");
         assert_eq!(s["conditions"][0]["reason"], "ClusterCreated");
     }

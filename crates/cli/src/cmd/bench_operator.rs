@@ -1,5 +1,5 @@
 //! `rookery bench operator`: what a Rook user waits for, a CephCluster applied until it is Ready with
-//! HEALTH_OK, and what the operator and its agents cost in memory while they build it and at rest; next
+//! HEALTH_OK, every OSD up and every placement group active+clean, and what the operator and its agents cost in memory while they build it and at rest; next
 //! to the same spec brought up by `rookery up` on this host (its OSDs on files instead of devices), the
 //! floor without Kubernetes, measured in the same run.
 
@@ -188,12 +188,17 @@ async fn on_kubernetes(
         let memory = &status["rookery"]["memoryMiB"];
         operator_busy = operator_busy.max(memory["operator"].as_u64().unwrap_or(0));
         agent_busy = agent_busy.max(max_agent(memory));
-        if status["phase"] == "Ready" && status["ceph"]["health"] == "HEALTH_OK" {
+        let osds = &status["rookery"]["osds"];
+        let pgs = &status["rookery"]["pgs"];
+        let settled = osds["total"].as_u64().is_some_and(|t| t > 0)
+            && osds["up"] == osds["total"]
+            && pgs["activeClean"] == pgs["total"];
+        if status["phase"] == "Ready" && status["ceph"]["health"] == "HEALTH_OK" && settled {
             break started.elapsed().as_secs_f64();
         }
         if started.elapsed() > limit {
             bail!(
-                "CephCluster {ns}/{name} not Ready with HEALTH_OK within {} s: phase {}, {}",
+                "CephCluster {ns}/{name} not Ready with HEALTH_OK, every OSD up and every PG active+clean within {} s: phase {}, {}",
                 args.timeout,
                 status["phase"],
                 status["message"]
