@@ -150,6 +150,23 @@ fn operator_runs_rooks_cluster_test() {
         "{figures}"
     );
     assert_eq!(cluster_field(&kube, "{.status.ceph.health}"), "HEALTH_OK");
+    // Each step is an Event named by its kind, and the device plan is one too: `kubectl describe` tells
+    // why a disk was taken or skipped.
+    let reasons = kube.jsonpath(&["get", "events", "-n", NS], "{.items[*].reason}");
+    for reason in ["CreateMonStore", "Start", "AddDeviceOsd", "DevicePlan"] {
+        assert!(
+            reasons.split_whitespace().any(|r| r == reason),
+            "no {reason} event: {reasons}"
+        );
+    }
+    let described = kube.kubectl(&["describe", "cephcluster", "my-cluster", "-n", NS]);
+    let device = osd_device
+        .dev
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    assert!(described.contains(&format!("{device}: ")), "{described}");
     // Every OSD up, every placement group active+clean (the bench waits for both).
     let osds = cluster_field(&kube, "{.status.rookery.osds}");
     let pgs: serde_json::Value =

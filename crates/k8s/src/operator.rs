@@ -441,6 +441,8 @@ struct StatusWriter<'a> {
     health: Option<(Health, Instant)>,
     events_up_to: u64,
     nodes: Arc<crate::platform::KubeStores>,
+    /// The device lines last announced in an Event, per node.
+    devices_said: BTreeMap<String, Vec<String>>,
 }
 
 impl<'a> StatusWriter<'a> {
@@ -467,6 +469,7 @@ impl<'a> StatusWriter<'a> {
             health: None,
             events_up_to: rookery_orchestrator::now_unix().saturating_sub(1),
             nodes,
+            devices_said: BTreeMap::new(),
         }
     }
 
@@ -566,6 +569,7 @@ impl<'a> StatusWriter<'a> {
                 status::cluster_status(&previous, cluster.metadata.generation, &observation, &now);
             self.write("CephCluster", &cluster, status);
             self.events(view, &cluster);
+            self.device_events(&observation, &cluster);
         }
         let converged = view.plan.steps.is_empty() && view.state.is_some();
         for (kind, _) in resources::KINDS.iter().skip(1) {
@@ -615,6 +619,39 @@ impl<'a> StatusWriter<'a> {
         }
     }
 
+    /// Each node's device plan, as an Event on the CephCluster whenever it changes: why a disk is
+    /// skipped is in `kubectl describe`, not in a job's log.
+    fn device_events(&mut self, o: &Observation, cluster: &DynamicObject) {
+        for (node, plans) in &o.devices {
+            let lines: Vec<String> = plans.iter().map(status::device_line).collect();
+            if self.devices_said.get(node) == Some(&lines) {
+                continue;
+            }
+            let ar = resources::api_resource("CephCluster", "cephclusters");
+            let event = KubeEvent {
+                type_: EventType::Normal,
+                reason: "DevicePlan".into(),
+                note: Some(
+                    format!("node {node}: {}", lines.join("; "))
+                        .chars()
+                        .take(1000)
+                        .collect(),
+                ),
+                action: "SelectDevices".into(),
+                secondary: None,
+            };
+            match self
+                .rt
+                .block_on(self.recorder.publish(&event, &cluster.object_ref(&ar)))
+            {
+                Ok(()) => {
+                    self.devices_said.insert(node.clone(), lines);
+                }
+                Err(e) => tracing::debug!(error = %e, "publishing the device plan"),
+            }
+        }
+    }
+
     /// The reconciler's new events, as Kubernetes Events on the CephCluster (`kubectl describe`).
     fn events(&mut self, view: &LoopView, cluster: &DynamicObject) {
         let ar = resources::api_resource("CephCluster", "cephclusters");
@@ -628,7 +665,7 @@ impl<'a> StatusWriter<'a> {
         for e in fresh.iter().take(20) {
             let event = KubeEvent {
                 type_: EventType::Normal,
-                reason: "Reconciling".into(),
+                reason: e.action.clone().unwrap_or_else(|| "Reconciling".into()),
                 note: Some(e.message.chars().take(1000).collect()),
                 action: "Reconcile".into(),
                 secondary: None,

@@ -66,6 +66,14 @@ pub fn daemon_spec(host: &str, name: &str) -> Result<DaemonSpec, OrchestratorErr
     })
 }
 
+/// A step's kind in one word (`Start`, `AddDeviceOsd`), for events.
+fn step_action(step: &Step) -> String {
+    format!("{step:?}")
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect()
+}
+
 /// An OSD registered with the mons, whose store is to be made.
 struct OsdToMake {
     id: u32,
@@ -78,7 +86,10 @@ impl Reconciler {
     pub(crate) fn execute(&mut self, steps: &[Step]) -> Result<(), OrchestratorError> {
         let (parallel, serial): (Vec<&Step>, Vec<&Step>) = steps.iter().partition(|s| s.parallel());
         for step in serial {
-            self.event(format!("{} ({})", describe(step), step.reason()));
+            self.event(
+                &step_action(step),
+                format!("{} ({})", describe(step), step.reason()),
+            );
             self.execute_one(step)?;
         }
         if !parallel.is_empty() {
@@ -237,7 +248,7 @@ impl Reconciler {
                 if *upgrade {
                     if let Ok(v) = rookery_ceph::tools::program_version("ceph-mon") {
                         if self.state.ceph_version.as_ref() != Some(&v) {
-                            self.event(format!("the cluster now runs Ceph {v}"));
+                            self.event("CephUpgraded", format!("the cluster now runs Ceph {v}"));
                             self.state.ceph_version = Some(v);
                             self.state.save(&l)?;
                         }
@@ -430,7 +441,10 @@ impl Reconciler {
         let l = self.layout.clone();
         let mut to_make = Vec::new();
         for step in steps {
-            self.event(format!("{} ({})", describe(step), step.reason()));
+            self.event(
+                &step_action(step),
+                format!("{} ({})", describe(step), step.reason()),
+            );
             let uuid = match step {
                 Step::FinishOsd { uuid } => uuid.clone(),
                 _ => {
@@ -596,14 +610,17 @@ impl Reconciler {
             }
         })?;
         self.devices_changed();
-        self.event(format!(
-            "osd.{id} removed{}",
-            match (on_device, device) {
-                (true, Some(d)) => format!("; {} is blank again", d.display()),
-                (true, None) => "; its device was gone".into(),
-                (false, _) => "; its file deleted".into(),
-            }
-        ));
+        self.event(
+            "OsdRemoved",
+            format!(
+                "osd.{id} removed{}",
+                match (on_device, device) {
+                    (true, Some(d)) => format!("; {} is blank again", d.display()),
+                    (true, None) => "; its device was gone".into(),
+                    (false, _) => "; its file deleted".into(),
+                }
+            ),
+        );
         Ok(())
     }
 
@@ -727,5 +744,21 @@ fn describe(step: &Step) -> String {
         Step::CreateRgwAdmin { store } => format!("creating the admin API user of {store}"),
         Step::ApplyObjectUser { store, uid } => format!("applying user {uid} of {store}"),
         Step::Stop { daemon } => format!("stopping {daemon}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steps_action_is_its_kind() {
+        assert_eq!(step_action(&Step::WriteConfig), "WriteConfig");
+        assert_eq!(
+            step_action(&Step::Start {
+                daemon: "mon.a".into()
+            }),
+            "Start"
+        );
     }
 }

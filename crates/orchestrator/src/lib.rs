@@ -165,6 +165,10 @@ pub struct Event {
     /// When it happened, in seconds since the Unix epoch.
     pub unix: u64,
     pub message: String,
+    /// What kind of thing was done, in one word (`CreateMonStore`, `AddDeviceOsd`, `OsdRemoved`): a
+    /// Kubernetes Event's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
 }
 
 /// The platform as the reconciler and the supervisor's watcher share it.
@@ -241,11 +245,12 @@ impl Reconciler {
             .ok_or_else(|| OrchestratorError::Other("the platform offers no host".into()))
     }
 
-    pub(crate) fn event(&mut self, message: String) {
-        tracing::info!(%message, "reconcile");
+    pub(crate) fn event(&mut self, action: &str, message: String) {
+        tracing::info!(%action, %message, "reconcile");
         self.events.push_back(Event {
             unix: now_unix(),
             message,
+            action: Some(action.to_string()),
         });
         while self.events.len() > 50 {
             self.events.pop_front();
