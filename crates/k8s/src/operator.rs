@@ -380,6 +380,30 @@ fn clean_up_cluster(
     Ok(())
 }
 
+/// Where the reconciler's events not yet published start in its window of recent events: just after
+/// the last one published, found again; when that one scrolled out of the window, from its second on;
+/// before anything was published, from this operator's start.
+pub fn unpublished(
+    events: &[rookery_orchestrator::Event],
+    last: Option<&(u64, String)>,
+    started: u64,
+) -> usize {
+    let from_second = |unix: u64| {
+        events
+            .iter()
+            .position(|e| e.unix >= unix)
+            .unwrap_or(events.len())
+    };
+    match last {
+        None => from_second(started),
+        Some((unix, message)) => events
+            .iter()
+            .rposition(|e| e.unix == *unix && e.message == *message)
+            .map(|i| i + 1)
+            .unwrap_or_else(|| from_second(*unix)),
+    }
+}
+
 /// Why a new cluster cannot start on `node`: its data dir holds stores a cluster made before (None
 /// when it holds none).
 pub fn stale_stores(
@@ -439,7 +463,9 @@ struct StatusWriter<'a> {
     /// What was last written per (kind, name), without its clock fields, and when.
     written: BTreeMap<(String, String), (Value, Instant)>,
     health: Option<(Health, Instant)>,
-    events_up_to: u64,
+    /// The last reconciler event published (when, what), and when this operator started.
+    last_event: Option<(u64, String)>,
+    started_unix: u64,
     nodes: Arc<crate::platform::KubeStores>,
     /// The device lines last announced in an Event, per node.
     devices_said: BTreeMap<String, Vec<String>>,
@@ -467,7 +493,8 @@ impl<'a> StatusWriter<'a> {
             recorder,
             written: BTreeMap::new(),
             health: None,
-            events_up_to: rookery_orchestrator::now_unix().saturating_sub(1),
+            last_event: None,
+            started_unix: rookery_orchestrator::now_unix(),
             nodes,
             devices_said: BTreeMap::new(),
         }
@@ -656,13 +683,9 @@ impl<'a> StatusWriter<'a> {
     fn events(&mut self, view: &LoopView, cluster: &DynamicObject) {
         let ar = resources::api_resource("CephCluster", "cephclusters");
         let reference = cluster.object_ref(&ar);
-        let fresh: Vec<_> = view
-            .events
-            .iter()
-            .filter(|e| e.unix > self.events_up_to)
-            .cloned()
-            .collect();
-        for e in fresh.iter().take(20) {
+        let events: Vec<_> = view.events.iter().cloned().collect();
+        let from = unpublished(&events, self.last_event.as_ref(), self.started_unix);
+        for e in &events[from..] {
             let event = KubeEvent {
                 type_: EventType::Normal,
                 reason: e.action.clone().unwrap_or_else(|| "Reconciling".into()),
@@ -674,8 +697,8 @@ impl<'a> StatusWriter<'a> {
                 tracing::debug!(error = %err, "publishing an event");
             }
         }
-        if let Some(last) = fresh.last() {
-            self.events_up_to = last.unix;
+        if let Some(last) = events.last() {
+            self.last_event = Some((last.unix, last.message.clone()));
         }
     }
 }
@@ -683,6 +706,24 @@ impl<'a> StatusWriter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ev(unix: u64, message: &str) -> rookery_orchestrator::Event {
+        rookery_orchestrator::Event {
+            unix,
+            message: message.into(),
+            action: None,
+        }
+    }
+
+    #[test]
+    fn events_of_one_second_are_all_published_once() {
+        let events = vec![ev(9, "old"), ev(10, "a"), ev(10, "b"), ev(10, "c")];
+        assert_eq!(unpublished(&events, None, 10), 1);
+        assert_eq!(unpublished(&events, Some(&(10, "a".into())), 10), 2);
+        assert_eq!(unpublished(&events, Some(&(10, "c".into())), 10), 4);
+        // The last one published scrolled out of the window: from its second on.
+        assert_eq!(unpublished(&events[2..], Some(&(10, "a".into())), 10), 0);
+    }
 
     #[test]
     fn a_new_cluster_refuses_another_clusters_stores() {
