@@ -683,8 +683,8 @@ impl<'a> StatusWriter<'a> {
     fn events(&mut self, view: &LoopView, cluster: &DynamicObject) {
         let ar = resources::api_resource("CephCluster", "cephclusters");
         let reference = cluster.object_ref(&ar);
-        let events: Vec<_> = view.events.iter().cloned().collect();
-        let from = unpublished(&events, self.last_event.as_ref(), self.started_unix);
+        let events = &view.events;
+        let from = unpublished(events, self.last_event.as_ref(), self.started_unix);
         for e in &events[from..] {
             let event = KubeEvent {
                 type_: EventType::Normal,
