@@ -10,8 +10,6 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::discovery::ApiResource;
 use rookery_ceph::Rados;
 use rookery_orchestrator::external::ExternalAccess;
 use rookery_orchestrator::ClusterState;
@@ -107,19 +105,7 @@ impl CsiWiring {
             return Ok(());
         }
         for (ns, object) in &objects {
-            let kind = object["kind"].as_str().unwrap_or_default();
-            let name = object["metadata"]["name"].as_str().unwrap_or_default();
-            let ar = ApiResource::from_gvk_with_plural(
-                &kube::api::GroupVersionKind::gvk("", "v1", kind),
-                &format!("{}s", kind.to_lowercase()),
-            );
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-            rt.block_on(api.patch(
-                name,
-                &PatchParams::apply("rookery").force(),
-                &Patch::Apply(object),
-            ))
-            .with_context(|| format!("writing {kind} {ns}/{name}"))?;
+            crate::apply::core_object(rt, client, ns, object)?;
         }
         tracing::info!(namespace = %self.csi_ns, "CSI drivers wired to the cluster");
         self.written = Some(digest);

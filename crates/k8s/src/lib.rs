@@ -3,6 +3,7 @@
 //! (devices, stores and keyrings on its node, asked through the API server: `node`), and the CRDs (`crd`).
 
 pub mod agent;
+pub mod apply;
 pub mod cache;
 pub mod crd;
 pub mod csi_wiring;

@@ -181,7 +181,7 @@ pub fn run(options: Options) -> Result<()> {
             Ok(found) => break found,
             Err(e) => {
                 *problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                writer.publish(&LoopView::default(), None);
+                writer.publish(&LoopView::default());
             }
         }
         if shutdown.load(Ordering::SeqCst) {
@@ -207,7 +207,7 @@ pub fn run(options: Options) -> Result<()> {
             let left = stale_stores(&report, &data_dir, &home.name);
             let Some(message) = left else { break };
             *problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
-            writer.publish(&LoopView::default(), None);
+            writer.publish(&LoopView::default());
             if shutdown.load(Ordering::SeqCst) {
                 return Ok(());
             }
@@ -308,7 +308,7 @@ pub fn run(options: Options) -> Result<()> {
             }
         }
         if view.state.is_some() {
-            writer.publish(&view, Some(&layout));
+            writer.publish(&view);
         }
     });
     if clean_up.load(Ordering::SeqCst) {
@@ -341,18 +341,9 @@ fn clean_up_cluster(
     let Some(cluster) = resources.cluster() else {
         return Ok(());
     };
-    {
-        let mut p = platform.lock().unwrap_or_else(|p| p.into_inner());
-        let names = p.names();
-        for kind in rookery_platform::DaemonKind::STOP_ORDER {
-            let group: Vec<String> = names
-                .iter()
-                .filter(|n| rookery_platform::parse_daemon_name(n).is_some_and(|(k, _)| k == kind))
-                .cloned()
-                .collect();
-            p.stop(&group, Duration::from_secs(20));
-        }
-    }
+    rookery_orchestrator::stop_every_daemon(
+        &mut *platform.lock().unwrap_or_else(|p| p.into_inner()),
+    );
     tracing::info!("every daemon is stopped");
     if crate::deletion::destroys_data(&cluster.data["spec"]) {
         use rookery_platform::Stores as _;
@@ -548,8 +539,7 @@ impl<'a> StatusWriter<'a> {
         Some(h)
     }
 
-    fn publish(&mut self, view: &LoopView, layout: Option<&Layout>) {
-        let _ = layout;
+    fn publish(&mut self, view: &LoopView) {
         let now = now_rfc3339();
         let health = self.health(view);
         let observation = Observation {

@@ -612,6 +612,24 @@ impl KubeStores {
         self.wait(node, serial)
     }
 
+    /// Asks the home node's agent for `change` and waits until it is done; then `done` takes a one-shot
+    /// request back out of the desired state. The agent's error under `key` fails it, worded as `what`.
+    fn ask(
+        &self,
+        key: &str,
+        what: &str,
+        change: impl FnOnce(&mut NodeDesired),
+        done: impl FnOnce(&mut NodeDesired),
+    ) -> Result<(), PlatformError> {
+        let node = self.home()?;
+        let status = self.sync_node(&node, change)?;
+        self.sync_node(&node, done)?;
+        match status.errors.get(key) {
+            Some(e) => Err(api_error(&format!("{what} on {node}"), e)),
+            None => Ok(()),
+        }
+    }
+
     /// Each reporting node's agent's resident memory, in MiB.
     pub fn agents_rss_mib(&self) -> BTreeMap<String, u64> {
         self.statuses
@@ -714,14 +732,14 @@ impl KubeStores {
 
 impl Stores for KubeStores {
     fn put_keyring(&self, daemon: &str, entry: &KeyringEntry) -> Result<(), PlatformError> {
-        let node = self.home()?;
-        let status = self.sync_node(&node, |d| {
-            d.keyrings.insert(daemon.to_string(), entry.into());
-        })?;
-        match status.errors.get(daemon) {
-            Some(e) => Err(api_error(&format!("{daemon}'s keyring on {node}"), e)),
-            None => Ok(()),
-        }
+        self.ask(
+            daemon,
+            &format!("{daemon}'s keyring"),
+            |d| {
+                d.keyrings.insert(daemon.to_string(), entry.into());
+            },
+            |_| {},
+        )
     }
 
     fn has_keyring(&self, daemon: &str) -> bool {
@@ -775,53 +793,46 @@ impl Stores for KubeStores {
     }
 
     fn link_osd_block(&self, id: u32, device: &Path) -> Result<(), PlatformError> {
-        let node = self.home()?;
-        let status = self.sync_node(&node, |d| {
-            d.osd_links.insert(id, device.to_path_buf());
-        })?;
-        match status.errors.get(&format!("osd.{id}")) {
-            Some(e) => Err(api_error(&format!("linking osd.{id} on {node}"), e)),
-            None => Ok(()),
-        }
+        self.ask(
+            &format!("osd.{id}"),
+            &format!("linking osd.{id}"),
+            |d| {
+                d.osd_links.insert(id, device.to_path_buf());
+            },
+            |_| {},
+        )
     }
 
     fn release_osd(&self, id: u32, uuid: &str, device: Option<&Path>) -> Result<(), PlatformError> {
-        let node = self.home()?;
         let daemon = format!("osd.{id}");
-        let status = self.sync_node(&node, |d| {
-            d.releases.push(Release {
-                id,
-                uuid: uuid.to_string(),
-                device: device.map(Path::to_path_buf),
-            });
-            d.keyrings.remove(&daemon);
-            d.osd_links.remove(&id);
-        })?;
-        let error = status.errors.get(&format!("release.{daemon}")).cloned();
-        self.sync_node(&node, |d| d.releases.retain(|r| r.id != id))?;
-        match error {
-            Some(e) => Err(api_error(&format!("releasing {daemon} on {node}"), e)),
-            None => Ok(()),
-        }
+        self.ask(
+            &format!("release.{daemon}"),
+            &format!("releasing {daemon}"),
+            |d| {
+                d.releases.push(Release {
+                    id,
+                    uuid: uuid.to_string(),
+                    device: device.map(Path::to_path_buf),
+                });
+                d.keyrings.remove(&daemon);
+                d.osd_links.remove(&id);
+            },
+            |d| d.releases.retain(|r| r.id != id),
+        )
     }
 
     fn forget(&self, daemon: &str) -> Result<(), PlatformError> {
-        let node = self.home()?;
-        let status = self.sync_node(&node, |d| {
-            d.keyrings.remove(daemon);
-            d.forget.insert(daemon.to_string());
-        })?;
-        let error = status.errors.get(daemon).cloned();
-        self.sync_node(&node, |d| {
-            d.forget.remove(daemon);
-        })?;
-        match error {
-            Some(e) => Err(api_error(
-                &format!("removing {daemon}'s store on {node}"),
-                e,
-            )),
-            None => Ok(()),
-        }
+        self.ask(
+            daemon,
+            &format!("removing {daemon}'s store"),
+            |d| {
+                d.keyrings.remove(daemon);
+                d.forget.insert(daemon.to_string());
+            },
+            |d| {
+                d.forget.remove(daemon);
+            },
+        )
     }
 
     fn with_keyrings(&self) -> Vec<String> {

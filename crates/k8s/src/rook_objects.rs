@@ -6,10 +6,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::discovery::ApiResource;
+use kube::api::{Patch, PatchParams};
 use rookery_ceph::Rados;
 use rookery_orchestrator::{ClusterState, Layout};
 use serde_json::{json, Value};
@@ -114,17 +113,7 @@ impl RookObjects {
         if self.written.get(&key) == Some(&digest) {
             return Ok(());
         }
-        let ar = ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("", "v1", kind),
-            &format!("{}s", kind.to_lowercase()),
-        );
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &self.ns, &ar);
-        rt.block_on(api.patch(
-            &name,
-            &PatchParams::apply("rookery").force(),
-            &Patch::Apply(object),
-        ))
-        .with_context(|| format!("writing {kind} {}/{name}", self.ns))?;
+        crate::apply::core_object(rt, client, &self.ns, object)?;
         self.written.insert(key, digest);
         Ok(())
     }

@@ -592,16 +592,21 @@ impl Reconciler {
     /// it reports to.
     pub fn stop_all(&mut self) {
         self.drop_connection();
-        let mut p = self.platform();
-        let names = p.names();
-        for kind in DaemonKind::STOP_ORDER {
-            let group: Vec<String> = names
-                .iter()
-                .filter(|n| rookery_platform::parse_daemon_name(n).is_some_and(|(k, _)| k == kind))
-                .cloned()
-                .collect();
-            p.stop(&group, Duration::from_secs(20));
-        }
+        stop_every_daemon(&mut *self.platform());
+    }
+}
+
+/// Stops every daemon the platform runs, a kind at a time in `DaemonKind::STOP_ORDER` (clients of the
+/// cluster first, the mons last).
+pub fn stop_every_daemon(p: &mut dyn Platform) {
+    let names = p.names();
+    for kind in DaemonKind::STOP_ORDER {
+        let group: Vec<String> = names
+            .iter()
+            .filter(|n| rookery_platform::parse_daemon_name(n).is_some_and(|(k, _)| k == kind))
+            .cloned()
+            .collect();
+        p.stop(&group, Duration::from_secs(20));
     }
 }
 
