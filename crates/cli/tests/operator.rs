@@ -244,8 +244,10 @@ fn bad_input_changes_nothing(kube: &Kube) {
         r#"{"spec":{"mon":{"count":2}}}"#,
     ]);
     let message = kube.wait_for("the invalid spec reported", Duration::from_secs(60), || {
-        let m = cluster_field(kube, "{.status.message}");
-        (cluster_field(kube, "{.status.phase}") == "Failure").then_some(m)
+        // One read, so the phase and its message come from the same status.
+        let status = cluster_field(kube, "{.status.phase}|{.status.message}");
+        let (phase, message) = status.split_once('|')?;
+        (phase == "Failure").then(|| message.to_string())
     });
     assert!(
         message.contains("spec.mon.count") && message.contains("odd number"),
