@@ -232,6 +232,26 @@ fn pod_uids(kube: &Kube, selector: &str) -> String {
 /// nothing that runs; putting it back makes the cluster Ready again.
 fn bad_input_changes_nothing(kube: &Kube) {
     let daemons = pod_uids(kube, "app.kubernetes.io/managed-by=rookery");
+    // A wrong type is refused by the CRD's schema, generated from the spec's Rust types.
+    let refused = kube.kubectl_output(
+        &[
+            "patch",
+            "cephcluster",
+            "my-cluster",
+            "-n",
+            NS,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"mon":{"count":"three"}}}"#,
+        ],
+        None,
+    );
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("spec.mon.count"),
+        "{said}"
+    );
     kube.kubectl(&[
         "patch",
         "cephcluster",

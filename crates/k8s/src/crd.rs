@@ -1,11 +1,108 @@
 //! The CustomResourceDefinitions of the ceph.rook.io kinds rookery reconciles (`rookery crds`), under
-//! Rook's names, so Rook's manifests apply unchanged. The schemas keep every field (a field rookery does
-//! not support is reported in the resource's status by the operator, never pruned in silence) and the
-//! spec is validated by the same code as the standalone product's `rookery apply`.
+//! Rook's names, so Rook's manifests apply unchanged. Each spec's schema is generated from the Rust type
+//! the spec is read into, so the API server refuses a wrong type (`mon.count: three`) at once. The
+//! schemas keep every other field (a field of Rook's that rookery does not support is reported in the
+//! resource's status by the operator, never pruned in silence); the values are then checked by the same
+//! code as the standalone product's `rookery apply`.
 
-use serde_json::{json, Value};
+use rookery_spec::{ClusterSpec, FilesystemSpec, ObjectStoreSpec, ObjectUserSpec, PoolSpec};
+use schemars::generate::SchemaSettings;
+use schemars::JsonSchema;
+use serde_json::{json, Map, Value};
 
-use crate::resources::{EXTRA_KINDS, GROUP, KINDS, VERSION};
+use crate::resources::{SubVolumeGroupSpec, EXTRA_KINDS, GROUP, KINDS, VERSION};
+
+/// The openAPIV3Schema of a kind's spec.
+fn spec_schema(kind: &str) -> Value {
+    match kind {
+        "CephCluster" => structural_schema::<ClusterSpec>(),
+        "CephBlockPool" => structural_schema::<PoolSpec>(),
+        "CephFilesystem" => structural_schema::<FilesystemSpec>(),
+        "CephObjectStore" => structural_schema::<ObjectStoreSpec>(),
+        "CephObjectStoreUser" => structural_schema::<ObjectUserSpec>(),
+        "CephFilesystemSubVolumeGroup" => structural_schema::<SubVolumeGroupSpec>(),
+        _ => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+    }
+}
+
+/// A type's schema in the structural form Kubernetes takes: inlined, without defaults (the operator
+/// applies them, so an object stays as its author wrote it), optional fields as `nullable`, and every
+/// object keeping the fields the type does not name.
+fn structural_schema<T: JsonSchema>() -> Value {
+    let generator = SchemaSettings::openapi3()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+        })
+        .into_generator();
+    let mut schema = generator.into_root_schema_for::<T>().to_value();
+    make_structural(&mut schema);
+    schema
+}
+
+fn make_structural(schema: &mut Value) {
+    let Value::Object(m) = schema else {
+        return;
+    };
+    for key in [
+        "$schema",
+        "title",
+        "default",
+        "components",
+        "definitions",
+        "$defs",
+    ] {
+        m.remove(key);
+    }
+    // An Option<T> whose T has no type of its own (a quantity) comes as `anyOf: [T, null]`.
+    if let Some(Value::Array(branches)) = m.get_mut("anyOf") {
+        let before = branches.len();
+        branches.retain(|b| !is_null_branch(b));
+        let had_null = branches.len() < before;
+        if branches.len() == 1 {
+            if let Some(Value::Object(only)) = branches.pop() {
+                m.remove("anyOf");
+                for (k, v) in only {
+                    m.entry(k).or_insert(v);
+                }
+            }
+        }
+        if had_null {
+            m.insert("nullable".into(), Value::Bool(true));
+        }
+    }
+    if m.contains_key("properties") {
+        m.insert(
+            "x-kubernetes-preserve-unknown-fields".into(),
+            Value::Bool(true),
+        );
+    }
+    if let Some(Value::Object(properties)) = m.get_mut("properties") {
+        properties.values_mut().for_each(make_structural);
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(v) = m.get_mut(key) {
+            make_structural(v);
+        }
+    }
+    if let Some(Value::Array(branches)) = m.get_mut("anyOf") {
+        branches.iter_mut().for_each(make_structural);
+    }
+}
+
+fn is_null_branch(branch: &Value) -> bool {
+    let null = Value::Null;
+    branch.get("type") == Some(&Value::String("null".into()))
+        || branch
+            .get("enum")
+            .and_then(Value::as_array)
+            .is_some_and(|e| e == &vec![null])
+        || branch
+            == &Value::Object(Map::from_iter([(
+                "nullable".to_string(),
+                Value::Bool(true),
+            )]))
+}
 
 /// Printer columns, as Rook's CRDs have them (`kubectl get cephcluster` shows health at a glance).
 fn columns(kind: &str) -> Value {
@@ -68,7 +165,7 @@ pub fn crd(kind: &str, plural: &str) -> Value {
                         "apiVersion": {"type": "string"},
                         "kind": {"type": "string"},
                         "metadata": {"type": "object"},
-                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "spec": spec_schema(kind),
                         "status": {"type": "object", "nullable": true, "x-kubernetes-preserve-unknown-fields": true},
                     },
                 }},
@@ -105,6 +202,65 @@ mod tests {
             c["spec"]["versions"][0]["additionalPrinterColumns"][5]["jsonPath"],
             ".status.ceph.health"
         );
+    }
+
+    fn schema_of(kind: &str) -> Value {
+        let plural = KINDS
+            .iter()
+            .chain(EXTRA_KINDS.iter())
+            .find(|(k, _)| *k == kind)
+            .map(|(_, p)| *p)
+            .unwrap();
+        crd(kind, plural)["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+    }
+
+    fn problems(kind: &str, object: &Value) -> Vec<String> {
+        let schema = schema_of(kind);
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        validator
+            .iter_errors(object)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect()
+    }
+
+    #[test]
+    fn rooks_manifests_fit_the_schemas() {
+        let text = include_str!("../../spec/tests/fixtures/test-cluster.yaml");
+        let mut kinds = Vec::new();
+        for doc in serde_yaml::Deserializer::from_str(text) {
+            let object: Value = serde::Deserialize::deserialize(doc).unwrap();
+            let kind = object["kind"].as_str().unwrap().to_string();
+            assert_eq!(problems(&kind, &object), Vec::<String>::new(), "{kind}");
+            kinds.push(kind);
+        }
+        assert_eq!(kinds, ["CephCluster", "CephBlockPool"]);
+        let group = json!({"apiVersion": "ceph.rook.io/v1", "kind": "CephFilesystemSubVolumeGroup",
+            "metadata": {"name": "csi"}, "spec": {"filesystemName": "myfs", "quota": "10G"}});
+        assert_eq!(
+            problems("CephFilesystemSubVolumeGroup", &group),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_is_refused_by_the_schema_and_named() {
+        let cluster = json!({"apiVersion": "ceph.rook.io/v1", "kind": "CephCluster",
+            "metadata": {"name": "c"}, "spec": {"mon": {"count": "three"}, "placement": {"all": {}}}});
+        let found = problems("CephCluster", &cluster);
+        assert!(
+            found.len() == 1 && found[0].starts_with("/spec/mon/count"),
+            "{found:?}"
+        );
+        let pool = json!({"apiVersion": "ceph.rook.io/v1", "kind": "CephBlockPool",
+            "metadata": {"name": "p"}, "spec": {"replicated": {"size": -1}, "quotas": {"maxSize": "10Gi"}}});
+        let found = problems("CephBlockPool", &pool);
+        assert!(
+            found.len() == 1 && found[0].starts_with("/spec/replicated/size"),
+            "{found:?}"
+        );
+        let group = json!({"apiVersion": "ceph.rook.io/v1", "kind": "CephFilesystemSubVolumeGroup",
+            "metadata": {"name": "csi"}, "spec": {}});
+        assert_eq!(problems("CephFilesystemSubVolumeGroup", &group).len(), 1);
     }
 
     #[test]

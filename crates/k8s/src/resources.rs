@@ -30,6 +30,17 @@ pub const EXTRA_KINDS: [(&str, &str); 1] = [(
     "cephfilesystemsubvolumegroups",
 )];
 
+/// CephFilesystemSubVolumeGroup's spec: the fields rookery reads (Rook's others are kept and ignored).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubVolumeGroupSpec {
+    /// The CephFilesystem the group is made in.
+    pub filesystem_name: String,
+    /// The group's name in the filesystem; the object's name when unset.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 pub fn api_resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, kind), plural)
 }

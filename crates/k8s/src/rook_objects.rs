@@ -13,7 +13,7 @@ use rookery_ceph::Rados;
 use rookery_orchestrator::{ClusterState, Layout};
 use serde_json::{json, Value};
 
-use crate::resources::Resources;
+use crate::resources::{Resources, SubVolumeGroupSpec};
 
 /// The name of a user's Secret, as Rook names it.
 pub fn user_secret_name(store: &str, user: &str) -> String {
@@ -211,28 +211,20 @@ impl RookObjects {
             if g.metadata.deletion_timestamp.is_some() {
                 continue;
             }
-            let fs = g.data["spec"]["filesystemName"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let group = g.data["spec"]["name"].as_str().unwrap_or(&name).to_string();
-            let key = (fs.clone(), group.clone());
-            let (phase, message) = if self.groups.contains(&key) {
-                ("Ready", String::new())
-            } else {
-                match rookery_ceph::commands::subvolume::group_create(r, &fs, &group) {
-                    Ok(()) => {
-                        self.groups.insert(key);
-                        ("Ready", String::new())
-                    }
-                    Err(e) => (
-                        "Progressing",
-                        format!("making subvolume group {group} in {fs}: {e}"),
-                    ),
-                }
+            let spec = serde_json::from_value::<SubVolumeGroupSpec>(g.data["spec"].clone());
+            let (phase, message) = match spec {
+                Err(e) => (
+                    "Failure",
+                    format!("spec: {e}; set spec.filesystemName to the CephFilesystem's name"),
+                ),
+                Ok(spec) => self.make_group(r, &spec, &name),
             };
             let ready = phase == "Ready";
-            if ready && g.data["status"]["phase"] == "Ready" {
+            let current = g.data["status"]["phase"] == phase
+                && g.data["status"]["message"] == message.as_str()
+                && (!ready
+                    || g.data["status"]["observedGeneration"] == json!(g.metadata.generation));
+            if current {
                 continue;
             }
             let status = json!({"status": {"phase": phase, "message": message,
@@ -243,6 +235,32 @@ impl RookObjects {
                 &Patch::Merge(&status),
             )) {
                 tracing::debug!(group = %name, error = %e, "writing status");
+            }
+        }
+    }
+
+    /// Makes a group once; the phase and message of its status.
+    fn make_group(
+        &mut self,
+        r: &Rados,
+        spec: &SubVolumeGroupSpec,
+        object_name: &str,
+    ) -> (&'static str, String) {
+        let fs = spec.filesystem_name.clone();
+        let group = spec.name.clone().unwrap_or_else(|| object_name.to_string());
+        let key = (fs.clone(), group.clone());
+        if self.groups.contains(&key) {
+            ("Ready", String::new())
+        } else {
+            match rookery_ceph::commands::subvolume::group_create(r, &fs, &group) {
+                Ok(()) => {
+                    self.groups.insert(key);
+                    ("Ready", String::new())
+                }
+                Err(e) => (
+                    "Progressing",
+                    format!("making subvolume group {group} in {fs}: {e}"),
+                ),
             }
         }
     }

@@ -10,6 +10,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use load::load;
@@ -103,7 +104,7 @@ pub struct ObjectMeta {
     pub namespace: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ClusterSpec {
     pub mon: MonSpec,
@@ -114,7 +115,7 @@ pub struct ClusterSpec {
     pub ceph_config: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MonSpec {
     pub count: u32,
@@ -130,7 +131,7 @@ impl Default for MonSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MgrSpec {
     pub count: u32,
@@ -148,7 +149,7 @@ impl Default for MgrSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MgrModule {
     pub name: String,
@@ -164,7 +165,7 @@ impl Default for MgrModule {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct StorageSpec {
     pub use_all_nodes: bool,
@@ -204,7 +205,7 @@ impl StorageSpec {
 }
 
 /// One device named in `devices[]`: a kernel name (`vdb`), a path or a /dev/disk/by-* name.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DeviceEntry {
     pub name: String,
@@ -225,7 +226,7 @@ impl DeviceEntry {
 }
 
 /// `storage.nodes[]`: one node's own selection.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct NodeStorage {
     pub name: String,
@@ -254,7 +255,7 @@ impl NodeStorage {
 }
 
 /// rookery extension (no Rook equivalent): OSDs on sparse files inside the cluster's data dir.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct OsdFiles {
     pub count: u32,
@@ -298,7 +299,7 @@ impl CephBlockPool {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PoolSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -316,7 +317,7 @@ pub struct PoolSpec {
     pub erasure_coded: Option<ErasureCodedSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ErasureCodedSpec {
     pub data_chunks: u32,
@@ -339,7 +340,7 @@ impl Default for PoolSpec {
 
 /// Rook's pool quotas: `maxSize` (a quantity) or `maxBytes` (a number) cap the stored bytes, `maxObjects`
 /// the object count. Unset or 0 means no limit.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct QuotaSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -357,7 +358,7 @@ impl QuotaSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ReplicatedSpec {
     pub size: u32,
@@ -404,7 +405,7 @@ resource!(CephFilesystem, "CephFilesystem", FilesystemSpec);
 resource!(CephObjectStore, "CephObjectStore", ObjectStoreSpec);
 resource!(CephObjectStoreUser, "CephObjectStoreUser", ObjectUserSpec);
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct FilesystemSpec {
     pub metadata_pool: PoolSpec,
@@ -434,7 +435,7 @@ impl CephFilesystem {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MetadataServerSpec {
     pub active_count: u32,
@@ -451,7 +452,7 @@ impl Default for MetadataServerSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ObjectStoreSpec {
     pub metadata_pool: PoolSpec,
@@ -484,7 +485,7 @@ impl CephObjectStore {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct GatewaySpec {
     /// HTTP port on 127.0.0.1; 0 means not set.
@@ -501,7 +502,7 @@ impl Default for GatewaySpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ObjectUserSpec {
     pub store: String,
@@ -515,7 +516,7 @@ pub struct ObjectUserSpec {
     pub quotas: Option<ObjectUserQuotas>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ObjectUserQuotas {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -129,3 +129,22 @@ impl<'de> Deserialize<'de> for Quantity {
         d.deserialize_any(V)
     }
 }
+
+/// As Kubernetes declares a quantity: a number or a string (its unit checked when the spec is read).
+impl schemars::JsonSchema for Quantity {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Quantity".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A size: a byte count or a number with a unit, such as 10Gi or 500Mi.",
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-int-or-string": true,
+        })
+    }
+}
