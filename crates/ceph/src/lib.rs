@@ -72,6 +72,11 @@ impl CephError {
         }
     }
 
+    /// Ceph answered that what was named does not exist (ENOENT).
+    pub fn is_not_found(&self) -> bool {
+        self.errno() == Some(-libc::ENOENT)
+    }
+
     /// Ceph did not answer (timed out, or no mon could be reached), as opposed to answering with an error.
     pub fn is_unreachable(&self) -> bool {
         self.errno().is_some_and(|e| {

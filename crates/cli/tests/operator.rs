@@ -208,6 +208,7 @@ fn operator_runs_rooks_cluster_test() {
     assert_eq!(pool.trim(), "Ready");
 
     block_volumes_through_rooks_storage_class(&kube);
+    one_pod_per_node(&kube);
     shared_files_through_rooks_filesystem(&kube);
     objects_through_rooks_store_and_user(&kube);
     eprintln!(
@@ -219,6 +220,45 @@ fn operator_runs_rooks_cluster_test() {
     one_operator_acts(&kube);
     operator_killed_during_a_pool_delete(&kube, &host_path);
     deletion_waits_for_dependents_then_cleans_up(&kube, &host_path, &osd_device);
+}
+
+/// The node runs one pod of ours, where Rook runs three: the agent with both CSI node plugins (which
+/// just served a volume), and only the agent's container holds an API token.
+fn one_pod_per_node(kube: &Kube) {
+    let daemon_sets = kube.jsonpath(
+        &["get", "daemonsets", "--all-namespaces"],
+        "{.items[*].metadata.name}",
+    );
+    assert_eq!(daemon_sets.trim(), "rookery-agent");
+    let pods = kube.jsonpath(
+        &["get", "pods", "-n", NS, "-l", "app=rookery-agent"],
+        "{range .items[*]}{.metadata.name}:{.spec.containers[*].name}{\"\\n\"}{end}",
+    );
+    let pods: Vec<&str> = pods.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    let (pod, containers) = pods[0].split_once(':').unwrap();
+    assert_eq!(containers, "agent csi-rbd csi-cephfs");
+    let has_token = |container: &str| {
+        kube.kubectl_output(
+            &[
+                "exec",
+                "-n",
+                NS,
+                pod,
+                "-c",
+                container,
+                "--",
+                "test",
+                "-e",
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            ],
+            None,
+        )
+        .status
+        .success()
+    };
+    assert!(has_token("agent"));
+    assert!(!has_token("csi-rbd") && !has_token("csi-cephfs"));
 }
 
 fn pod_uids(kube: &Kube, selector: &str) -> String {
@@ -433,11 +473,11 @@ fn operator_killed_during_a_pool_delete(kube: &Kube, host_path: &std::path::Path
     );
 }
 
-/// `ceph osd ls` through the operator (which holds the admin key), as ids.
-fn ceph_osd_ids(kube: &Kube, host_path: &std::path::Path) -> Vec<String> {
+/// A `ceph` command through the operator (which holds the admin key).
+fn ceph(kube: &Kube, host_path: &std::path::Path, args: &[&str]) -> String {
     let conf = host_path.join(NS).join("ceph.conf");
     let conf = conf.to_string_lossy();
-    let out = kube.kubectl(&[
+    let mut all = vec![
         "exec",
         "-n",
         NS,
@@ -446,10 +486,67 @@ fn ceph_osd_ids(kube: &Kube, host_path: &std::path::Path) -> Vec<String> {
         "ceph",
         "--conf",
         &conf,
-        "osd",
-        "ls",
+    ];
+    all.extend(args);
+    kube.kubectl(&all)
+}
+
+/// `ceph osd ls`, as ids.
+fn ceph_osd_ids(kube: &Kube, host_path: &std::path::Path) -> Vec<String> {
+    ceph(kube, host_path, &["osd", "ls"])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A CephFilesystemSubVolumeGroup's group leaves Ceph with it, as in Rook; while it holds a subvolume
+/// its deletion waits, naming it.
+fn subvolume_group_deletion_waits_for_its_subvolumes(kube: &Kube, host_path: &std::path::Path) {
+    let groups = |kube: &Kube| ceph(kube, host_path, &["fs", "subvolumegroup", "ls", "myfs"]);
+    assert!(groups(kube).contains("\"csi\""), "{}", groups(kube));
+    ceph(
+        kube,
+        host_path,
+        &[
+            "fs",
+            "subvolume",
+            "create",
+            "myfs",
+            "held",
+            "--group_name",
+            "csi",
+        ],
+    );
+    kube.kubectl(&[
+        "delete",
+        "cephfilesystemsubvolumegroup",
+        "myfs-csi",
+        "-n",
+        NS,
+        "--wait=false",
     ]);
-    out.split_whitespace().map(str::to_string).collect()
+    let group = ["cephfilesystemsubvolumegroup", "myfs-csi", "-n", NS];
+    let why = blocked_deletion(kube, &group);
+    assert!(why.contains("subvolumes held"), "{why}");
+    ceph(
+        kube,
+        host_path,
+        &[
+            "fs",
+            "subvolume",
+            "rm",
+            "myfs",
+            "held",
+            "--group_name",
+            "csi",
+        ],
+    );
+    kube.wait_for(
+        "the subvolume group deleted once it is empty",
+        Duration::from_secs(120),
+        || gone(kube, &group).then_some(()),
+    );
+    assert!(!groups(kube).contains("\"csi\""), "{}", groups(kube));
 }
 
 fn osd_deployments(kube: &Kube) -> Vec<String> {
@@ -597,7 +694,6 @@ fn phase_of(kube: &Kube, what: &[&str]) -> String {
 /// cluster's namespace; our driver's name), then a claim that a pod writes checksummed files to and
 /// another pod reads back.
 fn block_volumes_through_rooks_storage_class(kube: &Kube) {
-    kube.apply(&kube.deploy_csi());
     kube.apply(&format!(
         r#"apiVersion: ceph.rook.io/v1
 kind: CephBlockPool
@@ -997,8 +1093,8 @@ fn deletion_waits_for_dependents_then_cleans_up(
         "default",
         "--wait=true",
     ]);
+    subvolume_group_deletion_waits_for_its_subvolumes(kube, host_path);
     for what in [
-        "cephfilesystemsubvolumegroup/myfs-csi",
         "cephfilesystem/myfs",
         "cephobjectstore/my-store",
         "cephblockpool/builtin-mgr",

@@ -25,12 +25,21 @@ const DEVICE_PERIOD: Duration = Duration::from_secs(2);
 pub struct Options {
     pub namespace: String,
     pub node: String,
+    /// Where the CSI node plugins of the agent's pod read their configuration ([`crate::csi_files`]).
+    pub csi_config_dir: Option<PathBuf>,
 }
 
 /// Runs until the process is stopped.
 pub async fn run(client: kube::Client, options: Options) -> Result<()> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &options.namespace);
-    let config_maps: Api<ConfigMap> = Api::namespaced(client, &options.namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &options.namespace);
+    let csi_files = options.csi_config_dir.clone().map(|dir| {
+        tokio::spawn(crate::csi_files::follow(
+            client,
+            options.namespace.clone(),
+            dir,
+        ))
+    });
     let name = node::object_name(&options.node);
     let (desired_tx, mut desired_rx) = watch::channel::<Option<NodeDesired>>(None);
     // The Secret, followed: a change reaches the node within the watch's latency.
@@ -95,6 +104,9 @@ pub async fn run(client: kube::Client, options: Options) -> Result<()> {
         }
         if follow.is_finished() {
             anyhow::bail!("the watch on {name} ended");
+        }
+        if csi_files.as_ref().is_some_and(|t| t.is_finished()) {
+            anyhow::bail!("following the CSI drivers' configuration ended");
         }
     }
 }

@@ -15,6 +15,17 @@ use rookery_orchestrator::external::ExternalAccess;
 use rookery_orchestrator::ClusterState;
 use serde_json::{json, Value};
 
+/// The ConfigMap with the cluster's ceph.conf and the clusterID StorageClasses name.
+pub const CONFIG_MAP: &str = "rookery-ceph-config";
+
+/// The drivers, by the short name of their Secret and files.
+pub const DRIVERS: [&str; 2] = ["rbd", "cephfs"];
+
+/// The Secret with a driver's Ceph user.
+pub fn driver_secret_name(short: &str) -> String {
+    format!("rookery-csi-{short}")
+}
+
 /// The objects to write: (namespace, manifest).
 pub fn objects(
     access: &ExternalAccess,
@@ -28,7 +39,7 @@ pub fn objects(
         csi_ns.to_string(),
         json!({
             "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "rookery-ceph-config", "namespace": csi_ns, "labels": labels},
+            "metadata": {"name": CONFIG_MAP, "namespace": csi_ns, "labels": labels},
             "data": {"ceph.conf": access.ceph_conf(), "clusterID": cluster_ns},
         }),
     )];
@@ -47,7 +58,7 @@ pub fn objects(
         let short = d.driver.split('.').next().unwrap_or(d.driver);
         out.push(secret(
             csi_ns,
-            &format!("rookery-csi-{short}"),
+            &driver_secret_name(short),
             BTreeMap::from([("userID", d.user.to_string()), ("userKey", d.key.clone())]),
             csi_ns == cluster_ns,
         ));

@@ -106,6 +106,39 @@ pub fn claims_of(pvs: &[Value], container: &str, volumes: &[String]) -> Vec<Stri
         .collect()
 }
 
+/// Removes a deleted CephFilesystemSubVolumeGroup's group from its filesystem, as Rook does: None once
+/// it is gone (or was never made), else the subvolumes it still holds, which block the deletion.
+fn remove_subvolume_group(
+    rados: &rookery_ceph::Rados,
+    o: &kube::api::DynamicObject,
+) -> Result<Option<Vec<String>>, rookery_ceph::CephError> {
+    use rookery_ceph::commands::subvolume;
+    let Ok(spec) =
+        serde_json::from_value::<crate::resources::SubVolumeGroupSpec>(o.data["spec"].clone())
+    else {
+        return Ok(None);
+    };
+    let group = spec
+        .name
+        .clone()
+        .unwrap_or_else(|| o.metadata.name.clone().unwrap_or_default());
+    let fs = spec.filesystem_name.as_str();
+    let gone = rookery_ceph::CephError::is_not_found;
+    match subvolume::ls_in_group(rados, fs, &group) {
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(e),
+        Ok(held) if !held.is_empty() => return Ok(Some(held)),
+        Ok(_) => {}
+    }
+    match subvolume::group_rm(rados, fs, &group) {
+        Err(e) if !gone(&e) => Err(e),
+        _ => {
+            tracing::info!(%fs, %group, "subvolume group removed");
+            Ok(None)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,9 +442,23 @@ impl Deleter {
         for (kind, o) in deleting {
             let name = o.metadata.name.clone().unwrap_or_default();
             if kind == "CephFilesystemSubVolumeGroup" {
-                // The group stays in the filesystem (it may hold subvolumes); only the resource goes.
-                if let Err(e) = self.remove_finalizer(rt, resources, kind, &o) {
-                    tracing::warn!(%kind, %name, error = %e, "removing the finalizer");
+                match remove_subvolume_group(rados, &o) {
+                    Ok(None) => {
+                        if let Err(e) = self.remove_finalizer(rt, resources, kind, &o) {
+                            tracing::warn!(%kind, %name, error = %e, "removing the finalizer");
+                        }
+                    }
+                    Ok(Some(subvolumes)) => {
+                        let message = format!(
+                            "{kind} \"{}/{name}\" will not be deleted until these are removed: subvolumes {}",
+                            self.ns,
+                            subvolumes.join(", ")
+                        );
+                        self.blocked(rt, resources, kind, &o, &message, now);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%kind, %name, error = %e, "removing the subvolume group")
+                    }
                 }
                 continue;
             }

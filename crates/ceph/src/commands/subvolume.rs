@@ -1,4 +1,5 @@
-//! Subvolumes of the mgr's volumes module: `fs subvolume create|ls|info|resize|rm`, their metadata,
+//! Subvolumes of the mgr's volumes module: `fs subvolume create|ls|info|resize|rm`, groups
+//! (`fs subvolumegroup create|rm`), their metadata,
 //! snapshots and clones (`fs subvolume snapshot ...`, `fs clone status`). Every one is a mgr command; the
 //! module answers ENOENT for a missing filesystem, subvolume or snapshot and EEXIST for an existing one.
 
@@ -43,6 +44,26 @@ fn group_create_cmd(fs: &str, group: &str) -> Cmd {
 /// `fs subvolumegroup create` (idempotent: an existing group is kept).
 pub fn group_create(r: &Rados, fs: &str, group: &str) -> Result<(), CephError> {
     group_create_cmd(fs, group).run(r)
+}
+
+fn group_rm_cmd(fs: &str, group: &str) -> Cmd {
+    Cmd::mgr(json!({"prefix": "fs subvolumegroup rm", "vol_name": fs, "group_name": group}))
+}
+
+/// `fs subvolumegroup rm`: refused (ENOTEMPTY) while the group holds subvolumes; ENOENT when the
+/// group or the filesystem is gone.
+pub fn group_rm(r: &Rados, fs: &str, group: &str) -> Result<(), CephError> {
+    group_rm_cmd(fs, group).run(r)
+}
+
+fn group_ls_cmd(fs: &str, group: &str) -> Cmd {
+    Cmd::mgr(json!({"prefix": "fs subvolume ls", "vol_name": fs, "group_name": group}))
+}
+
+/// `fs subvolume ls --group_name`: the names of the subvolumes in a group.
+pub fn ls_in_group(r: &Rados, fs: &str, group: &str) -> Result<Vec<String>, CephError> {
+    let ls: Vec<NameEntry> = group_ls_cmd(fs, group).reply(r)?;
+    Ok(ls.into_iter().map(|e| e.name).collect())
 }
 
 fn ls_cmd(fs: &str) -> Cmd {
@@ -228,6 +249,16 @@ mod tests {
             group_create_cmd("myfs", "csi"),
             m,
             json!({"prefix": "fs subvolumegroup create", "vol_name": "myfs", "group_name": "csi"}),
+        );
+        assert_cmd(
+            group_rm_cmd("myfs", "csi"),
+            m,
+            json!({"prefix": "fs subvolumegroup rm", "vol_name": "myfs", "group_name": "csi"}),
+        );
+        assert_cmd(
+            group_ls_cmd("myfs", "csi"),
+            m,
+            json!({"prefix": "fs subvolume ls", "vol_name": "myfs", "group_name": "csi"}),
         );
         assert_cmd(
             ls_cmd("myfs"),

@@ -41,6 +41,10 @@ pub struct CsiArgs {
     /// user the driver acts as when a request carries no secrets of its own.
     #[arg(long, value_name = "DIR", requires = "ceph_conf")]
     pub credentials: Option<PathBuf>,
+    /// With --ceph-conf: wait for it and the credentials to be written (by the agent of the same pod,
+    /// once the cluster exists) instead of stopping because they are not there yet.
+    #[arg(long, requires = "ceph_conf")]
+    pub wait_for_config: bool,
     /// Register the node service with the kubelet through a socket in DIR (the kubelet's
     /// plugins_registry folder, as mounted here), as node-driver-registrar does.
     #[arg(long, value_name = "DIR", requires = "kubelet_endpoint")]
@@ -75,6 +79,25 @@ fn standalone(layout: &Layout) -> Result<ClusterAccess, Failure> {
 }
 
 /// A cluster named by its ceph.conf, acting as the user in `credentials` (userID, userKey).
+/// Until ceph.conf and the user's key are there, saying every half minute what it waits for.
+fn wait_for_config(conf: &Path, credentials: &Path) {
+    let key = credentials.join("userKey");
+    let started = std::time::Instant::now();
+    let mut said = None::<std::time::Instant>;
+    while !(conf.exists() && key.exists()) {
+        if said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(30)) {
+            eprintln!(
+                "waiting for {} and {} (written once the cluster's mons answer; {} s so far)",
+                conf.display(),
+                key.display(),
+                started.elapsed().as_secs()
+            );
+            said = Some(std::time::Instant::now());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 fn external(conf: &Path, credentials: &Path) -> Result<ClusterAccess, Failure> {
     let text = std::fs::read_to_string(conf).map_err(|e| {
         Failure::bad_input(format!(
@@ -162,7 +185,12 @@ pub fn run(layout: &Layout, args: &CsiArgs) -> CmdResult {
         .transpose()
         .map_err(Failure::bad_input)?;
     let access = match (&args.ceph_conf, &args.credentials) {
-        (Some(conf), Some(credentials)) => external(conf, credentials)?,
+        (Some(conf), Some(credentials)) => {
+            if args.wait_for_config {
+                wait_for_config(conf, credentials);
+            }
+            external(conf, credentials)?
+        }
         _ => standalone(layout)?,
     };
     let registration =

@@ -1,6 +1,8 @@
 //! `rookery operator`, `rookery agent` and `rookery crds`: rookery on Kubernetes (crates/k8s). The
 //! operator and the agent run in pods (deploy/operator/); `crds` prints the CustomResourceDefinitions.
 
+use std::path::PathBuf;
+
 use anyhow::Context as _;
 use clap::Args;
 
@@ -29,9 +31,11 @@ pub struct OperatorArgs {
     /// Let useAllDevices take loop devices (Rook's ROOK_CEPH_ALLOW_LOOP_DEVICES).
     #[arg(long, env = "ROOK_CEPH_ALLOW_LOOP_DEVICES", default_value_t = false)]
     pub allow_loop_devices: bool,
-    /// The namespace of the CSI drivers (deploy/csi/): their ConfigMap and Secrets are written there.
-    #[arg(long, env = "ROOKERY_CSI_NAMESPACE", default_value = "rookery-csi")]
-    pub csi_namespace: String,
+    /// The namespace of the CSI drivers, where their ConfigMap and Secrets are written: the cluster's
+    /// own (deploy/operator/ runs them there, as Rook does) unless set, e.g. to rookery-csi for the
+    /// drivers of deploy/csi/.
+    #[arg(long, env = "ROOKERY_CSI_NAMESPACE")]
+    pub csi_namespace: Option<String>,
 }
 
 #[derive(Args)]
@@ -42,6 +46,10 @@ pub struct AgentArgs {
     /// The node it runs on.
     #[arg(long, env = "NODE_NAME")]
     pub node: String,
+    /// A folder shared with the pod's CSI node plugins, where it writes the cluster's ceph.conf and
+    /// the drivers' Ceph users for them to read (`rookery csi --wait-for-config`).
+    #[arg(long, env = "ROOKERY_CSI_CONFIG_DIR", value_name = "DIR")]
+    pub csi_config_dir: Option<PathBuf>,
 }
 
 pub fn operator(args: &OperatorArgs) -> CmdResult {
@@ -58,7 +66,10 @@ pub fn operator(args: &OperatorArgs) -> CmdResult {
         data_dir_host_path: args.data_dir_host_path.clone(),
         mon_port: args.mon_port,
         allow_loop_devices: args.allow_loop_devices,
-        csi_namespace: args.csi_namespace.clone(),
+        csi_namespace: args
+            .csi_namespace
+            .clone()
+            .unwrap_or_else(|| args.namespace.clone()),
     })
     .map_err(Failure::from)
 }
@@ -77,6 +88,7 @@ pub fn agent(args: &AgentArgs) -> CmdResult {
             rookery_k8s::agent::Options {
                 namespace: args.namespace.clone(),
                 node: args.node.clone(),
+                csi_config_dir: args.csi_config_dir.clone(),
             },
         )
         .await

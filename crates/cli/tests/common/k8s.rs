@@ -179,18 +179,7 @@ impl Kube {
     /// deploy/csi/ as this test cluster needs it: the kubelet's and the node plugins' folders inside
     /// the test folder, and free ports for the drivers' health and metrics.
     pub fn deploy_csi(&self) -> String {
-        let kubelet_root = self.var("K8S_KUBELET_ROOT").to_string();
-        let data = self.dir.join("rookery-csi").display().to_string();
-        let mut replace: Vec<(String, String)> = vec![
-            ("/var/lib/kubelet".into(), kubelet_root),
-            ("/var/lib/rookery-csi".into(), data),
-        ];
-        for port in ["9811", "9812", "9813", "9814"] {
-            replace.push((
-                format!("127.0.0.1:{port}"),
-                format!("127.0.0.1:{}", super::free_port()),
-            ));
-        }
+        let replace = self.csi_replacements();
         let mut out = String::new();
         let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("deploy/csi"))
             .unwrap()
@@ -211,11 +200,29 @@ impl Kube {
         out
     }
 
+    /// The CSI drivers' host folders inside the test folder, and free ports for their health and metrics.
+    fn csi_replacements(&self) -> Vec<(String, String)> {
+        let kubelet_root = self.var("K8S_KUBELET_ROOT").to_string();
+        let data = self.dir.join("rookery-csi").display().to_string();
+        let mut replace: Vec<(String, String)> = vec![
+            ("/var/lib/kubelet".into(), kubelet_root),
+            ("/var/lib/rookery-csi".into(), data),
+        ];
+        for port in ["9811", "9812", "9813", "9814"] {
+            replace.push((
+                format!("127.0.0.1:{port}"),
+                format!("127.0.0.1:{}", super::free_port()),
+            ));
+        }
+        replace
+    }
+
     /// deploy/operator/ as this test cluster needs it: the nodes' data dir (every CephCluster's
     /// dataDirHostPath) at `host_path`, the mon on a free port, loop devices allowed (`useAllDevices`
     /// takes the ones the test attaches).
     pub fn deploy_operator(&self, host_path: &Path, mon_port: u16) -> String {
-        let replace = vec![("/var/lib/rook".to_string(), host_path.display().to_string())];
+        let mut replace = self.csi_replacements();
+        replace.push(("/var/lib/rook".to_string(), host_path.display().to_string()));
         let mut out = String::new();
         for name in ["common.yaml", "crds.yaml", "operator.yaml"] {
             let text = std::fs::read_to_string(repo().join("deploy/operator").join(name)).unwrap();
@@ -286,13 +293,16 @@ impl Kube {
             .and_then(Value::as_sequence_mut)
         {
             for c in containers {
-                if let Some(port) = c
-                    .get_mut("livenessProbe")
-                    .and_then(|p| p.get_mut("httpGet"))
-                    .and_then(|h| h.get_mut("port"))
-                {
-                    if let Some((_, to)) = ports.iter().find(|(f, _)| port.as_u64() == Some(*f)) {
-                        *port = Value::from(*to);
+                for probe in ["startupProbe", "livenessProbe"] {
+                    if let Some(port) = c
+                        .get_mut(probe)
+                        .and_then(|p| p.get_mut("httpGet"))
+                        .and_then(|h| h.get_mut("port"))
+                    {
+                        if let Some((_, to)) = ports.iter().find(|(f, _)| port.as_u64() == Some(*f))
+                        {
+                            *port = Value::from(*to);
+                        }
                     }
                 }
             }
