@@ -30,6 +30,8 @@ pub enum CallError {
         status: u16,
         error: ErrorBody,
     },
+    /// The connection closed before the answer came: the supervisor stopped (or was killed) meanwhile.
+    Lost(anyhow::Error),
     Failed(anyhow::Error),
 }
 
@@ -40,7 +42,7 @@ impl std::fmt::Display for CallError {
             CallError::Api { status, error } => {
                 write!(f, "the supervisor answered {status}: {}", error.message)
             }
-            CallError::Failed(e) => write!(f, "{e:#}"),
+            CallError::Lost(e) | CallError::Failed(e) => write!(f, "{e:#}"),
         }
     }
 }
@@ -114,14 +116,14 @@ pub async fn send<T: DeserializeOwned>(
             .send_request(req)
             .await
             .context("request to the supervisor")
-            .map_err(CallError::Failed)?;
+            .map_err(CallError::Lost)?;
         let status = resp.status();
         let body = resp
             .into_body()
             .collect()
             .await
             .context("reading the supervisor's reply")
-            .map_err(CallError::Failed)?
+            .map_err(CallError::Lost)?
             .to_bytes();
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&body) {
@@ -227,6 +229,11 @@ impl Client {
                 self.data_dir.display()
             ))),
             CallError::Api { status, error } => Refusal::Api { status, error },
+            CallError::Lost(e) => Refusal::Failure(Failure::from(anyhow!(
+                "the supervisor of {} stopped before it answered ({e:#}), so the request may be done only in part; start it with `rookery up --data-dir {}` (it converges to the saved spec), then run the command again",
+                self.data_dir.display(),
+                self.data_dir.display()
+            ))),
             CallError::Failed(e) => Refusal::Failure(Failure::from(e)),
         })
     }

@@ -713,6 +713,14 @@ async fn lifecycle(
         .unwrap()
         .into_inner();
     assert!(cap.available_capacity > 0);
+    // A CO may ask without parameters: the capacity the driver can offer anywhere.
+    let anywhere = csi
+        .ctl
+        .get_capacity(pb::GetCapacityRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(anywhere.available_capacity > 0);
 
     // Deletes: a volume with a snapshot is refused; repeated and unknown deletes succeed.
     assert_eq!(

@@ -153,10 +153,11 @@ fn filesystem_and_object_store_end_to_end() {
     let t = Instant::now();
     c.ok(&["apply", "-f", fs.to_str().unwrap()]);
     let fs_secs = t.elapsed().as_secs_f64();
+    supervisor_killed_during_an_apply(&c, &store);
     let t = Instant::now();
     c.ok(&["apply", "-f", store.to_str().unwrap()]);
     let store_secs = t.elapsed().as_secs_f64();
-    eprintln!("apply -> usable: filesystem {fs_secs:.1} s, object store {store_secs:.1} s");
+    eprintln!("apply -> usable: filesystem {fs_secs:.1} s, object store {store_secs:.1} s (after an interrupted apply and up)");
     let status = c.status();
     let myfs = &status["ceph"]["filesystems"][0];
     assert_eq!(myfs["name"], "myfs", "{status:#}");
@@ -439,6 +440,48 @@ fn filesystem_and_object_store_end_to_end() {
 }
 
 /// The subvolume endpoints on the socket, every answer checked against the served OpenAPI document.
+/// The supervisor killed (-9) while an apply makes an object store: `apply` exits non-zero, saying the
+/// supervisor stopped and naming `rookery up`, never that it applied; `up` then converges the store.
+fn supervisor_killed_during_an_apply(c: &TestCluster, store: &Path) {
+    let supervisor = c.status()["supervisor"]["pid"].as_u64().unwrap() as i32;
+    let apply = Command::new(env!("CARGO_BIN_EXE_rookery"))
+        .arg("--data-dir")
+        .arg(&c.dir)
+        .args(["apply", "-f"])
+        .arg(store)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed once the store is in the saved spec, while the supervisor reconciles it.
+    let started = Instant::now();
+    while !std::fs::read_to_string(c.dir.join("spec.yaml"))
+        .unwrap_or_default()
+        .contains("CephObjectStore")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the store was never saved"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: a plain kill(2) of the test's own supervisor.
+    assert_eq!(unsafe { libc::kill(supervisor, libc::SIGKILL) }, 0);
+    let out = apply.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        said.contains("stopped before it answered") && said.contains("rookery up"),
+        "{said}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("applied"),
+        "{}",
+        text(&out)
+    );
+    c.ok(&["up"]);
+}
+
 fn subvolumes_over_the_api(c: &TestCluster) {
     let socket = c.dir.join("rookery.sock");
     let api = api::Client {

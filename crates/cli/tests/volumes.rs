@@ -140,6 +140,30 @@ fn volumes_on_real_ceph() {
         &["volume", "create", "v2", "--size", "1Gi", "--pool", "nope"],
         &["pool \"nope\" does not exist"],
     );
+    // A path is not a name, and a pool is named once.
+    refused(
+        &c,
+        &["volume", "create", "../x", "--size", "1Gi"],
+        &["\"../x\" is not a volume name", "POOL/NAME"],
+    );
+    refused(
+        &c,
+        &[
+            "volume",
+            "create",
+            "replicapool/x",
+            "--size",
+            "1Gi",
+            "--pool",
+            "other",
+        ],
+        &["--pool says other"],
+    );
+    // One rule for fractions: rounded up to a whole byte.
+    c.ok(&["volume", "create", "replicapool/frac", "--size", "100.3Mi"]);
+    let frac = json(&c.ok(&["volume", "info", "frac", "-o", "json"]));
+    assert_eq!(frac["size_bytes"], 105_172_173, "{frac:#}");
+    c.ok(&["volume", "rm", "frac"]);
     refused(
         &c,
         &["volume", "mount", "v1", &s(&mnt.path().join("missing"))],

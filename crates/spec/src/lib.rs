@@ -113,6 +113,27 @@ pub struct ClusterSpec {
     /// Section (`global`, `osd`, `osd.0`, ...) to option to value.
     #[serde(deserialize_with = "scalar::nested")]
     pub ceph_config: BTreeMap<String, BTreeMap<String, String>>,
+    /// Rook's network settings: rookery runs every daemon on the host's network, so only the values
+    /// that say so are accepted.
+    #[serde(skip_serializing_if = "NetworkSpec::is_unset")]
+    pub network: NetworkSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NetworkSpec {
+    /// `host` (or empty): the daemons use the host's network, as rookery always does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Rook's older spelling of `provider: host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_network: Option<bool>,
+}
+
+impl NetworkSpec {
+    pub fn is_unset(&self) -> bool {
+        self == &NetworkSpec::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

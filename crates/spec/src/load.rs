@@ -146,6 +146,7 @@ pub(crate) fn load_all(text: &str) -> (Resources, Vec<SpecError>) {
             (Some(kind), Some(name)) if !name.is_empty() => format!("{kind}/{name}"),
             _ => label.clone(),
         });
+        validate::one_redundancy(kind, &value, &mut doc);
         match kind {
             Some("CephCluster") if seen_cluster => doc.error(
                 "kind",
@@ -590,7 +591,10 @@ fn type_error(path: &str, raw: &str, r: &mut Report) {
         "a string" => ("a string", "use a string"),
         "a sequence" => ("a list", "use a list, one item per `- ` line"),
         "a string, number or boolean" => ("a single value", "use a string, number or boolean"),
-        "a size such as 10Gi" => ("a size", "use a number with a unit, such as 10Gi or 500Mi"),
+        "a size such as 10Gi" => (
+            "a size",
+            "use a number with a unit, such as 10Gi, 1.5Gi or 500Mi",
+        ),
         e if e.starts_with("struct ") || e == "a map" => {
             ("a mapping", "use a mapping of `field: value` lines")
         }

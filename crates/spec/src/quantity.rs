@@ -34,8 +34,9 @@ impl Quantity {
     pub const PI: Quantity = Quantity(KI.pow(5));
 
     pub fn parse(text: &str) -> Result<Quantity, String> {
-        let bad =
-            || format!("invalid size {text:?}: use a number with a unit, such as 10Gi or 500Mi");
+        let bad = || {
+            format!("invalid size {text:?}: use a number with a unit, such as 10Gi, 1.5Gi or 500Mi (a fraction rounds up to a whole byte)")
+        };
         let s = text.trim();
         let split = s
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -68,12 +69,8 @@ impl Quantity {
         } else {
             to_int(fraction)? * u128::from(multiplier)
         };
-        // A fraction is only meaningful if it lands on a whole byte: "1.5Gi"
-        // is fine, "0.5" bytes is not.
-        if scaled % scale != 0 {
-            return Err(bad());
-        }
-        u64::try_from(whole + scaled / scale)
+        // As Kubernetes reads a quantity: a fraction rounds up to a whole byte ("9.9Gi", "1.5").
+        u64::try_from(whole + scaled.div_ceil(scale))
             .map(Quantity)
             .map_err(|_| bad())
     }

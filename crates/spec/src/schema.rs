@@ -63,7 +63,8 @@ const COMMON_NOTICES: Table = &[
 
 pub(crate) const CLUSTER: Schema = Schema {
     fields: &[
-        ("spec", "mon mgr storage cephConfig"),
+        ("spec", "mon mgr storage cephConfig network"),
+        ("spec.network", "provider hostNetwork"),
         ("spec.mon", "count allowMultiplePerNode"),
         ("spec.mgr", "count allowMultiplePerNode modules"),
         ("spec.mgr.modules[]", "name enabled"),
@@ -108,11 +109,11 @@ pub(crate) const CLUSTER: Schema = Schema {
         ),
         (
             "spec.csi",
-            "rookery's CSI drivers are set up by deploy/csi/, not by the CephCluster",
+            "rookery's CSI drivers come with deploy/operator/ (or deploy/csi/ for a standalone cluster), not from the CephCluster",
         ),
         (
             "spec.dashboard",
-            "the rookery dashboard is configured separately",
+            "not acted on: rookery has no web dashboard yet and does not enable Ceph's; `rookery status` and /metrics show the cluster",
         ),
         (
             "spec.monitoring",
@@ -129,8 +130,9 @@ pub(crate) const CLUSTER: Schema = Schema {
     unsupported: &[
         ("spec.external", "remove it; rookery runs its own cluster"),
         (
-            "spec.network",
-            "remove it; the daemons use this host's network",
+            "spec.network.connections spec.network.addressRanges spec.network.ipFamily \
+             spec.network.dualStack spec.network.selectors spec.network.multiClusterService",
+            "remove it; the daemons use the host's network and its addresses",
         ),
         (
             "spec.cephConfigFromSecret",
@@ -245,7 +247,7 @@ pub(crate) const OBJECT_STORE: Schema = Schema {
              spec.gateway.additionalVolumeMounts spec.gateway.type",
             "a pod setting rookery does not apply yet: the gateway runs on its node's address, without limits",
         ),
-        ("spec.gateway.dashboardEnabled", "the rookery dashboard is configured separately"),
+        ("spec.gateway.dashboardEnabled", "not acted on: rookery has no web dashboard yet and does not enable Ceph's"),
         (
             "spec.healthCheck",
             "rookery checks the gateway over HTTP itself",

@@ -149,7 +149,7 @@ fn not_applicable_fields_are_notices_once_per_field() {
 fn unsupported_rook_fields_are_errors() {
     let rook = "is a Rook field that rookery does not support yet";
     let sets =
-        "spec.network={provider: host}; spec.external={enable: true}; spec.mon.zones=[{name: a}];
+        "spec.network.connections={requireMsgr2: true}; spec.external={enable: true}; spec.mon.zones=[{name: a}];
                 spec.storage.storageClassDeviceSets=[{name: n1}]; spec.storage.fullRatio=0.95";
     for set in sets.split(';') {
         fails_at(
@@ -158,11 +158,27 @@ fn unsupported_rook_fields_are_errors() {
             rook,
         );
     }
-    cases(0, &["spec.mgr.modules=[{name: a, settings: {}}] => spec.mgr.modules[0].settings ~ spec.cephConfig.mgr"]);
+    cases(
+        0,
+        &[
+            "spec.mgr.modules=[{name: a, settings: {}}] => spec.mgr.modules[0].settings ~ spec.cephConfig.mgr",
+            "spec.network={provider: multus} => spec.network.provider ~ use provider: host",
+            "spec.network={hostNetwork: false} => spec.network.hostNetwork ~ set hostNetwork: true",
+        ],
+    );
+    // What rookery does anyway is accepted without a word.
+    for set in [
+        "spec.network={provider: host}",
+        "spec.network={hostNetwork: true}",
+        "spec.network={provider: \"\"}",
+    ] {
+        let loaded = load(&cluster_with(set)).unwrap();
+        assert!(loaded.notices.is_empty(), "{set}: {:?}", loaded.notices);
+    }
     cases(
         1,
         &[
-            "spec.erasureCoded={dataChunks: 2} => spec.erasureCoded.codingChunks ~ at least 1",
+            "spec={erasureCoded: {dataChunks: 2}} => spec.erasureCoded.codingChunks ~ at least 1",
             "spec.compressionMode=none => spec.compressionMode ~ compression_mode",
         ],
     );
@@ -199,7 +215,7 @@ fn type_errors_name_the_path() {
         ],
     );
     let errs = errors(&cluster_with("spec.storage.osdFiles.size=ten"));
-    let expected = r#"spec.storage.osdFiles.size: invalid size "ten". use a number with a unit, such as 10Gi or 500Mi"#;
+    let expected = r#"spec.storage.osdFiles.size: invalid size "ten". use a number with a unit, such as 10Gi, 1.5Gi or 500Mi (a fraction rounds up to a whole byte)"#;
     assert_eq!(
         errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
         [expected]
@@ -294,8 +310,13 @@ fn pool_rules() {
             "spec.deviceClass=a/b => spec.deviceClass ~ not a device class",
             "spec.quotas={maxSize: ten} => spec.quotas.maxSize ~ invalid size",
             "spec.quotas={maxObjecs: 5} => spec.quotas.maxObjecs ~ did you mean `maxObjects`",
+            "spec.replicated={size: 3}; spec.erasureCoded={dataChunks: 2, codingChunks: 1} => spec.erasureCoded ~ both spec.replicated and spec.erasureCoded are set",
         ],
     );
+    let fs = "apiVersion: ceph.rook.io/v1\nkind: CephFilesystem\nmetadata: {name: fs}\nspec:\n  \
+              metadataPool: {replicated: {size: 1}}\n  dataPools:\n    - replicated: {size: 1}\n    \
+              - {replicated: {size: 3}, erasureCoded: {dataChunks: 2, codingChunks: 1}}\n";
+    fails_at(fs, "spec.dataPools[1].erasureCoded", "keep replicated");
     let limited = pool_with("spec.quotas={maxSize: 1Gi, maxObjects: 10}; spec.parameters={compression_mode: aggressive}");
     let spec = &load(&limited).unwrap().pools[0].spec;
     assert_eq!(spec.quotas.as_ref().unwrap().bytes(), 1 << 30);
@@ -570,12 +591,15 @@ fn quantities() {
     }
     assert_eq!(Quantity::parse("1.5Gi"), Ok(Quantity(3 << 29)));
     assert_eq!(Quantity::parse("2G"), Ok(Quantity(2_000_000_000)));
+    // One rule for every fraction: rounded up to a whole byte, as Kubernetes does.
+    assert_eq!(Quantity::parse("9.9Gi"), Ok(Quantity(10_630_044_058)));
+    assert_eq!(Quantity::parse("0.5Gi"), Ok(Quantity(1 << 29)));
+    assert_eq!(Quantity::parse("1.5"), Ok(Quantity(2)));
+    assert_eq!(Quantity::parse("0.1Ki"), Ok(Quantity(103)));
     for bad in [
         "",
         "ten",
         "-1Gi",
-        "1.5",
-        "0.1Ki",
         "10 Gi",
         "10gb",
         "1.",
@@ -584,7 +608,7 @@ fn quantities() {
     ] {
         assert!(Quantity::parse(bad).is_err(), "{bad:?}");
     }
-    let message = r#"invalid size "ten": use a number with a unit, such as 10Gi or 500Mi"#;
+    let message = r#"invalid size "ten": use a number with a unit, such as 10Gi, 1.5Gi or 500Mi (a fraction rounds up to a whole byte)"#;
     assert_eq!(Quantity::parse("ten").unwrap_err(), message);
     let parsed: Vec<Quantity> = serde_yaml::from_str("[1Gi, 2048, '2048']").unwrap();
     assert_eq!(parsed, [Quantity::GI, Quantity(2048), Quantity(2048)]);

@@ -105,6 +105,7 @@ pub(crate) fn cluster(c: &mut CephCluster, r: &mut Report) {
     };
     check_count(&mon, spec.mon.count, spec.mon.allow_multiple_per_node, r);
     check_count(&mgr, spec.mgr.count, spec.mgr.allow_multiple_per_node, r);
+    network(&spec.network, r);
 
     for (i, module) in spec.mgr.modules.iter().enumerate() {
         let path = format!("spec.mgr.modules[{i}]");
@@ -384,6 +385,58 @@ fn check_pool_name(name: &str, path: &str, r: &mut Report) {
             format!("{name:?} is not a valid pool name"),
             "use 1 to 128 letters, digits, '_', '.' and '-', not starting with '-'",
         );
+    }
+}
+
+/// Network settings are accepted where they say what rookery does: daemons on the host's network.
+fn network(n: &crate::NetworkSpec, r: &mut Report) {
+    if let Some(provider) = n.provider.as_deref().filter(|p| !["", "host"].contains(p)) {
+        r.error(
+            "spec.network.provider",
+            format!("{provider:?} networking is not supported: rookery runs every daemon on the host's network"),
+            "use provider: host, or remove it",
+        );
+    }
+    if n.host_network == Some(false) {
+        r.error(
+            "spec.network.hostNetwork",
+            "rookery runs every daemon on the host's network",
+            "set hostNetwork: true, or remove it",
+        );
+    }
+}
+
+/// A pool is either replicated or erasure coded: a document that sets both for one pool is refused
+/// (as Rook refuses it) instead of one of them being dropped. Read from the document itself, because
+/// the typed spec always has a `replicated` (its default).
+pub(crate) fn one_redundancy(kind: Option<&str>, doc: &serde_yaml::Value, r: &mut Report) {
+    let spec = &doc["spec"];
+    let mut pools = Vec::new();
+    match kind {
+        Some("CephBlockPool") => pools.push(("spec".to_string(), spec)),
+        Some("CephFilesystem") => {
+            pools.push(("spec.metadataPool".to_string(), &spec["metadataPool"]));
+            if let Some(data) = spec["dataPools"].as_sequence() {
+                for (i, p) in data.iter().enumerate() {
+                    pools.push((format!("spec.dataPools[{i}]"), p));
+                }
+            }
+        }
+        Some("CephObjectStore") => {
+            pools.push(("spec.metadataPool".to_string(), &spec["metadataPool"]));
+            pools.push(("spec.dataPool".to_string(), &spec["dataPool"]));
+        }
+        _ => {}
+    }
+    for (at, pool) in pools {
+        let set = |key: &str| pool.get(key).is_some_and(|v| !v.is_null());
+        if set("replicated") && set("erasureCoded") {
+            r.error(
+                format!("{at}.erasureCoded"),
+                format!("both {at}.replicated and {at}.erasureCoded are set; a pool is one or the other"),
+                "keep replicated (whole copies) or erasureCoded (data and coding chunks), and remove the other",
+            );
+        }
     }
 }
 

@@ -19,9 +19,10 @@ use crate::{CmdResult, Failure, Output};
 
 #[derive(Args)]
 pub struct VolumeArgs {
-    /// The pool (a volume may also be named POOL/NAME).
-    #[arg(long, global = true, default_value = manage::DEFAULT_POOL)]
-    pub pool: String,
+    /// The pool (default: replicapool). A volume may also be named POOL/NAME; a pool given both ways
+    /// must be the same.
+    #[arg(long, global = true)]
+    pub pool: Option<String>,
     #[command(subcommand)]
     pub command: VolumeCommand,
 }
@@ -33,7 +34,7 @@ pub enum VolumeCommand {
     /// Example: rookery volume create data1 --size 10Gi --fs ext4
     Create {
         name: String,
-        /// Size, such as 10Gi or 500Mi.
+        /// Size, such as 10Gi, 1.5Gi or 500Mi (a fraction rounds up to a whole byte).
         #[arg(long)]
         size: String,
         /// Filesystem made on first mount: ext4, xfs, or none (raw block).
@@ -145,9 +146,32 @@ fn api_failure(status: u16, e: ErrorBody) -> Failure {
     }
 }
 
-/// `POOL/NAME` or `NAME` in the --pool pool.
-fn split<'a>(pool: &'a str, name: &'a str) -> (&'a str, &'a str) {
-    name.split_once('/').unwrap_or((pool, name))
+/// `POOL/NAME`, or `NAME` in the --pool pool (replicapool when not given). A name with more than one
+/// '/', or whose pool part is not a pool name, is refused as such rather than looked up.
+fn split<'a>(pool: Option<&'a str>, name: &'a str) -> Result<(&'a str, &'a str), Failure> {
+    let Some((named, volume)) = name.split_once('/') else {
+        return Ok((pool.unwrap_or(manage::DEFAULT_POOL), name));
+    };
+    let pool_name = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    };
+    if !pool_name(named) || volume.contains('/') {
+        return Err(refusal(
+            None,
+            &format!("{name:?} is not a volume name: use NAME, or POOL/NAME with a pool's name before the one '/'"),
+        ));
+    }
+    if let Some(given) = pool.filter(|p| *p != named) {
+        return Err(refusal(
+            None,
+            &format!("{name:?} names pool {named} but --pool says {given}: name the pool once"),
+        ));
+    }
+    Ok((named, volume))
 }
 
 /// The API path of a volume.
@@ -180,7 +204,7 @@ const CHANGE_TIMEOUT: Duration = Duration::from_secs(180);
 const FLATTEN_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
-    let p = args.pool.as_str();
+    let p = args.pool.as_deref();
     let client = Client::new(layout)?;
     let word = |r: Refusal| r.word(api_failure);
     match &args.command {
@@ -190,7 +214,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
             fs,
             data_pool,
         } => {
-            let (pool, name) = split(p, name);
+            let (pool, name) = split(p, name)?;
             let req = CreateVolume {
                 name: name.to_string(),
                 pool: pool.to_string(),
@@ -214,7 +238,10 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
         }
         VolumeCommand::List => {
             let list: Vec<VolumeInfo> = client
-                .get(&format!("/v1/volumes?pool={}", api::enc(p)))
+                .get(&format!(
+                    "/v1/volumes?pool={}",
+                    api::enc(p.unwrap_or(manage::DEFAULT_POOL))
+                ))
                 .map_err(word)?;
             match output {
                 Output::Json => print_json(&list),
@@ -225,7 +252,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
             }
         }
         VolumeCommand::Info { name } => {
-            let (pool, name) = split(p, name);
+            let (pool, name) = split(p, name)?;
             let info: VolumeInfo = client.get(&volume_path(pool, name)).map_err(word)?;
             match output {
                 Output::Json => print_json(&info),
@@ -236,7 +263,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
             }
         }
         VolumeCommand::Resize { name, size } => {
-            let (pool, name) = split(p, name);
+            let (pool, name) = split(p, name)?;
             let req = Resize { size: size.clone() };
             let resized: Resized = client
                 .send(
@@ -256,7 +283,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
             )
         }
         VolumeCommand::Snapshot(SnapshotCommand::Create { name, snapshot }) => {
-            let (pool, name) = split(p, name);
+            let (pool, name) = split(p, name)?;
             let req = CreateSnapshot {
                 name: snapshot.clone(),
             };
@@ -281,7 +308,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
             )
         }
         VolumeCommand::Snapshot(SnapshotCommand::List { name }) => {
-            let (pool, name) = split(p, name);
+            let (pool, name) = split(p, name)?;
             let info: VolumeInfo = client.get(&volume_path(pool, name)).map_err(word)?;
             match output {
                 Output::Json => print_json(&info.snapshots),
@@ -298,7 +325,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
             }
         }
         VolumeCommand::Snapshot(SnapshotCommand::Rm { name, snapshot }) => {
-            let (pool, name) = split(p, name);
+            let (pool, name) = split(p, name)?;
             client
                 .send::<()>(
                     "DELETE",
@@ -318,7 +345,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
             )
         }
         VolumeCommand::Rm { name } => {
-            let (pool, name) = split(p, name);
+            let (pool, name) = split(p, name)?;
             client
                 .send::<()>("DELETE", &volume_path(pool, name), None, CHANGE_TIMEOUT)
                 .map_err(word)?;
@@ -338,7 +365,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
                     "{snapshot:?} names no snapshot; write it as VOLUME@SNAPSHOT"
                 ))
             })?;
-            let (pool, name) = split(p, source);
+            let (pool, name) = split(p, source)?;
             let req = CloneVolume {
                 snapshot: snap.to_string(),
                 name: new_name.clone(),
@@ -366,7 +393,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
             )
         }
         VolumeCommand::Flatten { name } => {
-            let (pool, name) = split(p, name);
+            let (pool, name) = split(p, name)?;
             client
                 .send::<VolumeInfo>(
                     "POST",
@@ -391,14 +418,14 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
 fn run_here(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
     let rados = super::connect(layout)?;
     let data = &layout.root;
-    let p = args.pool.as_str();
+    let p = args.pool.as_deref();
     match &args.command {
         VolumeCommand::Mount {
             name,
             path,
             read_only,
         } => {
-            let (pool, name) = split(p, name);
+            let (pool, name) = split(p, name)?;
             let req = MountRequest {
                 pool: pool.to_string(),
                 volume: name.to_string(),
@@ -518,4 +545,30 @@ fn describe(v: &VolumeInfo) -> String {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_is_named_once_and_a_path_is_not_a_name() {
+        assert_eq!(split(None, "data1").unwrap(), ("replicapool", "data1"));
+        assert_eq!(split(Some("fast"), "data1").unwrap(), ("fast", "data1"));
+        assert_eq!(split(None, "fast/data1").unwrap(), ("fast", "data1"));
+        assert_eq!(
+            split(Some("fast"), "fast/data1").unwrap(),
+            ("fast", "data1")
+        );
+        for bad in ["../x", "./x", "/x", "a/b/c", "po ol/x"] {
+            let f = split(None, bad).unwrap_err();
+            assert!(
+                f.message.contains("is not a volume name"),
+                "{bad}: {}",
+                f.message
+            );
+        }
+        let f = split(Some("slow"), "fast/data1").unwrap_err();
+        assert!(f.message.contains("--pool says slow"), "{}", f.message);
+    }
 }
