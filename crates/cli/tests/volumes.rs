@@ -443,8 +443,18 @@ fn pools(c: &TestCluster, scratch: &Path) {
     );
     assert_eq!(pool(c).unwrap()["size"], 3);
 
-    // Delete is refused while a volume lives in the pool.
+    // A volume its quota can never hold is refused, with the figures.
     write(3, "passive");
+    refused(
+        c,
+        &["volume", "create", "big", "--size", "2Gi", "--pool", "fast"],
+        &[
+            "can never hold more than 1Gi (its quota)",
+            "spec.quotas.maxSize",
+        ],
+    );
+
+    // Delete is refused while a volume lives in the pool.
     c.ok(&["volume", "create", "pv", "--size", "64Mi", "--pool", "fast"]);
     refused(c, &["delete", "-f", f], &["still holds volumes", "pv"]);
     assert!(pool(c).is_some());

@@ -65,6 +65,12 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+/// The Host header an HTTP client sends for `host`: without the port when it is HTTP's own (80), which is
+/// what the gateway checks a signature against (a gateway on port 80, as in Rook's examples).
+fn host_header(host: &str) -> &str {
+    host.strip_suffix(":80").unwrap_or(host)
+}
+
 impl Client {
     pub fn new(host: impl Into<String>, creds: Credentials) -> Client {
         let agent = ureq::AgentBuilder::new()
@@ -101,7 +107,7 @@ impl Client {
         for (k, v) in sigv4::sign(
             &self.creds,
             method,
-            &self.host,
+            host_header(&self.host),
             path,
             query,
             body,
@@ -157,6 +163,14 @@ fn error_fields(text: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_signed_host_is_the_one_sent() {
+        assert_eq!(host_header("127.0.0.1:80"), "127.0.0.1");
+        assert_eq!(host_header("[::1]:80"), "[::1]");
+        assert_eq!(host_header("127.0.0.1:8080"), "127.0.0.1:8080");
+        assert_eq!(host_header("127.0.0.1:7480"), "127.0.0.1:7480");
+    }
 
     #[test]
     fn error_bodies() {

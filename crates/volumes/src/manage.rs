@@ -117,9 +117,58 @@ fn human(b: u64) -> String {
     rookery_spec::Quantity(b).to_string()
 }
 
-/// The most a pool can ever hold: the raw capacity of all OSDs divided by the copies it keeps.
-fn pool_ceiling(rados: &Rados, pool: &str) -> Result<Option<u64>, VolumeError> {
-    type Remembered = HashMap<(u64, String), (Instant, Option<u64>)>;
+/// The most a pool can ever hold, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ceiling {
+    bytes: u64,
+    /// Its quota is below what its OSDs can hold.
+    quota: bool,
+}
+
+impl Ceiling {
+    /// The refusal of a volume of `size` bytes in `pool`, with the figures and the fix.
+    fn refusal(&self, pool: &str, size: u64) -> VolumeError {
+        let (why, fix) = if self.quota {
+            (
+                "its quota",
+                "use a smaller size, or raise the pool's quota (spec.quotas.maxSize of its CephBlockPool)",
+            )
+        } else {
+            (
+                "its OSDs' capacity divided by its copies",
+                "use a smaller size or add OSDs",
+            )
+        };
+        invalid(
+            "size",
+            format!(
+                "{}: pool {pool} can never hold more than {} ({why}); {fix}",
+                human(size),
+                human(self.bytes)
+            ),
+        )
+    }
+}
+
+/// What a pool can ever hold: the raw capacity of all OSDs divided by the copies it keeps, or its quota
+/// when that is less.
+fn ceiling_of(total_bytes: u64, copies: u32, quota_bytes: u64) -> Ceiling {
+    let capacity = total_bytes / u64::from(copies.max(1));
+    if quota_bytes > 0 && quota_bytes < capacity {
+        Ceiling {
+            bytes: quota_bytes,
+            quota: true,
+        }
+    } else {
+        Ceiling {
+            bytes: capacity,
+            quota: false,
+        }
+    }
+}
+
+fn pool_ceiling(rados: &Rados, pool: &str) -> Result<Option<Ceiling>, VolumeError> {
+    type Remembered = HashMap<(u64, String), (Instant, Option<Ceiling>)>;
     static REMEMBERED: LazyLock<Mutex<Remembered>> = LazyLock::new(Default::default);
     let key = (rados.serial(), pool.to_string());
     let remembered = REMEMBERED
@@ -137,7 +186,7 @@ fn pool_ceiling(rados: &Rados, pool: &str) -> Result<Option<u64>, VolumeError> {
         .pools
         .iter()
         .find(|p| p.pool_name == pool)
-        .map(|p| df.stats.total_bytes / u64::from(p.size.max(1)));
+        .map(|p| ceiling_of(df.stats.total_bytes, p.size, p.quota_max_bytes));
     REMEMBERED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -236,12 +285,8 @@ pub fn create_volume(rados: &Rados, v: &NewVolume) -> Result<Made, VolumeError> 
     }
     let io = open_pool(rados, pool)?;
     if let Some(ceiling) = pool_ceiling(rados, pool)? {
-        if size > ceiling {
-            return Err(invalid("size", format!(
-                "{}: pool {pool} can never hold more than {} (its OSDs' capacity divided by its copies); use a smaller size or add OSDs",
-                human(size),
-                human(ceiling)
-            )));
+        if size > ceiling.bytes {
+            return Err(ceiling.refusal(pool, size));
         }
     }
     if let Some(dp) = v.data_pool {
@@ -359,15 +404,8 @@ pub fn resize(
         return Ok(Vec::new());
     }
     if let Some(ceiling) = pool_ceiling(rados, pool)? {
-        if size > ceiling {
-            return Err(invalid(
-                "size",
-                format!(
-                    "{}: pool {pool} can never hold more than {}",
-                    human(size),
-                    human(ceiling)
-                ),
-            ));
+        if size > ceiling.bytes {
+            return Err(ceiling.refusal(pool, size));
         }
     }
     image.resize(size)?;
@@ -744,4 +782,48 @@ pub fn purge(rados: &Rados, t: &Trashed) -> Result<(), VolumeError> {
     let io = rados.ioctx(&t.pool)?;
     rbd::trash_remove(&io, &t.id, false)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_below_the_capacity_is_the_ceiling_and_named() {
+        let gib = 1u64 << 30;
+        // 30 GiB raw, three copies: 10 GiB; a 256 MiB quota is less.
+        let c = ceiling_of(30 * gib, 3, 256 << 20);
+        assert_eq!(
+            c,
+            Ceiling {
+                bytes: 256 << 20,
+                quota: true
+            }
+        );
+        let said = c.refusal("replicapool", gib).to_string();
+        assert!(
+            said.contains("1Gi: pool replicapool can never hold more than 256Mi (its quota)"),
+            "{said}"
+        );
+        assert!(said.contains("spec.quotas.maxSize"), "{said}");
+        // No quota, or one above the capacity: the capacity.
+        assert_eq!(
+            ceiling_of(30 * gib, 3, 0),
+            Ceiling {
+                bytes: 10 * gib,
+                quota: false
+            }
+        );
+        assert_eq!(
+            ceiling_of(30 * gib, 3, 40 * gib),
+            Ceiling {
+                bytes: 10 * gib,
+                quota: false
+            }
+        );
+        assert!(ceiling_of(30 * gib, 3, 0)
+            .refusal("p", 11 * gib)
+            .to_string()
+            .contains("add OSDs"));
+    }
 }
