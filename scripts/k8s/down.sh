@@ -43,12 +43,17 @@ for pid in $(pgrep -f "containerd-shim.*-address $sock" 2>/dev/null); do kill -K
 # still mounted lets go once the unmounts below release it.
 ours=("$dir")
 [ -f "$dir/host-dirs" ] && while read -r what path; do [ "$what" = mounted ] && ours+=("$path"); done < "$dir/host-dirs"
+# A block volume whose FUSE mount went with its container's mount namespace reads as /csi-vol-<id> (no
+# such file on the host): orphaned, every I/O to it fails; detached too.
 for dev in /sys/block/loop*; do
   [ -r "$dev/loop/backing_file" ] || continue
   backing=$(cat "$dev/loop/backing_file" 2>/dev/null)
   for d in "${ours[@]}"; do
     case "$backing" in "$d"/*) losetup -d "/dev/$(basename "$dev")" 2>/dev/null ;; esac
   done
+  if [[ "$backing" =~ ^/csi-vol-[0-9a-f]+$ ]] && [ ! -e "$backing" ]; then
+    losetup -d "/dev/$(basename "$dev")" 2>/dev/null
+  fi
 done
 unmount_tree() { # PATH: everything mounted at or under PATH, deepest first (lazily when busy)
   local mounts m

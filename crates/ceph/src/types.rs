@@ -32,6 +32,14 @@ pub struct HealthCheck {
     pub severity: String,
     pub summary: HealthSummary,
     pub muted: bool,
+    /// Only in `health detail`.
+    pub detail: Vec<HealthDetail>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct HealthDetail {
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

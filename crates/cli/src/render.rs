@@ -40,6 +40,9 @@ pub fn status(r: &ClusterReport) -> String {
                     "  {} {}: {}\n    {}",
                     check.severity, check.code, check.message, check.explanation
                 );
+                for line in &check.details {
+                    let _ = writeln!(o, "    - {line}");
+                }
             }
             let quorum: Vec<&str> = c
                 .mons

@@ -7,7 +7,7 @@ mod rbd_library;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{checksum, json, pseudo_random, text, TestCluster};
 
@@ -395,6 +395,71 @@ fn volumes_on_real_ceph() {
     assert_eq!(trashed(), 0, "the purge left removed volumes in the trash");
 
     pools(&c, mnt.path());
+    a_full_pool_is_named(&c, mnt.path());
+}
+
+/// A pool that reached its quota is named in `status`, with the volumes in it and the fix; raising the
+/// quota clears it.
+fn a_full_pool_is_named(c: &TestCluster, scratch: &Path) {
+    let file = scratch.join("tiny.yaml");
+    let spec = |quota: &str| {
+        format!("apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {{name: tiny}}\nspec:\n  failureDomain: osd\n  replicated: {{size: 1}}\n  quotas: {{maxSize: {quota}}}\n")
+    };
+    std::fs::write(&file, spec("4Mi")).unwrap();
+    c.ok(&["apply", "-f", file.to_str().unwrap()]);
+    c.ok(&["volume", "create", "tiny/held", "--size", "2Mi"]);
+    // Past the quota with one write (the quota is checked against the pool's statistics).
+    let rados = c.rados();
+    rados
+        .ioctx("tiny")
+        .unwrap()
+        .write_full("filler", &vec![7u8; 6 << 20])
+        .unwrap();
+    let started = Instant::now();
+    let check = loop {
+        let status = c.status();
+        let found = status["ceph"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["code"] == "POOL_FULL")
+            .cloned();
+        if let Some(check) = found {
+            break check;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no POOL_FULL: {status:#}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let details = check["details"].to_string();
+    assert!(
+        details.contains("pool 'tiny' is full") && details.contains("volumes in pool tiny: held"),
+        "{check:#}"
+    );
+    let shown = text(&c.ok(&["status"]));
+    assert!(shown.contains("volumes in pool tiny: held"), "{shown}");
+    assert!(shown.contains("spec.quotas.maxSize"), "{shown}");
+    // Raised, the check clears and the pool takes writes and deletions again.
+    std::fs::write(&file, spec("1Gi")).unwrap();
+    c.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let started = Instant::now();
+    while c.status()["ceph"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["code"] == "POOL_FULL")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "POOL_FULL stayed"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    rados.ioctx("tiny").unwrap().remove("filler").unwrap();
+    c.ok(&["volume", "rm", "tiny/held"]);
+    c.ok(&["delete", "-f", file.to_str().unwrap()]);
 }
 
 /// CephBlockPool through apply/get/delete: settings reach Ceph, a pool in use is not deleted.

@@ -131,6 +131,51 @@ pub struct CheckReport {
     pub message: String,
     /// What it means and what to do.
     pub explanation: String,
+    /// What the check is about, for the checks where the summary does not say (which pool or OSD is
+    /// full, and the volumes in a full pool).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+/// Checks whose summary names no pool or OSD ("1 pool(s) full"): their details are asked for.
+const DETAILED_CHECKS: &[&str] = &[
+    "POOL_FULL",
+    "POOL_NEARFULL",
+    "POOL_BACKFILLFULL",
+    "OSD_FULL",
+    "OSD_NEARFULL",
+    "OSD_BACKFILLFULL",
+];
+
+/// The pool a health detail line names (`pool 'replicapool' is full (running out of quota)`).
+fn pool_named(line: &str) -> Option<&str> {
+    let (_, rest) = line.split_once("pool '")?;
+    rest.split_once('\'').map(|(name, _)| name)
+}
+
+/// The lines of a full pool check, and the volumes the pool holds (a few named, the rest counted).
+fn detail_lines(lines: &[String], volumes_of: &dyn Fn(&str) -> Option<Vec<String>>) -> Vec<String> {
+    let mut out = lines.to_vec();
+    for line in lines {
+        let Some(pool) = pool_named(line) else {
+            continue;
+        };
+        match volumes_of(pool) {
+            Some(v) if v.is_empty() => {}
+            Some(v) => {
+                const SHOWN: usize = 10;
+                let more = v.len().saturating_sub(SHOWN);
+                let named = v.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+                out.push(if more > 0 {
+                    format!("volumes in pool {pool}: {named} and {more} more")
+                } else {
+                    format!("volumes in pool {pool}: {named}")
+                });
+            }
+            None => {}
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -202,7 +247,7 @@ pub fn explain(code: &str) -> &'static str {
         "MGR_DOWN" => "no mgr is active, so statistics are stale; the supervisor restarts it",
         "TOO_FEW_OSDS" => "a pool wants more copies than there are OSDs; add OSDs (spec.storage.osdFiles.count) or lower the pool's replicated.size",
         "OSD_NEARFULL" | "OSD_FULL" | "OSD_BACKFILLFULL" => "an OSD is almost full; delete data or add OSDs",
-        "POOL_NEARFULL" | "POOL_FULL" => "a pool is near its quota or the OSDs are near full; delete data, raise the quota or add OSDs",
+        "POOL_NEARFULL" | "POOL_FULL" => "a pool (named below) is at or near its quota, or its OSDs are near full: writes to it stop when full; raise the quota (spec.quotas.maxSize), delete volumes or snapshots, or add OSDs",
         "MON_DISK_LOW" | "MON_DISK_CRIT" => "the filesystem of the data dir is almost full; free disk space",
         "SLOW_OPS" => "requests take longer than 30 s, usually a hung OSD or an overloaded disk",
         "RECENT_CRASH" => "a daemon crashed recently; the supervisor restarted it. Its log is in the data dir's log/ folder",
@@ -236,8 +281,31 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
             severity: c.severity.clone(),
             message: c.summary.message.clone(),
             explanation: explain(code).to_string(),
+            details: Vec::new(),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut checks = checks;
+    if checks
+        .iter()
+        .any(|c| DETAILED_CHECKS.contains(&c.code.as_str()))
+    {
+        let detail = cluster::health_detail(r).unwrap_or_default();
+        let volumes_of = |pool: &str| {
+            let io = r.ioctx(pool).ok()?;
+            rookery_ceph::rbd::list(&io).ok()
+        };
+        for c in checks
+            .iter_mut()
+            .filter(|c| DETAILED_CHECKS.contains(&c.code.as_str()))
+        {
+            let lines: Vec<String> = detail
+                .checks
+                .get(&c.code)
+                .map(|d| d.detail.iter().map(|l| l.message.clone()).collect())
+                .unwrap_or_default();
+            c.details = detail_lines(&lines, &volumes_of);
+        }
+    }
     let osds = dump
         .osds
         .iter()
@@ -468,6 +536,23 @@ pub fn not_ready(ceph: &CephReport, expected_osds: u32, stale: &[String]) -> Vec
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_full_pool_is_named_with_its_volumes() {
+        let lines = vec!["pool 'small' is full (running out of quota)".to_string()];
+        let many: Vec<String> = (0..12).map(|i| format!("v{i}")).collect();
+        let out = super::detail_lines(&lines, &|pool: &str| {
+            (pool == "small").then(|| many.clone())
+        });
+        assert_eq!(out[0], lines[0]);
+        assert_eq!(
+            out[1],
+            "volumes in pool small: v0, v1, v2, v3, v4, v5, v6, v7, v8, v9 and 2 more"
+        );
+        let osd = vec!["osd.1 is full".to_string()];
+        assert_eq!(super::detail_lines(&osd, &|_: &str| None), osd);
+        assert_eq!(super::pool_named("pool 'a b' has 5 bytes"), Some("a b"));
+    }
+
     use super::*;
 
     #[test]

@@ -1,9 +1,9 @@
-//! The cluster as a whole: `status`, `df`, `mon dump`, `mon stat`.
+//! The cluster as a whole: `status`, `health detail`, `df`, `mon dump`, `mon stat`.
 
 use serde_json::json;
 
 use super::Cmd;
-use crate::types::{Df, MonDump, MonStat, Status};
+use crate::types::{Df, Health, MonDump, MonStat, Status};
 use crate::{CephError, Rados};
 
 fn status_cmd() -> Cmd {
@@ -13,6 +13,15 @@ fn status_cmd() -> Cmd {
 /// `status` (what `ceph -s` shows).
 pub fn status(r: &Rados) -> Result<Status, CephError> {
     status_cmd().reply(r)
+}
+
+fn health_detail_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "health", "detail": "detail"}))
+}
+
+/// `health detail`: each check with the lines that name what it is about (which pool is full, ...).
+pub fn health_detail(r: &Rados) -> Result<Health, CephError> {
+    health_detail_cmd().reply(r)
 }
 
 fn df_cmd() -> Cmd {
@@ -52,6 +61,11 @@ mod tests {
     fn builds_commands() {
         assert_cmd(status_cmd(), Target::Mon, json!({"prefix": "status"}));
         assert_cmd(df_cmd(), Target::Mon, json!({"prefix": "df"}));
+        assert_cmd(
+            health_detail_cmd(),
+            Target::Mon,
+            json!({"prefix": "health", "detail": "detail"}),
+        );
         assert_cmd(mon_dump_cmd(), Target::Mon, json!({"prefix": "mon dump"}));
         assert_cmd(mon_stat_cmd(), Target::Mon, json!({"prefix": "mon stat"}));
     }
