@@ -61,8 +61,13 @@ fn invalid_fields() {
 #[test]
 fn unsupported_rook_field_is_reported_not_ignored() {
     refused(
+        &format!("{HEAD}spec:\n  storage: {{osdFiles: {{count: 3, size: 10Gi}}}}\n  network: {{connections: {{requireMsgr2: true}}}}\n"),
+        &["spec.network.connections", "does not support"],
+    );
+    // A network setting other than what rookery does is refused, named.
+    refused(
         &format!("{HEAD}spec:\n  storage: {{osdFiles: {{count: 3, size: 10Gi}}}}\n  network: {{provider: multus}}\n"),
-        &["spec.network", "does not support"],
+        &["spec.network.provider", "\"multus\" networking is not supported", "provider: host"],
     );
 }
 

@@ -396,6 +396,31 @@ fn volumes_on_real_ceph() {
 
     pools(&c, mnt.path());
     a_full_pool_is_named(&c, mnt.path());
+    bench_scale_measures_and_cleans_up(&c);
+}
+
+/// `rookery bench scale` at a small count: every listing is timed next to `rbd ls -l`, and the volumes
+/// it made are gone afterwards.
+fn bench_scale_measures_and_cleans_up(c: &TestCluster) {
+    let listed = |c: &TestCluster| json(&c.ok(&["volume", "list", "-o", "json"]));
+    let before = listed(c);
+    let figures = json(&c.ok(&["bench", "scale", "--count", "30", "-o", "json"]));
+    eprintln!("rookery bench scale --count 30: {figures}");
+    for key in [
+        "rbdLsLongSecs",
+        "volumeListSecs",
+        "volumeListJsonSecs",
+        "csiListVolumesSecs",
+        "getPoolsSecs",
+    ] {
+        assert!(figures[key].as_f64().unwrap() > 0.0, "{key}: {figures}");
+    }
+    assert_eq!(figures["volumes"], 30);
+    assert!(
+        figures["supervisorMiB"]["after"].as_u64().unwrap() > 0,
+        "{figures}"
+    );
+    assert_eq!(listed(c), before, "the bench left volumes behind");
 }
 
 /// A pool that reached its quota is named in `status`, with the volumes in it and the fix; raising the

@@ -51,6 +51,16 @@ pub enum Bench {
         #[arg(long, default_value_t = 100)]
         count: usize,
     },
+    /// Listing many volumes: `volume list` (text and JSON), CSI ListVolumes (every page) and `get pools`
+    /// next to `rbd ls -l` on the same pool, with the supervisor's memory; the volumes are made first
+    /// and removed at the end.
+    ///
+    /// Example: rookery bench scale --count 10000
+    Scale {
+        /// Volumes made for the run (64 MiB each, thin).
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+    },
     /// Under Kubernetes: a claim until Bound (p50, p99), many claims at once, a pod with a new claim
     /// until Running, dd in a pod; next to claims bound to hostPath volumes made beforehand, the floor
     /// that Kubernetes itself costs. Needs deploy/csi/ applied (see deploy/csi/README.md).
@@ -74,6 +84,7 @@ pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
             only,
         } => super::bench_volumes::run(layout, count.max(1), runtime.max(1), only, output),
         Bench::Csi { count } => super::bench_csi::run(layout, count.max(5), output),
+        Bench::Scale { count } => super::bench_scale::run(layout, count.max(1), output),
         Bench::K8s(ref k8s) => super::bench_k8s::run(k8s, output),
         Bench::Operator(ref op) => super::bench_operator::run(op, output),
     }

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -24,7 +23,71 @@ fn pct(mut v: Vec<Duration>, p: f64) -> f64 {
     v[i].as_secs_f64() * 1000.0
 }
 
-async fn connect(path: PathBuf) -> Result<Channel> {
+/// The RBD driver (controller and node) served in this process on a unix socket in `dir`, as a CO reaches
+/// it.
+pub(crate) struct ServedDriver {
+    pub rt: tokio::runtime::Runtime,
+    pub socket: PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl ServedDriver {
+    pub fn start(
+        layout: &Layout,
+        state: &ClusterState,
+        dir: &Path,
+    ) -> Result<ServedDriver, Failure> {
+        let driver = rookery_csi::Driver::new(rookery_csi::Config {
+            kind: rookery_csi::Kind::Rbd,
+            node_id: "bench".into(),
+            controller: true,
+            node: true,
+            data_dir: layout.root.clone(),
+            conf: layout.conf(),
+            identity: rookery_ceph::Identity::admin(),
+            cluster_ids: vec![state.fsid.clone(), state.name.clone()],
+        })
+        .map_err(|e| Failure::from(anyhow!(e)))?;
+        let socket = dir.join("csi.sock");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(128)
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::from(anyhow!(e)))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = {
+            let socket = socket.clone();
+            rt.spawn(async move {
+                rookery_csi::serve(driver, &socket, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|e| anyhow!("{e}"))
+            })
+        };
+        rt.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !socket.exists() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Ok(ServedDriver {
+            rt,
+            socket,
+            stop,
+            server,
+        })
+    }
+
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.rt.block_on(self.server);
+    }
+}
+
+pub(crate) async fn connect(path: PathBuf) -> Result<Channel> {
     Ok(tonic::transport::Endpoint::try_from("http://[::]:50051")?
         .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
             let path = path.clone();
@@ -201,45 +264,14 @@ pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
     for i in 0..count {
         let _ = rookery_ceph::rbd::remove(&io, &format!("bench-csi-base-{stamp}-{i}"));
     }
-    let driver = rookery_csi::Driver::new(rookery_csi::Config {
-        kind: rookery_csi::Kind::Rbd,
-        node_id: "bench".into(),
-        controller: true,
-        node: true,
-        data_dir: layout.root.clone(),
-        conf: layout.conf(),
-        identity: rookery_ceph::Identity::admin(),
-        cluster_ids: vec![state.fsid.clone(), state.name.clone()],
-    })
-    .map_err(|e| Failure::from(anyhow!(e)))?;
-    let socket = work.path().join("csi.sock");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(128)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::from(anyhow!(e)))?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = {
-        let socket = socket.clone();
-        let driver = Arc::clone(&driver);
-        rt.spawn(async move {
-            rookery_csi::serve(driver, &socket, async {
-                let _ = stopped.await;
-            })
-            .await
-            .map_err(|e| anyhow!("{e}"))
-        })
-    };
-    let result = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        measure(socket.clone(), work.path().to_path_buf(), count, stamp).await
-    });
-    let _ = stop.send(());
-    let _ = rt.block_on(server);
+    let served = ServedDriver::start(layout, &state, work.path())?;
+    let result = served.rt.block_on(measure(
+        served.socket.clone(),
+        work.path().to_path_buf(),
+        count,
+        stamp,
+    ));
+    served.stop();
     let mut m = result.map_err(Failure::from)?;
     let base_p50 = pct(base_each, 0.5);
     m["rbd_create_p50_ms"] = json!(base_p50);

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_csi;
 pub mod bench_k8s;
 pub mod bench_operator;
+pub mod bench_scale;
 pub mod bench_volumes;
 pub mod csi;
 pub mod daemon;

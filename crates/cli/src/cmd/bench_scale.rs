@@ -1,0 +1,213 @@
+//! `rookery bench scale`: listing many volumes. N volumes are made in replicapool (librbd, several at a
+//! time), then `rookery volume list` (text and `-o json`, through the supervisor), CSI ListVolumes (every
+//! page, the RBD driver served in this process) and `rookery get pools` are timed next to `rbd ls -l` on
+//! the same pool, with the supervisor's memory before and after; the volumes are removed at the end.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use rookery_csi::pb;
+use rookery_csi::pb::controller_client::ControllerClient;
+use rookery_orchestrator::{ClusterState, Layout};
+use serde_json::{json, Value};
+
+use super::bench_csi::{connect, ServedDriver};
+use crate::{CmdResult, Failure, Output};
+
+const POOL: &str = "replicapool";
+/// Volumes made or removed at once while setting up and cleaning up.
+const WORKERS: usize = 8;
+/// Entries per ListVolumes page, as external-provisioner pages.
+const PAGE: i32 = 500;
+
+pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
+    let rados = super::connect(layout)?;
+    let state = ClusterState::load(layout)
+        .map_err(|e| Failure::from(anyhow!(e)))?
+        .ok_or_else(|| Failure::bad_input("no cluster here; run `rookery up` first"))?;
+    let rbd = rookery_ceph::tools::find_program("rbd").ok_or_else(|| {
+        Failure::from(anyhow!(
+            "the baseline needs the `rbd` CLI: apt-get install -y ceph-common"
+        ))
+    })?;
+    let names: Vec<String> = (0..count)
+        .map(|i| format!("bench-scale-{}-{i}", std::process::id()))
+        .collect();
+    let made = each_at_once(&rados, &names, "making", |io, name| {
+        rookery_ceph::rbd::create(
+            io,
+            name,
+            64 << 20,
+            rookery_volumes::mapper::default_features(),
+        )
+    });
+    let measured = made.and_then(|()| measure(layout, &state, &rbd, count));
+    let removed =
+        each_at_once(
+            &rados,
+            &names,
+            "removing",
+            |io, name| match rookery_ceph::rbd::remove(io, name) {
+                Err(e) if e.errno() != Some(-libc::ENOENT) => Err(e),
+                _ => Ok(()),
+            },
+        );
+    let figures = measured.map_err(Failure::from)?;
+    removed.map_err(Failure::from)?;
+    let f = |k: &str| figures[k].as_f64().unwrap_or(0.0);
+    match output {
+        Output::Json => println!("{figures}"),
+        Output::Text => {
+            let base = f("rbdLsLongSecs");
+            println!("scale: listing {count} volumes of pool {POOL} next to `rbd ls -l`");
+            println!("  rbd ls -l (base)          {base:.2} s");
+            for (label, key) in [
+                ("volume list", "volumeListSecs"),
+                ("volume list -o json", "volumeListJsonSecs"),
+                ("CSI ListVolumes (paged)", "csiListVolumesSecs"),
+                ("get pools", "getPoolsSecs"),
+            ] {
+                println!(
+                    "  {label:<25} {:.2} s   {:.1}x faster than the base",
+                    f(key),
+                    base / f(key).max(1e-9)
+                );
+            }
+            println!(
+                "  supervisor memory         {} MiB before, {} MiB after (targets: volume list <= 1 s at 10,000, >= 10x)",
+                figures["supervisorMiB"]["before"], figures["supervisorMiB"]["after"]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `work` on every name, `WORKERS` at a time, each worker with a pool handle of its own.
+fn each_at_once(
+    rados: &rookery_ceph::Rados,
+    names: &[String],
+    doing: &str,
+    work: impl Fn(&rookery_ceph::IoCtx, &str) -> Result<(), rookery_ceph::CephError> + Sync,
+) -> Result<()> {
+    let started = Instant::now();
+    let chunk = names.len().div_ceil(WORKERS).max(1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = names
+            .chunks(chunk)
+            .map(|part| {
+                let work = &work;
+                s.spawn(move || -> Result<()> {
+                    let io = rados.ioctx(POOL)?;
+                    for name in part {
+                        work(&io, name).with_context(|| format!("{doing} {name}"))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| anyhow!("a worker panicked"))?)
+    })?;
+    eprintln!(
+        "{doing} {} volumes took {:.1} s",
+        names.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The time a command takes, which must succeed; its output is thrown away.
+fn timed(program: &Path, args: &[&str]) -> Result<f64> {
+    let started = Instant::now();
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("running {}", program.display()))?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "{} {}: {}",
+            program.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn measure(layout: &Layout, state: &ClusterState, rbd: &Path, count: usize) -> Result<Value> {
+    let conf = layout.conf().display().to_string();
+    let data_dir = layout.root.display().to_string();
+    let me = std::env::current_exe().context("finding this program")?;
+    let supervisor_mib = || {
+        rookery_platform::proc::read_pid_file(&layout.supervisor_pid())
+            .and_then(rookery_platform::proc::rss_bytes)
+            .map_or(0, |b| b >> 20)
+    };
+    let before = supervisor_mib();
+    let base = timed(rbd, &["--conf", &conf, "ls", "-l", "--pool", POOL])?;
+    let list = timed(&me, &["--data-dir", &data_dir, "volume", "list"])?;
+    let list_json = timed(
+        &me,
+        &["--data-dir", &data_dir, "-o", "json", "volume", "list"],
+    )?;
+    let pools = timed(
+        &me,
+        &["--data-dir", &data_dir, "-o", "json", "get", "pools"],
+    )?;
+    let after = supervisor_mib();
+    let work = tempfile::Builder::new()
+        .prefix("rookery-bench-scale-")
+        .tempdir()?;
+    let served = ServedDriver::start(layout, state, work.path()).map_err(|f| anyhow!(f.message))?;
+    let csi = served.rt.block_on(list_every_page(served.socket.clone()));
+    served.stop();
+    let (csi_secs, pages, entries) = csi?;
+    if entries < count {
+        return Err(anyhow!(
+            "CSI ListVolumes returned {entries} volumes, fewer than the {count} made"
+        ));
+    }
+    Ok(json!({
+        "bench": "scale",
+        "volumes": count,
+        "rbdLsLongSecs": base,
+        "volumeListSecs": list,
+        "volumeListJsonSecs": list_json,
+        "csiListVolumesSecs": csi_secs,
+        "csiPages": pages,
+        "getPoolsSecs": pools,
+        "supervisorMiB": {"before": before, "after": after},
+    }))
+}
+
+/// Every page of ListVolumes, as external-provisioner asks: seconds, pages, entries.
+async fn list_every_page(socket: std::path::PathBuf) -> Result<(f64, usize, usize)> {
+    let mut ctl = ControllerClient::new(connect(socket).await?);
+    let started = Instant::now();
+    let (mut token, mut pages, mut entries) = (String::new(), 0, 0);
+    loop {
+        let page = tokio::time::timeout(
+            Duration::from_secs(600),
+            ctl.list_volumes(pb::ListVolumesRequest {
+                max_entries: PAGE,
+                starting_token: token,
+            }),
+        )
+        .await
+        .context("ListVolumes took over 10 minutes")??
+        .into_inner();
+        pages += 1;
+        entries += page.entries.len();
+        if page.next_token.is_empty() {
+            break;
+        }
+        token = page.next_token;
+    }
+    Ok((started.elapsed().as_secs_f64(), pages, entries))
+}
