@@ -99,7 +99,7 @@ pub(crate) async fn connect(path: PathBuf) -> Result<Channel> {
         .await?)
 }
 
-fn request(name: &str, bytes: i64) -> pb::CreateVolumeRequest {
+pub(crate) fn request(name: &str, bytes: i64) -> pb::CreateVolumeRequest {
     pb::CreateVolumeRequest {
         name: name.into(),
         capacity_range: Some(pb::CapacityRange {

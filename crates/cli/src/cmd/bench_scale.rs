@@ -1,13 +1,15 @@
-//! `rookery bench scale`: listing many volumes. N volumes are made in replicapool (librbd, several at a
-//! time), then `rookery volume list` (text and `-o json`, through the supervisor), CSI ListVolumes (every
-//! page, the RBD driver served in this process) and `rookery get pools` are timed next to `rbd ls -l` on
-//! the same pool, with the supervisor's memory before and after; the volumes are removed at the end.
+//! `rookery bench scale`: listing many volumes. N volumes are made through the CSI driver (CreateVolume,
+//! many at once, the RBD driver served in this process), so they are what a Kubernetes cluster's claims
+//! make; then `rookery volume list` (text and `-o json`, through the supervisor), CSI ListVolumes (every
+//! page) and `rookery get pools` are timed next to `rbd ls -l` on the same pool, with the supervisor's
+//! memory before and after. The volumes are deleted (DeleteVolume) at the end.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use futures::StreamExt;
 use rookery_csi::pb;
 use rookery_csi::pb::controller_client::ControllerClient;
 use rookery_orchestrator::{ClusterState, Layout};
@@ -17,13 +19,12 @@ use super::bench_csi::{connect, ServedDriver};
 use crate::{CmdResult, Failure, Output};
 
 const POOL: &str = "replicapool";
-/// Volumes made or removed at once while setting up and cleaning up.
-const WORKERS: usize = 8;
+/// CreateVolume and DeleteVolume requests in flight while setting up and cleaning up.
+const AT_ONCE: usize = 32;
 /// Entries per ListVolumes page, as external-provisioner pages.
 const PAGE: i32 = 500;
 
 pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
-    let rados = super::connect(layout)?;
     let state = ClusterState::load(layout)
         .map_err(|e| Failure::from(anyhow!(e)))?
         .ok_or_else(|| Failure::bad_input("no cluster here; run `rookery up` first"))?;
@@ -32,28 +33,27 @@ pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
             "the baseline needs the `rbd` CLI: apt-get install -y ceph-common"
         ))
     })?;
+    let work = tempfile::Builder::new()
+        .prefix("rookery-bench-scale-")
+        .tempdir()
+        .map_err(|e| Failure::from(anyhow!(e)))?;
+    let served = ServedDriver::start(layout, &state, work.path())?;
     let names: Vec<String> = (0..count)
         .map(|i| format!("bench-scale-{}-{i}", std::process::id()))
         .collect();
-    let made = each_at_once(&rados, &names, "making", |io, name| {
-        rookery_ceph::rbd::create(
-            io,
-            name,
-            64 << 20,
-            rookery_volumes::mapper::default_features(),
-        )
-    });
-    let measured = made.and_then(|()| measure(layout, &state, &rbd, count));
-    let removed =
-        each_at_once(
-            &rados,
-            &names,
-            "removing",
-            |io, name| match rookery_ceph::rbd::remove(io, name) {
-                Err(e) if e.errno() != Some(-libc::ENOENT) => Err(e),
-                _ => Ok(()),
-            },
-        );
+    let made = served
+        .rt
+        .block_on(make_volumes(served.socket.clone(), &names));
+    let measured = match &made {
+        Ok(_) => measure(layout, &served, &rbd, count),
+        Err(e) => Err(anyhow!("making the volumes: {e:#}")),
+    };
+    // Whatever was made goes, also after a failure.
+    let ids = made.as_ref().map(Vec::clone).unwrap_or_default();
+    let removed = served
+        .rt
+        .block_on(delete_volumes(served.socket.clone(), ids));
+    served.stop();
     let figures = measured.map_err(Failure::from)?;
     removed.map_err(Failure::from)?;
     let f = |k: &str| figures[k].as_f64().unwrap_or(0.0);
@@ -84,39 +84,62 @@ pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
     Ok(())
 }
 
-/// Runs `work` on every name, `WORKERS` at a time, each worker with a pool handle of its own.
-fn each_at_once(
-    rados: &rookery_ceph::Rados,
-    names: &[String],
-    doing: &str,
-    work: impl Fn(&rookery_ceph::IoCtx, &str) -> Result<(), rookery_ceph::CephError> + Sync,
-) -> Result<()> {
+/// CreateVolume for every name, `AT_ONCE` in flight (as external-provisioner with many workers); the
+/// volume ids.
+async fn make_volumes(socket: std::path::PathBuf, names: &[String]) -> Result<Vec<String>> {
+    let ctl = ControllerClient::new(connect(socket).await?);
     let started = Instant::now();
-    let chunk = names.len().div_ceil(WORKERS).max(1);
-    std::thread::scope(|s| {
-        let workers: Vec<_> = names
-            .chunks(chunk)
-            .map(|part| {
-                let work = &work;
-                s.spawn(move || -> Result<()> {
-                    let io = rados.ioctx(POOL)?;
-                    for name in part {
-                        work(&io, name).with_context(|| format!("{doing} {name}"))?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .try_for_each(|w| w.join().map_err(|_| anyhow!("a worker panicked"))?)
-    })?;
+    let ids: Vec<Result<String>> = futures::stream::iter(names.iter().cloned())
+        .map(|name| {
+            let mut ctl = ctl.clone();
+            async move {
+                let made = ctl
+                    .create_volume(super::bench_csi::request(&name, 64 << 20))
+                    .await
+                    .with_context(|| format!("CreateVolume {name}"))?;
+                made.into_inner()
+                    .volume
+                    .map(|v| v.volume_id)
+                    .ok_or_else(|| anyhow!("CreateVolume {name} answered no volume"))
+            }
+        })
+        .buffer_unordered(AT_ONCE)
+        .collect()
+        .await;
     eprintln!(
-        "{doing} {} volumes took {:.1} s",
+        "making {} volumes through CreateVolume took {:.1} s",
         names.len(),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    ids.into_iter().collect()
+}
+
+/// DeleteVolume for every id, `AT_ONCE` in flight.
+async fn delete_volumes(socket: std::path::PathBuf, ids: Vec<String>) -> Result<()> {
+    let ctl = ControllerClient::new(connect(socket).await?);
+    let started = Instant::now();
+    let count = ids.len();
+    let done: Vec<Result<()>> = futures::stream::iter(ids)
+        .map(|id| {
+            let mut ctl = ctl.clone();
+            async move {
+                ctl.delete_volume(pb::DeleteVolumeRequest {
+                    volume_id: id.clone(),
+                    secrets: Default::default(),
+                })
+                .await
+                .with_context(|| format!("DeleteVolume {id}"))?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(AT_ONCE)
+        .collect()
+        .await;
+    eprintln!(
+        "deleting {count} volumes through DeleteVolume took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    done.into_iter().collect()
 }
 
 /// The time a command takes, which must succeed; its output is thrown away.
@@ -140,7 +163,7 @@ fn timed(program: &Path, args: &[&str]) -> Result<f64> {
     Ok(started.elapsed().as_secs_f64())
 }
 
-fn measure(layout: &Layout, state: &ClusterState, rbd: &Path, count: usize) -> Result<Value> {
+fn measure(layout: &Layout, served: &ServedDriver, rbd: &Path, count: usize) -> Result<Value> {
     let conf = layout.conf().display().to_string();
     let data_dir = layout.root.display().to_string();
     let me = std::env::current_exe().context("finding this program")?;
@@ -161,13 +184,7 @@ fn measure(layout: &Layout, state: &ClusterState, rbd: &Path, count: usize) -> R
         &["--data-dir", &data_dir, "-o", "json", "get", "pools"],
     )?;
     let after = supervisor_mib();
-    let work = tempfile::Builder::new()
-        .prefix("rookery-bench-scale-")
-        .tempdir()?;
-    let served = ServedDriver::start(layout, state, work.path()).map_err(|f| anyhow!(f.message))?;
-    let csi = served.rt.block_on(list_every_page(served.socket.clone()));
-    served.stop();
-    let (csi_secs, pages, entries) = csi?;
+    let (csi_secs, pages, entries) = served.rt.block_on(list_every_page(served.socket.clone()))?;
     if entries < count {
         return Err(anyhow!(
             "CSI ListVolumes returned {entries} volumes, fewer than the {count} made"
