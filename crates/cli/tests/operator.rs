@@ -261,6 +261,24 @@ fn one_pod_per_node(kube: &Kube) {
     assert!(!has_token("csi-rbd") && !has_token("csi-cephfs"));
 }
 
+/// `kubectl patch --type merge` of the CephCluster.
+fn patch_cluster(kube: &Kube, patch: &str) -> std::process::Output {
+    kube.kubectl_output(
+        &[
+            "patch",
+            "cephcluster",
+            "my-cluster",
+            "-n",
+            NS,
+            "--type",
+            "merge",
+            "-p",
+            patch,
+        ],
+        None,
+    )
+}
+
 fn pod_uids(kube: &Kube, selector: &str) -> String {
     kube.jsonpath(
         &["get", "pods", "-n", NS, "-l", selector],
@@ -273,36 +291,14 @@ fn pod_uids(kube: &Kube, selector: &str) -> String {
 fn bad_input_changes_nothing(kube: &Kube) {
     let daemons = pod_uids(kube, "app.kubernetes.io/managed-by=rookery");
     // A wrong type is refused by the CRD's schema, generated from the spec's Rust types.
-    let refused = kube.kubectl_output(
-        &[
-            "patch",
-            "cephcluster",
-            "my-cluster",
-            "-n",
-            NS,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"mon":{"count":"three"}}}"#,
-        ],
-        None,
-    );
+    let refused = patch_cluster(kube, r#"{"spec":{"mon":{"count":"three"}}}"#);
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(
         !refused.status.success() && said.contains("spec.mon.count"),
         "{said}"
     );
-    kube.kubectl(&[
-        "patch",
-        "cephcluster",
-        "my-cluster",
-        "-n",
-        NS,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"mon":{"count":2}}}"#,
-    ]);
+    let taken = patch_cluster(kube, r#"{"spec":{"mon":{"count":2}}}"#);
+    assert!(taken.status.success(), "{}", text(&taken));
     let message = kube.wait_for("the invalid spec reported", Duration::from_secs(60), || {
         // One read, so the phase and its message come from the same status.
         let status = cluster_field(kube, "{.status.phase}|{.status.message}");
@@ -319,17 +315,8 @@ fn bad_input_changes_nothing(kube: &Kube) {
         daemons,
         "an invalid spec changed the daemons"
     );
-    kube.kubectl(&[
-        "patch",
-        "cephcluster",
-        "my-cluster",
-        "-n",
-        NS,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"mon":{"count":1}}}"#,
-    ]);
+    let restored = patch_cluster(kube, r#"{"spec":{"mon":{"count":1}}}"#);
+    assert!(restored.status.success(), "{}", text(&restored));
     kube.wait_for("the cluster Ready again", Duration::from_secs(60), || {
         (cluster_field(kube, "{.status.phase}") == "Ready").then_some(())
     });
@@ -1018,17 +1005,11 @@ fn deletion_waits_for_dependents_then_cleans_up(
     assert!(mkfs.status.success(), "{}", text(&mkfs));
     let before = sha256_of(&bystander.dev);
 
-    kube.kubectl(&[
-        "patch",
-        "cephcluster",
-        "my-cluster",
-        "-n",
-        NS,
-        "--type",
-        "merge",
-        "-p",
+    let confirmed = patch_cluster(
+        kube,
         r#"{"spec":{"cleanupPolicy":{"confirmation":"yes-really-destroy-data"}}}"#,
-    ]);
+    );
+    assert!(confirmed.status.success(), "{}", text(&confirmed));
     kube.kubectl(&[
         "delete",
         "cephcluster",

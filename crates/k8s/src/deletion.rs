@@ -118,10 +118,7 @@ fn remove_subvolume_group(
     else {
         return Ok(None);
     };
-    let group = spec
-        .name
-        .clone()
-        .unwrap_or_else(|| o.metadata.name.clone().unwrap_or_default());
+    let group = spec.group_name(o.metadata.name.as_deref().unwrap_or_default());
     let fs = spec.filesystem_name.as_str();
     let gone = rookery_ceph::CephError::is_not_found;
     match subvolume::ls_in_group(rados, fs, &group) {

@@ -41,6 +41,13 @@ pub struct SubVolumeGroupSpec {
     pub name: Option<String>,
 }
 
+impl SubVolumeGroupSpec {
+    /// The group's name in the filesystem: `spec.name`, else the object's name (as in Rook).
+    pub fn group_name(&self, object_name: &str) -> String {
+        self.name.clone().unwrap_or_else(|| object_name.to_string())
+    }
+}
+
 pub fn api_resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, kind), plural)
 }

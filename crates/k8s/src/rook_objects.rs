@@ -247,7 +247,7 @@ impl RookObjects {
         object_name: &str,
     ) -> (&'static str, String) {
         let fs = spec.filesystem_name.clone();
-        let group = spec.name.clone().unwrap_or_else(|| object_name.to_string());
+        let group = spec.group_name(object_name);
         let key = (fs.clone(), group.clone());
         if self.groups.contains(&key) {
             ("Ready", String::new())

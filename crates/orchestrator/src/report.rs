@@ -272,7 +272,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
     let osd_df = osd::df(r).unwrap_or_default();
     let mgr = mgr::stat(r)?;
 
-    let checks = status
+    let mut checks: Vec<CheckReport> = status
         .health
         .checks
         .iter()
@@ -283,8 +283,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
             explanation: explain(code).to_string(),
             details: Vec::new(),
         })
-        .collect::<Vec<_>>();
-    let mut checks = checks;
+        .collect();
     if checks
         .iter()
         .any(|c| DETAILED_CHECKS.contains(&c.code.as_str()))

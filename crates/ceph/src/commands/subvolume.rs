@@ -56,24 +56,28 @@ pub fn group_rm(r: &Rados, fs: &str, group: &str) -> Result<(), CephError> {
     group_rm_cmd(fs, group).run(r)
 }
 
-fn group_ls_cmd(fs: &str, group: &str) -> Cmd {
-    Cmd::mgr(json!({"prefix": "fs subvolume ls", "vol_name": fs, "group_name": group}))
+/// `fs subvolume ls`, in the default group or in `group`.
+fn ls_cmd(fs: &str, group: Option<&str>) -> Cmd {
+    let mut cmd = json!({"prefix": "fs subvolume ls", "vol_name": fs});
+    if let Some(group) = group {
+        cmd["group_name"] = json!(group);
+    }
+    Cmd::mgr(cmd)
+}
+
+fn names(r: &Rados, cmd: Cmd) -> Result<Vec<String>, CephError> {
+    let ls: Vec<NameEntry> = cmd.reply(r)?;
+    Ok(ls.into_iter().map(|e| e.name).collect())
 }
 
 /// `fs subvolume ls --group_name`: the names of the subvolumes in a group.
 pub fn ls_in_group(r: &Rados, fs: &str, group: &str) -> Result<Vec<String>, CephError> {
-    let ls: Vec<NameEntry> = group_ls_cmd(fs, group).reply(r)?;
-    Ok(ls.into_iter().map(|e| e.name).collect())
-}
-
-fn ls_cmd(fs: &str) -> Cmd {
-    Cmd::mgr(json!({"prefix": "fs subvolume ls", "vol_name": fs}))
+    names(r, ls_cmd(fs, Some(group)))
 }
 
 /// `fs subvolume ls`: the names of the subvolumes in `fs`.
 pub fn ls(r: &Rados, fs: &str) -> Result<Vec<String>, CephError> {
-    let ls: Vec<NameEntry> = ls_cmd(fs).reply(r)?;
-    Ok(ls.into_iter().map(|e| e.name).collect())
+    names(r, ls_cmd(fs, None))
 }
 
 fn info_cmd(fs: &str, name: &str) -> Cmd {
@@ -256,12 +260,12 @@ mod tests {
             json!({"prefix": "fs subvolumegroup rm", "vol_name": "myfs", "group_name": "csi"}),
         );
         assert_cmd(
-            group_ls_cmd("myfs", "csi"),
+            ls_cmd("myfs", Some("csi")),
             m,
             json!({"prefix": "fs subvolume ls", "vol_name": "myfs", "group_name": "csi"}),
         );
         assert_cmd(
-            ls_cmd("myfs"),
+            ls_cmd("myfs", None),
             m,
             json!({"prefix": "fs subvolume ls", "vol_name": "myfs"}),
         );
