@@ -12,6 +12,11 @@ use crate::CephError;
 
 pub type RadosT = *mut c_void;
 pub type IoCtxT = *mut c_void;
+pub type ReadOpT = *mut c_void;
+pub type WriteOpT = *mut c_void;
+pub type CompletionT = *mut c_void;
+pub type OmapIterT = *mut c_void;
+type Callback = Option<unsafe extern "C" fn(CompletionT, *mut c_void)>;
 
 type CommandFn = unsafe extern "C" fn(
     RadosT,
@@ -73,6 +78,50 @@ pub struct Api {
         *mut *mut c_char,
         *mut usize,
     ) -> c_int,
+    pub set_pool_full_try: unsafe extern "C" fn(IoCtxT),
+    // Compound reads (one round trip may carry several sub-reads of one object), sent asynchronously.
+    pub create_read_op: unsafe extern "C" fn() -> ReadOpT,
+    pub release_read_op: unsafe extern "C" fn(ReadOpT),
+    pub read_op_omap_get_vals2: unsafe extern "C" fn(
+        ReadOpT,
+        *const c_char,
+        *const c_char,
+        u64,
+        *mut OmapIterT,
+        *mut u8,
+        *mut c_int,
+    ),
+    pub read_op_read:
+        unsafe extern "C" fn(ReadOpT, u64, usize, *mut c_char, *mut usize, *mut c_int),
+    pub aio_create_completion2:
+        unsafe extern "C" fn(*mut c_void, Callback, *mut CompletionT) -> c_int,
+    pub aio_read_op_operate:
+        unsafe extern "C" fn(ReadOpT, IoCtxT, CompletionT, *const c_char, c_int) -> c_int,
+    pub aio_wait_for_complete: unsafe extern "C" fn(CompletionT) -> c_int,
+    pub aio_get_return_value: unsafe extern "C" fn(CompletionT) -> c_int,
+    pub aio_release: unsafe extern "C" fn(CompletionT),
+    pub omap_get_next2: unsafe extern "C" fn(
+        OmapIterT,
+        *mut *mut c_char,
+        *mut *mut c_char,
+        *mut usize,
+        *mut usize,
+    ) -> c_int,
+    pub omap_get_end: unsafe extern "C" fn(OmapIterT),
+    pub create_write_op: unsafe extern "C" fn() -> WriteOpT,
+    pub release_write_op: unsafe extern "C" fn(WriteOpT),
+    pub write_op_omap_set2: unsafe extern "C" fn(
+        WriteOpT,
+        *const *const c_char,
+        *const *const c_char,
+        *const usize,
+        *const usize,
+        usize,
+    ),
+    pub write_op_omap_rm_keys2:
+        unsafe extern "C" fn(WriteOpT, *const *const c_char, *const usize, usize),
+    pub write_op_operate:
+        unsafe extern "C" fn(WriteOpT, IoCtxT, *const c_char, *mut libc::time_t, c_int) -> c_int,
 }
 
 // SAFETY: the struct holds only function pointers into a library that stays loaded; librados documents its
@@ -125,6 +174,23 @@ fn load() -> Result<Api, String> {
         unlock: sym!("rados_unlock"),
         exec: sym!("rados_exec"),
         notify2: sym!("rados_notify2"),
+        set_pool_full_try: sym!("rados_set_pool_full_try"),
+        create_read_op: sym!("rados_create_read_op"),
+        release_read_op: sym!("rados_release_read_op"),
+        read_op_omap_get_vals2: sym!("rados_read_op_omap_get_vals2"),
+        read_op_read: sym!("rados_read_op_read"),
+        aio_create_completion2: sym!("rados_aio_create_completion2"),
+        aio_read_op_operate: sym!("rados_aio_read_op_operate"),
+        aio_wait_for_complete: sym!("rados_aio_wait_for_complete"),
+        aio_get_return_value: sym!("rados_aio_get_return_value"),
+        aio_release: sym!("rados_aio_release"),
+        omap_get_next2: sym!("rados_omap_get_next2"),
+        omap_get_end: sym!("rados_omap_get_end"),
+        create_write_op: sym!("rados_create_write_op"),
+        release_write_op: sym!("rados_release_write_op"),
+        write_op_omap_set2: sym!("rados_write_op_omap_set2"),
+        write_op_omap_rm_keys2: sym!("rados_write_op_omap_rm_keys2"),
+        write_op_operate: sym!("rados_write_op_operate"),
         _lib: lib,
     })
 }

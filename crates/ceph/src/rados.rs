@@ -43,7 +43,7 @@ pub enum Target {
     Mgr,
 }
 
-fn cstring(what: &str, s: &str) -> Result<CString, CephError> {
+pub(crate) fn cstring(what: &str, s: &str) -> Result<CString, CephError> {
     CString::new(s).map_err(|_| CephError::InvalidArgument(format!("{what} contains a NUL byte")))
 }
 
@@ -425,6 +425,89 @@ impl IoCtx<'_> {
         }
         buf.truncate(done);
         Ok(buf)
+    }
+
+    pub(crate) fn api(&self) -> &'static ffi::Api {
+        self.rados.api
+    }
+
+    /// Writes to a full pool fail at once (ENOSPC, or EDQUOT past a quota) instead of waiting until it has
+    /// room again; images opened through this pool afterwards do the same.
+    pub fn fail_writes_when_full(&mut self) {
+        // SAFETY: io is live and exclusively borrowed (the setting is not thread-safe).
+        unsafe { (self.rados.api.set_pool_full_try)(self.io) };
+    }
+
+    /// Sets omap values of `oid` (made if missing), all at once.
+    pub fn omap_set(&self, oid: &str, entries: &[(&str, &[u8])]) -> Result<(), CephError> {
+        let keys: Vec<*const c_char> = entries
+            .iter()
+            .map(|(k, _)| k.as_ptr() as *const c_char)
+            .collect();
+        let vals: Vec<*const c_char> = entries
+            .iter()
+            .map(|(_, v)| v.as_ptr() as *const c_char)
+            .collect();
+        let key_lens: Vec<usize> = entries.iter().map(|(k, _)| k.len()).collect();
+        let val_lens: Vec<usize> = entries.iter().map(|(_, v)| v.len()).collect();
+        self.write_op(oid, "set omap values", |op| {
+            // SAFETY: the four arrays have `entries.len()` elements and outlive the synchronous write.
+            unsafe {
+                (self.rados.api.write_op_omap_set2)(
+                    op,
+                    keys.as_ptr(),
+                    vals.as_ptr(),
+                    key_lens.as_ptr(),
+                    val_lens.as_ptr(),
+                    entries.len(),
+                )
+            }
+        })
+    }
+
+    /// Removes omap keys of `oid`; keys that are not there are no error.
+    pub fn omap_remove(&self, oid: &str, keys: &[&str]) -> Result<(), CephError> {
+        let ptrs: Vec<*const c_char> = keys.iter().map(|k| k.as_ptr() as *const c_char).collect();
+        let lens: Vec<usize> = keys.iter().map(|k| k.len()).collect();
+        let result = self.write_op(oid, "remove omap keys", |op| {
+            // SAFETY: both arrays have `keys.len()` elements and outlive the synchronous write.
+            unsafe {
+                (self.rados.api.write_op_omap_rm_keys2)(
+                    op,
+                    ptrs.as_ptr(),
+                    lens.as_ptr(),
+                    keys.len(),
+                )
+            }
+        });
+        match result {
+            Err(e) if e.errno() == Some(-libc::ENOENT) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn write_op(
+        &self,
+        oid: &str,
+        what: &str,
+        add: impl FnOnce(ffi::WriteOpT),
+    ) -> Result<(), CephError> {
+        let o = cstring("object name", oid)?;
+        let api = self.rados.api;
+        // SAFETY: no preconditions; null on allocation failure.
+        let op = unsafe { (api.create_write_op)() };
+        if op.is_null() {
+            return Err(CephError::call(what, -libc::ENOMEM, oid));
+        }
+        add(op);
+        // SAFETY: op and io are live; no mtime (the OSD's clock).
+        let rc = unsafe { (api.write_op_operate)(op, self.io, o.as_ptr(), ptr::null_mut(), 0) };
+        // SAFETY: created above, released once after the synchronous operate returned.
+        unsafe { (api.release_write_op)(op) };
+        if rc < 0 {
+            return Err(CephError::call(what, rc, oid));
+        }
+        Ok(())
     }
 
     pub fn remove(&self, oid: &str) -> Result<(), CephError> {

@@ -38,8 +38,10 @@ pub(crate) trait Backend: Send + Sync {
     /// Deletes a volume; one that is not there is deleted already.
     fn delete(&self, d: &Driver, id: &VolumeId) -> Result<(), Status>;
     fn exists(&self, d: &Driver, id: &VolumeId) -> Result<bool, Status>;
-    /// Every CSI volume this backend serves.
-    fn volumes(&self, d: &Driver) -> Result<Vec<pb::Volume>, Status>;
+    /// The ids of every CSI volume this backend serves (cheap: no volume is looked at).
+    fn volume_ids(&self, d: &Driver) -> Result<Vec<VolumeId>, Status>;
+    /// The named volumes (those that still exist), in the order given.
+    fn describe(&self, d: &Driver, ids: &[VolumeId]) -> Result<Vec<pb::Volume>, Status>;
     /// Bytes new volumes placed as `params` say can still take.
     fn available(&self, d: &Driver, params: &HashMap<String, String>) -> Result<u64, Status>;
     /// The volume's size now; NOT_FOUND when there is no such volume.

@@ -342,12 +342,30 @@ impl Backend for CephFs {
         }
     }
 
-    fn volumes(&self, d: &Driver) -> Result<Vec<pb::Volume>, Status> {
-        Ok(self
-            .all(d)?
-            .iter()
-            .map(|(id, info)| volume_of(id, info, None))
-            .collect())
+    fn volume_ids(&self, d: &Driver) -> Result<Vec<VolumeId>, Status> {
+        let mut out = Vec::new();
+        let filesystems = commands::fs::ls(&d.rados).map_err(|e| ceph_status(&e))?;
+        for fs in filesystems.into_iter().map(|f| f.name) {
+            for name in subvolume::names(&d.rados, &fs).map_err(grpc)? {
+                if name.starts_with("csi-vol-") {
+                    out.push(VolumeId {
+                        pool: fs.clone(),
+                        image: name,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn describe(&self, d: &Driver, ids: &[VolumeId]) -> Result<Vec<pb::Volume>, Status> {
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(info) = subvolume::find(&d.rados, &id.pool, &id.image).map_err(grpc)? {
+                out.push(volume_of(id, &info, None));
+            }
+        }
+        Ok(out)
     }
 
     fn available(&self, d: &Driver, params: &HashMap<String, String>) -> Result<u64, Status> {

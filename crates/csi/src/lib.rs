@@ -208,6 +208,37 @@ pub(crate) fn page<T>(items: Vec<T>, max: i32, token: &str) -> Result<(Vec<T>, S
     ))
 }
 
+/// Which keys of `sorted` (ascending) a page holds: those after `token` (a key from an earlier page, which
+/// may be gone since), at most `max` (0: all). Returns the keys' positions and the next page's token.
+pub(crate) fn page_after(
+    sorted: &[String],
+    max: i32,
+    token: &str,
+    valid_token: impl Fn(&str) -> bool,
+) -> Result<(std::ops::Range<usize>, String), Status> {
+    if max < 0 {
+        return Err(Status::invalid_argument("max_entries must not be negative"));
+    }
+    if !token.is_empty() && !valid_token(token) {
+        return Err(Status::aborted(format!(
+            "starting_token {token:?} is not valid"
+        )));
+    }
+    let start = if token.is_empty() {
+        0
+    } else {
+        sorted.partition_point(|k| k.as_str() <= token)
+    };
+    let take = if max == 0 { usize::MAX } else { max as usize };
+    let end = start.saturating_add(take).min(sorted.len());
+    let next = if end < sorted.len() && end > 0 {
+        sorted[end - 1].clone()
+    } else {
+        String::new()
+    };
+    Ok((start..end, next))
+}
+
 /// A required request field, refused as INVALID_ARGUMENT when empty.
 pub(crate) fn required<'a>(what: &str, v: &'a str) -> Result<&'a str, Status> {
     if v.is_empty() {
@@ -671,6 +702,31 @@ mod tests {
         assert_eq!(
             page(items, 2, "9").unwrap_err().code(),
             tonic::Code::Aborted
+        );
+    }
+
+    #[test]
+    fn pages_start_after_the_last_key_even_if_it_is_gone() {
+        let keys: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let ok = |t: &str| t.len() == 1;
+        assert_eq!(page_after(&keys, 2, "", ok).unwrap(), (0..2, "b".into()));
+        assert_eq!(
+            page_after(&keys, 2, "b", ok).unwrap(),
+            (2..4, String::new())
+        );
+        // "bb" was the last key of a page and has been removed since.
+        assert_eq!(
+            page_after(&keys, 1, "c", ok).unwrap(),
+            (3..4, String::new())
+        );
+        assert_eq!(page_after(&keys, 0, "", ok).unwrap(), (0..4, String::new()));
+        assert_eq!(
+            page_after(&keys, 2, "invalid", ok).unwrap_err().code(),
+            tonic::Code::Aborted
+        );
+        assert_eq!(
+            page_after(&keys, -1, "", ok).unwrap_err().code(),
+            tonic::Code::InvalidArgument
         );
     }
 

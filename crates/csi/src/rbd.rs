@@ -8,6 +8,7 @@ use std::path::Path;
 
 use rookery_ceph::commands::{cluster, osd};
 use rookery_ceph::rbd::{self, Image};
+use rookery_ceph::rbd_objects;
 use rookery_ceph::IoCtx;
 use rookery_volumes::manage::{self, CloneSource, Made, NewClone, NewVolume};
 use rookery_volumes::mounts;
@@ -206,6 +207,15 @@ pub(crate) fn read_journal(io: &IoCtx, image: &str) -> Result<Option<Journal>, S
     }
 }
 
+/// `namespace/name` of the claim a volume serves, from the CO's creation parameters.
+fn claim_text(claim: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    let name = claim.get("csi.storage.k8s.io/pvc/name")?;
+    Some(match claim.get("csi.storage.k8s.io/pvc/namespace") {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.clone(),
+    })
+}
+
 /// What a snapshot's index object records: its CO name, source volume and creation time.
 #[derive(Serialize, Deserialize)]
 struct SnapRecord {
@@ -279,6 +289,25 @@ fn holds(r: &rookery_volumes::MountRecord, id: &VolumeId) -> bool {
 pub(crate) struct Rbd;
 
 impl Rbd {
+    /// (pool, image, image id) of every CSI volume, from the directories of the RBD pools.
+    fn directory(&self, d: &Driver) -> Result<Vec<(String, String, String)>, Status> {
+        let dump = osd::dump(&d.rados).map_err(|e| ceph_status(&e))?;
+        let mut out = Vec::new();
+        for pool in dump
+            .pools
+            .iter()
+            .filter(|p| p.application_metadata.contains_key("rbd"))
+        {
+            let io = open_pool(d, &pool.pool_name)?;
+            for (name, id) in
+                rbd_objects::directory(&io, "csi-vol-").map_err(|e| ceph_status(&e))?
+            {
+                out.push((pool.pool_name.clone(), name, id));
+            }
+        }
+        Ok(out)
+    }
+
     /// This host's record of a mount at `path`.
     fn record_at(
         &self,
@@ -311,6 +340,9 @@ impl Rbd {
                 .collect(),
         };
         write_journal(io, &id.image, &record)?;
+        if let Some(claim) = claim_text(&record.claim) {
+            rookery_volumes::index::set_claim(io, &id.image, &claim).map_err(volume_status)?;
+        }
         let capacity = match made {
             // A new empty volume has its filesystem key and size from `manage` already.
             Made::Created { size } if req.volume_content_source.is_none() => size,
@@ -505,29 +537,55 @@ impl Backend for Rbd {
         found
     }
 
-    fn volumes(&self, d: &Driver) -> Result<Vec<pb::Volume>, Status> {
-        let dump = osd::dump(&d.rados).map_err(|e| ceph_status(&e))?;
-        let mut out = Vec::new();
-        for pool in dump
-            .pools
-            .iter()
-            .filter(|p| p.application_metadata.contains_key("rbd"))
-        {
-            let io = open_pool(d, &pool.pool_name)?;
-            for name in rbd::list(&io).map_err(|e| ceph_status(&e))? {
-                if !name.starts_with("csi-vol-") {
-                    continue;
-                }
-                if let Some(image) = open_image(&io, &name)? {
-                    let id = VolumeId {
-                        pool: pool.pool_name.clone(),
-                        image: name,
-                    };
-                    out.push(volume_of(&id, &image, None)?);
-                }
+    fn volume_ids(&self, d: &Driver) -> Result<Vec<VolumeId>, Status> {
+        Ok(self
+            .directory(d)?
+            .into_iter()
+            .map(|(pool, name, _)| VolumeId { pool, image: name })
+            .collect())
+    }
+
+    fn describe(&self, d: &Driver, ids: &[VolumeId]) -> Result<Vec<pb::Volume>, Status> {
+        // The images' headers, read many at once per pool: no image is opened.
+        let pools: std::collections::BTreeSet<&str> =
+            ids.iter().map(|id| id.pool.as_str()).collect();
+        let mut found: HashMap<(String, String), pb::Volume> = HashMap::new();
+        for pool in pools {
+            let io = open_pool(d, pool)?;
+            let image_ids: HashMap<String, String> = rbd_objects::directory(&io, "csi-vol-")
+                .map_err(|e| ceph_status(&e))?
+                .into_iter()
+                .collect();
+            let wanted: Vec<(String, String)> = ids
+                .iter()
+                .filter(|id| id.pool == *pool)
+                .filter_map(|id| {
+                    image_ids
+                        .get(&id.image)
+                        .map(|rid| (id.image.clone(), rid.clone()))
+                })
+                .collect();
+            for l in rbd_objects::read_images(&io, &wanted).map_err(|e| ceph_status(&e))? {
+                let id = VolumeId {
+                    pool: pool.to_string(),
+                    image: l.record.name.clone(),
+                };
+                let fstype = l
+                    .record
+                    .metadata
+                    .get(rookery_volumes::META_FS)
+                    .cloned()
+                    .unwrap_or_else(|| "ext4".into());
+                found.insert(
+                    (id.pool.clone(), id.image.clone()),
+                    volume_info(&id, l.record.size, &fstype, None),
+                );
             }
         }
-        Ok(out)
+        Ok(ids
+            .iter()
+            .filter_map(|id| found.remove(&(id.pool.clone(), id.image.clone())))
+            .collect())
     }
 
     fn available(&self, d: &Driver, params: &HashMap<String, String>) -> Result<u64, Status> {
@@ -659,11 +717,7 @@ impl Backend for Rbd {
     ) -> Result<Vec<pb::Snapshot>, Status> {
         let volumes = match volumes {
             Some(v) => v,
-            None => self
-                .volumes(d)?
-                .iter()
-                .filter_map(|v| VolumeId::parse(&v.volume_id))
-                .collect(),
+            None => self.volume_ids(d)?,
         };
         let mut all = Vec::new();
         for vol in volumes {

@@ -114,7 +114,10 @@ impl<'a> ClaimLock<'a> {
 
 impl ClaimLock<'_> {
     /// Removes the volume's holder object, which ends the lock too (for a volume that is gone).
-    pub(crate) fn remove_object(mut self) {
+    pub(crate) fn remove_object(mut self, volume: &str) {
+        if let Err(e) = crate::index::forget(self.io, volume) {
+            tracing::warn!(volume, error = %e, "the volume's index records stay behind");
+        }
         if self.io.remove(&self.oid).is_ok() {
             self.held = false;
         }
@@ -130,13 +133,18 @@ impl Drop for ClaimLock<'_> {
 }
 
 pub(crate) fn read_holders(io: &IoCtx, volume: &str) -> Result<Vec<Holder>, VolumeError> {
-    match io.read_all(&holders_object(volume)) {
+    // Records are in the pool's index; older versions kept them in the lock object's data.
+    let stored = match crate::index::holders_raw(io, volume)? {
+        Some(bytes) => Ok(bytes),
+        None => io.read_all(&holders_object(volume)),
+    };
+    match stored {
         Ok(bytes) if bytes.is_empty() => Ok(Vec::new()),
         // An unreadable list must not read as "nobody holds it": that would allow a second writer.
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             VolumeError::Other(format!(
-                "the holder record of volume {volume} ({}) cannot be read ({e}); mounting or removing it is refused until it is fixed",
-                holders_object(volume)
+                "the holder record of volume {volume} (key holders.{volume} of {}) cannot be read ({e}); mounting or removing it is refused until it is fixed",
+                crate::index::OBJECT
             ))
         }),
         Err(e) if errno_is(&e, libc::ENOENT) => Ok(Vec::new()),
@@ -146,8 +154,7 @@ pub(crate) fn read_holders(io: &IoCtx, volume: &str) -> Result<Vec<Holder>, Volu
 
 fn write_holders(io: &IoCtx, volume: &str, holders: &[Holder]) -> Result<(), VolumeError> {
     let text = serde_json::to_vec(holders).map_err(|e| VolumeError::Other(e.to_string()))?;
-    io.write_full(&holders_object(volume), &text)?;
-    Ok(())
+    crate::index::set_holders(io, volume, &text)
 }
 
 pub(crate) fn fuse_serves(pid: u32) -> bool {

@@ -12,6 +12,7 @@ pub mod format;
 pub mod freeze;
 pub mod fuse;
 pub mod holder;
+pub mod index;
 pub mod loopdev;
 pub mod manage;
 pub mod mapper;

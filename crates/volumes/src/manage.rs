@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use rookery_ceph::commands::{cluster, osd};
 use rookery_ceph::rbd::{self, features, Image};
+use rookery_ceph::rbd_objects;
 use rookery_ceph::{IoCtx, Rados};
 use serde::{Deserialize, Serialize};
 
 use crate::attach::{open_image, open_pool};
 use crate::holder::Holder;
+use crate::index::{self, PoolIndex};
 use crate::records::{MountRecord, Records};
 use crate::{loopdev, mapper, tools, VolumeError, META_FS};
 
@@ -315,21 +317,135 @@ pub fn create_volume(rados: &Rados, v: &NewVolume) -> Result<Made, VolumeError> 
     Ok(Made::Created { size })
 }
 
-fn holders_of(io: &rookery_ceph::IoCtx, name: &str) -> Vec<Holder> {
-    crate::attach::read_holders(io, name).unwrap_or_default()
+/// Names for the ids a clone's parent reference holds, looked up once each.
+#[derive(Default)]
+struct ParentNames {
+    pools: Option<HashMap<i64, String>>,
+    images: HashMap<(i64, String), Option<String>>,
+    snapshots: HashMap<(i64, String, u64), Option<String>>,
 }
 
-fn mounts_here(data_dir: &Path, pool: &str, name: &str) -> Vec<MountRecord> {
-    Records::open(data_dir)
-        .map(|r| {
-            r.list
-                .into_iter()
-                .filter(|m| m.pool == pool && m.volume == name)
-                .collect()
-        })
-        .unwrap_or_default()
+impl ParentNames {
+    /// `pool/image@snapshot`, or ids where a name cannot be found (a parent in the trash).
+    fn describe(
+        &mut self,
+        rados: &Rados,
+        here: &[rbd_objects::Listed],
+        p: &rbd_objects::ParentRef,
+    ) -> Result<String, VolumeError> {
+        if self.pools.is_none() {
+            let dump = osd::dump(rados)?;
+            self.pools = Some(
+                dump.pools
+                    .into_iter()
+                    .map(|p| (p.pool, p.pool_name))
+                    .collect(),
+            );
+        }
+        let pool = self
+            .pools
+            .as_ref()
+            .and_then(|m| m.get(&p.pool_id).cloned())
+            .unwrap_or_else(|| p.pool_id.to_string());
+        // A parent in the same pool is usually in the listing itself.
+        if let Some(parent) = here.iter().find(|l| l.record.id == p.image_id) {
+            if let Some(snap) = parent.record.snapshots.iter().find(|s| s.id == p.snap_id) {
+                return Ok(format!("{pool}/{}@{}", parent.record.name, snap.name));
+            }
+        }
+        let key = (p.pool_id, p.image_id.clone());
+        if !self.images.contains_key(&key) {
+            let io = open_pool(rados, &pool)?;
+            let name = rbd_objects::image_name(&io, &p.image_id)?;
+            self.images.insert(key.clone(), name);
+        }
+        let skey = (p.pool_id, p.image_id.clone(), p.snap_id);
+        if !self.snapshots.contains_key(&skey) {
+            let io = open_pool(rados, &pool)?;
+            let header = io.omap_all(
+                &format!("rbd_header.{}", p.image_id),
+                &format!("snapshot_{:016x}", p.snap_id),
+            );
+            let name = header
+                .ok()
+                .and_then(|kv| kv.into_iter().next())
+                .and_then(|(k, v)| rbd_objects::decode_snapshot(&v, &k).ok())
+                .map(|s| s.name);
+            self.snapshots.insert(skey.clone(), name);
+        }
+        let image = self.images[&key]
+            .clone()
+            .unwrap_or_else(|| p.image_id.clone());
+        let snap = self.snapshots[&skey]
+            .clone()
+            .unwrap_or_else(|| p.snap_id.to_string());
+        Ok(format!("{pool}/{image}@{snap}"))
+    }
 }
 
+/// What a volume listing shows, from the image's objects, the pool's index and this host's records.
+fn volume_of(
+    rados: &Rados,
+    io: &IoCtx,
+    pool: &str,
+    listed: &rbd_objects::Listed,
+    all: &[rbd_objects::Listed],
+    index: &PoolIndex,
+    mounts: &[MountRecord],
+    parents: &mut ParentNames,
+) -> Result<VolumeInfo, VolumeError> {
+    let r = &listed.record;
+    let used_bytes = match listed.used {
+        Some(u) => u,
+        // Without a usable object map only librbd can tell (it reads every object's state).
+        None => match Image::open_read_only(io, &r.name) {
+            Ok(image) => image.used_bytes()?,
+            Err(e) if e.errno() == Some(-libc::ENOENT) => 0,
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let parent = match &r.parent {
+        Some(p) => Some(parents.describe(rados, all, p)?),
+        None => None,
+    };
+    Ok(VolumeInfo {
+        pool: pool.to_string(),
+        name: r.name.clone(),
+        size_bytes: r.size,
+        used_bytes,
+        fs: r
+            .metadata
+            .get(META_FS)
+            .cloned()
+            .unwrap_or_else(|| "ext4".into()),
+        features: features::names(r.features)
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        snapshots: r
+            .snapshots
+            .iter()
+            .map(|s| SnapshotInfo {
+                name: s.name.clone(),
+                size_bytes: s.size,
+            })
+            .collect(),
+        parent,
+        holders: index.holders.get(&r.name).cloned().unwrap_or_default(),
+        mounts: mounts
+            .iter()
+            .filter(|m| m.pool == pool && m.volume == r.name)
+            .cloned()
+            .collect(),
+        claim: index.claims.get(&r.name).cloned(),
+    })
+}
+
+fn mounts_here(data_dir: &Path) -> Vec<MountRecord> {
+    Records::open(data_dir).map(|r| r.list).unwrap_or_default()
+}
+
+/// One volume, read without opening its image (so it answers on a full pool too).
 pub fn info(
     rados: &Rados,
     data_dir: &Path,
@@ -337,48 +453,47 @@ pub fn info(
     name: &str,
 ) -> Result<VolumeInfo, VolumeError> {
     let io = open_pool(rados, pool)?;
-    let image = open_image(&io, pool, name)?;
-    Ok(VolumeInfo {
-        pool: pool.to_string(),
-        name: name.to_string(),
-        size_bytes: image.size()?,
-        used_bytes: image.used_bytes()?,
-        fs: image
-            .metadata_get(META_FS)?
-            .unwrap_or_else(|| "ext4".into()),
-        features: features::names(image.features()?)
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        snapshots: image
-            .snapshots()?
-            .into_iter()
-            .map(|s| SnapshotInfo {
-                name: s.name,
-                size_bytes: s.size,
-            })
-            .collect(),
-        parent: image
-            .parent()?
-            .map(|p| format!("{}/{}@{}", p.pool, p.image, p.snapshot)),
-        holders: holders_of(&io, name),
-        mounts: mounts_here(data_dir, pool, name),
-        claim: claim_of(&io, name),
-    })
+    let not_found = || {
+        VolumeError::NotFound(format!(
+            "there is no volume {name:?} in pool {pool:?}; `rookery volume list` shows them"
+        ))
+    };
+    let id = rbd_objects::image_id(&io, name)?.ok_or_else(not_found)?;
+    let listed = rbd_objects::read_images(&io, &[(name.to_string(), id)])?;
+    let one = listed.first().ok_or_else(not_found)?;
+    let mut index = PoolIndex::default();
+    index.holders.insert(
+        name.to_string(),
+        crate::attach::read_holders(&io, name).unwrap_or_default(),
+    );
+    // Volumes made before the index recorded claims have theirs only in the CSI journal.
+    if let Some(claim) = index::claim(&io, name)?.or_else(|| claim_of(&io, name)) {
+        index.claims.insert(name.to_string(), claim);
+    }
+    volume_of(
+        rados,
+        &io,
+        pool,
+        one,
+        &listed,
+        &index,
+        &mounts_here(data_dir),
+        &mut ParentNames::default(),
+    )
 }
 
+/// Every volume of a pool, in name order: the images' objects read many at once, the holders and claims
+/// from the pool's index, never an image opened (except to measure one without a usable object map).
 pub fn list(rados: &Rados, data_dir: &Path, pool: &str) -> Result<Vec<VolumeInfo>, VolumeError> {
     let io = open_pool(rados, pool)?;
-    let mut out = Vec::new();
-    for name in rbd::list(&io)? {
-        match info(rados, data_dir, pool, &name) {
-            Ok(i) => out.push(i),
-            // Removed between the listing and the look.
-            Err(VolumeError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+    let listed = rbd_objects::list(&io)?;
+    let index = index::read(&io)?;
+    let mounts = mounts_here(data_dir);
+    let mut parents = ParentNames::default();
+    listed
+        .iter()
+        .map(|l| volume_of(rados, &io, pool, l, &listed, &index, &mounts, &mut parents))
+        .collect()
 }
 
 /// Grows a volume; if it is mounted on this host, the loop device and the filesystem grow with it. Returns
@@ -410,9 +525,9 @@ pub fn resize(
     }
     image.resize(size)?;
     let mut notes = Vec::new();
-    for m in mounts_here(data_dir, pool, name)
+    for m in mounts_here(data_dir)
         .iter()
-        .filter(|m| m.alive())
+        .filter(|m| m.pool == pool && m.volume == name && m.alive())
     {
         // The FUSE server reports the new size on the next stat (after its 1 s attribute timeout); wait for it.
         let file = m.fuse_dir.join(name);
@@ -646,7 +761,7 @@ pub fn remove(rados: &Rados, pool: &str, name: &str) -> Result<(), VolumeError> 
     };
     rbd::trash_move(&io, name)?;
     // The holder record goes, and with it the claim lock (a lock lives on its object).
-    claim.remove_object();
+    claim.remove_object(name);
     Ok(())
 }
 
@@ -695,7 +810,7 @@ fn full_checks<'a>(
     let image = match Image::open_read_only(io, name) {
         Ok(image) => image,
         Err(e) if e.errno() == Some(-libc::ENOENT) => {
-            claim.remove_object();
+            claim.remove_object(name);
             return Err(VolumeError::NotFound(format!(
                 "there is no volume {name:?} in pool {pool:?}; `rookery volume list` shows them"
             )));
