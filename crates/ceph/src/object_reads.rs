@@ -12,9 +12,9 @@ use crate::ffi::{self, CompletionT, OmapIterT, ReadOpT};
 use crate::rados::{cstring, IoCtx};
 use crate::CephError;
 
-/// Reads outstanding at once: well under the client's default throttle (1024 ops), and enough to keep
+/// Reads outstanding at once: half the client's default throttle (1024 ops), enough to keep
 /// three OSDs on two cores busy.
-pub const IN_FLIGHT: usize = 256;
+pub const IN_FLIGHT: usize = 512;
 
 /// The most omap values one read returns: the OSD's own cap (`osd_max_omap_entries_per_request`).
 pub const OMAP_PAGE: u64 = 1024;

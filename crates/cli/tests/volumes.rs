@@ -396,6 +396,8 @@ fn volumes_on_real_ceph() {
 
     pools(&c, mnt.path());
     a_full_pool_is_named(&c, mnt.path());
+    a_writer_on_a_full_pool_gets_an_error(&c, mnt.path());
+    the_listing_matches_librbd(&c);
     bench_scale_measures_and_cleans_up(&c);
 }
 
@@ -485,6 +487,267 @@ fn a_full_pool_is_named(c: &TestCluster, scratch: &Path) {
     rados.ioctx("tiny").unwrap().remove("filler").unwrap();
     c.ok(&["volume", "rm", "tiny/held"]);
     c.ok(&["delete", "-f", file.to_str().unwrap()]);
+}
+
+/// Waits until `status` has (or, with `present` false, no longer has) the POOL_FULL check.
+fn wait_pool_full(c: &TestCluster, present: bool) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let status = c.status();
+        let found = status["ceph"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["code"] == "POOL_FULL")
+            .cloned();
+        if found.is_some() == present {
+            return found.unwrap_or_default();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "POOL_FULL {}: {status:#}",
+            if present { "never came" } else { "stayed" }
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// A mounted volume whose pool fills up: the writer gets an error in bounded time and can be killed,
+/// written data reads back, listings answer, and after the quota is raised the volume takes writes again.
+fn a_writer_on_a_full_pool_gets_an_error(c: &TestCluster, scratch: &Path) {
+    let file = scratch.join("tight.yaml");
+    let spec = |quota: &str| {
+        format!("apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {{name: tight}}\nspec:\n  failureDomain: osd\n  replicated: {{size: 1}}\n  quotas: {{maxSize: {quota}}}\n")
+    };
+    std::fs::write(&file, spec("48Mi")).unwrap();
+    c.ok(&["apply", "-f", file.to_str().unwrap()]);
+    refused(
+        c,
+        &["volume", "create", "tight/w", "--size", "100Mi"],
+        &["--size", "48Mi", "quota"],
+    );
+    c.ok(&["volume", "create", "tight/w", "--size", "48Mi"]);
+    let mnt = scratch.join("tight");
+    std::fs::create_dir_all(&mnt).unwrap();
+    c.ok(&["volume", "mount", "tight/w", mnt.to_str().unwrap()]);
+    let known = pseudo_random(7, 1 << 20);
+    std::fs::write(mnt.join("known"), &known).unwrap();
+    assert!(Command::new("sync").status().unwrap().success());
+    // Another client fills the pool to its quota.
+    let rados = c.rados();
+    rados
+        .ioctx("tight")
+        .unwrap()
+        .write_full("filler", &vec![7u8; 44 << 20])
+        .unwrap();
+    let check = wait_pool_full(c, true);
+    assert!(
+        check["details"]
+            .to_string()
+            .contains("volumes in pool tight: w"),
+        "{check:#}"
+    );
+    let dd = |name: &str, extra: &str| {
+        Command::new("dd")
+            .args([
+                "if=/dev/zero",
+                &format!("of={}", mnt.join(name).display()),
+                "bs=1M",
+                "count=30",
+                extra,
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let mut writer = dd("fill", "oflag=direct");
+    let outcome = loop {
+        if let Some(status) = writer.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a writer on a full pool got no error within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let said = text(&writer.wait_with_output().unwrap());
+    assert!(!outcome.success(), "dd succeeded on a full pool: {said}");
+    eprintln!(
+        "writer on a full pool: failed after {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        said.lines().next().unwrap_or("")
+    );
+    // A writer that is still waiting can be killed.
+    let mut other = dd("more", "conv=fsync");
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = other.kill();
+    let killed = Instant::now();
+    while other.try_wait().unwrap().is_none() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "a writer on a full pool could not be killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read(mnt.join("known")).unwrap(), known);
+    let listed = json(&c.ok(&["volume", "list", "--pool", "tight", "-o", "json"]));
+    assert_eq!(listed[0]["name"], "w", "{listed:#}");
+    c.ok(&["volume", "info", "tight/w"]);
+    // Room again: the volume takes writes (ext4 turned read-only at the failed writes, so it is mounted
+    // again; a raw block volume goes on as it is).
+    std::fs::write(&file, spec("1Gi")).unwrap();
+    c.ok(&["apply", "-f", file.to_str().unwrap()]);
+    wait_pool_full(c, false);
+    c.ok(&["volume", "unmount", mnt.to_str().unwrap()]);
+    c.ok(&["volume", "mount", "tight/w", mnt.to_str().unwrap()]);
+    assert_eq!(std::fs::read(mnt.join("known")).unwrap(), known);
+    let again = dd("after", "oflag=direct").wait_with_output().unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    c.ok(&["volume", "unmount", mnt.to_str().unwrap()]);
+    c.ok(&["volume", "rm", "tight/w"]);
+    rados.ioctx("tight").unwrap().remove("filler").unwrap();
+    c.ok(&["delete", "-f", file.to_str().unwrap()]);
+}
+
+/// `volume list` reads images' objects instead of opening them: every field agrees with what librbd says
+/// (through the `rbd` tool) for images with snapshots, a clone, data, other metadata and no object map.
+fn the_listing_matches_librbd(c: &TestCluster) {
+    let conf = c.dir.join("ceph.conf");
+    let rbd = |args: &[&str]| {
+        let out = Command::new("rbd")
+            .arg("--conf")
+            .arg(&conf)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "rbd {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let p = "replicapool";
+    rbd(&["create", &format!("{p}/lm1"), "--size", "100M"]);
+    rbd(&[
+        "image-meta",
+        "set",
+        &format!("{p}/lm1"),
+        "rookery.fs",
+        "xfs",
+    ]);
+    rbd(&["snap", "create", &format!("{p}/lm1@s1")]);
+    rbd(&["resize", &format!("{p}/lm1"), "--size", "200M"]);
+    rbd(&["snap", "protect", &format!("{p}/lm1@s1")]);
+    rbd(&["clone", &format!("{p}/lm1@s1"), &format!("{p}/lm2")]);
+    rbd(&[
+        "create",
+        &format!("{p}/lm3"),
+        "--size",
+        "10M",
+        "--image-feature",
+        "layering",
+    ]);
+    for (image, io) in [("lm1", "12M"), ("lm2", "8M"), ("lm3", "3M")] {
+        rbd(&[
+            "bench",
+            "--io-type",
+            "write",
+            "--io-size",
+            "1M",
+            "--io-pattern",
+            "rand",
+            "--io-total",
+            io,
+            &format!("{p}/{image}"),
+        ]);
+    }
+    let listed = json(&c.ok(&["volume", "list", "-o", "json"]));
+    let du = json_of(&rbd(&["du", "-p", p, "--format", "json"]));
+    for image in ["lm1", "lm2", "lm3"] {
+        let ours = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == image)
+            .unwrap_or_else(|| panic!("{image} not listed: {listed:#}"));
+        let info = json_of(&rbd(&["info", &format!("{p}/{image}"), "--format", "json"]));
+        assert_eq!(ours["size_bytes"], info["size"], "{image}");
+        assert_eq!(ours["features"], info["features"], "{image}");
+        let used = du["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == image && i.get("snapshot").is_none())
+            .unwrap();
+        assert_eq!(ours["used_bytes"], used["used_size"], "{image}: {used}");
+        let snaps = json_of(&rbd(&[
+            "snap",
+            "ls",
+            &format!("{p}/{image}"),
+            "--format",
+            "json",
+        ]));
+        let theirs: Vec<(String, u64)> = snaps
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().into(),
+                    s["size"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let mine: Vec<(String, u64)> = ours["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().into(),
+                    s["size_bytes"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(mine, theirs, "{image}");
+        let parent = info.get("parent").map(|p| {
+            format!(
+                "{}/{}@{}",
+                p["pool"].as_str().unwrap(),
+                p["image"].as_str().unwrap(),
+                p["snapshot"].as_str().unwrap()
+            )
+        });
+        assert_eq!(ours["parent"].as_str().map(String::from), parent, "{image}");
+    }
+    assert_eq!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "lm1")
+            .unwrap()["fs"],
+        "xfs"
+    );
+    assert_eq!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "lm3")
+            .unwrap()["fs"],
+        "ext4"
+    );
+    let one = json(&c.ok(&["volume", "info", "lm2", "-o", "json"]));
+    assert_eq!(one["parent"], format!("{p}/lm1@s1"));
+    rbd(&["rm", &format!("{p}/lm2")]);
+    rbd(&["snap", "unprotect", &format!("{p}/lm1@s1")]);
+    rbd(&["snap", "rm", &format!("{p}/lm1@s1")]);
+    rbd(&["rm", &format!("{p}/lm1")]);
+    rbd(&["rm", &format!("{p}/lm3")]);
+}
+
+fn json_of(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
 }
 
 /// CephBlockPool through apply/get/delete: settings reach Ceph, a pool in use is not deleted.

@@ -11,6 +11,7 @@
 //! started it. It exits once its FUSE mount is gone (the kernel then ends the connection), after librbd
 //! has finished every request and the image is closed, which releases its exclusive lock.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -172,9 +173,27 @@ struct Conn {
     /// Requests read so far; the memory keeper looks for a pause in it.
     served: AtomicU64,
     stopping: AtomicBool,
+    /// Writes and flushes not answered yet, with when they were handed to librbd.
+    unanswered: Mutex<HashMap<u64, Instant>>,
+    /// The pool took no writes when last looked at: writes and flushes are answered ENOSPC at once.
+    pool_full: AtomicBool,
 }
 
 impl Conn {
+    /// Records a write or flush handed to librbd.
+    fn submitted(&self, unique: u64) {
+        self.lock_unanswered().insert(unique, Instant::now());
+    }
+
+    /// Whether the caller answers `unique` (false: the full-pool watchdog answered it already).
+    fn claim_answer(&self, unique: u64) -> bool {
+        self.lock_unanswered().remove(&unique).is_some()
+    }
+
+    fn lock_unanswered(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
+        self.unanswered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn take_buf(&self) -> Vec<u8> {
         self.pool
             .lock()
@@ -324,10 +343,13 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
         inflight: AtomicUsize::new(0),
         served: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
+        unanswered: Mutex::new(HashMap::new()),
+        pool_full: AtomicBool::new(false),
     });
     tracing::info!(pool = %args.pool, image = %args.image, dir = %args.dir.display(), "serving");
     std::thread::scope(|s| {
         let keeper = s.spawn(|| give_back_memory_at_rest(&conn));
+        let watchdog = s.spawn(|| answer_writes_on_a_full_pool(&conn, &rados, &args.pool));
         let readers: Vec<_> = (0..READERS)
             .map(|_| s.spawn(|| read_loop(&conn, &image)))
             .collect();
@@ -337,6 +359,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
         // The readers set `stopping` as they end. The unmount waits for this process to exit, so the
         // keeper is woken rather than left to finish its nap.
         keeper.thread().unpark();
+        watchdog.thread().unpark();
     });
     // The mount is gone. Let librbd finish what is in flight (nothing, normally: the kernel waits for
     // its requests before it lets the mount go), then flush and close.
@@ -357,6 +380,55 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
     drop(rados);
     tracing::info!("unmounted; image closed");
     Ok(())
+}
+
+/// How long a write may wait in librbd before the server asks whether its pool is full.
+const STUCK: Duration = Duration::from_secs(5);
+
+/// Whether the pool takes writes: Ceph marks a pool `full` at its quota (`full_quota`) or when its OSDs
+/// are full.
+fn pool_is_full(rados: &Rados, pool: &str) -> Option<bool> {
+    let dump = rookery_ceph::commands::osd::dump(rados).ok()?;
+    let p = dump.pools.iter().find(|p| p.pool_name == pool)?;
+    Some(
+        p.flags_names
+            .split(',')
+            .any(|f| f == "full" || f == "full_quota"),
+    )
+}
+
+/// On a full pool librbd holds writes until the pool has room again, and the writer above the loop device
+/// waits in the kernel where no signal reaches it. This watchdog bounds the wait: once a write has waited
+/// [`STUCK`] and the pool is full, waiting writes and flushes are answered ENOSPC, and so are new ones
+/// until the pool has room again. What librbd still holds is written when room returns (the kernel was
+/// told those writes failed, so their blocks' contents are undefined until rewritten, as after any failed
+/// write). Reads are served throughout.
+fn answer_writes_on_a_full_pool(conn: &Conn, rados: &Rados, pool: &str) {
+    let mut last_look = Instant::now();
+    while !conn.stopping.load(Ordering::SeqCst) {
+        std::thread::park_timeout(Duration::from_secs(1));
+        let full = conn.pool_full.load(Ordering::SeqCst);
+        let oldest = conn.lock_unanswered().values().min().copied();
+        let stuck = oldest.is_some_and(|t| t.elapsed() >= STUCK);
+        // Looked at only when a write is stuck, or every 2 s while the pool is known full.
+        if !(stuck || (full && last_look.elapsed() >= Duration::from_secs(2))) {
+            continue;
+        }
+        last_look = Instant::now();
+        let Some(now_full) = pool_is_full(rados, pool) else {
+            continue;
+        };
+        if now_full != full {
+            tracing::warn!(pool, full = now_full, "the pool's room for writes changed");
+            conn.pool_full.store(now_full, Ordering::SeqCst);
+        }
+        if now_full {
+            let waiting: Vec<u64> = conn.lock_unanswered().drain().map(|(u, _)| u).collect();
+            for unique in waiting {
+                conn.error(unique, libc::ENOSPC);
+            }
+        }
+    }
 }
 
 /// How long the server must see no request before it hands freed memory back to the system.
@@ -615,14 +687,23 @@ fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Optio
                 conn.error(unique, libc::EINVAL);
                 return Some(buf);
             }
+            if conn.pool_full.load(Ordering::SeqCst) {
+                conn.error(unique, libc::ENOSPC);
+                return Some(buf);
+            }
             conn.inflight.fetch_add(1, Ordering::SeqCst);
+            conn.submitted(unique);
             let c = conn.clone();
             image.write(
                 offset,
                 buf,
                 start..start + len,
                 Box::new(move |buf, rv| {
-                    finish(&c, unique, rv, |_| Out::default().u32(len as u32).u32(0).0);
+                    if c.claim_answer(unique) {
+                        finish(&c, unique, rv, |_| Out::default().u32(len as u32).u32(0).0);
+                    } else {
+                        c.inflight.fetch_sub(1, Ordering::SeqCst);
+                    }
                     if let Some(buf) = buf {
                         c.give_buf(buf);
                     }
@@ -631,10 +712,19 @@ fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Optio
             return None;
         }
         op::FSYNC | op::FLUSH => {
+            if conn.pool_full.load(Ordering::SeqCst) {
+                conn.error(unique, libc::ENOSPC);
+                return Some(buf);
+            }
             conn.inflight.fetch_add(1, Ordering::SeqCst);
+            conn.submitted(unique);
             let c = conn.clone();
             image.flush(Box::new(move |_, rv| {
-                finish(&c, unique, rv, |_| Vec::new())
+                if c.claim_answer(unique) {
+                    finish(&c, unique, rv, |_| Vec::new())
+                } else {
+                    c.inflight.fetch_sub(1, Ordering::SeqCst);
+                }
             }));
         }
         op::FALLOCATE => {
@@ -708,6 +798,8 @@ mod tests {
                 inflight: AtomicUsize::new(0),
                 served: AtomicU64::new(0),
                 stopping: AtomicBool::new(false),
+                unanswered: Mutex::new(HashMap::new()),
+                pool_full: AtomicBool::new(false),
             };
             dummy.attr(out, FILE_ID, 1 << 20).0.len()
         };

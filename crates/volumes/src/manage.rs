@@ -383,17 +383,30 @@ impl ParentNames {
     }
 }
 
-/// What a volume listing shows, from the image's objects, the pool's index and this host's records.
+/// What a listing of one pool has read: the images' objects, the pool's index and this host's records.
+struct PoolView<'a> {
+    rados: &'a Rados,
+    io: &'a IoCtx<'a>,
+    pool: &'a str,
+    all: &'a [rbd_objects::Listed],
+    index: &'a PoolIndex,
+    mounts: &'a [MountRecord],
+}
+
+/// What a volume listing shows of one image.
 fn volume_of(
-    rados: &Rados,
-    io: &IoCtx,
-    pool: &str,
+    view: &PoolView,
     listed: &rbd_objects::Listed,
-    all: &[rbd_objects::Listed],
-    index: &PoolIndex,
-    mounts: &[MountRecord],
     parents: &mut ParentNames,
 ) -> Result<VolumeInfo, VolumeError> {
+    let PoolView {
+        rados,
+        io,
+        pool,
+        all,
+        index,
+        mounts,
+    } = *view;
     let r = &listed.record;
     let used_bytes = match listed.used {
         Some(u) => u,
@@ -470,16 +483,16 @@ pub fn info(
     if let Some(claim) = index::claim(&io, name)?.or_else(|| claim_of(&io, name)) {
         index.claims.insert(name.to_string(), claim);
     }
-    volume_of(
+    let mounts = mounts_here(data_dir);
+    let view = PoolView {
         rados,
-        &io,
+        io: &io,
         pool,
-        one,
-        &listed,
-        &index,
-        &mounts_here(data_dir),
-        &mut ParentNames::default(),
-    )
+        all: &listed,
+        index: &index,
+        mounts: &mounts,
+    };
+    volume_of(&view, one, &mut ParentNames::default())
 }
 
 /// Every volume of a pool, in name order: the images' objects read many at once, the holders and claims
@@ -489,10 +502,18 @@ pub fn list(rados: &Rados, data_dir: &Path, pool: &str) -> Result<Vec<VolumeInfo
     let listed = rbd_objects::list(&io)?;
     let index = index::read(&io)?;
     let mounts = mounts_here(data_dir);
+    let view = PoolView {
+        rados,
+        io: &io,
+        pool,
+        all: &listed,
+        index: &index,
+        mounts: &mounts,
+    };
     let mut parents = ParentNames::default();
     listed
         .iter()
-        .map(|l| volume_of(rados, &io, pool, l, &listed, &index, &mounts, &mut parents))
+        .map(|l| volume_of(&view, l, &mut parents))
         .collect()
 }
 
