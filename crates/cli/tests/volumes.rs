@@ -396,7 +396,6 @@ fn volumes_on_real_ceph() {
 
     pools(&c, mnt.path());
     a_full_pool_is_named(&c, mnt.path());
-    a_writer_on_a_full_pool_gets_an_error(&c, mnt.path());
     the_listing_matches_librbd(&c);
     bench_scale_measures_and_cleans_up(&c);
 }
@@ -442,24 +441,7 @@ fn a_full_pool_is_named(c: &TestCluster, scratch: &Path) {
         .unwrap()
         .write_full("filler", &vec![7u8; 6 << 20])
         .unwrap();
-    let started = Instant::now();
-    let check = loop {
-        let status = c.status();
-        let found = status["ceph"]["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["code"] == "POOL_FULL")
-            .cloned();
-        if let Some(check) = found {
-            break check;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "no POOL_FULL: {status:#}"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    };
+    let check = wait_pool_full(c, true);
     let details = check["details"].to_string();
     assert!(
         details.contains("pool 'tiny' is full") && details.contains("volumes in pool tiny: held"),
@@ -471,19 +453,7 @@ fn a_full_pool_is_named(c: &TestCluster, scratch: &Path) {
     // Raised, the check clears and the pool takes writes and deletions again.
     std::fs::write(&file, spec("1Gi")).unwrap();
     c.ok(&["apply", "-f", file.to_str().unwrap()]);
-    let started = Instant::now();
-    while c.status()["ceph"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|k| k["code"] == "POOL_FULL")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "POOL_FULL stayed"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    wait_pool_full(c, false);
     rados.ioctx("tiny").unwrap().remove("filler").unwrap();
     c.ok(&["volume", "rm", "tiny/held"]);
     c.ok(&["delete", "-f", file.to_str().unwrap()]);
@@ -510,105 +480,6 @@ fn wait_pool_full(c: &TestCluster, present: bool) -> serde_json::Value {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-}
-
-/// A mounted volume whose pool fills up: the writer gets an error in bounded time and can be killed,
-/// written data reads back, listings answer, and after the quota is raised the volume takes writes again.
-fn a_writer_on_a_full_pool_gets_an_error(c: &TestCluster, scratch: &Path) {
-    let file = scratch.join("tight.yaml");
-    let spec = |quota: &str| {
-        format!("apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {{name: tight}}\nspec:\n  failureDomain: osd\n  replicated: {{size: 1}}\n  quotas: {{maxSize: {quota}}}\n")
-    };
-    std::fs::write(&file, spec("48Mi")).unwrap();
-    c.ok(&["apply", "-f", file.to_str().unwrap()]);
-    refused(
-        c,
-        &["volume", "create", "tight/w", "--size", "100Mi"],
-        &["--size", "48Mi", "quota"],
-    );
-    c.ok(&["volume", "create", "tight/w", "--size", "48Mi"]);
-    let mnt = scratch.join("tight");
-    std::fs::create_dir_all(&mnt).unwrap();
-    c.ok(&["volume", "mount", "tight/w", mnt.to_str().unwrap()]);
-    let known = pseudo_random(7, 1 << 20);
-    std::fs::write(mnt.join("known"), &known).unwrap();
-    assert!(Command::new("sync").status().unwrap().success());
-    // Another client fills the pool to its quota.
-    let rados = c.rados();
-    rados
-        .ioctx("tight")
-        .unwrap()
-        .write_full("filler", &vec![7u8; 44 << 20])
-        .unwrap();
-    let check = wait_pool_full(c, true);
-    assert!(
-        check["details"]
-            .to_string()
-            .contains("volumes in pool tight: w"),
-        "{check:#}"
-    );
-    let dd = |name: &str, extra: &str| {
-        Command::new("dd")
-            .args([
-                "if=/dev/zero",
-                &format!("of={}", mnt.join(name).display()),
-                "bs=1M",
-                "count=30",
-                extra,
-            ])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let started = Instant::now();
-    let mut writer = dd("fill", "oflag=direct");
-    let outcome = loop {
-        if let Some(status) = writer.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "a writer on a full pool got no error within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let said = text(&writer.wait_with_output().unwrap());
-    assert!(!outcome.success(), "dd succeeded on a full pool: {said}");
-    eprintln!(
-        "writer on a full pool: failed after {:.1} s: {}",
-        started.elapsed().as_secs_f64(),
-        said.lines().next().unwrap_or("")
-    );
-    // A writer that is still waiting can be killed.
-    let mut other = dd("more", "conv=fsync");
-    std::thread::sleep(Duration::from_secs(2));
-    let _ = other.kill();
-    let killed = Instant::now();
-    while other.try_wait().unwrap().is_none() {
-        assert!(
-            killed.elapsed() < Duration::from_secs(10),
-            "a writer on a full pool could not be killed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(std::fs::read(mnt.join("known")).unwrap(), known);
-    let listed = json(&c.ok(&["volume", "list", "--pool", "tight", "-o", "json"]));
-    assert_eq!(listed[0]["name"], "w", "{listed:#}");
-    c.ok(&["volume", "info", "tight/w"]);
-    // Room again: the volume takes writes (ext4 turned read-only at the failed writes, so it is mounted
-    // again; a raw block volume goes on as it is).
-    std::fs::write(&file, spec("1Gi")).unwrap();
-    c.ok(&["apply", "-f", file.to_str().unwrap()]);
-    wait_pool_full(c, false);
-    c.ok(&["volume", "unmount", mnt.to_str().unwrap()]);
-    c.ok(&["volume", "mount", "tight/w", mnt.to_str().unwrap()]);
-    assert_eq!(std::fs::read(mnt.join("known")).unwrap(), known);
-    let again = dd("after", "oflag=direct").wait_with_output().unwrap();
-    assert!(again.status.success(), "{}", text(&again));
-    c.ok(&["volume", "unmount", mnt.to_str().unwrap()]);
-    c.ok(&["volume", "rm", "tight/w"]);
-    rados.ioctx("tight").unwrap().remove("filler").unwrap();
-    c.ok(&["delete", "-f", file.to_str().unwrap()]);
 }
 
 /// `volume list` reads images' objects instead of opening them: every field agrees with what librbd says

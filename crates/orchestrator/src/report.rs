@@ -289,9 +289,22 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
         .any(|c| DETAILED_CHECKS.contains(&c.code.as_str()))
     {
         let detail = cluster::health_detail(r).unwrap_or_default();
+        // Each volume with the claim it serves, so a Kubernetes user sees which claims are affected.
         let volumes_of = |pool: &str| {
             let io = r.ioctx(pool).ok()?;
-            rookery_ceph::rbd::list(&io).ok()
+            let claims = rookery_volumes::index::read(&io)
+                .map(|i| i.claims)
+                .unwrap_or_default();
+            let names = rookery_ceph::rbd_objects::directory(&io, "").ok()?;
+            Some(
+                names
+                    .into_iter()
+                    .map(|(name, _)| match claims.get(&name) {
+                        Some(claim) => format!("{name} (claim {claim})"),
+                        None => name,
+                    })
+                    .collect(),
+            )
         };
         for c in checks
             .iter_mut()
