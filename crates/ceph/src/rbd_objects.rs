@@ -299,6 +299,25 @@ pub fn list(io: &IoCtx) -> Result<Vec<Listed>, CephError> {
     read_images(io, &directory(io, "")?)
 }
 
+/// (name, size) of every image of the pool: the directory and one small read per image.
+pub fn sizes(io: &IoCtx) -> Result<Vec<(String, u64)>, CephError> {
+    let names = directory(io, "")?;
+    let replies = io.read_many(
+        &names
+            .iter()
+            .map(|(_, id)| ObjectRead::omap(format!("rbd_header.{id}"), "size"))
+            .collect::<Vec<_>>(),
+    );
+    let mut out = Vec::new();
+    for ((name, _), reply) in names.into_iter().zip(replies) {
+        let Ok(reply) = reply else { continue };
+        if let Some((_, v)) = reply.omap.iter().find(|(k, _)| k == "size") {
+            out.push((name, u64_value(v, "size").map_err(format_error)?));
+        }
+    }
+    Ok(out)
+}
+
 /// (name, id) of every image whose name starts with `name_prefix`, in name order.
 pub fn directory(io: &IoCtx, name_prefix: &str) -> Result<Vec<(String, String)>, CephError> {
     match io.omap_all(DIRECTORY, &format!("{NAME_PREFIX}{name_prefix}")) {

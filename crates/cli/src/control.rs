@@ -657,6 +657,10 @@ pub struct CreateVolume {
     /// Keep the data in this erasure-coded pool (the metadata stays in `pool`).
     #[serde(default)]
     pub data_pool: Option<String>,
+    /// Allow a size above the pool's quota (never above what its OSDs can hold); writes stop when the
+    /// pool is full, and `status` warns.
+    #[serde(default)]
+    pub over_commit: bool,
 }
 
 /// Creates a volume.
@@ -676,14 +680,19 @@ async fn create_volume(
     let data = shared.layout.root.clone();
     let info = on_ceph(&shared, move |rados| {
         let bytes = manage::parse_size(&req.size)?;
-        manage::create_in(
+        let made = manage::create_volume(
             rados,
-            &req.pool,
-            &req.name,
-            bytes,
-            &req.fs,
-            req.data_pool.as_deref(),
+            &manage::NewVolume {
+                pool: &req.pool,
+                name: &req.name,
+                size: bytes,
+                fs: &req.fs,
+                features: rookery_volumes::mapper::default_features(),
+                data_pool: req.data_pool.as_deref(),
+                over_commit: req.over_commit,
+            },
         )?;
+        manage::refuse_existing(made, &req.pool, &req.name)?;
         Ok(manage::info(rados, &data, &req.pool, &req.name)?)
     })
     .await?;
@@ -698,6 +707,16 @@ pub struct Resize {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResizeVolume {
+    /// The new size, such as `20Gi`; shrinking is refused.
+    pub size: String,
+    /// Allow a size above the pool's quota (never above what its OSDs can hold).
+    #[serde(default)]
+    pub over_commit: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Resized {
     pub volume: VolumeInfo,
     /// What else happened or is left (a filesystem that grows on its next mount).
@@ -706,7 +725,7 @@ pub struct Resized {
 
 /// Grows a volume, and its filesystem when it is mounted on this host.
 #[utoipa::path(post, path = "/v1/volumes/{pool}/{name}/resize", tag = "volumes",
-    params(("pool" = String, Path), ("name" = String, Path)), request_body = Resize,
+    params(("pool" = String, Path), ("name" = String, Path)), request_body = ResizeVolume,
     responses(
         (status = 200, body = Resized),
         (status = 400, body = ErrorBody),
@@ -716,13 +735,13 @@ pub struct Resized {
 async fn resize_volume(
     State(shared): State<Arc<Shared>>,
     Path((pool, name)): Path<(String, String)>,
-    body: Result<Json<Resize>, JsonRejection>,
+    body: Result<Json<ResizeVolume>, JsonRejection>,
 ) -> ApiResult<Json<Resized>> {
     let Json(req) = body?;
     let data = shared.layout.root.clone();
     let resized = on_ceph(&shared, move |rados| {
         let bytes = manage::parse_size(&req.size)?;
-        let notes = manage::resize(rados, &data, &pool, &name, bytes)?;
+        let notes = manage::resize(rados, &data, &pool, &name, bytes, req.over_commit)?;
         let volume = manage::info(rados, &data, &pool, &name)?;
         Ok(Resized { volume, notes })
     })

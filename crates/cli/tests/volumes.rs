@@ -396,6 +396,7 @@ fn volumes_on_real_ceph() {
 
     pools(&c, mnt.path());
     a_full_pool_is_named(&c, mnt.path());
+    a_writer_on_a_full_pool_gets_an_error(&c, mnt.path());
     the_listing_matches_librbd(&c);
     bench_scale_measures_and_cleans_up(&c);
 }
@@ -480,6 +481,143 @@ fn wait_pool_full(c: &TestCluster, present: bool) -> serde_json::Value {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// A mounted volume whose pool fills up: the writer gets an error in bounded time and can be killed,
+/// written data reads back, listings answer, and after the quota is raised the volume takes writes again.
+fn a_writer_on_a_full_pool_gets_an_error(c: &TestCluster, scratch: &Path) {
+    let file = scratch.join("tight.yaml");
+    let spec = |quota: &str| {
+        format!("apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {{name: tight}}\nspec:\n  failureDomain: osd\n  replicated: {{size: 1}}\n  quotas: {{maxSize: {quota}}}\n")
+    };
+    std::fs::write(&file, spec("128Mi")).unwrap();
+    c.ok(&["apply", "-f", file.to_str().unwrap()]);
+    refused(
+        c,
+        &["volume", "create", "tight/w", "--size", "200Mi"],
+        &["--size", "128Mi", "quota"],
+    );
+    // Over the quota on purpose: allowed, and `status` warns with the figures.
+    c.ok(&[
+        "volume",
+        "create",
+        "tight/oc",
+        "--size",
+        "200Mi",
+        "--over-commit",
+    ]);
+    let over = c.status()["ceph"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["code"] == "VOLUME_OVER_QUOTA")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        over["details"]
+            .to_string()
+            .contains("volume tight/oc is 200 MiB; the quota of pool tight is 128 MiB"),
+        "{over:#}"
+    );
+    c.ok(&["volume", "rm", "tight/oc"]);
+    c.ok(&["volume", "create", "tight/w", "--size", "128Mi"]);
+    let mnt = scratch.join("tight");
+    std::fs::create_dir_all(&mnt).unwrap();
+    c.ok(&["volume", "mount", "tight/w", mnt.to_str().unwrap()]);
+    let known = pseudo_random(7, 1 << 20);
+    std::fs::write(mnt.join("known"), &known).unwrap();
+    assert!(Command::new("sync").status().unwrap().success());
+    // Another client fills the pool to its quota.
+    let rados = c.rados();
+    let fillers = ["filler0", "filler1", "filler2", "filler3"];
+    for f in fillers {
+        rados
+            .ioctx("tight")
+            .unwrap()
+            .write_full(f, &vec![7u8; 31 << 20])
+            .unwrap();
+    }
+    let check = wait_pool_full(c, true);
+    assert!(
+        check["details"]
+            .to_string()
+            .contains("volumes in pool tight: w"),
+        "{check:#}"
+    );
+    let dd = |name: &str, count: &str, extra: &str| {
+        Command::new("dd")
+            .args([
+                "if=/dev/zero",
+                &format!("of={}", mnt.join(name).display()),
+                "bs=1M",
+                count,
+                extra,
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let started = Instant::now();
+    // More than the FUSE server's write-back cache takes in (48 MiB dirty).
+    let mut writer = dd("fill", "count=100", "oflag=direct");
+    let outcome = loop {
+        if let Some(status) = writer.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            // Unblock the writer before failing, so the cleanup can unmount.
+            let mut io = rados.ioctx("tight").unwrap();
+            io.fail_writes_when_full();
+            for f in fillers {
+                let _ = io.remove(f);
+            }
+            let log =
+                std::fs::read_to_string(c.dir.join("log/fuse.tight.w.log")).unwrap_or_default();
+            panic!("a writer on a full pool got no error within 30 s; FUSE server log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let said = text(&writer.wait_with_output().unwrap());
+    assert!(!outcome.success(), "dd succeeded on a full pool: {said}");
+    eprintln!(
+        "writer on a full pool: failed after {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        said.lines().next().unwrap_or("")
+    );
+    // A writer that is still waiting can be killed.
+    let mut other = dd("more", "count=100", "conv=fsync");
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = other.kill();
+    let killed = Instant::now();
+    while other.try_wait().unwrap().is_none() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "a writer on a full pool could not be killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read(mnt.join("known")).unwrap(), known);
+    let listed = json(&c.ok(&["volume", "list", "--pool", "tight", "-o", "json"]));
+    assert_eq!(listed[0]["name"], "w", "{listed:#}");
+    c.ok(&["volume", "info", "tight/w"]);
+    // Room again: the volume takes writes (ext4 turned read-only at the failed writes, so it is mounted
+    // again; a raw block volume goes on as it is).
+    std::fs::write(&file, spec("1Gi")).unwrap();
+    c.ok(&["apply", "-f", file.to_str().unwrap()]);
+    wait_pool_full(c, false);
+    c.ok(&["volume", "unmount", mnt.to_str().unwrap()]);
+    c.ok(&["volume", "mount", "tight/w", mnt.to_str().unwrap()]);
+    assert_eq!(std::fs::read(mnt.join("known")).unwrap(), known);
+    let again = dd("after", "count=8", "oflag=direct")
+        .wait_with_output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    c.ok(&["volume", "unmount", mnt.to_str().unwrap()]);
+    c.ok(&["volume", "rm", "tight/w"]);
+    for f in fillers {
+        rados.ioctx("tight").unwrap().remove(f).unwrap();
+    }
+    c.ok(&["delete", "-f", file.to_str().unwrap()]);
 }
 
 /// `volume list` reads images' objects instead of opening them: every field agrees with what librbd says

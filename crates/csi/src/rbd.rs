@@ -31,6 +31,8 @@ struct Params {
     fstype: String,
     features: u64,
     claim: Vec<(&'static str, String)>,
+    /// Sizes above the pool's quota are allowed (never above what its OSDs hold).
+    over_commit: bool,
 }
 
 fn params(
@@ -49,14 +51,20 @@ fn params(
                 | "mounter"
                 | "imageFormat"
                 | "dataPool"
+                | "overCommit"
         ) || k.starts_with("csi.storage.k8s.io/");
         if !known {
             return Err(Status::invalid_argument(format!(
-                "unknown parameter {k:?}; rookery's RBD driver takes clusterID, pool, dataPool, imageFeatures, mounter and csi.storage.k8s.io/fstype"
+                "unknown parameter {k:?}; rookery's RBD driver takes clusterID, pool, dataPool, imageFeatures, mounter, overCommit and csi.storage.k8s.io/fstype"
             )));
         }
         if k == "imageFormat" && v != "2" {
             return Err(Status::invalid_argument("imageFormat: only 2 is supported"));
+        }
+        if k == "overCommit" && !matches!(v.as_str(), "true" | "false") {
+            return Err(Status::invalid_argument(format!(
+                "overCommit: {v:?} is not \"true\" or \"false\""
+            )));
         }
     }
     if let Some(id) = p.get("clusterID") {
@@ -83,6 +91,7 @@ fn params(
             bits
         }
     };
+    let over_commit = p.get("overCommit").is_some_and(|v| v == "true");
     let mut fstype = p
         .get("csi.storage.k8s.io/fstype")
         .or_else(|| p.get("fsType"))
@@ -125,6 +134,7 @@ fn params(
             fstype: "none".into(),
             features,
             claim: claim_of(p),
+            over_commit,
         });
     }
     if !matches!(fstype.as_str(), "ext4" | "xfs") {
@@ -141,6 +151,7 @@ fn params(
         fstype,
         features,
         claim,
+        over_commit,
     })
 }
 
@@ -359,7 +370,7 @@ impl Rbd {
                 let now = image.size().map_err(|e| ceph_status(&e))?;
                 drop(image);
                 if now < size {
-                    manage::resize(&d.rados, &d.data_dir, &id.pool, &id.image, size)
+                    manage::resize(&d.rados, &d.data_dir, &id.pool, &id.image, size, false)
                         .map_err(volume_status)?;
                 }
                 now.max(size)
@@ -460,6 +471,7 @@ impl Backend for Rbd {
                     fs: &p.fstype,
                     features: p.features,
                     data_pool: None,
+                    over_commit: p.over_commit,
                 },
             ),
             Source::Snapshot(s) => manage::clone_volume(
@@ -613,7 +625,7 @@ impl Backend for Rbd {
 
     fn grow(&self, d: &Driver, id: &VolumeId, size: u64) -> Result<(), Status> {
         // Also grows this host's mounts of it at once; NodeExpandVolume then finds nothing left to do.
-        manage::resize(&d.rados, &d.data_dir, &id.pool, &id.image, size)
+        manage::resize(&d.rados, &d.data_dir, &id.pool, &id.image, size, false)
             .map(drop)
             .map_err(volume_status)
     }

@@ -137,6 +137,28 @@ pub struct CheckReport {
     pub details: Vec<String>,
 }
 
+/// rookery's own check (not Ceph's): volumes over-committed past their pool's quota.
+pub const OVER_QUOTA: &str = "VOLUME_OVER_QUOTA";
+
+/// The volumes of `pool` larger than its quota, each with the figures (headers read, no image opened).
+fn over_quota(r: &Rados, pool: &str, quota: u64) -> Vec<String> {
+    let Ok(io) = r.ioctx(pool) else {
+        return Vec::new();
+    };
+    rookery_ceph::rbd_objects::sizes(&io)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, size)| *size > quota)
+        .map(|(name, size)| {
+            format!(
+                "volume {pool}/{name} is {} MiB; the quota of pool {pool} is {} MiB",
+                size >> 20,
+                quota >> 20
+            )
+        })
+        .collect()
+}
+
 /// Checks whose summary names no pool or OSD ("1 pool(s) full"): their details are asked for.
 const DETAILED_CHECKS: &[&str] = &[
     "POOL_FULL",
@@ -248,6 +270,7 @@ pub fn explain(code: &str) -> &'static str {
         "TOO_FEW_OSDS" => "a pool wants more copies than there are OSDs; add OSDs (spec.storage.osdFiles.count) or lower the pool's replicated.size",
         "OSD_NEARFULL" | "OSD_FULL" | "OSD_BACKFILLFULL" => "an OSD is almost full; delete data or add OSDs",
         "POOL_NEARFULL" | "POOL_FULL" => "a pool (named below) is at or near its quota, or its OSDs are near full: writes to it stop when full; raise the quota (spec.quotas.maxSize), delete volumes or snapshots, or add OSDs",
+        OVER_QUOTA => "volumes (named below) were made larger than their pool's quota on purpose (--over-commit): writes to the pool stop once it reaches the quota, whichever volume writes; raise the quota (spec.quotas.maxSize) or shrink the plan",
         "MON_DISK_LOW" | "MON_DISK_CRIT" => "the filesystem of the data dir is almost full; free disk space",
         "SLOW_OPS" => "requests take longer than 30 s, usually a hung OSD or an overloaded disk",
         "RECENT_CRASH" => "a daemon crashed recently; the supervisor restarted it. Its log is in the data dir's log/ folder",
@@ -317,6 +340,21 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
                 .unwrap_or_default();
             c.details = detail_lines(&lines, &volumes_of);
         }
+    }
+    let over: Vec<String> = dump
+        .pools
+        .iter()
+        .filter(|p| p.quota_max_bytes > 0)
+        .flat_map(|p| over_quota(r, &p.pool_name, p.quota_max_bytes))
+        .collect();
+    if !over.is_empty() {
+        checks.push(CheckReport {
+            code: OVER_QUOTA.into(),
+            severity: "HEALTH_WARN".into(),
+            message: format!("{} volume(s) larger than their pool's quota", over.len()),
+            explanation: explain(OVER_QUOTA).to_string(),
+            details: over,
+        });
     }
     let osds = dump
         .osds

@@ -173,7 +173,7 @@ struct Conn {
     /// Requests read so far; the memory keeper looks for a pause in it.
     served: AtomicU64,
     stopping: AtomicBool,
-    /// Writes and flushes not answered yet, with when they were handed to librbd.
+    /// Writes, flushes and zeroings not answered yet, with when they were handed to librbd.
     unanswered: Mutex<HashMap<u64, Instant>>,
     /// The pool took no writes when last looked at: writes and flushes are answered ENOSPC at once.
     pool_full: AtomicBool,
@@ -263,6 +263,16 @@ fn finish(conn: &Conn, unique: u64, rv: isize, body: impl FnOnce(usize) -> Vec<u
         conn.reply(unique, 0, &body(rv.unsigned_abs()));
     }
     conn.inflight.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Completion of a request that changes the image (write, flush, zeroing): answered unless the full-pool
+/// watchdog answered it already.
+fn finish_change(conn: &Conn, unique: u64, rv: isize, body: impl FnOnce(usize) -> Vec<u8>) {
+    if conn.claim_answer(unique) {
+        finish(conn, unique, rv, body);
+    } else {
+        conn.inflight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Mounts `dir` as a FUSE file system served through `dev`.
@@ -399,7 +409,8 @@ fn pool_is_full(rados: &Rados, pool: &str) -> Option<bool> {
 
 /// On a full pool librbd holds writes until the pool has room again, and the writer above the loop device
 /// waits in the kernel where no signal reaches it. This watchdog bounds the wait: once a write has waited
-/// [`STUCK`] and the pool is full, waiting writes and flushes are answered ENOSPC, and so are new ones
+/// [`STUCK`] and the pool is full, waiting writes, flushes and zeroings (a loop device's write-zeroes,
+/// which ext4's lazy inode table init sends) are answered ENOSPC, and so are new ones
 /// until the pool has room again. What librbd still holds is written when room returns (the kernel was
 /// told those writes failed, so their blocks' contents are undefined until rewritten, as after any failed
 /// write). Reads are served throughout.
@@ -699,11 +710,7 @@ fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Optio
                 buf,
                 start..start + len,
                 Box::new(move |buf, rv| {
-                    if c.claim_answer(unique) {
-                        finish(&c, unique, rv, |_| Out::default().u32(len as u32).u32(0).0);
-                    } else {
-                        c.inflight.fetch_sub(1, Ordering::SeqCst);
-                    }
+                    finish_change(&c, unique, rv, |_| Out::default().u32(len as u32).u32(0).0);
                     if let Some(buf) = buf {
                         c.give_buf(buf);
                     }
@@ -720,11 +727,7 @@ fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Optio
             conn.submitted(unique);
             let c = conn.clone();
             image.flush(Box::new(move |_, rv| {
-                if c.claim_answer(unique) {
-                    finish(&c, unique, rv, |_| Vec::new())
-                } else {
-                    c.inflight.fetch_sub(1, Ordering::SeqCst);
-                }
+                finish_change(&c, unique, rv, |_| Vec::new())
             }));
         }
         op::FALLOCATE => {
@@ -740,17 +743,20 @@ fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Optio
             {
                 // Preallocation cannot be promised by a thin image, and the size is the image's.
                 conn.error(unique, libc::EOPNOTSUPP);
+            } else if conn.pool_full.load(Ordering::SeqCst) {
+                conn.error(unique, libc::ENOSPC);
             } else {
                 // Punching a hole must read back as zeroes (a loop device's write-zeroes becomes one),
                 // which librbd's write-zeroes guarantees and its discard does not for partial objects.
                 let size = image.size().unwrap_or(0);
                 let len = len.min(size.saturating_sub(offset));
                 conn.inflight.fetch_add(1, Ordering::SeqCst);
+                conn.submitted(unique);
                 let c = conn.clone();
                 image.write_zeroes(
                     offset,
                     usize::try_from(len).unwrap_or(usize::MAX),
-                    Box::new(move |_, rv| finish(&c, unique, rv, |_| Vec::new())),
+                    Box::new(move |_, rv| finish_change(&c, unique, rv, |_| Vec::new())),
                 );
             }
         }

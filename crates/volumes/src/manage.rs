@@ -125,15 +125,27 @@ struct Ceiling {
     bytes: u64,
     /// Its quota is below what its OSDs can hold.
     quota: bool,
+    /// What its OSDs can hold, over its copies.
+    capacity: u64,
 }
 
 impl Ceiling {
+    /// The ceiling a volume of `size` passes, if any: with `over_commit`, only the OSDs' capacity counts
+    /// (writes past the quota then stop when the pool fills).
+    fn refuses(&self, size: u64, over_commit: bool) -> bool {
+        if over_commit {
+            size > self.capacity
+        } else {
+            size > self.bytes
+        }
+    }
+
     /// The refusal of a volume of `size` bytes in `pool`, with the figures and the fix.
-    fn refusal(&self, pool: &str, size: u64) -> VolumeError {
-        let (why, fix) = if self.quota {
+    fn refusal(&self, pool: &str, size: u64, over_commit: bool) -> VolumeError {
+        let (why, fix) = if self.quota && !over_commit {
             (
                 "its quota",
-                "use a smaller size, or raise the pool's quota (spec.quotas.maxSize of its CephBlockPool)",
+                "use a smaller size, raise the pool's quota (spec.quotas.maxSize of its CephBlockPool), or over-commit on purpose (--over-commit; writes stop when the pool is full)",
             )
         } else {
             (
@@ -146,7 +158,11 @@ impl Ceiling {
             format!(
                 "{}: pool {pool} can never hold more than {} ({why}); {fix}",
                 human(size),
-                human(self.bytes)
+                human(if over_commit {
+                    self.capacity
+                } else {
+                    self.bytes
+                })
             ),
         )
     }
@@ -160,11 +176,13 @@ fn ceiling_of(total_bytes: u64, copies: u32, quota_bytes: u64) -> Ceiling {
         Ceiling {
             bytes: quota_bytes,
             quota: true,
+            capacity,
         }
     } else {
         Ceiling {
             bytes: capacity,
             quota: false,
+            capacity,
         }
     }
 }
@@ -228,6 +246,7 @@ pub fn create_in(
             fs,
             features: mapper::default_features(),
             data_pool,
+            over_commit: false,
         },
     )?;
     refuse_existing(made, pool, name)
@@ -243,7 +262,7 @@ pub enum Made {
     Existed,
 }
 
-fn refuse_existing(made: Made, pool: &str, name: &str) -> Result<(), VolumeError> {
+pub fn refuse_existing(made: Made, pool: &str, name: &str) -> Result<(), VolumeError> {
     match made {
         Made::Created { .. } => Ok(()),
         Made::Existed => Err(VolumeError::Exists(format!(
@@ -263,6 +282,8 @@ pub struct NewVolume<'a> {
     pub features: u64,
     /// An erasure-coded pool for the data.
     pub data_pool: Option<&'a str>,
+    /// Larger than the pool's quota on purpose (never larger than its OSDs can hold).
+    pub over_commit: bool,
 }
 
 /// Creates a volume with librbd's exclusive create: of two racing creates of one name, one makes it and
@@ -287,8 +308,8 @@ pub fn create_volume(rados: &Rados, v: &NewVolume) -> Result<Made, VolumeError> 
     }
     let io = open_pool(rados, pool)?;
     if let Some(ceiling) = pool_ceiling(rados, pool)? {
-        if size > ceiling.bytes {
-            return Err(ceiling.refusal(pool, size));
+        if ceiling.refuses(size, v.over_commit) {
+            return Err(ceiling.refusal(pool, size, v.over_commit));
         }
     }
     if let Some(dp) = v.data_pool {
@@ -525,6 +546,7 @@ pub fn resize(
     pool: &str,
     name: &str,
     size: u64,
+    over_commit: bool,
 ) -> Result<Vec<String>, VolumeError> {
     let io = open_pool(rados, pool)?;
     let image = open_image(&io, pool, name)?;
@@ -540,8 +562,8 @@ pub fn resize(
         return Ok(Vec::new());
     }
     if let Some(ceiling) = pool_ceiling(rados, pool)? {
-        if size > ceiling.bytes {
-            return Err(ceiling.refusal(pool, size));
+        if ceiling.refuses(size, over_commit) {
+            return Err(ceiling.refusal(pool, size, over_commit));
         }
     }
     image.resize(size)?;
@@ -933,32 +955,45 @@ mod tests {
             c,
             Ceiling {
                 bytes: 256 << 20,
-                quota: true
+                quota: true,
+                capacity: 10 * gib,
             }
         );
-        let said = c.refusal("replicapool", gib).to_string();
+        assert!(c.refuses(gib, false));
+        let said = c.refusal("replicapool", gib, false).to_string();
         assert!(
             said.contains("1Gi: pool replicapool can never hold more than 256Mi (its quota)"),
             "{said}"
         );
         assert!(said.contains("spec.quotas.maxSize"), "{said}");
+        assert!(said.contains("--over-commit"), "{said}");
+        // Over-committed on purpose: past the quota, never past the OSDs.
+        assert!(!c.refuses(gib, true));
+        assert!(c.refuses(11 * gib, true));
+        let said = c.refusal("replicapool", 11 * gib, true).to_string();
+        assert!(
+            said.contains("more than 10Gi (its OSDs' capacity"),
+            "{said}"
+        );
         // No quota, or one above the capacity: the capacity.
         assert_eq!(
             ceiling_of(30 * gib, 3, 0),
             Ceiling {
                 bytes: 10 * gib,
-                quota: false
+                quota: false,
+                capacity: 10 * gib,
             }
         );
         assert_eq!(
             ceiling_of(30 * gib, 3, 40 * gib),
             Ceiling {
                 bytes: 10 * gib,
-                quota: false
+                quota: false,
+                capacity: 10 * gib,
             }
         );
         assert!(ceiling_of(30 * gib, 3, 0)
-            .refusal("p", 11 * gib)
+            .refusal("p", 11 * gib, false)
             .to_string()
             .contains("add OSDs"));
     }

@@ -13,7 +13,7 @@ use rookery_volumes::{MountRequest, VolumeError};
 
 use crate::api::{self, Body, Client, Refusal};
 use crate::control::{
-    CloneVolume, CreateSnapshot, CreateVolume, ErrorBody, Resize, Resized, SnapshotCreated,
+    CloneVolume, CreateSnapshot, CreateVolume, ErrorBody, ResizeVolume, Resized, SnapshotCreated,
 };
 use crate::{CmdResult, Failure, Output};
 
@@ -43,6 +43,10 @@ pub enum VolumeCommand {
         /// Keep the data in this erasure-coded pool (the volume's metadata stays in --pool).
         #[arg(long)]
         data_pool: Option<String>,
+        /// Allow a size above the pool's quota (never above what its OSDs can hold): writes stop when
+        /// the pool is full, and `rookery status` warns.
+        #[arg(long)]
+        over_commit: bool,
     },
     /// List volumes with size, usage, snapshots and where they are mounted.
     ///
@@ -59,6 +63,9 @@ pub enum VolumeCommand {
         name: String,
         #[arg(long)]
         size: String,
+        /// Allow a size above the pool's quota (never above what its OSDs can hold).
+        #[arg(long)]
+        over_commit: bool,
     },
     /// Snapshots of a volume.
     ///
@@ -213,6 +220,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
             size,
             fs,
             data_pool,
+            over_commit,
         } => {
             let (pool, name) = split(p, name)?;
             let req = CreateVolume {
@@ -221,6 +229,7 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
                 size: size.clone(),
                 fs: fs.clone(),
                 data_pool: data_pool.clone(),
+                over_commit: *over_commit,
             };
             let info: VolumeInfo = client
                 .send(
@@ -262,9 +271,16 @@ pub fn run(layout: &Layout, args: &VolumeArgs, output: Output) -> CmdResult {
                 }
             }
         }
-        VolumeCommand::Resize { name, size } => {
+        VolumeCommand::Resize {
+            name,
+            size,
+            over_commit,
+        } => {
             let (pool, name) = split(p, name)?;
-            let req = Resize { size: size.clone() };
+            let req = ResizeVolume {
+                size: size.clone(),
+                over_commit: *over_commit,
+            };
             let resized: Resized = client
                 .send(
                     "POST",
