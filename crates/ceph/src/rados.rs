@@ -500,8 +500,12 @@ impl IoCtx<'_> {
             return Err(CephError::call(what, -libc::ENOMEM, oid));
         }
         add(op);
+        // LIBRADOS_OPERATION_FULL_TRY: on a full pool, fail at once (EDQUOT/ENOSPC) rather than wait for
+        // room until the op times out; these small records are never worth a 10 s stall.
+        const FULL_TRY: i32 = 64;
         // SAFETY: op and io are live; no mtime (the OSD's clock).
-        let rc = unsafe { (api.write_op_operate)(op, self.io, o.as_ptr(), ptr::null_mut(), 0) };
+        let rc =
+            unsafe { (api.write_op_operate)(op, self.io, o.as_ptr(), ptr::null_mut(), FULL_TRY) };
         // SAFETY: created above, released once after the synchronous operate returned.
         unsafe { (api.release_write_op)(op) };
         if rc < 0 {

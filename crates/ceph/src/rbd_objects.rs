@@ -15,6 +15,8 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::object_reads::{ObjectRead, ObjectReply};
 use crate::rbd::features;
 use crate::{CephError, IoCtx};
@@ -29,7 +31,7 @@ const FLAGS_MAP_INVALID: u64 = 0b11;
 const NO_SNAP: u64 = u64::MAX - 1;
 
 /// One image as its objects describe it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRecord {
     pub name: String,
     pub id: String,
@@ -44,7 +46,7 @@ pub struct ImageRecord {
     pub metadata: HashMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotRecord {
     pub id: u64,
     pub name: String,
@@ -52,7 +54,7 @@ pub struct SnapshotRecord {
 }
 
 /// Where a clone's data comes from, as ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParentRef {
     pub pool_id: i64,
     pub namespace: String,
@@ -287,7 +289,7 @@ impl ImageRecord {
 const MAP_HEADER: usize = 4 + 14;
 
 /// A listed image and the bytes it holds (None when only opening it can tell).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Listed {
     pub record: ImageRecord,
     pub used: Option<u64>,

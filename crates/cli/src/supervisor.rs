@@ -148,6 +148,14 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
             .spawn(move || purge_loop(&shared))?
     };
 
+    // Keeps the pools' volume indexes fresh, so `volume list` reads one object instead of every image.
+    let indexer = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("volume-index".into())
+            .spawn(move || index_loop(&shared))?
+    };
+
     let reconcile = {
         let shared = shared.clone();
         let source = SpecFile::new(layout.clone(), spec_text.clone());
@@ -176,6 +184,7 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
     let _ = reconcile.join();
     let _ = ticker.join();
     let _ = purger.join();
+    let _ = indexer.join();
     let _ = std::fs::remove_file(layout.socket());
     let _ = std::fs::remove_file(layout.supervisor_pid());
     tracing::info!("supervisor stopped");
@@ -271,6 +280,44 @@ fn purge_loop(shared: &Shared) {
     if let Some(mut c) = child {
         let _ = c.kill();
         let _ = c.wait();
+    }
+}
+
+/// Every 30 s, re-reads the image entries of each RBD pool's volume index that are getting old
+/// (`volumes::index::REFRESH_AFTER`), so a listing finds them fresh; a pass at rest costs two reads per
+/// pool.
+fn index_loop(shared: &Shared) {
+    let mut next = Instant::now() + Duration::from_secs(10);
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(200));
+        if Instant::now() < next {
+            continue;
+        }
+        next = Instant::now() + Duration::from_secs(30);
+        let Some(rados) = lock(&shared.snapshot).rados.clone() else {
+            continue;
+        };
+        let Ok(dump) = rookery_ceph::commands::osd::dump(&rados) else {
+            continue;
+        };
+        for pool in dump
+            .pools
+            .iter()
+            .filter(|p| p.application_metadata.contains_key("rbd"))
+        {
+            if shared.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            match rookery_volumes::manage::refresh_index(&rados, &pool.pool_name) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(pool = %pool.pool_name, images = n, "volume index refreshed")
+                }
+                Err(e) => {
+                    tracing::debug!(pool = %pool.pool_name, error = %e, "volume index not refreshed")
+                }
+            }
+        }
     }
 }
 

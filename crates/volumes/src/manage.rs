@@ -335,6 +335,7 @@ pub fn create_volume(rados: &Rados, v: &NewVolume) -> Result<Made, VolumeError> 
     if fs != "ext4" {
         Image::open(&io, name)?.metadata_set(META_FS, fs)?;
     }
+    record_now(&io, name);
     Ok(Made::Created { size })
 }
 
@@ -479,6 +480,100 @@ fn mounts_here(data_dir: &Path) -> Vec<MountRecord> {
     Records::open(data_dir).map(|r| r.list).unwrap_or_default()
 }
 
+/// Reads images from their objects, measures those without a usable object map (opened read-only), and
+/// records them in the pool's index.
+fn read_and_record(
+    io: &IoCtx,
+    names: &[(String, String)],
+) -> Result<Vec<rbd_objects::Listed>, VolumeError> {
+    let mut listed = rbd_objects::read_images(io, names)?;
+    for l in listed.iter_mut().filter(|l| l.used.is_none()) {
+        match Image::open_read_only(io, &l.record.name) {
+            Ok(image) => l.used = Some(image.used_bytes()?),
+            Err(e) if e.errno() == Some(-libc::ENOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Recording only makes the next listing faster: a full pool refuses it, which costs nothing else.
+    if let Err(e) = index::store_images(io, &listed) {
+        tracing::debug!(error = %e, "the images read were not recorded in the pool's index");
+    }
+    Ok(listed)
+}
+
+/// Each named image (name, id) as the pool's index has it when its entry is of that image and younger
+/// than `max_age`, else read again and recorded. Returns them in the order given (those removed meanwhile
+/// left out) and how many were read again.
+fn current(
+    io: &IoCtx,
+    names: &[(String, String)],
+    index: &PoolIndex,
+    max_age: Duration,
+) -> Result<(Vec<rbd_objects::Listed>, usize), VolumeError> {
+    let now = index::now_unix();
+    let stale: Vec<(String, String)> = names
+        .iter()
+        .filter(|(name, id)| {
+            !index
+                .images
+                .get(name)
+                .is_some_and(|c| c.listed.record.id == *id && c.age(now) < max_age)
+        })
+        .cloned()
+        .collect();
+    let stale_names: std::collections::HashSet<&str> =
+        stale.iter().map(|(n, _)| n.as_str()).collect();
+    let mut read: HashMap<String, rbd_objects::Listed> = read_and_record(io, &stale)?
+        .into_iter()
+        .map(|l| (l.record.name.clone(), l))
+        .collect();
+    let listed = names
+        .iter()
+        .filter_map(|(name, _)| {
+            // A stale entry read again is replaced; one that vanished meanwhile is left out.
+            if stale_names.contains(name.as_str()) {
+                read.remove(name)
+            } else {
+                index.images.get(name).map(|c| c.listed.clone())
+            }
+        })
+        .collect();
+    Ok((listed, stale.len()))
+}
+
+/// Re-reads the pool index's image entries that are [`index::REFRESH_AFTER`] old (and those missing),
+/// and drops entries of images that are gone: run in the background so listings find them fresh.
+/// Returns how many images were read.
+pub fn refresh_index(rados: &Rados, pool: &str) -> Result<usize, VolumeError> {
+    let io = open_pool(rados, pool)?;
+    let names = rbd_objects::directory(&io, "")?;
+    let index = index::read(&io)?;
+    let (_, read) = current(&io, &names, &index, index::REFRESH_AFTER)?;
+    let here: std::collections::HashSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    let gone: Vec<&str> = index
+        .images
+        .keys()
+        .map(String::as_str)
+        .filter(|n| !here.contains(n))
+        .collect();
+    index::forget_images(&io, &gone)?;
+    Ok(read)
+}
+
+/// Records the image of volume `name` as it is now (after a change rookery made); a failure only makes
+/// the next listing read it itself.
+fn record_now(io: &IoCtx, name: &str) {
+    let recorded = rbd_objects::image_id(io, name)
+        .map_err(VolumeError::from)
+        .and_then(|id| match id {
+            Some(id) => read_and_record(io, &[(name.to_string(), id)]).map(drop),
+            None => Ok(()),
+        });
+    if let Err(e) = recorded {
+        tracing::debug!(volume = name, error = %e, "not recorded in the pool's index");
+    }
+}
+
 /// One volume, read without opening its image (so it answers on a full pool too).
 pub fn info(
     rados: &Rados,
@@ -493,7 +588,7 @@ pub fn info(
         ))
     };
     let id = rbd_objects::image_id(&io, name)?.ok_or_else(not_found)?;
-    let listed = rbd_objects::read_images(&io, &[(name.to_string(), id)])?;
+    let listed = read_and_record(&io, &[(name.to_string(), id)])?;
     let one = listed.first().ok_or_else(not_found)?;
     let mut index = PoolIndex::default();
     index.holders.insert(
@@ -520,8 +615,9 @@ pub fn info(
 /// from the pool's index, never an image opened (except to measure one without a usable object map).
 pub fn list(rados: &Rados, data_dir: &Path, pool: &str) -> Result<Vec<VolumeInfo>, VolumeError> {
     let io = open_pool(rados, pool)?;
-    let listed = rbd_objects::list(&io)?;
+    let names = rbd_objects::directory(&io, "")?;
     let index = index::read(&io)?;
+    let (listed, _) = current(&io, &names, &index, index::MAX_AGE)?;
     let mounts = mounts_here(data_dir);
     let view = PoolView {
         rados,
@@ -567,6 +663,7 @@ pub fn resize(
         }
     }
     image.resize(size)?;
+    record_now(&io, name);
     let mut notes = Vec::new();
     for m in mounts_here(data_dir)
         .iter()
@@ -610,6 +707,7 @@ pub fn snapshot_create(
         )));
     }
     image.snapshot_create(snap)?;
+    record_now(&io, name);
     Ok(())
 }
 
@@ -632,6 +730,7 @@ pub fn snapshot_remove(
         )));
     }
     image.snapshot_remove(snap)?;
+    record_now(&io, name);
     Ok(())
 }
 
@@ -738,6 +837,12 @@ pub fn clone_volume(rados: &Rados, c: &NewClone) -> Result<Made, VolumeError> {
         // The clone is flattened (or failed): nothing depends on the snapshot any more.
         let _ = image.snapshot_remove(snap);
     }
+    record_now(&src_io, src);
+    if matches!(made, Ok(Made::Created { .. })) {
+        if let Ok(io) = open_pool(rados, c.pool) {
+            record_now(&io, c.name);
+        }
+    }
     made
 }
 
@@ -780,6 +885,7 @@ pub fn flatten(rados: &Rados, pool: &str, name: &str) -> Result<(), VolumeError>
         )));
     }
     image.flatten()?;
+    record_now(&io, name);
     Ok(())
 }
 

@@ -66,6 +66,7 @@ pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
             for (label, key) in [
                 ("volume list", "volumeListSecs"),
                 ("volume list -o json", "volumeListJsonSecs"),
+                ("  index cold (reads all)", "volumeListColdSecs"),
                 ("CSI ListVolumes (paged)", "csiListVolumesSecs"),
                 ("get pools", "getPoolsSecs"),
             ] {
@@ -183,6 +184,12 @@ fn measure(layout: &Layout, served: &ServedDriver, rbd: &Path, count: usize) -> 
         &me,
         &["--data-dir", &data_dir, "-o", "json", "get", "pools"],
     )?;
+    // The pool's index forgets every image: the next listing reads them all from their objects.
+    forget_indexed_images(layout)?;
+    let list_cold = timed(
+        &me,
+        &["--data-dir", &data_dir, "-o", "json", "volume", "list"],
+    )?;
     let after = supervisor_mib();
     let (csi_secs, pages, entries) = served.rt.block_on(list_every_page(served.socket.clone()))?;
     if entries < count {
@@ -196,11 +203,21 @@ fn measure(layout: &Layout, served: &ServedDriver, rbd: &Path, count: usize) -> 
         "rbdLsLongSecs": base,
         "volumeListSecs": list,
         "volumeListJsonSecs": list_json,
+        "volumeListColdSecs": list_cold,
         "csiListVolumesSecs": csi_secs,
         "csiPages": pages,
         "getPoolsSecs": pools,
         "supervisorMiB": {"before": before, "after": after},
     }))
+}
+
+fn forget_indexed_images(layout: &Layout) -> Result<()> {
+    let rados = rookery_ceph::Rados::connect(&layout.conf(), "admin", Duration::from_secs(10))?;
+    let io = rados.ioctx(POOL)?;
+    let index = rookery_volumes::index::read(&io)?;
+    let names: Vec<&str> = index.images.keys().map(String::as_str).collect();
+    rookery_volumes::index::forget_images(&io, &names)?;
+    Ok(())
 }
 
 /// Every page of ListVolumes, as external-provisioner asks: seconds, pages, entries.
