@@ -295,12 +295,6 @@ pub struct Listed {
     pub used: Option<u64>,
 }
 
-/// Every image of the pool, in name order, in a few round trips per thousand images. Images removed while
-/// the listing runs are left out.
-pub fn list(io: &IoCtx) -> Result<Vec<Listed>, CephError> {
-    read_images(io, &directory(io, "")?)
-}
-
 /// (name, size) of every image of the pool: the directory and one small read per image.
 pub fn sizes(io: &IoCtx) -> Result<Vec<(String, u64)>, CephError> {
     let names = directory(io, "")?;

@@ -510,17 +510,7 @@ fn current(
     index: &PoolIndex,
     max_age: Duration,
 ) -> Result<(Vec<rbd_objects::Listed>, usize), VolumeError> {
-    let now = index::now_unix();
-    let stale: Vec<(String, String)> = names
-        .iter()
-        .filter(|(name, id)| {
-            !index
-                .images
-                .get(name)
-                .is_some_and(|c| c.listed.record.id == *id && c.age(now) < max_age)
-        })
-        .cloned()
-        .collect();
+    let stale = stale_of(names, index, index::now_unix(), max_age);
     let stale_names: std::collections::HashSet<&str> =
         stale.iter().map(|(n, _)| n.as_str()).collect();
     let mut read: HashMap<String, rbd_objects::Listed> = read_and_record(io, &stale)?
@@ -539,6 +529,25 @@ fn current(
         })
         .collect();
     Ok((listed, stale.len()))
+}
+
+/// The images (name, id) whose index entry is missing, of another image of that name, or `max_age` old.
+fn stale_of(
+    names: &[(String, String)],
+    index: &PoolIndex,
+    now_unix: u64,
+    max_age: Duration,
+) -> Vec<(String, String)> {
+    names
+        .iter()
+        .filter(|(name, id)| {
+            !index
+                .images
+                .get(name)
+                .is_some_and(|c| c.listed.record.id == *id && c.age(now_unix) < max_age)
+        })
+        .cloned()
+        .collect()
 }
 
 /// Re-reads the pool index's image entries that are [`index::REFRESH_AFTER`] old (and those missing),
@@ -1051,6 +1060,45 @@ pub fn purge(rados: &Rados, t: &Trashed) -> Result<(), VolumeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_entries_are_read_again_when_missing_replaced_or_old() {
+        let entry = |id: &str, read_unix: u64| index::Catalogued {
+            listed: rbd_objects::Listed {
+                record: rbd_objects::ImageRecord {
+                    name: String::new(),
+                    id: id.into(),
+                    size: 1,
+                    order: 22,
+                    features: 0,
+                    flags: 0,
+                    snapshots: Vec::new(),
+                    parent: None,
+                    metadata: HashMap::new(),
+                },
+                used: Some(0),
+            },
+            read_unix,
+        };
+        let mut index = PoolIndex::default();
+        index.images.insert("fresh".into(), entry("1", 1000));
+        index.images.insert("old".into(), entry("2", 700));
+        index.images.insert("replaced".into(), entry("3", 1000));
+        let names: Vec<(String, String)> = [
+            ("fresh", "1"),
+            ("old", "2"),
+            ("replaced", "9"),
+            ("new", "4"),
+        ]
+        .iter()
+        .map(|(n, i)| (n.to_string(), i.to_string()))
+        .collect();
+        let stale: Vec<String> = stale_of(&names, &index, 1060, Duration::from_secs(180))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(stale, ["old", "replaced", "new"]);
+    }
 
     #[test]
     fn a_quota_below_the_capacity_is_the_ceiling_and_named() {
