@@ -558,7 +558,8 @@ impl Backend for Rbd {
     }
 
     fn describe(&self, d: &Driver, ids: &[VolumeId]) -> Result<Vec<pb::Volume>, Status> {
-        // The images' headers, read many at once per pool: no image is opened.
+        // From the pools' volume indexes (images read many at once where an entry is missing or old): no
+        // image is opened.
         let pools: std::collections::BTreeSet<&str> =
             ids.iter().map(|id| id.pool.as_str()).collect();
         let mut found: HashMap<(String, String), pb::Volume> = HashMap::new();
@@ -577,7 +578,7 @@ impl Backend for Rbd {
                         .map(|rid| (id.image.clone(), rid.clone()))
                 })
                 .collect();
-            for l in rbd_objects::read_images(&io, &wanted).map_err(|e| ceph_status(&e))? {
+            for l in manage::current_images(&io, &wanted).map_err(volume_status)? {
                 let id = VolumeId {
                     pool: pool.to_string(),
                     image: l.record.name.clone(),

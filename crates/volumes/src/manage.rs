@@ -550,6 +550,16 @@ fn stale_of(
         .collect()
 }
 
+/// The named images (name, id) of a pool as a listing shows them: from the pool's index when fresh
+/// (see [`index::MAX_AGE`]), else read from their objects (and recorded).
+pub fn current_images(
+    io: &IoCtx,
+    names: &[(String, String)],
+) -> Result<Vec<rbd_objects::Listed>, VolumeError> {
+    let index = index::read(io)?;
+    Ok(current(io, names, &index, index::MAX_AGE)?.0)
+}
+
 /// Re-reads the pool index's image entries that are [`index::REFRESH_AFTER`] old (and those missing),
 /// and drops entries of images that are gone: run in the background so listings find them fresh.
 /// Returns how many images were read.
