@@ -123,6 +123,20 @@ impl IoCtx<'_> {
             .unwrap_or_else(|| Err(CephError::call("read object", -libc::EIO, &read.oid)))
     }
 
+    /// The omap value of `key` in `oid`, if both exist.
+    pub fn omap_get(&self, oid: &str, key: &str) -> Result<Option<Vec<u8>>, CephError> {
+        // Keys come sorted, so the first one under the prefix `key` is `key` itself when it is there.
+        let mut read = ObjectRead::omap(oid, key);
+        if let Some(range) = read.omap.as_mut() {
+            range.max = 1;
+        }
+        match self.read_one(&read) {
+            Ok(r) => Ok(r.omap.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)),
+            Err(e) if e.errno() == Some(-libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every omap value of `oid` under `prefix`, page after page.
     pub fn omap_all(&self, oid: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, CephError> {
         let mut all = Vec::new();

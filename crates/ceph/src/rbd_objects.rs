@@ -368,44 +368,19 @@ pub fn read_images(io: &IoCtx, names: &[(String, String)]) -> Result<Vec<Listed>
 
 /// The id of image `name`, if the pool has it.
 pub fn image_id(io: &IoCtx, name: &str) -> Result<Option<String>, CephError> {
-    let key = format!("{NAME_PREFIX}{name}");
-    let mut read = ObjectRead::omap(DIRECTORY, &key);
-    if let Some(range) = read.omap.as_mut() {
-        range.max = 1;
-    }
-    let reply = match io.read_one(&read) {
-        Ok(r) => r,
-        Err(e) if e.errno() == Some(-libc::ENOENT) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let found = reply.omap.into_iter().find(|(k, _)| *k == key);
-    Ok(match found {
-        Some(entry) => directory_entries(std::slice::from_ref(&entry))
-            .map_err(format_error)?
-            .pop()
-            .map(|(_, id)| id),
-        None => None,
-    })
+    directory_string(io, &format!("{NAME_PREFIX}{name}"))
 }
 
 /// The name of the image with `id`, if the pool has it.
 pub fn image_name(io: &IoCtx, id: &str) -> Result<Option<String>, CephError> {
-    let key = format!("id_{id}");
-    let mut read = ObjectRead::omap(DIRECTORY, &key);
-    if let Some(range) = read.omap.as_mut() {
-        range.max = 1;
-    }
-    let reply = match io.read_one(&read) {
-        Ok(r) => r,
-        Err(e) if e.errno() == Some(-libc::ENOENT) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    match reply.omap.into_iter().find(|(k, _)| *k == key) {
-        Some((_, v)) => Ok(Some(
-            Decoder::new(&v, DIRECTORY).string().map_err(format_error)?,
-        )),
-        None => Ok(None),
-    }
+    directory_string(io, &format!("id_{id}"))
+}
+
+/// A directory entry's value (a length-prefixed string), if the key is there.
+fn directory_string(io: &IoCtx, key: &str) -> Result<Option<String>, CephError> {
+    io.omap_get(DIRECTORY, key)?
+        .map(|v| Decoder::new(&v, DIRECTORY).string().map_err(format_error))
+        .transpose()
 }
 
 fn format_error(e: FormatError) -> CephError {

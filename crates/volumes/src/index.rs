@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rookery_ceph::object_reads::ObjectRead;
 use rookery_ceph::rbd_objects::Listed;
 use rookery_ceph::IoCtx;
 use serde::{Deserialize, Serialize};
@@ -86,15 +85,7 @@ pub fn read(io: &IoCtx) -> Result<PoolIndex, VolumeError> {
 
 /// The value of one key, if set.
 fn get(io: &IoCtx, key: &str) -> Result<Option<Vec<u8>>, VolumeError> {
-    let mut read = ObjectRead::omap(OBJECT, key);
-    if let Some(range) = read.omap.as_mut() {
-        range.max = 1;
-    }
-    match io.read_one(&read) {
-        Ok(r) => Ok(r.omap.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)),
-        Err(e) if e.errno() == Some(-libc::ENOENT) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(io.omap_get(OBJECT, key)?)
 }
 
 /// The holder record of `volume` as stored (None: never recorded here).
