@@ -408,7 +408,6 @@ impl ParentNames {
 /// What a listing of one pool has read: the images' objects, the pool's index and this host's records.
 struct PoolView<'a> {
     rados: &'a Rados,
-    io: &'a IoCtx<'a>,
     pool: &'a str,
     all: &'a [rbd_objects::Listed],
     index: &'a PoolIndex,
@@ -423,22 +422,15 @@ fn volume_of(
 ) -> Result<VolumeInfo, VolumeError> {
     let PoolView {
         rados,
-        io,
         pool,
         all,
         index,
         mounts,
     } = *view;
     let r = &listed.record;
-    let used_bytes = match listed.used {
-        Some(u) => u,
-        // Without a usable object map only librbd can tell (it reads every object's state).
-        None => match Image::open_read_only(io, &r.name) {
-            Ok(image) => image.used_bytes()?,
-            Err(e) if e.errno() == Some(-libc::ENOENT) => 0,
-            Err(e) => return Err(e.into()),
-        },
-    };
+    // `read_and_record` measured every image without a usable object map; one still unmeasured vanished
+    // while it was read.
+    let used_bytes = listed.used.unwrap_or(0);
     let parent = match &r.parent {
         Some(p) => Some(parents.describe(rados, all, p)?),
         None => None,
@@ -621,7 +613,6 @@ pub fn info(
     let mounts = mounts_here(data_dir);
     let view = PoolView {
         rados,
-        io: &io,
         pool,
         all: &listed,
         index: &index,
@@ -640,7 +631,6 @@ pub fn list(rados: &Rados, data_dir: &Path, pool: &str) -> Result<Vec<VolumeInfo
     let mounts = mounts_here(data_dir);
     let view = PoolView {
         rados,
-        io: &io,
         pool,
         all: &listed,
         index: &index,
