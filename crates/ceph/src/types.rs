@@ -77,6 +77,17 @@ pub struct PgMapSummary {
     pub bytes_used: u64,
     pub bytes_avail: u64,
     pub bytes_total: u64,
+    /// Client I/O over the last few seconds (absent, so zero, while idle).
+    pub read_bytes_sec: u64,
+    pub write_bytes_sec: u64,
+    pub read_op_per_sec: u64,
+    pub write_op_per_sec: u64,
+    /// Recovery: object copies missing or misplaced, and how fast they are being made (absent while
+    /// everything is clean).
+    pub degraded_objects: u64,
+    pub misplaced_objects: u64,
+    pub recovering_objects_per_sec: u64,
+    pub recovering_bytes_per_sec: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -319,7 +330,15 @@ pub struct DfPoolStats {
     pub objects: u64,
     pub bytes_used: u64,
     pub max_avail: u64,
+    /// Fraction (0 to 1) of what the pool can hold that is used.
     pub percent_used: f64,
+    /// 0 when the pool has no quota.
+    pub quota_bytes: u64,
+    /// Client reads and writes since the pool was made (`df detail` only).
+    pub rd: u64,
+    pub rd_bytes: u64,
+    pub wr: u64,
+    pub wr_bytes: u64,
 }
 
 /// One entry of `osd crush rule dump`.

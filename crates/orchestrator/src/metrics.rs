@@ -422,8 +422,153 @@ impl Collector for CephCollector {
             "Bytes each pool can still take (after its copies), as Ceph estimates it",
             bytes,
             c.pools.iter().map(|p| (pool(p), p.max_avail_bytes)),
-        )
+        )?;
+        gauges(
+            &mut encoder,
+            "ceph_pool_used_ratio",
+            "How full each pool is, 0 to 1: of its quota when that is the nearer limit, else of what its OSDs can hold",
+            None,
+            c.pools.iter().map(|p| (pool(p), p.used_ratio)),
+        )?;
+        gauges(
+            &mut encoder,
+            "ceph_pool_quota",
+            "Each pool's quota (0: none)",
+            bytes,
+            c.pools.iter().map(|p| (pool(p), p.quota_bytes)),
+        )?;
+        pool_counter(
+            &mut encoder,
+            "ceph_pool_read_ops",
+            "Client read operations on each pool since it was made",
+            None,
+            c.pools.iter().map(|p| (pool(p), p.io.read_ops)),
+        )?;
+        pool_counter(
+            &mut encoder,
+            "ceph_pool_read",
+            "Bytes clients read from each pool since it was made",
+            bytes,
+            c.pools.iter().map(|p| (pool(p), p.io.read_bytes)),
+        )?;
+        pool_counter(
+            &mut encoder,
+            "ceph_pool_write_ops",
+            "Client write operations on each pool since it was made",
+            None,
+            c.pools.iter().map(|p| (pool(p), p.io.write_ops)),
+        )?;
+        pool_counter(
+            &mut encoder,
+            "ceph_pool_written",
+            "Bytes clients wrote to each pool since it was made",
+            bytes,
+            c.pools.iter().map(|p| (pool(p), p.io.write_bytes)),
+        )?;
+        let osd = |o: &crate::report::OsdReport| {
+            [
+                ("daemon", format!("osd.{}", o.id)),
+                ("host", o.host.clone()),
+            ]
+        };
+        gauges(
+            &mut encoder,
+            "ceph_osd_up",
+            "1 when the OSD map has the OSD up (answering its peers)",
+            None,
+            c.osds.iter().map(|o| (osd(o), i64::from(o.up))),
+        )?;
+        gauges(
+            &mut encoder,
+            "ceph_osd_in",
+            "1 when the OSD map has the OSD in (given data to hold)",
+            None,
+            c.osds.iter().map(|o| (osd(o), i64::from(o.in_))),
+        )?;
+        gauges(
+            &mut encoder,
+            "ceph_osd_size",
+            "Each OSD's capacity",
+            bytes,
+            c.osds.iter().map(|o| (osd(o), o.size_bytes)),
+        )?;
+        gauges(
+            &mut encoder,
+            "ceph_osd_used",
+            "Bytes used on each OSD",
+            bytes,
+            c.osds.iter().map(|o| (osd(o), o.used_bytes)),
+        )?;
+        let a = &c.activity;
+        for (name, help, unit, value) in [
+            (
+                "ceph_client_read_bytes_per_second",
+                "Bytes clients read per second, over the mgr's last few seconds",
+                None,
+                a.read_bytes_per_sec,
+            ),
+            (
+                "ceph_client_written_bytes_per_second",
+                "Bytes clients wrote per second, over the mgr's last few seconds",
+                None,
+                a.write_bytes_per_sec,
+            ),
+            (
+                "ceph_client_read_ops_per_second",
+                "Client read operations per second, over the mgr's last few seconds",
+                None,
+                a.read_ops_per_sec,
+            ),
+            (
+                "ceph_client_write_ops_per_second",
+                "Client write operations per second, over the mgr's last few seconds",
+                None,
+                a.write_ops_per_sec,
+            ),
+            (
+                "ceph_objects_degraded",
+                "Object copies missing (fewer copies than the pool wants); 0 when all is clean",
+                None,
+                a.degraded_objects,
+            ),
+            (
+                "ceph_objects_misplaced",
+                "Object copies on OSDs other than where they belong; 0 when all is clean",
+                None,
+                a.misplaced_objects,
+            ),
+            (
+                "ceph_recovery_objects_per_second",
+                "Objects recovered per second while the cluster heals",
+                None,
+                a.recovering_objects_per_sec,
+            ),
+            (
+                "ceph_recovery_bytes_per_second",
+                "Bytes recovered per second while the cluster heals",
+                None,
+                a.recovering_bytes_per_sec,
+            ),
+        ] {
+            gauge(&mut encoder, name, help, unit, value)?;
+        }
+        Ok(())
     }
+}
+
+/// One counter family of per-pool totals Ceph keeps.
+fn pool_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    values: impl IntoIterator<Item = ([(&'static str, String); 1], u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Counter)?;
+    for (labels, value) in values {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -574,6 +719,8 @@ mod tests {
                     id,
                     up: id != 1,
                     in_: true,
+                    host: "h".into(),
+                    size_bytes: 100,
                     ..Default::default()
                 })
                 .collect();
@@ -587,8 +734,17 @@ mod tests {
                 stored_bytes: 10,
                 objects: 2,
                 max_avail_bytes: 90,
+                used_ratio: 0.1,
+                quota_bytes: 100,
+                io: crate::report::IoCounts {
+                    read_ops: 3,
+                    read_bytes: 4096,
+                    write_ops: 5,
+                    write_bytes: 8192,
+                },
                 ..Default::default()
             }];
+            c.activity.degraded_objects = 7;
             Ok(c)
         })));
         let text = render(&registry);
@@ -609,6 +765,19 @@ mod tests {
             "rookery_ceph_pool_stored_bytes{pool=\"replicapool\"} 10\n",
             "rookery_ceph_pool_objects{pool=\"replicapool\"} 2\n",
             "rookery_ceph_pool_max_avail_bytes{pool=\"replicapool\"} 90\n",
+            "rookery_ceph_pool_used_ratio{pool=\"replicapool\"} 0.1\n",
+            "rookery_ceph_pool_quota_bytes{pool=\"replicapool\"} 100\n",
+            "rookery_ceph_pool_read_ops_total{pool=\"replicapool\"} 3\n",
+            "rookery_ceph_pool_read_bytes_total{pool=\"replicapool\"} 4096\n",
+            "rookery_ceph_pool_write_ops_total{pool=\"replicapool\"} 5\n",
+            "rookery_ceph_pool_written_bytes_total{pool=\"replicapool\"} 8192\n",
+            "# TYPE rookery_ceph_pool_written_bytes counter\n",
+            "rookery_ceph_osd_up{daemon=\"osd.1\",host=\"h\"} 0\n",
+            "rookery_ceph_osd_up{daemon=\"osd.2\",host=\"h\"} 1\n",
+            "rookery_ceph_osd_in{daemon=\"osd.1\",host=\"h\"} 1\n",
+            "rookery_ceph_osd_size_bytes{daemon=\"osd.0\",host=\"h\"} 100\n",
+            "rookery_ceph_objects_degraded 7\n",
+            "rookery_ceph_recovery_bytes_per_second 0\n",
         ] {
             assert!(text.contains(line), "{line:?} not in\n{text}");
         }

@@ -92,6 +92,8 @@ pub struct CephReport {
     pub capacity: Capacity,
     pub pgs: PgReport,
     #[serde(default)]
+    pub activity: Activity,
+    #[serde(default)]
     pub filesystems: Vec<FsReport>,
     #[serde(default)]
     pub object_stores: Vec<StoreReport>,
@@ -242,6 +244,38 @@ pub struct PoolReport {
     /// What the pool can still take, after its copies (Ceph's estimate from the fullest OSD).
     #[serde(default)]
     pub max_avail_bytes: u64,
+    /// How full the pool is, 0 to 1: of its quota when it has one and that is the nearer limit, else
+    /// of what its OSDs can hold.
+    #[serde(default)]
+    pub used_ratio: f64,
+    /// 0 when the pool has no quota.
+    #[serde(default)]
+    pub quota_bytes: u64,
+    /// Client operations and bytes since the pool was made.
+    #[serde(default)]
+    pub io: IoCounts,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct IoCounts {
+    pub read_ops: u64,
+    pub read_bytes: u64,
+    pub write_ops: u64,
+    pub write_bytes: u64,
+}
+
+/// Client I/O and recovery across the cluster over the last few seconds, as the mgr measures it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Activity {
+    pub read_bytes_per_sec: u64,
+    pub write_bytes_per_sec: u64,
+    pub read_ops_per_sec: u64,
+    pub write_ops_per_sec: u64,
+    /// Object copies missing (degraded) or on the wrong OSDs (misplaced): 0 when all is clean.
+    pub degraded_objects: u64,
+    pub misplaced_objects: u64,
+    pub recovering_objects_per_sec: u64,
+    pub recovering_bytes_per_sec: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -398,6 +432,16 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
                 stored_bytes: usage.map(|u| u.stats.stored).unwrap_or(0),
                 objects: usage.map(|u| u.stats.objects).unwrap_or(0),
                 max_avail_bytes: usage.map(|u| u.stats.max_avail).unwrap_or(0),
+                used_ratio: usage.map(used_ratio).unwrap_or(0.0),
+                quota_bytes: p.quota_max_bytes,
+                io: usage
+                    .map(|u| IoCounts {
+                        read_ops: u.stats.rd,
+                        read_bytes: u.stats.rd_bytes,
+                        write_ops: u.stats.wr,
+                        write_bytes: u.stats.wr_bytes,
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -425,6 +469,16 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
             used_bytes: df.stats.total_used_raw_bytes,
             avail_bytes: df.stats.total_avail_bytes,
         },
+        activity: Activity {
+            read_bytes_per_sec: status.pgmap.read_bytes_sec,
+            write_bytes_per_sec: status.pgmap.write_bytes_sec,
+            read_ops_per_sec: status.pgmap.read_op_per_sec,
+            write_ops_per_sec: status.pgmap.write_op_per_sec,
+            degraded_objects: status.pgmap.degraded_objects,
+            misplaced_objects: status.pgmap.misplaced_objects,
+            recovering_objects_per_sec: status.pgmap.recovering_objects_per_sec,
+            recovering_bytes_per_sec: status.pgmap.recovering_bytes_per_sec,
+        },
         filesystems: filesystems(&fs_dump),
         object_stores: object_stores(&status),
         pgs: PgReport {
@@ -437,6 +491,18 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
                 .collect(),
         },
     })
+}
+
+/// How full a pool is: Ceph's fraction of what the OSDs can still give it, or of its quota when that
+/// is nearer (Ceph's `percent_used` ignores quotas).
+fn used_ratio(usage: &rookery_ceph::types::DfPool) -> f64 {
+    let s = &usage.stats;
+    let of_quota = if s.quota_bytes > 0 {
+        s.stored as f64 / s.quota_bytes as f64
+    } else {
+        0.0
+    };
+    s.percent_used.max(of_quota).clamp(0.0, 1.0)
 }
 
 fn filesystems(dump: &FsDump) -> Vec<FsReport> {
@@ -586,6 +652,24 @@ pub fn not_ready(ceph: &CephReport, expected_osds: u32, stale: &[String]) -> Vec
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pool_is_as_full_as_its_nearer_limit() {
+        let pool = |stored, quota_bytes, percent_used| rookery_ceph::types::DfPool {
+            stats: rookery_ceph::types::DfPoolStats {
+                stored,
+                quota_bytes,
+                percent_used,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(super::used_ratio(&pool(10, 0, 0.25)), 0.25);
+        assert_eq!(super::used_ratio(&pool(50, 100, 0.25)), 0.5);
+        assert_eq!(super::used_ratio(&pool(10, 100, 0.25)), 0.25);
+        // Past the quota (written before it was lowered) is still "full", not more.
+        assert_eq!(super::used_ratio(&pool(300, 100, 0.25)), 1.0);
+    }
+
     #[test]
     fn a_full_pool_is_named_with_its_volumes() {
         let lines = vec!["pool 'small' is full (running out of quota)".to_string()];

@@ -25,10 +25,10 @@ pub fn health_detail(r: &Rados) -> Result<Health, CephError> {
 }
 
 fn df_cmd() -> Cmd {
-    Cmd::mon(json!({"prefix": "df"}))
+    Cmd::mon(json!({"prefix": "df", "detail": "detail"}))
 }
 
-/// `df`: raw capacity and each pool's use and room.
+/// `df detail`: raw capacity and each pool's use, room, quota and client I/O counts.
 pub fn df(r: &Rados) -> Result<Df, CephError> {
     df_cmd().reply(r)
 }
@@ -60,7 +60,11 @@ mod tests {
     #[test]
     fn builds_commands() {
         assert_cmd(status_cmd(), Target::Mon, json!({"prefix": "status"}));
-        assert_cmd(df_cmd(), Target::Mon, json!({"prefix": "df"}));
+        assert_cmd(
+            df_cmd(),
+            Target::Mon,
+            json!({"prefix": "df", "detail": "detail"}),
+        );
         assert_cmd(
             health_detail_cmd(),
             Target::Mon,
