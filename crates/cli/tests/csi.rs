@@ -901,6 +901,13 @@ async fn lifecycle(
         .unwrap();
     let after = scrape(metrics);
     promtool_check(&after);
+    // The CSI metrics the shipped Grafana dashboard and alert rules use are the ones served.
+    common::monitoring::assert_served(
+        &after,
+        common::monitoring::metric_names()
+            .iter()
+            .filter(|n| n.starts_with("rookery_csi_")),
+    );
     for (method, made) in [
         ("CreateVolume", 2.0),
         ("NodeStageVolume", 1.0),

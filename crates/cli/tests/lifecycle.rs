@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{
-    checksum, json, processes_mentioning, promtool_check, pseudo_random, sample, scrape,
-    scrape_socket_openmetrics, text, TestCluster,
+    checksum, json, monitoring, processes_mentioning, promtool_check, pseudo_random, sample,
+    scrape, scrape_socket_openmetrics, text, TestCluster,
 };
 use rookery_ceph::Rados;
 
@@ -55,6 +55,17 @@ fn cluster_lifecycle_on_real_ceph() {
     assert!(metrics.starts_with("127.0.0.1:"), "{metrics}");
     let m = scrape(&metrics);
     promtool_check(&m);
+    // Every metric the shipped alert rules and Grafana dashboard use is served (the CSI driver's own
+    // are checked by csi.rs), and a real Prometheus loads those rules and scrapes this supervisor.
+    monitoring::assert_served(
+        &m,
+        monitoring::metric_names()
+            .iter()
+            // A labelled family appears once it has a sample: no pass has failed here (the name
+            // is checked by the orchestrator's unit test).
+            .filter(|n| !n.starts_with("rookery_csi_") && *n != "rookery_reconcile_failures_total"),
+    );
+    let prometheus = monitoring::Prometheus::start(&metrics);
     assert_eq!(sample(&m, "rookery_ceph_up"), Some(1.0), "{m}");
     assert_eq!(sample(&m, "rookery_ceph_osds_up"), Some(3.0), "{m}");
     assert_eq!(sample(&m, "rookery_ceph_osds_in"), Some(3.0), "{m}");
@@ -177,6 +188,13 @@ fn cluster_lifecycle_on_real_ceph() {
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(osd2["state"], "gave-up", "{osd2:#}");
+    // The shipped alerts fire in a real Prometheus: the OSD down for over a minute, the daemon given up.
+    let took = prometheus.wait_firing("RookeryOsdDown", "osd.2", Duration::from_secs(150));
+    eprintln!(
+        "RookeryOsdDown firing in Prometheus {:.0} s after osd.2 gave up",
+        took.as_secs_f64()
+    );
+    prometheus.wait_firing("RookeryDaemonGaveUp", "osd.2", Duration::from_secs(10));
     assert!(!osd2["log_tail"].as_array().unwrap().is_empty(), "{osd2:#}");
     let said = text(&c.ok(&["status"]));
     assert!(said.contains("rookery daemon retry osd.2"), "{said}");
@@ -195,6 +213,9 @@ fn cluster_lifecycle_on_real_ceph() {
     let retried = json(&c.ok(&["daemon", "retry", "osd.2", "-o", "json"]));
     assert_eq!(retried["daemon"], "osd.2", "{retried}");
     c.wait_ready(heal);
+    prometheus.wait_resolved("RookeryOsdDown", "osd.2", Duration::from_secs(30));
+    prometheus.wait_resolved("RookeryDaemonGaveUp", "osd.2", Duration::from_secs(30));
+    drop(prometheus);
     let unknown = c.run(&["daemon", "retry", "osd.9"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
     assert!(text(&unknown).contains("osd.9"), "{}", text(&unknown));

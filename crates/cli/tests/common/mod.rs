@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod k8s;
+pub mod monitoring;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
