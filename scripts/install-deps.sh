@@ -8,11 +8,14 @@ set -euo pipefail
 # (fio, boto3), protoc with the well-known types for the CSI driver's gRPC code, and promtool (only in
 # Debian's `prometheus` package) for the tests that check /metrics; for the Kubernetes tests, containerd,
 # runc and the CNI plugins the kubelet runs pods with, mmdebstrap and catatonit for the images, openssl
-# for the test cluster's certificates. (containerd is only installed: its own service is never started.)
+# for the test cluster's certificates; Debian's chromium for the dashboard's browser test. (containerd is
+# only installed: its own service is never started.)
 packages=(ceph-mon ceph-mgr ceph-osd ceph-mds radosgw ceph-base ceph-common librados2 librbd1 rbd-fuse ceph-fuse
           e2fsprogs xfsprogs util-linux fio procps python3-boto3
           protobuf-compiler libprotobuf-dev prometheus
-          containerd runc containernetworking-plugins mmdebstrap catatonit openssl iproute2 curl)
+          containerd runc containernetworking-plugins mmdebstrap catatonit openssl iproute2 curl chromium)
+# Node.js drives the browser test (playwright-core); the machine's own is used when there is one.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -59,4 +62,12 @@ fi
 if ! command -v go >/dev/null 2>&1; then
   echo "error: Go 1.26 or newer is needed to build the Kubernetes test parts; install it (https://go.dev/doc/install) and re-run" >&2
   exit 1
+fi
+
+# playwright-core for the dashboard's browser test, at the version package-lock.json pins.
+browser="$(dirname "$0")/../crates/cli/tests/browser"
+if [ ! -d "$browser/node_modules/playwright-core" ] \
+    || [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+  echo "installing playwright-core (npm ci in crates/cli/tests/browser)"
+  (cd "$browser" && npm ci --no-audit --no-fund --silent)
 fi

@@ -239,6 +239,7 @@ pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/pools", get(list_pools))
+        .route("/v1/history", get(history))
         .route("/v1/daemons/{name}/retry", post(retry_daemon))
         .route("/v1/osds/{id}/retire", post(retire_osd))
         .route("/v1/csi/access", post(csi_access))
@@ -299,6 +300,16 @@ async fn openapi() -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         openapi_json(),
     )
+}
+
+/// The last hour of capacity and client I/O, sampled every 10 s by the supervisor (what the dashboard
+/// charts).
+#[utoipa::path(get, path = "/v1/history", tag = "cluster",
+    responses((status = 200, body = rookery_orchestrator::history::History)))]
+async fn history(
+    State(shared): State<Arc<Shared>>,
+) -> Json<rookery_orchestrator::history::History> {
+    Json(crate::supervisor::lock(&shared.history).history())
 }
 
 /// Every pool with its copies, usage, quotas and volume count.
@@ -1322,6 +1333,7 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         crate::supervisor::status,
         crate::supervisor::shutdown,
         openapi,
+        history,
         list_pools,
         retire_osd,
         retry_daemon,

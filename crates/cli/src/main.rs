@@ -3,6 +3,7 @@
 mod api;
 mod cmd;
 mod control;
+mod dashboard;
 mod metrics;
 mod render;
 mod supervisor;
@@ -77,6 +78,10 @@ enum Command {
     ///
     /// Example: rookery daemon retry osd.1
     Daemon(cmd::daemon::DaemonArgs),
+    /// The web dashboard (`rookery up --dashboard-port PORT` serves it): a new access key.
+    ///
+    /// Example: rookery dashboard rotate-key
+    Dashboard(cmd::dashboard::DashboardArgs),
     /// OSDs: remove one for good, or move one to a new device under its id, once its data has moved.
     ///
     /// Example: rookery osd rm 3
@@ -143,6 +148,9 @@ struct SuperviseArgs {
     /// control socket serves /metrics either way).
     #[arg(long, value_name = "PORT")]
     metrics_port: Option<u16>,
+    /// Also serve the web dashboard at http://127.0.0.1:PORT (0 picks a free port).
+    #[arg(long, value_name = "PORT")]
+    dashboard_port: Option<u16>,
 }
 
 #[derive(clap::Args)]
@@ -236,6 +244,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => cmd::resources::delete(&layout, &args, cli.output),
         Command::Get(args) => cmd::resources::get(&layout, &args, cli.output),
         Command::Daemon(args) => cmd::daemon::run(&layout, &args, cli.output),
+        Command::Dashboard(args) => cmd::dashboard::run(&layout, &args, cli.output),
         Command::Osd(args) => cmd::osd::run(&layout, &args, cli.output),
         Command::Disk(args) => cmd::disk::run(&layout, &args, cli.output),
         Command::Volume(args) => cmd::volume::run(&layout, &args, cli.output),
@@ -252,6 +261,7 @@ fn main() -> ExitCode {
             layout,
             supervisor::Options {
                 metrics_port: a.metrics_port,
+                dashboard_port: a.dashboard_port,
             },
         )
         .map_err(Failure::from),

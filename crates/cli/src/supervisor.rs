@@ -33,6 +33,8 @@ use crate::{api, control, metrics};
 pub struct Options {
     /// Serve `/metrics` on 127.0.0.1:PORT (0: a free port).
     pub metrics_port: Option<u16>,
+    /// Serve the web dashboard on 127.0.0.1:PORT (0: a free port).
+    pub dashboard_port: Option<u16>,
 }
 
 /// What the reconciler last saw and did, for the API.
@@ -47,6 +49,10 @@ pub(crate) struct Shared {
     metrics: Arc<Registry>,
     /// Where the TCP metrics listener is bound, once it is.
     metrics_address: Mutex<Option<SocketAddr>>,
+    /// Where the dashboard listens, once it does.
+    dashboard_address: Mutex<Option<SocketAddr>>,
+    /// The last hour of capacity and I/O, for the dashboard's charts.
+    pub(crate) history: Mutex<rookery_orchestrator::history::Recorder>,
     shutdown: AtomicBool,
     /// The shutdown leaves the daemons running for a new supervisor (an upgrade of rookery itself).
     hand_over: AtomicBool,
@@ -106,6 +112,7 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
     let _lock = single_instance(&layout)?;
     // Before any daemon is touched: a port that cannot be had fails the start, changing nothing.
     let metrics_listener = options.metrics_port.map(bind_metrics).transpose()?;
+    let dashboard_listener = options.dashboard_port.map(bind_dashboard).transpose()?;
     std::fs::write(layout.supervisor_pid(), format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", layout.supervisor_pid().display()))?;
     let (spec_text, desired) = reconcile_loop::load_spec_file(&layout)?;
@@ -121,6 +128,8 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
         snapshot,
         metrics: Arc::new(registry),
         metrics_address: Mutex::new(None),
+        dashboard_address: Mutex::new(None),
+        history: Mutex::new(Default::default()),
         shutdown: AtomicBool::new(false),
         hand_over: AtomicBool::new(false),
         stopped,
@@ -156,6 +165,14 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
             .spawn(move || index_loop(&shared))?
     };
 
+    // Samples capacity and I/O for the dashboard's charts.
+    let historian = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("history".into())
+            .spawn(move || history_loop(&shared))?
+    };
+
     let reconcile = {
         let shared = shared.clone();
         let source = SpecFile::new(layout.clone(), spec_text.clone());
@@ -179,12 +196,13 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let served = rt.block_on(serve(shared.clone(), metrics_listener));
+    let served = rt.block_on(serve(shared.clone(), metrics_listener, dashboard_listener));
     shared.shutdown.store(true, Ordering::SeqCst);
     let _ = reconcile.join();
     let _ = ticker.join();
     let _ = purger.join();
     let _ = indexer.join();
+    let _ = historian.join();
     let _ = std::fs::remove_file(layout.socket());
     let _ = std::fs::remove_file(layout.supervisor_pid());
     tracing::info!("supervisor stopped");
@@ -221,8 +239,16 @@ fn metrics_registry(
 
 /// 127.0.0.1 only: the endpoint has no authentication.
 fn bind_metrics(port: u16) -> Result<std::net::TcpListener> {
+    bind_loopback("--metrics-port", port)
+}
+
+fn bind_dashboard(port: u16) -> Result<std::net::TcpListener> {
+    bind_loopback("--dashboard-port", port)
+}
+
+fn bind_loopback(flag: &str, port: u16) -> Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).with_context(|| {
-        format!("--metrics-port {port}: cannot listen on 127.0.0.1:{port}; choose a free port, or 0 to pick one")
+        format!("{flag} {port}: cannot listen on 127.0.0.1:{port}; choose a free port, or 0 to pick one")
     })?;
     // tokio takes it over as it is.
     listener.set_nonblocking(true)?;
@@ -286,6 +312,33 @@ fn purge_loop(shared: &Shared) {
 /// Every 30 s, re-reads the image entries of each RBD pool's volume index that are getting old
 /// (`volumes::index::REFRESH_AFTER`), so a listing finds them fresh; a pass at rest costs two reads per
 /// pool.
+/// One sample every `history::INTERVAL` while a mon answers: `df detail` and `status`, two native calls.
+fn history_loop(shared: &Shared) {
+    use rookery_orchestrator::history::{Sample, INTERVAL};
+    let mut next = Instant::now();
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(200));
+        if Instant::now() < next {
+            continue;
+        }
+        next += INTERVAL;
+        let Some(rados) = lock(&shared.snapshot).rados.clone() else {
+            continue;
+        };
+        let (Ok(df), Ok(status)) = (
+            rookery_ceph::commands::cluster::df(&rados),
+            rookery_ceph::commands::cluster::status(&rados),
+        ) else {
+            continue;
+        };
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        lock(&shared.history).record(Sample::from_ceph(unix, &df, &status));
+    }
+}
+
 fn index_loop(shared: &Shared) {
     let mut next = Instant::now() + Duration::from_secs(10);
     while !shared.shutdown.load(Ordering::SeqCst) {
@@ -321,7 +374,11 @@ fn index_loop(shared: &Shared) {
     }
 }
 
-async fn serve(shared: Arc<Shared>, metrics_listener: Option<std::net::TcpListener>) -> Result<()> {
+async fn serve(
+    shared: Arc<Shared>,
+    metrics_listener: Option<std::net::TcpListener>,
+    dashboard_listener: Option<std::net::TcpListener>,
+) -> Result<()> {
     let socket = shared.layout.socket();
     if socket.exists() {
         if api::supervisor_alive(&socket).await {
@@ -343,6 +400,27 @@ async fn serve(shared: Arc<Shared>, metrics_listener: Option<std::net::TcpListen
         .merge(control::routes())
         .with_state(shared.clone())
         .merge(metrics::router(render.clone()));
+    if let Some(listener) = dashboard_listener {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let addr = listener.local_addr()?;
+        *lock(&shared.dashboard_address) = Some(addr);
+        tracing::info!(%addr, "dashboard listening");
+        let dashboard = crate::dashboard::Dashboard::new(
+            crate::dashboard::key_file(&shared.layout),
+            app.clone(),
+        );
+        let mut stopped = shared.stopped.subscribe();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, crate::dashboard::router(dashboard))
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "the dashboard listener stopped");
+            }
+        });
+    }
     if let Some(listener) = metrics_listener {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
@@ -446,6 +524,7 @@ fn build_report(shared: &Shared) -> ClusterReport {
             uptime_secs: shared.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             metrics_address: lock(&shared.metrics_address).map(|a| a.to_string()),
+            dashboard_address: lock(&shared.dashboard_address).map(|a| a.to_string()),
         }),
         daemons: lock(&shared.platform).status(),
         reconcile: Some(info),

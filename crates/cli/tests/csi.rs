@@ -29,20 +29,6 @@ impl Drop for DriverProcess {
     }
 }
 
-async fn connect(path: PathBuf) -> Channel {
-    tonic::transport::Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await
-        .unwrap()
-}
-
 fn mount_cap(fs: &str, mode: pb::volume_capability::access_mode::Mode) -> pb::VolumeCapability {
     pb::VolumeCapability {
         access_type: Some(pb::volume_capability::AccessType::Mount(
@@ -332,7 +318,7 @@ fn csi_drivers_end_to_end() {
         let dir = work.join(flavor.driver);
         std::fs::create_dir_all(&dir).unwrap();
         rt.block_on(async {
-            let channel = connect(socket.clone()).await;
+            let channel = common::csi_channel(socket.clone()).await;
             let mut csi = Csi {
                 ctl: ControllerClient::new(channel.clone()),
                 node: NodeClient::new(channel.clone()),

@@ -8,6 +8,7 @@ mod device_watch;
 pub mod disks;
 mod execute;
 pub mod external;
+pub mod history;
 pub mod layout;
 pub mod metrics;
 pub mod objects;

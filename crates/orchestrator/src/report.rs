@@ -43,6 +43,9 @@ pub struct SupervisorInfo {
     /// Where `/metrics` is served over TCP (loopback only), when asked for with `--metrics-port`.
     #[serde(default)]
     pub metrics_address: Option<String>,
+    /// Where the web dashboard is served (loopback only), when asked for with `--dashboard-port`.
+    #[serde(default)]
+    pub dashboard_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]

@@ -113,11 +113,11 @@ pub(crate) const CLUSTER: Schema = Schema {
         ),
         (
             "spec.dashboard",
-            "not acted on: rookery has no web dashboard yet and does not enable Ceph's; `rookery status` and /metrics show the cluster",
+            "not acted on: rookery serves its own dashboard with `rookery up --dashboard-port PORT` (on 127.0.0.1, behind an access key) and does not enable Ceph's",
         ),
         (
             "spec.monitoring",
-            "no Prometheus operator integration; rookery serves /metrics itself",
+            "not acted on: rookery serves /metrics itself (`rookery up --metrics-port`); deploy/monitoring/ has alert rules, a PrometheusRule and a Grafana dashboard",
         ),
         ("spec.security", "cephx is always on"),
         (
@@ -247,7 +247,7 @@ pub(crate) const OBJECT_STORE: Schema = Schema {
              spec.gateway.additionalVolumeMounts spec.gateway.type",
             "a pod setting rookery does not apply yet: the gateway runs on its node's address, without limits",
         ),
-        ("spec.gateway.dashboardEnabled", "not acted on: rookery has no web dashboard yet and does not enable Ceph's"),
+        ("spec.gateway.dashboardEnabled", "not acted on: Ceph's dashboard is not enabled; rookery's own (`rookery up --dashboard-port`) shows object stores"),
         (
             "spec.healthCheck",
             "rookery checks the gateway over HTTP itself",

@@ -8,6 +8,7 @@ pub mod bench_scale;
 pub mod bench_volumes;
 pub mod csi;
 pub mod daemon;
+pub mod dashboard;
 pub mod disk;
 pub mod doctor;
 pub mod down;

@@ -37,6 +37,11 @@ pub struct UpArgs {
     /// A supervisor already running keeps how it serves.
     #[arg(long, value_name = "PORT")]
     pub metrics_port: Option<u16>,
+    /// Have the supervisor this starts serve the web dashboard at http://127.0.0.1:PORT (0 picks a free
+    /// port; `status` shows where). The first time, an access key is made and printed (only then;
+    /// `rookery dashboard rotate-key` makes a new one). A supervisor already running keeps how it serves.
+    #[arg(long, value_name = "PORT")]
+    pub dashboard_port: Option<u16>,
     /// Let spec.storage.useAllDevices take blank, unused loop devices too (Rook's
     /// ROOK_CEPH_ALLOW_LOOP_DEVICES; for test hosts). Kept in the data dir until the next `up`.
     #[arg(long)]
@@ -94,7 +99,8 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
         }
     }
     if !running {
-        metrics_port_free(args.metrics_port)?;
+        port_free("--metrics-port", args.metrics_port)?;
+        port_free("--dashboard-port", args.dashboard_port)?;
     }
     let policy = HostPolicy {
         allow_loop_devices: args.allow_loop_devices,
@@ -111,7 +117,8 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
             }
             let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
             metrics_note(&report, args.metrics_port);
-            return finish(&report, started, output, false);
+            let key = dashboard_key(layout, args.dashboard_port)?;
+            return finish(&report, started, output, false, key.as_deref());
         }
         eprintln!(
             "cluster {:?} is running; applying the changed spec",
@@ -152,19 +159,31 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
             "supervising {} in the foreground; Ctrl-C stops the cluster (data kept)",
             layout.root.display()
         );
+        dashboard_key(layout, args.dashboard_port)?;
         let options = crate::supervisor::Options {
             metrics_port: args.metrics_port,
+            dashboard_port: args.dashboard_port,
         };
         return crate::supervisor::run(layout.clone(), options).map_err(Failure::from);
     }
-    start_supervisor(&rt, layout, args.metrics_port)?;
+    let key = dashboard_key(layout, args.dashboard_port)?;
+    start_supervisor(&rt, layout, args.metrics_port, args.dashboard_port)?;
     let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
     metrics_note(&report, args.metrics_port);
     if report.ready {
         remount_volumes(layout);
         remount_files(layout);
     }
-    finish(&report, started, output, fresh)
+    finish(&report, started, output, fresh, key.as_deref())
+}
+
+/// The dashboard's first access key, made when the dashboard is asked for and none exists yet.
+fn dashboard_key(layout: &Layout, port: Option<u16>) -> Result<Option<String>, Failure> {
+    if port.is_none() {
+        return Ok(None);
+    }
+    crate::dashboard::access::ensure_key(&crate::dashboard::key_file(layout))
+        .map_err(|e| Failure::from(anyhow!(e)))
 }
 
 /// Asks the running supervisor to exit and leave the daemons running, and waits until it has.
@@ -189,8 +208,8 @@ fn hand_over(rt: &tokio::runtime::Runtime, layout: &Layout, pid: u32) -> Result<
     Ok(())
 }
 
-/// A taken `--metrics-port` is refused before anything changes (the supervisor would fail on it later).
-fn metrics_port_free(port: Option<u16>) -> Result<(), Failure> {
+/// A taken port is refused before anything changes (the supervisor would fail on it later).
+fn port_free(flag: &str, port: Option<u16>) -> Result<(), Failure> {
     let Some(port) = port.filter(|p| *p != 0) else {
         return Ok(());
     };
@@ -201,7 +220,7 @@ fn metrics_port_free(port: Option<u16>) -> Result<(), Failure> {
         .map(|(pid, cmd)| format!(" by pid {pid} ({cmd})"))
         .unwrap_or_default();
     Err(Failure::bad_input(format!(
-        "nothing was changed: --metrics-port {port}: 127.0.0.1:{port} is taken{holder}; choose another port, or 0 to pick a free one"
+        "nothing was changed: {flag} {port}: 127.0.0.1:{port} is taken{holder}; choose another port, or 0 to pick a free one"
     )))
 }
 
@@ -294,12 +313,26 @@ fn remount_volumes(layout: &Layout) {
     }
 }
 
-fn finish(report: &ClusterReport, started: Instant, output: Output, fresh: bool) -> CmdResult {
+fn finish(
+    report: &ClusterReport,
+    started: Instant,
+    output: Output,
+    fresh: bool,
+    new_dashboard_key: Option<&str>,
+) -> CmdResult {
     let secs = started.elapsed().as_secs_f64();
+    let dashboard = report
+        .supervisor
+        .as_ref()
+        .and_then(|s| s.dashboard_address.as_deref())
+        .map(|a| format!("http://{a}/"));
     match output {
         Output::Json => {
             let mut v = serde_json::to_value(report).map_err(|e| Failure::from(anyhow!(e)))?;
             v["elapsed_secs"] = serde_json::json!(secs);
+            if let Some(key) = new_dashboard_key {
+                v["dashboard_access_key"] = serde_json::json!(key);
+            }
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
         Output::Text => {
@@ -315,6 +348,14 @@ fn finish(report: &ClusterReport, started: Instant, output: Output, fresh: bool)
                 },
                 secs
             );
+            if let Some(url) = &dashboard {
+                println!("Dashboard: {url}");
+            }
+            if let Some(key) = new_dashboard_key {
+                println!(
+                    "Dashboard access key: {key}\n  (shown only now; `rookery dashboard rotate-key` makes a new one)"
+                );
+            }
         }
     }
     if report.ready {
@@ -332,6 +373,7 @@ fn start_supervisor(
     rt: &tokio::runtime::Runtime,
     layout: &Layout,
     metrics_port: Option<u16>,
+    dashboard_port: Option<u16>,
 ) -> Result<(), Failure> {
     if rt.block_on(api::supervisor_alive(&layout.socket())) {
         return Ok(());
@@ -347,6 +389,7 @@ fn start_supervisor(
         .arg(&layout.root)
         .arg("supervise")
         .args(metrics_port.map(|p| format!("--metrics-port={p}")))
+        .args(dashboard_port.map(|p| format!("--dashboard-port={p}")))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);

@@ -1,7 +1,6 @@
 //! The shipped monitoring files (deploy/monitoring/) and a real Prometheus that loads them.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -110,17 +109,8 @@ impl Prometheus {
         std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
     }
 
-    /// One HTTP/1.0 GET (so the answer is not chunked): status code and body, or None when nothing
-    /// answers yet.
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut s = std::net::TcpStream::connect(&self.address).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.address).ok()?;
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).ok()?;
-        let (head, body) = reply.split_once("\r\n\r\n")?;
-        let code = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((code, body.to_string()))
+        super::http(&self.address, "GET", path, &[], None).map(|(code, _, body)| (code, body))
     }
 
     /// The alerts pending or firing now.
