@@ -374,6 +374,35 @@ fn dashboard_on_real_ceph() {
         "refusals are logged"
     );
 
+    // The bench logs in with a key of its own, which is gone afterwards, as are its volumes.
+    let bench = json(&c.ok(&["bench", "dashboard", "--count", "20", "-o", "json"]));
+    assert!(bench["pageMedianMs"].as_f64().unwrap() > 0.0, "{bench:#}");
+    assert!(
+        bench["supervisorMibAfter"].as_f64().unwrap() > 0.0,
+        "{bench:#}"
+    );
+    let keys_d = c.dir.join("dashboard/keys.d");
+    assert_eq!(
+        std::fs::read_dir(&keys_d).map(|d| d.count()).unwrap_or(0),
+        0,
+        "the bench's key stayed"
+    );
+    assert!(
+        !json(&c.ok(&["volume", "list", "-o", "json"]))
+            .to_string()
+            .contains("bench-dashboard"),
+        "the bench's volumes stayed"
+    );
+    let (code, _, _) = http(
+        &address,
+        "GET",
+        "/api/v1/status",
+        &[("Cookie", &cookie)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(code, 200, "the bench ended the person's session");
+
     // A new key: the old one is refused and its sessions end.
     let rotated = json(&c.ok(&["dashboard", "rotate-key", "-o", "json"]));
     let new_key = rotated["access_key"].as_str().unwrap();

@@ -61,6 +61,16 @@ pub enum Bench {
         #[arg(long, default_value_t = 2000)]
         count: usize,
     },
+    /// The web dashboard's volumes page with many volumes: its server time through the dashboard next
+    /// to the same reads on the control socket, and the supervisor's memory before and after; the
+    /// volumes are made first and removed at the end. Needs `rookery up --dashboard-port`.
+    ///
+    /// Example: rookery bench dashboard --count 1000
+    Dashboard {
+        /// Volumes made for the run (64 MiB each, thin).
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+    },
     /// Under Kubernetes: a claim until Bound (p50, p99), many claims at once, a pod with a new claim
     /// until Running, dd in a pod; next to claims bound to hostPath volumes made beforehand, the floor
     /// that Kubernetes itself costs. Needs deploy/csi/ applied (see deploy/csi/README.md).
@@ -85,6 +95,7 @@ pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
         } => super::bench_volumes::run(layout, count.max(1), runtime.max(1), only, output),
         Bench::Csi { count } => super::bench_csi::run(layout, count.max(5), output),
         Bench::Scale { count } => super::bench_scale::run(layout, count.max(1), output),
+        Bench::Dashboard { count } => super::bench_dashboard::run(layout, count.max(1), output),
         Bench::K8s(ref k8s) => super::bench_k8s::run(k8s, output),
         Bench::Operator(ref op) => super::bench_operator::run(op, output),
     }

@@ -87,7 +87,10 @@ pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
 
 /// CreateVolume for every name, `AT_ONCE` in flight (as external-provisioner with many workers); the
 /// volume ids.
-async fn make_volumes(socket: std::path::PathBuf, names: &[String]) -> Result<Vec<String>> {
+pub(super) async fn make_volumes(
+    socket: std::path::PathBuf,
+    names: &[String],
+) -> Result<Vec<String>> {
     let ctl = ControllerClient::new(connect(socket).await?);
     let started = Instant::now();
     let ids: Vec<Result<String>> = futures::stream::iter(names.iter().cloned())
@@ -116,7 +119,7 @@ async fn make_volumes(socket: std::path::PathBuf, names: &[String]) -> Result<Ve
 }
 
 /// DeleteVolume for every id, `AT_ONCE` in flight.
-async fn delete_volumes(socket: std::path::PathBuf, ids: Vec<String>) -> Result<()> {
+pub(super) async fn delete_volumes(socket: std::path::PathBuf, ids: Vec<String>) -> Result<()> {
     let ctl = ControllerClient::new(connect(socket).await?);
     let started = Instant::now();
     let count = ids.len();

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_csi;
+pub mod bench_dashboard;
 pub mod bench_k8s;
 pub mod bench_operator;
 pub mod bench_scale;

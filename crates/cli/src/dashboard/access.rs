@@ -106,6 +106,50 @@ pub fn key_matches(offered: &str, expected: &str) -> bool {
     same(&digest(offered.trim()), expected)
 }
 
+/// Where keys made for programs on this host (`rookery bench dashboard`) are kept beside the person's
+/// key, one `LABEL.sha256` each, for as long as the program runs.
+pub fn extra_keys_dir(main: &Path) -> std::path::PathBuf {
+    main.with_file_name("keys.d")
+}
+
+/// The digests of every key in force: the person's (when made) and the programs' of `extra_keys_dir`.
+pub fn digests_in_force(main: &Path) -> Result<Vec<String>, AccessError> {
+    let mut out: Vec<String> = read_digest(main)?.into_iter().collect();
+    let dir = extra_keys_dir(main);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(source) => {
+            return Err(AccessError::Io {
+                path: dir.display().to_string(),
+                source,
+            })
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "sha256") {
+            out.extend(read_digest(&path)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The digest among `in_force` that `offered` is the key of.
+pub fn matching<'a>(offered: &str, in_force: &'a [String]) -> Option<&'a String> {
+    in_force.iter().find(|d| key_matches(offered, d))
+}
+
+/// A key for a program of this host, in force until its file goes: the key and the file.
+pub fn add_extra_key(
+    main: &Path,
+    label: &str,
+) -> Result<(String, std::path::PathBuf), AccessError> {
+    let file = extra_keys_dir(main).join(format!("{label}.sha256"));
+    let key = new_key(&file)?;
+    Ok((key, file))
+}
+
 #[derive(Debug, Clone)]
 struct Session {
     csrf: String,
@@ -116,8 +160,8 @@ struct Session {
 }
 
 impl Session {
-    fn live(&self, now: Instant, key_digest: &str) -> bool {
-        same(&self.key_digest, key_digest)
+    fn live(&self, now: Instant, in_force: &[String]) -> bool {
+        in_force.iter().any(|d| same(&self.key_digest, d))
             && now.duration_since(self.last_seen) < IDLE
             && now.duration_since(self.started) < LIFETIME
     }
@@ -137,13 +181,15 @@ pub struct Granted {
 }
 
 impl Sessions {
-    /// A new session for a browser that gave the key: its cookie token and CSRF token.
+    /// A new session for a browser that gave the key of `key_digest`: its cookie token and CSRF token.
+    /// Sessions of keys no longer `in_force`, or too old, are forgotten.
     pub fn open(
         &mut self,
         key_digest: &str,
+        in_force: &[String],
         now: Instant,
     ) -> Result<(String, Granted), AccessError> {
-        self.by_token.retain(|_, s| s.live(now, key_digest));
+        self.by_token.retain(|_, s| s.live(now, in_force));
         let token = random_text(32)?;
         let csrf = random_text(24)?;
         self.by_token.insert(
@@ -159,10 +205,10 @@ impl Sessions {
     }
 
     /// The session of `token` if it is live (and now seen again); a dead one is forgotten.
-    pub fn check(&mut self, token: &str, key_digest: &str, now: Instant) -> Option<Granted> {
+    pub fn check(&mut self, token: &str, in_force: &[String], now: Instant) -> Option<Granted> {
         let id = digest(token);
         let session = self.by_token.get_mut(&id)?;
-        if !session.live(now, key_digest) {
+        if !session.live(now, in_force) {
             self.by_token.remove(&id);
             return None;
         }
@@ -227,33 +273,58 @@ mod tests {
     #[test]
     fn sessions_end_when_idle_when_old_and_when_the_key_changes() {
         let t0 = Instant::now();
+        let k1 = vec!["k1".to_string()];
         let mut s = Sessions::default();
-        let (token, granted) = s.open("k1", t0).unwrap();
-        assert_eq!(s.check(&token, "k1", t0), Some(granted.clone()));
-        assert_eq!(s.check("other", "k1", t0), None);
+        let (token, granted) = s.open("k1", &k1, t0).unwrap();
+        assert_eq!(s.check(&token, &k1, t0), Some(granted.clone()));
+        assert_eq!(s.check("other", &k1, t0), None);
         // Requests keep it alive past the idle time, but not past its lifetime.
         let mut t = t0;
         while t.duration_since(t0) < LIFETIME - IDLE {
             t += IDLE / 2;
-            assert!(s.check(&token, "k1", t).is_some());
+            assert!(s.check(&token, &k1, t).is_some());
         }
-        assert!(s.check(&token, "k1", t0 + LIFETIME).is_none());
+        assert!(s.check(&token, &k1, t0 + LIFETIME).is_none());
         assert_eq!(s.len(), 0, "a dead session is forgotten");
 
-        let (token, _) = s.open("k1", t0).unwrap();
-        assert!(s.check(&token, "k1", t0 + IDLE).is_none(), "idle");
-        let (token, _) = s.open("k1", t0).unwrap();
-        assert!(s.check(&token, "k2", t0).is_none(), "a new key");
-        let (token, _) = s.open("k1", t0).unwrap();
+        let (token, _) = s.open("k1", &k1, t0).unwrap();
+        assert!(s.check(&token, &k1, t0 + IDLE).is_none(), "idle");
+        let (token, _) = s.open("k1", &k1, t0).unwrap();
+        assert!(
+            s.check(&token, &["k2".to_string()], t0).is_none(),
+            "a new key"
+        );
+        let both = vec!["k2".to_string(), "k1".to_string()];
+        let (token, _) = s.open("k1", &k1, t0).unwrap();
+        assert!(s.check(&token, &both, t0).is_some(), "another key added");
         s.close(&token);
-        assert!(s.check(&token, "k1", t0).is_none(), "logged out");
+        assert!(s.check(&token, &k1, t0).is_none(), "logged out");
+    }
+
+    #[test]
+    fn program_keys_stand_beside_the_persons_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("dashboard/access-key.sha256");
+        assert!(digests_in_force(&main).unwrap().is_empty());
+        let person = ensure_key(&main).unwrap().unwrap();
+        let (program, file) = add_extra_key(&main, "bench-1").unwrap();
+        let in_force = digests_in_force(&main).unwrap();
+        assert_eq!(in_force.len(), 2);
+        assert!(matching(&person, &in_force).is_some());
+        assert!(matching(&program, &in_force).is_some());
+        assert!(matching("nobody", &in_force).is_none());
+        std::fs::remove_file(file).unwrap();
+        let in_force = digests_in_force(&main).unwrap();
+        assert!(matching(&program, &in_force).is_none());
+        assert!(matching(&person, &in_force).is_some());
     }
 
     #[test]
     fn a_change_needs_the_sessions_csrf_token() {
         let mut s = Sessions::default();
-        let (_, g) = s.open("k", Instant::now()).unwrap();
-        let (_, other) = s.open("k", Instant::now()).unwrap();
+        let k = vec!["k".to_string()];
+        let (_, g) = s.open("k", &k, Instant::now()).unwrap();
+        let (_, other) = s.open("k", &k, Instant::now()).unwrap();
         assert!(csrf_matches(&g, Some(&g.csrf)));
         assert!(!csrf_matches(&g, None));
         assert!(!csrf_matches(&g, Some(&other.csrf)));

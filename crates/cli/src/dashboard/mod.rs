@@ -58,21 +58,21 @@ impl Dashboard {
         })
     }
 
-    /// The digest of the key in force (read each time, so `rotate-key` acts at once).
-    fn key_digest(&self) -> Option<String> {
-        match access::read_digest(&self.key_file) {
+    /// The digests of the keys in force (read each time, so `rotate-key` acts at once).
+    fn digests(&self) -> Vec<String> {
+        match access::digests_in_force(&self.key_file) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "dashboard access key");
-                None
+                Vec::new()
             }
         }
     }
 
     fn session(&self, headers: &HeaderMap) -> Option<Granted> {
         let token = cookie(headers, COOKIE)?;
-        let digest = self.key_digest()?;
-        crate::supervisor::lock(&self.sessions).check(&token, &digest, Instant::now())
+        let in_force = self.digests();
+        crate::supervisor::lock(&self.sessions).check(&token, &in_force, Instant::now())
     }
 }
 
@@ -158,7 +158,8 @@ struct LoginForm {
 }
 
 async fn login(State(d): State<Arc<Dashboard>>, form: Form<LoginForm>) -> Response {
-    let Some(digest) = d.key_digest() else {
+    let in_force = d.digests();
+    if in_force.is_empty() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             html(login_form(
@@ -166,8 +167,8 @@ async fn login(State(d): State<Arc<Dashboard>>, form: Form<LoginForm>) -> Respon
             )),
         )
             .into_response();
-    };
-    if !access::key_matches(&form.key, &digest) {
+    }
+    let Some(digest) = access::matching(&form.key, &in_force) else {
         tracing::warn!("dashboard login refused: wrong access key");
         // Slows down guessing (a 192-bit key cannot be guessed anyway).
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -178,8 +179,8 @@ async fn login(State(d): State<Arc<Dashboard>>, form: Form<LoginForm>) -> Respon
             )),
         )
             .into_response();
-    }
-    let opened = crate::supervisor::lock(&d.sessions).open(&digest, Instant::now());
+    };
+    let opened = crate::supervisor::lock(&d.sessions).open(digest, &in_force, Instant::now());
     match opened {
         Ok((token, _)) => {
             tracing::info!("dashboard login");
