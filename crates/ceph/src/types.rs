@@ -541,3 +541,68 @@ mod tests {
         assert_eq!(s.health.checks["PG_AVAILABILITY"].summary.count, 2);
     }
 }
+
+/// `rbd perf image stats` (the mgr's rbd_support module): each image's I/O over the last few seconds,
+/// as rows of figures named by `stat_descriptors`, keyed `POOL_INDEX/IMAGE` (the index into
+/// `pool_descriptors`, whose values are `POOL` or `POOL/NAMESPACE`). Idle images are left out.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RbdPerfImageStats {
+    pub stat_descriptors: Vec<String>,
+    pub pool_descriptors: BTreeMap<String, String>,
+    pub stats: Vec<BTreeMap<String, Vec<f64>>>,
+}
+
+/// One image's I/O rates, from [`RbdPerfImageStats`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ImageIo {
+    pub pool: String,
+    pub image: String,
+    pub read_ops_per_sec: f64,
+    pub write_ops_per_sec: f64,
+    pub read_bytes_per_sec: f64,
+    pub write_bytes_per_sec: f64,
+    /// Mean latency of the interval's operations.
+    pub read_latency_secs: f64,
+    pub write_latency_secs: f64,
+}
+
+impl RbdPerfImageStats {
+    /// One entry per image with I/O (images of a namespace keep `POOL/NAMESPACE` as their pool).
+    pub fn images(&self) -> Vec<ImageIo> {
+        let at = |name: &str| self.stat_descriptors.iter().position(|d| d == name);
+        let (wo, ro, wb, rb, wl, rl) = (
+            at("write_ops"),
+            at("read_ops"),
+            at("write_bytes"),
+            at("read_bytes"),
+            at("write_latency"),
+            at("read_latency"),
+        );
+        let value =
+            |row: &[f64], i: Option<usize>| i.and_then(|i| row.get(i)).copied().unwrap_or(0.0);
+        let mut out = Vec::new();
+        for entry in &self.stats {
+            for (key, row) in entry {
+                let Some((index, image)) = key.split_once('/') else {
+                    continue;
+                };
+                let Some(pool) = self.pool_descriptors.get(index) else {
+                    continue;
+                };
+                out.push(ImageIo {
+                    pool: pool.clone(),
+                    image: image.to_string(),
+                    read_ops_per_sec: value(row, ro),
+                    write_ops_per_sec: value(row, wo),
+                    read_bytes_per_sec: value(row, rb),
+                    write_bytes_per_sec: value(row, wb),
+                    // Ceph reports nanoseconds.
+                    read_latency_secs: value(row, rl) / 1e9,
+                    write_latency_secs: value(row, wl) / 1e9,
+                });
+            }
+        }
+        out
+    }
+}

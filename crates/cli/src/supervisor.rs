@@ -216,22 +216,30 @@ fn metrics_registry(
     platform: &SharedPlatform,
     snapshot: &Arc<Mutex<Snapshot>>,
 ) -> Registry {
-    use rookery_orchestrator::metrics::{CephCollector, DaemonCollector};
+    use rookery_orchestrator::metrics::{CephCollector, DaemonCollector, VolumeIoCollector};
     let mut registry = Registry::with_prefix("rookery");
     reconciler.metrics.register(&mut registry);
     let platform = platform.clone();
     registry.register_collector(Box::new(DaemonCollector::new(move || {
         lock(&platform).status()
     })));
-    let snapshot = snapshot.clone();
+    let of_ceph = snapshot.clone();
     registry.register_collector(Box::new(CephCollector::new(move || {
         let (rados, state) = {
-            let s = lock(&snapshot);
+            let s = lock(&of_ceph);
             (s.rados.clone(), s.state.clone())
         };
         match (rados, state) {
             (Some(r), Some(state)) => report::ceph_report(&r, &state).map_err(|e| e.to_string()),
             _ => Err("no mon answers yet".into()),
+        }
+    })));
+    let snapshot = snapshot.clone();
+    registry.register_collector(Box::new(VolumeIoCollector::new(move || {
+        let rados = lock(&snapshot).rados.clone();
+        match rados {
+            Some(r) => report::volume_io(&r).map_err(|e| e.to_string()),
+            None => Err("no mon answers yet".into()),
         }
     })));
     registry

@@ -496,6 +496,39 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
     })
 }
 
+/// One volume's I/O rates (the mgr's `rbd perf image stats`) with the claim it serves, if any.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeIo {
+    pub claim: String,
+    pub io: rookery_ceph::types::ImageIo,
+}
+
+/// The I/O of every volume busy in the last few seconds, with their claims from the pools' volume
+/// indexes (one omap read per pool with busy volumes).
+pub fn volume_io(r: &Rados) -> Result<Vec<VolumeIo>, rookery_ceph::CephError> {
+    let images = mgr::rbd_image_stats(r)?.images();
+    let mut claims: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(images.len());
+    for io in images {
+        if !claims.contains_key(&io.pool) {
+            let of_pool = r
+                .ioctx(&io.pool)
+                .ok()
+                .and_then(|ctx| rookery_volumes::index::read(&ctx).ok())
+                .map(|i| i.claims.into_iter().collect())
+                .unwrap_or_default();
+            claims.insert(io.pool.clone(), of_pool);
+        }
+        let claim = claims
+            .get(&io.pool)
+            .and_then(|c| c.get(&io.image))
+            .cloned()
+            .unwrap_or_default();
+        out.push(VolumeIo { claim, io });
+    }
+    Ok(out)
+}
+
 /// How full a pool is: Ceph's fraction of what the OSDs can still give it, or of its quota when that
 /// is nearer (Ceph's `percent_used` ignores quotas).
 fn used_ratio(usage: &rookery_ceph::types::DfPool) -> f64 {
