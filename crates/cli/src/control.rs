@@ -240,6 +240,8 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/pools", get(list_pools))
         .route("/v1/history", get(history))
+        .route("/v1/events", get(events))
+        .route("/v1/filesystems/{fs}/mounts", get(list_fs_mounts))
         .route("/v1/daemons/{name}/retry", post(retry_daemon))
         .route("/v1/osds/{id}/retire", post(retire_osd))
         .route("/v1/csi/access", post(csi_access))
@@ -310,6 +312,59 @@ async fn history(
     State(shared): State<Arc<Shared>>,
 ) -> Json<rookery_orchestrator::history::History> {
     Json(crate::supervisor::lock(&shared.history).history())
+}
+
+/// What the orchestrator did and why, oldest first (the last 200 steps since the supervisor started).
+#[utoipa::path(get, path = "/v1/events", tag = "cluster",
+    responses((status = 200, body = [rookery_orchestrator::Event])))]
+async fn events(State(shared): State<Arc<Shared>>) -> Json<Vec<rookery_orchestrator::Event>> {
+    Json(shared.events())
+}
+
+/// A CephFS mount on this host (`rookery fs mount`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FsMountRow {
+    pub fs: String,
+    /// None: the whole filesystem is mounted.
+    pub subvolume: Option<String>,
+    /// The directory inside the filesystem that is mounted.
+    pub root: String,
+    pub path: String,
+    pub read_only: bool,
+    /// The ceph-fuse process serving it.
+    pub pid: u32,
+    /// Unmounted by `rookery down`, mounted again by `rookery up`.
+    pub suspended: bool,
+}
+
+/// This host's mounts of a filesystem (mounts whose ceph-fuse died are forgotten first).
+#[utoipa::path(get, path = "/v1/filesystems/{fs}/mounts", tag = "filesystems",
+    params(("fs" = String, Path)),
+    responses(
+        (status = 200, body = [FsMountRow]),
+        (status = "5XX", body = ErrorBody),
+    ))]
+async fn list_fs_mounts(
+    State(shared): State<Arc<Shared>>,
+    Path(fs): Path<String>,
+) -> ApiResult<Json<Vec<FsMountRow>>> {
+    let data = shared.layout.root.clone();
+    let mounts = blocking(move || Ok(rookery_files::mount::list(&data)?)).await?;
+    Ok(Json(
+        mounts
+            .into_iter()
+            .filter(|m| m.fs == fs)
+            .map(|m| FsMountRow {
+                fs: m.fs,
+                subvolume: m.subvolume,
+                root: m.root,
+                path: m.path.display().to_string(),
+                read_only: m.read_only,
+                pid: m.pid,
+                suspended: m.suspended,
+            })
+            .collect(),
+    ))
 }
 
 /// Every pool with its copies, usage, quotas and volume count.
@@ -1334,6 +1389,8 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         crate::supervisor::shutdown,
         openapi,
         history,
+        events,
+        list_fs_mounts,
         list_pools,
         retire_osd,
         retry_daemon,

@@ -67,6 +67,11 @@ impl Shared {
         lock(&self.snapshot).rados.clone()
     }
 
+    /// Everything the reconciler kept of what it did, oldest first.
+    pub(crate) fn events(&self) -> Vec<rookery_orchestrator::Event> {
+        lock(&self.snapshot).events.clone()
+    }
+
     /// What the reconciler last did, as `status` reports it.
     pub(crate) fn reconcile_info(&self) -> ReconcileInfo {
         let s = lock(&self.snapshot);

@@ -296,6 +296,9 @@ fn dashboard_on_real_ceph() {
         "--size",
         "1Gi",
     ]);
+    let fs_mount = work.join("fsmnt");
+    std::fs::create_dir_all(&fs_mount).unwrap();
+    c.ok(&["fs", "mount", "dashfs:app1", fs_mount.to_str().unwrap()]);
     let store_file = work.join("store.yaml");
     std::fs::write(&store_file, store(free_port())).unwrap();
     c.ok(&["apply", "-f", store_file.to_str().unwrap()]);
@@ -342,6 +345,8 @@ fn dashboard_on_real_ceph() {
     assert_eq!(findings["ok"], true, "{findings:#}");
     assert_eq!(findings["secretChecked"], true, "{findings:#}");
     assert_eq!(findings["secretShownOnRequest"], true, "{findings:#}");
+    assert_eq!(findings["mounts"], 1, "{findings:#}");
+    assert!(findings["events"].as_u64().unwrap() > 10, "{findings:#}");
     for page in [
         "overview",
         "osds",

@@ -253,7 +253,7 @@ impl Reconciler {
             message,
             action: Some(action.to_string()),
         });
-        while self.events.len() > 50 {
+        while self.events.len() > 200 {
             self.events.pop_front();
         }
     }

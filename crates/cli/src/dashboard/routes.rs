@@ -22,9 +22,11 @@ fn matches(pattern: &str, path: &str) -> bool {
             .all(|(p, s)| (*p == "*" && !s.is_empty() && *s != "." && *s != "..") || p == s)
 }
 
-const READS: [&str; 10] = [
+const READS: [&str; 12] = [
     "/v1/status",
     "/v1/history",
+    "/v1/events",
+    "/v1/filesystems/*/mounts",
     "/v1/pools",
     "/v1/volumes",
     "/v1/volumes/*/*",

@@ -142,6 +142,10 @@ try {
     const subs = (await api(`/v1/filesystems/${fs.name}/subvolumes`)).body;
     const rows = await rowKeys(`#subvolumes-${fs.name}`).catch(() => []);
     for (const s of subs) check(rows.includes(s.name), `subvolume ${s.name} listed`);
+    const mounts = (await api(`/v1/filesystems/${fs.name}/mounts`)).body;
+    const mountRows = await rowKeys(`#mounts-${fs.name}`).catch(() => []);
+    for (const m of mounts) check(mountRows.includes(m.path), `mount ${m.path} listed`);
+    findings.mounts = (findings.mounts || 0) + mounts.length;
   }
   await shot("filesystems");
 
@@ -175,9 +179,13 @@ try {
 
   // Events: the orchestrator's timeline.
   await show("events");
-  const recent = status.reconcile.recent || [];
-  check((await page.$$("#events tbody tr")).length >= Math.min(1, recent.length), "events listed");
-  if (recent.length) check((await text()).includes(recent[recent.length - 1].message), "the latest event shown");
+  const events = (await api("/v1/events")).body;
+  check(events.length > 0, "the orchestrator has done things");
+  const shown = (await page.$$("#events tbody tr")).length;
+  check(shown >= events.length, `every event listed (${shown} of ${events.length})`);
+  check((await text()).includes(events[events.length - 1].message), "the latest event shown");
+  check((await text()).includes(events[0].message), "the oldest event shown");
+  findings.events = events.length;
   await shot("events");
 
   check(problems.length === 0, "no script errors: " + problems.join("; "));

@@ -379,7 +379,7 @@ function volumesPage(data) {
   ];
 }
 
-function filesystemsPage(st, subvolumes) {
+function filesystemsPage(st, subvolumes, mounts) {
   const fss = (st.ceph || {}).filesystems || [];
   if (!fss.length) return [card("Filesystems", h("p.muted", {}, "No CephFS filesystem: `rookery apply -f examples/filesystem.yaml` makes one."))];
   return fss.map((fs) => {
@@ -401,7 +401,14 @@ function filesystemsPage(st, subvolumes) {
         ["Used", (s) => bytes(s.used_bytes)],
         ["Path", (s) => s.path],
       ], (subvolumes[fs.name] || []).map((s) => ({ ...s, __key: s.name })), "No subvolumes yet.", "subvolumes-" + fs.name),
-      form);
+      form,
+      h("h3", {}, "Mounted on this host"),
+      table([
+        ["Path", (m) => m.path],
+        ["What", (m) => (m.subvolume ? "subvolume " + m.subvolume : "the whole filesystem") + (m.read_only ? " (read-only)" : "")],
+        ["State", (m) => (m.suspended ? badge("unmounted by rookery down", "warn") : badge("mounted", "ok"))],
+        ["ceph-fuse pid", (m) => m.pid],
+      ], (mounts[fs.name] || []).map((m) => ({ ...m, __key: m.path })), "Not mounted here.", "mounts-" + fs.name));
   });
 }
 
@@ -457,9 +464,9 @@ function daemonsPage(st) {
   ];
 }
 
-function eventsPage(st) {
+function eventsPage(st, all) {
   const r = st.reconcile || {};
-  const events = [...(r.recent || [])].reverse();
+  const events = [...all].reverse();
   return [
     card("What the orchestrator is doing",
       h("p", {}, r.converged ? "Converged: the cluster is as the spec asks." : "Working towards the spec."),
@@ -471,7 +478,7 @@ function eventsPage(st) {
         ["When", (e) => ago(e.unix)],
         ["What", (e) => e.action || ""],
         ["Why and how", (e) => e.message],
-      ], events, "Nothing done yet.", "events")),
+      ], events, "Nothing done since the supervisor started.", "events")),
   ];
 }
 
@@ -487,11 +494,14 @@ const pages = {
     return volumesPage({ pools, volumes: lists.flat() });
   },
   filesystems: async (st) => {
-    const subvolumes = {};
+    const subvolumes = {}, mounts = {};
     for (const fs of (st.ceph || {}).filesystems || []) {
-      subvolumes[fs.name] = await get(`/v1/filesystems/${enc(fs.name)}/subvolumes`);
+      [subvolumes[fs.name], mounts[fs.name]] = await Promise.all([
+        get(`/v1/filesystems/${enc(fs.name)}/subvolumes`),
+        get(`/v1/filesystems/${enc(fs.name)}/mounts`),
+      ]);
     }
-    return filesystemsPage(st, subvolumes);
+    return filesystemsPage(st, subvolumes, mounts);
   },
   objects: async (st) => {
     const stores = {};
@@ -505,7 +515,7 @@ const pages = {
     return objectsPage(st, stores);
   },
   daemons: async (st) => daemonsPage(st),
-  events: async (st) => eventsPage(st),
+  events: async (st) => eventsPage(st, await get("/v1/events")),
 };
 
 function route() {
