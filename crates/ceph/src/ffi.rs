@@ -18,6 +18,20 @@ pub type CompletionT = *mut c_void;
 pub type OmapIterT = *mut c_void;
 type Callback = Option<unsafe extern "C" fn(CompletionT, *mut c_void)>;
 
+/// `rados_osd_command`: a command to one OSD (its id first), otherwise as [`CommandFn`].
+type OsdCommandFn = unsafe extern "C" fn(
+    RadosT,
+    c_int,
+    *const *const c_char,
+    usize,
+    *const c_char,
+    usize,
+    *mut *mut c_char,
+    *mut usize,
+    *mut *mut c_char,
+    *mut usize,
+) -> c_int;
+
 type CommandFn = unsafe extern "C" fn(
     RadosT,
     *const *const c_char,
@@ -42,6 +56,7 @@ pub struct Api {
     pub shutdown: unsafe extern "C" fn(RadosT),
     pub mon_command: CommandFn,
     pub mgr_command: CommandFn,
+    pub osd_command: OsdCommandFn,
     pub buffer_free: unsafe extern "C" fn(*mut c_char),
     pub ioctx_create: unsafe extern "C" fn(RadosT, *const c_char, *mut IoCtxT) -> c_int,
     pub ioctx_destroy: unsafe extern "C" fn(IoCtxT),
@@ -163,6 +178,7 @@ fn load() -> Result<Api, String> {
         shutdown: sym!("rados_shutdown"),
         mon_command: sym!("rados_mon_command"),
         mgr_command: sym!("rados_mgr_command"),
+        osd_command: sym!("rados_osd_command"),
         buffer_free: sym!("rados_buffer_free"),
         ioctx_create: sym!("rados_ioctx_create"),
         ioctx_destroy: sym!("rados_ioctx_destroy"),

@@ -41,6 +41,8 @@ unsafe impl Sync for Rados {}
 pub enum Target {
     Mon,
     Mgr,
+    /// One OSD, by id (`ceph tell osd.N ...`).
+    Osd(u32),
 }
 
 pub(crate) fn cstring(what: &str, s: &str) -> Result<CString, CephError> {
@@ -275,23 +277,40 @@ impl Rados {
         let mut outbuf_len = 0usize;
         let mut outs: *mut c_char = ptr::null_mut();
         let mut outs_len = 0usize;
-        let f = match target {
-            Target::Mon => self.api.mon_command,
-            Target::Mgr => self.api.mgr_command,
-        };
         // SAFETY: all pointers are valid for the call; librados allocates the outputs, which we free.
         let (rc, out, status) = unsafe {
-            let rc = f(
-                self.handle,
-                cmds.as_ptr(),
-                1,
-                input.as_ptr() as *const c_char,
-                input.len(),
-                &mut outbuf,
-                &mut outbuf_len,
-                &mut outs,
-                &mut outs_len,
-            );
+            let rc = match target {
+                Target::Mon | Target::Mgr => {
+                    let f = if target == Target::Mon {
+                        self.api.mon_command
+                    } else {
+                        self.api.mgr_command
+                    };
+                    f(
+                        self.handle,
+                        cmds.as_ptr(),
+                        1,
+                        input.as_ptr() as *const c_char,
+                        input.len(),
+                        &mut outbuf,
+                        &mut outbuf_len,
+                        &mut outs,
+                        &mut outs_len,
+                    )
+                }
+                Target::Osd(id) => (self.api.osd_command)(
+                    self.handle,
+                    id as libc::c_int,
+                    cmds.as_ptr(),
+                    1,
+                    input.as_ptr() as *const c_char,
+                    input.len(),
+                    &mut outbuf,
+                    &mut outbuf_len,
+                    &mut outs,
+                    &mut outs_len,
+                ),
+            };
             let out = take_buffer(self.api, outbuf, outbuf_len);
             let status = take_buffer(self.api, outs, outs_len);
             (rc, out, status)

@@ -606,3 +606,29 @@ impl RbdPerfImageStats {
         out
     }
 }
+
+/// `tell osd.N perf dump osd`: the counters of the `osd` logger that tell its client I/O.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OsdPerfDump {
+    pub osd: OsdPerfCounters,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OsdPerfCounters {
+    pub op_r: u64,
+    pub op_w: u64,
+    pub op_r_out_bytes: u64,
+    pub op_w_in_bytes: u64,
+    pub op_r_latency: LatencySum,
+    pub op_w_latency: LatencySum,
+}
+
+/// A Ceph latency counter: how many operations, and their total time in seconds.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LatencySum {
+    pub avgcount: u64,
+    pub sum: f64,
+}

@@ -221,7 +221,9 @@ fn metrics_registry(
     platform: &SharedPlatform,
     snapshot: &Arc<Mutex<Snapshot>>,
 ) -> Registry {
-    use rookery_orchestrator::metrics::{CephCollector, DaemonCollector, VolumeIoCollector};
+    use rookery_orchestrator::metrics::{
+        CephCollector, DaemonCollector, OsdIoCollector, VolumeIoCollector,
+    };
     let mut registry = Registry::with_prefix("rookery");
     reconciler.metrics.register(&mut registry);
     let platform = platform.clone();
@@ -237,6 +239,14 @@ fn metrics_registry(
         match (rados, state) {
             (Some(r), Some(state)) => report::ceph_report(&r, &state).map_err(|e| e.to_string()),
             _ => Err("no mon answers yet".into()),
+        }
+    })));
+    let of_osds = snapshot.clone();
+    registry.register_collector(Box::new(OsdIoCollector::new(move || {
+        let rados = lock(&of_osds).rados.clone();
+        match rados {
+            Some(r) => report::osd_io(&r).map_err(|e| e.to_string()),
+            None => Err("no mon answers yet".into()),
         }
     })));
     let snapshot = snapshot.clone();

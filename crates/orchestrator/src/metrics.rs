@@ -642,6 +642,101 @@ impl Collector for VolumeIoCollector {
     }
 }
 
+type OsdIoSource =
+    Box<dyn Fn() -> Result<Vec<(u32, rookery_ceph::types::OsdPerfCounters)>, String> + Send + Sync>;
+
+/// Each up OSD's client I/O since it started, asked of the OSD at scrape time:
+/// `ceph_osd_{read,write}_ops_total`, `ceph_osd_{read,written}_bytes_total` and
+/// `ceph_osd_{read,write}_latency_seconds_total` (the time those operations took, so that
+/// `rate(latency) / rate(ops)` is their mean latency), labelled `daemon`. The counters start again from
+/// 0 when an OSD restarts, which `rate` understands.
+pub struct OsdIoCollector {
+    source: OsdIoSource,
+}
+
+impl OsdIoCollector {
+    pub fn new(
+        source: impl Fn() -> Result<Vec<(u32, rookery_ceph::types::OsdPerfCounters)>, String>
+            + Send
+            + Sync
+            + 'static,
+    ) -> OsdIoCollector {
+        OsdIoCollector {
+            source: Box::new(source),
+        }
+    }
+}
+
+impl std::fmt::Debug for OsdIoCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OsdIoCollector")
+    }
+}
+
+impl Collector for OsdIoCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let osds = (self.source)().unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "no OSD I/O for this scrape");
+            Vec::new()
+        });
+        type Count = fn(&rookery_ceph::types::OsdPerfCounters) -> u64;
+        let counts: [(&str, &str, Option<&Unit>, Count); 4] = [
+            (
+                "ceph_osd_read_ops",
+                "Client reads each OSD served since it started",
+                None,
+                |p| p.op_r,
+            ),
+            (
+                "ceph_osd_write_ops",
+                "Client writes each OSD served since it started",
+                None,
+                |p| p.op_w,
+            ),
+            (
+                "ceph_osd_read",
+                "Bytes each OSD returned to clients since it started",
+                Some(&Unit::Bytes),
+                |p| p.op_r_out_bytes,
+            ),
+            (
+                "ceph_osd_written",
+                "Bytes clients wrote to each OSD since it started",
+                Some(&Unit::Bytes),
+                |p| p.op_w_in_bytes,
+            ),
+        ];
+        let label = |id: u32| [("daemon", format!("osd.{id}"))];
+        for (name, help, unit, count) in counts {
+            let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Counter)?;
+            for (id, p) in &osds {
+                ConstCounter::new(count(p)).encode(family.encode_family(&label(*id))?)?;
+            }
+        }
+        type Took = fn(&rookery_ceph::types::OsdPerfCounters) -> f64;
+        let times: [(&str, &str, Took); 2] = [
+            (
+                "ceph_osd_read_latency",
+                "Time each OSD's client reads took, in all, since it started",
+                |p| p.op_r_latency.sum,
+            ),
+            (
+                "ceph_osd_write_latency",
+                "Time each OSD's client writes took, in all, since it started",
+                |p| p.op_w_latency.sum,
+            ),
+        ];
+        for (name, help, took) in times {
+            let mut family =
+                encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Counter)?;
+            for (id, p) in &osds {
+                ConstCounter::new(took(p)).encode(family.encode_family(&label(*id))?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One counter family of per-pool totals Ceph keeps.
 fn pool_counter(
     encoder: &mut DescriptorEncoder,
@@ -902,6 +997,33 @@ mod tests {
             !text.contains("rookery_volume_write_ops_per_second{"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn osd_io_counters() {
+        let mut registry = Registry::with_prefix("rookery");
+        registry.register_collector(Box::new(OsdIoCollector::new(|| {
+            let mut p = rookery_ceph::types::OsdPerfCounters {
+                op_r: 3,
+                op_w: 5,
+                op_r_out_bytes: 4096,
+                op_w_in_bytes: 8192,
+                ..Default::default()
+            };
+            p.op_w_latency.sum = 1.5;
+            Ok(vec![(2, p)])
+        })));
+        let text = render(&registry);
+        for line in [
+            "rookery_ceph_osd_read_ops_total{daemon=\"osd.2\"} 3\n",
+            "rookery_ceph_osd_write_ops_total{daemon=\"osd.2\"} 5\n",
+            "rookery_ceph_osd_read_bytes_total{daemon=\"osd.2\"} 4096\n",
+            "rookery_ceph_osd_written_bytes_total{daemon=\"osd.2\"} 8192\n",
+            "rookery_ceph_osd_write_latency_seconds_total{daemon=\"osd.2\"} 1.5\n",
+            "# TYPE rookery_ceph_osd_read_latency_seconds counter\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
     }
 
     #[test]

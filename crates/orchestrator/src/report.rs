@@ -529,6 +529,36 @@ pub fn volume_io(r: &Rados) -> Result<Vec<VolumeIo>, rookery_ceph::CephError> {
     Ok(out)
 }
 
+/// The client I/O counters of every OSD the map has up, asked of the OSDs themselves (`tell osd.N perf
+/// dump osd`, 16 at a time); an OSD that does not answer is left out.
+pub fn osd_io(
+    r: &Rados,
+) -> Result<Vec<(u32, rookery_ceph::types::OsdPerfCounters)>, rookery_ceph::CephError> {
+    let up: Vec<u32> = osd::dump(r)?
+        .osds
+        .iter()
+        .filter(|o| o.up == 1)
+        .map(|o| o.osd)
+        .collect();
+    let mut out = Vec::with_capacity(up.len());
+    for batch in up.chunks(16) {
+        std::thread::scope(|scope| {
+            let asked: Vec<_> = batch
+                .iter()
+                .map(|id| (*id, scope.spawn(move || osd::perf(r, *id))))
+                .collect();
+            for (id, handle) in asked {
+                match handle.join() {
+                    Ok(Ok(p)) => out.push((id, p.osd)),
+                    Ok(Err(e)) => tracing::debug!(osd = id, error = %e, "no I/O counters"),
+                    Err(_) => tracing::debug!(osd = id, "asking for I/O counters panicked"),
+                }
+            }
+        });
+    }
+    Ok(out)
+}
+
 /// How full a pool is: Ceph's fraction of what the OSDs can still give it, or of its quota when that
 /// is nearer (Ceph's `percent_used` ignores quotas).
 fn used_ratio(usage: &rookery_ceph::types::DfPool) -> f64 {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Cmd;
-use crate::types::{CrushRule, OsdDf, OsdDump, OsdMetadata};
+use crate::types::{CrushRule, OsdDf, OsdDump, OsdMetadata, OsdPerfDump};
 use crate::{CephError, Rados};
 
 fn dump_cmd() -> Cmd {
@@ -34,6 +34,18 @@ fn df_cmd() -> Cmd {
 /// `osd df`: each OSD's capacity and use. Served by the mgr, so it fails while no mgr is active.
 pub fn df(r: &Rados) -> Result<OsdDf, CephError> {
     df_cmd().reply(r)
+}
+
+fn perf_cmd(id: u32) -> Cmd {
+    Cmd {
+        target: crate::Target::Osd(id),
+        json: json!({"prefix": "perf dump", "logger": "osd"}),
+    }
+}
+
+/// `tell osd.N perf dump osd`: the OSD's client operation counters since it started.
+pub fn perf(r: &Rados, id: u32) -> Result<OsdPerfDump, CephError> {
+    perf_cmd(id).reply(r)
 }
 
 fn new_cmd(uuid: &str) -> Cmd {
@@ -239,6 +251,11 @@ mod tests {
     fn builds_commands() {
         assert_cmd(dump_cmd(), Target::Mon, json!({"prefix": "osd dump"}));
         assert_cmd(
+            perf_cmd(3),
+            Target::Osd(3),
+            json!({"prefix": "perf dump", "logger": "osd"}),
+        );
+        assert_cmd(
             metadata_cmd(),
             Target::Mon,
             json!({"prefix": "osd metadata"}),
@@ -323,6 +340,21 @@ mod tests {
             json!({"prefix": "osd erasure-code-profile set", "name": "rookery-ec",
                    "profile": ["k=2", "m=1", "crush-failure-domain=osd"], "force": true}),
         );
+    }
+
+    #[test]
+    fn parses_osd_perf() {
+        // `tell osd.0 perf dump osd` of 16.2.15 (the counters rookery reads, and a few it does not).
+        let p: OsdPerfDump = serde_json::from_str(include_str!(
+            "../../testdata/pacific/osd_perf_dump_osd.json"
+        ))
+        .unwrap();
+        assert_eq!(p.osd.op_r, 3);
+        assert_eq!(p.osd.op_w, 1914);
+        assert_eq!(p.osd.op_w_in_bytes, 34444315);
+        assert_eq!(p.osd.op_r_out_bytes, 24);
+        assert_eq!(p.osd.op_w_latency.avgcount, 1914);
+        assert!((p.osd.op_w_latency.sum - 822.08).abs() < 0.01);
     }
 
     #[test]
