@@ -222,9 +222,33 @@ fn dashboard_on_real_ceph() {
         ("GET", "/metrics"),
         ("GET", "/no/such/page"),
     ];
+    // ...and every operation of the control API, as /api/... (its parameters filled with "x").
+    let openapi: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut every: Vec<(String, String)> = routes
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    for (path, ops) in openapi["paths"].as_object().unwrap() {
+        let filled: String = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ops.as_object().unwrap().keys() {
+            every.push((method.to_uppercase(), format!("/api{filled}")));
+        }
+    }
+    assert!(every.len() > 40, "{every:?}");
     for cookie in [None, Some("rookery_session=made-up")] {
         let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("Cookie", *c)).collect();
-        for (method, path) in routes {
+        for (method, path) in &every {
+            let (method, path) = (method.as_str(), path.as_str());
             let (code, head, body) = http(&address, method, path, &headers, Some("")).unwrap();
             let to_login = code == 303 && head.to_lowercase().contains("location: /login");
             assert!(

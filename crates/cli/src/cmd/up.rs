@@ -117,6 +117,7 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
             }
             let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
             metrics_note(&report, args.metrics_port);
+            dashboard_note(&report, args.dashboard_port);
             let key = dashboard_key(layout, args.dashboard_port)?;
             return finish(&report, started, output, false, key.as_deref());
         }
@@ -170,6 +171,7 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
     start_supervisor(&rt, layout, args.metrics_port, args.dashboard_port)?;
     let report = wait_ready(&rt, layout, Duration::from_secs(args.wait_secs), output)?;
     metrics_note(&report, args.metrics_port);
+    dashboard_note(&report, args.dashboard_port);
     if report.ready {
         remount_volumes(layout);
         remount_files(layout);
@@ -224,20 +226,32 @@ fn port_free(flag: &str, port: Option<u16>) -> Result<(), Failure> {
     )))
 }
 
-/// Says so when `--metrics-port` asked for other than what the running supervisor serves (it was
-/// started earlier, with other flags).
+/// Says so when `--metrics-port` or `--dashboard-port` asked for other than what the running
+/// supervisor serves (it was started earlier, with other flags).
 fn metrics_note(report: &ClusterReport, asked: Option<u16>) {
-    let Some(port) = asked else { return };
     let serving = report
         .supervisor
         .as_ref()
-        .and_then(|s| s.metrics_address.as_deref())
-        .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+        .and_then(|s| s.metrics_address.as_deref());
+    not_applied_note("--metrics-port", asked, serving, "/metrics");
+}
+
+fn dashboard_note(report: &ClusterReport, asked: Option<u16>) {
+    let serving = report
+        .supervisor
+        .as_ref()
+        .and_then(|s| s.dashboard_address.as_deref());
+    not_applied_note("--dashboard-port", asked, serving, "/");
+}
+
+fn not_applied_note(flag: &str, asked: Option<u16>, serving: Option<&str>, path: &str) {
+    let Some(port) = asked else { return };
+    let serving = serving.and_then(|a| a.parse::<std::net::SocketAddr>().ok());
     let same = serving.is_some_and(|a| port == 0 || a.port() == port);
     if !same {
         eprintln!(
-            "note: --metrics-port {port} was not applied: the supervisor was already running ({}); `rookery down` and `rookery up --metrics-port {port}` restart it with it",
-            serving.map_or("without a metrics port".to_string(), |a| format!("metrics at http://{a}/metrics"))
+            "note: {flag} {port} was not applied: the supervisor was already running ({}); `rookery down` and `rookery up {flag} {port}` restart it with it",
+            serving.map_or(format!("without {flag}"), |a| format!("serving http://{a}{path}"))
         );
     }
 }
