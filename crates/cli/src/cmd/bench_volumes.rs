@@ -217,6 +217,101 @@ fn fio(fio: &Path, dir: &Path, rw: &str, bs: &str, span: Span) -> Result<(f64, f
     ))
 }
 
+/// Where a latency run of fio goes: a file in a mounted volume, or an image through fio's own librbd
+/// engine (raw librbd, the baseline).
+enum FioTarget<'a> {
+    Dir(&'a Path),
+    Image { conf: &'a Path, image: &'a str },
+}
+
+/// What a latency run measured: completion latency percentiles (µs) and throughput, per direction.
+#[derive(Debug, Default, Clone, Copy)]
+struct Latency {
+    p50_us: f64,
+    p99_us: f64,
+    mib_s: f64,
+}
+
+/// One direct fio run of `rw` with `bs` at `iodepth` for `runtime` s: read and write figures.
+fn fio_latency(
+    fio: &Path,
+    target: &FioTarget,
+    rw: &str,
+    bs: &str,
+    iodepth: u32,
+    runtime: u64,
+) -> Result<(Latency, Latency)> {
+    let mut args = vec![
+        "--name=latency".to_string(),
+        "--size=512M".into(),
+        "--direct=1".into(),
+        format!("--iodepth={iodepth}"),
+        format!("--rw={rw}"),
+        format!("--bs={bs}"),
+        format!("--runtime={runtime}"),
+        "--time_based".into(),
+        "--output-format=json".into(),
+    ];
+    let mut cmd = Command::new(fio);
+    match target {
+        FioTarget::Dir(dir) => {
+            args.push(format!("--filename={}", dir.join("fio.dat").display()));
+            args.push("--ioengine=libaio".into());
+        }
+        FioTarget::Image { conf, image } => {
+            args.extend([
+                "--ioengine=rbd".to_string(),
+                "--clientname=admin".into(),
+                format!("--pool={POOL}"),
+                format!("--rbdname={image}"),
+            ]);
+            // fio's rbd engine reads the cluster's ceph.conf from CEPH_CONF.
+            cmd.env("CEPH_CONF", conf);
+        }
+    }
+    let out = cmd
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running fio")?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "fio {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).context("parsing fio's output")?;
+    let side = |name: &str| {
+        let job = &v["jobs"][0][name];
+        let pct = |p: &str| job["clat_ns"]["percentile"][p].as_f64().unwrap_or(0.0) / 1000.0;
+        Latency {
+            p50_us: pct("50.000000"),
+            p99_us: pct("99.000000"),
+            mib_s: job["bw"].as_f64().unwrap_or(0.0) / 1024.0,
+        }
+    };
+    Ok((side("read"), side("write")))
+}
+
+/// QD1 4k random read and write latency, and 64k random reads and writes mixed half and half at QD16.
+struct LatencyFigures {
+    qd1_read: Latency,
+    qd1_write: Latency,
+    mixed_64k_mib_s: f64,
+}
+
+fn latency_figures(fio: &Path, target: &FioTarget, runtime: u64) -> Result<LatencyFigures> {
+    let (qd1_read, _) = fio_latency(fio, target, "randread", "4k", 1, runtime)?;
+    let (_, qd1_write) = fio_latency(fio, target, "randwrite", "4k", 1, runtime)?;
+    let (r, w) = fio_latency(fio, target, "randrw", "64k", 16, runtime)?;
+    Ok(LatencyFigures {
+        qd1_read,
+        qd1_write,
+        mixed_64k_mib_s: r.mib_s + w.mib_s,
+    })
+}
+
 /// dd's own figure for 200 MiB of direct 1 MiB writes, in MB/s.
 fn dd(dir: &Path) -> Result<f64> {
     let target = dir.join("dd.bin");
@@ -454,20 +549,28 @@ fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
             raw: false,
         };
         rookery_volumes::mount(rados, &req)?;
-        let ours = (|| -> Result<(Workloads, Vec<f64>, Vec<f64>)> {
+        let ours = (|| -> Result<(Workloads, Vec<f64>, Vec<f64>, LatencyFigures)> {
             let (mut ours_seq, mut raw_seq) = (Vec::new(), Vec::new());
             for _ in 0..SEQ_ROUNDS {
                 ours_seq.push(fio(&fio_exe, &mnt, "write", "1M", Span::Bytes(SEQ_BYTES))?.0);
                 raw_seq.push(rbd_bench(&conf, &raw_name, "write", "1M", "seq", SEQ_BYTES)?.0);
             }
-            Ok((
-                workloads(&fio_exe, &mnt, runtime, Some(best(&ours_seq)))?,
-                ours_seq,
-                raw_seq,
-            ))
+            let work = workloads(&fio_exe, &mnt, runtime, Some(best(&ours_seq)))?;
+            let latency = latency_figures(&fio_exe, &FioTarget::Dir(&mnt), runtime)?;
+            let _ = std::fs::remove_file(mnt.join("fio.dat"));
+            Ok((work, ours_seq, raw_seq, latency))
         })();
         rookery_volumes::unmount(rados, data, mnt.to_str().unwrap_or_default())?;
-        let (ours, ours_seq_rounds, raw_seq_rounds) = ours?;
+        let (ours, ours_seq_rounds, raw_seq_rounds, ours_latency) = ours?;
+        // The raw image was written whole by the sequential rounds, so its reads read data.
+        let raw_latency = latency_figures(
+            &fio_exe,
+            &FioTarget::Image {
+                conf: &conf,
+                image: &raw_name,
+            },
+            runtime,
+        )?;
         let raw_seq = best(&raw_seq_rounds);
 
         let plain = {
@@ -487,6 +590,14 @@ fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
             "rand_read_4k_iops": {"ours": ours.rand_read_iops, "raw_librbd": raw_rr, "plain_fuse_loop": plain.rand_read_iops,
                                   "ratio_vs_plain": ours.rand_read_iops / plain.rand_read_iops},
             "dd_200m_direct_mb_s": {"ours": ours.dd_mbs, "plain_fuse_loop": plain.dd_mbs},
+            "qd1_read_4k_us": {"ours": {"p50": ours_latency.qd1_read.p50_us, "p99": ours_latency.qd1_read.p99_us},
+                               "raw_librbd": {"p50": raw_latency.qd1_read.p50_us, "p99": raw_latency.qd1_read.p99_us},
+                               "ratio_p50": ours_latency.qd1_read.p50_us / raw_latency.qd1_read.p50_us.max(1e-9)},
+            "qd1_write_4k_us": {"ours": {"p50": ours_latency.qd1_write.p50_us, "p99": ours_latency.qd1_write.p99_us},
+                                "raw_librbd": {"p50": raw_latency.qd1_write.p50_us, "p99": raw_latency.qd1_write.p99_us},
+                                "ratio_p50": ours_latency.qd1_write.p50_us / raw_latency.qd1_write.p50_us.max(1e-9)},
+            "mixed_64k_mib_s": {"ours": ours_latency.mixed_64k_mib_s, "raw_librbd": raw_latency.mixed_64k_mib_s,
+                                "ratio_vs_raw": ours_latency.mixed_64k_mib_s / raw_latency.mixed_64k_mib_s.max(1e-9)},
             "runtime_secs": runtime,
         }))
     })();
@@ -602,6 +713,27 @@ pub fn run(
                     "  (seq write: {SEQ_BYTES} per round, best of {SEQ_ROUNDS} alternating rounds, ours {} vs raw librbd {} MiB/s;\n   the ratio is against raw librbd. Random ratios are against plain rbd-fuse + loop)",
                     rounds("ours"),
                     rounds("raw_librbd")
+                );
+                let lat = |key: &str, side: &str, p: &str| i[key][side][p].as_f64().unwrap_or(0.0);
+                for (name, key) in [
+                    ("QD1 randread 4k", "qd1_read_4k_us"),
+                    ("QD1 randwrite 4k", "qd1_write_4k_us"),
+                ] {
+                    println!(
+                        "{name:<22} p50 {:>7.0} µs, p99 {:>7.0} µs; raw librbd p50 {:>7.0} µs, p99 {:>7.0} µs   p50 ratio {:.2}x",
+                        lat(key, "ours", "p50"),
+                        lat(key, "ours", "p99"),
+                        lat(key, "raw_librbd", "p50"),
+                        lat(key, "raw_librbd", "p99"),
+                        i[key]["ratio_p50"].as_f64().unwrap_or(0.0)
+                    );
+                }
+                println!(
+                    "{:<22} {:>9.0} MiB/s; raw librbd {:.0} MiB/s   ratio {:.2}x  (random, half reads, QD16)",
+                    "mixed 64k",
+                    i["mixed_64k_mib_s"]["ours"].as_f64().unwrap_or(0.0),
+                    i["mixed_64k_mib_s"]["raw_librbd"].as_f64().unwrap_or(0.0),
+                    i["mixed_64k_mib_s"]["ratio_vs_raw"].as_f64().unwrap_or(0.0)
                 );
                 println!(
                     "dd 200 MiB oflag=direct: ours {:.0} MB/s, plain rbd-fuse + loop {:.0} MB/s",
