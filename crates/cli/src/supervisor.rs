@@ -116,8 +116,14 @@ fn single_instance(layout: &Layout) -> Result<File> {
 pub fn run(layout: Layout, options: Options) -> Result<()> {
     let _lock = single_instance(&layout)?;
     // Before any daemon is touched: a port that cannot be had fails the start, changing nothing.
-    let metrics_listener = options.metrics_port.map(bind_metrics).transpose()?;
-    let dashboard_listener = options.dashboard_port.map(bind_dashboard).transpose()?;
+    let metrics_listener = options
+        .metrics_port
+        .map(|p| bind_loopback("--metrics-port", p))
+        .transpose()?;
+    let dashboard_listener = options
+        .dashboard_port
+        .map(|p| bind_loopback("--dashboard-port", p))
+        .transpose()?;
     std::fs::write(layout.supervisor_pid(), format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", layout.supervisor_pid().display()))?;
     let (spec_text, desired) = reconcile_loop::load_spec_file(&layout)?;
@@ -241,34 +247,33 @@ fn metrics_registry(
             _ => Err("no mon answers yet".into()),
         }
     })));
-    let of_osds = snapshot.clone();
-    registry.register_collector(Box::new(OsdIoCollector::new(move || {
-        let rados = lock(&of_osds).rados.clone();
-        match rados {
-            Some(r) => report::osd_io(&r).map_err(|e| e.to_string()),
-            None => Err("no mon answers yet".into()),
-        }
-    })));
-    let snapshot = snapshot.clone();
-    registry.register_collector(Box::new(VolumeIoCollector::new(move || {
-        let rados = lock(&snapshot).rados.clone();
-        match rados {
-            Some(r) => report::volume_io(&r).map_err(|e| e.to_string()),
-            None => Err("no mon answers yet".into()),
-        }
-    })));
+    registry.register_collector(Box::new(OsdIoCollector::new(on_rados(
+        snapshot,
+        report::osd_io,
+    ))));
+    registry.register_collector(Box::new(VolumeIoCollector::new(on_rados(
+        snapshot,
+        report::volume_io,
+    ))));
     registry
 }
 
-/// 127.0.0.1 only: the endpoint has no authentication.
-fn bind_metrics(port: u16) -> Result<std::net::TcpListener> {
-    bind_loopback("--metrics-port", port)
+/// A scrape-time source that asks Ceph over the reconciler's connection (none while no mon answers).
+fn on_rados<T: 'static>(
+    snapshot: &Arc<Mutex<Snapshot>>,
+    ask: fn(&rookery_ceph::Rados) -> Result<T, rookery_ceph::CephError>,
+) -> impl Fn() -> Result<T, String> + Send + Sync + 'static {
+    let snapshot = snapshot.clone();
+    move || {
+        let rados = lock(&snapshot).rados.clone();
+        match rados {
+            Some(r) => ask(&r).map_err(|e| e.to_string()),
+            None => Err("no mon answers yet".into()),
+        }
+    }
 }
 
-fn bind_dashboard(port: u16) -> Result<std::net::TcpListener> {
-    bind_loopback("--dashboard-port", port)
-}
-
+/// 127.0.0.1 only: /metrics has no authentication, and the dashboard is for this host's people.
 fn bind_loopback(flag: &str, port: u16) -> Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).with_context(|| {
         format!("{flag} {port}: cannot listen on 127.0.0.1:{port}; choose a free port, or 0 to pick one")

@@ -235,16 +235,15 @@ impl Collector for DaemonCollector {
                 })
             }),
         )?;
-        let mut restarts = encoder.encode_descriptor(
+        counters(
+            &mut encoder,
             "daemon_restarts",
             "Times the supervisor restarted each daemon after it died, since the supervisor started",
             None,
-            MetricType::Counter,
+            daemons
+                .iter()
+                .map(|d| ([("daemon", d.name.as_str())], u64::from(d.restarts))),
         )?;
-        for d in &daemons {
-            ConstCounter::new(u64::from(d.restarts))
-                .encode(restarts.encode_family(&[("daemon", d.name.as_str())])?)?;
-        }
         gauges(
             &mut encoder,
             "daemon_crash_looping",
@@ -437,28 +436,28 @@ impl Collector for CephCollector {
             bytes,
             c.pools.iter().map(|p| (pool(p), p.quota_bytes)),
         )?;
-        pool_counter(
+        counters(
             &mut encoder,
             "ceph_pool_read_ops",
             "Client read operations on each pool since it was made",
             None,
             c.pools.iter().map(|p| (pool(p), p.io.read_ops)),
         )?;
-        pool_counter(
+        counters(
             &mut encoder,
             "ceph_pool_read",
             "Bytes clients read from each pool since it was made",
             bytes,
             c.pools.iter().map(|p| (pool(p), p.io.read_bytes)),
         )?;
-        pool_counter(
+        counters(
             &mut encoder,
             "ceph_pool_write_ops",
             "Client write operations on each pool since it was made",
             None,
             c.pools.iter().map(|p| (pool(p), p.io.write_ops)),
         )?;
-        pool_counter(
+        counters(
             &mut encoder,
             "ceph_pool_written",
             "Bytes clients wrote to each pool since it was made",
@@ -708,10 +707,13 @@ impl Collector for OsdIoCollector {
         ];
         let label = |id: u32| [("daemon", format!("osd.{id}"))];
         for (name, help, unit, count) in counts {
-            let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Counter)?;
-            for (id, p) in &osds {
-                ConstCounter::new(count(p)).encode(family.encode_family(&label(*id))?)?;
-            }
+            counters(
+                &mut encoder,
+                name,
+                help,
+                unit,
+                osds.iter().map(|(id, p)| (label(*id), count(p))),
+            )?;
         }
         type Took = fn(&rookery_ceph::types::OsdPerfCounters) -> f64;
         let times: [(&str, &str, Took); 2] = [
@@ -727,23 +729,25 @@ impl Collector for OsdIoCollector {
             ),
         ];
         for (name, help, took) in times {
-            let mut family =
-                encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Counter)?;
-            for (id, p) in &osds {
-                ConstCounter::new(took(p)).encode(family.encode_family(&label(*id))?)?;
-            }
+            counters(
+                &mut encoder,
+                name,
+                help,
+                Some(&Unit::Seconds),
+                osds.iter().map(|(id, p)| (label(*id), took(p))),
+            )?;
         }
         Ok(())
     }
 }
 
-/// One counter family of per-pool totals Ceph keeps.
-fn pool_counter(
+/// One counter family: a descriptor and its labelled totals (the counterpart of [`gauges`]).
+fn counters<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeCounterValue>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     unit: Option<&Unit>,
-    values: impl IntoIterator<Item = ([(&'static str, String); 1], u64)>,
+    values: impl IntoIterator<Item = (L, V)>,
 ) -> Result<(), std::fmt::Error> {
     let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Counter)?;
     for (labels, value) in values {

@@ -14,7 +14,6 @@ use rookery_orchestrator::report::ClusterReport;
 use rookery_orchestrator::{ClusterState, Layout};
 use serde_json::{json, Value};
 
-use super::bench_csi::ServedDriver;
 use crate::api::Client;
 use crate::{CmdResult, Failure, Output};
 
@@ -52,30 +51,10 @@ pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
                 "the supervisor serves no dashboard: start it with `rookery up --dashboard-port 0` (after `rookery down` if it runs without one)",
             )
         })?;
-    let work = tempfile::Builder::new()
-        .prefix("rookery-bench-dashboard-")
-        .tempdir()
-        .map_err(|e| Failure::from(anyhow!(e)))?;
-    let served = ServedDriver::start(layout, &state, work.path())?;
-    let names: Vec<String> = (0..count)
-        .map(|i| format!("bench-dashboard-{}-{i}", std::process::id()))
-        .collect();
-    let made = served.rt.block_on(super::bench_scale::make_volumes(
-        served.socket.clone(),
-        &names,
-    ));
-    let measured = match &made {
-        Ok(_) => measure(layout, &client, &address, count),
-        Err(e) => Err(anyhow!("making the volumes: {e:#}")),
-    };
-    let ids = made.as_ref().map(Vec::clone).unwrap_or_default();
-    let removed = served.rt.block_on(super::bench_scale::delete_volumes(
-        served.socket.clone(),
-        ids,
-    ));
-    served.stop();
-    let figures = measured.map_err(Failure::from)?;
-    removed.map_err(Failure::from)?;
+    let figures =
+        super::bench_scale::with_volumes(layout, &state, "bench-dashboard", count, |_| {
+            measure(layout, &client, &address, count)
+        })?;
     let f = |k: &str| figures[k].as_f64().unwrap_or(0.0);
     match output {
         Output::Json => println!("{figures}"),
@@ -129,11 +108,7 @@ fn measure(layout: &Layout, client: &Client, address: &str, count: usize) -> Res
         rbd.iter()
             .map(|p| format!("/v1/volumes?pool={}", crate::api::enc(p))),
     );
-    let supervisor_mib = || {
-        rookery_platform::proc::read_pid_file(&layout.supervisor_pid())
-            .and_then(rookery_platform::proc::rss_bytes)
-            .map_or(0.0, |b| b as f64 / 1048576.0)
-    };
+    let supervisor_mib = || super::bench_scale::supervisor_rss(layout) as f64 / 1048576.0;
 
     let before = supervisor_mib();
     let mut page = Vec::new();

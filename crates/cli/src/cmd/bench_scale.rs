@@ -33,29 +33,9 @@ pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
             "the baseline needs the `rbd` CLI: apt-get install -y ceph-common"
         ))
     })?;
-    let work = tempfile::Builder::new()
-        .prefix("rookery-bench-scale-")
-        .tempdir()
-        .map_err(|e| Failure::from(anyhow!(e)))?;
-    let served = ServedDriver::start(layout, &state, work.path())?;
-    let names: Vec<String> = (0..count)
-        .map(|i| format!("bench-scale-{}-{i}", std::process::id()))
-        .collect();
-    let made = served
-        .rt
-        .block_on(make_volumes(served.socket.clone(), &names));
-    let measured = match &made {
-        Ok(_) => measure(layout, &served, &rbd, count),
-        Err(e) => Err(anyhow!("making the volumes: {e:#}")),
-    };
-    // Whatever was made goes, also after a failure.
-    let ids = made.as_ref().map(Vec::clone).unwrap_or_default();
-    let removed = served
-        .rt
-        .block_on(delete_volumes(served.socket.clone(), ids));
-    served.stop();
-    let figures = measured.map_err(Failure::from)?;
-    removed.map_err(Failure::from)?;
+    let figures = with_volumes(layout, &state, "bench-scale", count, |served| {
+        measure(layout, served, &rbd, count)
+    })?;
     let f = |k: &str| figures[k].as_f64().unwrap_or(0.0);
     match output {
         Output::Json => println!("{figures}"),
@@ -85,12 +65,50 @@ pub fn run(layout: &Layout, count: usize, output: Output) -> CmdResult {
     Ok(())
 }
 
+/// Runs `measure` while `count` volumes made through the CSI driver (served in this process, as a CO
+/// reaches it) exist, named `PREFIX-PID-I`; whatever was made is deleted afterwards, also after a failure.
+pub(super) fn with_volumes(
+    layout: &Layout,
+    state: &ClusterState,
+    prefix: &str,
+    count: usize,
+    measure: impl FnOnce(&ServedDriver) -> Result<Value>,
+) -> Result<Value, Failure> {
+    let work = tempfile::Builder::new()
+        .prefix(&format!("rookery-{prefix}-"))
+        .tempdir()
+        .map_err(|e| Failure::from(anyhow!(e)))?;
+    let served = ServedDriver::start(layout, state, work.path())?;
+    let names: Vec<String> = (0..count)
+        .map(|i| format!("{prefix}-{}-{i}", std::process::id()))
+        .collect();
+    let made = served
+        .rt
+        .block_on(make_volumes(served.socket.clone(), &names));
+    let measured = match &made {
+        Ok(_) => measure(&served),
+        Err(e) => Err(anyhow!("making the volumes: {e:#}")),
+    };
+    let ids = made.as_ref().map(Vec::clone).unwrap_or_default();
+    let removed = served
+        .rt
+        .block_on(delete_volumes(served.socket.clone(), ids));
+    served.stop();
+    let figures = measured.map_err(Failure::from)?;
+    removed.map_err(Failure::from)?;
+    Ok(figures)
+}
+
+/// The supervisor's resident memory, in bytes (0 when it does not run).
+pub(super) fn supervisor_rss(layout: &Layout) -> u64 {
+    rookery_platform::proc::read_pid_file(&layout.supervisor_pid())
+        .and_then(rookery_platform::proc::rss_bytes)
+        .unwrap_or(0)
+}
+
 /// CreateVolume for every name, `AT_ONCE` in flight (as external-provisioner with many workers); the
 /// volume ids.
-pub(super) async fn make_volumes(
-    socket: std::path::PathBuf,
-    names: &[String],
-) -> Result<Vec<String>> {
+async fn make_volumes(socket: std::path::PathBuf, names: &[String]) -> Result<Vec<String>> {
     let ctl = ControllerClient::new(connect(socket).await?);
     let started = Instant::now();
     let ids: Vec<Result<String>> = futures::stream::iter(names.iter().cloned())
@@ -119,7 +137,7 @@ pub(super) async fn make_volumes(
 }
 
 /// DeleteVolume for every id, `AT_ONCE` in flight.
-pub(super) async fn delete_volumes(socket: std::path::PathBuf, ids: Vec<String>) -> Result<()> {
+async fn delete_volumes(socket: std::path::PathBuf, ids: Vec<String>) -> Result<()> {
     let ctl = ControllerClient::new(connect(socket).await?);
     let started = Instant::now();
     let count = ids.len();
@@ -171,11 +189,7 @@ fn measure(layout: &Layout, served: &ServedDriver, rbd: &Path, count: usize) -> 
     let conf = layout.conf().display().to_string();
     let data_dir = layout.root.display().to_string();
     let me = std::env::current_exe().context("finding this program")?;
-    let supervisor_mib = || {
-        rookery_platform::proc::read_pid_file(&layout.supervisor_pid())
-            .and_then(rookery_platform::proc::rss_bytes)
-            .map_or(0, |b| b >> 20)
-    };
+    let supervisor_mib = || supervisor_rss(layout) >> 20;
     let before = supervisor_mib();
     let base = timed(rbd, &["--conf", &conf, "ls", "-l", "--pool", POOL])?;
     let list = timed(&me, &["--data-dir", &data_dir, "volume", "list"])?;

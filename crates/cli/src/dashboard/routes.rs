@@ -3,6 +3,7 @@
 //! CLI, where the person is already root on the host.
 
 use axum::http::Method;
+use serde::Deserialize as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -87,8 +88,6 @@ pub fn only_block_pools(body: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
-
-use serde::Deserialize as _;
 
 #[cfg(test)]
 mod tests {
