@@ -270,6 +270,17 @@ pub struct PoolInfo {
     pub application_metadata: BTreeMap<String, serde_json::Value>,
 }
 
+impl PoolInfo {
+    /// Whether the pool's volumes may be larger than its quota (rookery's key in the `rbd` application
+    /// metadata, set from the CephBlockPool's `rookery.io/over-commit` annotation).
+    pub fn allows_over_commit(&self) -> bool {
+        self.application_metadata
+            .get("rbd")
+            .and_then(|m| m.get(crate::commands::pool::OVER_COMMIT_KEY))
+            .is_some_and(|v| v == "true")
+    }
+}
+
 /// One entry of `osd metadata`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]

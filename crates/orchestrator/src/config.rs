@@ -85,6 +85,11 @@ pub fn render(
         ("osd_heartbeat_grace", "10"),
         ("mon_osd_down_out_interval", "60"),
         ("mon_warn_on_pool_no_redundancy", "true"),
+        // A pool at 85% of its quota is named as nearfull (POOL_NEAR_FULL), as OSDs are at 85% of their
+        // capacity; Ceph's default (0) says nothing until the pool is full. Volumes' file systems stop
+        // taking new data a margin before the quota (see the volumes crate's `room`), so this is where
+        // their users see ENOSPC coming.
+        ("mon_pool_quota_warn_threshold", "85"),
         // PG states reach `status` through two 5 s timers (OSD -> mgr stats, mgr -> mon digest); on a
         // small cluster 1 s costs little and makes health visible seconds sooner.
         ("mgr_stats_period", "1"),

@@ -107,6 +107,8 @@ pub struct DesiredPool {
     pub device_class: Option<String>,
     /// (data chunks, coding chunks) for an erasure-coded pool; None for a replicated one.
     pub erasure: Option<(u32, u32)>,
+    /// Volumes may be larger than the quota (a CephBlockPool's `rookery.io/over-commit` annotation).
+    pub over_commit: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -161,6 +163,7 @@ fn desired_pool(name: String, spec: &rookery_spec::PoolSpec, application: &str) 
             .erasure_coded
             .as_ref()
             .map(|e| (e.data_chunks, e.coding_chunks)),
+        over_commit: false,
     }
 }
 
@@ -212,7 +215,10 @@ impl Desired {
                         p.metadata.name
                     ));
                 }
-                desired_pool(p.pool_name().to_string(), &p.spec, "rbd")
+                DesiredPool {
+                    over_commit: p.over_commit(),
+                    ..desired_pool(p.pool_name().to_string(), &p.spec, "rbd")
+                }
             })
             .collect();
         let mut filesystems = Vec::new();

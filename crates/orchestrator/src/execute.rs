@@ -162,6 +162,7 @@ impl Reconciler {
             Step::SetPoolSize { name, size } => {
                 let r = self.connection()?;
                 pool::set_size(&r, name, *size)?;
+                rookery_volumes::manage::forget_pool_ceilings();
             }
             Step::EnablePoolApplication { name, application } => {
                 let r = self.connection()?;
@@ -174,10 +175,20 @@ impl Reconciler {
             Step::SetPoolQuota { name, field, value } => {
                 let r = self.connection()?;
                 pool::set_quota(&r, name, field, *value)?;
+                rookery_volumes::manage::forget_pool_ceilings();
             }
             Step::SetPoolParameter { name, key, value } => {
                 let r = self.connection()?;
                 pool::set(&r, name, key, value)?;
+            }
+            Step::SetPoolOverCommit { name, allowed } => {
+                let r = self.connection()?;
+                if *allowed {
+                    pool::application_set(&r, name, "rbd", pool::OVER_COMMIT_KEY, "true")?;
+                } else {
+                    pool::application_rm(&r, name, "rbd", pool::OVER_COMMIT_KEY)?;
+                }
+                rookery_volumes::manage::forget_pool_ceilings();
             }
             Step::CreateClassRule { rule, class } => {
                 let r = self.connection()?;
@@ -722,6 +733,10 @@ fn describe(step: &Step) -> String {
         Step::SetPoolParameter { name, key, value } => {
             format!("setting {key} = {value} on pool {name}")
         }
+        Step::SetPoolOverCommit { name, allowed } => format!(
+            "{} volumes larger than the quota of pool {name}",
+            if *allowed { "allowing" } else { "refusing" }
+        ),
         Step::CreateClassRule { rule, class } => {
             format!("creating CRUSH rule {rule} for {class} devices")
         }

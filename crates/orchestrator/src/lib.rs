@@ -637,6 +637,7 @@ fn observe_ceph(
                 quota_objects: p.quota_max_objects,
                 crush_rule: p.crush_rule,
                 parameters,
+                over_commit: p.allows_over_commit(),
             },
         );
     }

@@ -134,6 +134,8 @@ pub struct PoolView {
     pub crush_rule: i64,
     /// Current values of the settings the spec names (None: not set on the pool).
     pub parameters: BTreeMap<String, Option<String>>,
+    /// rookery's over-commit mark in the pool's `rbd` application metadata.
+    pub over_commit: bool,
 }
 
 /// The CRUSH rule rookery makes for pools limited to one device class. Replicas go to different OSDs: a
@@ -249,6 +251,11 @@ pub enum Step {
         name: String,
         key: String,
         value: String,
+    },
+    /// Marks (or unmarks) an RBD pool as one whose volumes may be larger than its quota.
+    SetPoolOverCommit {
+        name: String,
+        allowed: bool,
     },
     CreateClassRule {
         rule: String,
@@ -366,6 +373,16 @@ impl Step {
             Step::SetPoolParameter { name, key, value } => {
                 format!("pool {name} should have {key} = {value}")
             }
+            Step::SetPoolOverCommit {
+                name,
+                allowed: true,
+            } => {
+                format!("pool {name} should allow volumes larger than its quota")
+            }
+            Step::SetPoolOverCommit {
+                name,
+                allowed: false,
+            } => format!("pool {name} should keep volumes within its quota"),
             Step::CreateClassRule { class, .. } => {
                 format!("no CRUSH rule places data on {class} devices yet")
             }

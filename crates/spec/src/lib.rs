@@ -102,6 +102,23 @@ pub struct ObjectMeta {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Kubernetes annotations; rookery reads its own (`rookery.io/...`) and keeps the rest as given.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The CephBlockPool annotation that lets volumes be larger than the pool's quota (Rook's spec has no
+/// such field): `"true"` or `"false"`.
+pub const OVER_COMMIT_ANNOTATION: &str = "rookery.io/over-commit";
+
+impl CephBlockPool {
+    /// Whether the pool's volumes may together (or each) be larger than its quota.
+    pub fn over_commit(&self) -> bool {
+        self.metadata
+            .annotations
+            .get(OVER_COMMIT_ANNOTATION)
+            .is_some_and(|v| v == "true")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]

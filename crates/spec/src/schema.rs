@@ -50,10 +50,10 @@ const COMMON_FIELDS: Table = &[
 
 const COMMON_NOTICES: Table = &[
     (
-        "metadata.labels metadata.annotations metadata.uid metadata.resourceVersion \
+        "metadata.labels metadata.uid metadata.resourceVersion \
          metadata.generation metadata.creationTimestamp metadata.managedFields \
          metadata.finalizers metadata.ownerReferences",
-        "Kubernetes object metadata; rookery reads only the name (and the namespace)",
+        "Kubernetes object metadata; rookery reads only the name, the namespace and its own annotations",
     ),
     (
         "status",

@@ -322,6 +322,17 @@ fn pool_rules() {
     assert_eq!(spec.quotas.as_ref().unwrap().bytes(), 1 << 30);
     assert_eq!(spec.quotas.as_ref().unwrap().max_objects, Some(10));
     assert_eq!(spec.parameters["compression_mode"], "aggressive");
+    // rookery's own annotation: a boolean, read; other annotations kept and ignored.
+    fails_at(
+        &pool_with("metadata.annotations={rookery.io/over-commit: yes please}"),
+        "metadata.annotations.rookery.io/over-commit",
+        "neither \"true\" nor \"false\"",
+    );
+    let over = pool_with("metadata.annotations={rookery.io/over-commit: 'true', team: storage}");
+    let loaded = load(&over).unwrap();
+    assert!(loaded.pools[0].over_commit());
+    assert_eq!(loaded.pools[0].metadata.annotations["team"], "storage");
+    assert!(!load(&pool_with("")).unwrap().pools[0].over_commit());
     let single = pool_with("spec.replicated={size: 1, requireSafeReplicaSize: false}");
     assert_eq!(load(&single).unwrap().pools[0].spec.replicated.size, 1);
     // Rook's small examples: one copy, the flag left out.

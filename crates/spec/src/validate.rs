@@ -375,6 +375,18 @@ pub(crate) fn pool(p: &CephBlockPool, r: &mut Report) {
         check_pool_name(name, "spec.name", r);
     }
     pool_spec(&p.spec, "spec", r);
+    if let Some(v) = p
+        .metadata
+        .annotations
+        .get(crate::OVER_COMMIT_ANNOTATION)
+        .filter(|v| !["true", "false"].contains(&v.as_str()))
+    {
+        r.error(
+            format!("metadata.annotations.{}", crate::OVER_COMMIT_ANNOTATION),
+            format!("{v:?} is neither \"true\" nor \"false\""),
+            "write \"true\" to let this pool's volumes be larger than its quota (writes stop when the pool is full, and status warns), or remove the annotation",
+        );
+    }
 }
 
 fn check_pool_name(name: &str, path: &str, r: &mut Report) {

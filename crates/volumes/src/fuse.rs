@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use rookery_ceph::rbd_aio::AioImage;
 use rookery_ceph::Rados;
 
-use crate::VolumeError;
+use crate::{loopdev, room, VolumeError};
 
 /// What `rookery fuse-serve` is asked to serve.
 #[derive(Debug, Clone)]
@@ -360,6 +360,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
     std::thread::scope(|s| {
         let keeper = s.spawn(|| give_back_memory_at_rest(&conn));
         let watchdog = s.spawn(|| answer_writes_on_a_full_pool(&conn, &rados, &args.pool));
+        let room_keeper = s.spawn(|| keep_the_file_system_inside_the_pool(&conn, &rados, args));
         let readers: Vec<_> = (0..READERS)
             .map(|_| s.spawn(|| read_loop(&conn, &image)))
             .collect();
@@ -370,6 +371,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
         // keeper is woken rather than left to finish its nap.
         keeper.thread().unpark();
         watchdog.thread().unpark();
+        room_keeper.thread().unpark();
     });
     // The mount is gone. Let librbd finish what is in flight (nothing, normally: the kernel waits for
     // its requests before it lets the mount go), then flush and close.
@@ -439,6 +441,122 @@ fn answer_writes_on_a_full_pool(conn: &Conn, rados: &Rados, pool: &str) {
                 conn.error(unique, libc::ENOSPC);
             }
         }
+    }
+}
+
+/// The ext4 file system on this file (through its loop device) and what ext4 keeps back by itself.
+struct KeptFs {
+    mount: room::Ext4Mount,
+    own_reserve: u64,
+    /// What was last written to `reserved_clusters`, if rookery changed it.
+    set: Option<u64>,
+}
+
+/// See [`room`]: while an ext4 file system is mounted on this file, its allocations are kept inside what
+/// the pool can still take, so that a full pool never reaches the file system's journal. A raw block
+/// volume or another file system is left to [`answer_writes_on_a_full_pool`].
+fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Rados, args: &ServeArgs) {
+    if args.read_only {
+        return;
+    }
+    let file = args.dir.join(&args.image);
+    let pool = args.pool.as_str();
+    let (mut loop_dev, mut kept): (Option<PathBuf>, Option<KeptFs>) = (None, None);
+    let mut next_look = Instant::now();
+    let (mut sample, mut next_sample) = (None::<(Instant, room::PoolRoom)>, Instant::now());
+    let mut growth = room::Growth::default();
+    while !conn.stopping.load(Ordering::SeqCst) {
+        std::thread::park_timeout(Duration::from_secs(1));
+        let now = Instant::now();
+        let Some(fs) = kept.as_mut().filter(|k| k.mount.sysfs.is_dir()) else {
+            // Not mounted yet, or unmounted (and perhaps mounted again elsewhere): look every 10 s.
+            kept = None;
+            if now >= next_look {
+                next_look = now + Duration::from_secs(10);
+                if loop_dev
+                    .as_deref()
+                    .and_then(loopdev::backing_file)
+                    .as_deref()
+                    != Some(&file)
+                {
+                    loop_dev = room::loop_over(&file);
+                }
+                kept = loop_dev
+                    .as_deref()
+                    .and_then(room::ext4_on)
+                    .and_then(|mount| {
+                        let own_reserve = room::read_reserved(&mount.sysfs)?;
+                        Some(KeptFs {
+                            mount,
+                            own_reserve,
+                            set: None,
+                        })
+                    });
+            }
+            continue;
+        };
+        let Some(space) = room::fs_space(&fs.mount.mount_point) else {
+            continue;
+        };
+        growth.record(now, space.used_bytes());
+        if now >= next_sample {
+            let stats = rookery_ceph::commands::cluster::df(rados)
+                .ok()
+                .and_then(|df| {
+                    df.pools
+                        .into_iter()
+                        .find(|p| p.name == pool)
+                        .map(|p| p.stats)
+                });
+            let quota = stats
+                .as_ref()
+                .filter(|s| s.quota_bytes > 0)
+                .and_then(|_| rookery_ceph::commands::pool::get_quota(rados, pool).ok());
+            match stats {
+                Some(stats) => {
+                    let r = room::pool_room(&stats, quota.as_ref());
+                    let free = space.free_blocks * space.block_bytes;
+                    sample = Some((now, r));
+                    next_sample = now + room::next_sample_in(r, free);
+                }
+                None => next_sample = now + Duration::from_secs(5),
+            }
+        }
+        let Some((at, r)) = sample else {
+            continue;
+        };
+        let grown = growth.since(
+            at.checked_sub(room::STATS_LAG).unwrap_or(at),
+            space.used_bytes(),
+        );
+        let allowed = room::allowed_bytes(r, grown);
+        let want = room::clusters_to_reserve(&space, allowed, fs.own_reserve);
+        if fs.set.unwrap_or(fs.own_reserve) == want {
+            continue;
+        }
+        match room::write_reserved(&fs.mount.sysfs, want) {
+            Ok(()) => {
+                let before = fs.set.replace(want);
+                if want == fs.own_reserve {
+                    fs.set = None;
+                    tracing::info!(pool, image = %args.image, "the pool has room again: the file system takes new data");
+                } else if before.is_none() {
+                    tracing::warn!(
+                        pool,
+                        image = %args.image,
+                        allowed_mib = allowed >> 20,
+                        "the pool is nearly full: the file system takes no more new data than the pool can hold (ENOSPC beyond)"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, sysfs = %fs.mount.sysfs.display(), "setting the file system's reserved blocks failed")
+            }
+        }
+    }
+    // Unmounted normally; if not, ext4 gets its own reserve back.
+    if let Some(fs) = kept.filter(|k| k.set.is_some()) {
+        let _ = room::write_reserved(&fs.mount.sysfs, fs.own_reserve);
     }
 }
 

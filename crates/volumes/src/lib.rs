@@ -18,6 +18,7 @@ pub mod manage;
 pub mod mapper;
 pub mod mounts;
 pub mod records;
+pub mod room;
 pub mod tools;
 
 mod attach;

@@ -145,7 +145,7 @@ impl Ceiling {
         let (why, fix) = if self.quota && !over_commit {
             (
                 "its quota",
-                "use a smaller size, raise the pool's quota (spec.quotas.maxSize of its CephBlockPool), or over-commit on purpose (--over-commit; writes stop when the pool is full)",
+                "use a smaller size, raise the pool's quota (spec.quotas.maxSize of its CephBlockPool), or over-commit on purpose (--over-commit, or the annotation rookery.io/over-commit: \"true\" on the CephBlockPool; writes stop when the pool is full)",
             )
         } else {
             (
@@ -187,9 +187,16 @@ fn ceiling_of(total_bytes: u64, copies: u32, quota_bytes: u64) -> Ceiling {
     }
 }
 
+type Remembered = HashMap<(u64, String), (Instant, Option<Ceiling>)>;
+static REMEMBERED: LazyLock<Mutex<Remembered>> = LazyLock::new(Default::default);
+
+/// Forgets the remembered ceilings, after a change to a pool's size, quota or over-commit mark made in
+/// this process (the supervisor applies specs and answers volume requests), so the next request sees it.
+pub fn forget_pool_ceilings() {
+    REMEMBERED.lock().unwrap_or_else(|p| p.into_inner()).clear();
+}
+
 fn pool_ceiling(rados: &Rados, pool: &str) -> Result<Option<Ceiling>, VolumeError> {
-    type Remembered = HashMap<(u64, String), (Instant, Option<Ceiling>)>;
-    static REMEMBERED: LazyLock<Mutex<Remembered>> = LazyLock::new(Default::default);
     let key = (rados.serial(), pool.to_string());
     let remembered = REMEMBERED
         .lock()
@@ -206,7 +213,15 @@ fn pool_ceiling(rados: &Rados, pool: &str) -> Result<Option<Ceiling>, VolumeErro
         .pools
         .iter()
         .find(|p| p.pool_name == pool)
-        .map(|p| ceiling_of(df.stats.total_bytes, p.size, p.quota_max_bytes));
+        // A pool marked for over-commit (its CephBlockPool's annotation) is held to its OSDs only.
+        .map(|p| {
+            let quota = if p.allows_over_commit() {
+                0
+            } else {
+                p.quota_max_bytes
+            };
+            ceiling_of(df.stats.total_bytes, p.size, quota)
+        });
     REMEMBERED
         .lock()
         .unwrap_or_else(|p| p.into_inner())

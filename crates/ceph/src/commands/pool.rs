@@ -107,6 +107,26 @@ pub fn set_quota(r: &Rados, name: &str, field: &str, value: u64) -> Result<(), C
     set_quota_cmd(name, field, value).run(r)
 }
 
+fn get_quota_cmd(name: &str) -> Cmd {
+    Cmd::mon(json!({"prefix": "osd pool get-quota", "pool": name}))
+}
+
+/// `osd pool get-quota`: a pool's quotas and what they are measured against.
+pub fn get_quota(r: &Rados, name: &str) -> Result<PoolQuota, CephError> {
+    get_quota_cmd(name).reply(r)
+}
+
+/// `osd pool get-quota`. `current_num_bytes` is what the quota is held to: the objects' logical sizes
+/// (an RBD object written only near its end counts whole), which can be more than `df`'s `stored`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct PoolQuota {
+    pub quota_max_bytes: u64,
+    pub current_num_bytes: u64,
+    pub quota_max_objects: u64,
+    pub current_num_objects: u64,
+}
+
 fn delete_cmd(name: &str) -> Cmd {
     Cmd::mon(
         json!({"prefix": "osd pool delete", "pool": name, "pool2": name, "yes_i_really_really_mean_it": true}),
@@ -126,6 +146,43 @@ fn application_enable_cmd(name: &str, application: &str) -> Cmd {
 /// `osd pool application enable`: tags the pool with the application using it (`rbd`, `cephfs`, `rgw`).
 pub fn application_enable(r: &Rados, name: &str, application: &str) -> Result<(), CephError> {
     application_enable_cmd(name, application).run(r)
+}
+
+/// The application metadata key (under `rbd`) that lets a pool's volumes be larger than its quota.
+pub const OVER_COMMIT_KEY: &str = "rookery.over-commit";
+
+fn application_set_cmd(name: &str, application: &str, key: &str, value: &str) -> Cmd {
+    Cmd::mon(
+        json!({"prefix": "osd pool application set", "pool": name, "app": application, "key": key, "value": value}),
+    )
+}
+
+/// `osd pool application set`: one key of the application's metadata on the pool (the application must
+/// be enabled).
+pub fn application_set(
+    r: &Rados,
+    name: &str,
+    application: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), CephError> {
+    application_set_cmd(name, application, key, value).run(r)
+}
+
+fn application_rm_cmd(name: &str, application: &str, key: &str) -> Cmd {
+    Cmd::mon(
+        json!({"prefix": "osd pool application rm", "pool": name, "app": application, "key": key}),
+    )
+}
+
+/// `osd pool application rm`: removes one key of the application's metadata.
+pub fn application_rm(
+    r: &Rados,
+    name: &str,
+    application: &str,
+    key: &str,
+) -> Result<(), CephError> {
+    application_rm_cmd(name, application, key).run(r)
 }
 
 fn ls_cmd() -> Cmd {
@@ -182,7 +239,36 @@ mod tests {
             Target::Mon,
             json!({"prefix": "osd pool application enable", "pool": "fast", "app": "rbd"}),
         );
+        assert_cmd(
+            application_set_cmd("fast", "rbd", OVER_COMMIT_KEY, "true"),
+            Target::Mon,
+            json!({"prefix": "osd pool application set", "pool": "fast", "app": "rbd",
+                   "key": "rookery.over-commit", "value": "true"}),
+        );
+        assert_cmd(
+            application_rm_cmd("fast", "rbd", OVER_COMMIT_KEY),
+            Target::Mon,
+            json!({"prefix": "osd pool application rm", "pool": "fast", "app": "rbd",
+                   "key": "rookery.over-commit"}),
+        );
         assert_cmd(ls_cmd(), Target::Mon, json!({"prefix": "osd pool ls"}));
+        assert_cmd(
+            get_quota_cmd("fast"),
+            Target::Mon,
+            json!({"prefix": "osd pool get-quota", "pool": "fast"}),
+        );
+    }
+
+    #[test]
+    fn reads_a_quota_and_its_measure() {
+        // As 16.2.15 answers.
+        let q: PoolQuota = serde_json::from_str(
+            r#"{"pool_name":"tight","pool_id":3,"quota_max_objects":0,"current_num_objects":34,"quota_max_bytes":134217728,"current_num_bytes":134230016}"#,
+        )
+        .unwrap();
+        assert_eq!(q.quota_max_bytes, 134217728);
+        assert_eq!(q.current_num_bytes, 134230016);
+        assert_eq!(q.current_num_objects, 34);
     }
 
     #[test]

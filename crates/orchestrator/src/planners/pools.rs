@@ -103,6 +103,13 @@ pub fn plan(desired: &Desired, ceph: &CephView) -> Partial<PoolError> {
                 }
             }
         }
+        // The mark lives in the application's metadata, so it waits for the application to be enabled.
+        if pool.over_commit != have.over_commit && have.applications.contains(&pool.application) {
+            p.step(Step::SetPoolOverCommit {
+                name: pool.name.clone(),
+                allowed: pool.over_commit,
+            });
+        }
         if !have.applications.contains(&pool.application) {
             p.step(Step::EnablePoolApplication {
                 name: pool.name.clone(),
@@ -193,5 +200,37 @@ mod tests {
             ]
         );
         assert!(p.refused[1].to_string().contains("this cluster has: hdd"));
+    }
+
+    #[test]
+    fn over_commit_is_marked_and_unmarked_once_the_pool_is_tagged() {
+        let mut d = desired();
+        d.pools = vec![DesiredPool {
+            over_commit: true,
+            ..ec_pool()
+        }];
+        let view = |applications: &[&str], over_commit: bool| {
+            let mut ceph = CephView::default();
+            ceph.pools.insert(
+                "ec".into(),
+                PoolView {
+                    size: 3,
+                    applications: set(applications),
+                    over_commit,
+                    ..Default::default()
+                },
+            );
+            ceph
+        };
+        let mark = |allowed| Step::SetPoolOverCommit {
+            name: "ec".into(),
+            allowed,
+        };
+        // Untagged: tagged first, marked on the next pass.
+        assert!(!plan(&d, &view(&[], false)).steps.contains(&mark(true)));
+        assert_eq!(plan(&d, &view(&["rbd"], false)).steps, [mark(true)]);
+        assert!(plan(&d, &view(&["rbd"], true)).steps.is_empty());
+        d.pools[0].over_commit = false;
+        assert_eq!(plan(&d, &view(&["rbd"], true)).steps, [mark(false)]);
     }
 }

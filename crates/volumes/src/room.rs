@@ -1,0 +1,405 @@
+//! Keeps a volume's ext4 file system inside what its pool can still take.
+//!
+//! A journaling file system cannot survive a full pool: the first journal write the pool refuses aborts
+//! the journal and the file system turns read-only until it is mounted again, and holding that write
+//! instead leaves every `fsync` waiting where no signal reaches it. So the pool must never fill under a
+//! file system. The FUSE server samples its pool's room (`df`: the quota left, or what the OSDs can still
+//! take) and sets the file system's `reserved_clusters` (ext4's sysfs knob for blocks kept back from every
+//! allocation, root's included) so that ext4 itself can allocate no more than that room less a margin.
+//! Writers then get ENOSPC from ext4 at once, stay killable, and the pool keeps room for the journal;
+//! `df` inside the volume shows the room that is really left. When the quota is raised or OSDs are
+//! added, the next sample gives the blocks back and writing goes on on the same mount.
+//!
+//! The pool's statistics lag behind writes by a few seconds, so what the file system allocated in the
+//! last [`STATS_LAG`] is subtracted from the sampled room as well.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rookery_ceph::commands::pool::PoolQuota;
+use rookery_ceph::types::DfPoolStats;
+
+/// How far the pool's statistics (OSD → mgr → mon) may trail the writes they count.
+pub const STATS_LAG: Duration = Duration::from_secs(10);
+
+/// What a pool can still take, from one `df` sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolRoom {
+    /// Bytes the pool can still take before it is full (at its quota, or its OSDs at their full ratio).
+    pub left: u64,
+    /// The most the pool can hold: its quota, or what it holds plus what the OSDs can still take.
+    pub limit: u64,
+}
+
+/// The room of a pool from its `df detail` statistics and, for a pool with a quota, what the quota is
+/// held to (`osd pool get-quota`: the objects' logical sizes, not `df`'s stored bytes).
+pub fn pool_room(stats: &DfPoolStats, quota: Option<&PoolQuota>) -> PoolRoom {
+    let by_capacity = PoolRoom {
+        left: stats.max_avail,
+        limit: stats.stored.saturating_add(stats.max_avail),
+    };
+    // Without the quota's own measure (the command refused), `df`'s figures, which can be less.
+    let (max, current) = match quota {
+        Some(q) => (q.quota_max_bytes, q.current_num_bytes),
+        None => (stats.quota_bytes, stats.stored),
+    };
+    if max == 0 {
+        return by_capacity;
+    }
+    PoolRoom {
+        left: max.saturating_sub(current).min(by_capacity.left),
+        limit: max.min(by_capacity.limit),
+    }
+}
+
+/// What is kept free in the pool under the file system: room for what ext4 writes that its free-space
+/// count does not show (its journal filling up, inode tables zeroed after mount: together up to ~4% of a
+/// file system as large as the pool, measured 8 MiB on a new 128 MiB one), and for what is in flight
+/// between the file system and the pool. 5% of the pool's limit, at least 16 MiB, at most 1 GiB.
+pub fn margin(limit: u64) -> u64 {
+    (limit / 20).clamp(16 << 20, 1 << 30)
+}
+
+/// The file system's space, from statfs (in its blocks; rookery makes ext4 without bigalloc, so a
+/// cluster is a block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsSpace {
+    pub block_bytes: u64,
+    pub total_blocks: u64,
+    /// Free blocks less those promised to delayed allocation (statfs `f_bfree` on ext4).
+    pub free_blocks: u64,
+}
+
+impl FsSpace {
+    pub fn used_bytes(&self) -> u64 {
+        self.total_blocks.saturating_sub(self.free_blocks) * self.block_bytes
+    }
+}
+
+/// The `reserved_clusters` that lets ext4 allocate at most `allowed_bytes` more. Never below what ext4
+/// reserves by itself (`own`), never the whole file system (ext4 refuses that).
+pub fn clusters_to_reserve(fs: &FsSpace, allowed_bytes: u64, own: u64) -> u64 {
+    let allowed = allowed_bytes / fs.block_bytes.max(1);
+    fs.free_blocks
+        .saturating_sub(allowed)
+        .max(own)
+        .min(fs.total_blocks.saturating_sub(1))
+}
+
+/// What the file system may still allocate: the pool's room less the margin and less what the file
+/// system allocated since the oldest moment the sample may not count yet.
+pub fn allowed_bytes(room: PoolRoom, grown_since_sample: u64) -> u64 {
+    room.left
+        .saturating_sub(margin(room.limit))
+        .saturating_sub(grown_since_sample)
+}
+
+/// How long until the next `df` sample: every 2 s while the file system could fill what is left in a
+/// few seconds' writing, else every 20 s (one mon command per mounted volume).
+pub fn next_sample_in(room: PoolRoom, fs_free_bytes: u64) -> Duration {
+    let spare = room.left.saturating_sub(margin(room.limit));
+    if spare < fs_free_bytes.saturating_mul(2) || spare < (4 << 30) {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(20)
+    }
+}
+
+/// The file system's use over the last minute, to tell how much it grew since a moment.
+#[derive(Debug, Default)]
+pub struct Growth {
+    seen: VecDeque<(Instant, u64)>,
+}
+
+impl Growth {
+    pub fn record(&mut self, at: Instant, used_bytes: u64) {
+        self.seen.push_back((at, used_bytes));
+        while self
+            .seen
+            .front()
+            .is_some_and(|(t, _)| at.duration_since(*t) > Duration::from_secs(60))
+        {
+            self.seen.pop_front();
+        }
+    }
+
+    /// Bytes allocated since `since` (what was used then: the last record at or before it, else the
+    /// oldest kept; freed space counts as nothing, since the pool does not get it back).
+    pub fn since(&self, since: Instant, used_now: u64) -> u64 {
+        let then = self
+            .seen
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= since)
+            .or(self.seen.front())
+            .map_or(used_now, |(_, used)| *used);
+        used_now.saturating_sub(then)
+    }
+}
+
+/// An ext4 file system mounted on the loop device that sits on the served file.
+#[derive(Debug, Clone)]
+pub struct Ext4Mount {
+    /// Its sysfs directory (`/sys/fs/ext4/loopN`).
+    pub sysfs: PathBuf,
+    /// Where it is mounted, for statfs.
+    pub mount_point: PathBuf,
+}
+
+/// The loop device (`/dev/loopN`) whose backing file is `file`.
+pub fn loop_over(file: &Path) -> Option<PathBuf> {
+    std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("loop"))
+        .find(|e| {
+            std::fs::read_to_string(e.path().join("loop/backing_file"))
+                .is_ok_and(|b| Path::new(b.trim()) == file)
+        })
+        .map(|e| Path::new("/dev").join(e.file_name()))
+}
+
+/// The ext4 file system mounted from `dev` in this process's mount namespace, if any.
+pub fn ext4_on(dev: &Path) -> Option<Ext4Mount> {
+    let name = dev.file_name()?;
+    let sysfs = Path::new("/sys/fs/ext4").join(name);
+    if !sysfs.is_dir() {
+        return None;
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount_point = mount_point_of(&mountinfo, dev)?;
+    Some(Ext4Mount { sysfs, mount_point })
+}
+
+/// The first mount point of an ext4 file system from `dev` in a mountinfo text.
+fn mount_point_of(mountinfo: &str, dev: &Path) -> Option<PathBuf> {
+    let dev = dev.to_str()?;
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mut theirs = right.split(' ');
+        let (fstype, source) = (theirs.next()?, theirs.next()?);
+        if fstype != "ext4" || source != dev {
+            return None;
+        }
+        let point = left.split(' ').nth(4)?;
+        Some(PathBuf::from(unescape_octal(point)))
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as `\ooo`.
+fn unescape_octal(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
+            if let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 4])
+                .ok()
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// statfs of a mounted file system.
+pub fn fs_space(mount_point: &Path) -> Option<FsSpace> {
+    let path = std::ffi::CString::new(mount_point.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs is plain data; the path is NUL-terminated and lives across the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(FsSpace {
+        block_bytes: st.f_frsize,
+        total_blocks: st.f_blocks,
+        free_blocks: st.f_bfree,
+    })
+}
+
+pub fn read_reserved(sysfs: &Path) -> Option<u64> {
+    std::fs::read_to_string(sysfs.join("reserved_clusters"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+pub fn write_reserved(sysfs: &Path, clusters: u64) -> std::io::Result<()> {
+    std::fs::write(sysfs.join("reserved_clusters"), format!("{clusters}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn stats(stored: u64, max_avail: u64) -> DfPoolStats {
+        DfPoolStats {
+            stored,
+            max_avail,
+            ..Default::default()
+        }
+    }
+
+    fn quota(max: u64, current: u64) -> PoolQuota {
+        PoolQuota {
+            quota_max_bytes: max,
+            current_num_bytes: current,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn room_is_the_quota_left_or_what_the_osds_can_take() {
+        // The quota is held to the objects' logical sizes (110 MiB), not the bytes stored (100 MiB).
+        assert_eq!(
+            pool_room(
+                &stats(100 * MIB, 10_000 * MIB),
+                Some(&quota(128 * MIB, 110 * MIB))
+            ),
+            PoolRoom {
+                left: 18 * MIB,
+                limit: 128 * MIB
+            }
+        );
+        // Over its quota already.
+        assert_eq!(
+            pool_room(
+                &stats(100 * MIB, 10_000 * MIB),
+                Some(&quota(128 * MIB, 130 * MIB))
+            )
+            .left,
+            0
+        );
+        // A quota larger than the OSDs can hold: the OSDs are the limit.
+        assert_eq!(
+            pool_room(
+                &stats(100 * MIB, 50 * MIB),
+                Some(&quota(1 << 40, 100 * MIB))
+            ),
+            PoolRoom {
+                left: 50 * MIB,
+                limit: 150 * MIB
+            }
+        );
+        let by_osds = PoolRoom {
+            left: 50 * MIB,
+            limit: 150 * MIB,
+        };
+        assert_eq!(pool_room(&stats(100 * MIB, 50 * MIB), None), by_osds);
+        // The quota from `df` when `get-quota` was not answered.
+        let from_df = DfPoolStats {
+            quota_bytes: 128 * MIB,
+            ..stats(100 * MIB, 10_000 * MIB)
+        };
+        assert_eq!(pool_room(&from_df, None).left, 28 * MIB);
+        assert_eq!(
+            pool_room(&stats(100 * MIB, 50 * MIB), Some(&quota(0, 100 * MIB))),
+            by_osds
+        );
+    }
+
+    #[test]
+    fn the_margin_is_five_percent_within_bounds() {
+        assert_eq!(margin(128 * MIB), 16 * MIB);
+        assert_eq!(margin(1000 * MIB), 50 * MIB);
+        assert_eq!(margin(1 << 50), 1 << 30);
+    }
+
+    fn fs(free_mib: u64) -> FsSpace {
+        FsSpace {
+            block_bytes: 4096,
+            total_blocks: 32768, // 128 MiB
+            free_blocks: free_mib * 256,
+        }
+    }
+
+    #[test]
+    fn ext4_keeps_back_what_the_pool_cannot_take() {
+        // 100 MiB free in the file system, 40 MiB allowed: 60 MiB kept back.
+        assert_eq!(clusters_to_reserve(&fs(100), 40 * MIB, 1638), 60 * 256);
+        // The pool has more room than the file system: ext4's own reserve is left alone.
+        assert_eq!(clusters_to_reserve(&fs(100), 500 * MIB, 1638), 1638);
+        // Nothing allowed: everything free is kept back, but never the whole file system.
+        assert_eq!(clusters_to_reserve(&fs(100), 0, 1638), 100 * 256);
+        let full = FsSpace {
+            free_blocks: 32768,
+            ..fs(0)
+        };
+        assert_eq!(clusters_to_reserve(&full, 0, 1638), 32767);
+    }
+
+    #[test]
+    fn allocation_stops_a_margin_before_the_pool_is_full() {
+        let room = PoolRoom {
+            left: 60 * MIB,
+            limit: 128 * MIB,
+        };
+        assert_eq!(allowed_bytes(room, 0), 44 * MIB);
+        // 20 MiB written that the sample does not count yet.
+        assert_eq!(allowed_bytes(room, 20 * MIB), 24 * MIB);
+        assert_eq!(allowed_bytes(room, 80 * MIB), 0);
+    }
+
+    #[test]
+    fn samples_are_frequent_only_when_the_room_is_short() {
+        let big = PoolRoom {
+            left: 1 << 40,
+            limit: 1 << 41,
+        };
+        assert_eq!(next_sample_in(big, 10 << 30), Duration::from_secs(20));
+        let small = PoolRoom {
+            left: 60 * MIB,
+            limit: 128 * MIB,
+        };
+        assert_eq!(next_sample_in(small, 100 * MIB), Duration::from_secs(2));
+        // Plenty for this file system, but little in absolute terms: another writer may take it fast.
+        let modest = PoolRoom {
+            left: 2 << 30,
+            limit: 100 << 30,
+        };
+        assert_eq!(next_sample_in(modest, 100 * MIB), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn growth_counts_allocations_since_a_moment_but_not_frees() {
+        let t0 = Instant::now();
+        let mut g = Growth::default();
+        g.record(t0, 10 * MIB);
+        g.record(t0 + Duration::from_secs(5), 30 * MIB);
+        g.record(t0 + Duration::from_secs(10), 50 * MIB);
+        assert_eq!(g.since(t0 + Duration::from_secs(6), 50 * MIB), 20 * MIB);
+        assert_eq!(g.since(t0, 50 * MIB), 40 * MIB);
+        // Before the first record: from the oldest kept.
+        assert_eq!(
+            g.since(
+                t0.checked_sub(Duration::from_secs(1)).unwrap_or(t0),
+                50 * MIB
+            ),
+            40 * MIB
+        );
+        assert_eq!(g.since(t0 + Duration::from_secs(10), 20 * MIB), 0);
+    }
+
+    #[test]
+    fn the_mount_point_of_an_ext4_on_a_loop_device() {
+        let info = "36 25 7:3 / /mnt/other rw,relatime shared:1 - xfs /dev/loop3 rw\n\
+                    37 25 7:4 / /var/lib/a\\040b rw,relatime shared:2 - ext4 /dev/loop4 rw\n";
+        assert_eq!(
+            mount_point_of(info, Path::new("/dev/loop4")),
+            Some(PathBuf::from("/var/lib/a b"))
+        );
+        assert_eq!(mount_point_of(info, Path::new("/dev/loop3")), None);
+        assert_eq!(mount_point_of(info, Path::new("/dev/loop5")), None);
+    }
+}
