@@ -324,8 +324,8 @@ pub fn directory(io: &IoCtx, name_prefix: &str) -> Result<Vec<(String, String)>,
     }
 }
 
-/// The named images (by name and id), read many at once.
-pub fn read_images(io: &IoCtx, names: &[(String, String)]) -> Result<Vec<Listed>, CephError> {
+/// The named images' headers (by name and id), read many at once; images gone since are left out.
+pub fn read_headers(io: &IoCtx, names: &[(String, String)]) -> Result<Vec<ImageRecord>, CephError> {
     let headers = io.read_many(
         &names
             .iter()
@@ -344,6 +344,12 @@ pub fn read_images(io: &IoCtx, names: &[(String, String)]) -> Result<Vec<Listed>
         };
         records.push(decode_header(name, id, &omap).map_err(format_error)?);
     }
+    Ok(records)
+}
+
+/// The named images (by name and id) and the bytes they hold, read many at once.
+pub fn read_images(io: &IoCtx, names: &[(String, String)]) -> Result<Vec<Listed>, CephError> {
+    let records = read_headers(io, names)?;
     let usable: Vec<usize> = (0..records.len())
         .filter(|&i| records[i].map_is_usable())
         .collect();

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{checksum, free_port, promtool_check, pseudo_random, sample, scrape, TestCluster};
+use common::{
+    checksum, free_port, promtool_check, pseudo_random, sample, scrape, text, TestCluster,
+};
 use rookery_csi::pb;
 use rookery_csi::pb::controller_client::ControllerClient;
 use rookery_csi::pb::identity_client::IdentityClient;
@@ -1167,6 +1169,127 @@ async fn rbd_only(c: &TestCluster, csi: &mut Csi) {
         })
         .await
         .unwrap();
+    a_raw_block_volume_on_a_full_pool(c, csi, &block_cap).await;
+}
+
+/// A raw block volume whose pool fills: the writer gets ENOSPC in bounded time, what was written reads
+/// back, and once the quota is raised the same published device takes writes again.
+async fn a_raw_block_volume_on_a_full_pool(
+    c: &TestCluster,
+    csi: &mut Csi,
+    block_cap: &pb::VolumeCapability,
+) {
+    let file = csi.work.join("blkfull.yaml");
+    let spec = |quota: &str| {
+        format!("apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {{name: blkfull}}\nspec:\n  failureDomain: osd\n  replicated: {{size: 1}}\n  quotas: {{maxSize: {quota}}}\n")
+    };
+    std::fs::write(&file, spec("64Mi")).unwrap();
+    c.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let mut req = create_req("pvc-blkfull", 48 << 20, "");
+    req.volume_capabilities = vec![block_cap.clone()];
+    req.parameters.insert("pool".into(), "blkfull".into());
+    let vol = csi.create(req).await.unwrap();
+    csi.cap = Some(block_cap.clone());
+    let (staging, target) = (
+        csi.work.join("staging-blkfull"),
+        csi.work.join("pods/blkfull/dev"),
+    );
+    csi.stage(&vol.volume_id, &staging, "").await.unwrap();
+    csi.publish(&vol.volume_id, &staging, &target, "", false)
+        .await
+        .unwrap();
+    // Another client fills the pool to its quota, and Ceph marks it full.
+    let rados = c.rados();
+    rados
+        .ioctx("blkfull")
+        .unwrap()
+        .write_full("filler", &vec![7u8; 64 << 20])
+        .unwrap();
+    let filled = Instant::now();
+    while !rookery_ceph::commands::osd::dump(&rados)
+        .unwrap()
+        .pools
+        .iter()
+        .any(|p| p.pool_name == "blkfull" && p.flags_names.contains("full"))
+    {
+        assert!(
+            filled.elapsed() < Duration::from_secs(60),
+            "pool blkfull was never marked full"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let dd = |seek: &str, count: &str| {
+        Command::new("dd")
+            .args(["if=/dev/zero", "bs=1M", "oflag=direct", "conv=fsync"])
+            .arg(format!("of={}", target.display()))
+            .args([seek, count])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let mut writer = dd("seek=1", "count=16");
+    let outcome = loop {
+        if let Some(status) = writer.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = writer.kill();
+            let _ = rados.ioctx("blkfull").unwrap().remove("filler");
+            panic!("a raw block writer on a full pool got no error within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let said = text(&writer.wait_with_output().unwrap());
+    assert!(!outcome.success(), "dd succeeded on a full pool: {said}");
+    // A write the server had taken into its write-back cache fails at the flush, which the loop device
+    // reports as EIO whatever the cause; a write that waits for room fails with ENOSPC.
+    assert!(
+        said.contains("No space left on device") || said.contains("fsync failed"),
+        "{said}"
+    );
+    eprintln!(
+        "raw block writer on a full pool: failed after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Room again: the same device takes writes, and they read back.
+    let pattern = pseudo_random(33, 1 << 20);
+    std::fs::write(csi.work.join("pattern"), &pattern).unwrap();
+    std::fs::write(&file, spec("1Gi")).unwrap();
+    c.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let raised = Instant::now();
+    loop {
+        let again = Command::new("dd")
+            .arg(format!("if={}", csi.work.join("pattern").display()))
+            .arg(format!("of={}", target.display()))
+            .args(["bs=1M", "count=1", "oflag=direct", "conv=fsync,notrunc"])
+            .output()
+            .unwrap();
+        if again.status.success() {
+            break;
+        }
+        assert!(
+            raised.elapsed() < Duration::from_secs(60),
+            "the raw block volume took no writes within 60 s of the quota raised: {}",
+            text(&again)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let back = Command::new("dd")
+        .arg(format!("if={}", target.display()))
+        .args(["bs=1M", "count=1", "iflag=direct"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        checksum(&back.stdout),
+        checksum(&pattern),
+        "the raw block volume lost data"
+    );
+    csi.unpublish(&vol.volume_id, &target).await.unwrap();
+    csi.unstage(&vol.volume_id, &staging).await.unwrap();
+    delete_volume(&mut csi.ctl, &vol.volume_id).await;
+    rados.ioctx("blkfull").unwrap().remove("filler").unwrap();
+    c.ok(&["delete", "-f", file.to_str().unwrap()]);
 }
 
 /// CephFS's own: no block volumes, a filesystem named, the claim in `rookery fs subvolume list`, and

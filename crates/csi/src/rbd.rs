@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use rookery_ceph::commands::{cluster, osd};
+use rookery_ceph::object_reads::ObjectRead;
 use rookery_ceph::rbd::{self, Image};
 use rookery_ceph::rbd_objects;
 use rookery_ceph::IoCtx;
@@ -728,34 +729,63 @@ impl Backend for Rbd {
         d: &Driver,
         volumes: Option<Vec<VolumeId>>,
     ) -> Result<Vec<pb::Snapshot>, Status> {
+        // Per pool: the directory, the images' headers (which list their snapshots) and the snapshots'
+        // records, each read many at once; no image is opened.
         let volumes = match volumes {
             Some(v) => v,
             None => self.volume_ids(d)?,
         };
+        let mut by_pool: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for v in &volumes {
+            by_pool.entry(&v.pool).or_default().push(&v.image);
+        }
         let mut all = Vec::new();
-        for vol in volumes {
-            let Ok(io) = d.rados.ioctx(&vol.pool) else {
+        for (pool, images) in by_pool {
+            let Ok(io) = d.rados.ioctx(pool) else {
                 continue;
             };
-            let Some(image) = open_image(&io, &vol.image)? else {
-                continue;
-            };
-            for s in image.snapshots().map_err(|e| ceph_status(&e))? {
-                if !s.name.starts_with("csi-snap-") {
-                    continue;
-                }
-                let id = SnapshotId {
-                    volume: vol.clone(),
-                    snap: s.name.clone(),
+            let ids: HashMap<String, String> = rbd_objects::directory(&io, "csi-vol-")
+                .map_err(|e| ceph_status(&e))?
+                .into_iter()
+                .collect();
+            let wanted: Vec<(String, String)> = images
+                .iter()
+                .filter_map(|name| ids.get(*name).map(|id| (name.to_string(), id.clone())))
+                .collect();
+            let snaps: Vec<(String, rbd_objects::SnapshotRecord)> =
+                rbd_objects::read_headers(&io, &wanted)
+                    .map_err(|e| ceph_status(&e))?
+                    .into_iter()
+                    .flat_map(|h| {
+                        let image = h.name;
+                        h.snapshots
+                            .into_iter()
+                            .filter(|s| s.name.starts_with("csi-snap-"))
+                            .map(move |s| (image.clone(), s))
+                    })
+                    .collect();
+            let records = io.read_many(
+                &snaps
+                    .iter()
+                    .map(|(_, s)| ObjectRead::data(snap_object(&s.name), 4096))
+                    .collect::<Vec<_>>(),
+            );
+            for ((image, s), record) in snaps.into_iter().zip(records) {
+                let volume = VolumeId {
+                    pool: pool.to_string(),
+                    image,
                 };
-                let record: Option<SnapRecord> = io
-                    .read_all(&snap_object(&s.name))
+                let record: Option<SnapRecord> = record
                     .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok());
+                    .and_then(|r| serde_json::from_slice(&r.data).ok());
                 all.push(pb::Snapshot {
                     size_bytes: s.size as i64,
-                    snapshot_id: id.to_string(),
-                    source_volume_id: vol.to_string(),
+                    snapshot_id: SnapshotId {
+                        volume: volume.clone(),
+                        snap: s.name,
+                    }
+                    .to_string(),
+                    source_volume_id: volume.to_string(),
                     creation_time: record.map(|r| prost_types::Timestamp {
                         seconds: r.created_unix,
                         nanos: r.created_nanos,
