@@ -444,17 +444,17 @@ fn answer_writes_on_a_full_pool(conn: &Conn, rados: &Rados, pool: &str) {
     }
 }
 
-/// The ext4 file system on this file (through its loop device) and what ext4 keeps back by itself.
+/// The file system on this file (through its loop device) and what it holds back by itself.
 struct KeptFs {
-    mount: room::Ext4Mount,
+    mount: room::KeptMount,
     own_reserve: u64,
-    /// What was last written to `reserved_clusters`, if rookery changed it.
+    /// What rookery last set the reserve to, if it changed it.
     set: Option<u64>,
 }
 
-/// See [`room`]: while an ext4 file system is mounted on this file, its allocations are kept inside what
-/// the pool can still take, so that a full pool never reaches the file system's journal. A raw block
-/// volume or another file system is left to [`answer_writes_on_a_full_pool`].
+/// See [`room`]: while an ext4 or xfs file system is mounted on this file, its allocations are kept
+/// inside what the pool can still take, so that a full pool never reaches the file system's journal. A
+/// raw block volume is left to [`answer_writes_on_a_full_pool`].
 fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Rados, args: &ServeArgs) {
     if args.read_only {
         return;
@@ -483,9 +483,9 @@ fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Rados, args: &Serve
                 }
                 kept = loop_dev
                     .as_deref()
-                    .and_then(room::ext4_on)
+                    .and_then(room::mounted_on)
                     .and_then(|mount| {
-                        let own_reserve = room::read_reserved(&mount.sysfs)?;
+                        let own_reserve = mount.reserve()?;
                         Some(KeptFs {
                             mount,
                             own_reserve,
@@ -495,7 +495,7 @@ fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Rados, args: &Serve
             }
             continue;
         };
-        let Some(space) = room::fs_space(&fs.mount.mount_point) else {
+        let Some(space) = fs.mount.space() else {
             continue;
         };
         growth.record(now, space.used_bytes());
@@ -534,7 +534,7 @@ fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Rados, args: &Serve
         if fs.set.unwrap_or(fs.own_reserve) == want {
             continue;
         }
-        match room::write_reserved(&fs.mount.sysfs, want) {
+        match fs.mount.set_reserve(want) {
             Ok(()) => {
                 let before = fs.set.replace(want);
                 if want == fs.own_reserve {
@@ -550,13 +550,13 @@ fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Rados, args: &Serve
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, sysfs = %fs.mount.sysfs.display(), "setting the file system's reserved blocks failed")
+                tracing::warn!(error = %e, mount = %fs.mount.mount_point.display(), "holding back the file system's free blocks failed")
             }
         }
     }
-    // Unmounted normally; if not, ext4 gets its own reserve back.
+    // Unmounted normally; if not, the file system gets its own reserve back.
     if let Some(fs) = kept.filter(|k| k.set.is_some()) {
-        let _ = room::write_reserved(&fs.mount.sysfs, fs.own_reserve);
+        let _ = fs.mount.set_reserve(fs.own_reserve);
     }
 }
 

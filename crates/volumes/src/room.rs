@@ -1,14 +1,15 @@
-//! Keeps a volume's ext4 file system inside what its pool can still take.
+//! Keeps a volume's file system (ext4 or xfs) inside what its pool can still take.
 //!
 //! A journaling file system cannot survive a full pool: the first journal write the pool refuses aborts
-//! the journal and the file system turns read-only until it is mounted again, and holding that write
-//! instead leaves every `fsync` waiting where no signal reaches it. So the pool must never fill under a
-//! file system. The FUSE server samples its pool's room (`df`: the quota left, or what the OSDs can still
-//! take) and sets the file system's `reserved_clusters` (ext4's sysfs knob for blocks kept back from every
-//! allocation, root's included) so that ext4 itself can allocate no more than that room less a margin.
-//! Writers then get ENOSPC from ext4 at once, stay killable, and the pool keeps room for the journal;
-//! `df` inside the volume shows the room that is really left. When the quota is raised or OSDs are
-//! added, the next sample gives the blocks back and writing goes on on the same mount.
+//! the journal (xfs shuts down) and the file system stays read-only until it is mounted again, and
+//! holding that write instead leaves every `fsync` waiting where no signal reaches it. So the pool must
+//! never fill under a file system. The FUSE server samples its pool's room (`df`, and `osd pool
+//! get-quota` for what the quota is held to) and holds back the file system's free blocks beyond that
+//! room less a margin: ext4's `reserved_clusters` (sysfs: blocks no allocation may take, root's
+//! included), xfs's reserve pool (`XFS_IOC_SET_RESBLKS`). Writers then get ENOSPC from the file system at
+//! once, stay killable, and the pool keeps room for the journal; `df` inside the volume shows the room
+//! that is really left. When the quota is raised or OSDs are added, the next sample gives the blocks
+//! back and writing goes on on the same mount.
 //!
 //! The pool's statistics lag behind writes by a few seconds, so what the file system allocated in the
 //! last [`STATS_LAG`] is subtracted from the sampled room as well.
@@ -67,7 +68,7 @@ pub fn margin(limit: u64) -> u64 {
 pub struct FsSpace {
     pub block_bytes: u64,
     pub total_blocks: u64,
-    /// Free blocks less those promised to delayed allocation (statfs `f_bfree` on ext4).
+    /// Free blocks less those promised to delayed allocation, before any reserve is taken out.
     pub free_blocks: u64,
 }
 
@@ -77,8 +78,8 @@ impl FsSpace {
     }
 }
 
-/// The `reserved_clusters` that lets ext4 allocate at most `allowed_bytes` more. Never below what ext4
-/// reserves by itself (`own`), never the whole file system (ext4 refuses that).
+/// The blocks to hold back so that the file system allocates at most `allowed_bytes` more. Never below
+/// what it reserves by itself (`own`), never the whole file system (ext4 refuses that).
 pub fn clusters_to_reserve(fs: &FsSpace, allowed_bytes: u64, own: u64) -> u64 {
     let allowed = allowed_bytes / fs.block_bytes.max(1);
     fs.free_blocks
@@ -138,13 +139,22 @@ impl Growth {
     }
 }
 
-/// An ext4 file system mounted on the loop device that sits on the served file.
+/// A file system rookery can keep inside its pool, mounted on the loop device over the served file.
 #[derive(Debug, Clone)]
-pub struct Ext4Mount {
-    /// Its sysfs directory (`/sys/fs/ext4/loopN`).
+pub struct KeptMount {
+    pub kind: FsKind,
+    /// `/sys/fs/<kind>/loopN`: there while the file system is mounted.
     pub sysfs: PathBuf,
-    /// Where it is mounted, for statfs.
+    /// Where it is mounted, for statfs and ioctls.
     pub mount_point: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsKind {
+    /// Held back through sysfs `reserved_clusters` (blocks no allocation may take).
+    Ext4,
+    /// Held back through the reserve pool (`XFS_IOC_SET_RESBLKS`), taken out of the free blocks.
+    Xfs,
 }
 
 /// The loop device (`/dev/loopN`) whose backing file is `file`.
@@ -160,30 +170,39 @@ pub fn loop_over(file: &Path) -> Option<PathBuf> {
         .map(|e| Path::new("/dev").join(e.file_name()))
 }
 
-/// The ext4 file system mounted from `dev` in this process's mount namespace, if any.
-pub fn ext4_on(dev: &Path) -> Option<Ext4Mount> {
-    let name = dev.file_name()?;
-    let sysfs = Path::new("/sys/fs/ext4").join(name);
-    if !sysfs.is_dir() {
-        return None;
-    }
+/// The ext4 or xfs file system mounted from `dev` in this process's mount namespace, if any.
+pub fn mounted_on(dev: &Path) -> Option<KeptMount> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mount_point = mount_point_of(&mountinfo, dev)?;
-    Some(Ext4Mount { sysfs, mount_point })
+    let (kind, mount_point) = mount_of(&mountinfo, dev)?;
+    let dir = match kind {
+        FsKind::Ext4 => "/sys/fs/ext4",
+        FsKind::Xfs => "/sys/fs/xfs",
+    };
+    let sysfs = Path::new(dir).join(dev.file_name()?);
+    sysfs.is_dir().then_some(KeptMount {
+        kind,
+        sysfs,
+        mount_point,
+    })
 }
 
-/// The first mount point of an ext4 file system from `dev` in a mountinfo text.
-fn mount_point_of(mountinfo: &str, dev: &Path) -> Option<PathBuf> {
+/// The kind and first mount point of an ext4 or xfs file system from `dev` in a mountinfo text.
+fn mount_of(mountinfo: &str, dev: &Path) -> Option<(FsKind, PathBuf)> {
     let dev = dev.to_str()?;
     mountinfo.lines().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         let mut theirs = right.split(' ');
         let (fstype, source) = (theirs.next()?, theirs.next()?);
-        if fstype != "ext4" || source != dev {
+        let kind = match fstype {
+            "ext4" => FsKind::Ext4,
+            "xfs" => FsKind::Xfs,
+            _ => return None,
+        };
+        if source != dev {
             return None;
         }
         let point = left.split(' ').nth(4)?;
-        Some(PathBuf::from(unescape_octal(point)))
+        Some((kind, PathBuf::from(unescape_octal(point))))
     })
 }
 
@@ -209,32 +228,91 @@ fn unescape_octal(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// statfs of a mounted file system.
-pub fn fs_space(mount_point: &Path) -> Option<FsSpace> {
-    let path = std::ffi::CString::new(mount_point.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: statvfs is plain data; the path is NUL-terminated and lives across the call.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: see above.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
-        return None;
+impl KeptMount {
+    /// The file system's space, counting blocks held in xfs's reserve pool as free (so the use does not
+    /// change when rookery moves blocks in or out of it).
+    pub fn space(&self) -> Option<FsSpace> {
+        let path = std::ffi::CString::new(self.mount_point.as_os_str().as_encoded_bytes()).ok()?;
+        // SAFETY: statvfs is plain data; the path is NUL-terminated and lives across the call.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: see above.
+        if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+            return None;
+        }
+        let held = match self.kind {
+            FsKind::Ext4 => 0,
+            FsKind::Xfs => xfs_resblks(&self.mount_point, None).ok()?.resblks_avail,
+        };
+        Some(FsSpace {
+            block_bytes: st.f_frsize,
+            total_blocks: st.f_blocks,
+            free_blocks: st.f_bfree + held,
+        })
     }
-    Some(FsSpace {
-        block_bytes: st.f_frsize,
-        total_blocks: st.f_blocks,
-        free_blocks: st.f_bfree,
-    })
+
+    /// The blocks held back now.
+    pub fn reserve(&self) -> Option<u64> {
+        match self.kind {
+            FsKind::Ext4 => std::fs::read_to_string(self.sysfs.join("reserved_clusters"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok(),
+            FsKind::Xfs => xfs_resblks(&self.mount_point, None).ok().map(|r| r.resblks),
+        }
+    }
+
+    pub fn set_reserve(&self, blocks: u64) -> std::io::Result<()> {
+        match self.kind {
+            FsKind::Ext4 => {
+                std::fs::write(self.sysfs.join("reserved_clusters"), format!("{blocks}\n"))
+            }
+            FsKind::Xfs => match xfs_resblks(&self.mount_point, Some(blocks)) {
+                // Fewer blocks free than asked: xfs holds what there is and fills the reserve first as
+                // blocks are freed, which is what is wanted.
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => Ok(()),
+                r => r.map(|_| ()),
+            },
+        }
+    }
 }
 
-pub fn read_reserved(sysfs: &Path) -> Option<u64> {
-    std::fs::read_to_string(sysfs.join("reserved_clusters"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+/// `struct xfs_fsop_resblks`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct XfsResblks {
+    resblks: u64,
+    resblks_avail: u64,
 }
 
-pub fn write_reserved(sysfs: &Path, clusters: u64) -> std::io::Result<()> {
-    std::fs::write(sysfs.join("reserved_clusters"), format!("{clusters}\n"))
+/// `_IOR('X', 115, struct xfs_fsop_resblks)` and `_IOWR('X', 114, ...)`.
+const XFS_IOC_GET_RESBLKS: libc::c_ulong = 0x8010_5873;
+const XFS_IOC_SET_RESBLKS: libc::c_ulong = 0xC010_5872;
+
+/// Reads (`set` None) or sets xfs's reserve pool, through a descriptor held only for the call (one held
+/// open would keep the file system from being unmounted).
+fn xfs_resblks(mount_point: &Path, set: Option<u64>) -> std::io::Result<XfsResblks> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(mount_point)?;
+    let mut arg = XfsResblks {
+        resblks: set.unwrap_or(0),
+        resblks_avail: 0,
+    };
+    let request = if set.is_some() {
+        XFS_IOC_SET_RESBLKS
+    } else {
+        XFS_IOC_GET_RESBLKS
+    };
+    // SAFETY: the argument is the kernel's struct, alive across the call; the fd is open.
+    let rc = unsafe { libc::ioctl(dir.as_raw_fd(), request as _, &mut arg) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(arg)
 }
 
 #[cfg(test)]
@@ -392,14 +470,19 @@ mod tests {
     }
 
     #[test]
-    fn the_mount_point_of_an_ext4_on_a_loop_device() {
-        let info = "36 25 7:3 / /mnt/other rw,relatime shared:1 - xfs /dev/loop3 rw\n\
-                    37 25 7:4 / /var/lib/a\\040b rw,relatime shared:2 - ext4 /dev/loop4 rw\n";
+    fn the_file_system_on_a_loop_device() {
+        let info = "36 25 7:3 / /mnt/x rw,relatime shared:1 - xfs /dev/loop3 rw\n\
+                    37 25 7:4 / /var/lib/a\\040b rw,relatime shared:2 - ext4 /dev/loop4 rw\n\
+                    38 25 7:5 / /mnt/b rw,relatime shared:3 - btrfs /dev/loop5 rw\n";
         assert_eq!(
-            mount_point_of(info, Path::new("/dev/loop4")),
-            Some(PathBuf::from("/var/lib/a b"))
+            mount_of(info, Path::new("/dev/loop4")),
+            Some((FsKind::Ext4, PathBuf::from("/var/lib/a b")))
         );
-        assert_eq!(mount_point_of(info, Path::new("/dev/loop3")), None);
-        assert_eq!(mount_point_of(info, Path::new("/dev/loop5")), None);
+        assert_eq!(
+            mount_of(info, Path::new("/dev/loop3")),
+            Some((FsKind::Xfs, PathBuf::from("/mnt/x")))
+        );
+        assert_eq!(mount_of(info, Path::new("/dev/loop5")), None);
+        assert_eq!(mount_of(info, Path::new("/dev/loop6")), None);
     }
 }
