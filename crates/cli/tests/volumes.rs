@@ -574,8 +574,8 @@ fn a_writer_on_a_full_pool_gets_an_error(c: &TestCluster, scratch: &Path) {
             .write_full(f, &vec![7u8; 31 << 20])
             .unwrap();
     }
-    // The volume's server learns the pool's room from its statistics (sampled every 2 s while the room
-    // is short): let them count the other client's data first. A client racing the volume's own writer
+    // The volume's server learns the pool's room from its statistics (sampled every second while the
+    // room is short): let them count the other client's data first, and the server see them. A client racing the volume's own writer
     // is covered only by the margin the server keeps.
     let counted = Instant::now();
     while rookery_ceph::commands::cluster::df(&rados)
@@ -591,7 +591,7 @@ fn a_writer_on_a_full_pool_gets_an_error(c: &TestCluster, scratch: &Path) {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(5));
     let dd = |name: &str, count: &str, extra: &[&str]| {
         Command::new("dd")
             .args([
@@ -757,7 +757,7 @@ fn an_xfs_volume_on_a_full_pool(c: &TestCluster, scratch: &Path) {
         assert!(counted.elapsed() < Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(500));
     }
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(5));
     let dd = |name: &str, count: &str| {
         Command::new("dd")
             .args(["if=/dev/zero", "bs=1M", "oflag=direct", "conv=fsync", count])

@@ -731,6 +731,7 @@ impl Backend for Rbd {
     ) -> Result<Vec<pb::Snapshot>, Status> {
         // Per pool: the directory, the images' headers (which list their snapshots) and the snapshots'
         // records, each read many at once; no image is opened.
+        let named = volumes.is_some();
         let volumes = match volumes {
             Some(v) => v,
             None => self.volume_ids(d)?,
@@ -744,14 +745,28 @@ impl Backend for Rbd {
             let Ok(io) = d.rados.ioctx(pool) else {
                 continue;
             };
-            let ids: HashMap<String, String> = rbd_objects::directory(&io, "csi-vol-")
-                .map_err(|e| ceph_status(&e))?
-                .into_iter()
-                .collect();
-            let wanted: Vec<(String, String)> = images
-                .iter()
-                .filter_map(|name| ids.get(*name).map(|id| (name.to_string(), id.clone())))
-                .collect();
+            // Volumes asked for by id may have any name (a snapshot of a static volume); all volumes are
+            // the driver's, listed by the directory.
+            let wanted: Vec<(String, String)> = if named {
+                let mut wanted = Vec::new();
+                for name in images {
+                    if let Some(id) =
+                        rbd_objects::image_id(&io, name).map_err(|e| ceph_status(&e))?
+                    {
+                        wanted.push((name.to_string(), id));
+                    }
+                }
+                wanted
+            } else {
+                let ids: HashMap<String, String> = rbd_objects::directory(&io, "csi-vol-")
+                    .map_err(|e| ceph_status(&e))?
+                    .into_iter()
+                    .collect();
+                images
+                    .iter()
+                    .filter_map(|name| ids.get(*name).map(|id| (name.to_string(), id.clone())))
+                    .collect()
+            };
             let snaps: Vec<(String, rbd_objects::SnapshotRecord)> =
                 rbd_objects::read_headers(&io, &wanted)
                     .map_err(|e| ceph_status(&e))?

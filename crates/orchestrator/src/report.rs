@@ -168,6 +168,7 @@ fn over_quota(r: &Rados, pool: &str, quota: u64) -> Vec<String> {
 const DETAILED_CHECKS: &[&str] = &[
     "POOL_FULL",
     "POOL_NEAR_FULL",
+    "POOL_NEARFULL",
     "POOL_BACKFILLFULL",
     "OSD_FULL",
     "OSD_NEARFULL",
@@ -306,7 +307,7 @@ pub fn explain(code: &str) -> &'static str {
         "MGR_DOWN" => "no mgr is active, so statistics are stale; the supervisor restarts it",
         "TOO_FEW_OSDS" => "a pool wants more copies than there are OSDs; add OSDs (spec.storage.osdFiles.count) or lower the pool's replicated.size",
         "OSD_NEARFULL" | "OSD_FULL" | "OSD_BACKFILLFULL" => "an OSD is almost full; delete data or add OSDs",
-        "POOL_NEAR_FULL" | "POOL_FULL" => "a pool (named below) is at or near its quota (85%), or its OSDs are near full: volumes' file systems refuse new data (ENOSPC) a margin before the pool is full, and other writes stop when it is full; raise the quota (spec.quotas.maxSize), delete volumes or snapshots, or add OSDs",
+        "POOL_NEAR_FULL" | "POOL_NEARFULL" | "POOL_FULL" => "a pool (named below) is at or near its quota (85%), or its OSDs are near full: volumes' file systems refuse new data (ENOSPC) a margin before the pool is full, and other writes stop when it is full; raise the quota (spec.quotas.maxSize), delete volumes or snapshots, or add OSDs",
         OVER_QUOTA => "volumes (named below) were made larger than their pool's quota on purpose (--over-commit): writes to the pool stop once it reaches the quota, whichever volume writes; raise the quota (spec.quotas.maxSize) or shrink the plan",
         "MON_DISK_LOW" | "MON_DISK_CRIT" => "the filesystem of the data dir is almost full; free disk space",
         "SLOW_OPS" => "requests take longer than 30 s, usually a hung OSD or an overloaded disk",

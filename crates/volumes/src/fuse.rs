@@ -325,12 +325,12 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
         .copied()
         .chain(key.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .collect();
-    let rados = Rados::connect_data_path(
+    let rados = Arc::new(Rados::connect_data_path(
         &args.conf,
         &args.identity.user,
         Duration::from_secs(30),
         &options,
-    )?;
+    )?);
     let io = rados.ioctx(&args.pool)?;
     let image = AioImage::open(&io, &args.image)?;
     let dev = OpenOptions::new()
@@ -452,27 +452,68 @@ struct KeptFs {
     set: Option<u64>,
 }
 
+/// The pool's room, asked on a thread of its own: the data path's connection waits for the mons as long
+/// as it takes, and a server whose mons are gone must still be able to end.
+fn sample_room(
+    rados: &Arc<Rados>,
+    pool: &str,
+) -> std::sync::mpsc::Receiver<Option<room::PoolRoom>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (rados, pool) = (Arc::clone(rados), pool.to_string());
+    std::thread::spawn(move || {
+        let stats = rookery_ceph::commands::cluster::df(&rados)
+            .ok()
+            .and_then(|df| {
+                df.pools
+                    .into_iter()
+                    .find(|p| p.name == pool)
+                    .map(|p| p.stats)
+            });
+        let quota = stats
+            .as_ref()
+            .filter(|s| s.quota_bytes > 0)
+            .and_then(|_| rookery_ceph::commands::pool::get_quota(&rados, &pool).ok());
+        let _ = tx.send(stats.map(|s| room::pool_room(&s, quota.as_ref())));
+    });
+    rx
+}
+
 /// See [`room`]: while an ext4 or xfs file system is mounted on this file, its allocations are kept
 /// inside what the pool can still take, so that a full pool never reaches the file system's journal. A
 /// raw block volume is left to [`answer_writes_on_a_full_pool`].
-fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Rados, args: &ServeArgs) {
+fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Arc<Rados>, args: &ServeArgs) {
     if args.read_only {
         return;
     }
     let file = args.dir.join(&args.image);
     let pool = args.pool.as_str();
+    let started = Instant::now();
     let (mut loop_dev, mut kept): (Option<PathBuf>, Option<KeptFs>) = (None, None);
     let mut next_look = Instant::now();
-    let (mut sample, mut next_sample) = (None::<(Instant, room::PoolRoom)>, Instant::now());
+    let mut sample: Option<(Instant, room::PoolRoom)> = None;
+    let mut asked: Option<std::sync::mpsc::Receiver<Option<room::PoolRoom>>> = None;
+    let mut next_sample = Instant::now();
     let mut growth = room::Growth::default();
+    let mut warned = false;
     while !conn.stopping.load(Ordering::SeqCst) {
         std::thread::park_timeout(Duration::from_secs(1));
         let now = Instant::now();
-        let Some(fs) = kept.as_mut().filter(|k| k.mount.sysfs.is_dir()) else {
-            // Not mounted yet, or unmounted (and perhaps mounted again elsewhere): look every 10 s.
+        // Still ours: the loop device on this file, the file system on the loop device.
+        let ours = kept.as_ref().is_some_and(|k| {
+            k.mount.sysfs.is_dir()
+                && loopdev::backing_file(&k.mount.dev).as_deref() == Some(file.as_path())
+        });
+        let Some(fs) = kept.as_mut().filter(|_| ours) else {
+            // Not mounted yet, or unmounted (and perhaps mounted again elsewhere). The file system is
+            // usually mounted within seconds of the server starting: look every second at first.
             kept = None;
             if now >= next_look {
-                next_look = now + Duration::from_secs(10);
+                let every = if started.elapsed() < Duration::from_secs(60) {
+                    1
+                } else {
+                    10
+                };
+                next_look = now + Duration::from_secs(every);
                 if loop_dev
                     .as_deref()
                     .and_then(loopdev::backing_file)
@@ -485,7 +526,7 @@ fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Rados, args: &Serve
                     .as_deref()
                     .and_then(room::mounted_on)
                     .and_then(|mount| {
-                        let own_reserve = mount.reserve()?;
+                        let own_reserve = mount.open()?.reserve()?;
                         Some(KeptFs {
                             mount,
                             own_reserve,
@@ -495,46 +536,49 @@ fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Rados, args: &Serve
             }
             continue;
         };
-        let Some(space) = fs.mount.space() else {
+        let Some(open) = fs.mount.open() else {
+            kept = None;
+            continue;
+        };
+        let Some(space) = open.space() else {
             continue;
         };
         growth.record(now, space.used_bytes());
-        if now >= next_sample {
-            let stats = rookery_ceph::commands::cluster::df(rados)
-                .ok()
-                .and_then(|df| {
-                    df.pools
-                        .into_iter()
-                        .find(|p| p.name == pool)
-                        .map(|p| p.stats)
-                });
-            let quota = stats
-                .as_ref()
-                .filter(|s| s.quota_bytes > 0)
-                .and_then(|_| rookery_ceph::commands::pool::get_quota(rados, pool).ok());
-            match stats {
-                Some(stats) => {
-                    let r = room::pool_room(&stats, quota.as_ref());
-                    let free = space.free_blocks * space.block_bytes;
-                    sample = Some((now, r));
-                    next_sample = now + room::next_sample_in(r, free);
+        if asked.is_none() && now >= next_sample {
+            asked = Some(sample_room(rados, pool));
+        }
+        if let Some(rx) = &asked {
+            // Usually answered within milliseconds; a slow answer is picked up on a later pass.
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(r) => {
+                    asked = None;
+                    next_sample = now
+                        + match r {
+                            Some(r) => {
+                                sample = Some((now, r));
+                                room::next_sample_in(r, &space)
+                            }
+                            None => Duration::from_secs(5),
+                        };
                 }
-                None => next_sample = now + Duration::from_secs(5),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => asked = None,
             }
         }
-        let Some((at, r)) = sample else {
+        // An old sample (the mons not answering) is not acted on: what is held back stays as it is.
+        let Some((at, r)) = sample.filter(|(at, _)| at.elapsed() < room::SAMPLE_KEPT) else {
             continue;
         };
         let grown = growth.since(
             at.checked_sub(room::STATS_LAG).unwrap_or(at),
             space.used_bytes(),
         );
-        let allowed = room::allowed_bytes(r, grown);
+        let allowed = room::allowed_bytes(r, space.total_bytes(), grown);
         let want = room::clusters_to_reserve(&space, allowed, fs.own_reserve);
         if fs.set.unwrap_or(fs.own_reserve) == want {
             continue;
         }
-        match fs.mount.set_reserve(want) {
+        match open.set_reserve(want) {
             Ok(()) => {
                 let before = fs.set.replace(want);
                 if want == fs.own_reserve {
@@ -549,14 +593,12 @@ fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Rados, args: &Serve
                     );
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, mount = %fs.mount.mount_point.display(), "holding back the file system's free blocks failed")
+            Err(e) if !warned => {
+                warned = true;
+                tracing::warn!(error = %e, mount = %fs.mount.mount_point.display(), "holding back the file system's free blocks failed: it is not kept inside its pool");
             }
+            Err(_) => {}
         }
-    }
-    // Unmounted normally; if not, the file system gets its own reserve back.
-    if let Some(fs) = kept.filter(|k| k.set.is_some()) {
-        let _ = fs.mount.set_reserve(fs.own_reserve);
     }
 }
 

@@ -21,8 +21,14 @@ use std::time::{Duration, Instant};
 use rookery_ceph::commands::pool::PoolQuota;
 use rookery_ceph::types::DfPoolStats;
 
-/// How far the pool's statistics (OSD → mgr → mon) may trail the writes they count.
-pub const STATS_LAG: Duration = Duration::from_secs(10);
+/// How far the pool's statistics (OSD → mgr → mon) may trail the writes they count: rookery's clusters
+/// report them every second at each step (`mgr_stats_period`, `mon_mgr_digest_period`), so ~2 s, with
+/// room for a busy mgr. (On a cluster with Ceph's 5 s defaults only the margin covers the rest.) Counting
+/// more than the real lag stops writers early by the excess.
+pub const STATS_LAG: Duration = Duration::from_secs(5);
+
+/// A sample older than this is not acted on (the growth history is kept for a minute).
+pub const SAMPLE_KEPT: Duration = Duration::from_secs(45);
 
 /// What a pool can still take, from one `df` sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +62,11 @@ pub fn pool_room(stats: &DfPoolStats, quota: Option<&PoolQuota>) -> PoolRoom {
 
 /// What is kept free in the pool under the file system: room for what ext4 writes that its free-space
 /// count does not show (its journal filling up, inode tables zeroed after mount: together up to ~4% of a
-/// file system as large as the pool, measured 8 MiB on a new 128 MiB one), and for what is in flight
-/// between the file system and the pool. 5% of the pool's limit, at least 16 MiB, at most 1 GiB.
-pub fn margin(limit: u64) -> u64 {
-    (limit / 20).clamp(16 << 20, 1 << 30)
+/// file system, measured 8 MiB on a new 128 MiB one), and for what is in flight between the file system
+/// and the pool. 5% of the pool's limit or of the file system (larger than the pool when over-committed),
+/// at least 16 MiB, at most 1 GiB.
+pub fn margin(limit: u64, fs_bytes: u64) -> u64 {
+    (limit.max(fs_bytes) / 20).clamp(16 << 20, 1 << 30)
 }
 
 /// The file system's space, from statfs (in its blocks; rookery makes ext4 without bigalloc, so a
@@ -73,6 +80,10 @@ pub struct FsSpace {
 }
 
 impl FsSpace {
+    pub fn total_bytes(&self) -> u64 {
+        self.total_blocks * self.block_bytes
+    }
+
     pub fn used_bytes(&self) -> u64 {
         self.total_blocks.saturating_sub(self.free_blocks) * self.block_bytes
     }
@@ -90,18 +101,21 @@ pub fn clusters_to_reserve(fs: &FsSpace, allowed_bytes: u64, own: u64) -> u64 {
 
 /// What the file system may still allocate: the pool's room less the margin and less what the file
 /// system allocated since the oldest moment the sample may not count yet.
-pub fn allowed_bytes(room: PoolRoom, grown_since_sample: u64) -> u64 {
+pub fn allowed_bytes(room: PoolRoom, fs_bytes: u64, grown_since_sample: u64) -> u64 {
     room.left
-        .saturating_sub(margin(room.limit))
+        .saturating_sub(margin(room.limit, fs_bytes))
         .saturating_sub(grown_since_sample)
 }
 
-/// How long until the next `df` sample: every 2 s while the file system could fill what is left in a
-/// few seconds' writing, else every 20 s (one mon command per mounted volume).
-pub fn next_sample_in(room: PoolRoom, fs_free_bytes: u64) -> Duration {
-    let spare = room.left.saturating_sub(margin(room.limit));
+/// How long until the next `df` sample: every second while the file system could fill what is left in
+/// a few seconds' writing, else every 20 s (one or two mon commands per mounted volume).
+pub fn next_sample_in(room: PoolRoom, fs: &FsSpace) -> Duration {
+    let fs_free_bytes = fs.free_blocks * fs.block_bytes;
+    let spare = room
+        .left
+        .saturating_sub(margin(room.limit, fs.total_bytes()));
     if spare < fs_free_bytes.saturating_mul(2) || spare < (4 << 30) {
-        Duration::from_secs(2)
+        Duration::from_secs(1)
     } else {
         Duration::from_secs(20)
     }
@@ -143,6 +157,9 @@ impl Growth {
 #[derive(Debug, Clone)]
 pub struct KeptMount {
     pub kind: FsKind,
+    /// The loop device and its device number, which the mounted file system reports as its own.
+    pub dev: PathBuf,
+    dev_number: u64,
     /// `/sys/fs/<kind>/loopN`: there while the file system is mounted.
     pub sysfs: PathBuf,
     /// Where it is mounted, for statfs and ioctls.
@@ -179,8 +196,11 @@ pub fn mounted_on(dev: &Path) -> Option<KeptMount> {
         FsKind::Xfs => "/sys/fs/xfs",
     };
     let sysfs = Path::new(dir).join(dev.file_name()?);
-    sysfs.is_dir().then_some(KeptMount {
+    let dev_number = std::os::unix::fs::MetadataExt::rdev(&std::fs::metadata(dev).ok()?);
+    sysfs.is_dir().then(|| KeptMount {
         kind,
+        dev: dev.to_path_buf(),
+        dev_number,
         sysfs,
         mount_point,
     })
@@ -229,19 +249,40 @@ fn unescape_octal(s: &str) -> String {
 }
 
 impl KeptMount {
+    /// The mount point, opened and checked to be this file system (its device is the loop device): a
+    /// path outlives its mount, and then names whatever file system is under it. Held only for one pass,
+    /// since an open directory would keep the file system from being unmounted.
+    pub fn open(&self) -> Option<OpenFs<'_>> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&self.mount_point)
+            .ok()?;
+        (dir.metadata().ok()?.dev() == self.dev_number).then_some(OpenFs { mount: self, dir })
+    }
+}
+
+/// A checked, open handle on the kept file system.
+pub struct OpenFs<'a> {
+    mount: &'a KeptMount,
+    dir: std::fs::File,
+}
+
+impl OpenFs<'_> {
     /// The file system's space, counting blocks held in xfs's reserve pool as free (so the use does not
     /// change when rookery moves blocks in or out of it).
     pub fn space(&self) -> Option<FsSpace> {
-        let path = std::ffi::CString::new(self.mount_point.as_os_str().as_encoded_bytes()).ok()?;
-        // SAFETY: statvfs is plain data; the path is NUL-terminated and lives across the call.
+        use std::os::fd::AsRawFd;
+        // SAFETY: statvfs is plain data.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: see above.
-        if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        // SAFETY: the fd is open and the struct lives across the call.
+        if unsafe { libc::fstatvfs(self.dir.as_raw_fd(), &mut st) } != 0 {
             return None;
         }
-        let held = match self.kind {
+        let held = match self.mount.kind {
             FsKind::Ext4 => 0,
-            FsKind::Xfs => xfs_resblks(&self.mount_point, None).ok()?.resblks_avail,
+            FsKind::Xfs => xfs_resblks(&self.dir, None).ok()?.resblks_avail,
         };
         Some(FsSpace {
             block_bytes: st.f_frsize,
@@ -252,22 +293,23 @@ impl KeptMount {
 
     /// The blocks held back now.
     pub fn reserve(&self) -> Option<u64> {
-        match self.kind {
-            FsKind::Ext4 => std::fs::read_to_string(self.sysfs.join("reserved_clusters"))
+        match self.mount.kind {
+            FsKind::Ext4 => std::fs::read_to_string(self.mount.sysfs.join("reserved_clusters"))
                 .ok()?
                 .trim()
                 .parse()
                 .ok(),
-            FsKind::Xfs => xfs_resblks(&self.mount_point, None).ok().map(|r| r.resblks),
+            FsKind::Xfs => xfs_resblks(&self.dir, None).ok().map(|r| r.resblks),
         }
     }
 
     pub fn set_reserve(&self, blocks: u64) -> std::io::Result<()> {
-        match self.kind {
-            FsKind::Ext4 => {
-                std::fs::write(self.sysfs.join("reserved_clusters"), format!("{blocks}\n"))
-            }
-            FsKind::Xfs => match xfs_resblks(&self.mount_point, Some(blocks)) {
+        match self.mount.kind {
+            FsKind::Ext4 => std::fs::write(
+                self.mount.sysfs.join("reserved_clusters"),
+                format!("{blocks}\n"),
+            ),
+            FsKind::Xfs => match xfs_resblks(&self.dir, Some(blocks)) {
                 // Fewer blocks free than asked: xfs holds what there is and fills the reserve first as
                 // blocks are freed, which is what is wanted.
                 Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => Ok(()),
@@ -285,19 +327,12 @@ struct XfsResblks {
     resblks_avail: u64,
 }
 
-/// `_IOR('X', 115, struct xfs_fsop_resblks)` and `_IOWR('X', 114, ...)`.
-const XFS_IOC_GET_RESBLKS: libc::c_ulong = 0x8010_5873;
-const XFS_IOC_SET_RESBLKS: libc::c_ulong = 0xC010_5872;
+const XFS_IOC_GET_RESBLKS: libc::Ioctl = libc::_IOR::<XfsResblks>(b'X' as u32, 115);
+const XFS_IOC_SET_RESBLKS: libc::Ioctl = libc::_IOWR::<XfsResblks>(b'X' as u32, 114);
 
-/// Reads (`set` None) or sets xfs's reserve pool, through a descriptor held only for the call (one held
-/// open would keep the file system from being unmounted).
-fn xfs_resblks(mount_point: &Path, set: Option<u64>) -> std::io::Result<XfsResblks> {
+/// Reads (`set` None) or sets xfs's reserve pool (CAP_SYS_ADMIN).
+fn xfs_resblks(dir: &std::fs::File, set: Option<u64>) -> std::io::Result<XfsResblks> {
     use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(mount_point)?;
     let mut arg = XfsResblks {
         resblks: set.unwrap_or(0),
         resblks_avail: 0,
@@ -389,9 +424,11 @@ mod tests {
 
     #[test]
     fn the_margin_is_five_percent_within_bounds() {
-        assert_eq!(margin(128 * MIB), 16 * MIB);
-        assert_eq!(margin(1000 * MIB), 50 * MIB);
-        assert_eq!(margin(1 << 50), 1 << 30);
+        assert_eq!(margin(128 * MIB, 128 * MIB), 16 * MIB);
+        assert_eq!(margin(1000 * MIB, 500 * MIB), 50 * MIB);
+        // Over-committed: the file system is larger than the pool, and its journal with it.
+        assert_eq!(margin(1000 * MIB, 4000 * MIB), 200 * MIB);
+        assert_eq!(margin(1 << 50, 0), 1 << 30);
     }
 
     fn fs(free_mib: u64) -> FsSpace {
@@ -423,10 +460,10 @@ mod tests {
             left: 60 * MIB,
             limit: 128 * MIB,
         };
-        assert_eq!(allowed_bytes(room, 0), 44 * MIB);
+        assert_eq!(allowed_bytes(room, 128 * MIB, 0), 44 * MIB);
         // 20 MiB written that the sample does not count yet.
-        assert_eq!(allowed_bytes(room, 20 * MIB), 24 * MIB);
-        assert_eq!(allowed_bytes(room, 80 * MIB), 0);
+        assert_eq!(allowed_bytes(room, 128 * MIB, 20 * MIB), 24 * MIB);
+        assert_eq!(allowed_bytes(room, 128 * MIB, 80 * MIB), 0);
     }
 
     #[test]
@@ -435,18 +472,32 @@ mod tests {
             left: 1 << 40,
             limit: 1 << 41,
         };
-        assert_eq!(next_sample_in(big, 10 << 30), Duration::from_secs(20));
+        let with_free = |free_mib: u64| FsSpace {
+            block_bytes: 4096,
+            total_blocks: free_mib * 256 * 2,
+            free_blocks: free_mib * 256,
+        };
+        assert_eq!(
+            next_sample_in(big, &with_free(10 << 10)),
+            Duration::from_secs(20)
+        );
         let small = PoolRoom {
             left: 60 * MIB,
             limit: 128 * MIB,
         };
-        assert_eq!(next_sample_in(small, 100 * MIB), Duration::from_secs(2));
+        assert_eq!(
+            next_sample_in(small, &with_free(100)),
+            Duration::from_secs(1)
+        );
         // Plenty for this file system, but little in absolute terms: another writer may take it fast.
         let modest = PoolRoom {
             left: 2 << 30,
             limit: 100 << 30,
         };
-        assert_eq!(next_sample_in(modest, 100 * MIB), Duration::from_secs(2));
+        assert_eq!(
+            next_sample_in(modest, &with_free(100)),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]
