@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod hosts;
 pub mod k8s;
 pub mod monitoring;
 
