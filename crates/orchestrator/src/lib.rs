@@ -9,6 +9,7 @@ pub mod disks;
 mod execute;
 pub mod external;
 pub mod history;
+pub mod join_token;
 pub mod layout;
 pub mod metrics;
 pub mod objects;
