@@ -11,6 +11,7 @@ use crate::{CephError, Rados, Target};
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod config_key;
 pub mod fs;
 pub mod mgr;
 pub mod osd;
