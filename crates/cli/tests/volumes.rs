@@ -501,6 +501,39 @@ fn wait_pool_check(c: &TestCluster, code: &str, present: bool) -> serde_json::Va
     }
 }
 
+/// Waits until the pool's statistics count another client's `bytes` in `pool`, then for the volume's
+/// server to sample them (every second while the room is short). A client racing the volume's own
+/// writer is covered only by the margin the server keeps.
+fn let_the_server_see_the_fillers(rados: &rookery_ceph::Rados, pool: &str, bytes: u64) {
+    let counted = Instant::now();
+    while rookery_ceph::commands::cluster::df(rados)
+        .unwrap()
+        .pools
+        .iter()
+        .find(|p| p.name == pool)
+        .is_none_or(|p| p.stats.stored < bytes)
+    {
+        assert!(
+            counted.elapsed() < Duration::from_secs(30),
+            "the pool's statistics never counted the fillers"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+}
+
+/// The pool stopped short of full, so the file system's journal lives.
+fn never_full(c: &TestCluster) {
+    assert!(
+        !c.status()["ceph"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["code"] == "POOL_FULL"),
+        "the pool filled under the file system"
+    );
+}
+
 /// A mounted volume whose pool fills up: the writer gets ENOSPC from the file system in bounded time and
 /// can be killed, written data reads back, listings answer, status names the pool and the volume, the pool
 /// itself never fills (so the journal lives), and after the quota is raised the same mount takes writes
@@ -574,24 +607,7 @@ fn a_writer_on_a_full_pool_gets_an_error(c: &TestCluster, scratch: &Path) {
             .write_full(f, &vec![7u8; 31 << 20])
             .unwrap();
     }
-    // The volume's server learns the pool's room from its statistics (sampled every second while the
-    // room is short): let them count the other client's data first, and the server see them. A client racing the volume's own writer
-    // is covered only by the margin the server keeps.
-    let counted = Instant::now();
-    while rookery_ceph::commands::cluster::df(&rados)
-        .unwrap()
-        .pools
-        .iter()
-        .find(|p| p.name == "tight")
-        .is_none_or(|p| p.stats.stored < 62 << 20)
-    {
-        assert!(
-            counted.elapsed() < Duration::from_secs(30),
-            "the pool's statistics never counted the fillers"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    std::thread::sleep(Duration::from_secs(5));
+    let_the_server_see_the_fillers(&rados, "tight", 62 << 20);
     let dd = |name: &str, count: &str, extra: &[&str]| {
         Command::new("dd")
             .args([
@@ -676,14 +692,7 @@ fn a_writer_on_a_full_pool_gets_an_error(c: &TestCluster, scratch: &Path) {
             .contains("volumes in pool tight: w"),
         "{check:#}"
     );
-    assert!(
-        !c.status()["ceph"]["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|k| k["code"] == "POOL_FULL"),
-        "the pool filled under the file system"
-    );
+    never_full(c);
     // Room again: the same mount takes writes once the server has seen the new quota.
     std::fs::write(&file, spec("1Gi")).unwrap();
     c.ok(&["apply", "-f", file.to_str().unwrap()]);
@@ -746,18 +755,7 @@ fn an_xfs_volume_on_a_full_pool(c: &TestCluster, scratch: &Path) {
             .write_full(f, &vec![7u8; 50 << 20])
             .unwrap();
     }
-    let counted = Instant::now();
-    while rookery_ceph::commands::cluster::df(&rados)
-        .unwrap()
-        .pools
-        .iter()
-        .find(|p| p.name == "xfsfull")
-        .is_none_or(|p| p.stats.stored < 200 << 20)
-    {
-        assert!(counted.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    std::thread::sleep(Duration::from_secs(5));
+    let_the_server_see_the_fillers(&rados, "xfsfull", 200 << 20);
     let dd = |name: &str, count: &str| {
         Command::new("dd")
             .args(["if=/dev/zero", "bs=1M", "oflag=direct", "conv=fsync", count])
@@ -781,14 +779,7 @@ fn an_xfs_volume_on_a_full_pool(c: &TestCluster, scratch: &Path) {
             .contains("volumes in pool xfsfull: x"),
         "{check:#}"
     );
-    assert!(
-        !c.status()["ceph"]["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|k| k["code"] == "POOL_FULL"),
-        "the pool filled under the file system"
-    );
+    never_full(c);
     std::fs::write(&file, spec("2Gi")).unwrap();
     c.ok(&["apply", "-f", file.to_str().unwrap()]);
     let raised = Instant::now();

@@ -520,7 +520,8 @@ fn keep_the_file_system_inside_the_pool(conn: &Conn, rados: &Arc<Rados>, args: &
                     .as_deref()
                     != Some(&file)
                 {
-                    loop_dev = room::loop_over(&file);
+                    // The server's folder holds only the served file.
+                    loop_dev = loopdev::attached_under(&args.dir).into_iter().next();
                 }
                 kept = loop_dev
                     .as_deref()

@@ -174,29 +174,16 @@ pub enum FsKind {
     Xfs,
 }
 
-/// The loop device (`/dev/loopN`) whose backing file is `file`.
-pub fn loop_over(file: &Path) -> Option<PathBuf> {
-    std::fs::read_dir("/sys/block")
-        .ok()?
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("loop"))
-        .find(|e| {
-            std::fs::read_to_string(e.path().join("loop/backing_file"))
-                .is_ok_and(|b| Path::new(b.trim()) == file)
-        })
-        .map(|e| Path::new("/dev").join(e.file_name()))
-}
-
 /// The ext4 or xfs file system mounted from `dev` in this process's mount namespace, if any.
 pub fn mounted_on(dev: &Path) -> Option<KeptMount> {
+    let dev_number = std::os::unix::fs::MetadataExt::rdev(&std::fs::metadata(dev).ok()?);
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let (kind, mount_point) = mount_of(&mountinfo, dev)?;
+    let (kind, mount_point) = mount_of(&mountinfo, dev_number)?;
     let dir = match kind {
         FsKind::Ext4 => "/sys/fs/ext4",
         FsKind::Xfs => "/sys/fs/xfs",
     };
     let sysfs = Path::new(dir).join(dev.file_name()?);
-    let dev_number = std::os::unix::fs::MetadataExt::rdev(&std::fs::metadata(dev).ok()?);
     sysfs.is_dir().then(|| KeptMount {
         kind,
         dev: dev.to_path_buf(),
@@ -206,46 +193,18 @@ pub fn mounted_on(dev: &Path) -> Option<KeptMount> {
     })
 }
 
-/// The kind and first mount point of an ext4 or xfs file system from `dev` in a mountinfo text.
-fn mount_of(mountinfo: &str, dev: &Path) -> Option<(FsKind, PathBuf)> {
-    let dev = dev.to_str()?;
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let mut theirs = right.split(' ');
-        let (fstype, source) = (theirs.next()?, theirs.next()?);
-        let kind = match fstype {
-            "ext4" => FsKind::Ext4,
-            "xfs" => FsKind::Xfs,
-            _ => return None,
-        };
-        if source != dev {
-            return None;
-        }
-        let point = left.split(' ').nth(4)?;
-        Some((kind, PathBuf::from(unescape_octal(point))))
-    })
-}
-
-/// mountinfo writes space, tab, newline and backslash in paths as `\ooo`.
-fn unescape_octal(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            if let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 4])
-                .ok()
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The kind and first mount point of an ext4 or xfs file system on device `dev_number` in a mountinfo
+/// text.
+fn mount_of(mountinfo: &str, dev_number: u64) -> Option<(FsKind, PathBuf)> {
+    let dev = format!("{}:{}", libc::major(dev_number), libc::minor(dev_number));
+    rookery_platform::devices::parse_mountinfo(mountinfo)
+        .into_iter()
+        .filter(|m| m.dev == dev)
+        .find_map(|m| match m.fstype.as_str() {
+            "ext4" => Some((FsKind::Ext4, m.point)),
+            "xfs" => Some((FsKind::Xfs, m.point)),
+            _ => None,
+        })
 }
 
 impl KeptMount {
@@ -525,15 +484,16 @@ mod tests {
         let info = "36 25 7:3 / /mnt/x rw,relatime shared:1 - xfs /dev/loop3 rw\n\
                     37 25 7:4 / /var/lib/a\\040b rw,relatime shared:2 - ext4 /dev/loop4 rw\n\
                     38 25 7:5 / /mnt/b rw,relatime shared:3 - btrfs /dev/loop5 rw\n";
+        let loop_n = |n: u32| libc::makedev(7, n);
         assert_eq!(
-            mount_of(info, Path::new("/dev/loop4")),
+            mount_of(info, loop_n(4)),
             Some((FsKind::Ext4, PathBuf::from("/var/lib/a b")))
         );
         assert_eq!(
-            mount_of(info, Path::new("/dev/loop3")),
+            mount_of(info, loop_n(3)),
             Some((FsKind::Xfs, PathBuf::from("/mnt/x")))
         );
-        assert_eq!(mount_of(info, Path::new("/dev/loop5")), None);
-        assert_eq!(mount_of(info, Path::new("/dev/loop6")), None);
+        assert_eq!(mount_of(info, loop_n(5)), None);
+        assert_eq!(mount_of(info, loop_n(6)), None);
     }
 }
