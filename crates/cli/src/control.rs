@@ -189,7 +189,7 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The supervisor's librados connection; none yet while the mons come up.
 fn rados(shared: &Shared) -> ApiResult<Arc<Rados>> {
@@ -217,17 +217,19 @@ where
 /// Runs `f` on the supervisor's connection, on the blocking pool. When Ceph does not answer it, `f` runs
 /// once more on a connection made for this request: the supervisor's was made as the mons came up, and
 /// after a restart of the whole host it can keep an OSD map from before, whose OSDs no longer listen.
-async fn on_ceph<T, F>(shared: &Arc<Shared>, f: F) -> ApiResult<T>
+pub(crate) async fn on_ceph<T, F>(shared: &Arc<Shared>, f: F) -> ApiResult<T>
 where
     T: Send + 'static,
     F: Fn(&Rados) -> ApiResult<T> + Send + 'static,
 {
     let rados = rados(shared)?;
     let conf = shared.layout.conf();
+    let layout = shared.layout.clone();
     blocking(move || match f(&rados) {
         Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
             tracing::warn!(code = %e.body.code, message = %e.body.message, "Ceph did not answer the supervisor's connection; trying a new one");
-            let fresh = Rados::connect(&conf, "admin", rookery_orchestrator::CEPH_TIMEOUT)?;
+            let user = rookery_orchestrator::ceph_user(&layout);
+            let fresh = Rados::connect(&conf, &user, rookery_orchestrator::CEPH_TIMEOUT)?;
             f(&fresh)
         }
         other => other,
@@ -245,6 +247,10 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/v1/daemons/{name}/retry", post(retry_daemon))
         .route("/v1/osds/{id}/retire", post(retire_osd))
         .route("/v1/csi/access", post(csi_access))
+        .route(
+            "/v1/hosts",
+            get(crate::hosts_api::list_hosts).post(crate::hosts_api::add_host),
+        )
         .route("/v1/resources", post(apply))
         .route("/v1/resources/delete", post(delete_resources))
         .route("/v1/volumes", get(list_volumes).post(create_volume))
@@ -1395,6 +1401,8 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         retire_osd,
         retry_daemon,
         csi_access,
+        crate::hosts_api::add_host,
+        crate::hosts_api::list_hosts,
         apply,
         delete_resources,
         list_volumes,

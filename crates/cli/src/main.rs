@@ -4,6 +4,8 @@ mod api;
 mod cmd;
 mod control;
 mod dashboard;
+mod hosts_api;
+mod join_channel;
 mod metrics;
 mod render;
 mod supervisor;
@@ -46,6 +48,15 @@ enum Command {
     ///
     /// Example: rookery up --data-dir /tmp/c1 -f cluster.yaml
     Up(cmd::up::UpArgs),
+    /// Join the cluster a member's `rookery host add NAME` printed TOKEN for: this host gets its own Ceph
+    /// key over TLS pinned by the token, and runs its own OSDs (the spec's files or selected devices).
+    ///
+    /// Example: rookery join rookery-join-eyJ2Ijox... --address 10.0.0.2 --host-name node2
+    Join(cmd::join::JoinArgs),
+    /// The hosts of a cluster over several hosts: a join token for a new one, the members.
+    ///
+    /// Example: rookery host add node2
+    Host(cmd::host::HostArgs),
     /// Health (explained), mons, mgr, OSDs, pools, capacity, PGs and the supervisor's daemons.
     ///
     /// Works when the supervisor or Ceph is down, and says what it can.
@@ -246,6 +257,8 @@ fn main() -> ExitCode {
         Command::Daemon(args) => cmd::daemon::run(&layout, &args, cli.output),
         Command::Dashboard(args) => cmd::dashboard::run(&layout, &args, cli.output),
         Command::Osd(args) => cmd::osd::run(&layout, &args, cli.output),
+        Command::Join(args) => cmd::join::run(&layout, &args, cli.output),
+        Command::Host(args) => cmd::host::run(&layout, &args, cli.output),
         Command::Disk(args) => cmd::disk::run(&layout, &args, cli.output),
         Command::Volume(args) => cmd::volume::run(&layout, &args, cli.output),
         Command::Fs(args) => cmd::fs::run(&layout, &args, cli.output),

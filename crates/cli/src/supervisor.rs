@@ -23,7 +23,6 @@ use prometheus_client::registry::Registry;
 use rookery_orchestrator::reconcile_loop::{self, LoopView, SpecFile};
 use rookery_orchestrator::report::{self, ClusterReport, ReconcileInfo, SupervisorInfo};
 use rookery_orchestrator::{Layout, Reconciler, SharedPlatform};
-use rookery_platform::local::LocalPlatform;
 use tokio::sync::watch;
 
 use crate::{api, control, metrics};
@@ -124,10 +123,20 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
         .dashboard_port
         .map(|p| bind_loopback("--dashboard-port", p))
         .transpose()?;
+    // A member of a cluster over several hosts answers joining hosts on its address.
+    let join_listener = match rookery_orchestrator::state::HostPolicy::load(&layout).member {
+        Some(m) => Some((
+            crate::join_channel::bind(SocketAddr::new(m.address, m.join_port))?,
+            crate::join_channel::identity(&layout, m.address)?,
+        )),
+        None => None,
+    };
     std::fs::write(layout.supervisor_pid(), format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", layout.supervisor_pid().display()))?;
     let (spec_text, desired) = reconcile_loop::load_spec_file(&layout)?;
-    let platform: SharedPlatform = Arc::new(Mutex::new(LocalPlatform::new(&layout.root)));
+    let platform: SharedPlatform = Arc::new(Mutex::new(
+        rookery_orchestrator::state::HostPolicy::load(&layout).platform(&layout),
+    ));
     let reconciler = Reconciler::new(layout.clone(), desired, platform.clone())?;
     let (stopped, _) = watch::channel(false);
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
@@ -146,6 +155,15 @@ pub fn run(layout: Layout, options: Options) -> Result<()> {
         stopped,
         started: Instant::now(),
     });
+
+    if let Some((listener, identity)) = join_listener {
+        let layout = layout.clone();
+        crate::join_channel::serve(
+            listener,
+            &identity,
+            Arc::new(move |request| crate::hosts_api::admit(&layout, request)),
+        )?;
+    }
 
     let ticker = {
         let shared = shared.clone();

@@ -146,6 +146,7 @@ pub fn run(options: Options) -> Result<()> {
     }
     rookery_orchestrator::state::HostPolicy {
         allow_loop_devices: options.allow_loop_devices,
+        member: None,
     }
     .save(&layout)?;
 

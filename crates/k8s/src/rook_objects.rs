@@ -296,6 +296,7 @@ mod tests {
             ceph_version: None,
             config_applied: Default::default(),
             config_settled: None,
+            member_user: None,
         };
         let cm = mon_endpoints(&state, "rook-ceph", &OwnerReference::default());
         assert_eq!(cm["data"]["data"], "a=10.0.0.5:6789");

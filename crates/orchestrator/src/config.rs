@@ -105,6 +105,13 @@ pub fn render(
     for p in placement {
         c.set(&p.section, &p.key, p.value.as_str());
     }
+    // OSDs file themselves under their host's CRUSH bucket: the rookery host name, which hosts on one
+    // machine (the tests' namespaces) do not share with the machine's own name.
+    c.set(
+        "osd",
+        "crush_location",
+        &format!("root=default host={}", host.name),
+    );
     // A gateway logs where the other clients do (its own section would otherwise inherit none).
     let client_log = placement
         .iter()
@@ -249,6 +256,7 @@ mod tests {
             ceph_version: None,
             config_applied: Default::default(),
             config_settled: None,
+            member_user: None,
         };
         let mut overrides = BTreeMap::new();
         overrides.insert(

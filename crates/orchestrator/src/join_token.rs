@@ -152,11 +152,28 @@ impl JoinToken {
     }
 }
 
+/// Checks a host's name: CRUSH names its bucket after it and commands take it as an argument.
+pub fn check_host_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!("{name:?} must be 1 to 63 characters"));
+    }
+    if !name.chars().all(ok_char) || name.starts_with(['-', '.']) {
+        return Err(format!(
+            "{name:?} may hold only letters, digits, '-', '_' and '.', and must start with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// Where issued tokens' records live.
+pub const RECORDS: &str = "rookery/join/";
+
 /// `rookery/join/<sha256 of the secret, hex>`.
 pub fn record_key(secret: &str) -> String {
     let digest = sha2::Sha256::digest(secret.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("rookery/join/{hex}")
+    format!("{RECORDS}{hex}")
 }
 
 /// The member's decision on a presented token: `issued` is the record found under its key (None: used
@@ -195,6 +212,16 @@ mod tests {
             &"AB".repeat(32),
             [7u8; 32],
         )
+    }
+
+    #[test]
+    fn host_names_are_checked() {
+        assert!(check_host_name("host2").is_ok());
+        assert!(check_host_name("node-1.example").is_ok());
+        assert!(check_host_name("").is_err());
+        assert!(check_host_name("-x").is_err());
+        assert!(check_host_name("a b").is_err());
+        assert!(check_host_name(&"x".repeat(64)).is_err());
     }
 
     #[test]

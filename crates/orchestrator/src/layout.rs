@@ -39,6 +39,17 @@ impl Layout {
     pub fn admin_keyring(&self) -> PathBuf {
         self.at("keyring/ceph.client.admin.keyring")
     }
+    /// The keyring of the Ceph user `client.<user>` this host acts as, where ceph.conf finds it.
+    pub fn user_keyring(&self, user: &str) -> PathBuf {
+        self.at(&format!("keyring/ceph.client.{user}.keyring"))
+    }
+    /// This member's TLS certificate and key for joining hosts (the key 0600).
+    pub fn join_cert(&self) -> PathBuf {
+        self.at("keyring/join.crt")
+    }
+    pub fn join_key(&self) -> PathBuf {
+        self.at("keyring/join.key")
+    }
     pub fn pending_osd_secret(&self, uuid: &str) -> PathBuf {
         self.at(&format!("keyring/osd-{uuid}.pending"))
     }

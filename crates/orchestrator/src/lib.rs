@@ -9,6 +9,7 @@ pub mod disks;
 mod execute;
 pub mod external;
 pub mod history;
+pub mod join;
 pub mod join_token;
 pub mod layout;
 pub mod metrics;
@@ -86,6 +87,15 @@ pub fn now_unix() -> u64 {
         .as_secs()
 }
 
+/// The Ceph user this host acts as (`admin`, or a joined host's own), from its saved state.
+pub fn ceph_user(layout: &Layout) -> String {
+    ClusterState::load(layout)
+        .ok()
+        .flatten()
+        .map(|s| s.ceph_user().to_string())
+        .unwrap_or_else(|| "admin".to_string())
+}
+
 /// Creates the data dir (0700) and the state of a new cluster. Nothing else is made here: keys, config
 /// and stores are steps of the plan, so an interrupted creation is finished by the next reconcile.
 pub fn create_cluster(
@@ -121,6 +131,43 @@ pub fn create_cluster(
         ceph_version: rookery_ceph::tools::program_version("ceph-mon").ok(),
         config_applied: Default::default(),
         config_settled: None,
+        member_user: None,
+    };
+    state.save(layout)?;
+    Ok(state)
+}
+
+/// Makes the data dir of a host that joined a cluster (`rookery join`): the state the member that
+/// admitted it gave (the cluster's name, fsid and mons), the key of the user it acts as, and the spec.
+/// Its OSDs and the rest are made by its own reconciler.
+pub fn create_joined(
+    layout: &Layout,
+    grant: &join::Grant,
+) -> Result<ClusterState, OrchestratorError> {
+    for dir in layout.dirs() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| OrchestratorError::io(&dir, e))?;
+    }
+    let entry = rookery_ceph::keyring::KeyringEntry::new(
+        &format!("client.{}", grant.user),
+        &grant.key,
+        &[],
+    );
+    rookery_ceph::keyring::write(&layout.user_keyring(&grant.user), &[entry])?;
+    rookery_ceph::conf::write_atomic(&layout.spec(), grant.spec.as_bytes(), 0o600)?;
+    let state = ClusterState {
+        name: grant.name.clone(),
+        fsid: grant.fsid.clone(),
+        mons: grant.mons.clone(),
+        osds: vec![],
+        created_unix: now_unix(),
+        ceph_version: rookery_ceph::tools::program_version("ceph-mon").ok(),
+        config_applied: Default::default(),
+        config_settled: None,
+        member_user: Some(grant.user.clone()),
     };
     state.save(layout)?;
     Ok(state)
@@ -262,15 +309,19 @@ impl Reconciler {
     /// The connection, made when first needed and dropped after a failure so the next call reconnects.
     pub fn rados(&mut self) -> Option<Arc<Rados>> {
         if self.rados.is_none() {
-            let any_mon = self
-                .state
-                .mons
-                .iter()
-                .any(|m| self.platform().is_running(&format!("mon.{}", m.id)));
-            if !any_mon || !self.layout.admin_keyring().exists() {
+            // The host that made the cluster runs its mons itself; a joined host reaches the mons
+            // of others.
+            let any_mon = self.state.joined()
+                || self
+                    .state
+                    .mons
+                    .iter()
+                    .any(|m| self.platform().is_running(&format!("mon.{}", m.id)));
+            let user = self.state.ceph_user().to_string();
+            if !any_mon || !self.layout.user_keyring(&user).exists() {
                 return None;
             }
-            match Rados::connect(&self.layout.conf(), "admin", CEPH_TIMEOUT) {
+            match Rados::connect(&self.layout.conf(), &user, CEPH_TIMEOUT) {
                 Ok(r) => self.rados = Some(Arc::new(r)),
                 Err(e) => {
                     tracing::debug!(error = %e, "ceph not reachable yet");
@@ -483,7 +534,11 @@ impl Reconciler {
                 },
             })
             .collect();
-        let keys = l.admin_keyring().exists() && l.mon_keyring().exists();
+        let keys = if self.state.joined() {
+            l.user_keyring(self.state.ceph_user()).exists()
+        } else {
+            l.admin_keyring().exists() && l.mon_keyring().exists()
+        };
         let d = &self.desired;
         let mds_keyrings = d
             .filesystems
@@ -538,7 +593,7 @@ impl Reconciler {
             config_applied: self.state.config_applied.clone(),
             config_settled: self.state.config_settled.clone(),
         };
-        if observed.mon_stores.is_empty() || !conf_current {
+        if (observed.mon_stores.is_empty() && !self.state.joined()) || !conf_current {
             return observed;
         }
         if let Some(r) = self.rados() {
@@ -577,7 +632,11 @@ impl Reconciler {
     pub fn reconcile_once(&mut self) -> Plan {
         let _timer = self.metrics.reconcile_timer();
         let observed = self.observe();
-        let plan = plan::plan(&self.desired, &observed);
+        let plan = if self.state.joined() {
+            plan::plan_member(&self.desired, &observed)
+        } else {
+            plan::plan(&self.desired, &observed)
+        };
         let result = self.execute(&plan.steps);
         if let Err(e) = &result {
             self.metrics.failed(e);

@@ -515,10 +515,65 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     p
 }
 
+/// The plan of a host that joined: its own OSDs (files, or the devices the spec selects for it) and
+/// their retirement. The mons, managers and everything cluster-wide are the work of the host that made
+/// the cluster.
+pub fn plan_member(desired: &Desired, observed: &Observed) -> Plan {
+    let mut p = Plan::default();
+    if !observed.keys {
+        p.problems.push(
+            "this host's Ceph key is missing from its data dir; join the cluster again with a new token".into(),
+        );
+        return p;
+    }
+    if !observed.conf_current {
+        p.steps.push(Step::WriteConfig);
+        return p;
+    }
+    let Some(ceph) = &observed.ceph else {
+        p.waiting = Some("waiting to reach the cluster's mons".into());
+        return p;
+    };
+    let (retire, retiring) = planners::retire::plan(&observed.osd_requests, &observed.osds, ceph);
+    p.steps.extend(retire);
+    p.retiring = retiring;
+    let mut osds = planners::osds::plan(desired, observed);
+    let (dead, refused): (Vec<_>, Vec<_>) = osds
+        .refused
+        .into_iter()
+        .partition(|e| matches!(e, planners::osds::OsdError::DeviceGone { .. }));
+    osds.refused = refused;
+    p.problems.extend(dead.iter().map(ToString::to_string));
+    p.absorb(osds);
+    p.devices = planners::osds::device_plan(desired, observed);
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::planners::tests::{desired, set};
+
+    #[test]
+    fn a_joined_host_makes_its_own_osds_and_nothing_cluster_wide() {
+        let d = desired();
+        let mut o = Observed {
+            keys: true,
+            conf_current: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            plan_member(&d, &o).waiting.as_deref(),
+            Some("waiting to reach the cluster's mons")
+        );
+        o.ceph = Some(Default::default());
+        let steps = plan_member(&d, &o).steps;
+        assert!(!steps.is_empty());
+        assert!(steps.iter().all(|s| matches!(s, Step::AddOsd)), "{steps:?}");
+        o.keys = false;
+        let p = plan_member(&d, &o);
+        assert!(p.steps.is_empty() && !p.problems.is_empty());
+    }
 
     /// A healthy cluster (mon, mgr, 3 OSDs running, `replicapool` made) with a filesystem or a store wanted.
     fn running_cluster(d: &Desired) -> Observed {

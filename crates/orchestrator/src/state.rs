@@ -27,6 +27,11 @@ pub struct ClusterState {
     /// The fingerprint of the config database's contents every running daemon was seen to run with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_settled: Option<String>,
+    /// Set on a host that joined the cluster (`rookery join`): the Ceph user it acts as (its own, made
+    /// when it joined and removed with `host rm`). Such a host runs its own daemons only; the host that
+    /// made the cluster acts as client.admin and runs the cluster-wide work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_user: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +105,16 @@ impl ClusterState {
         Ok(())
     }
 
+    /// The Ceph user (without `client.`) this host's orchestrator connects as.
+    pub fn ceph_user(&self) -> &str {
+        self.member_user.as_deref().unwrap_or("admin")
+    }
+
+    /// True on a host that joined: it runs only its own daemons.
+    pub fn joined(&self) -> bool {
+        self.member_user.is_some()
+    }
+
     pub fn mon_host(&self) -> String {
         self.mons
             .iter()
@@ -116,6 +131,35 @@ pub struct HostPolicy {
     /// `useAllDevices` may take blank loop devices (Rook's ROOK_CEPH_ALLOW_LOOP_DEVICES).
     #[serde(default)]
     pub allow_loop_devices: bool,
+    /// This host's name and address in a cluster over several hosts (`up --address`, `join`); None: a
+    /// host alone, on its loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<MemberAddress>,
+}
+
+/// Where a host of a cluster over several hosts serves, as `up --address` or `join` set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAddress {
+    /// Its name in the cluster (CRUSH's host bucket, `rookery host rm NAME`).
+    pub name: String,
+    /// Where its daemons bind.
+    pub address: IpAddr,
+    /// The network the cluster's hosts reach each other on (CIDR), Ceph's `public_network`.
+    pub network: String,
+    /// The port members answer joining hosts on (TLS).
+    pub join_port: u16,
+}
+
+impl HostPolicy {
+    /// The platform this host runs its daemons on: processes here, as the member it is (or alone, on
+    /// loopback).
+    pub fn platform(&self, layout: &Layout) -> rookery_platform::local::LocalPlatform {
+        use rookery_platform::local::{host_at, LocalPlatform};
+        match &self.member {
+            Some(m) => LocalPlatform::on(&layout.root, host_at(&m.name, m.address, &m.network)),
+            None => LocalPlatform::new(&layout.root),
+        }
+    }
 }
 
 impl HostPolicy {

@@ -145,13 +145,19 @@ pub struct LocalPlatform {
 }
 
 impl LocalPlatform {
-    /// The platform of the cluster whose data dir is `root`.
+    /// The platform of the cluster whose data dir is `root`, on this host's loopback.
     pub fn new(root: impl Into<PathBuf>) -> LocalPlatform {
+        LocalPlatform::on(root, this_host())
+    }
+
+    /// The platform of the cluster whose data dir is `root`, as `host` (a host of a cluster over several
+    /// hosts, with its own name and address).
+    pub fn on(root: impl Into<PathBuf>, host: Host) -> LocalPlatform {
         let root = root.into();
         LocalPlatform {
             stores: Arc::new(DataDirStores { root: root.clone() }),
             files: DaemonFiles { root },
-            host: this_host(),
+            host,
             daemons: BTreeMap::new(),
             logs_checked: Instant::now(),
         }
@@ -333,23 +339,33 @@ impl LocalPlatform {
     }
 }
 
-/// The one host of a standalone cluster.
-fn this_host() -> Host {
+/// A host of a cluster over several hosts: its daemons bind to `address`, clients reach them on
+/// `public_network`.
+pub fn host_at(name: &str, address: IpAddr, public_network: &str) -> Host {
+    Host {
+        name: name.to_string(),
+        address,
+        public_network: public_network.to_string(),
+        labels: BTreeMap::new(),
+    }
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
     let mut name = [0u8; 256];
     // SAFETY: gethostname writes at most len bytes into our buffer.
     let rc = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
-    let name = if rc == 0 {
+    if rc == 0 {
         let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
         String::from_utf8_lossy(&name[..end]).into_owned()
     } else {
         "localhost".to_string()
-    };
-    Host {
-        name,
-        address: THIS_HOST_ADDRESS,
-        public_network: THIS_HOST_NETWORK.to_string(),
-        labels: BTreeMap::new(),
     }
+}
+
+/// The one host of a standalone cluster.
+fn this_host() -> Host {
+    host_at(&host_name(), THIS_HOST_ADDRESS, THIS_HOST_NETWORK)
 }
 
 impl Platform for LocalPlatform {
@@ -419,11 +435,11 @@ impl Platform for LocalPlatform {
     }
 
     fn port_free(&self, _host: &str, port: u16) -> bool {
-        TcpListener::bind((THIS_HOST_ADDRESS, port)).is_ok()
+        TcpListener::bind((self.host.address, port)).is_ok()
     }
 
     fn free_port(&self, _host: &str) -> Option<u16> {
-        TcpListener::bind((THIS_HOST_ADDRESS, 0))
+        TcpListener::bind((self.host.address, 0))
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .ok()

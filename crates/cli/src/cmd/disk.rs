@@ -271,7 +271,7 @@ fn add(
 /// Adds `device` to the saved CephCluster's spec.storage.devices[] through the supervisor, unless the
 /// spec's own selection takes it already.
 fn add_to_spec(layout: &Layout, device: &str, known: &Known) -> CmdResult {
-    let platform = rookery_platform::local::LocalPlatform::new(&layout.root);
+    let platform = rookery_orchestrator::state::HostPolicy::load(layout).platform(layout);
     let host = crate::home_host(&platform)?;
     let (_, _, desired) = super::load_spec(None, layout)?;
     // Read again: a wipe may have changed what the device holds.
@@ -405,7 +405,7 @@ pub fn run(layout: &Layout, args: &DiskArgs, output: Output) -> CmdResult {
             }
         }
         DiskCommand::Plan(selection) => {
-            let platform = rookery_platform::local::LocalPlatform::new(&layout.root);
+            let platform = rookery_orchestrator::state::HostPolicy::load(layout).platform(layout);
             let host = crate::home_host(&platform)?;
             let selection = selection.selection(layout, &host.name)?;
             let plan = disks::plan(&inventory, &selection, &known);

@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use clap::Args;
 use rookery_orchestrator::preflight::{self, Severity};
+use rookery_orchestrator::state::HostPolicy;
 use rookery_orchestrator::Layout;
-
-use rookery_platform::local::LocalPlatform;
 
 use crate::{CmdResult, Failure, Output};
 
@@ -23,7 +22,7 @@ pub struct DoctorArgs {
 pub fn run(layout: &Layout, args: &DoctorArgs, output: Output) -> CmdResult {
     let (_, _, desired) = super::load_spec(args.file.as_deref(), layout)?;
     let dir = preflight::inspect(layout).map_err(|e| Failure::from(anyhow!(e)))?;
-    let platform = LocalPlatform::new(&layout.root);
+    let platform = HostPolicy::load(layout).platform(layout);
     let host = crate::home_host(&platform)?;
     let mut findings = preflight::check(layout, &desired, &dir, &platform, &host.name);
     findings.push(volume_support());

@@ -81,7 +81,12 @@ fn unmount_volumes(layout: &Layout, remount: bool) -> Result<(), Failure> {
     if !has_records {
         return Ok(());
     }
-    let rados = rookery_ceph::Rados::connect(&layout.conf(), "admin", Duration::from_secs(5)).ok();
+    let rados = rookery_ceph::Rados::connect(
+        &layout.conf(),
+        &rookery_orchestrator::ceph_user(layout),
+        Duration::from_secs(5),
+    )
+    .ok();
     let done = rookery_volumes::suspend_all(rados.as_ref(), &layout.root, remount)
         .map_err(|e| Failure::from(anyhow!(e)))?;
     for r in done {

@@ -14,6 +14,8 @@ pub mod disk;
 pub mod doctor;
 pub mod down;
 pub mod fs;
+pub mod host;
+pub mod join;
 pub mod k8s;
 pub mod object;
 pub mod operator;
@@ -78,10 +80,14 @@ pub fn connect(layout: &Layout) -> Result<rookery_ceph::Rados, Failure> {
             layout.root.display()
         )));
     }
-    rookery_ceph::Rados::connect(&layout.conf(), "admin", std::time::Duration::from_secs(10))
-        .map_err(|e| {
-            Failure::from(anyhow::anyhow!(
-                "connecting to the cluster (is it up? `rookery status`): {e}"
-            ))
-        })
+    rookery_ceph::Rados::connect(
+        &layout.conf(),
+        &rookery_orchestrator::ceph_user(layout),
+        std::time::Duration::from_secs(10),
+    )
+    .map_err(|e| {
+        Failure::from(anyhow::anyhow!(
+            "connecting to the cluster (is it up? `rookery status`): {e}"
+        ))
+    })
 }

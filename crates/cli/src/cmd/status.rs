@@ -49,7 +49,7 @@ pub fn gather(layout: &Layout) -> Result<ClusterReport, Failure> {
 
 /// The daemons found through their pid files, as (name, pid when it runs).
 pub fn running_daemons(layout: &Layout, state: &ClusterState) -> Vec<(String, Option<u32>)> {
-    let platform = rookery_platform::local::LocalPlatform::new(&layout.root);
+    let platform = rookery_orchestrator::state::HostPolicy::load(layout).platform(layout);
     let host = platform
         .hosts()
         .into_iter()
@@ -106,8 +106,12 @@ fn without_supervisor(layout: &Layout, state: &ClusterState) -> ClusterReport {
         report.ceph_error = Some("no mon is running".into());
     } else {
         let expected = state.osds.len() as u32;
-        match rookery_ceph::Rados::connect(&layout.conf(), "admin", Duration::from_secs(3))
-            .and_then(|r| report::ceph_report(&r, state))
+        match rookery_ceph::Rados::connect(
+            &layout.conf(),
+            &rookery_orchestrator::ceph_user(layout),
+            Duration::from_secs(3),
+        )
+        .and_then(|r| report::ceph_report(&r, state))
         {
             Ok(c) => {
                 // Without a supervisor, the instances running are the processes in the pid files.

@@ -9,9 +9,8 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use rookery_orchestrator::preflight::{self, DataDir, Severity};
 use rookery_orchestrator::report::ClusterReport;
-use rookery_orchestrator::state::HostPolicy;
+use rookery_orchestrator::state::{HostPolicy, MemberAddress};
 use rookery_orchestrator::Layout;
-use rookery_platform::local::LocalPlatform;
 
 use crate::api::{self, CallError};
 use crate::{render, CmdResult, Failure, Output};
@@ -46,6 +45,66 @@ pub struct UpArgs {
     /// ROOK_CEPH_ALLOW_LOOP_DEVICES; for test hosts). Kept in the data dir until the next `up`.
     #[arg(long)]
     pub allow_loop_devices: bool,
+    #[command(flatten)]
+    pub member: MemberArgs,
+}
+
+/// Where this host serves in a cluster over several hosts.
+#[derive(Args, Clone)]
+pub struct MemberArgs {
+    /// This host's address in a cluster over several hosts: its daemons bind here and other hosts join
+    /// through it. Default: loopback only, a cluster of this host alone. Kept in the data dir.
+    #[arg(long, value_name = "IP")]
+    pub address: Option<std::net::IpAddr>,
+    /// The network the hosts reach each other on (CIDR). Default: the address's /24.
+    #[arg(long, value_name = "CIDR", requires = "address")]
+    pub network: Option<String>,
+    /// This host's name in the cluster (CRUSH's host bucket). Default: the machine's host name.
+    #[arg(long, value_name = "NAME", requires = "address")]
+    pub host_name: Option<String>,
+    /// The TLS port joining hosts reach this host on.
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 7443,
+        requires = "address"
+    )]
+    pub join_port: u16,
+}
+
+impl MemberArgs {
+    /// The member address these flags give, checked; None without `--address`.
+    pub fn member(&self) -> Result<Option<MemberAddress>, Failure> {
+        let Some(address) = self.address else {
+            return Ok(None);
+        };
+        let network = match &self.network {
+            Some(n) => n.clone(),
+            None => match address {
+                std::net::IpAddr::V4(v4) => {
+                    let o = v4.octets();
+                    format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+                }
+                std::net::IpAddr::V6(_) => {
+                    return Err(Failure::bad_input(
+                        "--network is needed with an IPv6 --address (e.g. --network fd00::/64)",
+                    ))
+                }
+            },
+        };
+        let name = self
+            .host_name
+            .clone()
+            .unwrap_or_else(rookery_platform::local::host_name);
+        rookery_orchestrator::join_token::check_host_name(&name)
+            .map_err(|e| Failure::bad_input(format!("--host-name: {e}")))?;
+        Ok(Some(MemberAddress {
+            name,
+            address,
+            network,
+            join_port: self.join_port,
+        }))
+    }
 }
 
 pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
@@ -55,7 +114,15 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
     let rt = crate::runtime()?;
     let socket = layout.socket();
 
-    let platform = LocalPlatform::new(&layout.root);
+    let mut policy = HostPolicy::load(layout);
+    policy.allow_loop_devices = args.allow_loop_devices;
+    if let Some(member) = args.member.member()? {
+        if let DataDir::Cluster(state) = &dir {
+            keeps_mon_addresses(state, &member)?;
+        }
+        policy.member = Some(member);
+    }
+    let platform = policy.platform(layout);
     let host = crate::home_host(&platform)?;
     let findings = preflight::check(layout, &desired, &dir, &platform, &host.name);
     let errors: Vec<_> = findings
@@ -102,9 +169,6 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
         port_free("--metrics-port", args.metrics_port)?;
         port_free("--dashboard-port", args.dashboard_port)?;
     }
-    let policy = HostPolicy {
-        allow_loop_devices: args.allow_loop_devices,
-    };
     if running {
         policy.save(layout).map_err(|e| Failure::from(anyhow!(e)))?;
         let unchanged = std::fs::read_to_string(layout.spec()).is_ok_and(|t| t == text);
@@ -177,6 +241,24 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
         remount_files(layout);
     }
     finish(&report, started, output, fresh, key.as_deref())
+}
+
+/// A mon's address is in every monmap: a host whose mons run cannot move.
+fn keeps_mon_addresses(
+    state: &rookery_orchestrator::state::ClusterState,
+    member: &MemberAddress,
+) -> Result<(), Failure> {
+    let moved = state.mons.iter().find(|m| {
+        m.host.as_deref().is_none_or(|h| h == member.name) && m.address != member.address
+    });
+    match moved {
+        Some(m) => Err(Failure::bad_input(format!(
+            "mon.{} of this cluster listens on {}, and a mon's address cannot change; run `rookery up` \
+             with --address {} (nothing was changed)",
+            m.id, m.address, m.address
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The dashboard's first access key, made when the dashboard is asked for and none exists yet.
@@ -294,8 +376,11 @@ fn remount_volumes(layout: &Layout) {
     }
     drop(records);
     // Right after a host restart the OSDs are still peering: give their first requests time.
-    let rados = match rookery_ceph::Rados::connect(&layout.conf(), "admin", Duration::from_secs(30))
-    {
+    let rados = match rookery_ceph::Rados::connect(
+        &layout.conf(),
+        &rookery_orchestrator::ceph_user(layout),
+        Duration::from_secs(30),
+    ) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("warning: volumes to mount again were left unmounted: {e}");
@@ -327,7 +412,7 @@ fn remount_volumes(layout: &Layout) {
     }
 }
 
-fn finish(
+pub(crate) fn finish(
     report: &ClusterReport,
     started: Instant,
     output: Output,
@@ -383,7 +468,7 @@ fn finish(
 }
 
 /// Starts `rookery supervise` in its own session, detached from this terminal, and waits until it answers.
-fn start_supervisor(
+pub(crate) fn start_supervisor(
     rt: &tokio::runtime::Runtime,
     layout: &Layout,
     metrics_port: Option<u16>,
@@ -438,7 +523,7 @@ pub fn tail(path: &std::path::Path, lines: usize) -> String {
 const PERSISTENT_ERROR: Duration = Duration::from_secs(60);
 
 /// Polls the supervisor until the cluster is ready, showing progress.
-fn wait_ready(
+pub(crate) fn wait_ready(
     rt: &tokio::runtime::Runtime,
     layout: &Layout,
     limit: Duration,

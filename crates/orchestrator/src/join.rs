@@ -1,0 +1,260 @@
+//! Hosts joining a cluster, the member's side: `rookery host add NAME` issues a one-time token
+//! ([`issue`]), and a joining host that presents it over the member's TLS channel is admitted
+//! ([`admit`]): the token's record is redeemed (removed), the host gets a Ceph user of its own, and it
+//! is recorded as a member. Membership lives in the mons' config-key store (`rookery/hosts/<name>`), so
+//! every member can answer who belongs.
+//!
+//! The decisions are pure (`join_token`); this module is their I/O against Ceph.
+
+use std::net::{IpAddr, SocketAddr};
+
+use rookery_ceph::commands::{auth, config_key};
+use rookery_ceph::{CephError, Rados};
+use serde::{Deserialize, Serialize};
+
+use crate::join_token::{self, IssuedToken, JoinToken, TokenError};
+use crate::state::{ClusterState, MonRecord};
+
+/// Where members are recorded, one key per host.
+const MEMBERS: &str = "rookery/hosts/";
+
+/// A host of the cluster, as recorded in Ceph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Member {
+    pub name: String,
+    #[schema(value_type = String)]
+    pub address: IpAddr,
+    /// The port it answers joining hosts on.
+    pub join_port: u16,
+    pub joined_unix: u64,
+    /// The Ceph user it acts as (`admin` for the host that made the cluster).
+    pub user: String,
+}
+
+/// What a joining host is given once admitted: enough to reach the mons as its own user and to run its
+/// daemons, and nothing more.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The cluster's name (the CephCluster's metadata.name).
+    pub name: String,
+    pub fsid: String,
+    pub mons: Vec<MonRecord>,
+    /// Its Ceph user, without `client.`.
+    pub user: String,
+    pub key: String,
+    /// The cluster's spec, as the admitting member applies it.
+    pub spec: String,
+}
+
+/// What a joining host sends over the channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub token: JoinToken,
+    /// Where the joining host serves.
+    pub address: IpAddr,
+    pub join_port: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(
+        "host {0} is a member of this cluster already; `rookery host rm {0}` removes it first"
+    )]
+    AlreadyMember(String),
+    #[error("this cluster runs on this host's loopback only, so no other host can reach it; a cluster over several hosts is made with `rookery up --address IP`")]
+    LoopbackOnly,
+    #[error("address {0} is another member's already")]
+    AddressTaken(IpAddr),
+    #[error(transparent)]
+    Ceph(#[from] CephError),
+    #[error("the record {key} is damaged: {detail}")]
+    Corrupt { key: String, detail: String },
+}
+
+impl JoinError {
+    /// Whether the joining side gave something wrong (exit 2 there) rather than something failing.
+    pub fn bad_input(&self) -> bool {
+        !matches!(self, JoinError::Ceph(_) | JoinError::Corrupt { .. })
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            JoinError::Token(TokenError::Expired { .. }) => "token_expired",
+            JoinError::Token(TokenError::Unknown { .. }) => "token_unknown",
+            JoinError::Token(_) => "bad_token",
+            JoinError::AlreadyMember(_) => "already_member",
+            JoinError::LoopbackOnly => "loopback_only",
+            JoinError::AddressTaken(_) => "address_taken",
+            JoinError::Ceph(_) => "ceph_unavailable",
+            JoinError::Corrupt { .. } => "corrupt_record",
+        }
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(r: &Rados, key: &str) -> Result<Option<T>, JoinError> {
+    match config_key::get(r, key)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| JoinError::Corrupt {
+                key: key.to_string(),
+                detail: e.to_string(),
+            }),
+    }
+}
+
+fn write_json<T: Serialize>(r: &Rados, key: &str, value: &T) -> Result<(), JoinError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| JoinError::Corrupt {
+        key: key.to_string(),
+        detail: e.to_string(),
+    })?;
+    config_key::set(r, key, &bytes)?;
+    Ok(())
+}
+
+/// The cluster's hosts, by name.
+pub fn members(r: &Rados) -> Result<Vec<Member>, JoinError> {
+    let mut out = Vec::new();
+    for key in config_key::ls(r, MEMBERS)? {
+        if let Some(m) = read_json::<Member>(r, &key)? {
+            out.push(m);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Records `member` (idempotent: the same host again replaces its record).
+pub fn record_member(r: &Rados, member: &Member) -> Result<(), JoinError> {
+    write_json(r, &format!("{MEMBERS}{}", member.name), member)
+}
+
+/// The Ceph user a joined host acts as.
+pub fn host_user(host: &str) -> String {
+    format!("rookery-host-{host}")
+}
+
+/// The caps of a joined host's user: it registers and runs its own daemons (OSDs, and mons and
+/// managers when placed there), which takes the mons' full trust; it is its own user so that
+/// `host rm` revokes exactly this host.
+const HOST_CAPS: [(&str, &str); 4] = [
+    ("mon", "allow *"),
+    ("mgr", "allow *"),
+    ("osd", "allow *"),
+    ("mds", "allow *"),
+];
+
+/// The member that issues a token: it serves joins at `at` with the certificate whose SHA-256 is
+/// `fingerprint`.
+pub struct Issuer<'a> {
+    pub name: &'a str,
+    pub at: SocketAddr,
+    pub fingerprint: &'a str,
+}
+
+/// A token for `host`, valid for `valid_secs`, and when it expires. Only the secret's digest is kept.
+pub fn issue(
+    r: &Rados,
+    state: &ClusterState,
+    issuer: &Issuer<'_>,
+    host: &str,
+    valid_secs: u64,
+    now_unix: u64,
+) -> Result<(JoinToken, u64), JoinError> {
+    let at = issuer.at;
+    if at.ip().is_loopback() {
+        return Err(JoinError::LoopbackOnly);
+    }
+    if members(r)?.iter().any(|m| m.name == host) {
+        return Err(JoinError::AlreadyMember(host.to_string()));
+    }
+    forget_expired(r, now_unix)?;
+    let mut secret = [0u8; 32];
+    getrandom::getrandom(&mut secret).map_err(|e| CephError::Reply {
+        command: "join token".into(),
+        detail: format!("no random bytes: {e}"),
+    })?;
+    let token = JoinToken::new(&state.fsid, host, vec![at], issuer.fingerprint, secret);
+    let expires_unix = now_unix + valid_secs;
+    let record = IssuedToken {
+        host: host.to_string(),
+        expires_unix,
+        issuer: issuer.name.to_string(),
+    };
+    write_json(r, &token.record_key(), &record)?;
+    Ok((token, expires_unix))
+}
+
+/// Removes the records of tokens that expired, so the store keeps only live ones.
+fn forget_expired(r: &Rados, now_unix: u64) -> Result<(), JoinError> {
+    for key in config_key::ls(r, join_token::RECORDS)? {
+        let expired = match read_json::<IssuedToken>(r, &key) {
+            Ok(Some(t)) => now_unix >= t.expires_unix,
+            Ok(None) => false,
+            Err(JoinError::Corrupt { .. }) => true,
+            Err(e) => return Err(e),
+        };
+        if expired {
+            config_key::rm(r, &key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Admits the host presenting `request`: redeems the token (its record removed before anything is
+/// given, so it works once), makes the host's own Ceph user afresh (a key left by an earlier member of
+/// that name is never handed on), and records it as a member.
+pub fn admit(
+    r: &Rados,
+    state: &ClusterState,
+    spec: &str,
+    request: &JoinRequest,
+    now_unix: u64,
+) -> Result<Grant, JoinError> {
+    let token = &request.token;
+    if token.cluster != state.fsid {
+        return Err(TokenError::Unknown {
+            host: token.host.clone(),
+        }
+        .into());
+    }
+    join_token::check_host_name(&token.host)
+        .map_err(|e| JoinError::Token(TokenError::Damaged(e)))?;
+    let key = token.record_key();
+    let issued: Option<IssuedToken> = read_json(r, &key)?;
+    join_token::redeem(issued.as_ref(), token, now_unix)?;
+    let current = members(r)?;
+    if current.iter().any(|m| m.name == token.host) {
+        return Err(JoinError::AlreadyMember(token.host.clone()));
+    }
+    if current.iter().any(|m| m.address == request.address)
+        || state.mons.iter().any(|m| m.address == request.address)
+    {
+        return Err(JoinError::AddressTaken(request.address));
+    }
+    config_key::rm(r, &key)?;
+    let user = host_user(&token.host);
+    let entity = format!("client.{user}");
+    auth::rm(r, &entity)?;
+    let key = auth::get_or_create(r, &entity, &HOST_CAPS)?;
+    record_member(
+        r,
+        &Member {
+            name: token.host.clone(),
+            address: request.address,
+            join_port: request.join_port,
+            joined_unix: now_unix,
+            user: user.clone(),
+        },
+    )?;
+    Ok(Grant {
+        name: state.name.clone(),
+        fsid: state.fsid.clone(),
+        mons: state.mons.clone(),
+        user,
+        key,
+        spec: spec.to_string(),
+    })
+}
