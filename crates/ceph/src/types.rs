@@ -360,6 +360,43 @@ pub struct CrushRule {
     pub rule_name: String,
 }
 
+/// `osd tree`: the CRUSH hierarchy (root, hosts, OSDs).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OsdTree {
+    pub nodes: Vec<CrushNode>,
+}
+
+/// A bucket or an OSD of `osd tree`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CrushNode {
+    pub id: i64,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub children: Vec<i64>,
+}
+
+impl OsdTree {
+    /// Host buckets that hold at least one OSD, with their OSDs' ids.
+    pub fn hosts(&self) -> Vec<(String, Vec<u32>)> {
+        self.nodes
+            .iter()
+            .filter(|n| n.kind == "host")
+            .map(|n| {
+                let osds = n
+                    .children
+                    .iter()
+                    .filter_map(|c| u32::try_from(*c).ok())
+                    .collect();
+                (n.name.clone(), osds)
+            })
+            .filter(|(_, osds): &(String, Vec<u32>)| !osds.is_empty())
+            .collect()
+    }
+}
+
 /// `mgr stat`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]

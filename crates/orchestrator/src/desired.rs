@@ -109,6 +109,8 @@ pub struct DesiredPool {
     pub erasure: Option<(u32, u32)>,
     /// Volumes may be larger than the quota (a CephBlockPool's `rookery.io/over-commit` annotation).
     pub over_commit: bool,
+    /// Copies on different hosts once there are enough (`failureDomain: host`); else on different OSDs.
+    pub across_hosts: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -164,6 +166,7 @@ fn desired_pool(name: String, spec: &rookery_spec::PoolSpec, application: &str) 
             .as_ref()
             .map(|e| (e.data_chunks, e.coding_chunks)),
         over_commit: false,
+        across_hosts: spec.failure_domain == "host",
     }
 }
 
@@ -211,7 +214,7 @@ impl Desired {
             .map(|p| {
                 if p.spec.failure_domain == "host" && p.spec.replicated.size > 1 && p.spec.erasure_coded.is_none() {
                     notices.push(format!(
-                        "CephBlockPool/{}: spec.failureDomain: host: this standalone cluster has one host, so replicas are spread across OSDs instead",
+                        "CephBlockPool/{}: spec.failureDomain: host: replicas are spread across OSDs until the cluster has as many hosts with OSDs as the pool has copies, then across hosts",
                         p.metadata.name
                     ));
                 }

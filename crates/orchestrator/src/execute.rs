@@ -190,9 +190,14 @@ impl Reconciler {
                 }
                 rookery_volumes::manage::forget_pool_ceilings();
             }
-            Step::CreateClassRule { rule, class } => {
+            Step::CreateRule {
+                rule,
+                class,
+                domain,
+            } => {
                 let r = self.connection()?;
-                osd::crush_rule_create_replicated(&r, rule, "default", "osd", class)?;
+                let class = class.as_deref().unwrap_or("");
+                osd::crush_rule_create_replicated(&r, rule, "default", domain, class)?;
             }
             Step::SetPoolRule { name, rule } => {
                 let r = self.connection()?;
@@ -737,8 +742,15 @@ fn describe(step: &Step) -> String {
             "{} volumes larger than the quota of pool {name}",
             if *allowed { "allowing" } else { "refusing" }
         ),
-        Step::CreateClassRule { rule, class } => {
-            format!("creating CRUSH rule {rule} for {class} devices")
+        Step::CreateRule {
+            rule,
+            class: Some(class),
+            domain,
+        } => {
+            format!("creating CRUSH rule {rule}: {class} devices, copies on different {domain}s")
+        }
+        Step::CreateRule { rule, domain, .. } => {
+            format!("creating CRUSH rule {rule}: copies on different {domain}s")
         }
         Step::SetPoolRule { name, rule } => format!("moving pool {name} to CRUSH rule {rule}"),
         Step::CreateErasurePool {

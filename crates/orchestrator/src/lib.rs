@@ -707,14 +707,15 @@ fn observe_ceph(
         let ls = mgr::module_ls(r)?;
         modules_enabled.extend(ls.running().map(String::from));
     }
-    let (mut rules, mut device_classes) = (BTreeMap::new(), BTreeSet::new());
+    let rules = osd::crush_rule_dump(r)?
+        .into_iter()
+        .map(|r| (r.rule_name, r.rule_id))
+        .collect();
+    let mut device_classes = BTreeSet::new();
     if desired.pools.iter().any(|p| p.device_class.is_some()) {
-        rules = osd::crush_rule_dump(r)?
-            .into_iter()
-            .map(|r| (r.rule_name, r.rule_id))
-            .collect();
         device_classes = osd::crush_class_ls(r)?.into_iter().collect();
     }
+    let crush_hosts = osd::tree(r)?.hosts().into_iter().collect();
     let mut filesystems = BTreeMap::new();
     if !desired.filesystems.is_empty() {
         let fs_dump = fs::dump(r)?;
@@ -789,6 +790,7 @@ fn observe_ceph(
         modules_enabled,
         rules,
         device_classes,
+        crush_hosts,
         filesystems,
         osds,
         config_db,

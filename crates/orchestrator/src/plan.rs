@@ -96,6 +96,8 @@ pub struct CephView {
     pub rules: BTreeMap<String, i64>,
     /// Device classes the OSDs have (hdd, ssd, ...).
     pub device_classes: BTreeSet<String>,
+    /// CRUSH's host buckets that hold OSDs, with their OSDs.
+    pub crush_hosts: BTreeMap<String, Vec<u32>>,
     pub filesystems: BTreeMap<String, FsView>,
     /// Every OSD in the OSD map.
     pub osds: BTreeMap<u32, OsdView>,
@@ -142,6 +144,28 @@ pub struct PoolView {
 /// standalone cluster is one host.
 pub fn class_rule(class: &str) -> String {
     format!("rookery-replicated-{class}")
+}
+
+/// Ceph's own replicated rule, made with the cluster (copies on different OSDs here).
+pub const DEFAULT_RULE: &str = "replicated_rule";
+/// Copies on different hosts, any device class.
+pub const HOST_RULE: &str = "rookery-host";
+
+/// The CRUSH rule a replicated pool uses: of its device class (if any), across hosts or OSDs.
+pub fn pool_rule(class: Option<&str>, by_host: bool) -> String {
+    match (class, by_host) {
+        (None, false) => DEFAULT_RULE.to_string(),
+        (None, true) => HOST_RULE.to_string(),
+        (Some(c), false) => class_rule(c),
+        (Some(c), true) => format!("{}-host", class_rule(c)),
+    }
+}
+
+/// Whether a pool's copies go to different hosts: it asks for that (Rook's `failureDomain: host`,
+/// the default) and the cluster has at least as many hosts with OSDs as it has copies. Until then
+/// they go to different OSDs, so a cluster that is growing host by host stays writable.
+pub fn spreads_over_hosts(wants_hosts: bool, size: u32, hosts_with_osds: usize) -> bool {
+    wants_hosts && size > 1 && hosts_with_osds >= size as usize
 }
 
 /// Ceph prints settings back in its own form (`true` for `1`, `0.2` for `.2`): compare meanings.
@@ -257,9 +281,12 @@ pub enum Step {
         name: String,
         allowed: bool,
     },
-    CreateClassRule {
+    /// A replicated CRUSH rule: copies on different OSDs or hosts (`domain`), of one device class or
+    /// any.
+    CreateRule {
         rule: String,
-        class: String,
+        class: Option<String>,
+        domain: String,
     },
     SetPoolRule {
         name: String,
@@ -383,8 +410,15 @@ impl Step {
                 name,
                 allowed: false,
             } => format!("pool {name} should keep volumes within its quota"),
-            Step::CreateClassRule { class, .. } => {
-                format!("no CRUSH rule places data on {class} devices yet")
+            Step::CreateRule {
+                class: Some(class),
+                domain,
+                ..
+            } => {
+                format!("no CRUSH rule places copies on {class} devices of different {domain}s yet")
+            }
+            Step::CreateRule { domain, .. } => {
+                format!("no CRUSH rule places copies on different {domain}s yet")
             }
             Step::SetPoolRule { name, rule } => format!("pool {name} should use CRUSH rule {rule}"),
             Step::CreateErasurePool { name, .. } => {
@@ -909,9 +943,10 @@ mod tests {
                     key: "compression_mode".into(),
                     value: "aggressive".into()
                 },
-                &Step::CreateClassRule {
+                &Step::CreateRule {
                     rule: class_rule("hdd"),
-                    class: "hdd".into()
+                    class: Some("hdd".into()),
+                    domain: "osd".into(),
                 },
                 &Step::SetPoolRule {
                     name: "replicapool".into(),

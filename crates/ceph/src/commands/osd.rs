@@ -1,4 +1,4 @@
-//! The OSD map and CRUSH: `osd dump|metadata|df|new|out|safe-to-destroy|purge|destroy`,
+//! The OSD map and CRUSH: `osd dump|tree|metadata|df|new|out|safe-to-destroy|purge|destroy`,
 //! `osd crush rule dump|create-replicated`, `osd crush class ls|set-device-class`,
 //! `osd erasure-code-profile set`.
 
@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Cmd;
-use crate::types::{CrushRule, OsdDf, OsdDump, OsdMetadata, OsdPerfDump};
+use crate::types::{CrushRule, OsdDf, OsdDump, OsdMetadata, OsdPerfDump, OsdTree};
 use crate::{CephError, Rados};
 
 fn dump_cmd() -> Cmd {
@@ -16,6 +16,15 @@ fn dump_cmd() -> Cmd {
 /// `osd dump`: OSDs and pools.
 pub fn dump(r: &Rados) -> Result<OsdDump, CephError> {
     dump_cmd().reply(r)
+}
+
+fn tree_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "osd tree"}))
+}
+
+/// `osd tree`: the CRUSH hierarchy.
+pub fn tree(r: &Rados) -> Result<OsdTree, CephError> {
+    tree_cmd().reply(r)
 }
 
 fn metadata_cmd() -> Cmd {

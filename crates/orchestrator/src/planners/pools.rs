@@ -2,7 +2,9 @@
 //! quotas, parameters and device class.
 
 use crate::desired::Desired;
-use crate::plan::{class_rule, same_setting, CephView, Step};
+use crate::plan::{
+    pool_rule, same_setting, spreads_over_hosts, CephView, Step, DEFAULT_RULE, HOST_RULE,
+};
 use crate::planners::Partial;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,33 +77,21 @@ pub fn plan(desired: &Desired, ceph: &CephView) -> Partial<PoolError> {
                 });
             }
         }
-        if let Some(class) = &pool.device_class {
-            let rule = class_rule(class);
-            if !ceph.device_classes.contains(class) {
-                p.refuse(PoolError::NoSuchDeviceClass {
-                    pool: pool.name.clone(),
-                    class: class.clone(),
-                    classes: ceph.device_classes.iter().cloned().collect(),
-                });
-            } else {
-                match ceph.rules.get(&rule) {
-                    None => {
-                        p.step(Step::CreateClassRule {
-                            rule: rule.clone(),
-                            class: class.clone(),
-                        });
-                        p.step(Step::SetPoolRule {
-                            name: pool.name.clone(),
-                            rule,
-                        });
-                    }
-                    Some(id) if *id != have.crush_rule => p.step(Step::SetPoolRule {
-                        name: pool.name.clone(),
-                        rule,
-                    }),
-                    Some(_) => {}
-                }
-            }
+        let class_missing = pool
+            .device_class
+            .as_ref()
+            .filter(|c| !ceph.device_classes.contains(*c));
+        if let Some(class) = class_missing {
+            p.refuse(PoolError::NoSuchDeviceClass {
+                pool: pool.name.clone(),
+                class: class.clone(),
+                classes: ceph.device_classes.iter().cloned().collect(),
+            });
+        } else if pool.erasure.is_none() {
+            // An erasure-coded pool's rule comes with its profile.
+            let by_host = spreads_over_hosts(pool.across_hosts, pool.size, ceph.crush_hosts.len());
+            let class = pool.device_class.as_deref();
+            use_rule(&mut p, ceph, &pool.name, have.crush_rule, class, by_host);
         }
         // The mark lives in the application's metadata, so it waits for the application to be enabled.
         if pool.over_commit != have.over_commit && have.applications.contains(&pool.application) {
@@ -117,7 +107,53 @@ pub fn plan(desired: &Desired, ceph: &CephView) -> Partial<PoolError> {
             });
         }
     }
+    // Pools the spec does not name (the mgr's) follow the hosts too, when they are on one of the two
+    // rules rookery chooses between.
+    for (name, have) in &ceph.pools {
+        if desired.pools.iter().any(|d| &d.name == name) {
+            continue;
+        }
+        let on = |rule: &str| ceph.rules.get(rule) == Some(&have.crush_rule);
+        if on(DEFAULT_RULE) || on(HOST_RULE) {
+            let by_host = spreads_over_hosts(true, have.size, ceph.crush_hosts.len());
+            use_rule(&mut p, ceph, name, have.crush_rule, None, by_host);
+        }
+    }
     p
+}
+
+/// Moves a replicated pool to the rule for its class and spread, made first when missing.
+fn use_rule(
+    p: &mut Partial<PoolError>,
+    ceph: &CephView,
+    pool: &str,
+    current: i64,
+    class: Option<&str>,
+    by_host: bool,
+) {
+    let rule = pool_rule(class, by_host);
+    match ceph.rules.get(&rule) {
+        None if rule == DEFAULT_RULE => {}
+        None => {
+            let create = Step::CreateRule {
+                rule: rule.clone(),
+                class: class.map(String::from),
+                domain: if by_host { "host" } else { "osd" }.into(),
+            };
+            if !p.steps.contains(&create) {
+                p.step(create);
+            }
+            p.step(Step::SetPoolRule {
+                name: pool.to_string(),
+                rule,
+            });
+        }
+        Some(id) if *id != current => p.step(Step::SetPoolRule {
+            name: pool.to_string(),
+            rule,
+        }),
+        Some(_) => {}
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +162,7 @@ mod tests {
     use crate::desired::DesiredPool;
     use crate::plan::PoolView;
     use crate::planners::tests::{desired, set};
+    use std::collections::BTreeMap;
 
     fn ec_pool() -> DesiredPool {
         DesiredPool {
@@ -164,6 +201,70 @@ mod tests {
             ]
         );
         assert!(p.refused.is_empty());
+    }
+
+    #[test]
+    fn copies_move_to_hosts_once_there_are_enough_and_back_when_there_are_not() {
+        let mut d = desired();
+        d.pools[0].across_hosts = true;
+        let mut ceph = CephView::default();
+        ceph.rules.insert(DEFAULT_RULE.into(), 0);
+        for name in ["replicapool", ".mgr"] {
+            ceph.pools.insert(
+                name.into(),
+                PoolView {
+                    size: 3,
+                    applications: set(&[if name == ".mgr" { "mgr" } else { "rbd" }]),
+                    crush_rule: 0,
+                    ..Default::default()
+                },
+            );
+        }
+        let hosts = |n: usize| -> BTreeMap<String, Vec<u32>> {
+            (0..n).map(|i| (format!("h{i}"), vec![i as u32])).collect()
+        };
+        // Two hosts for three copies: they stay on different OSDs.
+        ceph.crush_hosts = hosts(2);
+        assert!(plan(&d, &ceph).steps.is_empty());
+        // A third host: the rule is made and both pools move (the mgr's too).
+        ceph.crush_hosts = hosts(3);
+        let set_rule = |pool: &str, rule: &str| Step::SetPoolRule {
+            name: pool.into(),
+            rule: rule.into(),
+        };
+        assert_eq!(
+            plan(&d, &ceph).steps,
+            [
+                Step::CreateRule {
+                    rule: HOST_RULE.into(),
+                    class: None,
+                    domain: "host".into()
+                },
+                set_rule("replicapool", HOST_RULE),
+                set_rule(".mgr", HOST_RULE),
+            ]
+        );
+        ceph.rules.insert(HOST_RULE.into(), 1);
+        for v in ceph.pools.values_mut() {
+            v.crush_rule = 1;
+        }
+        assert!(plan(&d, &ceph).steps.is_empty());
+        // A pool that asks for OSDs stays there.
+        d.pools[0].across_hosts = false;
+        assert_eq!(
+            plan(&d, &ceph).steps,
+            [set_rule("replicapool", DEFAULT_RULE)]
+        );
+        // A host gone for good: back to different OSDs.
+        d.pools[0].across_hosts = true;
+        ceph.crush_hosts = hosts(2);
+        assert_eq!(
+            plan(&d, &ceph).steps,
+            [
+                set_rule("replicapool", DEFAULT_RULE),
+                set_rule(".mgr", DEFAULT_RULE)
+            ]
+        );
     }
 
     #[test]
