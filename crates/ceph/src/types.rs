@@ -204,6 +204,34 @@ pub struct MonInfo {
     pub name: String,
     pub rank: i32,
     pub public_addr: String,
+    pub public_addrs: AddrVec,
+}
+
+/// A daemon's addresses, one per protocol (`v2`, `v1`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AddrVec {
+    pub addrvec: Vec<EntityAddr>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct EntityAddr {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `ip:port`.
+    pub addr: String,
+    pub nonce: u64,
+}
+
+impl AddrVec {
+    /// The socket address of protocol `kind` (`v2`, `v1`).
+    pub fn of(&self, kind: &str) -> Option<std::net::SocketAddr> {
+        self.addrvec
+            .iter()
+            .find(|a| a.kind == kind)
+            .and_then(|a| a.addr.parse().ok())
+    }
 }
 
 /// `osd dump`.
@@ -237,18 +265,6 @@ impl OsdInfo {
         let nonce = self.public_addrs.addrvec.first()?.nonce;
         Some(nonce).filter(|&n| n > 1)
     }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct AddrVec {
-    pub addrvec: Vec<EntityAddr>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct EntityAddr {
-    pub nonce: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -66,6 +66,12 @@ pub enum Store {
         members: Vec<(String, String)>,
         seed: Vec<Keyring>,
     },
+    #[serde(rename = "joining-mon")]
+    JoiningMon {
+        id: String,
+        monmap: Vec<u8>,
+        mon_key: String,
+    },
     Osd {
         id: u32,
         uuid: String,
@@ -89,6 +95,15 @@ impl From<&StoreRequest> for Store {
                 fsid: fsid.clone(),
                 members: members.clone(),
                 seed: seed.iter().map(Keyring::from).collect(),
+            },
+            StoreRequest::JoiningMon {
+                id,
+                monmap,
+                mon_key,
+            } => Store::JoiningMon {
+                id: id.clone(),
+                monmap: monmap.clone(),
+                mon_key: mon_key.clone(),
             },
             StoreRequest::Osd {
                 id,
@@ -120,6 +135,15 @@ impl From<&Store> for StoreRequest {
                 fsid: fsid.clone(),
                 members: members.clone(),
                 seed: seed.iter().map(KeyringEntry::from).collect(),
+            },
+            Store::JoiningMon {
+                id,
+                monmap,
+                mon_key,
+            } => StoreRequest::JoiningMon {
+                id: id.clone(),
+                monmap: monmap.clone(),
+                mon_key: mon_key.clone(),
             },
             Store::Osd {
                 id,

@@ -222,7 +222,13 @@ pub fn run(options: Options) -> Result<()> {
             .into_iter()
             .next()
             .context("no Node has an address daemons can serve on")?;
-        let ports: Vec<(u16, u16)> = (0..desired.mon_ids.len())
+        // One mon per node unless several may share one (mons on further nodes: not yet, reported).
+        let first_mons = if desired.mon_allow_multiple {
+            &desired.mon_ids[..]
+        } else {
+            &desired.mon_ids[..desired.mon_ids.len().min(1)]
+        };
+        let ports: Vec<(u16, u16)> = (0..first_mons.len())
             .map(|i| {
                 let base = options.mon_port.unwrap_or(3300) + 2 * i as u16;
                 // Rook's ports: msgr2 on 3300, msgr1 on 6789.
@@ -233,13 +239,7 @@ pub fn run(options: Options) -> Result<()> {
                 }
             })
             .collect();
-        rookery_orchestrator::create_cluster(
-            &layout,
-            &cluster_name,
-            &desired.mon_ids,
-            &ports,
-            &host,
-        )?;
+        rookery_orchestrator::create_cluster(&layout, &cluster_name, first_mons, &ports, &host)?;
         rt.block_on(mirror::save(
             &secrets,
             &mirror::collect(&layout.root),

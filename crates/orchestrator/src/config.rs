@@ -105,6 +105,14 @@ pub fn render(
     for p in placement {
         c.set(&p.section, &p.key, p.value.as_str());
     }
+    // A mon of this host binds where the state records it: in the monmap already, or joining it.
+    for m in state
+        .mons
+        .iter()
+        .filter(|m| m.host.as_deref() == Some(host.name.as_str()))
+    {
+        c.set(&format!("mon.{}", m.id), "public_addrv", &m.addrvec());
+    }
     // OSDs file themselves under their host's CRUSH bucket: the rookery host name, which hosts on one
     // machine (the tests' namespaces) do not share with the machine's own name.
     c.set(

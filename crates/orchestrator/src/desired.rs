@@ -11,6 +11,8 @@ use crate::disks::SelectionSpec;
 pub struct Desired {
     pub name: String,
     pub mon_ids: Vec<String>,
+    /// Several mons may share a host (`spec.mon.allowMultiplePerNode`); otherwise one per host.
+    pub mon_allow_multiple: bool,
     pub mgr_ids: Vec<String>,
     /// OSD files (the `osdFiles` extension).
     pub osd_count: u32,
@@ -291,6 +293,7 @@ impl Desired {
         Some(Desired {
             name: cluster.metadata.name.clone(),
             mon_ids: letter_ids(spec.mon.count),
+            mon_allow_multiple: spec.mon.allow_multiple_per_node,
             mgr_ids: letter_ids(spec.mgr.count),
             osd_count: files.as_ref().map(|f| f.count).unwrap_or(0),
             osd_size: files.as_ref().map(|f| f.size.0).unwrap_or(0),

@@ -119,6 +119,16 @@ impl Reconciler {
                 let text = self.render_conf(&host);
                 rookery_ceph::conf::write_atomic(&l.conf(), text.as_bytes(), 0o644)?;
             }
+            Step::PlaceMon { id, host } => {
+                let r = self.connection()?;
+                crate::join::place_mon(&r, id, host)
+                    .map_err(|e| OrchestratorError::Other(e.to_string()))?;
+            }
+            Step::JoinMonStore { id } => self.join_mon_store(id)?,
+            Step::RecordMons { mons } => {
+                self.state.mons = mons.clone();
+                self.state.save(&l)?;
+            }
             Step::CreateMonStore { id } => {
                 let members = self
                     .state
@@ -446,6 +456,44 @@ impl Reconciler {
         )))
     }
 
+    /// Makes the store of mon `id`, placed on this host: its address and ports recorded (Ceph's own
+    /// ports when free here), ceph.conf written with them, the store made from the current monmap and
+    /// the mons' key. Started, the mon adds itself to the map.
+    fn join_mon_store(&mut self, id: &str) -> Result<(), OrchestratorError> {
+        let l = self.layout.clone();
+        let home = self.home_host()?;
+        if !self.state.mons.iter().any(|m| m.id == id) {
+            let (ports, _) =
+                crate::preflight::choose_mon_ports(&*self.platform(), &home.name, 1, None);
+            let Some((v2, v1)) = ports.first().copied() else {
+                return Err(OrchestratorError::Other(format!(
+                    "no two free ports for mon.{id} on {}",
+                    home.name
+                )));
+            };
+            self.state.mons.push(crate::state::MonRecord {
+                id: id.to_string(),
+                host: Some(home.name.clone()),
+                address: home.address,
+                v2_port: v2,
+                v1_port: v1,
+            });
+            self.state.mons.sort_by(|a, b| a.id.cmp(&b.id));
+            self.state.save(&l)?;
+        }
+        let text = self.render_conf(&home);
+        rookery_ceph::conf::write_atomic(&l.conf(), text.as_bytes(), 0o644)?;
+        let r = self.connection()?;
+        let monmap = rookery_ceph::commands::cluster::mon_getmap(&r)?;
+        let mon_key = auth::get(&r, "mon.")?;
+        self.stores.prepare(&StoreRequest::JoiningMon {
+            id: id.to_string(),
+            monmap,
+            mon_key,
+        })?;
+        Ok(())
+    }
+
     fn connection(&mut self) -> Result<std::sync::Arc<rookery_ceph::Rados>, OrchestratorError> {
         self.rados()
             .ok_or_else(|| OrchestratorError::Other("no mon answered".into()))
@@ -706,6 +754,15 @@ fn describe(step: &Step) -> String {
     match step {
         Step::CreateKeys => "creating cephx keys".into(),
         Step::WriteConfig => "writing ceph.conf".into(),
+        Step::PlaceMon { id, host } => format!("placing mon.{id} on {host}"),
+        Step::JoinMonStore { id } => format!("creating mon.{id}, joining the running mons"),
+        Step::RecordMons { mons } => format!(
+            "recording the mons: {}",
+            mons.iter()
+                .map(|m| format!("mon.{} on {}", m.id, m.address))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Step::CreateMonStore { id } => format!("creating mon.{id}"),
         Step::Start { daemon } => format!("starting {daemon}"),
         Step::CreateMgrKey { id } => format!("creating the key of mgr.{id}"),

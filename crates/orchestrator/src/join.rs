@@ -117,13 +117,49 @@ fn write_json<T: Serialize>(r: &Rados, key: &str, value: &T) -> Result<(), JoinE
 /// The cluster's hosts, by name.
 pub fn members(r: &Rados) -> Result<Vec<Member>, JoinError> {
     let mut out = Vec::new();
-    for key in config_key::ls(r, MEMBERS)? {
-        if let Some(m) = read_json::<Member>(r, &key)? {
-            out.push(m);
+    for (key, value) in config_key::dump(r, MEMBERS)? {
+        let m: Member = serde_json::from_str(&value).map_err(|e| JoinError::Corrupt {
+            key,
+            detail: e.to_string(),
+        })?;
+        out.push(m);
+    }
+    out.sort_by(|a, b| (a.joined_unix, &a.name).cmp(&(b.joined_unix, &b.name)));
+    Ok(out)
+}
+
+/// Where mons placed on joined hosts are recorded, one key per mon.
+const MON_PLACEMENTS: &str = "rookery/mons/";
+
+#[derive(Serialize, Deserialize)]
+struct MonPlacement {
+    host: String,
+}
+
+/// Mons placed on hosts that joined: id -> host.
+pub fn mon_placements(r: &Rados) -> Result<std::collections::BTreeMap<String, String>, JoinError> {
+    let mut out = std::collections::BTreeMap::new();
+    for (key, value) in config_key::dump(r, MON_PLACEMENTS)? {
+        let p: MonPlacement = serde_json::from_str(&value).map_err(|e| JoinError::Corrupt {
+            key: key.clone(),
+            detail: e.to_string(),
+        })?;
+        if let Some(id) = key.strip_prefix(MON_PLACEMENTS) {
+            out.insert(id.to_string(), p.host);
         }
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// Places mon `id` on `host`; that host's supervisor makes it.
+pub fn place_mon(r: &Rados, id: &str, host: &str) -> Result<(), JoinError> {
+    write_json(
+        r,
+        &format!("{MON_PLACEMENTS}{id}"),
+        &MonPlacement {
+            host: host.to_string(),
+        },
+    )
 }
 
 /// Records `member` (idempotent: the same host again replaces its record).

@@ -476,6 +476,7 @@ impl Reconciler {
 
     pub fn observe(&mut self) -> Observed {
         let host = self.home_host().ok();
+        let home = host.as_ref().map(|h| h.name.clone()).unwrap_or_default();
         let devices = host.as_ref().and_then(|h| self.observe_devices(h));
         let l = &self.layout;
         let running: BTreeSet<String> = {
@@ -592,6 +593,14 @@ impl Reconciler {
             osd_requests: osd_requests::OsdRequests::load(l),
             config_applied: self.state.config_applied.clone(),
             config_settled: self.state.config_settled.clone(),
+            mon_hosts: self
+                .state
+                .mons
+                .iter()
+                .map(|m| (m.id.clone(), m.host.clone().unwrap_or_else(|| home.clone())))
+                .collect(),
+            mon_records: self.state.mons.clone(),
+            home,
         };
         if (observed.mon_stores.is_empty() && !self.state.joined()) || !conf_current {
             return observed;
@@ -716,6 +725,28 @@ fn observe_ceph(
         device_classes = osd::crush_class_ls(r)?.into_iter().collect();
     }
     let crush_hosts = osd::tree(r)?.hosts().into_iter().collect();
+    let monmap = rookery_ceph::commands::cluster::mon_dump(r)?
+        .mons
+        .into_iter()
+        .filter_map(|m| {
+            let v2 = m.public_addrs.of("v2")?;
+            let v1 = m.public_addrs.of("v1")?;
+            Some((m.name, (v2, v1)))
+        })
+        .collect();
+    let joined_error = |e: join::JoinError| match e {
+        join::JoinError::Ceph(c) => c,
+        other => rookery_ceph::CephError::Reply {
+            command: "config-key dump".into(),
+            detail: other.to_string(),
+        },
+    };
+    let members = join::members(r)
+        .map_err(joined_error)?
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    let mon_placements = join::mon_placements(r).map_err(joined_error)?;
     let mut filesystems = BTreeMap::new();
     if !desired.filesystems.is_empty() {
         let fs_dump = fs::dump(r)?;
@@ -791,6 +822,9 @@ fn observe_ceph(
         rules,
         device_classes,
         crush_hosts,
+        monmap,
+        members,
+        mon_placements,
         filesystems,
         osds,
         config_db,

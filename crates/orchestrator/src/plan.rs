@@ -47,6 +47,11 @@ pub struct Observed {
     /// What rookery set in the config database, and the digest of it every daemon was seen running.
     pub config_applied: BTreeMap<String, BTreeMap<String, String>>,
     pub config_settled: Option<String>,
+    /// This host's name, and the mons the state records: id -> the host it runs on.
+    pub home: String,
+    pub mon_hosts: BTreeMap<String, String>,
+    /// The mons the state records, as they are (for [`Step::RecordMons`]).
+    pub mon_records: Vec<crate::state::MonRecord>,
 }
 
 /// One host's block devices and what the cluster knows of them.
@@ -98,6 +103,12 @@ pub struct CephView {
     pub device_classes: BTreeSet<String>,
     /// CRUSH's host buckets that hold OSDs, with their OSDs.
     pub crush_hosts: BTreeMap<String, Vec<u32>>,
+    /// The monmap: id -> (v2, v1) addresses.
+    pub monmap: BTreeMap<String, (std::net::SocketAddr, std::net::SocketAddr)>,
+    /// The cluster's hosts, as recorded in Ceph (`rookery/hosts/`).
+    pub members: Vec<String>,
+    /// Mons placed on joined hosts and not made yet, or made there: id -> host (`rookery/mons/`).
+    pub mon_placements: BTreeMap<String, String>,
     pub filesystems: BTreeMap<String, FsView>,
     /// Every OSD in the OSD map.
     pub osds: BTreeMap<u32, OsdView>,
@@ -187,6 +198,20 @@ pub fn same_setting(want: &str, have: &str) -> bool {
 pub enum Step {
     CreateKeys,
     WriteConfig,
+    /// Records that mon `id` is to run on `host` (a host that joined), which makes it there.
+    PlaceMon {
+        id: String,
+        host: String,
+    },
+    /// Makes the store of mon `id`, placed on this host, from the running cluster's monmap.
+    JoinMonStore {
+        id: String,
+    },
+    /// The state's mons become those of the monmap (and those placed here, still joining), so ceph.conf
+    /// names every mon there is.
+    RecordMons {
+        mons: Vec<crate::state::MonRecord>,
+    },
     CreateMonStore {
         id: String,
     },
@@ -342,6 +367,11 @@ impl Step {
         match self {
             Step::CreateKeys => "the cluster has no keys yet (cephx is always on)".into(),
             Step::WriteConfig => "ceph.conf does not match the spec".into(),
+            Step::PlaceMon { id, host } => {
+                format!("mon.{id} has no host yet; {host} runs no mon")
+            }
+            Step::JoinMonStore { id } => format!("mon.{id} is placed on this host"),
+            Step::RecordMons { .. } => "the monmap changed".into(),
             Step::CreateMonStore { id } => format!("mon.{id} has no store yet"),
             Step::Start { daemon } => format!("{daemon} is not running"),
             Step::CreateMgrKey { id } => format!("mgr.{id} has no key yet"),
@@ -504,6 +534,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     );
     p.steps.extend(config);
     p.waiting = p.waiting.take().or(waiting);
+    p.absorb(planners::mons::place(desired, observed, ceph));
     p.absorb(planners::mgr::plan_daemons(desired, observed));
     p.absorb(planners::pools::plan(desired, ceph));
     p.absorb(planners::filesystems::plan(desired, observed, ceph));
@@ -568,6 +599,7 @@ pub fn plan_member(desired: &Desired, observed: &Observed) -> Plan {
         p.waiting = Some("waiting to reach the cluster's mons".into());
         return p;
     };
+    p.steps.extend(planners::mons::plan_joined(observed, ceph));
     let (retire, retiring) = planners::retire::plan(&observed.osd_requests, &observed.osds, ceph);
     p.steps.extend(retire);
     p.retiring = retiring;
@@ -755,6 +787,15 @@ mod tests {
     }
 
     /// A fresh cluster with keys, conf and a running mon in quorum.
+    /// A new cluster's first observation: mon `a` recorded on this host.
+    fn fresh() -> Observed {
+        Observed {
+            home: "h1".into(),
+            mon_hosts: [("a".to_string(), "h1".to_string())].into(),
+            ..Default::default()
+        }
+    }
+
     fn mon_up() -> Observed {
         Observed {
             keys: true,
@@ -762,13 +803,13 @@ mod tests {
             mon_stores: set(&["a"]),
             running: set(&["mon.a"]),
             ceph: Some(CephView::default()),
-            ..Default::default()
+            ..fresh()
         }
     }
 
     #[test]
     fn a_new_cluster_starts_with_keys_then_config_then_the_mon() {
-        let mut o = Observed::default();
+        let mut o = fresh();
         assert_eq!(plan(&desired(), &o).steps, vec![Step::CreateKeys]);
         o.keys = true;
         assert_eq!(plan(&desired(), &o).steps, vec![Step::WriteConfig]);

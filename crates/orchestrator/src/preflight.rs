@@ -386,6 +386,22 @@ pub fn check(
         DataDir::Absent | DataDir::Empty => None,
     };
 
+    let alone = platform
+        .hosts()
+        .first()
+        .is_some_and(|h| h.address.is_loopback());
+    let mons = desired.mon_ids.len();
+    if alone && mons > 1 && !desired.mon_allow_multiple {
+        out.push(Finding {
+            bad_input: true,
+            ..Finding::error(
+                "mons",
+                format!("{mons} mons need allowMultiplePerNode: true, because this cluster is this one host (it serves on loopback only)"),
+                "set spec.mon.allowMultiplePerNode: true, or use count: 1, or bring the cluster up for several hosts with `rookery up --address IP` (each mon then runs on a host of its own)",
+            )
+        });
+    }
+
     let base = nearest_existing(&layout.root);
     if writable(&base) {
         out.push(Finding::ok(

@@ -201,6 +201,13 @@ pub enum StoreRequest {
         members: Vec<(String, String)>,
         seed: Vec<KeyringEntry>,
     },
+    /// The store of a mon that joins a running cluster: made from the current monmap (`mon getmap`) and
+    /// the mons' shared key; the mon adds itself to the map when it first starts.
+    JoiningMon {
+        id: String,
+        monmap: Vec<u8>,
+        mon_key: String,
+    },
     /// A bluestore OSD, registered with the mons already (`osd new`) with `key`, on `device` (claimed
     /// and checked blank at the last moment) or, when None, on a file the platform makes.
     Osd {
@@ -217,7 +224,9 @@ pub enum StoreRequest {
 impl StoreRequest {
     pub fn daemon(&self) -> String {
         match self {
-            StoreRequest::Mon { id, .. } => daemon_name(DaemonKind::Mon, id),
+            StoreRequest::Mon { id, .. } | StoreRequest::JoiningMon { id, .. } => {
+                daemon_name(DaemonKind::Mon, id)
+            }
             StoreRequest::Osd { id, .. } => daemon_name(DaemonKind::Osd, &id.to_string()),
         }
     }

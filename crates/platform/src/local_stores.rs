@@ -108,6 +108,35 @@ impl DataDirStores {
         Self::mark_ready(&data)
     }
 
+    fn make_joining_mon(
+        &self,
+        id: &str,
+        monmap: &[u8],
+        mon_key: &str,
+    ) -> Result<(), PlatformError> {
+        let data = self.root.join(format!("mon/ceph-{id}"));
+        remove(&data)?;
+        mkdir_private(&data)?;
+        let map_path = self.root.join(format!("run/mon.{id}.monmap"));
+        rookery_ceph::conf::write_atomic(&map_path, monmap, 0o600)?;
+        let key_path = self.root.join(format!("run/mon.{id}.join.keyring"));
+        keyring::write(
+            &key_path,
+            &[KeyringEntry::new("mon.", mon_key, &[("mon", "allow *")])],
+        )?;
+        let made = tools::mon_mkfs(
+            &crate::local::conf_path(&self.root),
+            id,
+            &map_path,
+            &key_path,
+            &self.log(&format!("mon.{id}.mkfs.log")),
+        );
+        let _ = std::fs::remove_file(&key_path);
+        let _ = std::fs::remove_file(&map_path);
+        made?;
+        Self::mark_ready(&data)
+    }
+
     fn make_osd(
         &self,
         id: u32,
@@ -167,6 +196,11 @@ impl Stores for DataDirStores {
                 members,
                 seed,
             } => self.make_mon(id, fsid, members, seed),
+            StoreRequest::JoiningMon {
+                id,
+                monmap,
+                mon_key,
+            } => self.make_joining_mon(id, monmap, mon_key),
             StoreRequest::Osd {
                 id,
                 uuid,

@@ -248,7 +248,6 @@ fn cluster_rules() {
             "spec.mon.count=0 => spec.mon.count ~ at least one mon. use 1 or 3",
             "spec.mon.count=11; spec.mon.allowMultiplePerNode=true => spec.mon.count ~ at most 9",
             "spec.mon.count=2; spec.mon.allowMultiplePerNode=true => spec.mon.count ~ use an odd number",
-            "spec.mon.count=3 => spec.mon.count ~ allowMultiplePerNode: true",
             "spec.mgr.count=0 => spec.mgr.count ~ at least one mgr",
             "spec.mgr.count=3; spec.mgr.allowMultiplePerNode=true => spec.mgr.count ~ at most 2",
             "spec.mgr.count=2 => spec.mgr.count ~ allowMultiplePerNode: true",

@@ -79,7 +79,9 @@ fn check_count(d: &Daemon, count: u32, allow_multiple: bool, r: &mut Report) {
             "use an odd number so a majority can form quorum",
         );
     }
-    if count > 1 && !allow_multiple {
+    // Mons spread over the hosts that join (one each); a cluster of one host is checked where the
+    // hosts are known (`up`'s preflight).
+    if kind == "mgr" && count > 1 && !allow_multiple {
         r.error(
             path,
             format!("{count} {kind}s need allowMultiplePerNode: true because a standalone cluster runs on one host"),

@@ -1,4 +1,4 @@
-//! cephx users: `auth get-or-create`, `auth rm`.
+//! cephx users: `auth get-or-create`, `auth get`, `auth rm`.
 
 use serde_json::json;
 
@@ -27,6 +27,15 @@ fn key_of(entity: &str, reply: Vec<AuthEntry>) -> Result<String, CephError> {
 /// it does not exist yet. An existing entity with other caps is EINVAL.
 pub fn get_or_create(r: &Rados, entity: &str, caps: &[(&str, &str)]) -> Result<String, CephError> {
     key_of(entity, get_or_create_cmd(entity, caps).reply(r)?)
+}
+
+fn get_cmd(entity: &str) -> Cmd {
+    Cmd::mon(json!({"prefix": "auth get", "entity": entity}))
+}
+
+/// `auth get`: the key of `entity` (e.g. `mon.`, which a mon joining the cluster needs for its store).
+pub fn get(r: &Rados, entity: &str) -> Result<String, CephError> {
+    key_of(entity, get_cmd(entity).reply(r)?)
 }
 
 fn rm_cmd(entity: &str) -> Cmd {

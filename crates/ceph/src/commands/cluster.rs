@@ -42,6 +42,18 @@ pub fn mon_dump(r: &Rados) -> Result<MonDump, CephError> {
     mon_dump_cmd().reply(r)
 }
 
+fn mon_getmap_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "mon getmap"}))
+}
+
+/// `mon getmap`: the current monmap in Ceph's binary encoding (what `ceph-mon --mkfs --monmap` takes
+/// to make the store of a mon that joins).
+pub fn mon_getmap(r: &Rados) -> Result<Vec<u8>, CephError> {
+    let cmd = mon_getmap_cmd();
+    r.command_raw(cmd.target, &cmd.json, &[])
+        .map(|(map, _)| map)
+}
+
 fn mon_stat_cmd() -> Cmd {
     Cmd::mon(json!({"prefix": "mon stat"}))
 }

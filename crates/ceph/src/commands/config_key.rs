@@ -41,6 +41,19 @@ pub fn rm(r: &Rados, key: &str) -> Result<(), CephError> {
     rm_cmd(key).run(r)
 }
 
+fn dump_cmd(prefix: &str) -> Cmd {
+    Cmd::mon(json!({"prefix": "config-key dump", "key": prefix}))
+}
+
+/// `config-key dump PREFIX`: every key under `prefix` with its value, in one call (values must be
+/// text, as rookery's JSON records are).
+pub fn dump(
+    r: &Rados,
+    prefix: &str,
+) -> Result<std::collections::BTreeMap<String, String>, CephError> {
+    dump_cmd(prefix).reply(r)
+}
+
 fn ls_cmd() -> Cmd {
     Cmd::mon(json!({"prefix": "config-key ls", "format": "json"}))
 }

@@ -197,23 +197,19 @@ pub fn run(layout: &Layout, args: &UpArgs, output: Output) -> CmdResult {
 
     let fresh = !matches!(dir, DataDir::Cluster(_));
     if fresh {
-        let (ports, note) = preflight::choose_mon_ports(
-            &platform,
-            &host.name,
-            desired.mon_ids.len(),
-            args.mon_port,
-        );
+        // One mon per host unless several may share one: the others are placed on hosts as they join.
+        let first_mons = if desired.mon_allow_multiple {
+            &desired.mon_ids[..]
+        } else {
+            &desired.mon_ids[..desired.mon_ids.len().min(1)]
+        };
+        let (ports, note) =
+            preflight::choose_mon_ports(&platform, &host.name, first_mons.len(), args.mon_port);
         if let Some(n) = note {
             eprintln!("note: {n}");
         }
-        rookery_orchestrator::create_cluster(
-            layout,
-            &desired.name,
-            &desired.mon_ids,
-            &ports,
-            &host,
-        )
-        .map_err(|e| Failure::from(anyhow!(e)))?;
+        rookery_orchestrator::create_cluster(layout, &desired.name, first_mons, &ports, &host)
+            .map_err(|e| Failure::from(anyhow!(e)))?;
     }
     policy.save(layout).map_err(|e| Failure::from(anyhow!(e)))?;
     rookery_ceph::conf::write_atomic(&layout.spec(), text.as_bytes(), 0o600)

@@ -61,6 +61,7 @@ pub(crate) mod tests {
         Desired {
             name: "c".into(),
             mon_ids: vec!["a".into()],
+            mon_allow_multiple: false,
             mgr_ids: vec!["a".into()],
             osd_count: 3,
             osd_size: 10 << 30,
