@@ -401,11 +401,12 @@ impl OsdTree {
             .iter()
             .filter(|n| n.kind == "host")
             .map(|n| {
-                let osds = n
+                let mut osds: Vec<u32> = n
                     .children
                     .iter()
                     .filter_map(|c| u32::try_from(*c).ok())
                     .collect();
+                osds.sort_unstable();
                 (n.name.clone(), osds)
             })
             .filter(|(_, osds): &(String, Vec<u32>)| !osds.is_empty())

@@ -50,6 +50,25 @@ pub fn status(r: &ClusterReport) -> String {
                 .filter(|m| m.in_quorum)
                 .map(|m| m.name.as_str())
                 .collect();
+            if !c.hosts.is_empty() {
+                let _ = writeln!(o, "hosts     {}", c.hosts.len());
+                for h in &c.hosts {
+                    let osds: Vec<String> = h.osds.iter().map(|i| format!("osd.{i}")).collect();
+                    let mons: Vec<String> = h.mons.iter().map(|m| format!("mon.{m}")).collect();
+                    let _ = writeln!(
+                        o,
+                        "  {:<12} {:<16} {:<9} {}",
+                        h.name,
+                        h.address,
+                        h.state.to_uppercase(),
+                        mons.iter()
+                            .chain(&osds)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    );
+                }
+            }
             let _ = writeln!(
                 o,
                 "mons      {} ({} in quorum: {})",

@@ -100,6 +100,72 @@ pub struct CephReport {
     pub filesystems: Vec<FsReport>,
     #[serde(default)]
     pub object_stores: Vec<StoreReport>,
+    /// The hosts of a cluster over several hosts (empty for a cluster of one host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostReport>,
+}
+
+/// One host of the cluster and what it holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HostReport {
+    pub name: String,
+    pub address: String,
+    /// `up` (every daemon it holds is up), `degraded` (some are not), `down` (none is).
+    pub state: String,
+    pub mons: Vec<String>,
+    /// Its mons not in quorum.
+    pub mons_out: Vec<String>,
+    pub osds: Vec<u32>,
+    pub osds_down: Vec<u32>,
+}
+
+/// The hosts as their daemons say: each member's mons (by address) and OSDs (by CRUSH host bucket).
+pub fn hosts_report(
+    members: &[crate::join::Member],
+    crush_hosts: &[(String, Vec<u32>)],
+    mons: &[(String, std::net::IpAddr, bool)],
+    osds_up: &BTreeMap<u32, bool>,
+) -> Vec<HostReport> {
+    members
+        .iter()
+        .map(|m| {
+            let own_mons: Vec<&(String, std::net::IpAddr, bool)> =
+                mons.iter().filter(|(_, a, _)| *a == m.address).collect();
+            let osds = crush_hosts
+                .iter()
+                .find(|(h, _)| *h == m.name)
+                .map(|(_, o)| o.clone())
+                .unwrap_or_default();
+            let osds_down: Vec<u32> = osds
+                .iter()
+                .copied()
+                .filter(|id| !osds_up.get(id).copied().unwrap_or(false))
+                .collect();
+            let mons_out: Vec<String> = own_mons
+                .iter()
+                .filter(|(_, _, q)| !q)
+                .map(|(n, _, _)| n.clone())
+                .collect();
+            let held = own_mons.len() + osds.len();
+            let down = mons_out.len() + osds_down.len();
+            let state = if down == 0 {
+                "up"
+            } else if down == held {
+                "down"
+            } else {
+                "degraded"
+            };
+            HostReport {
+                name: m.name.clone(),
+                address: m.address.to_string(),
+                state: state.into(),
+                mons: own_mons.iter().map(|(n, _, _)| n.clone()).collect(),
+                mons_out,
+                osds,
+                osds_down,
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -394,7 +460,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
             details: over,
         });
     }
-    let osds = dump
+    let osds: Vec<OsdReport> = dump
         .osds
         .iter()
         .map(|o| {
@@ -449,6 +515,39 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
             }
         })
         .collect();
+    let crush_hosts = osd::tree(r).map(|t| t.hosts()).unwrap_or_default();
+    let hosts = match crate::join::members(r) {
+        Ok(members) => hosts_report(
+            &members,
+            &crush_hosts,
+            &mons
+                .mons
+                .iter()
+                .filter_map(|m| {
+                    let ip = m.public_addrs.of("v2").or(m.public_addrs.of("v1"))?.ip();
+                    Some((m.name.clone(), ip, status.quorum_names.contains(&m.name)))
+                })
+                .collect::<Vec<_>>(),
+            &dump.osds.iter().map(|o| (o.osd, o.up == 1)).collect(),
+        ),
+        Err(e) => {
+            tracing::debug!(error = %e, "the members could not be read");
+            Vec::new()
+        }
+    };
+    let crush_host = |id: u32| {
+        crush_hosts
+            .iter()
+            .find(|(_, osds)| osds.contains(&id))
+            .map(|(h, _)| h.clone())
+    };
+    let osds: Vec<OsdReport> = osds
+        .into_iter()
+        .map(|o: OsdReport| OsdReport {
+            host: crush_host(o.id).unwrap_or(o.host),
+            ..o
+        })
+        .collect();
     Ok(CephReport {
         health: status.health.status.clone(),
         checks,
@@ -485,6 +584,7 @@ pub fn ceph_report(r: &Rados, state: &ClusterState) -> Result<CephReport, rooker
         },
         filesystems: filesystems(&fs_dump),
         object_stores: object_stores(&status),
+        hosts,
         pgs: PgReport {
             total: status.pgmap.num_pgs,
             by_state: status
@@ -755,6 +855,41 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn hosts_are_up_degraded_or_down_by_what_they_hold() {
+        let member = |name: &str, last: u8| crate::join::Member {
+            name: name.into(),
+            address: std::net::IpAddr::from([10, 0, 0, last]),
+            join_port: 7443,
+            joined_unix: 0,
+            user: "admin".into(),
+        };
+        let ip = |last: u8| std::net::IpAddr::from([10, 0, 0, last]);
+        let hosts = hosts_report(
+            &[member("h1", 1), member("h2", 2), member("h3", 3)],
+            &[
+                ("h1".into(), vec![0, 1]),
+                ("h2".into(), vec![2, 3]),
+                ("h3".into(), vec![4]),
+            ],
+            &[
+                ("a".into(), ip(1), true),
+                ("b".into(), ip(2), false),
+                ("c".into(), ip(3), true),
+            ],
+            &[(0, true), (1, true), (2, false), (3, false), (4, false)]
+                .into_iter()
+                .collect(),
+        );
+        let states: Vec<(&str, &str)> = hosts
+            .iter()
+            .map(|h| (h.name.as_str(), h.state.as_str()))
+            .collect();
+        assert_eq!(states, [("h1", "up"), ("h2", "down"), ("h3", "degraded")]);
+        assert_eq!(hosts[1].mons_out, ["b"]);
+        assert_eq!(hosts[1].osds_down, [2, 3]);
+    }
 
     #[test]
     fn readiness_lists_every_reason() {
