@@ -111,14 +111,14 @@ pub fn render(
         .iter()
         .filter(|m| m.host.as_deref() == Some(host.name.as_str()))
     {
-        c.set(&format!("mon.{}", m.id), "public_addrv", &m.addrvec());
+        c.set(&format!("mon.{}", m.id), "public_addrv", m.addrvec());
     }
     // OSDs file themselves under their host's CRUSH bucket: the rookery host name, which hosts on one
     // machine (the tests' namespaces) do not share with the machine's own name.
     c.set(
         "osd",
         "crush_location",
-        &format!("root=default host={}", host.name),
+        format!("root=default host={}", host.name),
     );
     // A gateway logs where the other clients do (its own section would otherwise inherit none).
     let client_log = placement

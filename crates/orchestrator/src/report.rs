@@ -793,6 +793,15 @@ pub fn not_ready(ceph: &CephReport, expected_osds: u32, stale: &[String]) -> Vec
     if up < ceph.osds.len() as u32 || inn < ceph.osds.len() as u32 {
         why.push(format!("{up} of {} OSDs up, {inn} in", ceph.osds.len()));
     }
+    let out: Vec<&str> = ceph
+        .mons
+        .iter()
+        .filter(|m| !m.in_quorum)
+        .map(|m| m.name.as_str())
+        .collect();
+    if !out.is_empty() {
+        why.push(format!("mon {} not in quorum", out.join(", ")));
+    }
     if !ceph.mgr.available {
         why.push("no mgr active yet".into());
     }

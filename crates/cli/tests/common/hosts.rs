@@ -142,6 +142,11 @@ impl TestHosts {
         ]);
     }
 
+    /// Kills every process of host `i` (0-based) at once, as a host that loses power.
+    pub fn kill(&self, i: usize) {
+        kill_all_in(&self.hosts[i].netns);
+    }
+
     /// Brings host `i` back on the network.
     pub fn restore(&self, i: usize) {
         ip(&["-n", &self.fabric, "link", "set", &self.hosts[i].link, "up"]);

@@ -282,7 +282,7 @@ mod tests {
         // A mon gone from the map and placed nowhere leaves the state.
         let merged = merge_monmap(
             &[a.clone(), b.clone()],
-            &map_of(&[a.clone()]),
+            &map_of(std::slice::from_ref(&a)),
             &BTreeMap::new(),
         );
         assert_eq!(merged, vec![a]);

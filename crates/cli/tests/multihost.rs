@@ -1,0 +1,324 @@
+//! A cluster over three hosts (network namespaces on this machine, `common::hosts`), on real Ceph:
+//! bootstrap on host1, hosts 2 and 3 join with tokens (bad, expired, reused and foreign tokens refused
+//! first, changing nothing), three mons in quorum on three hosts and copies across hosts; then host2
+//! loses power and its link, the cluster keeps reading and writing, and host2 comes back with its data.
+
+mod common;
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::hosts::{TestHost, TestHosts};
+use common::{json, text};
+
+/// Three mons (one per host, as hosts join), three OSD files per host, a pool of three copies that
+/// asks for different hosts.
+const SPEC: &str = "apiVersion: ceph.rook.io/v1
+kind: CephCluster
+metadata: {name: multi}
+spec:
+  mon: {count: 3}
+  mgr: {count: 1}
+  storage:
+    useAllNodes: false
+    useAllDevices: false
+    osdFiles: {count: 3, size: 5Gi}
+---
+apiVersion: ceph.rook.io/v1
+kind: CephBlockPool
+metadata: {name: replicapool}
+spec:
+  failureDomain: host
+  replicated: {size: 3}
+";
+
+/// Writes or checks objects through librados (python-rados), from inside a host.
+const OBJECTS: &str = r#"
+import hashlib, sys, rados
+conf, user, mode, prefix, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+c = rados.Rados(conffile=conf, name=user)
+c.conf_set('client_mount_timeout', '30')
+c.conf_set('rados_osd_op_timeout', '60')
+c.connect(timeout=30)
+io = c.open_ioctx('replicapool')
+for i in range(n):
+    name = f"{prefix}{i}"
+    data = hashlib.sha256(name.encode()).digest() * 4096
+    if mode == 'write':
+        io.write_full(name, data)
+    else:
+        got = io.read(name, len(data) + 1)
+        assert got == data, f"{name}: {len(got)} bytes differ"
+io.close()
+c.shutdown()
+print('ok')
+"#;
+
+fn rk(host: &TestHost, args: &[&str]) -> Output {
+    host.command(env!("CARGO_BIN_EXE_rookery"))
+        .arg("--data-dir")
+        .arg(host.data_dir())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run rookery")
+}
+
+fn ok(host: &TestHost, args: &[&str]) -> Output {
+    let o = rk(host, args);
+    assert!(
+        o.status.success(),
+        "rookery {args:?} on {}: {}",
+        host.name,
+        text(&o)
+    );
+    o
+}
+
+fn bad_input(host: &TestHost, args: &[&str], says: &str) {
+    let o = rk(host, args);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(says), "{args:?} should say {says:?}: {err}");
+}
+
+fn token(member: &TestHost, host: &str, extra: &[&str]) -> String {
+    let mut args = vec!["host", "add", host];
+    args.extend_from_slice(extra);
+    String::from_utf8_lossy(&ok(member, &args).stdout)
+        .trim()
+        .to_string()
+}
+
+fn join_args<'a>(token: &'a str, host: &'a TestHost, address: &'a str) -> Vec<&'a str> {
+    vec![
+        "join",
+        token,
+        "--address",
+        address,
+        "--host-name",
+        &host.name,
+        "--wait-secs",
+        "180",
+    ]
+}
+
+/// The Ceph user a host acts as: the admin on the host that made the cluster, its own on the others.
+fn user(host: &TestHost) -> String {
+    if host.name == "host1" {
+        "client.admin".into()
+    } else {
+        format!("client.rookery-host-{}", host.name)
+    }
+}
+
+fn objects(host: &TestHost, mode: &str, prefix: &str, n: u32) {
+    let conf = host.data_dir().join("ceph.conf");
+    let out = host
+        // Debian's python, where python3-rados is installed.
+        .command("/usr/bin/python3")
+        .args(["-c", OBJECTS])
+        .arg(&conf)
+        .arg(user(host))
+        .args([mode, prefix, &n.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{mode} {prefix}* from {}: {}",
+        host.name,
+        text(&out)
+    );
+}
+
+fn status(host: &TestHost) -> serde_json::Value {
+    json(&ok(host, &["status", "-o", "json"]))
+}
+
+/// Waits until `host` reports HEALTH_OK with `osds` OSDs up and every PG active+clean.
+fn wait_healthy(host: &TestHost, osds: usize, limit: Duration) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let s = status(host);
+        let c = &s["ceph"];
+        let up = c["osds"]
+            .as_array()
+            .map_or(0, |o| o.iter().filter(|o| o["up"] == true).count());
+        let pgs = &c["pgs"];
+        let clean = pgs["by_state"]["active+clean"].as_u64() == pgs["total"].as_u64();
+        let mons = c["mons"].as_array().cloned().unwrap_or_default();
+        let quorum = mons.len() == 3 && mons.iter().all(|m| m["in_quorum"] == true);
+        if c["health"] == "HEALTH_OK" && up == osds && clean && quorum {
+            return s;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not healthy after {limit:?}: {}",
+            serde_json::to_string_pretty(&s).unwrap()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn host_state(s: &serde_json::Value, name: &str) -> String {
+    s["ceph"]["hosts"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["name"] == name))
+        .map(|h| h["state"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn three_hosts_join_and_survive_the_loss_of_one() {
+    let set = TestHosts::new(3);
+    let [h1, h2, h3] = [&set.hosts[0], &set.hosts[1], &set.hosts[2]];
+    let spec = h1
+        .data_dir()
+        .parent()
+        .unwrap()
+        .join(format!("{}.yaml", h1.netns));
+    std::fs::write(&spec, SPEC).unwrap();
+    let addr = |h: &TestHost| h.address.to_string();
+    let (a1, a2, a3) = (addr(h1), addr(h2), addr(h3));
+
+    let started = Instant::now();
+    ok(
+        h1,
+        &[
+            "up",
+            "-f",
+            spec.to_str().unwrap(),
+            "--address",
+            &a1,
+            "--host-name",
+            "host1",
+        ],
+    );
+    let _ = std::fs::remove_file(&spec);
+
+    // Bad tokens change nothing: a pasted fragment, a token for another host, an expired one.
+    bad_input(h2, &join_args("rookery-join-xyz", h2, &a2), "damaged");
+    let for_host2 = token(h1, "host2", &[]);
+    bad_input(
+        h3,
+        &join_args(&for_host2, h3, &a3),
+        "made for host \"host2\"",
+    );
+    let short = token(h1, "host3", &["--valid-for", "1"]);
+    std::thread::sleep(Duration::from_secs(2));
+    bad_input(h3, &join_args(&short, h3, &a3), "expired");
+    assert!(std::fs::read_dir(h3.data_dir()).unwrap().next().is_none());
+    // A host of another cluster is refused before anything is sent.
+    let other = tempfile::tempdir().unwrap();
+    let other_layout = rookery_orchestrator::Layout::new(other.path());
+    let here = rookery_platform::local::host_at("host3", h3.address.into(), "10.77.0.0/24");
+    rookery_orchestrator::create_cluster(
+        &other_layout,
+        "other",
+        &["a".into()],
+        &[(3300, 6789)],
+        &here,
+    )
+    .unwrap();
+    let for_host3 = token(h1, "host3", &[]);
+    let o = h3
+        .command(env!("CARGO_BIN_EXE_rookery"))
+        .arg("--data-dir")
+        .arg(other.path())
+        .args(join_args(&for_host3, h3, &a3))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already belongs to cluster"),
+        "{}",
+        text(&o)
+    );
+
+    // The two joins.
+    ok(h2, &join_args(&for_host2, h2, &a2));
+    ok(h3, &join_args(&for_host3, h3, &a3));
+    // A token works once.
+    let again = rk(h3, &join_args(&for_host2, h2, &a2));
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    let s = wait_healthy(h1, 9, Duration::from_secs(240));
+    eprintln!(
+        "first `up` to the third host's OSDs active+clean: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Three mons in quorum on three hosts, every host up, copies on different hosts.
+    let mons = s["ceph"]["mons"].as_array().unwrap();
+    assert_eq!(mons.len(), 3, "{s}");
+    assert!(mons.iter().all(|m| m["in_quorum"] == true), "{s}");
+    let mut mon_addresses: Vec<String> = mons
+        .iter()
+        .map(|m| {
+            m["address"]
+                .as_str()
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    mon_addresses.sort();
+    assert_eq!(mon_addresses, [a1.clone(), a2.clone(), a3.clone()]);
+    for name in ["host1", "host2", "host3"] {
+        assert_eq!(host_state(&s, name), "up", "{s}");
+    }
+    // Copies move to different hosts once the third host's OSDs are in CRUSH (the mgr's pool too).
+    let moving = Instant::now();
+    for pool in ["replicapool", "device_health_metrics"] {
+        loop {
+            let rule = h1
+                .command("ceph")
+                .args(["-c", h1.data_dir().join("ceph.conf").to_str().unwrap()])
+                .args(["osd", "pool", "get", pool, "crush_rule"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&rule.stdout).contains("rookery-host") {
+                break;
+            }
+            assert!(
+                moving.elapsed() < Duration::from_secs(30),
+                "{pool}: {}",
+                text(&rule)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    wait_healthy(h1, 9, Duration::from_secs(120));
+    // Every member answers status, and lists the same hosts.
+    let members = json(&ok(h3, &["host", "list", "-o", "json"]));
+    assert_eq!(members.as_array().map(Vec::len), Some(3), "{members}");
+
+    // Data, then host2 loses power and its link.
+    objects(h1, "write", "before-", 40);
+    set.kill(1);
+    set.cut(1);
+    objects(h1, "read", "before-", 40);
+    objects(h3, "write", "during-", 40);
+    let down = Instant::now();
+    loop {
+        let s = status(h1);
+        if host_state(&s, "host2") == "down" {
+            break;
+        }
+        assert!(
+            down.elapsed() < Duration::from_secs(60),
+            "host2 not reported down: {s}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+
+    // Back: its supervisor starts again and adopts nothing stale; the data is whole.
+    set.restore(1);
+    ok(h2, &["up"]);
+    wait_healthy(h1, 9, Duration::from_secs(180));
+    objects(h2, "read", "before-", 40);
+    objects(h2, "read", "during-", 40);
+    let osds = status(h1)["ceph"]["osds"].as_array().unwrap().len();
+    assert_eq!(osds, 9, "no OSD was made twice");
+}
