@@ -251,6 +251,10 @@ pub fn routes() -> Router<Arc<Shared>> {
             "/v1/hosts",
             get(crate::hosts_api::list_hosts).post(crate::hosts_api::add_host),
         )
+        .route(
+            "/v1/hosts/{name}/remove",
+            post(crate::hosts_api::remove_host),
+        )
         .route("/v1/resources", post(apply))
         .route("/v1/resources/delete", post(delete_resources))
         .route("/v1/volumes", get(list_volumes).post(create_volume))
@@ -1403,6 +1407,7 @@ names what blocks it, 503 Ceph does not answer, 500 otherwise.",
         csi_access,
         crate::hosts_api::add_host,
         crate::hosts_api::list_hosts,
+        crate::hosts_api::remove_host,
         apply,
         delete_resources,
         list_volumes,

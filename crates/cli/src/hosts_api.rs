@@ -169,6 +169,53 @@ pub async fn list_hosts(State(shared): State<Arc<Shared>>) -> ApiResult<Json<Vec
     Ok(Json(members))
 }
 
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemoveHostBody {
+    /// Purge the host's OSDs without waiting for their data to be safe elsewhere (for a host that is
+    /// gone for good): objects whose only copies were there are lost.
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[utoipa::path(post, path = "/v1/hosts/{name}/remove", tag = "hosts", request_body = RemoveHostBody,
+    params(("name" = String, Path, description = "the host")),
+    responses(
+        (status = 202, body = join::HostRemoval, description = "the removal is under way (`GET /v1/status` shows it under reconcile.leaving)"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "refused: it would lose quorum, or the rest cannot hold the data, or it is this host"),
+        (status = "5XX", body = ErrorBody),
+    ))]
+pub async fn remove_host(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Json(body): Json<RemoveHostBody>,
+) -> ApiResult<(StatusCode, Json<join::HostRemoval>)> {
+    let layout = shared.layout.clone();
+    let home = HostPolicy::load(&layout)
+        .member
+        .map(|m| m.name)
+        .unwrap_or_else(rookery_platform::local::host_name);
+    let removal = on_ceph(&shared, move |rados| {
+        join::remove_host(rados, &home, &name, body.force, now_unix()).map_err(|e| match e {
+            join::RemoveError::Refused(r) => {
+                let status = if matches!(
+                    r,
+                    rookery_orchestrator::planners::hosts::RemovalRefused::NotMember(_)
+                ) {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::CONFLICT
+                };
+                ApiError::new(status, r.code(), None, format!("{r} (nothing was changed)"))
+            }
+            join::RemoveError::Join(j) => api_error(j),
+        })
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(removal)))
+}
+
 /// Admits a joining host (the join channel's decision), on a connection of its own.
 pub fn admit(layout: &Layout, request: JoinRequest) -> Result<Grant, Refusal> {
     let failed = |message: String| Refusal {

@@ -87,6 +87,7 @@ impl Shared {
             recent: s.events.iter().rev().take(10).rev().cloned().collect(),
             devices: s.plan.devices.clone(),
             retiring: s.plan.retiring.clone(),
+            leaving: s.plan.leaving.clone(),
             problems: s.plan.problems.clone(),
         }
     }

@@ -135,29 +135,10 @@ fn status(host: &TestHost) -> serde_json::Value {
     json(&ok(host, &["status", "-o", "json"]))
 }
 
-/// Waits until `host` reports HEALTH_OK with `osds` OSDs up and every PG active+clean.
+/// Waits until `host` reports HEALTH_OK with `osds` OSDs up, three mons in quorum and every PG
+/// active+clean.
 fn wait_healthy(host: &TestHost, osds: usize, limit: Duration) -> serde_json::Value {
-    let started = Instant::now();
-    loop {
-        let s = status(host);
-        let c = &s["ceph"];
-        let up = c["osds"]
-            .as_array()
-            .map_or(0, |o| o.iter().filter(|o| o["up"] == true).count());
-        let pgs = &c["pgs"];
-        let clean = pgs["by_state"]["active+clean"].as_u64() == pgs["total"].as_u64();
-        let mons = c["mons"].as_array().cloned().unwrap_or_default();
-        let quorum = mons.len() == 3 && mons.iter().all(|m| m["in_quorum"] == true);
-        if c["health"] == "HEALTH_OK" && up == osds && clean && quorum {
-            return s;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "not healthy after {limit:?}: {}",
-            serde_json::to_string_pretty(&s).unwrap()
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    wait_healthy_with(host, osds, 3, limit)
 }
 
 fn host_state(s: &serde_json::Value, name: &str) -> String {
@@ -313,6 +294,15 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
         std::thread::sleep(Duration::from_secs(1));
     }
 
+    // With host2's mon out, removing host3 would leave a and b with only a in quorum: refused.
+    let o = rk(h1, &["host", "rm", "host3"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("of which 1 in quorum"),
+        "{}",
+        text(&o)
+    );
+
     // Back: its supervisor starts again and adopts nothing stale; the data is whole.
     set.restore(1);
     ok(h2, &["up"]);
@@ -321,4 +311,97 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
     objects(h2, "read", "during-", 40);
     let osds = status(h1)["ceph"]["osds"].as_array().unwrap().len();
     assert_eq!(osds, 9, "no OSD was made twice");
+
+    // The host that does the cluster-wide work cannot remove itself.
+    bad_input(h1, &["host", "rm", "host1"], "cannot remove itself");
+    bad_input(h1, &["host", "rm", "host9"], "not a host of this cluster");
+
+    // host3 leaves while data is written: drained, then gone from every map.
+    let removing = Instant::now();
+    let (rm, writer) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            h1.command("/usr/bin/python3")
+                .args(["-c", OBJECTS])
+                .arg(h1.data_dir().join("ceph.conf"))
+                .arg(user(h1))
+                .args(["write", "leaving-", "150"])
+                .output()
+                .unwrap()
+        });
+        let rm = rk(h1, &["host", "rm", "host3", "--wait-secs", "600"]);
+        (rm, writer.join().unwrap())
+    });
+    assert!(rm.status.success(), "host rm: {}", text(&rm));
+    assert!(writer.status.success(), "{}", text(&writer));
+    eprintln!(
+        "host rm host3 (3 OSDs drained, mon removed): {:.1} s",
+        removing.elapsed().as_secs_f64()
+    );
+    let ceph = |args: &[&str]| -> String {
+        let o = h1
+            .command("ceph")
+            .args(["-c", h1.data_dir().join("ceph.conf").to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ceph {args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let tree = ceph(&["osd", "tree"]);
+    assert!(
+        !tree.contains("host3") && !tree.contains("osd.6 "),
+        "{tree}"
+    );
+    let auth = ceph(&["auth", "ls"]);
+    assert!(
+        !auth.contains("rookery-host-host3") && !auth.contains("osd.6\n"),
+        "{auth}"
+    );
+    let monmap = ceph(&["mon", "dump"]);
+    assert!(
+        !monmap.contains("mon.c") && !monmap.contains(&a3),
+        "{monmap}"
+    );
+    let s = wait_healthy_with(h1, 6, 2, Duration::from_secs(240));
+    assert_eq!(host_state(&s, "host3"), "", "host3 still listed: {s}");
+    objects(h1, "read", "leaving-", 150);
+    objects(h1, "read", "before-", 40);
+
+    // host3 comes back under the same name, from a cleared data dir: fresh OSDs and key.
+    ok(h3, &["down", "--purge", "--yes-really-destroy-data"]);
+    let again = token(h1, "host3", &[]);
+    ok(h3, &join_args(&again, h3, &a3));
+    wait_healthy(h1, 9, Duration::from_secs(240));
+    objects(h3, "read", "leaving-", 150);
+    objects(h3, "write", "back-", 10);
+}
+
+fn wait_healthy_with(
+    host: &TestHost,
+    osds: usize,
+    mons: usize,
+    limit: Duration,
+) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let s = status(host);
+        let c = &s["ceph"];
+        let up = c["osds"]
+            .as_array()
+            .map_or(0, |o| o.iter().filter(|o| o["up"] == true).count());
+        let total = c["osds"].as_array().map_or(0, Vec::len);
+        let pgs = &c["pgs"];
+        let clean = pgs["by_state"]["active+clean"].as_u64() == pgs["total"].as_u64();
+        let in_quorum = c["mons"].as_array().cloned().unwrap_or_default();
+        let quorum = in_quorum.len() == mons && in_quorum.iter().all(|m| m["in_quorum"] == true);
+        if c["health"] == "HEALTH_OK" && up == osds && total == osds && clean && quorum {
+            return s;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not healthy after {limit:?}: {}",
+            serde_json::to_string_pretty(&s).unwrap()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

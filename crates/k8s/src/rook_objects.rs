@@ -297,6 +297,7 @@ mod tests {
             config_applied: Default::default(),
             config_settled: None,
             member_user: None,
+            removed: false,
         };
         let cm = mon_endpoints(&state, "rook-ceph", &OwnerReference::default());
         assert_eq!(cm["data"]["data"], "a=10.0.0.5:6789");

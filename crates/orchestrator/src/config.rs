@@ -265,6 +265,7 @@ mod tests {
             config_applied: Default::default(),
             config_settled: None,
             member_user: None,
+            removed: false,
         };
         let mut overrides = BTreeMap::new();
         overrides.insert(

@@ -125,6 +125,27 @@ impl Reconciler {
                     .map_err(|e| OrchestratorError::Other(e.to_string()))?;
             }
             Step::JoinMonStore { id } => self.join_mon_store(id)?,
+            Step::MarkRemoved => {
+                self.state.removed = true;
+                self.state.save(&l)?;
+            }
+            Step::PurgeOsd { id, force } => {
+                let r = self.connection()?;
+                if *force {
+                    osd::purge_forced(&r, *id)?;
+                } else {
+                    osd::purge(&r, *id)?;
+                }
+            }
+            Step::RemoveMon { id } => {
+                let r = self.connection()?;
+                rookery_ceph::commands::cluster::mon_remove(&r, id)?;
+            }
+            Step::FinishHostRemoval { host } => {
+                let r = self.connection()?;
+                crate::join::finish_removal(&r, host)
+                    .map_err(|e| OrchestratorError::Other(e.to_string()))?;
+            }
             Step::RecordMons { mons } => {
                 self.state.mons = mons.clone();
                 self.state.save(&l)?;
@@ -756,6 +777,15 @@ fn describe(step: &Step) -> String {
         Step::WriteConfig => "writing ceph.conf".into(),
         Step::PlaceMon { id, host } => format!("placing mon.{id} on {host}"),
         Step::JoinMonStore { id } => format!("creating mon.{id}, joining the running mons"),
+        Step::MarkRemoved => "recording that this host was removed from the cluster".into(),
+        Step::PurgeOsd { id, force: false } => format!("purging osd.{id}"),
+        Step::PurgeOsd { id, force: true } => {
+            format!("purging osd.{id} without waiting for its data (--force)")
+        }
+        Step::RemoveMon { id } => format!("removing mon.{id} from the monmap"),
+        Step::FinishHostRemoval { host } => {
+            format!("removing {host}'s records, CRUSH bucket and Ceph user")
+        }
         Step::RecordMons { mons } => format!(
             "recording the mons: {}",
             mons.iter()

@@ -271,6 +271,8 @@ pub fn admit(
         return Err(JoinError::AddressTaken(request.address));
     }
     config_key::rm(r, &key)?;
+    // A host removed before joins afresh.
+    config_key::rm(r, &format!("{REMOVALS}{}", token.host))?;
     let user = host_user(&token.host);
     let entity = format!("client.{user}");
     auth::rm(r, &entity)?;
@@ -293,4 +295,144 @@ pub fn admit(
         key,
         spec: spec.to_string(),
     })
+}
+
+/// Where removals under way are recorded, one key per host.
+const REMOVALS: &str = "rookery/removals/";
+
+/// `rookery host rm NAME`: recorded in Ceph, carried out by the host that made the cluster (and, for
+/// its own daemons, by the host itself while it runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostRemoval {
+    pub host: String,
+    /// Purge its OSDs without waiting for their data to be safe elsewhere.
+    pub force: bool,
+    pub requested_unix: u64,
+    /// Carried out: the record stays (until the host joins again) so that the host, if it still runs,
+    /// knows it was removed and makes nothing more.
+    #[serde(default)]
+    pub done: bool,
+}
+
+/// Removals under way, by host.
+pub fn removals(r: &Rados) -> Result<std::collections::BTreeMap<String, HostRemoval>, JoinError> {
+    let mut out = std::collections::BTreeMap::new();
+    for (key, value) in config_key::dump(r, REMOVALS)? {
+        let removal: HostRemoval =
+            serde_json::from_str(&value).map_err(|e| JoinError::Corrupt {
+                key,
+                detail: e.to_string(),
+            })?;
+        out.insert(removal.host.clone(), removal);
+    }
+    Ok(out)
+}
+
+pub fn request_removal(r: &Rados, removal: &HostRemoval) -> Result<(), JoinError> {
+    write_json(r, &format!("{REMOVALS}{}", removal.host), removal)
+}
+
+/// The last of a removal, once the host holds no OSD and no mon: its mons' placements, its empty CRUSH
+/// bucket, its Ceph user (so it can do nothing more), its member record and the request go.
+pub fn finish_removal(r: &Rados, host: &str) -> Result<(), JoinError> {
+    for (id, placed) in mon_placements(r)? {
+        if placed == host {
+            config_key::rm(r, &format!("{MON_PLACEMENTS}{id}"))?;
+        }
+    }
+    rookery_ceph::commands::osd::crush_rm(r, host)?;
+    auth::rm(r, &format!("client.{}", host_user(host)))?;
+    config_key::rm(r, &format!("{MEMBERS}{host}"))?;
+    if let Some(mut removal) = removals(r)?.remove(host) {
+        removal.done = true;
+        request_removal(r, &removal)?;
+    }
+    Ok(())
+}
+
+/// Why a `host rm` did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error(transparent)]
+    Refused(#[from] crate::planners::hosts::RemovalRefused),
+    #[error(transparent)]
+    Join(#[from] JoinError),
+}
+
+impl From<CephError> for RemoveError {
+    fn from(e: CephError) -> RemoveError {
+        RemoveError::Join(JoinError::Ceph(e))
+    }
+}
+
+/// Checks that `host` may leave (see [`crate::planners::hosts::check_removal`]) and records the
+/// request, which the reconcilers carry out. Asked again while under way, it answers the request as
+/// recorded.
+pub fn remove_host(
+    r: &Rados,
+    home: &str,
+    host: &str,
+    force: bool,
+    now_unix: u64,
+) -> Result<HostRemoval, RemoveError> {
+    use crate::planners::hosts::{check_removal, OsdFact, RemovalFacts};
+    use rookery_ceph::commands::{cluster, osd};
+    if let Some(existing) = removals(r)?.remove(host).filter(|e| !e.done) {
+        return Ok(existing);
+    }
+    let placements = mon_placements(r)?;
+    let quorum: Vec<String> = cluster::mon_stat(r)?
+        .quorum
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    let mons = cluster::mon_dump(r)?
+        .mons
+        .into_iter()
+        .map(|m| {
+            let on = placements
+                .get(&m.name)
+                .cloned()
+                .unwrap_or_else(|| home.to_string());
+            let in_quorum = quorum.contains(&m.name);
+            (m.name, on, in_quorum)
+        })
+        .collect();
+    let tree = osd::tree(r)?.hosts();
+    let dump = osd::dump(r)?;
+    let df = osd::df(r)?;
+    let osds = dump
+        .osds
+        .iter()
+        .map(|o| {
+            let usage = df.nodes.iter().find(|n| n.id == i64::from(o.osd));
+            OsdFact {
+                id: o.osd,
+                host: tree
+                    .iter()
+                    .find(|(_, ids)| ids.contains(&o.osd))
+                    .map(|(h, _)| h.clone())
+                    .unwrap_or_default(),
+                serving: o.up == 1 && o.in_ == 1,
+                size_bytes: usage.map_or(0, |u| u.kb * 1024),
+                used_bytes: usage.map_or(0, |u| u.kb_used * 1024),
+            }
+        })
+        .collect();
+    let facts = RemovalFacts {
+        members: members(r)?.into_iter().map(|m| m.name).collect(),
+        mons,
+        osds,
+        largest_pool: dump.pools.iter().map(|p| p.size).max().unwrap_or(0),
+    };
+    check_removal(&facts, host, home, force)?;
+    let removal = HostRemoval {
+        host: host.to_string(),
+        force,
+        requested_unix: now_unix,
+        done: false,
+    };
+    request_removal(r, &removal)?;
+    Ok(removal)
 }

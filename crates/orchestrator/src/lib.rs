@@ -132,6 +132,7 @@ pub fn create_cluster(
         config_applied: Default::default(),
         config_settled: None,
         member_user: None,
+        removed: false,
     };
     state.save(layout)?;
     Ok(state)
@@ -168,6 +169,7 @@ pub fn create_joined(
         config_applied: Default::default(),
         config_settled: None,
         member_user: Some(grant.user.clone()),
+        removed: false,
     };
     state.save(layout)?;
     Ok(state)
@@ -600,6 +602,7 @@ impl Reconciler {
                 .map(|m| (m.id.clone(), m.host.clone().unwrap_or_else(|| home.clone())))
                 .collect(),
             mon_records: self.state.mons.clone(),
+            removed: self.state.removed,
             home,
         };
         if (observed.mon_stores.is_empty() && !self.state.joined()) || !conf_current {
@@ -724,7 +727,7 @@ fn observe_ceph(
     if desired.pools.iter().any(|p| p.device_class.is_some()) {
         device_classes = osd::crush_class_ls(r)?.into_iter().collect();
     }
-    let crush_hosts = osd::tree(r)?.hosts().into_iter().collect();
+    let crush_hosts: BTreeMap<String, Vec<u32>> = osd::tree(r)?.hosts().into_iter().collect();
     let monmap = rookery_ceph::commands::cluster::mon_dump(r)?
         .mons
         .into_iter()
@@ -747,6 +750,12 @@ fn observe_ceph(
         .map(|m| m.name)
         .collect();
     let mon_placements = join::mon_placements(r).map_err(joined_error)?;
+    let removals = join::removals(r).map_err(joined_error)?;
+    let quorum = rookery_ceph::commands::cluster::mon_stat(r)?
+        .quorum
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
     let mut filesystems = BTreeMap::new();
     if !desired.filesystems.is_empty() {
         let fs_dump = fs::dump(r)?;
@@ -786,9 +795,16 @@ fn observe_ceph(
             )
         })
         .collect();
-    // Only what retiring OSDs need, and only once they are out: both are mgr calls.
+    // Only what retiring OSDs need (asked to leave, or on a host being removed), and only once they
+    // are out: both are mgr calls.
+    let leaving_hosts = removals
+        .values()
+        .filter(|r| !r.done)
+        .filter_map(|r| crush_hosts.get(&r.host))
+        .flatten();
     let draining: Vec<u32> = retiring
         .iter()
+        .chain(leaving_hosts)
         .copied()
         .filter(|id| osds.get(id).is_some_and(|o| !o.in_))
         .collect();
@@ -825,6 +841,8 @@ fn observe_ceph(
         monmap,
         members,
         mon_placements,
+        quorum,
+        removals,
         filesystems,
         osds,
         config_db,

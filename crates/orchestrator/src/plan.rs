@@ -52,6 +52,8 @@ pub struct Observed {
     pub mon_hosts: BTreeMap<String, String>,
     /// The mons the state records, as they are (for [`Step::RecordMons`]).
     pub mon_records: Vec<crate::state::MonRecord>,
+    /// This joined host was removed from the cluster (`host rm`).
+    pub removed: bool,
 }
 
 /// One host's block devices and what the cluster knows of them.
@@ -109,6 +111,10 @@ pub struct CephView {
     pub members: Vec<String>,
     /// Mons placed on joined hosts and not made yet, or made there: id -> host (`rookery/mons/`).
     pub mon_placements: BTreeMap<String, String>,
+    /// Mons in quorum.
+    pub quorum: BTreeSet<String>,
+    /// Hosts being removed (`host rm`).
+    pub removals: BTreeMap<String, crate::join::HostRemoval>,
     pub filesystems: BTreeMap<String, FsView>,
     /// Every OSD in the OSD map.
     pub osds: BTreeMap<u32, OsdView>,
@@ -116,6 +122,16 @@ pub struct CephView {
     pub config_db: planners::config_db::Database,
     /// What running daemons run with, read only while the spec's options are not known to be everywhere.
     pub rollout: Option<planners::config_db::Rollout>,
+}
+
+impl CephView {
+    /// Hosts with OSDs that are not being removed: what copies can be spread over.
+    pub fn hosts_staying(&self) -> usize {
+        self.crush_hosts
+            .keys()
+            .filter(|h| !self.removals.contains_key(*h))
+            .count()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -207,6 +223,21 @@ pub enum Step {
     JoinMonStore {
         id: String,
     },
+    /// Purges a removed host's OSD that is down (its data safe elsewhere, or `force`).
+    PurgeOsd {
+        id: u32,
+        force: bool,
+    },
+    /// Takes a removed host's mon, out of quorum, out of the monmap.
+    RemoveMon {
+        id: String,
+    },
+    /// A removed host holds nothing more: its records, CRUSH bucket and Ceph user go.
+    FinishHostRemoval {
+        host: String,
+    },
+    /// This joined host's removal is done: it records that it was removed and makes nothing more.
+    MarkRemoved,
     /// The state's mons become those of the monmap (and those placed here, still joining), so ceph.conf
     /// names every mon there is.
     RecordMons {
@@ -372,6 +403,15 @@ impl Step {
             }
             Step::JoinMonStore { id } => format!("mon.{id} is placed on this host"),
             Step::RecordMons { .. } => "the monmap changed".into(),
+            Step::PurgeOsd { id, force: false } => {
+                format!("osd.{id} of a host being removed is down and its data is safe elsewhere")
+            }
+            Step::PurgeOsd { id, force: true } => {
+                format!("osd.{id} of a host removed with --force is down")
+            }
+            Step::RemoveMon { id } => format!("mon.{id} of a host being removed is out of quorum"),
+            Step::FinishHostRemoval { host } => format!("{host} holds no OSD and no mon any more"),
+            Step::MarkRemoved => "the cluster removed this host".into(),
             Step::CreateMonStore { id } => format!("mon.{id} has no store yet"),
             Step::Start { daemon } => format!("{daemon} is not running"),
             Step::CreateMgrKey { id } => format!("mgr.{id} has no key yet"),
@@ -497,6 +537,9 @@ pub struct Plan {
     pub devices: Vec<crate::disks::DevicePlan>,
     /// OSDs on their way out.
     pub retiring: Vec<planners::retire::Retiring>,
+    /// Hosts on their way out (`host rm`).
+    #[serde(default)]
+    pub leaving: Vec<planners::hosts::Leaving>,
     /// What is wrong with the cluster and needs a person, not a spec change (a dead OSD): shown, but it
     /// does not hold up applying a spec.
     pub problems: Vec<String>,
@@ -535,6 +578,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     p.steps.extend(config);
     p.waiting = p.waiting.take().or(waiting);
     p.absorb(planners::mons::place(desired, observed, ceph));
+    let (leaving_steps, leaving) = planners::hosts::plan(observed, ceph);
+    p.steps.extend(leaving_steps);
+    p.leaving = leaving;
     p.absorb(planners::mgr::plan_daemons(desired, observed));
     p.absorb(planners::pools::plan(desired, ceph));
     p.absorb(planners::filesystems::plan(desired, observed, ceph));
@@ -585,6 +631,12 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
 /// the cluster.
 pub fn plan_member(desired: &Desired, observed: &Observed) -> Plan {
     let mut p = Plan::default();
+    if observed.removed {
+        p.problems.push(
+            "this host was removed from the cluster (`rookery host rm`); `rookery down --purge --yes-really-destroy-data` clears its data dir, and a new token lets it join again".into(),
+        );
+        return p;
+    }
     if !observed.keys {
         p.problems.push(
             "this host's Ceph key is missing from its data dir; join the cluster again with a new token".into(),
@@ -599,6 +651,18 @@ pub fn plan_member(desired: &Desired, observed: &Observed) -> Plan {
         p.waiting = Some("waiting to reach the cluster's mons".into());
         return p;
     };
+    match ceph.removals.get(&observed.home) {
+        Some(r) if r.done => {
+            p.steps
+                .extend(observed.running.iter().map(|daemon| Step::Stop {
+                    daemon: daemon.clone(),
+                }));
+            p.steps.push(Step::MarkRemoved);
+            return p;
+        }
+        Some(_) => return leave(observed, ceph, p),
+        None => {}
+    }
     p.steps.extend(planners::mons::plan_joined(observed, ceph));
     let (retire, retiring) = planners::retire::plan(&observed.osd_requests, &observed.osds, ceph);
     p.steps.extend(retire);
@@ -612,6 +676,38 @@ pub fn plan_member(desired: &Desired, observed: &Observed) -> Plan {
     p.problems.extend(dead.iter().map(ToString::to_string));
     p.absorb(osds);
     p.devices = planners::osds::device_plan(desired, observed);
+    p
+}
+
+/// A joined host being removed: its OSDs retire as `osd rm` would have them (out, drained, stopped,
+/// purged, their files freed), then its mons stop so the host that made the cluster can take them out
+/// of the monmap. Nothing new is made.
+fn leave(observed: &Observed, ceph: &CephView, mut p: Plan) -> Plan {
+    let mut requests = observed.osd_requests.clone();
+    for osd in &observed.osds {
+        if let Some(id) = osd.id {
+            if !requests.requests.iter().any(|q| q.uuid == osd.uuid) {
+                requests.requests.push(crate::osd_requests::OsdRequest {
+                    id,
+                    uuid: osd.uuid.clone(),
+                    replace_with: None,
+                    requested_unix: 0,
+                });
+            }
+        }
+    }
+    let (retire, retiring) = planners::retire::plan(&requests, &observed.osds, ceph);
+    p.steps.extend(retire);
+    p.retiring = retiring;
+    if observed.osds.is_empty() {
+        for (id, host) in &observed.mon_hosts {
+            let name = format!("mon.{id}");
+            if *host == observed.home && observed.running.contains(&name) {
+                p.steps.push(Step::Stop { daemon: name });
+            }
+        }
+    }
+    p.waiting = Some("this host is being removed from the cluster (`rookery host rm`)".into());
     p
 }
 

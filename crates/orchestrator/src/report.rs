@@ -73,6 +73,9 @@ pub struct ReconcileInfo {
     /// OSDs on their way out (`osd rm`, `osd replace`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retiring: Vec<crate::planners::retire::Retiring>,
+    /// Hosts on their way out (`host rm`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaving: Vec<crate::planners::hosts::Leaving>,
 }
 
 impl ReconcileInfo {

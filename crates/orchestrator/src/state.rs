@@ -32,6 +32,9 @@ pub struct ClusterState {
     /// made the cluster acts as client.admin and runs the cluster-wide work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_user: Option<String>,
+    /// A joined host that was removed (`host rm`): it runs and makes nothing more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -54,6 +54,18 @@ pub fn mon_getmap(r: &Rados) -> Result<Vec<u8>, CephError> {
         .map(|(map, _)| map)
 }
 
+fn mon_remove_cmd(name: &str) -> Cmd {
+    Cmd::mon(json!({"prefix": "mon remove", "name": name}))
+}
+
+/// `mon remove NAME`: the mon leaves the monmap (one that is not there is no error).
+pub fn mon_remove(r: &Rados, name: &str) -> Result<(), CephError> {
+    match mon_remove_cmd(name).run(r) {
+        Err(e) if e.errno() == Some(-libc::ENOENT) => Ok(()),
+        other => other,
+    }
+}
+
 fn mon_stat_cmd() -> Cmd {
     Cmd::mon(json!({"prefix": "mon stat"}))
 }

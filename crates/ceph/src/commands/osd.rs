@@ -130,6 +130,28 @@ pub fn purge(r: &Rados, id: u32) -> Result<(), CephError> {
     purge_cmd(id).run(r)
 }
 
+fn purge_forced_cmd(id: u32) -> Cmd {
+    Cmd::mgr(json!({"prefix": "osd purge", "id": id, "force": true, "yes_i_really_mean_it": true}))
+}
+
+/// `osd purge --force`: purges a down OSD without the mgr's check that its data is safe elsewhere
+/// (`host rm --force` of a host that is gone, whose PGs may never become clean without it).
+pub fn purge_forced(r: &Rados, id: u32) -> Result<(), CephError> {
+    purge_forced_cmd(id).run(r)
+}
+
+fn crush_rm_cmd(name: &str) -> Cmd {
+    Cmd::mon(json!({"prefix": "osd crush rm", "name": name}))
+}
+
+/// `osd crush rm NAME`: removes an empty bucket (a removed host's); one that is not there is no error.
+pub fn crush_rm(r: &Rados, name: &str) -> Result<(), CephError> {
+    match crush_rm_cmd(name).run(r) {
+        Err(e) if e.errno() == Some(-libc::ENOENT) => Ok(()),
+        other => other,
+    }
+}
+
 fn destroy_cmd(id: u32) -> Cmd {
     Cmd::mgr(json!({"prefix": "osd destroy", "id": id, "yes_i_really_mean_it": true}))
 }

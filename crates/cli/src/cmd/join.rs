@@ -53,9 +53,11 @@ pub fn run(layout: &Layout, args: &JoinArgs, output: Output) -> CmdResult {
         .map_err(|e| Failure::bad_input(e.to_string()))?;
     if ours.is_some() {
         return Err(Failure::bad_input(format!(
-            "this host is a member of cluster {} already; `rookery up --data-dir {}` starts it again",
+            "{} holds cluster {} already: this host joined it before. If it still is a member, \
+             `rookery up` starts it again; if it was removed (`rookery host rm`), clear the data dir \
+             with `rookery down --purge --yes-really-destroy-data` and join again (nothing was changed)",
+            layout.root.display(),
             token.cluster,
-            layout.root.display()
         )));
     }
     let request = JoinRequest {

@@ -5,6 +5,7 @@
 
 pub mod config_db;
 pub mod filesystems;
+pub mod hosts;
 pub mod mgr;
 pub mod mons;
 pub mod object_stores;

@@ -89,7 +89,7 @@ pub fn plan(desired: &Desired, ceph: &CephView) -> Partial<PoolError> {
             });
         } else if pool.erasure.is_none() {
             // An erasure-coded pool's rule comes with its profile.
-            let by_host = spreads_over_hosts(pool.across_hosts, pool.size, ceph.crush_hosts.len());
+            let by_host = spreads_over_hosts(pool.across_hosts, pool.size, ceph.hosts_staying());
             let class = pool.device_class.as_deref();
             use_rule(&mut p, ceph, &pool.name, have.crush_rule, class, by_host);
         }
@@ -115,7 +115,7 @@ pub fn plan(desired: &Desired, ceph: &CephView) -> Partial<PoolError> {
         }
         let on = |rule: &str| ceph.rules.get(rule) == Some(&have.crush_rule);
         if on(DEFAULT_RULE) || on(HOST_RULE) {
-            let by_host = spreads_over_hosts(true, have.size, ceph.crush_hosts.len());
+            let by_host = spreads_over_hosts(true, have.size, ceph.hosts_staying());
             use_rule(&mut p, ceph, name, have.crush_rule, None, by_host);
         }
     }
