@@ -19,6 +19,7 @@ metadata: {name: multi}
 spec:
   mon: {count: 3}
   mgr: {count: 1}
+  healthCheck: {daemonHealth: {mon: {timeout: 20s}}}
   storage:
     useAllNodes: false
     useAllDevices: false
@@ -151,8 +152,8 @@ fn host_state(s: &serde_json::Value, name: &str) -> String {
 
 #[test]
 fn three_hosts_join_and_survive_the_loss_of_one() {
-    let set = TestHosts::new(3);
-    let [h1, h2, h3] = [&set.hosts[0], &set.hosts[1], &set.hosts[2]];
+    let set = TestHosts::new(4);
+    let [h1, h2, h3, h4] = [&set.hosts[0], &set.hosts[1], &set.hosts[2], &set.hosts[3]];
     let spec = h1
         .data_dir()
         .parent()
@@ -160,7 +161,7 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
         .join(format!("{}.yaml", h1.netns));
     std::fs::write(&spec, SPEC).unwrap();
     let addr = |h: &TestHost| h.address.to_string();
-    let (a1, a2, a3) = (addr(h1), addr(h2), addr(h3));
+    let (a1, a2, a3, a4) = (addr(h1), addr(h2), addr(h3), addr(h4));
 
     let started = Instant::now();
     ok(
@@ -374,6 +375,49 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
     wait_healthy(h1, 9, Duration::from_secs(240));
     objects(h3, "read", "leaving-", 150);
     objects(h3, "write", "back-", 10);
+
+    // A fourth host joins (no mon: three are enough); then host3, with mon.c, dies for good. After
+    // the spec's 20 s, mon.c is made again on host4 and the quorum is three again.
+    let for_host4 = token(h1, "host4", &[]);
+    ok(h4, &join_args(&for_host4, h4, &a4));
+    wait_healthy(h1, 12, Duration::from_secs(240));
+    set.kill(2);
+    set.cut(2);
+    let lost = Instant::now();
+    loop {
+        let s = status(h1);
+        let mons = s["ceph"]["mons"].as_array().cloned().unwrap_or_default();
+        let on_host4 = mons
+            .iter()
+            .any(|m| m["name"] == "c" && m["address"].as_str().unwrap_or("").starts_with(&a4));
+        if on_host4 && mons.len() == 3 && mons.iter().all(|m| m["in_quorum"] == true) {
+            break;
+        }
+        assert!(
+            lost.elapsed() < Duration::from_secs(180),
+            "mon.c was not replaced on host4: {}",
+            serde_json::to_string_pretty(&s["ceph"]["mons"]).unwrap()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!(
+        "host3 lost -> mon.c in quorum on host4: {:.1} s (timeout 20 s)",
+        lost.elapsed().as_secs_f64()
+    );
+    // The dead host is removed with --force: its OSDs are purged without it.
+    let rm = rk(
+        h1,
+        &["host", "rm", "host3", "--force", "--wait-secs", "300"],
+    );
+    assert!(rm.status.success(), "host rm --force: {}", text(&rm));
+    assert!(
+        String::from_utf8_lossy(&rm.stderr).contains("are lost"),
+        "the risk is said: {}",
+        text(&rm)
+    );
+    wait_healthy(h1, 9, Duration::from_secs(300));
+    objects(h4, "read", "before-", 40);
+    objects(h4, "read", "leaving-", 150);
 }
 
 fn wait_healthy_with(

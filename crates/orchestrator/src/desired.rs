@@ -13,6 +13,9 @@ pub struct Desired {
     pub mon_ids: Vec<String>,
     /// Several mons may share a host (`spec.mon.allowMultiplePerNode`); otherwise one per host.
     pub mon_allow_multiple: bool,
+    /// How long a mon of a joined host may stay out of quorum before it is replaced on another host
+    /// (Rook's `healthCheck.daemonHealth.mon.timeout`).
+    pub mon_failover: std::time::Duration,
     pub mgr_ids: Vec<String>,
     /// OSD files (the `osdFiles` extension).
     pub osd_count: u32,
@@ -294,6 +297,7 @@ impl Desired {
             name: cluster.metadata.name.clone(),
             mon_ids: letter_ids(spec.mon.count),
             mon_allow_multiple: spec.mon.allow_multiple_per_node,
+            mon_failover: spec.health_check.mon_timeout(),
             mgr_ids: letter_ids(spec.mgr.count),
             osd_count: files.as_ref().map(|f| f.count).unwrap_or(0),
             osd_size: files.as_ref().map(|f| f.size.0).unwrap_or(0),

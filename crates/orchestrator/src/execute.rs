@@ -137,6 +137,12 @@ impl Reconciler {
                     osd::purge(&r, *id)?;
                 }
             }
+            Step::FailoverMon { id, .. } => {
+                let r = self.connection()?;
+                rookery_ceph::commands::cluster::mon_remove(&r, id)?;
+                crate::join::unplace_mon(&r, id)
+                    .map_err(|e| OrchestratorError::Other(e.to_string()))?;
+            }
             Step::RemoveMon { id } => {
                 let r = self.connection()?;
                 rookery_ceph::commands::cluster::mon_remove(&r, id)?;
@@ -483,6 +489,10 @@ impl Reconciler {
     fn join_mon_store(&mut self, id: &str) -> Result<(), OrchestratorError> {
         let l = self.layout.clone();
         let home = self.home_host()?;
+        // A record of this id on another host is of a mon that was replaced (failover).
+        self.state
+            .mons
+            .retain(|m| m.id != id || m.host.as_deref() == Some(home.name.as_str()));
         if !self.state.mons.iter().any(|m| m.id == id) {
             let (ports, _) =
                 crate::preflight::choose_mon_ports(&*self.platform(), &home.name, 1, None);
@@ -783,6 +793,9 @@ fn describe(step: &Step) -> String {
             format!("purging osd.{id} without waiting for its data (--force)")
         }
         Step::RemoveMon { id } => format!("removing mon.{id} from the monmap"),
+        Step::FailoverMon { id, host } => {
+            format!("replacing mon.{id} of {host}: out of the monmap, to be placed on another host")
+        }
         Step::FinishHostRemoval { host } => {
             format!("removing {host}'s records, CRUSH bucket and Ceph user")
         }

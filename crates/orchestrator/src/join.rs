@@ -151,6 +151,12 @@ pub fn mon_placements(r: &Rados) -> Result<std::collections::BTreeMap<String, St
     Ok(out)
 }
 
+/// Forgets where mon `id` was placed (it was replaced).
+pub fn unplace_mon(r: &Rados, id: &str) -> Result<(), JoinError> {
+    config_key::rm(r, &format!("{MON_PLACEMENTS}{id}"))?;
+    Ok(())
+}
+
 /// Places mon `id` on `host`; that host's supervisor makes it.
 pub fn place_mon(r: &Rados, id: &str, host: &str) -> Result<(), JoinError> {
     write_json(

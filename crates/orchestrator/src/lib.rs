@@ -240,6 +240,8 @@ pub struct Reconciler {
     device_watch: device_watch::DeviceWatch,
     /// Daemons restarted for their config, and when.
     restarted: BTreeMap<String, std::time::Instant>,
+    /// Since when each mon has been out of quorum, as this reconciler saw it.
+    mon_out_since: BTreeMap<String, std::time::Instant>,
 }
 
 impl Reconciler {
@@ -268,6 +270,7 @@ impl Reconciler {
             metrics: metrics::ReconcileMetrics::default(),
             device_watch: device_watch::DeviceWatch::default(),
             restarted: BTreeMap::new(),
+            mon_out_since: BTreeMap::new(),
         })
     }
 
@@ -603,6 +606,7 @@ impl Reconciler {
                 .collect(),
             mon_records: self.state.mons.clone(),
             removed: self.state.removed,
+            mons_out_for: BTreeMap::new(),
             home,
         };
         if (observed.mon_stores.is_empty() && !self.state.joined()) || !conf_current {
@@ -629,6 +633,17 @@ impl Reconciler {
                         }
                     }
                     view.rollout = self.observe_rollout(&r, &observed.running, &view);
+                    let now = std::time::Instant::now();
+                    self.mon_out_since
+                        .retain(|id, _| view.monmap.contains_key(id) && !view.quorum.contains(id));
+                    for id in view.monmap.keys().filter(|id| !view.quorum.contains(*id)) {
+                        self.mon_out_since.entry(id.clone()).or_insert(now);
+                    }
+                    observed.mons_out_for = self
+                        .mon_out_since
+                        .iter()
+                        .map(|(id, since)| (id.clone(), now.duration_since(*since)))
+                        .collect();
                     observed.ceph = Some(view);
                 }
                 Err(e) => {

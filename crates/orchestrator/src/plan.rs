@@ -54,6 +54,8 @@ pub struct Observed {
     pub mon_records: Vec<crate::state::MonRecord>,
     /// This joined host was removed from the cluster (`host rm`).
     pub removed: bool,
+    /// Mons out of quorum, and for how long this reconciler has seen them so.
+    pub mons_out_for: BTreeMap<String, std::time::Duration>,
 }
 
 /// One host's block devices and what the cluster knows of them.
@@ -216,6 +218,12 @@ pub enum Step {
     WriteConfig,
     /// Records that mon `id` is to run on `host` (a host that joined), which makes it there.
     PlaceMon {
+        id: String,
+        host: String,
+    },
+    /// Mon `id` of `host` was out of quorum longer than the spec allows: it leaves the monmap and its
+    /// placement, so that it is placed again on a host that runs.
+    FailoverMon {
         id: String,
         host: String,
     },
@@ -402,6 +410,9 @@ impl Step {
                 format!("mon.{id} has no host yet; {host} runs no mon")
             }
             Step::JoinMonStore { id } => format!("mon.{id} is placed on this host"),
+            Step::FailoverMon { id, host } => format!(
+                "mon.{id} on {host} is out of quorum for longer than spec.healthCheck.daemonHealth.mon.timeout"
+            ),
             Step::RecordMons { .. } => "the monmap changed".into(),
             Step::PurgeOsd { id, force: false } => {
                 format!("osd.{id} of a host being removed is down and its data is safe elsewhere")

@@ -134,6 +134,68 @@ pub struct ClusterSpec {
     /// that say so are accepted.
     #[serde(skip_serializing_if = "NetworkSpec::is_unset")]
     pub network: NetworkSpec,
+    /// Rook's health checks; rookery reads how long a mon may stay out of quorum before it is
+    /// replaced on another host (`daemonHealth.mon.timeout`).
+    #[serde(skip_serializing_if = "HealthCheckSpec::is_unset")]
+    pub health_check: HealthCheckSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HealthCheckSpec {
+    pub daemon_health: DaemonHealthSpec,
+}
+
+impl HealthCheckSpec {
+    pub fn is_unset(&self) -> bool {
+        self == &HealthCheckSpec::default()
+    }
+
+    /// How long a mon may stay out of quorum before it is replaced (Rook's default: 10 minutes).
+    pub fn mon_timeout(&self) -> std::time::Duration {
+        self.daemon_health
+            .mon
+            .timeout
+            .as_deref()
+            .and_then(parse_duration)
+            .unwrap_or(std::time::Duration::from_secs(600))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DaemonHealthSpec {
+    pub mon: MonHealthSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MonHealthSpec {
+    /// A Go duration (`600s`, `10m`, `1h30m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// A Go duration as Rook writes them: numbers with units `ms`, `s`, `m`, `h` (`90s`, `1h30m`).
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, scale) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+            .into_iter()
+            .find(|(u, _)| rest.starts_with(u))?;
+        rest = &rest[unit.len()..];
+        total += number * scale;
+    }
+    Some(std::time::Duration::from_secs_f64(total))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

@@ -63,7 +63,10 @@ const COMMON_NOTICES: Table = &[
 
 pub(crate) const CLUSTER: Schema = Schema {
     fields: &[
-        ("spec", "mon mgr storage cephConfig network"),
+        ("spec", "mon mgr storage cephConfig network healthCheck"),
+        ("spec.healthCheck", "daemonHealth"),
+        ("spec.healthCheck.daemonHealth", "mon"),
+        ("spec.healthCheck.daemonHealth.mon", "timeout"),
         ("spec.network", "provider hostNetwork"),
         ("spec.mon", "count allowMultiplePerNode"),
         ("spec.mgr", "count allowMultiplePerNode modules"),
@@ -91,8 +94,15 @@ pub(crate) const CLUSTER: Schema = Schema {
             "a pod setting rookery does not apply yet: each daemon runs pinned to its node, without limits",
         ),
         (
-            "spec.disruptionManagement spec.healthCheck spec.crashCollector spec.logCollector",
+            "spec.disruptionManagement spec.crashCollector spec.logCollector",
             "a feature of Rook's operator that rookery has not; it checks and restarts daemons itself",
+        ),
+        (
+            "spec.healthCheck.daemonHealth.osd spec.healthCheck.daemonHealth.status \
+             spec.healthCheck.daemonHealth.mon.interval spec.healthCheck.daemonHealth.mon.disabled \
+             spec.healthCheck.livenessProbe spec.healthCheck.startupProbe \
+             spec.healthCheck.muteHealthWarning",
+            "rookery checks and restarts daemons itself; of Rook's health checks it reads only daemonHealth.mon.timeout (how long a mon may be out of quorum before it is replaced on another host)",
         ),
         (
             "spec.cleanupPolicy",

@@ -83,14 +83,16 @@ fn default_yaml_loads_and_matches_builtin() {
 fn rook_example_loads_unchanged_with_notices() {
     let resources = load(ROOK_TEST).unwrap();
     let paths: Vec<&str> = resources.notices.iter().map(|n| n.path.as_str()).collect();
-    let expected = "dataDirHostPath cephVersion security skipUpgradeChecks dashboard crashCollector \
-                    monitoring healthCheck priorityClassNames disruptionManagement storage.useAllNodes \
+    let expected =
+        "dataDirHostPath cephVersion security skipUpgradeChecks dashboard crashCollector \
+                    monitoring healthCheck.daemonHealth.mon.interval healthCheck.muteHealthWarning \
+                    priorityClassNames disruptionManagement storage.useAllNodes \
                     storage.allowDeviceClassUpdate storage.allowOsdCrushWeightUpdate";
     for field in expected.split_whitespace() {
         let path = format!("CephCluster/my-cluster: spec.{field}");
         assert!(paths.contains(&path.as_str()), "{path}: {paths:#?}");
     }
-    assert_eq!(paths.len(), 13, "{paths:#?}");
+    assert_eq!(paths.len(), 14, "{paths:#?}");
     assert!(resources
         .notices
         .iter()
@@ -647,4 +649,31 @@ fn display_formats() {
         message: "why".into(),
     };
     assert_eq!(n.to_string(), "spec.csi: why");
+}
+
+#[test]
+fn the_mon_timeout_is_a_go_duration() {
+    use std::time::Duration;
+    assert_eq!(
+        crate::parse_duration("600s"),
+        Some(Duration::from_secs(600))
+    );
+    assert_eq!(
+        crate::parse_duration("1h30m"),
+        Some(Duration::from_secs(5400))
+    );
+    assert_eq!(crate::parse_duration("10"), None);
+    assert_eq!(crate::parse_duration("5x"), None);
+    let spec = |t: &str| {
+        format!("apiVersion: ceph.rook.io/v1\nkind: CephCluster\nmetadata: {{name: c}}\nspec:\n  storage: {{osdFiles: {{count: 3, size: 10Gi}}}}\n  healthCheck: {{daemonHealth: {{mon: {{timeout: {t}, interval: 45s}}}}}}\n")
+    };
+    let r = crate::load(&spec("20s")).unwrap();
+    let c = r.cluster.unwrap();
+    assert_eq!(c.spec.health_check.mon_timeout(), Duration::from_secs(20));
+    assert!(r
+        .notices
+        .iter()
+        .any(|n| n.to_string().contains("mon.interval")));
+    assert!(crate::load(&spec("2s")).is_err());
+    assert!(crate::load(&spec("soon")).is_err());
 }

@@ -108,6 +108,21 @@ pub(crate) fn cluster(c: &mut CephCluster, r: &mut Report) {
     check_count(&mon, spec.mon.count, spec.mon.allow_multiple_per_node, r);
     check_count(&mgr, spec.mgr.count, spec.mgr.allow_multiple_per_node, r);
     network(&spec.network, r);
+    if let Some(t) = &spec.health_check.daemon_health.mon.timeout {
+        match crate::parse_duration(t) {
+            Some(d) if d.as_secs() >= 10 => {}
+            Some(_) => r.error(
+                "spec.healthCheck.daemonHealth.mon.timeout",
+                format!("{t:?} is too short: a mon restarting would be replaced"),
+                "use at least 10s (Rook's default is 10m)",
+            ),
+            None => r.error(
+                "spec.healthCheck.daemonHealth.mon.timeout",
+                format!("{t:?} is not a duration"),
+                "write it as Rook does, e.g. 600s or 10m",
+            ),
+        }
+    }
 
     for (i, module) in spec.mgr.modules.iter().enumerate() {
         let path = format!("spec.mgr.modules[{i}]");

@@ -63,6 +63,7 @@ pub(crate) mod tests {
             name: "c".into(),
             mon_ids: vec!["a".into()],
             mon_allow_multiple: false,
+            mon_failover: std::time::Duration::from_secs(600),
             mgr_ids: vec!["a".into()],
             osd_count: 3,
             osd_size: 10 << 30,

@@ -61,6 +61,15 @@ pub fn place(desired: &Desired, observed: &Observed, ceph: &CephView) -> Partial
         .collect();
     taken.insert(&observed.home);
     let have = observed.mon_hosts.len();
+    // A host whose OSDs are all down is gone for now: no mon is placed there.
+    let alive = |h: &String| {
+        ceph.crush_hosts.get(h).is_none_or(|osds| {
+            osds.iter()
+                .any(|id| ceph.osds.get(id).is_some_and(|v| v.up))
+        })
+    };
+    let eligible =
+        |h: &&String| **h != observed.home && !ceph.removals.contains_key(*h) && alive(h);
     for id in &desired.mon_ids {
         if observed.mon_hosts.contains_key(id) || ceph.mon_placements.contains_key(id) {
             continue;
@@ -68,7 +77,7 @@ pub fn place(desired: &Desired, observed: &Observed, ceph: &CephView) -> Partial
         let host = ceph
             .members
             .iter()
-            .filter(|h| **h != observed.home)
+            .filter(eligible)
             .find(|h| desired.mon_allow_multiple || !taken.contains(h));
         match host {
             Some(h) => {
@@ -82,6 +91,29 @@ pub fn place(desired: &Desired, observed: &Observed, ceph: &CephView) -> Partial
                 id: id.clone(),
                 have,
             }),
+        }
+    }
+    // A joined host's mon out of quorum too long is replaced when another host can take it (the
+    // host that made the cluster restarts its own mons itself).
+    let free_host = ceph
+        .members
+        .iter()
+        .filter(eligible)
+        .any(|h| desired.mon_allow_multiple || !taken.contains(h));
+    for (id, out_for) in &observed.mons_out_for {
+        let host = observed
+            .mon_hosts
+            .get(id)
+            .or_else(|| ceph.mon_placements.get(id));
+        let Some(host) = host.filter(|h| **h != observed.home) else {
+            continue;
+        };
+        let leaving = ceph.removals.contains_key(host);
+        if *out_for >= desired.mon_failover && free_host && !leaving {
+            p.step(Step::FailoverMon {
+                id: id.clone(),
+                host: host.clone(),
+            });
         }
     }
     p.steps.extend(record(observed, ceph));
@@ -99,6 +131,14 @@ pub fn plan_joined(observed: &Observed, ceph: &CephView) -> Vec<Step> {
             steps.push(Step::JoinMonStore { id: id.clone() });
         } else if let Some(s) = start_unless_running(&observed.running, format!("mon.{id}")) {
             steps.push(s);
+        }
+    }
+    // A mon of this host replaced elsewhere while this host was away must not come back.
+    for (id, host) in &observed.mon_hosts {
+        let moved = ceph.mon_placements.get(id).is_none_or(|p| p != host);
+        let name = format!("mon.{id}");
+        if *host == observed.home && moved && observed.running.contains(&name) {
+            steps.push(Step::Stop { daemon: name });
         }
     }
     steps.extend(record(observed, ceph));
@@ -133,8 +173,12 @@ pub fn merge_monmap(
             }
         })
         .collect();
+    // A mon joining: placed on the host its record names, not in the map yet.
     for m in current {
-        if !monmap.contains_key(&m.id) && placements.contains_key(&m.id) {
+        if !monmap.contains_key(&m.id)
+            && m.host.is_some()
+            && placements.get(&m.id) == m.host.as_ref()
+        {
             out.push(m.clone());
         }
     }
@@ -262,6 +306,60 @@ mod tests {
         assert_eq!(
             plan_joined(&joined, &ceph)[0],
             Step::JoinMonStore { id: "b".into() }
+        );
+    }
+
+    #[test]
+    fn a_joined_host_s_mon_out_too_long_moves_to_a_host_that_runs() {
+        let mut d = desired();
+        d.mon_ids = vec!["a".into(), "b".into()];
+        d.mon_failover = std::time::Duration::from_secs(20);
+        let mut o = home();
+        o.mon_hosts.insert("b".into(), "h2".into());
+        o.mon_records.push(record("b", "h2", 2));
+        let mut ceph = CephView {
+            monmap: map_of(&o.mon_records),
+            members: vec!["h1".into(), "h2".into(), "h3".into()],
+            mon_placements: [("b".to_string(), "h2".to_string())].into(),
+            ..Default::default()
+        };
+        ceph.crush_hosts.insert("h2".into(), vec![1]);
+        ceph.crush_hosts.insert("h3".into(), vec![2]);
+        ceph.osds.insert(1, crate::plan::OsdView::default());
+        ceph.osds.insert(
+            2,
+            crate::plan::OsdView {
+                up: true,
+                ..Default::default()
+            },
+        );
+        let failover = Step::FailoverMon {
+            id: "b".into(),
+            host: "h2".into(),
+        };
+        // Out for less than the timeout: nothing.
+        o.mons_out_for
+            .insert("b".into(), std::time::Duration::from_secs(5));
+        assert!(!place(&d, &o, &ceph).steps.contains(&failover));
+        o.mons_out_for
+            .insert("b".into(), std::time::Duration::from_secs(25));
+        assert!(place(&d, &o, &ceph).steps.contains(&failover));
+        // No host that runs to take it (h3's OSDs down too): it stays.
+        ceph.osds.get_mut(&2).unwrap().up = false;
+        assert!(!place(&d, &o, &ceph).steps.contains(&failover));
+        ceph.osds.get_mut(&2).unwrap().up = true;
+        // Once out of the map and unplaced, it is placed on h3, not on the dead h2.
+        o.mon_hosts.remove("b");
+        o.mon_records.pop();
+        ceph.monmap = map_of(&o.mon_records);
+        ceph.mon_placements.clear();
+        o.mons_out_for.clear();
+        assert_eq!(
+            place(&d, &o, &ceph).steps,
+            [Step::PlaceMon {
+                id: "b".into(),
+                host: "h3".into()
+            }]
         );
     }
 
