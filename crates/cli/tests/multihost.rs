@@ -55,6 +55,55 @@ c.shutdown()
 print('ok')
 "#;
 
+/// Where host1 mounts a volume and a CephFS subvolume; whatever is still mounted there (and the loop
+/// devices of host1's volumes) is let go on drop, before the hosts' processes are killed.
+struct Mounts {
+    dir: tempfile::TempDir,
+    data_dir: std::path::PathBuf,
+}
+
+impl Mounts {
+    fn new(host: &TestHost) -> Mounts {
+        Mounts {
+            dir: tempfile::Builder::new()
+                .prefix("rookery-multihost-mnt-")
+                .tempdir()
+                .unwrap(),
+            data_dir: host.data_dir().to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        common::unmount_under(self.dir.path());
+        common::unmount_under(&self.data_dir);
+        if let Ok(entries) = std::fs::read_dir("/sys/block") {
+            for e in entries.flatten() {
+                let dev =
+                    std::path::PathBuf::from(format!("/dev/{}", e.file_name().to_string_lossy()));
+                if rookery_volumes::loopdev::backing_file(&dev)
+                    .is_some_and(|b| b.starts_with(&self.data_dir))
+                {
+                    let _ = rookery_volumes::loopdev::detach(&dev);
+                }
+            }
+        }
+    }
+}
+
+fn write_synced(path: &std::path::Path, data: &[u8]) {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(path).unwrap();
+    f.write_all(data).unwrap();
+    f.sync_all().unwrap();
+}
+
+/// Reads after this come from Ceph, not from this machine's page cache.
+fn drop_caches() {
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+}
+
 fn rk(host: &TestHost, args: &[&str]) -> Output {
     host.command(env!("CARGO_BIN_EXE_rookery"))
         .arg("--data-dir")
@@ -276,12 +325,49 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
     let members = json(&ok(h3, &["host", "list", "-o", "json"]));
     assert_eq!(members.as_array().map(Vec::len), Some(3), "{members}");
 
-    // Data, then host2 loses power and its link.
+    // Data (RADOS objects, a file on a mounted volume, a file on CephFS), then host2 loses power and
+    // its link.
+    let mounts = Mounts::new(h1);
+    let myfs = h1
+        .data_dir()
+        .parent()
+        .unwrap()
+        .join(format!("{}-myfs.yaml", h1.netns));
+    std::fs::write(&myfs, common::MYFS).unwrap();
+    ok(h1, &["apply", "-f", myfs.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&myfs);
+    ok(
+        h1,
+        &["fs", "subvolume", "create", "myfs", "app1", "--size", "1Gi"],
+    );
+    ok(h1, &["volume", "create", "data1", "--size", "256Mi"]);
+    let volume = mounts.dir.path().join("volume");
+    let files = mounts.dir.path().join("files");
+    for d in [&volume, &files] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    ok(h1, &["volume", "mount", "data1", volume.to_str().unwrap()]);
+    ok(h1, &["fs", "mount", "myfs:app1", files.to_str().unwrap()]);
+    let data = common::pseudo_random(7, 8 << 20);
+    for dir in [&volume, &files] {
+        write_synced(&dir.join("before.bin"), &data);
+    }
     objects(h1, "write", "before-", 40);
     set.kill(1);
     set.cut(1);
     objects(h1, "read", "before-", 40);
     objects(h3, "write", "during-", 40);
+    let during = common::pseudo_random(8, 8 << 20);
+    drop_caches();
+    for dir in [&volume, &files] {
+        assert_eq!(
+            common::checksum(&std::fs::read(dir.join("before.bin")).unwrap()),
+            common::checksum(&data),
+            "{}",
+            dir.display()
+        );
+        write_synced(&dir.join("during.bin"), &during);
+    }
     let down = Instant::now();
     loop {
         let s = status(h1);
@@ -310,6 +396,20 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
     wait_healthy(h1, 9, Duration::from_secs(180));
     objects(h2, "read", "before-", 40);
     objects(h2, "read", "during-", 40);
+    drop_caches();
+    for dir in [&volume, &files] {
+        for (name, want) in [("before.bin", &data), ("during.bin", &during)] {
+            let got = std::fs::read(dir.join(name)).unwrap();
+            assert_eq!(
+                common::checksum(&got),
+                common::checksum(want),
+                "{name} in {}",
+                dir.display()
+            );
+        }
+    }
+    ok(h1, &["volume", "unmount", volume.to_str().unwrap()]);
+    ok(h1, &["fs", "unmount", files.to_str().unwrap()]);
     let osds = status(h1)["ceph"]["osds"].as_array().unwrap().len();
     assert_eq!(osds, 9, "no OSD was made twice");
 

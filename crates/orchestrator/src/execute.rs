@@ -125,6 +125,14 @@ impl Reconciler {
                     .map_err(|e| OrchestratorError::Other(e.to_string()))?;
             }
             Step::JoinMonStore { id } => self.join_mon_store(id)?,
+            Step::PublishSpec { text } => {
+                let r = self.connection()?;
+                crate::join::publish_spec(&r, text)
+                    .map_err(|e| OrchestratorError::Other(e.to_string()))?;
+            }
+            Step::AdoptSpec { text } => {
+                rookery_ceph::conf::write_atomic(&l.spec(), text.as_bytes(), 0o600)?;
+            }
             Step::MarkRemoved => {
                 self.state.removed = true;
                 self.state.save(&l)?;
@@ -788,6 +796,8 @@ fn describe(step: &Step) -> String {
         Step::PlaceMon { id, host } => format!("placing mon.{id} on {host}"),
         Step::JoinMonStore { id } => format!("creating mon.{id}, joining the running mons"),
         Step::MarkRemoved => "recording that this host was removed from the cluster".into(),
+        Step::PublishSpec { .. } => "publishing the spec for the joined hosts".into(),
+        Step::AdoptSpec { .. } => "taking the cluster's spec".into(),
         Step::PurgeOsd { id, force: false } => format!("purging osd.{id}"),
         Step::PurgeOsd { id, force: true } => {
             format!("purging osd.{id} without waiting for its data (--force)")

@@ -303,6 +303,18 @@ pub fn admit(
     })
 }
 
+/// The cluster's spec as the host that made the cluster applies it; joined hosts follow it.
+const SPEC: &str = "rookery/spec";
+
+pub fn published_spec(r: &Rados) -> Result<Option<String>, JoinError> {
+    Ok(config_key::get(r, SPEC)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+pub fn publish_spec(r: &Rados, text: &str) -> Result<(), JoinError> {
+    config_key::set(r, SPEC, text.as_bytes())?;
+    Ok(())
+}
+
 /// Where removals under way are recorded, one key per host.
 const REMOVALS: &str = "rookery/removals/";
 

@@ -607,6 +607,7 @@ impl Reconciler {
             mon_records: self.state.mons.clone(),
             removed: self.state.removed,
             mons_out_for: BTreeMap::new(),
+            spec_text: None,
             home,
         };
         if (observed.mon_stores.is_empty() && !self.state.joined()) || !conf_current {
@@ -619,7 +620,13 @@ impl Reconciler {
                 .iter()
                 .map(|q| q.id)
                 .collect();
-            match observe_ceph(&r, &self.desired, &retiring) {
+            // Membership, placements and the published spec exist only for a cluster whose hosts
+            // serve on an address others reach.
+            let several_hosts = host.as_ref().is_some_and(|h| !h.address.is_loopback());
+            if several_hosts {
+                observed.spec_text = std::fs::read_to_string(self.layout.spec()).ok();
+            }
+            match observe_ceph(&r, &self.desired, &retiring, several_hosts) {
                 Ok(mut view) => {
                     // Up in the map is not enough: after a restart the map shows the old instance
                     // up until the mons hear otherwise.
@@ -703,6 +710,7 @@ fn observe_ceph(
     r: &Rados,
     desired: &Desired,
     retiring: &[u32],
+    several_hosts: bool,
 ) -> Result<plan::CephView, rookery_ceph::CephError> {
     let dump = osd::dump(r)?;
     let mut pools = BTreeMap::new();
@@ -759,13 +767,18 @@ fn observe_ceph(
             detail: other.to_string(),
         },
     };
-    let members = join::members(r)
-        .map_err(joined_error)?
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
-    let mon_placements = join::mon_placements(r).map_err(joined_error)?;
-    let removals = join::removals(r).map_err(joined_error)?;
+    let (mut members, mut mon_placements, mut removals, mut published_spec) =
+        (Vec::new(), BTreeMap::new(), BTreeMap::new(), None);
+    if several_hosts {
+        members = join::members(r)
+            .map_err(joined_error)?
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        mon_placements = join::mon_placements(r).map_err(joined_error)?;
+        removals = join::removals(r).map_err(joined_error)?;
+        published_spec = join::published_spec(r).map_err(joined_error)?;
+    }
     let quorum = rookery_ceph::commands::cluster::mon_stat(r)?
         .quorum
         .into_iter()
@@ -858,6 +871,7 @@ fn observe_ceph(
         mon_placements,
         quorum,
         removals,
+        published_spec,
         filesystems,
         osds,
         config_db,

@@ -56,6 +56,8 @@ pub struct Observed {
     pub removed: bool,
     /// Mons out of quorum, and for how long this reconciler has seen them so.
     pub mons_out_for: BTreeMap<String, std::time::Duration>,
+    /// The spec this host keeps (`spec.yaml`), read when the cluster spans several hosts.
+    pub spec_text: Option<String>,
 }
 
 /// One host's block devices and what the cluster knows of them.
@@ -117,6 +119,8 @@ pub struct CephView {
     pub quorum: BTreeSet<String>,
     /// Hosts being removed (`host rm`).
     pub removals: BTreeMap<String, crate::join::HostRemoval>,
+    /// The spec the host that made the cluster published for the others (`rookery/spec`).
+    pub published_spec: Option<String>,
     pub filesystems: BTreeMap<String, FsView>,
     /// Every OSD in the OSD map.
     pub osds: BTreeMap<u32, OsdView>,
@@ -246,6 +250,14 @@ pub enum Step {
     },
     /// This joined host's removal is done: it records that it was removed and makes nothing more.
     MarkRemoved,
+    /// The spec applied here becomes the one joined hosts follow.
+    PublishSpec {
+        text: String,
+    },
+    /// A joined host takes the spec the cluster applies (its OSD files, its devices' selection).
+    AdoptSpec {
+        text: String,
+    },
     /// The state's mons become those of the monmap (and those placed here, still joining), so ceph.conf
     /// names every mon there is.
     RecordMons {
@@ -423,6 +435,8 @@ impl Step {
             Step::RemoveMon { id } => format!("mon.{id} of a host being removed is out of quorum"),
             Step::FinishHostRemoval { host } => format!("{host} holds no OSD and no mon any more"),
             Step::MarkRemoved => "the cluster removed this host".into(),
+            Step::PublishSpec { .. } => "the joined hosts follow an older spec".into(),
+            Step::AdoptSpec { .. } => "the cluster applies another spec".into(),
             Step::CreateMonStore { id } => format!("mon.{id} has no store yet"),
             Step::Start { daemon } => format!("{daemon} is not running"),
             Step::CreateMgrKey { id } => format!("mgr.{id} has no key yet"),
@@ -588,6 +602,13 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     );
     p.steps.extend(config);
     p.waiting = p.waiting.take().or(waiting);
+    if let Some(text) = observed
+        .spec_text
+        .as_ref()
+        .filter(|t| ceph.published_spec.as_ref() != Some(*t))
+    {
+        p.steps.push(Step::PublishSpec { text: text.clone() });
+    }
     p.absorb(planners::mons::place(desired, observed, ceph));
     let (leaving_steps, leaving) = planners::hosts::plan(observed, ceph);
     p.steps.extend(leaving_steps);
@@ -662,6 +683,14 @@ pub fn plan_member(desired: &Desired, observed: &Observed) -> Plan {
         p.waiting = Some("waiting to reach the cluster's mons".into());
         return p;
     };
+    if let Some(text) = ceph
+        .published_spec
+        .as_ref()
+        .filter(|t| observed.spec_text.as_ref() != Some(*t))
+    {
+        p.steps.push(Step::AdoptSpec { text: text.clone() });
+        return p;
+    }
     match ceph.removals.get(&observed.home) {
         Some(r) if r.done => {
             p.steps
@@ -726,6 +755,36 @@ fn leave(observed: &Observed, ceph: &CephView, mut p: Plan) -> Plan {
 mod tests {
     use super::*;
     use crate::planners::tests::{desired, set};
+
+    #[test]
+    fn the_first_host_publishes_its_spec_and_joined_hosts_take_it() {
+        let d = desired();
+        let mut leader = mon_up();
+        leader.spec_text = Some("v2".into());
+        leader.ceph.as_mut().unwrap().published_spec = Some("v1".into());
+        assert!(plan(&d, &leader)
+            .steps
+            .contains(&Step::PublishSpec { text: "v2".into() }));
+        leader.ceph.as_mut().unwrap().published_spec = Some("v2".into());
+        assert!(!plan(&d, &leader)
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::PublishSpec { .. })));
+        let member = Observed {
+            keys: true,
+            conf_current: true,
+            spec_text: Some("v1".into()),
+            ceph: Some(CephView {
+                published_spec: Some("v2".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            plan_member(&d, &member).steps,
+            [Step::AdoptSpec { text: "v2".into() }]
+        );
+    }
 
     #[test]
     fn a_joined_host_makes_its_own_osds_and_nothing_cluster_wide() {

@@ -155,7 +155,7 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 
 /// Detaches (lazily) every mount under `dir`, deepest first: what a failed test left mounted outside
 /// rookery's records (CSI publish targets, for one).
-fn unmount_under(dir: &Path) {
+pub fn unmount_under(dir: &Path) {
     for t in mounts_under(dir) {
         if let Ok(c) = std::ffi::CString::new(t.as_os_str().as_encoded_bytes()) {
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
