@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use common::hosts::{TestHost, TestHosts};
 use common::{json, text};
 
-/// Three mons (one per host, as hosts join), three OSD files per host, a pool of three copies that
-/// asks for different hosts.
+/// Three mons (one per host, as hosts join), a standby mgr on a joined host, three OSD files per host,
+/// a pool of three copies that asks for different hosts, mons replaced after 20 s out of quorum.
 const SPEC: &str = "apiVersion: ceph.rook.io/v1
 kind: CephCluster
 metadata: {name: multi}
 spec:
   mon: {count: 3}
-  mgr: {count: 1}
+  mgr: {count: 2}
   healthCheck: {daemonHealth: {mon: {timeout: 20s}}}
   storage:
     useAllNodes: false
@@ -298,6 +298,20 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
     assert_eq!(mon_addresses, [a1.clone(), a2.clone(), a3.clone()]);
     for name in ["host1", "host2", "host3"] {
         assert_eq!(host_state(&s, name), "up", "{s}");
+    }
+    // The standby mgr runs on a joined host.
+    let standby = Instant::now();
+    while status(h2)["daemons"].as_array().is_none_or(|d| {
+        !d.iter()
+            .any(|d| d["name"] == "mgr.b" && d["state"] == "running")
+    }) || status(h1)["ceph"]["mgr"]["standbys"] != 1
+    {
+        assert!(
+            standby.elapsed() < Duration::from_secs(60),
+            "no standby mgr.b on host2: {}",
+            status(h1)
+        );
+        std::thread::sleep(Duration::from_secs(1));
     }
     // Copies move to different hosts once the third host's OSDs are in CRUSH (the mgr's pool too).
     let moving = Instant::now();

@@ -17,6 +17,9 @@ pub struct Desired {
     /// (Rook's `healthCheck.daemonHealth.mon.timeout`).
     pub mon_failover: std::time::Duration,
     pub mgr_ids: Vec<String>,
+    /// Several mgrs may share a host (`spec.mgr.allowMultiplePerNode`); otherwise the standbys run on
+    /// hosts that joined.
+    pub mgr_allow_multiple: bool,
     /// OSD files (the `osdFiles` extension).
     pub osd_count: u32,
     pub osd_size: u64,
@@ -299,6 +302,7 @@ impl Desired {
             mon_allow_multiple: spec.mon.allow_multiple_per_node,
             mon_failover: spec.health_check.mon_timeout(),
             mgr_ids: letter_ids(spec.mgr.count),
+            mgr_allow_multiple: spec.mgr.allow_multiple_per_node,
             osd_count: files.as_ref().map(|f| f.count).unwrap_or(0),
             osd_size: files.as_ref().map(|f| f.size.0).unwrap_or(0),
             devices: DesiredDevices::from_spec(&spec.storage),

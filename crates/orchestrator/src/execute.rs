@@ -125,6 +125,11 @@ impl Reconciler {
                     .map_err(|e| OrchestratorError::Other(e.to_string()))?;
             }
             Step::JoinMonStore { id } => self.join_mon_store(id)?,
+            Step::PlaceMgr { id, host } => {
+                let r = self.connection()?;
+                crate::join::place_mgr(&r, id, host)
+                    .map_err(|e| OrchestratorError::Other(e.to_string()))?;
+            }
             Step::PublishSpec { text } => {
                 let r = self.connection()?;
                 crate::join::publish_spec(&r, text)
@@ -795,6 +800,7 @@ fn describe(step: &Step) -> String {
         Step::WriteConfig => "writing ceph.conf".into(),
         Step::PlaceMon { id, host } => format!("placing mon.{id} on {host}"),
         Step::JoinMonStore { id } => format!("creating mon.{id}, joining the running mons"),
+        Step::PlaceMgr { id, host } => format!("placing standby mgr.{id} on {host}"),
         Step::MarkRemoved => "recording that this host was removed from the cluster".into(),
         Step::PublishSpec { .. } => "publishing the spec for the joined hosts".into(),
         Step::AdoptSpec { .. } => "taking the cluster's spec".into(),

@@ -136,19 +136,45 @@ struct MonPlacement {
     host: String,
 }
 
-/// Mons placed on hosts that joined: id -> host.
-pub fn mon_placements(r: &Rados) -> Result<std::collections::BTreeMap<String, String>, JoinError> {
+/// Where standby mgrs placed on joined hosts are recorded, one key per mgr.
+const MGR_PLACEMENTS: &str = "rookery/mgrs/";
+
+fn placements(
+    r: &Rados,
+    prefix: &str,
+) -> Result<std::collections::BTreeMap<String, String>, JoinError> {
     let mut out = std::collections::BTreeMap::new();
-    for (key, value) in config_key::dump(r, MON_PLACEMENTS)? {
+    for (key, value) in config_key::dump(r, prefix)? {
         let p: MonPlacement = serde_json::from_str(&value).map_err(|e| JoinError::Corrupt {
             key: key.clone(),
             detail: e.to_string(),
         })?;
-        if let Some(id) = key.strip_prefix(MON_PLACEMENTS) {
+        if let Some(id) = key.strip_prefix(prefix) {
             out.insert(id.to_string(), p.host);
         }
     }
     Ok(out)
+}
+
+/// Mons placed on hosts that joined: id -> host.
+pub fn mon_placements(r: &Rados) -> Result<std::collections::BTreeMap<String, String>, JoinError> {
+    placements(r, MON_PLACEMENTS)
+}
+
+/// Standby mgrs placed on hosts that joined: id -> host.
+pub fn mgr_placements(r: &Rados) -> Result<std::collections::BTreeMap<String, String>, JoinError> {
+    placements(r, MGR_PLACEMENTS)
+}
+
+/// Places mgr `id` on `host`; that host's supervisor makes its key and runs it.
+pub fn place_mgr(r: &Rados, id: &str, host: &str) -> Result<(), JoinError> {
+    write_json(
+        r,
+        &format!("{MGR_PLACEMENTS}{id}"),
+        &MonPlacement {
+            host: host.to_string(),
+        },
+    )
 }
 
 /// Forgets where mon `id` was placed (it was replaced).
@@ -354,9 +380,11 @@ pub fn request_removal(r: &Rados, removal: &HostRemoval) -> Result<(), JoinError
 /// The last of a removal, once the host holds no OSD and no mon: its mons' placements, its empty CRUSH
 /// bucket, its Ceph user (so it can do nothing more), its member record and the request go.
 pub fn finish_removal(r: &Rados, host: &str) -> Result<(), JoinError> {
-    for (id, placed) in mon_placements(r)? {
-        if placed == host {
-            config_key::rm(r, &format!("{MON_PLACEMENTS}{id}"))?;
+    for prefix in [MON_PLACEMENTS, MGR_PLACEMENTS] {
+        for (id, placed) in placements(r, prefix)? {
+            if placed == host {
+                config_key::rm(r, &format!("{prefix}{id}"))?;
+            }
         }
     }
     rookery_ceph::commands::osd::crush_rm(r, host)?;

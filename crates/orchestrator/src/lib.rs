@@ -767,8 +767,13 @@ fn observe_ceph(
             detail: other.to_string(),
         },
     };
-    let (mut members, mut mon_placements, mut removals, mut published_spec) =
-        (Vec::new(), BTreeMap::new(), BTreeMap::new(), None);
+    let (mut members, mut mon_placements, mut mgr_placements, mut removals, mut published_spec) = (
+        Vec::new(),
+        BTreeMap::new(),
+        BTreeMap::new(),
+        BTreeMap::new(),
+        None,
+    );
     if several_hosts {
         members = join::members(r)
             .map_err(joined_error)?
@@ -776,6 +781,7 @@ fn observe_ceph(
             .map(|m| m.name)
             .collect();
         mon_placements = join::mon_placements(r).map_err(joined_error)?;
+        mgr_placements = join::mgr_placements(r).map_err(joined_error)?;
         removals = join::removals(r).map_err(joined_error)?;
         published_spec = join::published_spec(r).map_err(joined_error)?;
     }
@@ -869,6 +875,7 @@ fn observe_ceph(
         monmap,
         members,
         mon_placements,
+        mgr_placements,
         quorum,
         removals,
         published_spec,

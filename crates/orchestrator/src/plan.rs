@@ -115,6 +115,8 @@ pub struct CephView {
     pub members: Vec<String>,
     /// Mons placed on joined hosts and not made yet, or made there: id -> host (`rookery/mons/`).
     pub mon_placements: BTreeMap<String, String>,
+    /// Standby mgrs placed on joined hosts: id -> host (`rookery/mgrs/`).
+    pub mgr_placements: BTreeMap<String, String>,
     /// Mons in quorum.
     pub quorum: BTreeSet<String>,
     /// Hosts being removed (`host rm`).
@@ -228,6 +230,11 @@ pub enum Step {
     /// Mon `id` of `host` was out of quorum longer than the spec allows: it leaves the monmap and its
     /// placement, so that it is placed again on a host that runs.
     FailoverMon {
+        id: String,
+        host: String,
+    },
+    /// Records that standby mgr `id` is to run on `host` (a host that joined).
+    PlaceMgr {
         id: String,
         host: String,
     },
@@ -422,6 +429,9 @@ impl Step {
                 format!("mon.{id} has no host yet; {host} runs no mon")
             }
             Step::JoinMonStore { id } => format!("mon.{id} is placed on this host"),
+            Step::PlaceMgr { id, host } => {
+                format!("mgr.{id} has no host yet; {host} runs no mgr")
+            }
             Step::FailoverMon { id, host } => format!(
                 "mon.{id} on {host} is out of quorum for longer than spec.healthCheck.daemonHealth.mon.timeout"
             ),
@@ -614,6 +624,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     p.steps.extend(leaving_steps);
     p.leaving = leaving;
     p.absorb(planners::mgr::plan_daemons(desired, observed));
+    p.absorb(planners::mgr::place(desired, observed, ceph));
     p.absorb(planners::pools::plan(desired, ceph));
     p.absorb(planners::filesystems::plan(desired, observed, ceph));
     let osds_running = planners::osds::all_running(desired, observed);
@@ -704,6 +715,7 @@ pub fn plan_member(desired: &Desired, observed: &Observed) -> Plan {
         None => {}
     }
     p.steps.extend(planners::mons::plan_joined(observed, ceph));
+    p.steps.extend(planners::mgr::plan_joined(observed, ceph));
     let (retire, retiring) = planners::retire::plan(&observed.osd_requests, &observed.osds, ceph);
     p.steps.extend(retire);
     p.retiring = retiring;
@@ -746,6 +758,11 @@ fn leave(observed: &Observed, ceph: &CephView, mut p: Plan) -> Plan {
                 p.steps.push(Step::Stop { daemon: name });
             }
         }
+    }
+    for daemon in observed.running.iter().filter(|d| d.starts_with("mgr.")) {
+        p.steps.push(Step::Stop {
+            daemon: daemon.clone(),
+        });
     }
     p.waiting = Some("this host is being removed from the cluster (`rookery host rm`)".into());
     p

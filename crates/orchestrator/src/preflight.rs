@@ -390,16 +390,30 @@ pub fn check(
         .hosts()
         .first()
         .is_some_and(|h| h.address.is_loopback());
-    let mons = desired.mon_ids.len();
-    if alone && mons > 1 && !desired.mon_allow_multiple {
-        out.push(Finding {
-            bad_input: true,
-            ..Finding::error(
-                "mons",
-                format!("{mons} mons need allowMultiplePerNode: true, because this cluster is this one host (it serves on loopback only)"),
-                "set spec.mon.allowMultiplePerNode: true, or use count: 1, or bring the cluster up for several hosts with `rookery up --address IP` (each mon then runs on a host of its own)",
-            )
-        });
+    for (kind, check, count, multiple) in [
+        (
+            "mon",
+            "mons",
+            desired.mon_ids.len(),
+            desired.mon_allow_multiple,
+        ),
+        (
+            "mgr",
+            "mgrs",
+            desired.mgr_ids.len(),
+            desired.mgr_allow_multiple,
+        ),
+    ] {
+        if alone && count > 1 && !multiple {
+            out.push(Finding {
+                bad_input: true,
+                ..Finding::error(
+                    check,
+                    format!("{count} {kind}s need allowMultiplePerNode: true, because this cluster is this one host (it serves on loopback only)"),
+                    format!("set spec.{kind}.allowMultiplePerNode: true, or use count: 1, or bring the cluster up for several hosts with `rookery up --address IP` (each {kind} then runs on a host of its own)"),
+                )
+            });
+        }
     }
 
     let base = nearest_existing(&layout.root);

@@ -252,7 +252,6 @@ fn cluster_rules() {
             "spec.mon.count=2; spec.mon.allowMultiplePerNode=true => spec.mon.count ~ use an odd number",
             "spec.mgr.count=0 => spec.mgr.count ~ at least one mgr",
             "spec.mgr.count=3; spec.mgr.allowMultiplePerNode=true => spec.mgr.count ~ at most 2",
-            "spec.mgr.count=2 => spec.mgr.count ~ allowMultiplePerNode: true",
             "spec.mgr.modules=[{enabled: true}] => spec.mgr.modules[0].name ~ module name is required",
             "spec.mgr.modules=[{name: Bad-Name}] => spec.mgr.modules[0].name ~ not a valid mgr module",
             "spec.storage.deviceFilter='[' => spec.storage.deviceFilter ~ not a regular expression",

@@ -54,7 +54,7 @@ struct Daemon {
     max_fix: &'static str,
 }
 
-fn check_count(d: &Daemon, count: u32, allow_multiple: bool, r: &mut Report) {
+fn check_count(d: &Daemon, count: u32, r: &mut Report) {
     let path = format!("spec.{}.count", d.kind);
     let kind = d.kind;
     if count == 0 {
@@ -79,15 +79,8 @@ fn check_count(d: &Daemon, count: u32, allow_multiple: bool, r: &mut Report) {
             "use an odd number so a majority can form quorum",
         );
     }
-    // Mons spread over the hosts that join (one each); a cluster of one host is checked where the
-    // hosts are known (`up`'s preflight).
-    if kind == "mgr" && count > 1 && !allow_multiple {
-        r.error(
-            path,
-            format!("{count} {kind}s need allowMultiplePerNode: true because a standalone cluster runs on one host"),
-            format!("set spec.{kind}.allowMultiplePerNode: true, or use count: 1"),
-        );
-    }
+    // Several mons or mgrs on one host need allowMultiplePerNode only where the hosts are known (`up`'s
+    // preflight): over several hosts they spread, one each.
 }
 
 pub(crate) fn cluster(c: &mut CephCluster, r: &mut Report) {
@@ -105,8 +98,8 @@ pub(crate) fn cluster(c: &mut CephCluster, r: &mut Report) {
         zero_fix: "use 1",
         max_fix: "use 1 or 2",
     };
-    check_count(&mon, spec.mon.count, spec.mon.allow_multiple_per_node, r);
-    check_count(&mgr, spec.mgr.count, spec.mgr.allow_multiple_per_node, r);
+    check_count(&mon, spec.mon.count, r);
+    check_count(&mgr, spec.mgr.count, r);
     network(&spec.network, r);
     if let Some(t) = &spec.health_check.daemon_health.mon.timeout {
         match crate::parse_duration(t) {

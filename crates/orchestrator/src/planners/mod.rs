@@ -65,6 +65,7 @@ pub(crate) mod tests {
             mon_allow_multiple: false,
             mon_failover: std::time::Duration::from_secs(600),
             mgr_ids: vec!["a".into()],
+            mgr_allow_multiple: false,
             osd_count: 3,
             osd_size: 10 << 30,
             devices: Default::default(),
