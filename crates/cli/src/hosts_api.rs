@@ -192,6 +192,16 @@ pub async fn remove_host(
     Json(body): Json<RemoveHostBody>,
 ) -> ApiResult<(StatusCode, Json<join::HostRemoval>)> {
     let layout = shared.layout.clone();
+    let state = load_state(&layout)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, e))?;
+    if state.joined() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_first_host",
+            None,
+            "hosts are removed by the host that made the cluster, which carries out the cluster-wide work: run `rookery host rm` there (nothing was changed)".into(),
+        ));
+    }
     let home = HostPolicy::load(&layout)
         .member
         .map(|m| m.name)
@@ -216,6 +226,10 @@ pub async fn remove_host(
     Ok((StatusCode::ACCEPTED, Json(removal)))
 }
 
+/// One admission at a time: config-key has no compare-and-set, so two connections presenting the same
+/// token at once must not both redeem it.
+static ADMITTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Admits a joining host (the join channel's decision), on a connection of its own.
 pub fn admit(layout: &Layout, request: JoinRequest) -> Result<Grant, Refusal> {
     let failed = |message: String| Refusal {
@@ -223,7 +237,26 @@ pub fn admit(layout: &Layout, request: JoinRequest) -> Result<Grant, Refusal> {
         message,
         bad_input: false,
     };
+    let _one = ADMITTING.lock().unwrap_or_else(|p| p.into_inner());
     let state = load_state(layout).map_err(failed)?;
+    // Cheap checks before any connection to the mons.
+    if request.token.cluster != state.fsid {
+        let e = JoinError::Token(rookery_orchestrator::join_token::TokenError::Unknown {
+            host: request.token.host.clone(),
+        });
+        return Err(Refusal {
+            code: e.code().to_string(),
+            message: e.to_string(),
+            bad_input: true,
+        });
+    }
+    if request.address.is_loopback() || request.address.is_unspecified() {
+        return Err(Refusal {
+            code: "invalid_value".into(),
+            message: format!("{} cannot be a host's address: the other hosts must reach it; give the joining host's own address with --address", request.address),
+            bad_input: true,
+        });
+    }
     let spec = std::fs::read_to_string(layout.spec())
         .map_err(|e| failed(format!("reading the cluster's spec: {e}")))?;
     let rados = Rados::connect(

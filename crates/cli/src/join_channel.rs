@@ -19,6 +19,8 @@ use sha2::Digest as _;
 /// A request or answer larger than this is not one of ours.
 const MAX_MESSAGE: u64 = 256 * 1024;
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
+/// Join connections served at once.
+const MAX_CONNECTIONS: usize = 8;
 
 /// This member's certificate (DER) and key.
 pub struct Identity {
@@ -106,17 +108,30 @@ pub fn serve(
     std::thread::Builder::new()
         .name("join".into())
         .spawn(move || {
+            let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             for stream in listener.incoming().flatten() {
+                // Joins are rare: a few at once is plenty, and more are dropped unanswered.
+                if open.load(std::sync::atomic::Ordering::SeqCst) >= MAX_CONNECTIONS {
+                    drop(stream);
+                    continue;
+                }
+                open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let config = config.clone();
                 let admit = admit.clone();
-                let _ = std::thread::Builder::new()
-                    .name("join-conn".into())
-                    .spawn(move || {
-                        let peer = stream.peer_addr().ok();
-                        if let Err(e) = answer(stream, config, admit.as_ref()) {
-                            tracing::warn!(?peer, error = %e, "a join connection failed");
-                        }
-                    });
+                let open = open.clone();
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("join-conn".into())
+                        .spawn(move || {
+                            let peer = stream.peer_addr().ok();
+                            if let Err(e) = answer(stream, config, admit.as_ref()) {
+                                tracing::warn!(?peer, error = %e, "a join connection failed");
+                            }
+                            open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        });
+                if spawned.is_err() {
+                    tracing::warn!("no thread for a join connection");
+                }
             }
         })?;
     Ok(())

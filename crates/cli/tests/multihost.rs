@@ -431,6 +431,15 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
     bad_input(h1, &["host", "rm", "host1"], "cannot remove itself");
     bad_input(h1, &["host", "rm", "host9"], "not a host of this cluster");
 
+    // The refusals above recorded nothing.
+    let s = status(h1);
+    assert!(
+        s["reconcile"]["leaving"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{s}"
+    );
+
     // host3 leaves while data is written: drained, then gone from every map.
     let removing = Instant::now();
     let (rm, writer) = std::thread::scope(|scope| {

@@ -424,7 +424,12 @@ pub fn remove_host(
 ) -> Result<HostRemoval, RemoveError> {
     use crate::planners::hosts::{check_removal, OsdFact, RemovalFacts};
     use rookery_ceph::commands::{cluster, osd};
-    if let Some(existing) = removals(r)?.remove(host).filter(|e| !e.done) {
+    if let Some(mut existing) = removals(r)?.remove(host).filter(|e| !e.done) {
+        // Asked again with --force for a removal stuck waiting on data that will not come back.
+        if force && !existing.force {
+            existing.force = true;
+            request_removal(r, &existing)?;
+        }
         return Ok(existing);
     }
     let placements = mon_placements(r)?;

@@ -751,12 +751,15 @@ fn leave(observed: &Observed, ceph: &CephView, mut p: Plan) -> Plan {
     let (retire, retiring) = planners::retire::plan(&requests, &observed.osds, ceph);
     p.steps.extend(retire);
     p.retiring = retiring;
-    if observed.osds.is_empty() {
-        for (id, host) in &observed.mon_hosts {
-            let name = format!("mon.{id}");
-            if *host == observed.home && observed.running.contains(&name) {
-                p.steps.push(Step::Stop { daemon: name });
-            }
+    // Its mons stop once the first host took them out of the map (never before: quorum may need
+    // them until then).
+    for (id, host) in &observed.mon_hosts {
+        let name = format!("mon.{id}");
+        if *host == observed.home
+            && !ceph.monmap.contains_key(id)
+            && observed.running.contains(&name)
+        {
+            p.steps.push(Step::Stop { daemon: name });
         }
     }
     for daemon in observed.running.iter().filter(|d| d.starts_with("mgr.")) {

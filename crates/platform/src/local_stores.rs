@@ -186,7 +186,10 @@ impl Stores for DataDirStores {
     }
 
     fn prepare(&self, request: &StoreRequest) -> Result<(), PlatformError> {
-        if self.is_ready(&request.daemon()) {
+        // A joining mon's store is asked for only when this host has none for a mon placed here; one
+        // marked ready is of an earlier mon of that id that was replaced, and removed from the map.
+        let joining = matches!(request, StoreRequest::JoiningMon { .. });
+        if self.is_ready(&request.daemon()) && !joining {
             return Ok(());
         }
         match request {

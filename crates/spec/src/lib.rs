@@ -195,7 +195,7 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
         rest = &rest[unit.len()..];
         total += number * scale;
     }
-    Some(std::time::Duration::from_secs_f64(total))
+    std::time::Duration::try_from_secs_f64(total).ok()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

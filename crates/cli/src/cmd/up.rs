@@ -78,6 +78,11 @@ impl MemberArgs {
         let Some(address) = self.address else {
             return Ok(None);
         };
+        if address.is_loopback() || address.is_unspecified() {
+            return Err(Failure::bad_input(format!(
+                "--address {address}: other hosts cannot reach it; give an address of this host on the network the hosts share (without --address the cluster is this host alone, on loopback)"
+            )));
+        }
         let network = match &self.network {
             Some(n) => n.clone(),
             None => match address {

@@ -63,7 +63,12 @@ pub fn plan(observed: &Observed, ceph: &CephView) -> (Vec<Step>, Vec<Leaving>) {
                 "removing OSDs"
             }
         } else if !mons.is_empty() {
-            for id in mons.iter().filter(|id| !ceph.quorum.contains(*id)) {
+            // One at a time, while the others keep a majority of the smaller map (the host stops
+            // its mon once it is out of the map, so quorum never depends on a mon being stopped).
+            let id = &mons[0];
+            let others = ceph.monmap.len().saturating_sub(1);
+            let others_in = ceph.quorum.iter().filter(|q| *q != id).count();
+            if !ceph.quorum.contains(id) || others_in > others / 2 {
                 steps.push(Step::RemoveMon { id: id.clone() });
             }
             "removing mons"
@@ -270,9 +275,18 @@ mod tests {
                 force: false
             }]
         );
-        // No OSD left: the mon goes once out of quorum, then the host's records.
+        // No OSD left: the mon goes while the others keep a majority (here it is the only mon, so only
+        // once out of quorum), then the host's records.
         c.crush_hosts.remove("h3");
         assert!(plan(&observed(), &c).0.is_empty());
+        let a: SocketAddr = "10.0.0.1:3300".parse().unwrap();
+        c.monmap.insert("a".into(), (a, a));
+        c.quorum.insert("a".into());
+        assert_eq!(
+            plan(&observed(), &c).0,
+            [Step::RemoveMon { id: "c".into() }]
+        );
+        c.monmap.remove("a");
         c.quorum.clear();
         assert_eq!(
             plan(&observed(), &c).0,

@@ -95,11 +95,13 @@ pub fn place(desired: &Desired, observed: &Observed, ceph: &CephView) -> Partial
     }
     // A joined host's mon out of quorum too long is replaced when another host can take it (the
     // host that made the cluster restarts its own mons itself).
-    let free_host = ceph
+    // Each replacement needs a host of its own to go to.
+    let mut free_hosts = ceph
         .members
         .iter()
         .filter(eligible)
-        .any(|h| desired.mon_allow_multiple || !taken.contains(h));
+        .filter(|h| desired.mon_allow_multiple || !taken.contains(h))
+        .count();
     for (id, out_for) in &observed.mons_out_for {
         let host = observed
             .mon_hosts
@@ -109,7 +111,8 @@ pub fn place(desired: &Desired, observed: &Observed, ceph: &CephView) -> Partial
             continue;
         };
         let leaving = ceph.removals.contains_key(host);
-        if *out_for >= desired.mon_failover && free_host && !leaving {
+        if *out_for >= desired.mon_failover && free_hosts > 0 && !leaving {
+            free_hosts -= 1;
             p.step(Step::FailoverMon {
                 id: id.clone(),
                 host: host.clone(),
