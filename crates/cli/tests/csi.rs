@@ -1218,6 +1218,9 @@ async fn a_raw_block_volume_on_a_full_pool(
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The mons marked it; the OSDs hold writes once their map says so too, moments later (a write
+    // that reached an OSD still on the older map went through, once, under a loaded CI run).
+    std::thread::sleep(Duration::from_secs(3));
     let dd = |seek: &str, count: &str| {
         Command::new("dd")
             .args(["if=/dev/zero", "bs=1M", "oflag=direct", "conv=fsync"])
