@@ -742,24 +742,40 @@ fn observe_ceph(
         let ls = mgr::module_ls(r)?;
         modules_enabled.extend(ls.running().map(String::from));
     }
-    let rules = osd::crush_rule_dump(r)?
-        .into_iter()
-        .map(|r| (r.rule_name, r.rule_id))
-        .collect();
-    let mut device_classes = BTreeSet::new();
+    // A cluster of one host (on loopback) asks only what it always asked: its copies stay on OSDs
+    // and its mons never move.
+    let (mut rules, mut device_classes) = (BTreeMap::new(), BTreeSet::new());
+    if several_hosts || desired.pools.iter().any(|p| p.device_class.is_some()) {
+        rules = osd::crush_rule_dump(r)?
+            .into_iter()
+            .map(|r| (r.rule_name, r.rule_id))
+            .collect();
+    }
     if desired.pools.iter().any(|p| p.device_class.is_some()) {
         device_classes = osd::crush_class_ls(r)?.into_iter().collect();
     }
-    let crush_hosts: BTreeMap<String, Vec<u32>> = osd::tree(r)?.hosts().into_iter().collect();
-    let monmap = rookery_ceph::commands::cluster::mon_dump(r)?
-        .mons
-        .into_iter()
-        .filter_map(|m| {
-            let v2 = m.public_addrs.of("v2")?;
-            let v1 = m.public_addrs.of("v1")?;
-            Some((m.name, (v2, v1)))
-        })
-        .collect();
+    let (mut crush_hosts, mut monmap, mut quorum) = (
+        BTreeMap::<String, Vec<u32>>::new(),
+        BTreeMap::new(),
+        BTreeSet::new(),
+    );
+    if several_hosts {
+        crush_hosts = osd::tree(r)?.hosts().into_iter().collect();
+        monmap = rookery_ceph::commands::cluster::mon_dump(r)?
+            .mons
+            .into_iter()
+            .filter_map(|m| {
+                let v2 = m.public_addrs.of("v2")?;
+                let v1 = m.public_addrs.of("v1")?;
+                Some((m.name, (v2, v1)))
+            })
+            .collect();
+        quorum = rookery_ceph::commands::cluster::mon_stat(r)?
+            .quorum
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+    }
     let joined_error = |e: join::JoinError| match e {
         join::JoinError::Ceph(c) => c,
         other => rookery_ceph::CephError::Reply {
@@ -785,11 +801,7 @@ fn observe_ceph(
         removals = join::removals(r).map_err(joined_error)?;
         published_spec = join::published_spec(r).map_err(joined_error)?;
     }
-    let quorum = rookery_ceph::commands::cluster::mon_stat(r)?
-        .quorum
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
+
     let mut filesystems = BTreeMap::new();
     if !desired.filesystems.is_empty() {
         let fs_dump = fs::dump(r)?;
