@@ -96,6 +96,18 @@ pub fn ceph_user(layout: &Layout) -> String {
         .unwrap_or_else(|| "admin".to_string())
 }
 
+/// The data dir's folders, 0700.
+fn make_dirs(layout: &Layout) -> Result<(), OrchestratorError> {
+    for dir in layout.dirs() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| OrchestratorError::io(&dir, e))?;
+    }
+    Ok(())
+}
+
 /// Creates the data dir (0700) and the state of a new cluster. Nothing else is made here: keys, config
 /// and stores are steps of the plan, so an interrupted creation is finished by the next reconcile.
 pub fn create_cluster(
@@ -105,13 +117,7 @@ pub fn create_cluster(
     mon_ports: &[(u16, u16)],
     host: &Host,
 ) -> Result<ClusterState, OrchestratorError> {
-    for dir in layout.dirs() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| OrchestratorError::io(&dir, e))?;
-    }
+    make_dirs(layout)?;
     let state = ClusterState {
         name: name.to_string(),
         fsid: uuid::Uuid::new_v4().to_string(),
@@ -145,13 +151,7 @@ pub fn create_joined(
     layout: &Layout,
     grant: &join::Grant,
 ) -> Result<ClusterState, OrchestratorError> {
-    for dir in layout.dirs() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| OrchestratorError::io(&dir, e))?;
-    }
+    make_dirs(layout)?;
     let entry = rookery_ceph::keyring::KeyringEntry::new(
         &format!("client.{}", grant.user),
         &grant.key,

@@ -631,18 +631,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let (stores, ready) = planners::object_stores::plan(desired, observed, ceph, osds_running);
     p.absorb(stores);
     p.absorb(planners::users::plan(desired, observed, &ready));
-    let (retire, retiring) = planners::retire::plan(&observed.osd_requests, &observed.osds, ceph);
-    p.steps.extend(retire);
-    p.retiring = retiring;
-    let mut osds = planners::osds::plan(desired, observed);
-    let (dead, refused): (Vec<_>, Vec<_>) = osds
-        .refused
-        .into_iter()
-        .partition(|e| matches!(e, planners::osds::OsdError::DeviceGone { .. }));
-    osds.refused = refused;
-    p.problems.extend(dead.iter().map(ToString::to_string));
-    p.absorb(osds);
-    p.devices = planners::osds::device_plan(desired, observed);
+    plan_own_osds(desired, observed, ceph, &mut p);
     if let (None, Some(host)) = (&p.waiting, &observed.devices) {
         let settling: Vec<&str> = p
             .devices
@@ -716,6 +705,13 @@ pub fn plan_member(desired: &Desired, observed: &Observed) -> Plan {
     }
     p.steps.extend(planners::mons::plan_joined(observed, ceph));
     p.steps.extend(planners::mgr::plan_joined(observed, ceph));
+    plan_own_osds(desired, observed, ceph, &mut p);
+    p
+}
+
+/// This host's OSDs: retirements asked for, new or unfinished ones, dead ones (a problem, not a
+/// refusal), and the devices' plan.
+fn plan_own_osds(desired: &Desired, observed: &Observed, ceph: &CephView, p: &mut Plan) {
     let (retire, retiring) = planners::retire::plan(&observed.osd_requests, &observed.osds, ceph);
     p.steps.extend(retire);
     p.retiring = retiring;
@@ -728,7 +724,6 @@ pub fn plan_member(desired: &Desired, observed: &Observed) -> Plan {
     p.problems.extend(dead.iter().map(ToString::to_string));
     p.absorb(osds);
     p.devices = planners::osds::device_plan(desired, observed);
-    p
 }
 
 /// A joined host being removed: its OSDs retire as `osd rm` would have them (out, drained, stopped,
