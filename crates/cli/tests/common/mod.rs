@@ -12,14 +12,38 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// Runs the real `rookery` binary on `data_dir`. A first `up` given no spec file gets [`TEST_SPEC`]
+/// instead of the built-in default, so a test cluster needs a third of the default's free disk.
 pub fn rookery(data_dir: &Path, args: &[&str]) -> Output {
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let first_up = args.first().is_some_and(|a| a == "up")
+        && !args.iter().any(|a| a == "-f" || a == "--file")
+        && !data_dir.join("spec.yaml").exists();
+    if first_up {
+        let file = data_dir.with_extension("test-spec.yaml");
+        std::fs::write(&file, test_spec()).expect("write the test spec");
+        args.push("-f".into());
+        args.push(file.display().to_string());
+    }
     Command::new(env!("CARGO_BIN_EXE_rookery"))
         .arg("--data-dir")
         .arg(data_dir)
-        .args(args)
+        .args(&args)
         .env("RUST_LOG", "warn")
         .output()
         .expect("run rookery")
+}
+
+/// The built-in default spec with smaller OSD files: tests write little, and the disk check asks for
+/// the files' full size free (3 x 10 GiB would not fit beside a build on a shared CI disk).
+pub fn test_spec() -> String {
+    let spec = rookery_spec::DEFAULT_YAML.replace("size: 10Gi", "size: 4Gi");
+    assert_ne!(
+        spec,
+        rookery_spec::DEFAULT_YAML,
+        "the default spec no longer says size: 10Gi"
+    );
+    spec
 }
 
 pub fn text(o: &Output) -> String {
