@@ -315,6 +315,7 @@ pub fn osd_mkfs(
 fn radosgw_admin(
     step: &str,
     conf: &Path,
+    user: &str,
     args: &[&str],
     log: &Path,
 ) -> Result<Result<serde_json::Value, i32>, ToolError> {
@@ -333,6 +334,8 @@ fn radosgw_admin(
     let out = Command::new(exe)
         .arg("--conf")
         .arg(conf)
+        .arg("--id")
+        .arg(user)
         // Give up instead of hanging when PGs are not active (the reconciler retries).
         .args([
             "--rados_osd_op_timeout",
@@ -378,7 +381,14 @@ fn admin_failed(step: &str, code: i32, log: &Path) -> ToolError {
 /// Makes realm, zonegroup and zone `store` (so the zone's pools are `<store>.rgw.*`, as in Rook) and
 /// commits the period. Each part is made only when missing, so a repeat after a crash converges. Ceph has
 /// no library call for this: the zone configuration lives in encoded objects only radosgw-admin writes.
-pub fn rgw_realm_setup(conf: &Path, store: &str, port: u16, log: &Path) -> Result<(), ToolError> {
+/// `user` is the Ceph user it acts as (without `client.`).
+pub fn rgw_realm_setup(
+    conf: &Path,
+    user: &str,
+    store: &str,
+    port: u16,
+    log: &Path,
+) -> Result<(), ToolError> {
     let step = format!("setting up the object store {store}");
     let endpoint = format!("--endpoints=http://127.0.0.1:{port}");
     let r = format!("--rgw-realm={store}");
@@ -396,15 +406,15 @@ pub fn rgw_realm_setup(conf: &Path, store: &str, port: u16, log: &Path) -> Resul
         ),
     ];
     for (get, create) in parts {
-        if radosgw_admin(&step, conf, get, log)?.is_ok() {
+        if radosgw_admin(&step, conf, user, get, log)?.is_ok() {
             continue;
         }
-        if let Err(code) = radosgw_admin(&step, conf, &create, log)? {
+        if let Err(code) = radosgw_admin(&step, conf, user, &create, log)? {
             return Err(admin_failed(&step, code, log));
         }
     }
     let commit = ["period", "update", "--commit", &r, &g, &z];
-    if let Err(code) = radosgw_admin(&step, conf, &commit, log)? {
+    if let Err(code) = radosgw_admin(&step, conf, user, &commit, log)? {
         return Err(admin_failed(&step, code, log));
     }
     Ok(())
@@ -414,6 +424,7 @@ pub fn rgw_realm_setup(conf: &Path, store: &str, port: u16, log: &Path) -> Resul
 /// and metadata), made when missing. The only identity RGW's admin API cannot create for itself.
 pub fn rgw_admin_user(
     conf: &Path,
+    user: &str,
     store: &str,
     uid: &str,
     log: &Path,
@@ -422,7 +433,7 @@ pub fn rgw_admin_user(
     let r = format!("--rgw-realm={store}");
     let z = format!("--rgw-zone={store}");
     let u = format!("--uid={uid}");
-    let info = match radosgw_admin(&step, conf, &["user", "info", &r, &z, &u], log)? {
+    let info = match radosgw_admin(&step, conf, user, &["user", "info", &r, &z, &u], log)? {
         Ok(v) => v,
         Err(_) => {
             let create = [
@@ -434,7 +445,7 @@ pub fn rgw_admin_user(
                 "--display-name=rookery admin API",
                 "--caps=users=*;buckets=*;usage=*;metadata=*",
             ];
-            radosgw_admin(&step, conf, &create, log)?
+            radosgw_admin(&step, conf, user, &create, log)?
                 .map_err(|code| admin_failed(&step, code, log))?
         }
     };

@@ -523,6 +523,7 @@ const APPLY_WAIT: Duration = Duration::from_secs(180);
 async fn apply(State(shared): State<Arc<Shared>>, body: String) -> ApiResult<Json<ApplyResult>> {
     // One edit of the spec at a time: each merges into what the previous one saved.
     let _edit = shared.edits.lock().await;
+    refuse_unless_leading(&shared)?;
     let work = shared.clone();
     let applied = blocking(move || {
         let platform = crate::supervisor::lock(&work.platform);
@@ -564,6 +565,26 @@ async fn apply(State(shared): State<Arc<Shared>>, body: String) -> ApiResult<Jso
         new_users,
         object_stores,
     }))
+}
+
+/// In a cluster over several hosts the spec is the leading host's (the others take what it publishes):
+/// a change asked of another host would be undone, so it is refused there.
+fn refuse_unless_leading(shared: &Shared) -> ApiResult<()> {
+    let Some(leader) = shared.reconcile_info().leader else {
+        return Ok(());
+    };
+    let home = rookery_orchestrator::state::HostPolicy::load(&shared.layout)
+        .member
+        .map(|m| m.name);
+    if home.as_deref() == Some(leader.as_str()) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "not_leader",
+        None,
+        format!("{leader} carries out the cluster-wide work and the others follow its spec: run this on {leader} (nothing was changed)"),
+    ))
 }
 
 /// Waits until the reconciler has settled on the spec `text` (done, or blocked and saying why).
@@ -626,6 +647,7 @@ async fn delete_resources(
 ) -> ApiResult<Json<Deleted>> {
     let Query(q) = query?;
     let _edit = shared.edits.lock().await;
+    refuse_unless_leading(&shared)?;
     let rados = rados(&shared)?;
     let (work, conn) = (shared.clone(), rados.clone());
     let delete = blocking(move || {

@@ -183,7 +183,7 @@ pub struct RemoveHostBody {
     responses(
         (status = 202, body = join::HostRemoval, description = "the removal is under way (`GET /v1/status` shows it under reconcile.leaving)"),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "refused: it would lose quorum, or the rest cannot hold the data, or it is this host"),
+        (status = 409, body = ErrorBody, description = "refused: it would lose quorum, or the rest cannot hold the data"),
         (status = "5XX", body = ErrorBody),
     ))]
 pub async fn remove_host(
@@ -191,23 +191,8 @@ pub async fn remove_host(
     axum::extract::Path(name): axum::extract::Path<String>,
     Json(body): Json<RemoveHostBody>,
 ) -> ApiResult<(StatusCode, Json<join::HostRemoval>)> {
-    let layout = shared.layout.clone();
-    let state = load_state(&layout)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", None, e))?;
-    if state.joined() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_first_host",
-            None,
-            "hosts are removed by the host that made the cluster, which carries out the cluster-wide work: run `rookery host rm` there (nothing was changed)".into(),
-        ));
-    }
-    let home = HostPolicy::load(&layout)
-        .member
-        .map(|m| m.name)
-        .unwrap_or_else(rookery_platform::local::host_name);
     let removal = on_ceph(&shared, move |rados| {
-        join::remove_host(rados, &home, &name, body.force, now_unix()).map_err(|e| match e {
+        join::remove_host(rados, &name, body.force, now_unix()).map_err(|e| match e {
             join::RemoveError::Refused(r) => {
                 let status = if matches!(
                     r,

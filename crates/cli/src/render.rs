@@ -51,7 +51,15 @@ pub fn status(r: &ClusterReport) -> String {
                 .map(|m| m.name.as_str())
                 .collect();
             if !c.hosts.is_empty() {
-                let _ = writeln!(o, "hosts     {}", c.hosts.len());
+                let leader = r.reconcile.as_ref().and_then(|i| i.leader.as_deref());
+                match leader {
+                    Some(l) => {
+                        let _ = writeln!(o, "hosts     {} ({l} leads)", c.hosts.len());
+                    }
+                    None => {
+                        let _ = writeln!(o, "hosts     {}", c.hosts.len());
+                    }
+                }
                 for h in &c.hosts {
                     let osds: Vec<String> = h.osds.iter().map(|i| format!("osd.{i}")).collect();
                     let mons: Vec<String> = h.mons.iter().map(|m| format!("mon.{m}")).collect();

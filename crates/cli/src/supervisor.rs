@@ -88,6 +88,7 @@ impl Shared {
             devices: s.plan.devices.clone(),
             retiring: s.plan.retiring.clone(),
             leaving: s.plan.leaving.clone(),
+            leader: s.plan.leader.clone(),
             problems: s.plan.problems.clone(),
         }
     }

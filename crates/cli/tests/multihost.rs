@@ -33,6 +33,33 @@ spec:
   replicated: {size: 3}
 ";
 
+/// An object store served by two hosts' gateways.
+const STORE_PORT: u16 = 8480;
+fn store() -> String {
+    format!(
+        "apiVersion: ceph.rook.io/v1
+kind: CephObjectStore
+metadata: {{name: s3}}
+spec:
+  metadataPool: {{replicated: {{size: 3}}}}
+  dataPool: {{replicated: {{size: 3}}}}
+  gateway: {{port: {STORE_PORT}, instances: 2}}
+"
+    )
+}
+
+/// `ceph ARGS` on `host`'s cluster, its output.
+fn ceph_text(host: &TestHost, args: &[&str]) -> String {
+    let o = host
+        .command("ceph")
+        .args(["-c", host.data_dir().join("ceph.conf").to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "ceph {args:?}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Writes or checks objects through librados (python-rados), from inside a host.
 const OBJECTS: &str = r#"
 import hashlib, sys, rados
@@ -347,9 +374,61 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
         .parent()
         .unwrap()
         .join(format!("{}-myfs.yaml", h1.netns));
-    std::fs::write(&myfs, common::MYFS).unwrap();
+    std::fs::write(&myfs, format!("{}---\n{}", common::MYFS, store())).unwrap();
     ok(h1, &["apply", "-f", myfs.to_str().unwrap()]);
     let _ = std::fs::remove_file(&myfs);
+    // The standby MDS and the second gateway run on a joined host, and that gateway serves the zone.
+    let spread = Instant::now();
+    let runs_on_host2 = |daemon: &str| {
+        status(h2)["daemons"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|d| d["name"] == daemon && d["state"] == "running")
+        })
+    };
+    while !(runs_on_host2("mds.myfs-b") && runs_on_host2("rgw.s3")) {
+        assert!(
+            spread.elapsed() < Duration::from_secs(120),
+            "no mds.myfs-b and rgw.s3 on host2: {}\nhost1: {}",
+            status(h2),
+            status(h1)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let host1_daemons = status(h1)["daemons"].clone();
+    assert!(
+        host1_daemons
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["name"] != "mds.myfs-b"),
+        "{host1_daemons}"
+    );
+    let gateway = Instant::now();
+    loop {
+        let o = h1
+            .command("curl")
+            .args(["-s", &format!("http://{a2}:{STORE_PORT}/")])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&o.stdout).contains("ListAllMyBucketsResult") {
+            break;
+        }
+        assert!(
+            gateway.elapsed() < Duration::from_secs(60),
+            "host2's gateway does not answer: {}",
+            text(&o)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mds = Instant::now();
+    while !ceph_text(h1, &["mds", "stat"]).contains("standby") {
+        assert!(
+            mds.elapsed() < Duration::from_secs(60),
+            "myfs has no standby: {}",
+            ceph_text(h1, &["mds", "stat"])
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     ok(
         h1,
         &["fs", "subvolume", "create", "myfs", "app1", "--size", "1Gi"],
@@ -427,9 +506,7 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
     let osds = status(h1)["ceph"]["osds"].as_array().unwrap().len();
     assert_eq!(osds, 9, "no OSD was made twice");
 
-    // The host that does the cluster-wide work cannot remove itself.
-    bad_input(h1, &["host", "rm", "host1"], "cannot remove itself");
-    bad_input(h1, &["host", "rm", "host9"], "not a host of this cluster");
+    bad_input(h2, &["host", "rm", "host9"], "not a host of this cluster");
 
     // The refusals above recorded nothing.
     let s = status(h1);
@@ -461,16 +538,7 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
         "host rm host3 (3 OSDs drained, mon removed): {:.1} s",
         removing.elapsed().as_secs_f64()
     );
-    let ceph = |args: &[&str]| -> String {
-        let o = h1
-            .command("ceph")
-            .args(["-c", h1.data_dir().join("ceph.conf").to_str().unwrap()])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "ceph {args:?}: {}", text(&o));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let ceph = |args: &[&str]| ceph_text(h1, args);
     let tree = ceph(&["osd", "tree"]);
     assert!(
         !tree.contains("host3") && !tree.contains("osd.6 "),
@@ -527,9 +595,9 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
         "host3 lost -> mon.c in quorum on host4: {:.1} s (timeout 20 s)",
         lost.elapsed().as_secs_f64()
     );
-    // The dead host is removed with --force: its OSDs are purged without it.
+    // The dead host is removed with --force, from a host that joined: its OSDs are purged without it.
     let rm = rk(
-        h1,
+        h4,
         &["host", "rm", "host3", "--force", "--wait-secs", "300"],
     );
     assert!(rm.status.success(), "host rm --force: {}", text(&rm));
@@ -541,6 +609,64 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
     wait_healthy(h1, 9, Duration::from_secs(300));
     objects(h4, "read", "before-", 40);
     objects(h4, "read", "leaving-", 150);
+
+    // No host is special: the first host dies for good. host2, the first of the others to have
+    // joined, takes over the cluster-wide work once the lead has been silent for 30 s; a pool applied
+    // there is made; host1 is removed from host2 and the cluster is whole on host2 and host4.
+    assert_eq!(status(h1)["reconcile"]["leader"], "host1");
+    let later = h2.data_dir().parent().unwrap().join("later.yaml");
+    std::fs::write(
+        &later,
+        "apiVersion: ceph.rook.io/v1\nkind: CephBlockPool\nmetadata: {name: later}\nspec: {failureDomain: host, replicated: {size: 3}}\n",
+    )
+    .unwrap();
+    // A change of the spec is the leader's to make.
+    bad_input(
+        h2,
+        &["apply", "-f", later.to_str().unwrap()],
+        "run this on host1",
+    );
+    set.kill(0);
+    set.cut(0);
+    let lost = Instant::now();
+    while status(h2)["reconcile"]["leader"] != "host2" {
+        assert!(
+            lost.elapsed() < Duration::from_secs(120),
+            "host2 did not take over: {}",
+            status(h2)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!(
+        "host1 lost -> host2 leads: {:.1} s",
+        lost.elapsed().as_secs_f64()
+    );
+    ok(h2, &["apply", "-f", later.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&later);
+    let rm = rk(
+        h2,
+        &["host", "rm", "host1", "--force", "--wait-secs", "300"],
+    );
+    assert!(rm.status.success(), "host rm host1 --force: {}", text(&rm));
+    let s = wait_healthy_with(h2, 6, 2, Duration::from_secs(300));
+    assert_eq!(host_state(&s, "host1"), "", "host1 still listed: {s}");
+    let member_ceph = |host: &TestHost, args: &[&str]| {
+        let o = host
+            .command("ceph")
+            .args(["-c", host.data_dir().join("ceph.conf").to_str().unwrap()])
+            .args(["--name", &user(host)])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ceph {args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let pools = member_ceph(h4, &["osd", "pool", "ls"]);
+    assert!(pools.lines().any(|l| l == "later"), "{pools}");
+    let tree = member_ceph(h4, &["osd", "tree"]);
+    assert!(!tree.contains("host1"), "{tree}");
+    objects(h4, "read", "before-", 40);
+    objects(h2, "read", "leaving-", 150);
 }
 
 fn wait_healthy_with(

@@ -139,6 +139,8 @@ pub struct DesiredStore {
     pub port: u16,
     /// Every pool the zone uses (metadata pools, `.rgw.root`, the data pool).
     pub pools: Vec<String>,
+    /// How many hosts run a gateway of it (`spec.gateway.instances`), each on `port`.
+    pub instances: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -272,6 +274,7 @@ impl Desired {
                 name: st.metadata.name.clone(),
                 port: u16::try_from(st.spec.gateway.port).unwrap_or(0),
                 pools: names,
+                instances: st.spec.gateway.instances,
             });
         }
         let object_users = res

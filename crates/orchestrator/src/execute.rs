@@ -83,6 +83,25 @@ struct OsdToMake {
 }
 
 impl Reconciler {
+    /// Writes the lead's record; a change of host (not a renewal) is an event.
+    pub(crate) fn write_lead(
+        &mut self,
+        record: &crate::leadership::LeaderRecord,
+        before: Option<&str>,
+    ) -> Result<(), OrchestratorError> {
+        let r = self.connection()?;
+        crate::join::write_leader(&r, record)
+            .map_err(|e| OrchestratorError::Other(e.to_string()))?;
+        if before != Some(record.host.as_str()) {
+            let message = match before {
+                Some(old) => format!("{} leads the cluster-wide work, after {old}", record.host),
+                None => format!("{} leads the cluster-wide work", record.host),
+            };
+            self.event("LeadChanged", message);
+        }
+        Ok(())
+    }
+
     pub(crate) fn execute(&mut self, steps: &[Step]) -> Result<(), OrchestratorError> {
         let (parallel, serial): (Vec<&Step>, Vec<&Step>) = steps.iter().partition(|s| s.parallel());
         for step in serial {
@@ -125,9 +144,14 @@ impl Reconciler {
                     .map_err(|e| OrchestratorError::Other(e.to_string()))?;
             }
             Step::JoinMonStore { id } => self.join_mon_store(id)?,
-            Step::PlaceMgr { id, host } => {
+            Step::PlaceDaemon { daemon, host } => {
                 let r = self.connection()?;
-                crate::join::place_mgr(&r, id, host)
+                crate::join::place_daemon(&r, daemon, host)
+                    .map_err(|e| OrchestratorError::Other(e.to_string()))?;
+            }
+            Step::UnplaceDaemon { daemon, host } => {
+                let r = self.connection()?;
+                crate::join::unplace_daemon(&r, daemon, host)
                     .map_err(|e| OrchestratorError::Other(e.to_string()))?;
             }
             Step::PublishSpec { text } => {
@@ -382,7 +406,7 @@ impl Reconciler {
             Step::SetupObjectStore { store, port } => {
                 mkdir_private(&l.rgw_dir(store))?;
                 let log = l.log_dir().join(format!("rgw.{store}.setup.log"));
-                tools::rgw_realm_setup(&l.conf(), store, *port, &log)?;
+                tools::rgw_realm_setup(&l.conf(), self.state.ceph_user(), store, *port, &log)?;
                 let marker = Layout::ready_marker(&l.rgw_dir(store));
                 std::fs::write(&marker, b"").map_err(|e| OrchestratorError::io(&marker, e))?;
             }
@@ -405,8 +429,13 @@ impl Reconciler {
             }
             Step::CreateRgwAdmin { store } => {
                 let log = l.log_dir().join(format!("rgw.{store}.setup.log"));
-                let (access_key, secret_key) =
-                    tools::rgw_admin_user(&l.conf(), store, crate::objectstore::ADMIN_UID, &log)?;
+                let (access_key, secret_key) = tools::rgw_admin_user(
+                    &l.conf(),
+                    self.state.ceph_user(),
+                    store,
+                    crate::objectstore::ADMIN_UID,
+                    &log,
+                )?;
                 crate::objectstore::write(
                     &l.rgw_admin(store),
                     &crate::objectstore::KeyRecord {
@@ -439,15 +468,27 @@ impl Reconciler {
                         ))
                     })?;
                 let path = l.rgw_user(store, uid);
-                // Keys are made once, here, and kept: the user sees them with `object user show`.
+                // Keys are made once, here, and kept: the user sees them with `object user show`. A
+                // host that took over the lead keeps the keys the user already has.
                 let mut record = match crate::objectstore::read(&path)? {
                     Some(r) => r,
                     None => {
-                        let keys = rookery_objects::keys::generate()
-                            .map_err(|e| OrchestratorError::Other(format!("no randomness: {e}")))?;
+                        let existing = admin
+                            .user(uid)
+                            .map_err(|e| OrchestratorError::Other(e.to_string()))?
+                            .and_then(|u| u.keys.into_iter().find(|k| k.user == *uid));
+                        let (access_key, secret_key) = match existing {
+                            Some(k) => (k.access_key, k.secret_key),
+                            None => {
+                                let keys = rookery_objects::keys::generate().map_err(|e| {
+                                    OrchestratorError::Other(format!("no randomness: {e}"))
+                                })?;
+                                (keys.access_key, keys.secret_key)
+                            }
+                        };
                         let record = crate::objectstore::KeyRecord {
-                            access_key: keys.access_key,
-                            secret_key: keys.secret_key,
+                            access_key,
+                            secret_key,
                             applied: String::new(),
                         };
                         crate::objectstore::write(&path, &record)?;
@@ -800,7 +841,8 @@ fn describe(step: &Step) -> String {
         Step::WriteConfig => "writing ceph.conf".into(),
         Step::PlaceMon { id, host } => format!("placing mon.{id} on {host}"),
         Step::JoinMonStore { id } => format!("creating mon.{id}, joining the running mons"),
-        Step::PlaceMgr { id, host } => format!("placing standby mgr.{id} on {host}"),
+        Step::PlaceDaemon { daemon, host } => format!("placing {daemon} on {host}"),
+        Step::UnplaceDaemon { daemon, host } => format!("taking {daemon} off {host}"),
         Step::MarkRemoved => "recording that this host was removed from the cluster".into(),
         Step::PublishSpec { .. } => "publishing the spec for the joined hosts".into(),
         Step::AdoptSpec { .. } => "taking the cluster's spec".into(),

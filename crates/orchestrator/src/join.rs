@@ -136,8 +136,9 @@ struct MonPlacement {
     host: String,
 }
 
-/// Where standby mgrs placed on joined hosts are recorded, one key per mgr.
-const MGR_PLACEMENTS: &str = "rookery/mgrs/";
+/// Where daemons spread over joined hosts (standby mgrs, MDS daemons, extra gateways) are recorded: one
+/// key per host and daemon, `rookery/daemons/<host>/<daemon>`, so a gateway may run on several hosts.
+const DAEMON_PLACEMENTS: &str = "rookery/daemons/";
 
 fn placements(
     r: &Rados,
@@ -161,20 +162,32 @@ pub fn mon_placements(r: &Rados) -> Result<std::collections::BTreeMap<String, St
     placements(r, MON_PLACEMENTS)
 }
 
-/// Standby mgrs placed on hosts that joined: id -> host.
-pub fn mgr_placements(r: &Rados) -> Result<std::collections::BTreeMap<String, String>, JoinError> {
-    placements(r, MGR_PLACEMENTS)
+/// Daemons placed on hosts that joined: daemon (`mgr.b`, `mds.myfs-b`, `rgw.s3`) -> hosts.
+pub fn daemon_placements(r: &Rados) -> Result<crate::plan::Placements, JoinError> {
+    let mut out = crate::plan::Placements::new();
+    for (key, _) in config_key::dump(r, DAEMON_PLACEMENTS)? {
+        let placed = key
+            .strip_prefix(DAEMON_PLACEMENTS)
+            .and_then(|rest| rest.split_once('/'));
+        if let Some((host, daemon)) = placed {
+            out.entry(daemon.to_string())
+                .or_default()
+                .insert(host.to_string());
+        }
+    }
+    Ok(out)
 }
 
-/// Places mgr `id` on `host`; that host's supervisor makes its key and runs it.
-pub fn place_mgr(r: &Rados, id: &str, host: &str) -> Result<(), JoinError> {
-    write_json(
-        r,
-        &format!("{MGR_PLACEMENTS}{id}"),
-        &MonPlacement {
-            host: host.to_string(),
-        },
-    )
+/// Places `daemon` on `host`; that host's supervisor makes its key and runs it.
+pub fn place_daemon(r: &Rados, daemon: &str, host: &str) -> Result<(), JoinError> {
+    config_key::set(r, &format!("{DAEMON_PLACEMENTS}{host}/{daemon}"), b"{}")?;
+    Ok(())
+}
+
+/// Takes `daemon` off `host`; that host's supervisor stops it.
+pub fn unplace_daemon(r: &Rados, daemon: &str, host: &str) -> Result<(), JoinError> {
+    config_key::rm(r, &format!("{DAEMON_PLACEMENTS}{host}/{daemon}"))?;
+    Ok(())
 }
 
 /// Forgets where mon `id` was placed (it was replaced).
@@ -329,7 +342,7 @@ pub fn admit(
     })
 }
 
-/// The cluster's spec as the host that made the cluster applies it; joined hosts follow it.
+/// The cluster's spec as the leading host applies it; the other hosts follow it.
 const SPEC: &str = "rookery/spec";
 
 pub fn published_spec(r: &Rados) -> Result<Option<String>, JoinError> {
@@ -341,10 +354,21 @@ pub fn publish_spec(r: &Rados, text: &str) -> Result<(), JoinError> {
     Ok(())
 }
 
+/// Which host leads the cluster-wide work (see [`crate::leadership`]).
+const LEADER: &str = "rookery/leader";
+
+pub fn leader(r: &Rados) -> Result<Option<crate::leadership::LeaderRecord>, JoinError> {
+    read_json(r, LEADER)
+}
+
+pub fn write_leader(r: &Rados, record: &crate::leadership::LeaderRecord) -> Result<(), JoinError> {
+    write_json(r, LEADER, record)
+}
+
 /// Where removals under way are recorded, one key per host.
 const REMOVALS: &str = "rookery/removals/";
 
-/// `rookery host rm NAME`: recorded in Ceph, carried out by the host that made the cluster (and, for
+/// `rookery host rm NAME`: recorded in Ceph, carried out by the leading host (and, for
 /// its own daemons, by the host itself while it runs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -380,11 +404,14 @@ pub fn request_removal(r: &Rados, removal: &HostRemoval) -> Result<(), JoinError
 /// The last of a removal, once the host holds no OSD and no mon: its mons' placements, its empty CRUSH
 /// bucket, its Ceph user (so it can do nothing more), its member record and the request go.
 pub fn finish_removal(r: &Rados, host: &str) -> Result<(), JoinError> {
-    for prefix in [MON_PLACEMENTS, MGR_PLACEMENTS] {
-        for (id, placed) in placements(r, prefix)? {
-            if placed == host {
-                config_key::rm(r, &format!("{prefix}{id}"))?;
-            }
+    for (id, placed) in placements(r, MON_PLACEMENTS)? {
+        if placed == host {
+            config_key::rm(r, &format!("{MON_PLACEMENTS}{id}"))?;
+        }
+    }
+    for (daemon, hosts) in daemon_placements(r)? {
+        if hosts.contains(host) {
+            unplace_daemon(r, &daemon, host)?;
         }
     }
     rookery_ceph::commands::osd::crush_rm(r, host)?;
@@ -417,7 +444,6 @@ impl From<CephError> for RemoveError {
 /// recorded.
 pub fn remove_host(
     r: &Rados,
-    home: &str,
     host: &str,
     force: bool,
     now_unix: u64,
@@ -432,6 +458,13 @@ pub fn remove_host(
         }
         return Ok(existing);
     }
+    let members = members(r)?;
+    // The host that made the cluster acts as client.admin; mons not placed elsewhere are its own.
+    let first = members
+        .iter()
+        .find(|m| m.user == "admin")
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
     let placements = mon_placements(r)?;
     let quorum: Vec<String> = cluster::mon_stat(r)?
         .quorum
@@ -445,7 +478,7 @@ pub fn remove_host(
             let on = placements
                 .get(&m.name)
                 .cloned()
-                .unwrap_or_else(|| home.to_string());
+                .unwrap_or_else(|| first.clone());
             let in_quorum = quorum.contains(&m.name);
             (m.name, on, in_quorum)
         })
@@ -472,12 +505,12 @@ pub fn remove_host(
         })
         .collect();
     let facts = RemovalFacts {
-        members: members(r)?.into_iter().map(|m| m.name).collect(),
+        members: members.iter().map(|m| m.name.clone()).collect(),
         mons,
         osds,
         largest_pool: dump.pools.iter().map(|p| p.size).max().unwrap_or(0),
     };
-    check_removal(&facts, host, home, force)?;
+    check_removal(&facts, host, force)?;
     let removal = HostRemoval {
         host: host.to_string(),
         force,

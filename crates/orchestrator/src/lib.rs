@@ -12,6 +12,7 @@ pub mod history;
 pub mod join;
 pub mod join_token;
 pub mod layout;
+pub mod leadership;
 pub mod metrics;
 pub mod objects;
 pub mod objectstore;
@@ -242,6 +243,8 @@ pub struct Reconciler {
     restarted: BTreeMap<String, std::time::Instant>,
     /// Since when each mon has been out of quorum, as this reconciler saw it.
     mon_out_since: BTreeMap<String, std::time::Instant>,
+    /// The lead's record as last read, and since when it has read so.
+    lease_seen: Option<(Option<leadership::LeaderRecord>, std::time::Instant)>,
 }
 
 impl Reconciler {
@@ -271,6 +274,7 @@ impl Reconciler {
             device_watch: device_watch::DeviceWatch::default(),
             restarted: BTreeMap::new(),
             mon_out_since: BTreeMap::new(),
+            lease_seen: None,
         })
     }
 
@@ -608,6 +612,9 @@ impl Reconciler {
             removed: self.state.removed,
             mons_out_for: BTreeMap::new(),
             spec_text: None,
+            joined: self.state.joined(),
+            several_hosts: false,
+            lead_unchanged_for: std::time::Duration::ZERO,
             home,
         };
         if (observed.mon_stores.is_empty() && !self.state.joined()) || !conf_current {
@@ -625,6 +632,7 @@ impl Reconciler {
             let several_hosts = host.as_ref().is_some_and(|h| !h.address.is_loopback());
             if several_hosts {
                 observed.spec_text = std::fs::read_to_string(self.layout.spec()).ok();
+                observed.several_hosts = true;
             }
             match observe_ceph(&r, &self.desired, &retiring, several_hosts) {
                 Ok(mut view) => {
@@ -651,6 +659,16 @@ impl Reconciler {
                         .iter()
                         .map(|(id, since)| (id.clone(), now.duration_since(*since)))
                         .collect();
+                    // The lead's record is judged by how long this host has seen it unchanged.
+                    if self.lease_seen.as_ref().map(|(r, _)| r) != Some(&view.leader) {
+                        self.lease_seen = Some((view.leader.clone(), now));
+                    }
+                    observed.lead_unchanged_for = self
+                        .lease_seen
+                        .as_ref()
+                        .map_or(std::time::Duration::ZERO, |(_, since)| {
+                            now.duration_since(*since)
+                        });
                     observed.ceph = Some(view);
                 }
                 Err(e) => {
@@ -666,12 +684,17 @@ impl Reconciler {
     pub fn reconcile_once(&mut self) -> Plan {
         let _timer = self.metrics.reconcile_timer();
         let observed = self.observe();
-        let plan = if self.state.joined() {
-            plan::plan_member(&self.desired, &observed)
-        } else {
-            plan::plan(&self.desired, &observed)
-        };
-        let result = self.execute(&plan.steps);
+        let plan = plan::plan_host(&self.desired, &observed);
+        let before = observed
+            .ceph
+            .as_ref()
+            .and_then(|c| c.leader.as_ref())
+            .map(|r| r.host.clone());
+        let result = match &plan.lead_write {
+            Some(record) => self.write_lead(record, before.as_deref()),
+            None => Ok(()),
+        }
+        .and_then(|()| self.execute(&plan.steps));
         if let Err(e) = &result {
             self.metrics.failed(e);
         }
@@ -783,13 +806,14 @@ fn observe_ceph(
             detail: other.to_string(),
         },
     };
-    let (mut members, mut mon_placements, mut mgr_placements, mut removals, mut published_spec) = (
+    let (mut members, mut mon_placements, mut placements, mut removals, mut published_spec) = (
         Vec::new(),
         BTreeMap::new(),
         BTreeMap::new(),
         BTreeMap::new(),
         None,
     );
+    let mut leader = None;
     if several_hosts {
         members = join::members(r)
             .map_err(joined_error)?
@@ -797,9 +821,10 @@ fn observe_ceph(
             .map(|m| m.name)
             .collect();
         mon_placements = join::mon_placements(r).map_err(joined_error)?;
-        mgr_placements = join::mgr_placements(r).map_err(joined_error)?;
+        placements = join::daemon_placements(r).map_err(joined_error)?;
         removals = join::removals(r).map_err(joined_error)?;
         published_spec = join::published_spec(r).map_err(joined_error)?;
+        leader = join::leader(r).map_err(joined_error)?;
     }
 
     let mut filesystems = BTreeMap::new();
@@ -887,7 +912,8 @@ fn observe_ceph(
         monmap,
         members,
         mon_placements,
-        mgr_placements,
+        placements,
+        leader,
         quorum,
         removals,
         published_spec,

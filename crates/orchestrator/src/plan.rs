@@ -58,6 +58,13 @@ pub struct Observed {
     pub mons_out_for: BTreeMap<String, std::time::Duration>,
     /// The spec this host keeps (`spec.yaml`), read when the cluster spans several hosts.
     pub spec_text: Option<String>,
+    /// This host joined the cluster (it did not make it).
+    pub joined: bool,
+    /// The cluster serves on addresses other hosts reach: membership, placements and the lead are
+    /// read from Ceph.
+    pub several_hosts: bool,
+    /// How long this host has read the lead's record (`CephView.leader`) as it is now.
+    pub lead_unchanged_for: std::time::Duration,
 }
 
 /// One host's block devices and what the cluster knows of them.
@@ -98,6 +105,9 @@ pub enum OsdBlock {
     Unknown,
 }
 
+/// Daemons spread over joined hosts (standby mgrs, MDS daemons, gateways): daemon -> hosts.
+pub type Placements = BTreeMap<String, BTreeSet<String>>;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CephView {
     pub pools: BTreeMap<String, PoolView>,
@@ -115,8 +125,10 @@ pub struct CephView {
     pub members: Vec<String>,
     /// Mons placed on joined hosts and not made yet, or made there: id -> host (`rookery/mons/`).
     pub mon_placements: BTreeMap<String, String>,
-    /// Standby mgrs placed on joined hosts: id -> host (`rookery/mgrs/`).
-    pub mgr_placements: BTreeMap<String, String>,
+    /// Daemons spread over joined hosts: daemon -> the hosts that run it (`rookery/daemons/`).
+    pub placements: Placements,
+    /// The host that leads (`rookery/leader`), as recorded.
+    pub leader: Option<crate::leadership::LeaderRecord>,
     /// Mons in quorum.
     pub quorum: BTreeSet<String>,
     /// Hosts being removed (`host rm`).
@@ -133,6 +145,14 @@ pub struct CephView {
 }
 
 impl CephView {
+    /// Whether `host` runs as far as Ceph can tell: some of its OSDs are up, or it has none yet.
+    pub fn runs(&self, host: &str) -> bool {
+        self.crush_hosts.get(host).is_none_or(|osds| {
+            osds.iter()
+                .any(|id| self.osds.get(id).is_some_and(|v| v.up))
+        })
+    }
+
     /// Hosts with OSDs that are not being removed: what copies can be spread over.
     pub fn hosts_staying(&self) -> usize {
         self.crush_hosts
@@ -233,9 +253,14 @@ pub enum Step {
         id: String,
         host: String,
     },
-    /// Records that standby mgr `id` is to run on `host` (a host that joined).
-    PlaceMgr {
-        id: String,
+    /// Records that `daemon` (a standby mgr, an MDS, a gateway) is to run on `host`, a host that joined.
+    PlaceDaemon {
+        daemon: String,
+        host: String,
+    },
+    /// Takes `daemon` off `host`, which stops it.
+    UnplaceDaemon {
+        daemon: String,
         host: String,
     },
     /// Makes the store of mon `id`, placed on this host, from the running cluster's monmap.
@@ -426,11 +451,14 @@ impl Step {
             Step::CreateKeys => "the cluster has no keys yet (cephx is always on)".into(),
             Step::WriteConfig => "ceph.conf does not match the spec".into(),
             Step::PlaceMon { id, host } => {
-                format!("mon.{id} has no host yet; {host} runs no mon")
+                format!("mon.{id} is to run on {host}, which Ceph does not record yet")
             }
             Step::JoinMonStore { id } => format!("mon.{id} is placed on this host"),
-            Step::PlaceMgr { id, host } => {
-                format!("mgr.{id} has no host yet; {host} runs no mgr")
+            Step::PlaceDaemon { daemon, host } => {
+                format!("{daemon} is to run on a host of its own; {host} runs and has none of its kind")
+            }
+            Step::UnplaceDaemon { daemon, host } => {
+                format!("the spec asks for fewer of {daemon} than run, and {host} runs one")
             }
             Step::FailoverMon { id, host } => format!(
                 "mon.{id} on {host} is out of quorum for longer than spec.healthCheck.daemonHealth.mon.timeout"
@@ -575,6 +603,12 @@ pub struct Plan {
     /// Hosts on their way out (`host rm`).
     #[serde(default)]
     pub leaving: Vec<planners::hosts::Leaving>,
+    /// The host that carries out the cluster-wide work, when the cluster spans several hosts.
+    pub leader: Option<String>,
+    /// The lead's record to write before the steps: a renewal (not a change, so not a step), a
+    /// takeover or a handover.
+    #[serde(skip)]
+    pub lead_write: Option<crate::leadership::LeaderRecord>,
     /// What is wrong with the cluster and needs a person, not a spec change (a dead OSD): shown, but it
     /// does not hold up applying a spec.
     pub problems: Vec<String>,
@@ -624,12 +658,29 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     p.steps.extend(leaving_steps);
     p.leaving = leaving;
     p.absorb(planners::mgr::plan_daemons(desired, observed));
-    p.absorb(planners::mgr::place(desired, observed, ceph));
     p.absorb(planners::pools::plan(desired, ceph));
-    p.absorb(planners::filesystems::plan(desired, observed, ceph));
     let osds_running = planners::osds::all_running(desired, observed);
     let (stores, ready) = planners::object_stores::plan(desired, observed, ceph, osds_running);
+    // An MDS placed on a joined host in this pass is not also started here.
+    let spread = planners::spread::place(desired, observed, ceph, &ready);
+    let placing: BTreeSet<&String> = spread
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::PlaceDaemon { daemon, .. } => Some(daemon),
+            _ => None,
+        })
+        .collect();
+    p.absorb(planners::filesystems::plan(
+        desired, observed, ceph, &placing,
+    ));
     p.absorb(stores);
+    p.absorb(spread);
+    // A leader that joined runs what was placed on it before it led, too.
+    if observed.joined {
+        p.steps.extend(planners::mons::join_placed(observed, ceph));
+    }
+    p.steps.extend(planners::spread::run_placed(observed, ceph));
     p.absorb(planners::users::plan(desired, observed, &ready));
     plan_own_osds(desired, observed, ceph, &mut p);
     if let (None, Some(host)) = (&p.waiting, &observed.devices) {
@@ -655,6 +706,66 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     if p.steps.is_empty() {
         p.waiting = p.waiting.or(waiting);
     }
+    // A daemon the leader runs as the first of its group may be placed on it as well: its key is
+    // made and it is started once.
+    let mut seen: Vec<Step> = Vec::new();
+    p.steps.retain(|s| {
+        let once = matches!(
+            s,
+            Step::Start { .. }
+                | Step::CreateMgrKey { .. }
+                | Step::CreateMdsKey { .. }
+                | Step::CreateRgwKey { .. }
+        );
+        if once && seen.contains(s) {
+            return false;
+        }
+        if once {
+            seen.push(s.clone());
+        }
+        true
+    });
+    p
+}
+
+/// This host's plan. A cluster over several hosts has one host that leads (see
+/// [`crate::leadership`]): it plans the cluster-wide work and the others their own part. A cluster of
+/// one host is led by it, and until the mons answer, the host that made the cluster starts its own.
+pub fn plan_host(desired: &Desired, observed: &Observed) -> Plan {
+    let Some(ceph) = observed.ceph.as_ref().filter(|_| observed.several_hosts) else {
+        return if observed.joined {
+            plan_member(desired, observed)
+        } else {
+            plan(desired, observed)
+        };
+    };
+    let candidates: Vec<String> = ceph
+        .members
+        .iter()
+        .filter(|h| !ceph.removals.contains_key(*h) && ceph.runs(h))
+        .cloned()
+        .collect();
+    let lead = crate::leadership::decide(
+        ceph.leader.as_ref(),
+        observed.lead_unchanged_for,
+        crate::leadership::LeadFacts {
+            home: &observed.home,
+            made_here: !observed.joined,
+            candidates: &candidates,
+            leaving: ceph.removals.get(&observed.home).is_some_and(|r| !r.done),
+        },
+    );
+    let mut p = if lead.leads {
+        plan(desired, observed)
+    } else {
+        plan_member(desired, observed)
+    };
+    p.leader = lead
+        .write
+        .as_ref()
+        .or(ceph.leader.as_ref())
+        .map(|r| r.host.clone());
+    p.lead_write = lead.write;
     p
 }
 
@@ -704,7 +815,9 @@ pub fn plan_member(desired: &Desired, observed: &Observed) -> Plan {
         None => {}
     }
     p.steps.extend(planners::mons::plan_joined(observed, ceph));
-    p.steps.extend(planners::mgr::plan_joined(observed, ceph));
+    p.steps.extend(planners::spread::run_placed(observed, ceph));
+    p.steps
+        .extend(planners::spread::stop_unplaced(observed, ceph));
     plan_own_osds(desired, observed, ceph, &mut p);
     p
 }
@@ -746,7 +859,7 @@ fn leave(observed: &Observed, ceph: &CephView, mut p: Plan) -> Plan {
     let (retire, retiring) = planners::retire::plan(&requests, &observed.osds, ceph);
     p.steps.extend(retire);
     p.retiring = retiring;
-    // Its mons stop once the first host took them out of the map (never before: quorum may need
+    // Its mons stop once the leading host took them out of the map (never before: quorum may need
     // them until then).
     for (id, host) in &observed.mon_hosts {
         let name = format!("mon.{id}");
@@ -757,7 +870,11 @@ fn leave(observed: &Observed, ceph: &CephView, mut p: Plan) -> Plan {
             p.steps.push(Step::Stop { daemon: name });
         }
     }
-    for daemon in observed.running.iter().filter(|d| d.starts_with("mgr.")) {
+    for daemon in observed
+        .running
+        .iter()
+        .filter(|d| planners::spread::is_spread(d))
+    {
         p.steps.push(Step::Stop {
             daemon: daemon.clone(),
         });
@@ -799,6 +916,70 @@ mod tests {
             plan_member(&d, &member).steps,
             [Step::AdoptSpec { text: "v2".into() }]
         );
+    }
+
+    #[test]
+    fn the_host_that_leads_plans_for_the_cluster_and_the_first_host_follows_once_it_no_longer_leads(
+    ) {
+        let d = desired();
+        // host1 made the cluster, with mon.a and mgr.a, and leads.
+        let mut first = mon_up();
+        first.home = "h1".into();
+        first.several_hosts = true;
+        first.mon_hosts.insert("a".into(), "h1".into());
+        first.running = set(&["mon.a", "mgr.a"]);
+        first.mgr_keyrings = set(&["a"]);
+        let ceph = first.ceph.as_mut().unwrap();
+        ceph.members = vec!["h1".into(), "h2".into()];
+        ceph.mon_placements.insert("a".into(), "h1".into());
+        ceph.leader = Some(crate::leadership::LeaderRecord {
+            host: "h1".into(),
+            beat: 3,
+        });
+        let p = plan_host(&d, &first);
+        assert_eq!(p.leader.as_deref(), Some("h1"));
+        assert!(p
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::CreatePool { name, .. } if name == "replicapool")));
+        // h2 took over while h1 was away: back, h1 keeps its mon, stops mgr.a (h2 runs it now) and
+        // plans nothing cluster-wide, only its own OSDs.
+        first.ceph.as_mut().unwrap().leader = Some(crate::leadership::LeaderRecord {
+            host: "h2".into(),
+            beat: 4,
+        });
+        let p = plan_host(&d, &first);
+        assert_eq!(p.leader.as_deref(), Some("h2"));
+        assert_eq!(
+            p.steps,
+            [
+                Step::Stop {
+                    daemon: "mgr.a".into()
+                },
+                Step::AddOsd,
+                Step::AddOsd,
+                Step::AddOsd
+            ]
+        );
+        // h2, a joined host that leads, plans for the cluster and runs the first mgr.
+        let mut second = first.clone();
+        second.home = "h2".into();
+        second.joined = true;
+        second.mon_stores = BTreeSet::new();
+        second.running = BTreeSet::new();
+        second.mgr_keyrings = BTreeSet::new();
+        let p = plan_host(&d, &second);
+        assert_eq!(p.leader.as_deref(), Some("h2"));
+        assert!(p
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::CreatePool { name, .. } if name == "replicapool")));
+        assert!(p.steps.contains(&Step::CreateMgrKey { id: "a".into() }));
+        // It never makes a new mon store of its own: mons of a running cluster are joined.
+        assert!(!p
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::CreateMonStore { .. })));
     }
 
     #[test]

@@ -416,6 +416,19 @@ pub fn check(
         }
     }
 
+    for store in desired.object_stores.iter().filter(|s| s.instances > 1) {
+        if alone {
+            out.push(Finding {
+                bad_input: true,
+                ..Finding::error(
+                    "gateways",
+                    format!("object store {} asks for {} gateways, each on a host of its own, but this cluster is this one host (it serves on loopback only)", store.name, store.instances),
+                    "set spec.gateway.instances: 1, or bring the cluster up for several hosts with `rookery up --address IP`",
+                )
+            });
+        }
+    }
+
     let base = nearest_existing(&layout.root);
     if writable(&base) {
         out.push(Finding::ok(

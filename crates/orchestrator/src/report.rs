@@ -76,6 +76,9 @@ pub struct ReconcileInfo {
     /// Hosts on their way out (`host rm`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leaving: Vec<crate::planners::hosts::Leaving>,
+    /// The host that carries out the cluster-wide work (a cluster over several hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
 }
 
 impl ReconcileInfo {

@@ -40,6 +40,8 @@ pub enum ResourceError {
         port: u16,
         holder: String,
     },
+    #[error("CephObjectStore/{store}: {instances} gateways each need a host of their own, but this cluster is this one host (it serves on loopback only); use spec.gateway.instances: 1")]
+    GatewaysNeedHosts { store: String, instances: u64 },
     #[error("`{program}` is not installed; install it with: apt-get install -y {package}")]
     ProgramMissing {
         program: String,
@@ -68,6 +70,7 @@ impl ResourceError {
             ResourceError::OtherCluster { .. } => "other_cluster",
             ResourceError::NotFound { .. } => "not_found",
             ResourceError::PortInUse { .. } => "port_in_use",
+            ResourceError::GatewaysNeedHosts { .. } => "gateways_need_hosts",
             ResourceError::ProgramMissing { .. } => "program_missing",
             ResourceError::Blocked(b) => b.first().map(Blocker::code).unwrap_or("blocked"),
             ResourceError::Ceph(e) if e.is_unreachable() => "ceph_unavailable",
@@ -86,6 +89,9 @@ impl ResourceError {
             ResourceError::OtherCluster { .. } => Some("metadata.name".into()),
             ResourceError::PortInUse { store, .. } => {
                 Some(format!("CephObjectStore/{store}.spec.gateway.port"))
+            }
+            ResourceError::GatewaysNeedHosts { store, .. } => {
+                Some(format!("CephObjectStore/{store}.spec.gateway.instances"))
             }
             ResourceError::Blocked(b) => b.first().map(|b| b.field().to_string()),
             _ => None,
@@ -207,7 +213,8 @@ pub fn edited_spec(
     Ok((merged, new))
 }
 
-/// A port wanted by an object store that something other than that store's gateway listens on.
+/// A port wanted by an object store that something other than that store's gateway listens on, or
+/// gateways on several hosts asked of a cluster of one.
 fn check_gateway_ports(
     layout: &Layout,
     platform: &dyn Platform,
@@ -218,9 +225,15 @@ fn check_gateway_ports(
     };
     for doc in new.iter().filter(|d| key(d).0 == "CephObjectStore") {
         let store = key(doc).1;
-        let port = doc
-            .get("spec")
-            .and_then(|s| s.get("gateway"))
+        let gateway = doc.get("spec").and_then(|s| s.get("gateway"));
+        let instances = gateway
+            .and_then(|g| g.get("instances"))
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        if instances > 1 && host.address.is_loopback() {
+            return Err(ResourceError::GatewaysNeedHosts { store, instances });
+        }
+        let port = gateway
             .and_then(|g| g.get("port"))
             .and_then(Value::as_u64)
             .and_then(|p| u16::try_from(p).ok());

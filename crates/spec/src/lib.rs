@@ -590,6 +590,7 @@ impl CephObjectStore {
 pub struct GatewaySpec {
     /// HTTP port on 127.0.0.1; 0 means not set.
     pub port: u32,
+    /// How many hosts serve the store, each on `port` (one gateway per host).
     pub instances: u32,
 }
 

@@ -518,8 +518,8 @@ fn file_and_object_errors() {
         ("port: 8080", "port: 0", "spec.gateway.port ~ needs a port"),
         (
             "instances: 1",
-            "instances: 2",
-            "spec.gateway.instances ~ 2 gateway instances",
+            "instances: 0",
+            "spec.gateway.instances ~ 0 gateway instances",
         ),
         (
             "dataChunks: 2, codingChunks: 1",

@@ -616,11 +616,11 @@ pub(crate) fn object_store(s: &CephObjectStore, r: &mut Report) {
             "use a port from 1 to 65535, e.g. 8080",
         );
     }
-    if gw.instances != 1 {
+    if gw.instances == 0 {
         r.error(
             "spec.gateway.instances",
-            format!("{} gateway instances", gw.instances),
-            "use instances: 1; on one host a second gateway would need a second port",
+            "0 gateway instances would leave the store unserved",
+            "use instances: 1, or one per host that should serve it",
         );
     }
 }

@@ -145,6 +145,8 @@ fn wait_removed(client: &Client, name: &str, limit: Duration, output: Output) ->
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.enable_steady_tick(Duration::from_millis(200));
+    // Set for a host that is not the one that made the cluster: that one carries it out and reports it.
+    bar.set_message(format!("{name}: removal requested"));
     let started = std::time::Instant::now();
     loop {
         let members: Vec<Member> = client.get("/v1/hosts").map_err(|r| r.word(api::plain))?;

@@ -1,4 +1,5 @@
-//! CephFS: MDS daemons (keys, started), the filesystem made on its pools, data pools added, `max_mds`
+//! CephFS: the leading host's MDS daemons (keys, started; those placed on joined hosts are
+//! [`super::spread`]'s), the filesystem made on its pools, data pools added, `max_mds`
 //! and standby-replay kept as the spec says; MDS daemons of filesystems no longer wanted stopped.
 
 use std::collections::BTreeSet;
@@ -11,11 +12,24 @@ use crate::planners::{start_unless_running, Partial};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FsError {}
 
-pub fn plan(desired: &Desired, observed: &Observed, ceph: &CephView) -> Partial<FsError> {
+/// `placing`: daemons placed on joined hosts in this pass (not run here).
+pub fn plan(
+    desired: &Desired,
+    observed: &Observed,
+    ceph: &CephView,
+    placing: &BTreeSet<&String>,
+) -> Partial<FsError> {
+    // This host runs each MDS no host was given (nor is being given in this pass); one placed on it
+    // runs too (`spread::run_placed`), so it is not stopped here.
+    let unplaced =
+        |daemon: &String| !ceph.placements.contains_key(daemon) && !placing.contains(daemon);
     let mut p = Partial::default();
     for fs in &desired.filesystems {
         for id in &fs.mds_ids {
             let daemon = format!("mds.{id}");
+            if !unplaced(&daemon) {
+                continue;
+            }
             if !observed.mds_keyrings.contains(id) {
                 p.step(Step::CreateMdsKey { id: id.clone() });
                 p.step(Step::Start { daemon });
@@ -65,7 +79,15 @@ pub fn plan(desired: &Desired, observed: &Observed, ceph: &CephView) -> Partial<
     let wanted: BTreeSet<String> = desired
         .filesystems
         .iter()
-        .flat_map(|f| f.mds_ids.iter().map(|id| format!("mds.{id}")))
+        .flat_map(|f| f.mds_ids.iter())
+        .map(|id| format!("mds.{id}"))
+        .filter(|daemon| {
+            unplaced(daemon)
+                || ceph
+                    .placements
+                    .get(daemon)
+                    .is_some_and(|hosts| hosts.contains(&observed.home))
+        })
         .collect();
     for daemon in &observed.running {
         if daemon.starts_with("mds.") && !wanted.contains(daemon) {
@@ -90,7 +112,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            plan(&d, &o, &CephView::default()).steps,
+            plan(&d, &o, &CephView::default(), &BTreeSet::new()).steps,
             [
                 Step::Stop {
                     daemon: "mds.old-a".into()

@@ -1,4 +1,4 @@
-//! Hosts leaving the cluster (`rookery host rm`), on the host that made the cluster: the host's OSDs
+//! Hosts leaving the cluster (`rookery host rm`), on the leading host: the host's OSDs
 //! are marked out and, once Ceph says no data would lose a copy without them (or at once with
 //! `--force`) and they are down, purged; then its mons leave the monmap once they are out of quorum
 //! (stopped by the host itself, or gone with it); then its records, CRUSH bucket and Ceph user go.
@@ -113,8 +113,6 @@ pub struct OsdFact {
 pub enum RemovalRefused {
     #[error("{0} is not a host of this cluster; `rookery host list` names them")]
     NotMember(String),
-    #[error("{0} is the host this command runs on, which carries out the cluster-wide work; it cannot remove itself (not supported yet)")]
-    ThisHost(String),
     #[error("removing {host} would leave {left} mon(s), of which {in_quorum} in quorum, and quorum needs {need}: bring the other hosts' mons back first (`rookery status` shows which are out)")]
     WouldLoseQuorum {
         host: String,
@@ -140,7 +138,6 @@ impl RemovalRefused {
     pub fn code(&self) -> &'static str {
         match self {
             RemovalRefused::NotMember(_) => "not_found",
-            RemovalRefused::ThisHost(_) => "this_host",
             RemovalRefused::WouldLoseQuorum { .. } => "would_lose_quorum",
             RemovalRefused::TooFewOsds { .. } => "too_few_osds",
             RemovalRefused::TooFull { .. } => "too_full",
@@ -152,19 +149,11 @@ fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
-/// Whether `host` may leave: it is a member other than `home`, the mons left keep a quorum, and (unless
+/// Whether `host` may leave: it is a member, the mons left keep a quorum, and (unless
 /// `force`, for a host that is gone whatever the data says) the OSDs left can hold every copy.
-pub fn check_removal(
-    facts: &RemovalFacts,
-    host: &str,
-    home: &str,
-    force: bool,
-) -> Result<(), RemovalRefused> {
+pub fn check_removal(facts: &RemovalFacts, host: &str, force: bool) -> Result<(), RemovalRefused> {
     if !facts.members.iter().any(|m| m == host) {
         return Err(RemovalRefused::NotMember(host.into()));
-    }
-    if host == home {
-        return Err(RemovalRefused::ThisHost(host.into()));
     }
     let left: Vec<&(String, String, bool)> =
         facts.mons.iter().filter(|(_, h, _)| h != host).collect();
@@ -339,20 +328,16 @@ mod tests {
     #[test]
     fn a_removal_keeps_quorum_and_room_for_every_copy() {
         let f = facts();
-        assert_eq!(check_removal(&f, "h3", "h1", false), Ok(()));
+        assert_eq!(check_removal(&f, "h3", false), Ok(()));
         assert_eq!(
-            check_removal(&f, "h9", "h1", false),
+            check_removal(&f, "h9", false),
             Err(RemovalRefused::NotMember("h9".into()))
-        );
-        assert_eq!(
-            check_removal(&f, "h1", "h1", false),
-            Err(RemovalRefused::ThisHost("h1".into()))
         );
         // h2's mon is out: without h3's, a and b are left and only a is in quorum.
         let mut g = f.clone();
         g.mons[1].2 = false;
         assert!(matches!(
-            check_removal(&g, "h3", "h1", true),
+            check_removal(&g, "h3", true),
             Err(RemovalRefused::WouldLoseQuorum {
                 left: 2,
                 in_quorum: 1,
@@ -364,21 +349,21 @@ mod tests {
         let mut g = f.clone();
         g.largest_pool = 3;
         assert!(matches!(
-            check_removal(&g, "h3", "h1", false),
+            check_removal(&g, "h3", false),
             Err(RemovalRefused::TooFewOsds {
                 left: 2,
                 need: 3,
                 ..
             })
         ));
-        assert_eq!(check_removal(&g, "h3", "h1", true), Ok(()));
+        assert_eq!(check_removal(&g, "h3", true), Ok(()));
         // 18 GiB of data does not fit 85% of the 20 GiB left.
         let mut g = f;
         for o in &mut g.osds {
             o.used_bytes = 9 << 29;
         }
         assert!(matches!(
-            check_removal(&g, "h3", "h1", false),
+            check_removal(&g, "h3", false),
             Err(RemovalRefused::TooFull { .. })
         ));
     }

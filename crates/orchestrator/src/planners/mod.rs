@@ -12,6 +12,7 @@ pub mod object_stores;
 pub mod osds;
 pub mod pools;
 pub mod retire;
+pub mod spread;
 pub mod users;
 
 use crate::plan::Step;

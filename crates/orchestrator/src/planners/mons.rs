@@ -38,8 +38,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> (Partial<MonError>, bool)
     let mut making_stores = false;
     for id in local_ids(desired, observed) {
         if !observed.mon_stores.contains(id) {
-            // The stores of the first mons are made together, before any mon runs.
-            if observed.mon_stores.is_empty() {
+            // The stores of the first mons are made together, before any mon runs (a host that
+            // joined makes its mons from the running cluster instead: `join_placed`).
+            if observed.mon_stores.is_empty() && !observed.joined {
                 p.step(Step::CreateMonStore { id: id.clone() });
                 making_stores = true;
             }
@@ -62,14 +63,18 @@ pub fn place(desired: &Desired, observed: &Observed, ceph: &CephView) -> Partial
     taken.insert(&observed.home);
     let have = observed.mon_hosts.len();
     // A host whose OSDs are all down is gone for now: no mon is placed there.
-    let alive = |h: &String| {
-        ceph.crush_hosts.get(h).is_none_or(|osds| {
-            osds.iter()
-                .any(|id| ceph.osds.get(id).is_some_and(|v| v.up))
-        })
-    };
     let eligible =
-        |h: &&String| **h != observed.home && !ceph.removals.contains_key(*h) && alive(h);
+        |h: &&String| **h != observed.home && !ceph.removals.contains_key(*h) && ceph.runs(h);
+    // Every mon's host is recorded in Ceph, the first host's too, so that whichever host leads later
+    // knows where each mon is, and the first host, should it stop leading, keeps its own.
+    for (id, host) in &observed.mon_hosts {
+        if ceph.monmap.contains_key(id) && !ceph.mon_placements.contains_key(id) {
+            p.step(Step::PlaceMon {
+                id: id.clone(),
+                host: host.clone(),
+            });
+        }
+    }
     for id in &desired.mon_ids {
         if observed.mon_hosts.contains_key(id) || ceph.mon_placements.contains_key(id) {
             continue;
@@ -123,8 +128,24 @@ pub fn place(desired: &Desired, observed: &Observed, ceph: &CephView) -> Partial
     p
 }
 
-/// On a host that joined: the mons placed here are made (from the running cluster) and started.
+/// On a host that does not lead: the mons placed here are made and run, those moved elsewhere stop,
+/// and the state follows the monmap.
 pub fn plan_joined(observed: &Observed, ceph: &CephView) -> Vec<Step> {
+    let mut steps = join_placed(observed, ceph);
+    // A mon of this host replaced elsewhere while this host was away must not come back.
+    for (id, host) in &observed.mon_hosts {
+        let moved = ceph.mon_placements.get(id).is_none_or(|p| p != host);
+        let name = format!("mon.{id}");
+        if *host == observed.home && moved && observed.running.contains(&name) {
+            steps.push(Step::Stop { daemon: name });
+        }
+    }
+    steps.extend(record(observed, ceph));
+    steps
+}
+
+/// The mons placed on this host are made (from the running cluster) and started.
+pub fn join_placed(observed: &Observed, ceph: &CephView) -> Vec<Step> {
     let mut steps = Vec::new();
     for (id, host) in &ceph.mon_placements {
         if *host != observed.home {
@@ -136,15 +157,6 @@ pub fn plan_joined(observed: &Observed, ceph: &CephView) -> Vec<Step> {
             steps.push(s);
         }
     }
-    // A mon of this host replaced elsewhere while this host was away must not come back.
-    for (id, host) in &observed.mon_hosts {
-        let moved = ceph.mon_placements.get(id).is_none_or(|p| p != host);
-        let name = format!("mon.{id}");
-        if *host == observed.home && moved && observed.running.contains(&name) {
-            steps.push(Step::Stop { daemon: name });
-        }
-    }
-    steps.extend(record(observed, ceph));
     steps
 }
 
@@ -263,15 +275,22 @@ mod tests {
             members: vec!["h1".into(), "h2".into()],
             ..Default::default()
         };
-        // One host joined: b goes there, c waits for another.
+        // One host joined: the first host's a is recorded as its own, b goes to h2, c waits.
         let p = place(&d, &o, &ceph);
         assert_eq!(
             p.steps,
-            [Step::PlaceMon {
-                id: "b".into(),
-                host: "h2".into()
-            }]
+            [
+                Step::PlaceMon {
+                    id: "a".into(),
+                    host: "h1".into()
+                },
+                Step::PlaceMon {
+                    id: "b".into(),
+                    host: "h2".into()
+                }
+            ]
         );
+        ceph.mon_placements.insert("a".into(), "h1".into());
         assert_eq!(
             p.refused,
             [MonError::NoHostForMon {
@@ -292,7 +311,7 @@ mod tests {
         );
         // With several per host allowed, the first joined host takes both.
         d.mon_allow_multiple = true;
-        ceph.mon_placements.clear();
+        ceph.mon_placements.retain(|id, _| id == "a");
         ceph.members.pop();
         let p = place(&d, &o, &ceph);
         assert_eq!(p.steps.len(), 2);
@@ -323,7 +342,11 @@ mod tests {
         let mut ceph = CephView {
             monmap: map_of(&o.mon_records),
             members: vec!["h1".into(), "h2".into(), "h3".into()],
-            mon_placements: [("b".to_string(), "h2".to_string())].into(),
+            mon_placements: [
+                ("a".to_string(), "h1".to_string()),
+                ("b".to_string(), "h2".to_string()),
+            ]
+            .into(),
             ..Default::default()
         };
         ceph.crush_hosts.insert("h2".into(), vec![1]);
@@ -355,7 +378,7 @@ mod tests {
         o.mon_hosts.remove("b");
         o.mon_records.pop();
         ceph.monmap = map_of(&o.mon_records);
-        ceph.mon_placements.clear();
+        ceph.mon_placements.remove("b");
         o.mons_out_for.clear();
         assert_eq!(
             place(&d, &o, &ceph).steps,
