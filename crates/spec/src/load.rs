@@ -161,7 +161,13 @@ pub(crate) fn load_all(text: &str) -> (Resources, Vec<SpecError>) {
                     merge_unpoisoned(&mut doc, checks, &poisoned);
                     let storage = &cluster.spec.storage;
                     let count = storage.osd_files.as_ref().map_or(0, |f| f.count);
-                    if poisoned.is_empty() && !storage.selects_devices() && count > 0 {
+                    // With useAllNodes every host makes `count` OSDs: the cluster's total is
+                    // not known from the spec alone, so pools are not held against it.
+                    if poisoned.is_empty()
+                        && !storage.selects_devices()
+                        && !storage.use_all_nodes
+                        && count > 0
+                    {
                         osd_count = Some(count);
                     }
                     resources.cluster = Some(cluster);

@@ -354,6 +354,9 @@ fn checks_across_documents() {
         path,
         "3 replicas but the cluster has only 2 OSDs",
     );
+    // Over several hosts, each makes osdFiles.count OSDs: the total is not the spec's to know.
+    let every_host = cluster_with("spec.storage.osdFiles.count=1; spec.storage.useAllNodes=true");
+    assert!(errors(&format!("{every_host}---\n{pool}")).is_empty());
     let renamed = pool_with("metadata.name=other; spec.name=replicapool");
     fails_at(
         &format!("{pool}---\n{renamed}"),

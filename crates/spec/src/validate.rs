@@ -148,7 +148,7 @@ pub(crate) fn cluster(c: &mut CephCluster, r: &mut Report) {
     if storage.use_all_nodes {
         r.notice(
             "spec.storage.useAllNodes",
-            "a standalone cluster has one node; only this host is used",
+            "every host of the cluster makes its own OSDs (osdFiles.count files each, or its selected devices), so pool sizes are not checked against osdFiles.count",
         );
     }
     selection(
@@ -515,7 +515,7 @@ pub(crate) fn pool_fits(spec: &PoolSpec, at: &str, osds: u32, r: &mut Report) {
             r.error(
                 format!("{at}.erasureCoded"),
                 format!("{} data + {} coding chunks need {need} OSDs but the cluster has only {osds}", ec.data_chunks, ec.coding_chunks),
-                format!("use dataChunks + codingChunks <= {osds}, or raise spec.storage.osdFiles.count to {need}"),
+                format!("use dataChunks + codingChunks <= {osds}, raise spec.storage.osdFiles.count to {need}, or, on a cluster over several hosts, set spec.storage.useAllNodes: true (each host makes osdFiles.count OSDs)"),
             );
         }
         return;
@@ -526,7 +526,7 @@ pub(crate) fn pool_fits(spec: &PoolSpec, at: &str, osds: u32, r: &mut Report) {
             format!("{at}.replicated.size"),
             format!("the pool keeps {size} replicas but the cluster has only {osds} OSDs"),
             format!(
-                "lower replicated.size to {osds} or raise spec.storage.osdFiles.count to {size}"
+                "lower replicated.size to {osds}, raise spec.storage.osdFiles.count to {size}, or, on a cluster over several hosts, set spec.storage.useAllNodes: true (each host makes osdFiles.count OSDs)"
             ),
         );
     }
