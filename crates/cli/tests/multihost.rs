@@ -218,6 +218,14 @@ fn wait_healthy(host: &TestHost, osds: usize, limit: Duration) -> serde_json::Va
     wait_healthy_with(host, osds, 3, limit)
 }
 
+/// Whether `host`'s status lists `daemon` as running.
+fn runs_on(host: &TestHost, daemon: &str) -> bool {
+    status(host)["daemons"].as_array().is_some_and(|d| {
+        d.iter()
+            .any(|d| d["name"] == daemon && d["state"] == "running")
+    })
+}
+
 fn host_state(s: &serde_json::Value, name: &str) -> String {
     s["ceph"]["hosts"]
         .as_array()
@@ -379,13 +387,7 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
     let _ = std::fs::remove_file(&myfs);
     // The standby MDS and the second gateway run on a joined host, and that gateway serves the zone.
     let spread = Instant::now();
-    let runs_on_host2 = |daemon: &str| {
-        status(h2)["daemons"].as_array().is_some_and(|d| {
-            d.iter()
-                .any(|d| d["name"] == daemon && d["state"] == "running")
-        })
-    };
-    while !(runs_on_host2("mds.myfs-b") && runs_on_host2("rgw.s3")) {
+    while !(runs_on(h2, "mds.myfs-b") && runs_on(h2, "rgw.s3")) {
         assert!(
             spread.elapsed() < Duration::from_secs(120),
             "no mds.myfs-b and rgw.s3 on host2: {}\nhost1: {}",
@@ -473,6 +475,24 @@ fn three_hosts_join_and_survive_the_loss_of_one() {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+    // After the spec's 20 s, what host2 ran (the standby mgr and MDS, the second gateway) runs on
+    // host3.
+    let moving = Instant::now();
+    while !["mgr.b", "mds.myfs-b", "rgw.s3"]
+        .iter()
+        .all(|d| runs_on(h3, d))
+    {
+        assert!(
+            moving.elapsed() < Duration::from_secs(120),
+            "host2's daemons did not move to host3: {}",
+            status(h3)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!(
+        "host2 down -> its mgr, MDS and gateway run on host3: {:.1} s",
+        moving.elapsed().as_secs_f64()
+    );
 
     // With host2's mon out, removing host3 would leave a and b with only a in quorum: refused.
     let o = rk(h1, &["host", "rm", "host3"]);

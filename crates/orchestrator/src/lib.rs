@@ -243,6 +243,8 @@ pub struct Reconciler {
     restarted: BTreeMap<String, std::time::Instant>,
     /// Since when each mon has been out of quorum, as this reconciler saw it.
     mon_out_since: BTreeMap<String, std::time::Instant>,
+    /// Members seen not running (no OSD up), since when.
+    host_down_since: BTreeMap<String, std::time::Instant>,
     /// The lead's record as last read, and since when it has read so.
     lease_seen: Option<(Option<leadership::LeaderRecord>, std::time::Instant)>,
 }
@@ -275,6 +277,7 @@ impl Reconciler {
             restarted: BTreeMap::new(),
             mon_out_since: BTreeMap::new(),
             lease_seen: None,
+            host_down_since: BTreeMap::new(),
         })
     }
 
@@ -615,6 +618,7 @@ impl Reconciler {
             joined: self.state.joined(),
             several_hosts: false,
             lead_unchanged_for: std::time::Duration::ZERO,
+            hosts_down_for: BTreeMap::new(),
             home,
         };
         if (observed.mon_stores.is_empty() && !self.state.joined()) || !conf_current {
@@ -658,6 +662,16 @@ impl Reconciler {
                         .mon_out_since
                         .iter()
                         .map(|(id, since)| (id.clone(), now.duration_since(*since)))
+                        .collect();
+                    self.host_down_since
+                        .retain(|h, _| view.members.contains(h) && !view.runs(h));
+                    for h in view.members.iter().filter(|h| !view.runs(h)) {
+                        self.host_down_since.entry(h.clone()).or_insert(now);
+                    }
+                    observed.hosts_down_for = self
+                        .host_down_since
+                        .iter()
+                        .map(|(h, since)| (h.clone(), now.duration_since(*since)))
                         .collect();
                     // The lead's record is judged by how long this host has seen it unchanged.
                     if self.lease_seen.as_ref().map(|(r, _)| r) != Some(&view.leader) {

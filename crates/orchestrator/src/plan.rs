@@ -65,6 +65,8 @@ pub struct Observed {
     pub several_hosts: bool,
     /// How long this host has read the lead's record (`CephView.leader`) as it is now.
     pub lead_unchanged_for: std::time::Duration,
+    /// Members that have not run (no OSD up) since this long, as this host has seen them.
+    pub hosts_down_for: BTreeMap<String, std::time::Duration>,
 }
 
 /// One host's block devices and what the cluster knows of them.

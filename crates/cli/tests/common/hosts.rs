@@ -179,6 +179,21 @@ impl Drop for TestHosts {
         for ns in self.namespaces() {
             kill_all_in(&ns);
         }
+        // A failed test keeps the hosts' logs: the data dirs go with their TempDirs.
+        if std::thread::panicking() {
+            let kept =
+                std::env::temp_dir().join(format!("rookery-hosts-logs-{}", std::process::id()));
+            for h in &self.hosts {
+                let to = kept.join(&h.name);
+                let _ = std::fs::create_dir_all(&to);
+                let _ = Command::new("cp")
+                    .arg("-r")
+                    .arg(h.data_dir().join("log"))
+                    .arg(&to)
+                    .output();
+            }
+            eprintln!("the hosts' logs are kept in {}", kept.display());
+        }
         // Deleting a namespace deletes its links, and each veth takes its peer with it.
         for ns in self.namespaces() {
             let _ = Command::new("ip").args(["netns", "del", &ns]).output();

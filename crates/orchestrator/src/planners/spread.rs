@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::desired::Desired;
-use crate::plan::{CephView, Observed, Step};
+use crate::plan::{CephView, Observed, Placements, Step};
 use crate::planners::{start_unless_running, Partial};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +93,9 @@ fn groups(desired: &Desired, ready_stores: &BTreeSet<String>) -> Vec<Group> {
     out
 }
 
-/// The leading host's plan: slots without a host get one; placements the spec no longer asks for go.
+/// The leading host's plan: slots without a host get one; placements the spec no longer asks for go,
+/// and so do those on a host down for longer than the spec's daemon timeout (they are placed again on
+/// a host that runs, or, for an MDS, run by the leader meanwhile).
 pub fn place(
     desired: &Desired,
     observed: &Observed,
@@ -106,18 +108,43 @@ pub fn place(
         .iter()
         .filter(|h| **h != observed.home && !ceph.removals.contains_key(*h) && ceph.runs(h))
         .collect();
+    let gone = |h: &String| {
+        observed
+            .hosts_down_for
+            .get(h)
+            .is_some_and(|d| *d >= desired.mon_failover)
+    };
+    // Placements that count: those on hosts that are not gone.
+    let live: Placements = ceph
+        .placements
+        .iter()
+        .map(|(d, hosts)| {
+            (
+                d.clone(),
+                hosts.iter().filter(|h| !gone(h)).cloned().collect(),
+            )
+        })
+        .collect();
+    for (daemon, hosts) in &ceph.placements {
+        for host in hosts.iter().filter(|h| gone(h)) {
+            p.step(Step::UnplaceDaemon {
+                daemon: daemon.clone(),
+                host: host.clone(),
+            });
+        }
+    }
     let groups = groups(desired, ready_stores);
     for g in &groups {
         let mut holding: BTreeSet<&String> = g
             .slots
             .iter()
-            .filter_map(|d| ceph.placements.get(d))
+            .filter_map(|d| live.get(d))
             .flatten()
             .collect();
         let mut placed: BTreeMap<&String, usize> = g
             .slots
             .iter()
-            .map(|d| (d, ceph.placements.get(d).map_or(0, BTreeSet::len)))
+            .map(|d| (d, live.get(d).map_or(0, BTreeSet::len)))
             .collect();
         for (slot, daemon) in g.slots.iter().enumerate() {
             if let Some(left) = placed.get_mut(daemon).filter(|n| **n > 0) {
@@ -146,7 +173,7 @@ pub fn place(
     for d in groups.iter().flat_map(|g| &g.slots) {
         *wanted.entry(d).or_default() += 1;
     }
-    for (daemon, hosts) in &ceph.placements {
+    for (daemon, hosts) in &live {
         let store_waits = daemon.strip_prefix("rgw.").is_some_and(|s| {
             desired.object_stores.iter().any(|o| o.name == s) && !ready_stores.contains(s)
         });
@@ -355,6 +382,36 @@ mod tests {
             [Step::Stop {
                 daemon: "mds.myfs-b".into()
             }]
+        );
+    }
+
+    #[test]
+    fn daemons_of_a_host_down_too_long_go_to_a_host_that_runs() {
+        let mut d = desired();
+        d.mgr_ids = vec!["a".into(), "b".into()];
+        d.mon_failover = std::time::Duration::from_secs(20);
+        let mut o = home("h1");
+        let mut ceph = ceph_of(&["h1", "h2", "h3"]);
+        placed(&mut ceph, "mgr.b", "h2");
+        ceph.crush_hosts.insert("h2".into(), vec![1]);
+        // Down, but not for long: it stays.
+        o.hosts_down_for
+            .insert("h2".into(), std::time::Duration::from_secs(5));
+        assert!(place(&d, &o, &ceph, &BTreeSet::new()).steps.is_empty());
+        o.hosts_down_for
+            .insert("h2".into(), std::time::Duration::from_secs(25));
+        assert_eq!(
+            place(&d, &o, &ceph, &BTreeSet::new()).steps,
+            [
+                Step::UnplaceDaemon {
+                    daemon: "mgr.b".into(),
+                    host: "h2".into()
+                },
+                Step::PlaceDaemon {
+                    daemon: "mgr.b".into(),
+                    host: "h3".into()
+                }
+            ]
         );
     }
 
