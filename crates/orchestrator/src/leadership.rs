@@ -19,6 +19,10 @@ pub const LEASE: Duration = Duration::from_secs(30);
 /// How often the leader rewrites the record (a mon write each time, so not every pass).
 pub const RENEW: Duration = Duration::from_secs(10);
 
+/// How long a leader keeps its record fresh through one pass's steps: a pass stuck longer than this
+/// lets another member take over.
+pub const LONGEST_PASS: Duration = Duration::from_secs(600);
+
 /// The record in Ceph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaderRecord {
@@ -99,6 +103,16 @@ pub fn decide(
         };
     }
     follow
+}
+
+/// While a leader's steps run (some take longer than the lease: setting up an object store's zone
+/// waits on the watchers of a gateway that died with the old leader), the renewal it would write:
+/// the record read now, renewed when it is still this host's; None once another host holds it.
+pub fn renewal(read: Option<&LeaderRecord>, home: &str) -> Option<LeaderRecord> {
+    read.filter(|r| r.host == home).map(|r| LeaderRecord {
+        host: r.host.clone(),
+        beat: r.beat + 1,
+    })
 }
 
 #[cfg(test)]
@@ -200,5 +214,12 @@ mod tests {
         let alone = hosts(&["h1"]);
         f.candidates = &alone;
         assert!(decide(view("h1", 2).as_ref(), secs(0), f).leads);
+    }
+
+    #[test]
+    fn a_long_pass_renews_only_its_own_record() {
+        assert_eq!(renewal(view("h2", 7).as_ref(), "h2"), view("h2", 8));
+        assert_eq!(renewal(view("h4", 9).as_ref(), "h2"), None);
+        assert_eq!(renewal(None, "h2"), None);
     }
 }

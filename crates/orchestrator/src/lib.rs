@@ -704,11 +704,26 @@ impl Reconciler {
             .as_ref()
             .and_then(|c| c.leader.as_ref())
             .map(|r| r.host.clone());
+        let leads =
+            observed.several_hosts && plan.leader.as_deref() == Some(observed.home.as_str());
         let result = match &plan.lead_write {
             Some(record) => self.write_lead(record, before.as_deref()),
             None => Ok(()),
         }
-        .and_then(|()| self.execute(&plan.steps));
+        .and_then(
+            |()| match self.rados().filter(|_| leads && !plan.steps.is_empty()) {
+                Some(rados) => {
+                    let done = std::sync::atomic::AtomicBool::new(false);
+                    std::thread::scope(|s| {
+                        s.spawn(|| keep_lead(&rados, &observed.home, &done));
+                        let result = self.execute(&plan.steps);
+                        done.store(true, std::sync::atomic::Ordering::SeqCst);
+                        result
+                    })
+                }
+                None => self.execute(&plan.steps),
+            },
+        );
         if let Err(e) = &result {
             self.metrics.failed(e);
         }
@@ -725,6 +740,35 @@ impl Reconciler {
     pub fn stop_all(&mut self) {
         self.drop_connection();
         stop_every_daemon(&mut *self.platform());
+    }
+}
+
+/// Keeps this host's lead record fresh while a pass's steps run, every [`leadership::RENEW`], for at
+/// most [`leadership::LONGEST_PASS`]; stops when `done` is set or another host holds the record.
+fn keep_lead(r: &rookery_ceph::Rados, home: &str, done: &std::sync::atomic::AtomicBool) {
+    let started = std::time::Instant::now();
+    let mut last = started;
+    while !done.load(std::sync::atomic::Ordering::SeqCst)
+        && started.elapsed() < leadership::LONGEST_PASS
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if last.elapsed() < leadership::RENEW {
+            continue;
+        }
+        last = std::time::Instant::now();
+        let read = match join::leader(r) {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the lead's record while steps run");
+                continue;
+            }
+        };
+        let Some(record) = leadership::renewal(read.as_ref(), home) else {
+            return;
+        };
+        if let Err(e) = join::write_leader(r, &record) {
+            tracing::warn!(error = %e, "renewing the lead while steps run");
+        }
     }
 }
 

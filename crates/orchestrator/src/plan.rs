@@ -762,11 +762,14 @@ pub fn plan_host(desired: &Desired, observed: &Observed) -> Plan {
     } else {
         plan_member(desired, observed)
     };
-    p.leader = lead
-        .write
-        .as_ref()
-        .or(ceph.leader.as_ref())
-        .map(|r| r.host.clone());
+    // Who leads as far as anyone can act on it: a takeover or handover being written is not yet
+    // leadership (a change applied here before the record reads back would be undone by the spec
+    // this host still follows).
+    p.leader = if lead.leads {
+        Some(observed.home.clone())
+    } else {
+        ceph.leader.as_ref().map(|r| r.host.clone())
+    };
     p.lead_write = lead.write;
     p
 }
@@ -963,13 +966,29 @@ mod tests {
                 Step::AddOsd
             ]
         );
-        // h2, a joined host that leads, plans for the cluster and runs the first mgr.
+        // h2, a joined host, takes over from a silent h1: until the record reads back as h2's, h1
+        // is the one reported as leading (so nothing is applied on h2 that it would still undo).
         let mut second = first.clone();
         second.home = "h2".into();
         second.joined = true;
         second.mon_stores = BTreeSet::new();
         second.running = BTreeSet::new();
         second.mgr_keyrings = BTreeSet::new();
+        second.ceph.as_mut().unwrap().leader = Some(crate::leadership::LeaderRecord {
+            host: "h1".into(),
+            beat: 4,
+        });
+        second.lead_unchanged_for = crate::leadership::LEASE;
+        let p = plan_host(&d, &second);
+        assert_eq!(p.leader.as_deref(), Some("h1"));
+        assert_eq!(p.lead_write.as_ref().map(|r| r.host.as_str()), Some("h2"));
+        assert!(!p.steps.iter().any(|s| matches!(s, Step::CreatePool { .. })));
+        // Read back: h2 leads, plans for the cluster and runs the first mgr.
+        second.ceph.as_mut().unwrap().leader = Some(crate::leadership::LeaderRecord {
+            host: "h2".into(),
+            beat: 5,
+        });
+        second.lead_unchanged_for = std::time::Duration::ZERO;
         let p = plan_host(&d, &second);
         assert_eq!(p.leader.as_deref(), Some("h2"));
         assert!(p
