@@ -7,6 +7,7 @@
 //! - [`tools`]: the few Ceph executables that have no library API (`--mkfs`, the daemons themselves),
 //!   each named in one place, with their stderr turned into a plain error.
 
+pub mod cephfs;
 pub mod commands;
 pub mod conf;
 mod ffi;

@@ -247,6 +247,37 @@ fn filesystem_and_object_store_end_to_end() {
         r["big_put_secs"].as_f64().unwrap(),
         r["big_get_secs"].as_f64().unwrap()
     );
+    // The S3 benchmark: figures for every size beside a reference gateway it starts and removes.
+    let bench = json(&c.ok(&[
+        "bench", "objects", "--count", "10", "--keys", "30", "-o", "json",
+    ]));
+    let f = &bench["figures"];
+    for key in [
+        "put_4k_ms",
+        "get_4k_ms",
+        "put_1m_ms",
+        "get_64m_ms",
+        "list_30_ms",
+    ] {
+        for side in ["ours", "tuned"] {
+            let p50 = f[key][side]["p50"].as_f64().unwrap_or(0.0);
+            assert!(p50 > 0.0, "{key} {side}: {bench}");
+        }
+    }
+    eprintln!(
+        "bench objects (10 requests): GET 4 KiB p50 {:.2} ms vs tuned {:.2} ms",
+        f["get_4k_ms"]["ours"]["p50"].as_f64().unwrap(),
+        f["get_4k_ms"]["tuned"]["p50"].as_f64().unwrap()
+    );
+    let users: serde_json::Value = c
+        .rados()
+        .command(rookery_ceph::Target::Mon, json!({"prefix": "auth ls"}))
+        .unwrap();
+    assert!(!users.to_string().contains("rookery-bench-rgw"), "{users}");
+    assert!(
+        processes_mentioning("rookery-bench-rgw").is_empty(),
+        "the reference gateway is stopped"
+    );
     let kept_sha = r["kept_sha"].as_str().unwrap().to_string();
     let buckets = json(&c.ok(&["object", "bucket", "list", "--user", "alice", "-o", "json"]));
     assert_eq!(buckets[0]["bucket"], "photos", "{buckets}");
@@ -288,6 +319,42 @@ fn filesystem_and_object_store_end_to_end() {
         "already exists",
     );
     subvolumes_over_the_api(&c);
+    // The CephFS benchmark: every figure on both sides; its scratch subvolume and mount are gone after.
+    let bench = json(&c.ok(&[
+        "bench",
+        "files",
+        "--size-mib",
+        "8",
+        "--runtime",
+        "1",
+        "--files",
+        "50",
+        "-o",
+        "json",
+    ]));
+    let f = &bench["figures"];
+    for key in [
+        "seq_write_1m_mib_s",
+        "seq_read_1m_mib_s",
+        "rand_read_4k_iops",
+        "rand_write_4k_iops",
+        "create_per_s",
+        "stat_per_s",
+        "unlink_per_s",
+    ] {
+        for side in ["ours", "raw"] {
+            assert!(
+                f[key][side].as_f64().unwrap_or(0.0) > 0.0,
+                "{key} {side}: {bench}"
+            );
+        }
+    }
+    let subvolumes = text(&c.ok(&["fs", "subvolume", "list", "myfs"]));
+    assert!(!subvolumes.contains("rookery-bench"), "{subvolumes}");
+    assert!(
+        processes_mentioning("rookery-bench-files").is_empty(),
+        "the benchmark's ceph-fuse is gone"
+    );
     let (m1, m2) = (work.join("m1"), work.join("m2"));
     std::fs::create_dir_all(&m1).unwrap();
     std::fs::create_dir_all(&m2).unwrap();

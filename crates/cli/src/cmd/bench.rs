@@ -71,6 +71,19 @@ pub enum Bench {
         #[arg(long, default_value_t = 1000)]
         count: usize,
     },
+    /// CephFS: a mount as `rookery fs mount` makes it next to the raw client library (libcephfs in
+    /// this process) on the same filesystem: sequential 1M write and read, 4k random read and write at
+    /// QD16 (O_DIRECT), and create, stat and unlink of many small files; in a scratch subvolume that
+    /// is removed at the end.
+    ///
+    /// Example: rookery bench files --fs myfs --size-mib 256 --runtime 10 --files 10000
+    Files(super::bench_files::FilesBenchArgs),
+    /// Object storage: PUT and GET of 4 KiB, 1 MiB and 64 MiB objects (p50, p99) and a listing of many
+    /// keys through a store's gateway, next to the same requests to a hand-tuned radosgw that the run
+    /// starts on the same zone (and stops at the end).
+    ///
+    /// Example: rookery bench objects --store my-store --count 300 --keys 10000
+    Objects(super::bench_objects::ObjectsBenchArgs),
     /// Under Kubernetes: a claim until Bound (p50, p99), many claims at once, a pod with a new claim
     /// until Running, dd in a pod; next to claims bound to hostPath volumes made beforehand, the floor
     /// that Kubernetes itself costs. Needs deploy/csi/ applied (see deploy/csi/README.md).
@@ -96,6 +109,8 @@ pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
         Bench::Csi { count } => super::bench_csi::run(layout, count.max(5), output),
         Bench::Scale { count } => super::bench_scale::run(layout, count.max(1), output),
         Bench::Dashboard { count } => super::bench_dashboard::run(layout, count.max(1), output),
+        Bench::Files(ref f) => super::bench_files::run(layout, f, output),
+        Bench::Objects(ref o) => super::bench_objects::run(layout, o, output),
         Bench::K8s(ref k8s) => super::bench_k8s::run(k8s, output),
         Bench::Operator(ref op) => super::bench_operator::run(op, output),
     }

@@ -3,7 +3,9 @@
 pub mod bench;
 pub mod bench_csi;
 pub mod bench_dashboard;
+pub mod bench_files;
 pub mod bench_k8s;
+pub mod bench_objects;
 pub mod bench_operator;
 pub mod bench_scale;
 pub mod bench_volumes;
