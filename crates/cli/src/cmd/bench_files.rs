@@ -2,8 +2,8 @@
 //! client library (libcephfs in this process) on the same filesystem, in one scratch subvolume: the
 //! same work through both, one after the other.
 //!
-//! Both sides read files the other wrote, so neither reads from its own cache; random I/O is O_DIRECT
-//! on both (libcephfs honours the flag as the kernel does: no client cache).
+//! Both sides start the reads cold (the mount made again, a new library client); random I/O is
+//! O_DIRECT on both (libcephfs honours the flag as the kernel does: no client cache).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -281,22 +281,33 @@ fn row(ours: f64, raw: f64) -> Value {
     json!({"ours": ours, "raw": raw, "ratio": ours / raw.max(1e-9)})
 }
 
-fn measure(mounted: &Path, raw: &CephFsClient, args: &FilesBenchArgs) -> Result<Value> {
-    let (ours, lib) = (Side::Mount(mounted), Side::Raw(raw));
+/// The workloads, each through the mount, then the library. Before the reads both start cold: the
+/// mount is made again and the library client is a new one, and each reads the file it wrote.
+fn measure(
+    mounted: &Path,
+    remount: impl Fn() -> Result<()>,
+    client: impl Fn() -> Result<CephFsClient>,
+    args: &FilesBenchArgs,
+) -> Result<Value> {
     let mib = args.size_mib.max(1);
     let runtime = Duration::from_secs(args.runtime.max(1));
+    let ours = Side::Mount(mounted);
+    let writer = client()?;
     let seq_write = row(
         ours.seq_write("mount.dat", mib)?,
-        lib.seq_write("raw.dat", mib)?,
+        Side::Raw(&writer).seq_write("raw.dat", mib)?,
     );
-    // Each reads what the other wrote.
+    drop(writer);
+    remount()?;
+    let raw = client()?;
+    let lib = Side::Raw(&raw);
     let seq_read = row(
-        ours.seq_read("raw.dat", mib)?,
-        lib.seq_read("mount.dat", mib)?,
+        ours.seq_read("mount.dat", mib)?,
+        lib.seq_read("raw.dat", mib)?,
     );
     let rand_read = row(
-        ours.random("raw.dat", mib, false, runtime)?,
-        lib.random("mount.dat", mib, false, runtime)?,
+        ours.random("mount.dat", mib, false, runtime)?,
+        lib.random("raw.dat", mib, false, runtime)?,
     );
     let rand_write = row(
         ours.random("mount.dat", mib, true, runtime)?,
@@ -368,13 +379,24 @@ pub fn run(layout: &Layout, args: &FilesBenchArgs, output: Output) -> CmdResult 
         identity: rookery_ceph::Identity::admin(),
         data_dir: layout.root.clone(),
     };
+    let mountpoint = dir.path().display().to_string();
     let measured = (|| -> Result<Value> {
         mount::mount(&rados, &req)?;
-        let raw = CephFsClient::mount(&layout.conf(), "admin", &fs, &info.path, &[])
-            .context("mounting the scratch subvolume with libcephfs")?;
-        measure(dir.path(), &raw, args)
+        measure(
+            dir.path(),
+            || {
+                mount::unmount(&layout.root, &mountpoint)?;
+                mount::mount(&rados, &req)?;
+                Ok(())
+            },
+            || {
+                CephFsClient::mount(&layout.conf(), "admin", &fs, &info.path, &[])
+                    .context("mounting the scratch subvolume with libcephfs")
+            },
+            args,
+        )
     })();
-    let unmounted = mount::unmount(&layout.root, &dir.path().display().to_string());
+    let unmounted = mount::unmount(&layout.root, &mountpoint);
     let removed = subvolume::remove(&rados, &fs, &scratch);
     let measured = measured?;
     if let Err(e) = unmounted {
