@@ -77,7 +77,11 @@ impl<'a> ReferenceGateway<'a> {
         let dir = tempfile::Builder::new()
             .prefix("rookery-bench-rgw-")
             .tempdir()?;
+        let port = std::net::TcpListener::bind((THIS_HOST_ADDRESS, 0))?
+            .local_addr()?
+            .port();
         let entity = format!("client.rookery-bench-rgw-{}", std::process::id());
+        // From here on the user is removed on drop, whatever fails.
         let key = auth::get_or_create(
             rados,
             &entity,
@@ -87,9 +91,6 @@ impl<'a> ReferenceGateway<'a> {
                 ("mgr", "allow rw"),
             ],
         )?;
-        let port = std::net::TcpListener::bind((THIS_HOST_ADDRESS, 0))?
-            .local_addr()?
-            .port();
         let mut gw = ReferenceGateway {
             rados,
             entity,
