@@ -92,6 +92,16 @@ impl Store {
         format!("http://{}", objectstore::endpoint(address, self.port))
     }
 
+    /// The keys of the store's admin-API user (the identity rookery's own S3 calls are signed with).
+    pub fn admin_credentials(
+        &self,
+        layout: &Layout,
+    ) -> Result<rookery_objects::Credentials, ObjectStoreError> {
+        objectstore::read(&layout.rgw_admin(&self.name))?
+            .map(|k| k.credentials())
+            .ok_or_else(|| ObjectStoreError::NotReady(format!("object store {}", self.name)))
+    }
+
     /// The admin-API client of the gateway running at `address`.
     pub fn admin(&self, layout: &Layout, address: IpAddr) -> Result<Admin, ObjectStoreError> {
         objectstore::admin(layout, &self.name, address, self.port)?

@@ -47,6 +47,22 @@ pub fn rm(r: &Rados, entity: &str) -> Result<(), CephError> {
     rm_cmd(entity).run(r)
 }
 
+fn ls_cmd() -> Cmd {
+    Cmd::mon(json!({"prefix": "auth ls"}))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct AuthDump {
+    auth_dump: Vec<AuthEntry>,
+}
+
+/// `auth ls`: the names of every cephx user (`client.admin`, `osd.0`, ...).
+pub fn entities(r: &Rados) -> Result<Vec<String>, CephError> {
+    let dump: AuthDump = ls_cmd().reply(r)?;
+    Ok(dump.auth_dump.into_iter().map(|e| e.entity).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,11 +77,22 @@ mod tests {
             json!({"prefix": "auth get-or-create", "entity": "mgr.a",
                    "caps": ["mon", "allow profile mgr", "osd", "allow *"]}),
         );
+        assert_cmd(ls_cmd(), Target::Mon, json!({"prefix": "auth ls"}));
         assert_cmd(
             rm_cmd("client.rgw.s"),
             Target::Mon,
             json!({"prefix": "auth rm", "entity": "client.rgw.s"}),
         );
+    }
+
+    #[test]
+    fn reads_the_entities() {
+        let dump: AuthDump = serde_json::from_str(
+            r#"{"auth_dump":[{"entity":"osd.0","key":"k","caps":{"mon":"allow profile osd"}},{"entity":"client.admin","key":"k","caps":{}}]}"#,
+        )
+        .unwrap();
+        let names: Vec<String> = dump.auth_dump.into_iter().map(|e| e.entity).collect();
+        assert_eq!(names, ["osd.0", "client.admin"]);
     }
 
     #[test]

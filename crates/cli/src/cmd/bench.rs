@@ -116,6 +116,42 @@ pub fn run(layout: &Layout, args: &BenchArgs, output: Output) -> CmdResult {
     }
 }
 
+/// Runs `op(0..count)` on `workers` threads; the first error wins.
+pub(crate) fn parallel<E: Into<anyhow::Error> + Send>(
+    workers: usize,
+    count: usize,
+    op: impl Fn(usize) -> Result<(), E> + Sync,
+) -> anyhow::Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= count {
+                    break;
+                }
+                if let Err(e) = op(i) {
+                    errors
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(e.into());
+                    break;
+                }
+            });
+        }
+    });
+    match errors
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .next()
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]

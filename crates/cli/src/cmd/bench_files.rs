@@ -7,7 +7,7 @@
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -88,10 +88,6 @@ impl Side<'_> {
         }
     }
 
-    fn path(dir: &Path, name: &str) -> PathBuf {
-        dir.join(name)
-    }
-
     /// Writes `mib` MiB to `name`, 1 MiB at a time, then fsync; MiB/s.
     fn seq_write(&self, name: &str, mib: u64) -> Result<f64> {
         let mut buf = Aligned::new(SEQ_BLOCK, 0x5a)?;
@@ -102,7 +98,7 @@ impl Side<'_> {
                     .write(true)
                     .create(true)
                     .truncate(true)
-                    .open(Self::path(dir, name))?;
+                    .open(dir.join(name))?;
                 for i in 0..mib {
                     f.write_all_at(buf.bytes(), i * SEQ_BLOCK as u64)?;
                 }
@@ -126,7 +122,7 @@ impl Side<'_> {
         let mut total = 0u64;
         match self {
             Side::Mount(dir) => {
-                let f = OpenOptions::new().read(true).open(Self::path(dir, name))?;
+                let f = OpenOptions::new().read(true).open(dir.join(name))?;
                 loop {
                     let n = f.read_at(buf.bytes(), total)?;
                     if n == 0 {
@@ -182,7 +178,7 @@ impl Side<'_> {
                                     .read(true)
                                     .write(write)
                                     .custom_flags(libc::O_DIRECT)
-                                    .open(Self::path(dir, name))?;
+                                    .open(dir.join(name))?;
                                 while !stop.load(Ordering::Relaxed) {
                                     if write {
                                         f.write_all_at(buf.bytes(), next())?;
@@ -225,28 +221,28 @@ impl Side<'_> {
         let rate = |t: Instant| count as f64 / t.elapsed().as_secs_f64();
         match self {
             Side::Mount(dir) => {
-                std::fs::create_dir(Self::path(dir, dir_name))?;
+                std::fs::create_dir(dir.join(dir_name))?;
                 let t = Instant::now();
                 for i in 0..count {
                     drop(
                         OpenOptions::new()
                             .write(true)
                             .create_new(true)
-                            .open(Self::path(dir, &name(i)))?,
+                            .open(dir.join(name(i)))?,
                     );
                 }
                 let create = rate(t);
                 let t = Instant::now();
                 for i in 0..count {
-                    std::fs::metadata(Self::path(dir, &name(i)))?;
+                    std::fs::metadata(dir.join(name(i)))?;
                 }
                 let stat = rate(t);
                 let t = Instant::now();
                 for i in 0..count {
-                    std::fs::remove_file(Self::path(dir, &name(i)))?;
+                    std::fs::remove_file(dir.join(name(i)))?;
                 }
                 let unlink = rate(t);
-                std::fs::remove_dir(Self::path(dir, dir_name))?;
+                std::fs::remove_dir(dir.join(dir_name))?;
                 Ok([create, stat, unlink])
             }
             Side::Raw(c) => {

@@ -2,7 +2,7 @@
 //! requests sent straight to a hand-tuned radosgw that the run starts on the same zone (same pools,
 //! same user, same bucket), so the only difference is the gateway rookery deploys.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -73,7 +73,8 @@ struct ReferenceGateway<'a> {
 
 impl<'a> ReferenceGateway<'a> {
     fn start(rados: &'a Rados, conf: &Path, store: &str) -> Result<ReferenceGateway<'a>> {
-        let exe = which("radosgw")?;
+        let exe = rookery_ceph::tools::find_program("radosgw")
+            .ok_or_else(|| anyhow!("radosgw is not installed; `apt-get install radosgw`"))?;
         let dir = tempfile::Builder::new()
             .prefix("rookery-bench-rgw-")
             .tempdir()?;
@@ -99,7 +100,11 @@ impl<'a> ReferenceGateway<'a> {
             dir,
         };
         let keyring = gw.dir.path().join("keyring");
-        write_private(&keyring, &format!("[{}]\n\tkey = {key}\n", gw.entity))?;
+        rookery_ceph::conf::write_atomic(
+            &keyring,
+            format!("[{}]\n\tkey = {key}\n", gw.entity).as_bytes(),
+            0o600,
+        )?;
         let files = gw.dir.path().to_path_buf();
         let path = |name: &str| files.join(name).display().to_string();
         let mut args: Vec<String> = vec![
@@ -164,27 +169,6 @@ impl Drop for ReferenceGateway<'_> {
     }
 }
 
-fn which(program: &str) -> Result<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("{program} is not installed; `apt-get install radosgw`"))
-}
-
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
-}
-
 /// Nearest-rank percentile of `v` in milliseconds.
 fn percentile(v: &[Duration], p: f64) -> f64 {
     let mut v = v.to_vec();
@@ -206,38 +190,10 @@ fn figures(ours: &[Duration], tuned: &[Duration]) -> Value {
     })
 }
 
-/// Deterministic content per key, so a GET that answers another object's bytes is caught.
-fn content(seed: usize, len: usize) -> Vec<u8> {
-    super::smoke::content(seed, len)
-}
-
 fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
     let t = Instant::now();
     let v = f()?;
     Ok((v, t.elapsed()))
-}
-
-/// Runs `work(i)` for i in 0..n on [`FILLERS`] threads.
-fn parallel(n: usize, work: impl Fn(usize) -> Result<()> + Sync) -> Result<()> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..FILLERS)
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= n {
-                            return Ok(());
-                        }
-                        work(i)?;
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .try_for_each(|w| w.join().map_err(|_| anyhow!("a worker panicked"))?)
-    })
 }
 
 /// PUTs and GETs of each size and a listing, through both gateways in turn.
@@ -247,7 +203,7 @@ fn measure(ours: &S3, tuned: &S3, bucket: &str, count: usize, keys: usize) -> Re
     for (side, s3) in [("ours", ours), ("tuned", tuned)] {
         for i in 0..20 {
             let key = format!("warm-{side}-{i}");
-            s3.put(bucket, &key, &content(i, 4096))?;
+            s3.put(bucket, &key, &super::smoke::content(i, 4096))?;
             s3.get(bucket, &key)?;
             s3.delete(bucket, &key)?;
         }
@@ -255,7 +211,7 @@ fn measure(ours: &S3, tuned: &S3, bucket: &str, count: usize, keys: usize) -> Re
     for (name, len, n) in sizes(count) {
         let (mut put, mut get) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
         for i in 0..n {
-            let data = content(i, len);
+            let data = super::smoke::content(i, len);
             // Who goes first alternates, so neither gateway always meets a warmer cluster.
             let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
             for side in order {
@@ -273,8 +229,8 @@ fn measure(ours: &S3, tuned: &S3, bucket: &str, count: usize, keys: usize) -> Re
         report.insert(format!("put_{name}_ms"), figures(&put[0], &put[1]));
         report.insert(format!("get_{name}_ms"), figures(&get[0], &get[1]));
     }
-    parallel(keys, |i| {
-        Ok(ours.put(bucket, &format!("list/{i:06}"), b"")?)
+    super::bench::parallel(FILLERS, keys, |i| {
+        ours.put(bucket, &format!("list/{i:06}"), b"")
     })?;
     let mut list: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     for round in 0..3 {
@@ -294,60 +250,25 @@ fn measure(ours: &S3, tuned: &S3, bucket: &str, count: usize, keys: usize) -> Re
 
 pub fn run(layout: &Layout, args: &ObjectsBenchArgs, output: Output) -> CmdResult {
     let res = super::resources::saved_resources(layout)?;
-    let stores: Vec<&str> = res
-        .object_stores
-        .iter()
-        .map(|s| s.metadata.name.as_str())
-        .collect();
-    let store = match (&args.store, stores.as_slice()) {
-        (Some(s), _) if stores.contains(&s.as_str()) => s.clone(),
-        (Some(s), _) => {
-            return Err(Failure::bad_input(format!(
-                "no object store {s} in this cluster (it has: {}); name one with --store",
-                if stores.is_empty() { "none".to_string() } else { stores.join(", ") }
-            )))
-        }
-        (None, [only]) => only.to_string(),
-        (None, []) => {
-            return Err(Failure::bad_input(
-                "this cluster has no object store; apply a CephObjectStore first (`rookery apply -f store.yaml`)",
-            ))
-        }
-        (None, many) => {
-            return Err(Failure::bad_input(format!(
-                "this cluster has {} object stores ({}); name one with --store",
-                many.len(),
-                many.join(", ")
-            )))
-        }
-    };
-    let port = res
-        .object_stores
-        .iter()
-        .find(|s| s.metadata.name == store)
-        .map(|s| u16::try_from(s.spec.gateway.port).unwrap_or(0))
-        .unwrap_or(0);
-    let keys = rookery_orchestrator::objectstore::read(&layout.rgw_admin(&store))
-        .map_err(|e| Failure::from(anyhow!(e)))?
-        .ok_or_else(|| {
-            Failure::from(anyhow!(
-                "object store {store} is not set up yet; wait until `rookery status` shows its gateway running"
-            ))
-        })?;
+    let gateway = super::object::pick_store(&res, &args.store)?;
+    let store = gateway.name.clone();
+    let creds = gateway
+        .admin_credentials(layout)
+        .map_err(|e| Failure::from(anyhow!(e)))?;
     let rados = super::connect(layout)?;
     let reference = ReferenceGateway::start(&rados, &layout.conf(), &store)?;
     let ours = S3::new(
-        rookery_orchestrator::objectstore::endpoint(THIS_HOST_ADDRESS, port),
-        keys.credentials(),
+        rookery_orchestrator::objectstore::endpoint(THIS_HOST_ADDRESS, gateway.port),
+        creds.clone(),
     );
-    let tuned = S3::new(reference.endpoint.clone(), keys.credentials());
+    let tuned = S3::new(reference.endpoint.clone(), creds);
     let bucket = format!("rookery-bench-{}", std::process::id());
     ours.create_bucket(&bucket)
         .map_err(|e| Failure::from(anyhow!(e)))?;
     let measured = measure(&ours, &tuned, &bucket, args.count, args.keys);
-    let emptied = parallel(args.keys, |i| {
+    let emptied = super::bench::parallel(FILLERS, args.keys, |i| {
         match ours.delete(&bucket, &format!("list/{i:06}")) {
-            Err(e) if e.status() != Some(404) => Err(e.into()),
+            Err(e) if e.status() != Some(404) => Err(e),
             _ => Ok(()),
         }
     });

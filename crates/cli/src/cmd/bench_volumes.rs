@@ -95,7 +95,7 @@ fn management(rados: &Rados, conf: &Path, count: usize) -> Result<Value> {
     }
     // The same work as a provisioner under load does it: requests side by side on one connection.
     let t = Instant::now();
-    parallel(count, |i| {
+    super::bench::parallel(WORKERS, count, |i| {
         manage::create(
             rados,
             POOL,
@@ -106,13 +106,13 @@ fn management(rados: &Rados, conf: &Path, count: usize) -> Result<Value> {
     })?;
     let par_create = t.elapsed();
     let t = Instant::now();
-    parallel(count, |i| {
+    super::bench::parallel(WORKERS, count, |i| {
         manage::remove(rados, POOL, &format!("bench-par-{stamp}-{i}"))
     })?;
     let par_rm = t.elapsed();
     // The target is stated for 120 volumes.
     let t = Instant::now();
-    parallel(120, |i| {
+    super::bench::parallel(WORKERS, 120, |i| {
         manage::create(
             rados,
             POOL,
@@ -122,7 +122,7 @@ fn management(rados: &Rados, conf: &Path, count: usize) -> Result<Value> {
         )
     })?;
     let create_120 = t.elapsed();
-    parallel(120, |i| {
+    super::bench::parallel(WORKERS, 120, |i| {
         manage::remove(rados, POOL, &format!("bench-120-{stamp}-{i}"))
     })?;
     let total = |a: &[Duration], b: &[Duration]| a.iter().chain(b).sum::<Duration>().as_secs_f64();
@@ -141,41 +141,6 @@ fn management(rados: &Rados, conf: &Path, count: usize) -> Result<Value> {
 }
 
 const WORKERS: usize = 32;
-
-/// Runs `op(0..count)` on WORKERS threads; the first error wins.
-fn parallel<E: Into<anyhow::Error> + Send>(
-    count: usize,
-    op: impl Fn(usize) -> Result<(), E> + Sync,
-) -> Result<()> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let errors = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..WORKERS {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if i >= count {
-                    break;
-                }
-                if let Err(e) = op(i) {
-                    errors
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(e.into());
-                    break;
-                }
-            });
-        }
-    });
-    match errors
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .next()
-    {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
 
 /// How long a fio run lasts: a time, or an amount of data (to compare with `rbd bench`, which knows only
 /// amounts).

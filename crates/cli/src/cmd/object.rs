@@ -109,7 +109,7 @@ fn print_json(v: &serde_json::Value) -> CmdResult {
 }
 
 /// The store named, or the only one.
-fn pick_store(res: &Resources, asked: &Option<String>) -> Result<Store, Failure> {
+pub(crate) fn pick_store(res: &Resources, asked: &Option<String>) -> Result<Store, Failure> {
     let name = match asked {
         Some(name) => name.clone(),
         None => match res.object_stores.as_slice() {

@@ -166,18 +166,14 @@ fn objects(
     store: &str,
     args: &SmokeArgs,
 ) -> Result<String, Failure> {
-    let port = res
-        .object_stores
-        .iter()
-        .find(|s| s.metadata.name == store)
-        .map(|s| u16::try_from(s.spec.gateway.port).unwrap_or(0))
-        .unwrap_or(0);
-    let keys = rookery_orchestrator::objectstore::read(&layout.rgw_admin(store))
-        .map_err(|e| Failure::from(anyhow!(e)))?
-        .ok_or_else(|| Failure::from(anyhow!("object store {store} is not set up yet")))?;
+    let gateway = rookery_orchestrator::objects::Store::find(res, store)
+        .map_err(|e| Failure::from(anyhow!(e)))?;
+    let port = gateway.port;
     let s3 = rookery_objects::s3::S3::new(
         rookery_orchestrator::objectstore::endpoint(THIS_HOST_ADDRESS, port),
-        keys.credentials(),
+        gateway
+            .admin_credentials(layout)
+            .map_err(|e| Failure::from(anyhow!(e)))?,
     );
     let fail = |e: rookery_objects::ObjectError| Failure::from(anyhow!(e));
     let bucket = format!("rookery-smoke-{}", std::process::id());
