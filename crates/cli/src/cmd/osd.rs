@@ -117,7 +117,14 @@ fn wait(layout: &Layout, client: &Client, request: &OsdRequest, output: Output) 
                             .any(|o| o.id == Some(request.id) && o.uuid != request.uuid)
                     })
             });
-        if gone && successor_up {
+        // The status a pass publishes is the one it planned before its steps: until a later pass has
+        // published, `status` would still show the OSD leaving and its device as taken.
+        let still_shown = report.as_ref().is_some_and(|r| {
+            r.reconcile
+                .as_ref()
+                .is_some_and(|i| i.retiring.iter().any(|q| q.id == request.id))
+        });
+        if gone && successor_up && !still_shown {
             bar.finish_and_clear();
             return Ok(());
         }
