@@ -105,6 +105,8 @@ pub fn run(
     hand_over: &AtomicBool,
     mut publish: impl FnMut(LoopView),
 ) {
+    let mut last_steps = Vec::new();
+    let mut repeats = 0u32;
     while !shutdown.load(Ordering::SeqCst) {
         if let Some((text, desired)) = source.changed() {
             reconciler.desired = desired;
@@ -113,6 +115,12 @@ pub fn run(
         }
         let plan = reconciler.reconcile_once();
         let busy = !plan.steps.is_empty();
+        repeats = if busy && plan.steps == last_steps {
+            repeats.saturating_add(1)
+        } else {
+            0
+        };
+        last_steps.clone_from(&plan.steps);
         publish(LoopView {
             state: Some(reconciler.state.clone()),
             rados: reconciler.rados(),
@@ -123,7 +131,7 @@ pub fn run(
             expected_osds: reconciler.desired.osd_count,
             spec_digest: spec_digest(&spec_text),
         });
-        let pause = pause_after(busy, reconciler.last_error.is_some());
+        let pause = pause_after(busy, reconciler.last_error.is_some(), repeats);
         let until = Instant::now() + pause;
         while Instant::now() < until && !shutdown.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
@@ -139,12 +147,17 @@ pub fn run(
 }
 
 /// Work left and the last pass went well: go on at once. Converged or failing: wait a second, so a
-/// failing step is retried without spinning.
-fn pause_after(busy: bool, failed: bool) -> Duration {
+/// failing step is retried without spinning. The same steps pass after pass wait on something outside
+/// (a pod being scheduled and pulled, data moving): the pause doubles with each repeat up to a second,
+/// so the loop does not spin on the mons and the API server meanwhile.
+fn pause_after(busy: bool, failed: bool, repeats: u32) -> Duration {
+    const REST: Duration = Duration::from_secs(1);
     if busy && !failed {
         Duration::from_millis(50)
+            .saturating_mul(1 << repeats.min(5))
+            .min(REST)
     } else {
-        Duration::from_secs(1)
+        REST
     }
 }
 
@@ -154,9 +167,17 @@ mod tests {
 
     #[test]
     fn work_goes_on_at_once_failures_and_rest_wait() {
-        assert_eq!(pause_after(true, false), Duration::from_millis(50));
-        assert_eq!(pause_after(true, true), Duration::from_secs(1));
-        assert_eq!(pause_after(false, false), Duration::from_secs(1));
+        assert_eq!(pause_after(true, false, 0), Duration::from_millis(50));
+        assert_eq!(pause_after(true, true, 0), Duration::from_secs(1));
+        assert_eq!(pause_after(false, false, 0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_same_work_again_backs_off_to_a_second() {
+        assert_eq!(pause_after(true, false, 1), Duration::from_millis(100));
+        assert_eq!(pause_after(true, false, 3), Duration::from_millis(400));
+        assert_eq!(pause_after(true, false, 5), Duration::from_secs(1));
+        assert_eq!(pause_after(true, false, u32::MAX), Duration::from_secs(1));
     }
 
     #[test]
