@@ -180,6 +180,16 @@ const DAEMON_DEFAULTS: &[(&str, &str, &str)] = &[
     ("osd", "osd_memory_cache_min", "67108864"),
     ("osd", "osd_op_num_shards", "2"),
     ("osd", "osd_op_num_threads_per_shard", "1"),
+    // RocksDB's memtables of 16.2 (256 MiB each, up to 4, and a 1 GiB WAL) are sized for large disks:
+    // a flush needs that much free space at once, and an OSD file of a few GiB that is nearly full
+    // aborted when BlueFS could not allocate 282 MiB for one ("unrecognized error code"), then stalled
+    // its PGs in peering for the 10 min of `bluefs_failed_shared_alloc_cooldown`. Ceph 18 ships 16 MiB
+    // memtables; 32 MiB keeps a flush small on any OSD and the memtables within 128 MiB of memory.
+    (
+        "osd",
+        "bluestore_rocksdb_options_annex",
+        "write_buffer_size=33554432,max_total_wal_size=268435456",
+    ),
     // A just-made store is empty; checking it costs a second per OSD at creation.
     ("osd", "bluestore_fsck_on_mkfs", "false"),
     // A stopping OSD tells the mons at once, so a restart is not mistaken for an OSD still up.

@@ -484,8 +484,43 @@ impl Drop for PlainMount {
     }
 }
 
+/// What the I/O part leaves written at most, per copy: the raw image written whole by the sequential
+/// rounds (2 GiB), and the 512 MiB fio file with ext4's metadata in each of the two mounted volumes.
+const IO_WRITES: u64 = (2 << 30) + 2 * (640 << 20);
+/// Room kept free beyond that: a pool past Ceph's nearfull ratio (85 %) slows down, and our FUSE server
+/// holds writes back as the pool fills, which would skew the figures.
+const IO_HEADROOM: f64 = 0.25;
+
+/// Refuses to start when the pool cannot take what the I/O part writes: on a full pool fio's writes wait
+/// for room that never comes, and the bench would hang instead of measuring.
+fn room_refusal(pool: &str, max_avail: u64) -> Option<String> {
+    let need = IO_WRITES + (IO_WRITES as f64 * IO_HEADROOM) as u64;
+    let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+    (max_avail < need).then(|| {
+        format!(
+            "pool {pool} can take {:.1} GiB more (after its copies); the I/O benchmark writes about {:.1} GiB and needs {:.1} GiB free. \
+             Give the OSDs more room (a larger spec.storage.osdFiles.size on a new cluster, or another disk: `rookery disk add DEVICE`), \
+             free space in the pool, or run `rookery bench volumes --only management`",
+            gib(max_avail),
+            gib(IO_WRITES),
+            gib(need)
+        )
+    })
+}
+
 fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
     let fio_exe = program("fio", "fio")?;
+    let df =
+        rookery_ceph::commands::cluster::df(rados).context("asking Ceph for the pools' room")?;
+    let max_avail = df
+        .pools
+        .iter()
+        .find(|p| p.name == POOL)
+        .map(|p| p.stats.max_avail)
+        .ok_or_else(|| anyhow!("the cluster has no pool {POOL}; `rookery apply` a CephBlockPool named {POOL} first"))?;
+    if let Some(reason) = room_refusal(POOL, max_avail) {
+        bail!(reason);
+    }
     let conf = layout.conf();
     let data = &layout.root;
     let stamp = std::process::id();
@@ -711,4 +746,26 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_io_part_needs_room_for_what_it_writes() {
+        let gib = 1u64 << 30;
+        let refusal = room_refusal("replicapool", gib).expect("1 GiB is too little");
+        assert!(
+            refusal.contains("pool replicapool can take 1.0 GiB"),
+            "{refusal}"
+        );
+        assert!(refusal.contains("--only management"), "{refusal}");
+        assert!(room_refusal("replicapool", 5 * gib).is_none());
+        // Three 4 GiB OSD files with three copies hold ~3.6 GiB: refused, not a hang.
+        assert!(room_refusal("replicapool", 3 * gib + gib / 2).is_some());
+        // The default cluster (three 10 GiB OSD files, three copies) has ~9 GiB to give.
+        assert!(room_refusal("replicapool", 9 * gib).is_none());
+        assert!(room_refusal("replicapool", IO_WRITES).is_some());
+    }
 }
