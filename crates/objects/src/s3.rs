@@ -74,10 +74,9 @@ impl S3 {
     pub fn list_page(
         &self,
         bucket: &str,
-        prefix: &str,
         after: Option<&str>,
     ) -> Result<(Vec<String>, Option<String>), ObjectError> {
-        let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+        let mut query = vec![("list-type", "2")];
         if let Some(token) = after {
             query.push(("continuation-token", token));
         }
@@ -92,12 +91,12 @@ impl S3 {
         Ok(list_fields(&text))
     }
 
-    /// Every key under `prefix`, page by page.
-    pub fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, ObjectError> {
+    /// Every key of the bucket, page by page.
+    pub fn list(&self, bucket: &str) -> Result<Vec<String>, ObjectError> {
         let mut keys = Vec::new();
         let mut token = None;
         loop {
-            let (page, next) = self.list_page(bucket, prefix, token.as_deref())?;
+            let (page, next) = self.list_page(bucket, token.as_deref())?;
             keys.extend(page);
             match next {
                 Some(t) => token = Some(t),

@@ -461,19 +461,7 @@ fn sample_room(
     let (tx, rx) = std::sync::mpsc::channel();
     let (rados, pool) = (Arc::clone(rados), pool.to_string());
     std::thread::spawn(move || {
-        let stats = rookery_ceph::commands::cluster::df(&rados)
-            .ok()
-            .and_then(|df| {
-                df.pools
-                    .into_iter()
-                    .find(|p| p.name == pool)
-                    .map(|p| p.stats)
-            });
-        let quota = stats
-            .as_ref()
-            .filter(|s| s.quota_bytes > 0)
-            .and_then(|_| rookery_ceph::commands::pool::get_quota(&rados, &pool).ok());
-        let _ = tx.send(stats.map(|s| room::pool_room(&s, quota.as_ref())));
+        let _ = tx.send(room::sample(&rados, &pool).ok().flatten());
     });
     rx
 }

@@ -60,6 +60,26 @@ pub fn pool_room(stats: &DfPoolStats, quota: Option<&PoolQuota>) -> PoolRoom {
     }
 }
 
+/// The pool's room now: its `df detail` statistics, and its quota's own measure when it has one. None
+/// when the cluster has no such pool.
+pub fn sample(
+    rados: &rookery_ceph::Rados,
+    pool: &str,
+) -> Result<Option<PoolRoom>, rookery_ceph::CephError> {
+    let Some(stats) = rookery_ceph::commands::cluster::df(rados)?
+        .pools
+        .into_iter()
+        .find(|p| p.name == pool)
+        .map(|p| p.stats)
+    else {
+        return Ok(None);
+    };
+    let quota = (stats.quota_bytes > 0)
+        .then(|| rookery_ceph::commands::pool::get_quota(rados, pool).ok())
+        .flatten();
+    Ok(Some(pool_room(&stats, quota.as_ref())))
+}
+
 /// What is kept free in the pool under the file system: room for what ext4 writes that its free-space
 /// count does not show (its journal filling up, inode tables zeroed after mount: together up to ~4% of a
 /// file system, measured 8 MiB on a new 128 MiB one), and for what is in flight between the file system

@@ -493,15 +493,15 @@ const IO_HEADROOM: f64 = 0.25;
 
 /// Refuses to start when the pool cannot take what the I/O part writes: on a full pool fio's writes wait
 /// for room that never comes, and the bench would hang instead of measuring.
-fn room_refusal(pool: &str, max_avail: u64) -> Option<String> {
+fn room_refusal(pool: &str, left: u64) -> Option<String> {
     let need = IO_WRITES + (IO_WRITES as f64 * IO_HEADROOM) as u64;
     let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
-    (max_avail < need).then(|| {
+    (left < need).then(|| {
         format!(
             "pool {pool} can take {:.1} GiB more (after its copies); the I/O benchmark writes about {:.1} GiB and needs {:.1} GiB free. \
              Give the OSDs more room (a larger spec.storage.osdFiles.size on a new cluster, or another disk: `rookery disk add DEVICE`), \
              free space in the pool, or run `rookery bench volumes --only management`",
-            gib(max_avail),
+            gib(left),
             gib(IO_WRITES),
             gib(need)
         )
@@ -510,15 +510,12 @@ fn room_refusal(pool: &str, max_avail: u64) -> Option<String> {
 
 fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
     let fio_exe = program("fio", "fio")?;
-    let df =
-        rookery_ceph::commands::cluster::df(rados).context("asking Ceph for the pools' room")?;
-    let max_avail = df
-        .pools
-        .iter()
-        .find(|p| p.name == POOL)
-        .map(|p| p.stats.max_avail)
-        .ok_or_else(|| anyhow!("the cluster has no pool {POOL}; `rookery apply` a CephBlockPool named {POOL} first"))?;
-    if let Some(reason) = room_refusal(POOL, max_avail) {
+    let room = rookery_volumes::room::sample(rados, POOL)
+        .context("asking Ceph for the pool's room")?
+        .ok_or_else(|| {
+            anyhow!("the cluster has no pool {POOL}; `rookery apply` a CephBlockPool named {POOL} first")
+        })?;
+    if let Some(reason) = room_refusal(POOL, room.left) {
         bail!(reason);
     }
     let conf = layout.conf();
