@@ -60,6 +60,7 @@ pub struct Api {
     pub buffer_free: unsafe extern "C" fn(*mut c_char),
     pub ioctx_create: unsafe extern "C" fn(RadosT, *const c_char, *mut IoCtxT) -> c_int,
     pub ioctx_destroy: unsafe extern "C" fn(IoCtxT),
+    pub ioctx_create2: unsafe extern "C" fn(RadosT, i64, *mut IoCtxT) -> c_int,
     pub write_full: unsafe extern "C" fn(IoCtxT, *const c_char, *const c_char, usize) -> c_int,
     pub read: unsafe extern "C" fn(IoCtxT, *const c_char, *mut c_char, usize, u64) -> c_int,
     pub stat: unsafe extern "C" fn(IoCtxT, *const c_char, *mut u64, *mut libc::time_t) -> c_int,
@@ -112,6 +113,8 @@ pub struct Api {
         unsafe extern "C" fn(*mut c_void, Callback, *mut CompletionT) -> c_int,
     pub aio_read_op_operate:
         unsafe extern "C" fn(ReadOpT, IoCtxT, CompletionT, *const c_char, c_int) -> c_int,
+    pub aio_read:
+        unsafe extern "C" fn(IoCtxT, *const c_char, CompletionT, *mut c_char, usize, u64) -> c_int,
     pub aio_wait_for_complete: unsafe extern "C" fn(CompletionT) -> c_int,
     pub aio_get_return_value: unsafe extern "C" fn(CompletionT) -> c_int,
     pub aio_release: unsafe extern "C" fn(CompletionT),
@@ -182,6 +185,7 @@ fn load() -> Result<Api, String> {
         buffer_free: sym!("rados_buffer_free"),
         ioctx_create: sym!("rados_ioctx_create"),
         ioctx_destroy: sym!("rados_ioctx_destroy"),
+        ioctx_create2: sym!("rados_ioctx_create2"),
         write_full: sym!("rados_write_full"),
         read: sym!("rados_read"),
         stat: sym!("rados_stat"),
@@ -197,6 +201,7 @@ fn load() -> Result<Api, String> {
         read_op_read: sym!("rados_read_op_read"),
         aio_create_completion2: sym!("rados_aio_create_completion2"),
         aio_read_op_operate: sym!("rados_aio_read_op_operate"),
+        aio_read: sym!("rados_aio_read"),
         aio_wait_for_complete: sym!("rados_aio_wait_for_complete"),
         aio_get_return_value: sym!("rados_aio_get_return_value"),
         aio_release: sym!("rados_aio_release"),

@@ -366,6 +366,21 @@ impl Rados {
         }
         Ok(IoCtx { io, rados: self })
     }
+
+    /// Opens a pool by its id (what librbd reports for an image's data pool).
+    pub fn ioctx_by_id(&self, pool_id: i64) -> Result<IoCtx<'_>, CephError> {
+        let mut io: IoCtxT = ptr::null_mut();
+        // SAFETY: handle is live; out-pointer valid.
+        let rc = unsafe { (self.api.ioctx_create2)(self.handle, pool_id, &mut io) };
+        if rc < 0 {
+            return Err(CephError::call(
+                "open pool",
+                rc,
+                &format!("pool id {pool_id}"),
+            ));
+        }
+        Ok(IoCtx { io, rados: self })
+    }
 }
 
 impl Drop for Rados {

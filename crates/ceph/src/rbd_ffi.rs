@@ -129,6 +129,32 @@ impl TrashInfo {
     };
 }
 
+/// `rbd_image_info_t`, filled by `rbd_stat`. The prefix and parent fields are fixed-size and deprecated;
+/// only the sizes are read.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ImageInfo {
+    pub size: u64,
+    pub obj_size: u64,
+    pub num_objs: u64,
+    pub order: c_int,
+    pub block_name_prefix: [c_char; 24],
+    pub parent_pool: i64,
+    pub parent_name: [c_char; 96],
+}
+
+impl ImageInfo {
+    pub const EMPTY: ImageInfo = ImageInfo {
+        size: 0,
+        obj_size: 0,
+        num_objs: 0,
+        order: 0,
+        block_name_prefix: [0; 24],
+        parent_pool: 0,
+        parent_name: [0; 96],
+    };
+}
+
 /// `RBD_TRASH_IMAGE_SOURCE_USER`: moved to the trash by a client (as opposed to mirroring, migration or
 /// an `rbd_remove` in progress).
 pub const TRASH_SOURCE_USER: c_int = 0;
@@ -216,6 +242,10 @@ pub struct Api {
     pub trash_move: unsafe extern "C" fn(IoCtxT, *const c_char, u64) -> c_int,
     pub trash_remove: unsafe extern "C" fn(IoCtxT, *const c_char, bool) -> c_int,
     pub get_id: unsafe extern "C" fn(ImageT, *mut c_char, usize) -> c_int,
+    pub stat: unsafe extern "C" fn(ImageT, *mut ImageInfo, usize) -> c_int,
+    pub get_block_name_prefix: unsafe extern "C" fn(ImageT, *mut c_char, usize) -> c_int,
+    pub get_data_pool_id: unsafe extern "C" fn(ImageT) -> i64,
+    pub get_stripe_count: unsafe extern "C" fn(ImageT, *mut u64) -> c_int,
     pub aio_create_completion:
         unsafe extern "C" fn(*mut c_void, AioCallback, *mut CompletionT) -> c_int,
     pub aio_get_return_value: unsafe extern "C" fn(CompletionT) -> isize,
@@ -304,6 +334,10 @@ fn load() -> Result<Api, String> {
         trash_move: sym!("rbd_trash_move"),
         trash_remove: sym!("rbd_trash_remove"),
         get_id: sym!("rbd_get_id"),
+        stat: sym!("rbd_stat"),
+        get_block_name_prefix: sym!("rbd_get_block_name_prefix"),
+        get_data_pool_id: sym!("rbd_get_data_pool_id"),
+        get_stripe_count: sym!("rbd_get_stripe_count"),
         aio_create_completion: sym!("rbd_aio_create_completion"),
         aio_get_return_value: sym!("rbd_aio_get_return_value"),
         aio_release: sym!("rbd_aio_release"),
@@ -337,5 +371,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<SnapSpec>(), 24);
         assert_eq!(std::mem::size_of::<SnapInfo>(), 24);
         assert_eq!(std::mem::size_of::<TrashInfo>(), 40);
+        assert_eq!(std::mem::size_of::<ImageInfo>(), 160);
     }
 }

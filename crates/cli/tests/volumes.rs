@@ -62,6 +62,85 @@ fn fio_verify(dir: &Path, rw: &str, bs: &str, extra: &[&str]) {
     );
 }
 
+/// dd with direct I/O on `coherence.dat` in `dir`, `blocks` 4 KiB blocks from block `block`: writes
+/// `write` (then fsyncs if `sync`), or reads and returns what it read.
+fn dd_direct(dir: &Path, write: Option<&[u8]>, block: u64, blocks: usize, sync: bool) -> Vec<u8> {
+    let file = dir.join("coherence.dat");
+    let mut cmd = Command::new("dd");
+    cmd.args(["bs=4096", &format!("count={blocks}")]);
+    match write {
+        Some(_) => cmd.args([
+            format!("of={}", file.display()),
+            format!("seek={block}"),
+            "oflag=direct".into(),
+            if sync {
+                "conv=notrunc,fsync"
+            } else {
+                "conv=notrunc"
+            }
+            .into(),
+        ]),
+        None => cmd.args([
+            format!("if={}", file.display()),
+            format!("skip={block}"),
+            "iflag=direct".into(),
+        ]),
+    };
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(data) = write {
+            stdin.write_all(data).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The FUSE server reads an object straight from RADOS once what was written to it is flushed, and
+/// through librbd's write-back cache otherwise: a read right after an unflushed write must still see that
+/// write, and a read after the flush (the user's, or the server's own once writes pause) what was written
+/// last.
+fn reads_see_every_write(dir: &Path) {
+    // 8 MiB: two RBD objects, blocks 1000-1001 straddle the first boundary.
+    let first = pseudo_random(71, 8 << 20);
+    dd_direct(dir, Some(&first), 0, 2048, true);
+    let mut expected = first.clone();
+    for round in 0..6u64 {
+        // Past the server's idle flush (1 s) on even rounds; at once on odd ones.
+        if round % 2 == 0 {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        assert_eq!(
+            checksum(&dd_direct(dir, None, 0, 2048, false)),
+            checksum(&expected),
+            "round {round}: a read after the writes settled returned old data"
+        );
+        let block = [3u64, 1023, 1500][round as usize % 3];
+        let update = pseudo_random(100 + round, 2 * 4096);
+        dd_direct(dir, Some(&update), block, 2, false);
+        let at = block as usize * 4096;
+        expected[at..at + update.len()].copy_from_slice(&update);
+        assert_eq!(
+            dd_direct(dir, None, block, 2, false),
+            update,
+            "round {round}: a read right after an unflushed write at block {block} missed it"
+        );
+    }
+    let _ = std::fs::remove_file(dir.join("coherence.dat"));
+}
+
 fn fs_size(path: &Path) -> u64 {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -190,6 +269,7 @@ fn volumes_on_real_ceph() {
     same_files(&m2, &files);
     fio_verify(&m2, "randwrite", "4k", &["--verify_only"]);
     fio_verify(&m2, "write", "1M", &["--verify_only"]);
+    reads_see_every_write(&m2);
 
     // A mount point in use is refused.
     c.ok(&["volume", "create", "v2", "--size", "64Mi"]);

@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rookery_ceph::rbd_aio::AioImage;
+use rookery_ceph::rbd_aio::{AioImage, DataObjects, Done};
 use rookery_ceph::Rados;
 
+use crate::unflushed::{self, Unflushed};
 use crate::{loopdev, room, VolumeError};
 
 /// What `rookery fuse-serve` is asked to serve.
@@ -55,8 +56,9 @@ const POOL_KEEP: usize = 24;
 /// and a flush (the kernel sends one for every fsync and ext4 journal commit, the loop device passes it on
 /// as FSYNC) returns only when everything written before it is on the OSDs. Until the first flush the
 /// cache writes through (librbd's `rbd_cache_writethrough_until_flush`), so a user of the raw device that
-/// never flushes is not exposed. Reads bypass it (see `rbd_aio`): the kernel's page cache above already
-/// keeps them.
+/// never flushes is not exposed. Reads do not use it: an object with nothing in the cache is read straight
+/// from RADOS (see [`unflushed`]), the rest through librbd without keeping what was read (see `rbd_aio`);
+/// the kernel's page cache above already keeps reads.
 ///
 /// The cache starts writing out once 8 MiB are dirty and holds at most 48 MiB dirty or in flight (64 MiB
 /// in all): it answers early and merges sequential writes into whole 4 MiB objects (a quarter of the
@@ -177,6 +179,8 @@ struct Conn {
     unanswered: Mutex<HashMap<u64, Instant>>,
     /// The pool took no writes when last looked at: writes and flushes are answered ENOSPC at once.
     pool_full: AtomicBool,
+    /// Objects librbd's cache may still hold writes for, which reads must not skip it for.
+    unflushed: Mutex<Unflushed>,
 }
 
 impl Conn {
@@ -192,6 +196,10 @@ impl Conn {
 
     fn lock_unanswered(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
         self.unanswered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_unflushed(&self) -> std::sync::MutexGuard<'_, Unflushed> {
+        self.unflushed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn take_buf(&self) -> Vec<u8> {
@@ -333,6 +341,10 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
     )?);
     let io = rados.ioctx(&args.pool)?;
     let image = AioImage::open(&io, &args.image)?;
+    let objects = image.data_objects(&rados)?;
+    if objects.is_none() {
+        tracing::info!("every read goes through librbd (a clone, striped or journaled image)");
+    }
     let dev = OpenOptions::new()
         .read(true)
         .write(true)
@@ -355,14 +367,16 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
         stopping: AtomicBool::new(false),
         unanswered: Mutex::new(HashMap::new()),
         pool_full: AtomicBool::new(false),
+        unflushed: Mutex::new(Unflushed::default()),
     });
     tracing::info!(pool = %args.pool, image = %args.image, dir = %args.dir.display(), "serving");
     std::thread::scope(|s| {
         let keeper = s.spawn(|| give_back_memory_at_rest(&conn));
         let watchdog = s.spawn(|| answer_writes_on_a_full_pool(&conn, &rados, &args.pool));
         let room_keeper = s.spawn(|| keep_the_file_system_inside_the_pool(&conn, &rados, args));
+        let flusher = s.spawn(|| flush_when_writes_pause(&conn, &image));
         let readers: Vec<_> = (0..READERS)
-            .map(|_| s.spawn(|| read_loop(&conn, &image)))
+            .map(|_| s.spawn(|| read_loop(&conn, &image, objects.as_ref())))
             .collect();
         for reader in readers {
             let _ = reader.join();
@@ -372,6 +386,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
         keeper.thread().unpark();
         watchdog.thread().unpark();
         room_keeper.thread().unpark();
+        flusher.thread().unpark();
     });
     // The mount is gone. Let librbd finish what is in flight (nothing, normally: the kernel waits for
     // its requests before it lets the mount go), then flush and close.
@@ -387,6 +402,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
             tracing::warn!(error = rv, "the last flush failed");
         }
     }
+    drop(objects);
     drop(image);
     drop(io);
     drop(rados);
@@ -617,7 +633,35 @@ fn give_back_memory_at_rest(conn: &Conn) {
     }
 }
 
-fn read_loop(conn: &Arc<Conn>, image: &AioImage) {
+/// Once writes pause, flushes what librbd's cache holds, so that reads of what was written go straight to
+/// RADOS again. Only for a user that flushes: until the first flush the cache writes through, and a flush
+/// of ours would end that.
+fn flush_when_writes_pause(conn: &Arc<Conn>, image: &AioImage) {
+    while !conn.stopping.load(Ordering::SeqCst) {
+        std::thread::park_timeout(unflushed::IDLE_BEFORE_FLUSH / 4);
+        let flush = {
+            let mut unflushed = conn.lock_unflushed();
+            if !unflushed.wants_flush(Instant::now()) {
+                continue;
+            }
+            unflushed.flush_started(false)
+        };
+        conn.inflight.fetch_add(1, Ordering::SeqCst);
+        let c = conn.clone();
+        image.flush(Box::new(move |_, rv| {
+            c.lock_unflushed().flush_ended(flush, rv >= 0);
+            c.inflight.fetch_sub(1, Ordering::SeqCst);
+        }));
+    }
+}
+
+/// The objects `len` bytes from `offset` fall in (at least the first, for an empty range).
+fn objects_of(objects: &DataObjects, offset: u64, len: u64) -> std::ops::RangeInclusive<u64> {
+    let order = objects.order();
+    (offset >> order)..=(offset.saturating_add(len.saturating_sub(1)) >> order)
+}
+
+fn read_loop(conn: &Arc<Conn>, image: &AioImage, objects: Option<&DataObjects>) {
     let mut buf = conn.take_buf();
     while !conn.stopping.load(Ordering::SeqCst) {
         if buf.len() != BUF_SIZE {
@@ -637,7 +681,7 @@ fn read_loop(conn: &Arc<Conn>, image: &AioImage) {
             },
         };
         // A request handler may keep the buffer (AIO in flight); a fresh one is taken on the next turn.
-        if let Some(kept) = dispatch(conn, image, buf, n) {
+        if let Some(kept) = dispatch(conn, image, objects, buf, n) {
             buf = kept;
         } else {
             buf = Vec::new();
@@ -647,7 +691,13 @@ fn read_loop(conn: &Arc<Conn>, image: &AioImage) {
 }
 
 /// Handles one request of `n` bytes in `buf`. Returns the buffer if it is free again.
-fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Option<Vec<u8>> {
+fn dispatch(
+    conn: &Arc<Conn>,
+    image: &AioImage,
+    objects: Option<&DataObjects>,
+    buf: Vec<u8>,
+    n: usize,
+) -> Option<Vec<u8>> {
     let req = &buf[..n.min(buf.len())];
     conn.served.fetch_add(1, Ordering::Relaxed);
     let (Some(opcode), Some(unique), Some(node)) =
@@ -812,27 +862,31 @@ fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Optio
                 conn.reply(unique, 0, &[]);
                 return Some(buf);
             }
-            // The request buffer becomes the reply: header first, then the data librbd reads into it.
+            // The request buffer becomes the reply: header first, then the data read into it.
             conn.inflight.fetch_add(1, Ordering::SeqCst);
             let c = conn.clone();
-            image.read(
-                offset,
-                buf,
-                OUT_HEADER..OUT_HEADER + len,
-                Box::new(move |buf, rv| {
-                    match buf {
-                        Some(mut buf) if rv >= 0 => {
-                            let total = OUT_HEADER + rv.unsigned_abs().min(len);
-                            let header = Out::default().u32(total as u32).u32(0).u64(unique).0;
-                            buf[..OUT_HEADER].copy_from_slice(&header);
-                            c.send(&buf[..total]);
-                            c.give_buf(buf);
-                        }
-                        _ => c.error(unique, i32::try_from(-rv).unwrap_or(libc::EIO).max(1)),
+            let done: Done = Box::new(move |buf, rv| {
+                match buf {
+                    Some(mut buf) if rv >= 0 => {
+                        let total = OUT_HEADER + rv.unsigned_abs().min(len);
+                        let header = Out::default().u32(total as u32).u32(0).u64(unique).0;
+                        buf[..OUT_HEADER].copy_from_slice(&header);
+                        c.send(&buf[..total]);
+                        c.give_buf(buf);
                     }
-                    c.inflight.fetch_sub(1, Ordering::SeqCst);
-                }),
-            );
+                    _ => c.error(unique, i32::try_from(-rv).unwrap_or(libc::EIO).max(1)),
+                }
+                c.inflight.fetch_sub(1, Ordering::SeqCst);
+            });
+            let range = OUT_HEADER..OUT_HEADER + len;
+            match objects.filter(|o| {
+                o.object_of(offset, len)
+                    .is_some_and(|object| conn.lock_unflushed().is_flushed(object))
+                    && image.objects_readable()
+            }) {
+                Some(objects) => objects.read(offset, buf, range, done),
+                None => image.read(offset, buf, range, done),
+            }
             return None;
         }
         op::WRITE => {
@@ -853,12 +907,19 @@ fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Optio
             }
             conn.inflight.fetch_add(1, Ordering::SeqCst);
             conn.submitted(unique);
+            let change = objects.map(|o| {
+                conn.lock_unflushed()
+                    .change_started(objects_of(o, offset, len as u64), Instant::now())
+            });
             let c = conn.clone();
             image.write(
                 offset,
                 buf,
                 start..start + len,
                 Box::new(move |buf, rv| {
+                    if let Some(change) = change {
+                        c.lock_unflushed().change_ended(change);
+                    }
                     finish_change(&c, unique, rv, |_| Out::default().u32(len as u32).u32(0).0);
                     if let Some(buf) = buf {
                         c.give_buf(buf);
@@ -874,8 +935,10 @@ fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Optio
             }
             conn.inflight.fetch_add(1, Ordering::SeqCst);
             conn.submitted(unique);
+            let flush = conn.lock_unflushed().flush_started(true);
             let c = conn.clone();
             image.flush(Box::new(move |_, rv| {
+                c.lock_unflushed().flush_ended(flush, rv >= 0);
                 finish_change(&c, unique, rv, |_| Vec::new())
             }));
         }
@@ -901,11 +964,20 @@ fn dispatch(conn: &Arc<Conn>, image: &AioImage, buf: Vec<u8>, n: usize) -> Optio
                 let len = len.min(size.saturating_sub(offset));
                 conn.inflight.fetch_add(1, Ordering::SeqCst);
                 conn.submitted(unique);
+                let change = objects.map(|o| {
+                    conn.lock_unflushed()
+                        .change_started(objects_of(o, offset, len), Instant::now())
+                });
                 let c = conn.clone();
                 image.write_zeroes(
                     offset,
                     usize::try_from(len).unwrap_or(usize::MAX),
-                    Box::new(move |_, rv| finish_change(&c, unique, rv, |_| Vec::new())),
+                    Box::new(move |_, rv| {
+                        if let Some(change) = change {
+                            c.lock_unflushed().change_ended(change);
+                        }
+                        finish_change(&c, unique, rv, |_| Vec::new())
+                    }),
                 );
             }
         }
@@ -955,6 +1027,7 @@ mod tests {
                 stopping: AtomicBool::new(false),
                 unanswered: Mutex::new(HashMap::new()),
                 pool_full: AtomicBool::new(false),
+                unflushed: Mutex::new(Unflushed::default()),
             };
             dummy.attr(out, FILE_ID, 1 << 20).0.len()
         };

@@ -20,6 +20,7 @@ pub mod mounts;
 pub mod records;
 pub mod room;
 pub mod tools;
+pub mod unflushed;
 
 mod attach;
 
