@@ -125,6 +125,7 @@ fn management(rados: &Rados, conf: &Path, count: usize) -> Result<Value> {
     super::bench::parallel(WORKERS, 120, |i| {
         manage::remove(rados, POOL, &format!("bench-120-{stamp}-{i}"))
     })?;
+    purge_own_trash(rados, stamp)?;
     let total = |a: &[Duration], b: &[Duration]| a.iter().chain(b).sum::<Duration>().as_secs_f64();
     let cli_total = total(&cli_create, &cli_rm);
     let our_total = total(&our_create, &our_rm);
@@ -362,6 +363,33 @@ fn rbd_bench(
         })
         .unwrap_or(0.0);
     Ok((mib, iops))
+}
+
+/// Deletes the data of the volumes this run removed (the supervisor would purge them in the background a
+/// little later), so that the I/O part does not share the OSDs with the purge: it ran during the first
+/// side's fio runs and not during the second's.
+fn purge_own_trash(rados: &Rados, stamp: u32) -> Result<()> {
+    let own = |name: &str| {
+        name.starts_with("bench-")
+            && name
+                .split('-')
+                .nth(2)
+                .is_some_and(|s| s == stamp.to_string())
+    };
+    let trashed: Vec<_> = manage::trashed(rados)?
+        .into_iter()
+        .filter(|t| t.pool == POOL && own(&t.name))
+        .collect();
+    super::bench::parallel(WORKERS, trashed.len(), |i| {
+        match manage::purge(rados, &trashed[i]) {
+            // The supervisor's own purge got there first.
+            Err(rookery_volumes::VolumeError::Ceph(e)) if e.errno() == Some(-libc::ENOENT) => {
+                Ok(())
+            }
+            other => other,
+        }
+    })?;
+    Ok(())
 }
 
 struct Workloads {
