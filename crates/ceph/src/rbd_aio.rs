@@ -25,8 +25,8 @@ pub type Done = Box<dyn FnOnce(Option<Vec<u8>>, isize) + Send + 'static>;
 
 /// An image open for concurrent asynchronous I/O.
 ///
-/// Unlike [`Image`], this type is `Sync`: it only offers librbd's I/O entry points (`rbd_aio_*`) and the
-/// size, which librbd serialises internally and which qemu and rbd-nbd call from many threads at once on
+/// Unlike [`Image`], this type is `Sync`: it only offers librbd's I/O entry points (`rbd_aio_*`), the
+/// size, features and parent, which librbd serialises internally and which qemu and rbd-nbd call from many threads at once on
 /// one handle. Management calls are left to [`Image`].
 pub struct AioImage<'a> {
     image: Image<'a>,
@@ -230,7 +230,12 @@ impl<'a> AioImage<'a> {
             return Ok(None);
         };
         prefix.truncate(end);
-        let Ok(prefix) = String::from_utf8(prefix) else {
+        // Format 2 names data objects `rbd_data.<id>.<16 hex digits>`; an old format 1 image (`rb.0.…`,
+        // 12 digits) is left to librbd.
+        let Some(prefix) = String::from_utf8(prefix)
+            .ok()
+            .filter(|p| p.starts_with("rbd_data."))
+        else {
             return Ok(None);
         };
         // SAFETY: as above.

@@ -113,7 +113,8 @@ fn dd_direct(dir: &Path, write: Option<&[u8]>, block: u64, blocks: usize, sync: 
 /// write, and a read after the flush (the user's, or the server's own once writes pause) what was written
 /// last.
 fn reads_see_every_write(dir: &Path) {
-    // 8 MiB: two RBD objects, blocks 1000-1001 straddle the first boundary.
+    // 8 MiB: two RBD objects; blocks 1023-1024 straddle the boundary. Each dd closes the file, which
+    // flushes nothing: a read right after an unflushed write finds it only in librbd's cache.
     let first = pseudo_random(71, 8 << 20);
     dd_direct(dir, Some(&first), 0, 2048, true);
     let mut expected = first.clone();

@@ -341,10 +341,19 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
     )?);
     let io = rados.ioctx(&args.pool)?;
     let image = AioImage::open(&io, &args.image)?;
-    let objects = image.data_objects(&rados)?;
-    if objects.is_none() {
-        tracing::info!("every read goes through librbd (a clone, striped or journaled image)");
-    }
+    let objects = match image.data_objects(&rados) {
+        Ok(Some(objects)) => Some(objects),
+        Ok(None) => {
+            tracing::info!(
+                "every read goes through librbd (a clone, striped, journaled or old-format image)"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look up the image's data objects; every read goes through librbd");
+            None
+        }
+    };
     let dev = OpenOptions::new()
         .read(true)
         .write(true)
@@ -829,7 +838,13 @@ fn dispatch(
             }
             conn.reply(unique, 0, &out.0);
         }
-        op::RELEASE | op::RELEASEDIR | op::FSYNCDIR | op::ACCESS => conn.reply(unique, 0, &[]),
+        // FLUSH comes with every close(2), which promises nothing about durability (fsync does). Passed on
+        // as a librbd flush, the close that hands the file to the loop device ended librbd's
+        // write-through-until-flush at every mount, so a raw block user that never flushes lost writes
+        // the cache still held when the server died. The server flushes before it exits.
+        op::FLUSH | op::RELEASE | op::RELEASEDIR | op::FSYNCDIR | op::ACCESS => {
+            conn.reply(unique, 0, &[])
+        }
         op::STATFS => {
             let blocks = image.size().unwrap_or(0) / 4096;
             let out = Out::default()
@@ -928,7 +943,7 @@ fn dispatch(
             );
             return None;
         }
-        op::FSYNC | op::FLUSH => {
+        op::FSYNC => {
             if conn.pool_full.load(Ordering::SeqCst) {
                 conn.error(unique, libc::ENOSPC);
                 return Some(buf);

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 /// Changes wider than this many objects (a discard of a whole large volume) mark everything unflushed
 /// instead of each object, so the map stays small.
 const WIDEST_TRACKED: u64 = 4096;
+/// Objects tracked one by one at most (~2 MiB of map); past that, everything counts as unflushed until a
+/// flush covers it (a writer that never flushes keeps writing through librbd's cache anyway).
+const MOST_TRACKED: usize = 65536;
 
 /// How long writes must have paused before the server flushes on its own, so reads of what was written
 /// can skip the cache again.
@@ -54,8 +57,10 @@ impl Unflushed {
         self.in_flight.insert(n);
         self.last_change_at = Some(now);
         let (first, last) = (*objects.start(), *objects.end());
-        if last.saturating_sub(first) >= WIDEST_TRACKED {
+        if last.saturating_sub(first) >= WIDEST_TRACKED || self.objects.len() >= MOST_TRACKED {
+            // `n` is the newest change: a flush that covers it covers every object dropped here.
             self.everything = Some(n);
+            self.objects.clear();
         } else {
             for object in objects {
                 self.objects.insert(object, n);
@@ -155,6 +160,21 @@ mod tests {
         let f = u.flush_started(true);
         u.flush_ended(f, true);
         assert!(u.is_flushed(12));
+    }
+
+    #[test]
+    fn many_objects_fold_into_everything() {
+        let now = Instant::now();
+        let mut u = Unflushed::default();
+        for object in 0..=MOST_TRACKED as u64 {
+            let c = u.change_started(object..=object, now);
+            u.change_ended(c);
+        }
+        assert!(u.objects.len() <= MOST_TRACKED);
+        assert!(!u.is_flushed(0) && !u.is_flushed(MOST_TRACKED as u64 * 2));
+        let f = u.flush_started(true);
+        u.flush_ended(f, true);
+        assert!(u.is_flushed(0) && u.is_flushed(MOST_TRACKED as u64));
     }
 
     #[test]
