@@ -320,9 +320,9 @@ fn zero_filled(buf: &mut [u8], range: Range<usize>, rv: c_int) -> isize {
 }
 
 impl DataObjects<'_> {
-    /// log2 of the object size.
-    pub fn order(&self) -> u32 {
-        self.order
+    /// The objects `len` bytes from `offset` fall in (at least the first, for an empty range).
+    pub fn objects_of(&self, offset: u64, len: u64) -> std::ops::RangeInclusive<u64> {
+        (offset >> self.order)..=(offset.saturating_add(len.saturating_sub(1)) >> self.order)
     }
 
     /// The object that holds all of `len` bytes from `offset`, if one does.

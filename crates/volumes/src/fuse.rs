@@ -202,6 +202,27 @@ impl Conn {
         self.unflushed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Records a write or zeroing of `len` bytes from `offset` about to be handed to librbd (nothing to
+    /// record when reads never skip librbd).
+    fn change_started(
+        &self,
+        objects: Option<&DataObjects>,
+        offset: u64,
+        len: u64,
+    ) -> Option<unflushed::Change> {
+        let objects = objects?.objects_of(offset, len);
+        Some(
+            self.lock_unflushed()
+                .change_started(objects, Instant::now()),
+        )
+    }
+
+    fn change_ended(&self, change: Option<unflushed::Change>) {
+        if let Some(change) = change {
+            self.lock_unflushed().change_ended(change);
+        }
+    }
+
     fn take_buf(&self) -> Vec<u8> {
         self.pool
             .lock()
@@ -664,12 +685,6 @@ fn flush_when_writes_pause(conn: &Arc<Conn>, image: &AioImage) {
     }
 }
 
-/// The objects `len` bytes from `offset` fall in (at least the first, for an empty range).
-fn objects_of(objects: &DataObjects, offset: u64, len: u64) -> std::ops::RangeInclusive<u64> {
-    let order = objects.order();
-    (offset >> order)..=(offset.saturating_add(len.saturating_sub(1)) >> order)
-}
-
 fn read_loop(conn: &Arc<Conn>, image: &AioImage, objects: Option<&DataObjects>) {
     let mut buf = conn.take_buf();
     while !conn.stopping.load(Ordering::SeqCst) {
@@ -922,19 +937,14 @@ fn dispatch(
             }
             conn.inflight.fetch_add(1, Ordering::SeqCst);
             conn.submitted(unique);
-            let change = objects.map(|o| {
-                conn.lock_unflushed()
-                    .change_started(objects_of(o, offset, len as u64), Instant::now())
-            });
+            let change = conn.change_started(objects, offset, len as u64);
             let c = conn.clone();
             image.write(
                 offset,
                 buf,
                 start..start + len,
                 Box::new(move |buf, rv| {
-                    if let Some(change) = change {
-                        c.lock_unflushed().change_ended(change);
-                    }
+                    c.change_ended(change);
                     finish_change(&c, unique, rv, |_| Out::default().u32(len as u32).u32(0).0);
                     if let Some(buf) = buf {
                         c.give_buf(buf);
@@ -979,18 +989,13 @@ fn dispatch(
                 let len = len.min(size.saturating_sub(offset));
                 conn.inflight.fetch_add(1, Ordering::SeqCst);
                 conn.submitted(unique);
-                let change = objects.map(|o| {
-                    conn.lock_unflushed()
-                        .change_started(objects_of(o, offset, len), Instant::now())
-                });
+                let change = conn.change_started(objects, offset, len);
                 let c = conn.clone();
                 image.write_zeroes(
                     offset,
                     usize::try_from(len).unwrap_or(usize::MAX),
                     Box::new(move |_, rv| {
-                        if let Some(change) = change {
-                            c.lock_unflushed().change_ended(change);
-                        }
+                        c.change_ended(change);
                         finish_change(&c, unique, rv, |_| Vec::new())
                     }),
                 );

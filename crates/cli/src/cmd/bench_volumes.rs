@@ -369,13 +369,8 @@ fn rbd_bench(
 /// little later), so that the I/O part does not share the OSDs with the purge: it ran during the first
 /// side's fio runs and not during the second's.
 fn purge_own_trash(rados: &Rados, stamp: u32) -> Result<()> {
-    let own = |name: &str| {
-        name.starts_with("bench-")
-            && name
-                .split('-')
-                .nth(2)
-                .is_some_and(|s| s == stamp.to_string())
-    };
+    let stamp = stamp.to_string();
+    let own = |name: &str| name.starts_with("bench-") && name.split('-').nth(2) == Some(&stamp);
     let trashed: Vec<_> = manage::trashed(rados)?
         .into_iter()
         .filter(|t| t.pool == POOL && own(&t.name))
