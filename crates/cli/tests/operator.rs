@@ -554,8 +554,17 @@ fn osd_deployments(kube: &Kube) -> Vec<String> {
 /// no duplicate daemon and no leaked OSD. Returns the devices attached, detached by the caller's end.
 fn heals_itself(kube: &Kube, host_path: &std::path::Path) -> Vec<Loop> {
     let healthy = || {
-        kube.wait_for("HEALTH_OK again", Duration::from_secs(180), || {
-            (cluster_field(kube, "{.status.ceph.health}") == "HEALTH_OK").then_some(())
+        // Once a run timed out here after osd.2's creation survived the operator's kill -9: the
+        // health checks that were still failing say why.
+        kube.wait_until("HEALTH_OK again", Duration::from_secs(180), || {
+            let ceph = cluster_field(kube, "{.status.ceph}");
+            let health = serde_json::from_str::<serde_json::Value>(&ceph)
+                .ok()
+                .and_then(|v| v["health"].as_str().map(str::to_string));
+            match health.as_deref() {
+                Some("HEALTH_OK") => Ok(()),
+                _ => Err(ceph),
+            }
         })
     };
     kube.kubectl(&[

@@ -127,17 +127,29 @@ impl Kube {
         limit: Duration,
         mut check: impl FnMut() -> Option<T>,
     ) -> T {
+        self.wait_until(what, limit, || check().ok_or_else(String::new))
+    }
+
+    /// Waits until `check` answers Ok, up to `limit`; panics with `what`, the last state `check`
+    /// described (its last Err), and the cluster's pods and events.
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: impl FnMut() -> Result<T, String>,
+    ) -> T {
         let start = Instant::now();
         loop {
-            if let Some(v) = check() {
-                return v;
-            }
+            let last = match check() {
+                Ok(v) => return v,
+                Err(state) => state,
+            };
             if start.elapsed() > limit {
                 let events =
                     self.kubectl_output(&["get", "events", "-A", "--sort-by=.lastTimestamp"], None);
                 let pods = self.kubectl_output(&["get", "pods", "-A", "-o", "wide"], None);
                 panic!(
-                    "{what}: not within {limit:?}\npods:\n{}\nevents:\n{}",
+                    "{what}: not within {limit:?}\nlast seen: {last}\npods:\n{}\nevents:\n{}",
                     String::from_utf8_lossy(&pods.stdout),
                     String::from_utf8_lossy(&events.stdout)
                 );
