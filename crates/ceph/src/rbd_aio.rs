@@ -26,8 +26,8 @@ pub type Done = Box<dyn FnOnce(Option<Vec<u8>>, isize) + Send + 'static>;
 /// An image open for concurrent asynchronous I/O.
 ///
 /// Unlike [`Image`], this type is `Sync`: it only offers librbd's I/O entry points (`rbd_aio_*`), the
-/// size, features and parent, which librbd serialises internally and which qemu and rbd-nbd call from many threads at once on
-/// one handle. Management calls are left to [`Image`].
+/// size, features and parent, which librbd serialises internally and which qemu and rbd-nbd call from
+/// many threads at once on one handle. Management calls are left to [`Image`].
 pub struct AioImage<'a> {
     image: Image<'a>,
 }

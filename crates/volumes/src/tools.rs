@@ -119,9 +119,10 @@ pub fn mkfs(device: &Path, fstype: &str) -> Result<(), ToolError> {
         "ext4" => {
             let step = "creating an ext4 filesystem";
             let out = run(step, "mkfs.ext4", &["-q", "-E", EXT4_PREZEROED, &dev])?;
-            let stderr = String::from_utf8_lossy(&out.stderr);
             // An option mke2fs does not know is refused before it writes anything.
-            if !out.status.success() && stderr.contains("assume_storage_prezeroed") {
+            if !out.status.success()
+                && String::from_utf8_lossy(&out.stderr).contains("assume_storage_prezeroed")
+            {
                 return check(step, "mkfs.ext4", &["-q", "-E", EXT4_LAZY, &dev]);
             }
             into_result(step, "mkfs.ext4", &out)
