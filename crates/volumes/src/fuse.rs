@@ -77,6 +77,15 @@ const WRITE_CACHE: &[(&str, &str)] = &[
 ];
 /// Threads reading requests: each only parses and submits, librbd's threads do the waiting.
 const READERS: usize = 2;
+
+/// librados' messenger threads (`ms_async_op_threads`, default 3) for one volume's server: one per two
+/// cores, at most Ceph's default. On 2 cores every hand-off between threads is a context switch the OSDs
+/// would have used: with one messenger thread instead of three, 4k random reads at QD16 through the mount
+/// ran 6-7 % faster (12454 against 11615 IOPS, alternating 4 s rounds on one cluster), QD1 latency and
+/// 1 MiB sequential writes unchanged.
+fn messenger_threads(cores: usize) -> usize {
+    (cores / 2).clamp(1, 3)
+}
 /// How long the kernel may cache names and attributes. Short, so a resize shows within a second.
 const ATTR_VALID_SECS: u64 = 1;
 
@@ -349,9 +358,12 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
     // SAFETY: mallopt only changes allocator tuning; called before librados starts its threads.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     let key = args.identity.options()?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = messenger_threads(cores).to_string();
     let options: Vec<(&str, &str)> = WRITE_CACHE
         .iter()
         .copied()
+        .chain([("ms_async_op_threads", threads.as_str())])
         .chain(key.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .collect();
     let rados = Arc::new(Rados::connect_data_path(
@@ -1052,6 +1064,14 @@ mod tests {
             dummy.attr(out, FILE_ID, 1 << 20).0.len()
         };
         assert_eq!(conn_attr_len, 88);
+    }
+
+    #[test]
+    fn messenger_threads_follow_the_cores_up_to_cephs_default() {
+        assert_eq!(messenger_threads(1), 1);
+        assert_eq!(messenger_threads(2), 1);
+        assert_eq!(messenger_threads(4), 2);
+        assert_eq!(messenger_threads(64), 3);
     }
 
     #[test]

@@ -29,14 +29,16 @@ pub enum Bench {
         count: usize,
     },
     /// Volumes: create+delete through librbd vs `rbd` CLI execs; fio on a mounted volume next to raw
-    /// librbd (`rbd bench`) and a hand-made rbd-fuse + loop mount.
+    /// librbd (fio's rbd engine, `rbd bench` for sequential writes) in alternating rounds, and a
+    /// hand-made rbd-fuse + loop mount.
     ///
     /// Example: rookery bench volumes --count 100 --runtime 10
     Volumes {
         /// Volumes created and deleted on each path.
         #[arg(long, default_value_t = 100)]
         count: usize,
-        /// Seconds per fio and `rbd bench` run.
+        /// Seconds: each side runs every time-based workload in 4 rounds of half this; each fio run on
+        /// the rbd-fuse + loop mount runs this long.
         #[arg(long, default_value_t = 10)]
         runtime: u64,
         /// Run only one part.

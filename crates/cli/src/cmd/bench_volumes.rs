@@ -157,81 +157,62 @@ enum Span<'a> {
 /// (~150 ms in a 6 s run, measured with the fuse tracepoints). Raw librbd's runs have no counterpart.
 const FIO_NO_FALLOCATE: &str = "--fallocate=none";
 
-/// One fio run on a file in `dir`; returns (MiB/s, IOPS).
-fn fio(fio: &Path, dir: &Path, rw: &str, bs: &str, span: Span) -> Result<(f64, f64)> {
-    let file = dir.join("fio.dat");
-    let span_args = match span {
-        Span::Secs(s) => vec![format!("--runtime={s}"), "--time_based".to_string()],
-        // The file is written once before the timed part (not timed), so the comparison with raw librbd
-        // measures writes through the volume, not ext4 turning preallocated extents into written ones.
-        Span::Bytes(b) => vec![format!("--io_size={b}"), "--overwrite=1".to_string()],
-    };
-    let mut args = vec![
-        "--name=bench".to_string(),
-        format!("--filename={}", file.display()),
-        "--size=512M".into(),
-        "--direct=1".into(),
-        FIO_NO_FALLOCATE.into(),
-        "--ioengine=libaio".into(),
-        "--iodepth=16".into(),
-        format!("--rw={rw}"),
-        format!("--bs={bs}"),
-        "--output-format=json".into(),
-    ];
-    args.extend(span_args);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = exec(fio, &args)?;
-    let v: Value = serde_json::from_str(&out).context("parsing fio's output")?;
-    let side = if rw.contains("read") { "read" } else { "write" };
-    let job = &v["jobs"][0][side];
-    Ok((
-        job["bw"].as_f64().unwrap_or(0.0) / 1024.0,
-        job["iops"].as_f64().unwrap_or(0.0),
-    ))
-}
-
-/// Where a latency run of fio goes: a file in a mounted volume, or an image through fio's own librbd
-/// engine (raw librbd, the baseline).
+/// Where a fio run goes: a file in a mounted volume, or the first 512 MiB of an image through fio's own
+/// librbd engine (raw librbd, the baseline).
+#[derive(Clone, Copy)]
 enum FioTarget<'a> {
     Dir(&'a Path),
     Image { conf: &'a Path, image: &'a str },
 }
 
-/// What a latency run measured: completion latency percentiles (µs) and throughput, per direction.
-#[derive(Debug, Default, Clone, Copy)]
-struct Latency {
-    p50_us: f64,
-    p99_us: f64,
-    mib_s: f64,
+/// The shape of a fio run's I/O.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    rw: &'a str,
+    bs: &'a str,
+    iodepth: u32,
 }
 
-/// One direct fio run of `rw` with `bs` at `iodepth` for `runtime` s: read and write figures.
-fn fio_latency(
-    fio: &Path,
-    target: &FioTarget,
-    rw: &str,
-    bs: &str,
-    iodepth: u32,
-    runtime: u64,
-) -> Result<(Latency, Latency)> {
+/// What a fio run measured in one direction; latencies are completion latencies.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Direction {
+    iops: f64,
+    mib_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+/// One fio run: both directions, and how long it ran.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct FioRun {
+    read: Direction,
+    write: Direction,
+    secs: f64,
+}
+
+fn fio_run(fio: &Path, target: FioTarget, job: Job, span: Span) -> Result<FioRun> {
     let mut args = vec![
-        "--name=latency".to_string(),
+        "--name=bench".to_string(),
         "--size=512M".into(),
         "--direct=1".into(),
-        format!("--iodepth={iodepth}"),
-        format!("--rw={rw}"),
-        format!("--bs={bs}"),
-        format!("--runtime={runtime}"),
-        "--time_based".into(),
+        format!("--iodepth={}", job.iodepth),
+        format!("--rw={}", job.rw),
+        format!("--bs={}", job.bs),
         "--output-format=json".into(),
     ];
+    match span {
+        Span::Secs(s) => args.extend([format!("--runtime={s}"), "--time_based".into()]),
+        // fio lays its file out before the timed part, so the comparison with raw librbd measures writes
+        // through the volume, not ext4 turning preallocated extents into written ones.
+        Span::Bytes(b) => args.extend([format!("--io_size={b}"), "--overwrite=1".into()]),
+    }
     let mut cmd = Command::new(fio);
     match target {
-        FioTarget::Dir(dir) => {
-            args.push(format!("--filename={}", dir.join("fio.dat").display()));
-            args.push("--ioengine=libaio".into());
-            args.push(FIO_NO_FALLOCATE.into());
-        }
+        FioTarget::Dir(dir) => args.extend([
+            format!("--filename={}", dir.join(FIO_FILE).display()),
+            "--ioengine=libaio".into(),
+            FIO_NO_FALLOCATE.into(),
+        ]),
         FioTarget::Image { conf, image } => {
             args.extend([
                 "--ioengine=rbd".to_string(),
@@ -249,40 +230,91 @@ fn fio_latency(
         .output()
         .context("running fio")?;
     if !out.status.success() {
-        return Err(anyhow!(
+        bail!(
             "fio {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        );
     }
-    let v: Value = serde_json::from_slice(&out.stdout).context("parsing fio's output")?;
-    let side = |name: &str| {
-        let job = &v["jobs"][0][name];
-        let pct = |p: &str| job["clat_ns"]["percentile"][p].as_f64().unwrap_or(0.0) / 1000.0;
-        Latency {
+    fio_figures(&out.stdout)
+}
+
+/// The figures of fio's JSON report (`--output-format=json`) of one job.
+fn fio_figures(report: &[u8]) -> Result<FioRun> {
+    let v: Value = serde_json::from_slice(report).context("parsing fio's output")?;
+    let job = &v["jobs"][0];
+    if job.is_null() {
+        bail!("fio reported no job");
+    }
+    let num = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let direction = |name: &str| {
+        let d = &job[name];
+        let pct = |p: &str| num(&d["clat_ns"]["percentile"][p]) / 1000.0;
+        Direction {
+            iops: num(&d["iops"]),
+            mib_s: num(&d["bw"]) / 1024.0,
             p50_us: pct("50.000000"),
             p99_us: pct("99.000000"),
-            mib_s: job["bw"].as_f64().unwrap_or(0.0) / 1024.0,
         }
     };
-    Ok((side("read"), side("write")))
+    Ok(FioRun {
+        read: direction("read"),
+        write: direction("write"),
+        secs: num(&job["job_runtime"]) / 1000.0,
+    })
 }
 
-/// QD1 4k random read and write latency, and 64k random reads and writes mixed half and half at QD16.
-struct LatencyFigures {
-    qd1_read: Latency,
-    qd1_write: Latency,
-    mixed_64k_mib_s: f64,
+/// fio's file in a mounted volume.
+const FIO_FILE: &str = "fio.dat";
+
+/// Waits until what a volume's cache still holds of fio's writes is on the OSDs (an fsync of fio's
+/// file, which ext4 and the loop device pass down as a flush) and returns how long that took. Counted
+/// in a round's figures, it charges our write-back cache for the writes it answered early; done between
+/// rounds, it keeps the next round (either side's) from sharing the OSDs with them.
+fn settle(dir: &Path) -> Result<f64> {
+    let started = Instant::now();
+    std::fs::File::open(dir.join(FIO_FILE))
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("flushing {}", dir.join(FIO_FILE).display()))?;
+    Ok(started.elapsed().as_secs_f64())
 }
 
-fn latency_figures(fio: &Path, target: &FioTarget, runtime: u64) -> Result<LatencyFigures> {
-    let (qd1_read, _) = fio_latency(fio, target, "randread", "4k", 1, runtime)?;
-    let (_, qd1_write) = fio_latency(fio, target, "randwrite", "4k", 1, runtime)?;
-    let (r, w) = fio_latency(fio, target, "randrw", "64k", 16, runtime)?;
-    Ok(LatencyFigures {
-        qd1_read,
-        qd1_write,
-        mixed_64k_mib_s: r.mib_s + w.mib_s,
+/// A fio run on a mounted volume and the flush after it.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Settled {
+    run: FioRun,
+    settle_secs: f64,
+}
+
+impl Settled {
+    /// The share of the run's time and its flush that the run had: throughput times this is throughput
+    /// to the OSDs.
+    fn kept(&self) -> f64 {
+        let whole = self.run.secs + self.settle_secs;
+        if whole > 0.0 {
+            self.run.secs / whole
+        } else {
+            0.0
+        }
+    }
+
+    /// Operations per second, both directions, counting the flush.
+    fn iops(&self) -> f64 {
+        (self.run.read.iops + self.run.write.iops) * self.kept()
+    }
+
+    /// MiB per second, both directions, counting the flush.
+    fn mib_s(&self) -> f64 {
+        (self.run.read.mib_s + self.run.write.mib_s) * self.kept()
+    }
+}
+
+/// fio on a mounted volume, then [`settle`].
+fn fio_settled(fio: &Path, dir: &Path, job: Job, span: Span) -> Result<Settled> {
+    let run = fio_run(fio, FioTarget::Dir(dir), job, span)?;
+    Ok(Settled {
+        run,
+        settle_secs: settle(dir)?,
     })
 }
 
@@ -395,42 +427,66 @@ fn purge_own_trash(rados: &Rados, stamp: u32) -> Result<()> {
     Ok(())
 }
 
-struct Workloads {
+const SEQ_WRITE: Job = Job {
+    rw: "write",
+    bs: "1M",
+    iodepth: 16,
+};
+const RAND_WRITE: Job = Job {
+    rw: "randwrite",
+    bs: "4k",
+    iodepth: 16,
+};
+const RAND_READ: Job = Job {
+    rw: "randread",
+    bs: "4k",
+    iodepth: 16,
+};
+const QD1_READ: Job = Job {
+    rw: "randread",
+    bs: "4k",
+    iodepth: 1,
+};
+const QD1_WRITE: Job = Job {
+    rw: "randwrite",
+    bs: "4k",
+    iodepth: 1,
+};
+/// Random 64 KiB reads and writes, half and half.
+const MIXED_64K: Job = Job {
+    rw: "randrw",
+    bs: "64k",
+    iodepth: 16,
+};
+
+/// The plain rbd-fuse + loop mount's figures: a reference beside ours (raw librbd is the baseline).
+struct PlainFigures {
     seq_write_mib: f64,
     rand_write_iops: f64,
     rand_read_iops: f64,
     dd_mbs: f64,
 }
 
-/// fio's three workloads and dd on a mounted filesystem; `seq_write` given when it was measured already.
-fn workloads(
-    fio_exe: &Path,
-    dir: &Path,
-    runtime: u64,
-    seq_write: Option<f64>,
-) -> Result<Workloads> {
-    let seq = match seq_write {
-        Some(v) => v,
-        None => fio(fio_exe, dir, "write", "1M", Span::Bytes(SEQ_BYTES))?.0,
-    };
-    let (_, rw) = fio(fio_exe, dir, "randwrite", "4k", Span::Secs(runtime))?;
-    let (_, rr) = fio(fio_exe, dir, "randread", "4k", Span::Secs(runtime))?;
-    let _ = std::fs::remove_file(dir.join("fio.dat"));
-    let dd_mbs = dd(dir)?;
-    Ok(Workloads {
-        seq_write_mib: seq,
-        rand_write_iops: rw,
-        rand_read_iops: rr,
-        dd_mbs,
+fn plain_figures(fio_exe: &Path, dir: &Path, runtime: u64) -> Result<PlainFigures> {
+    let seq = fio_settled(fio_exe, dir, SEQ_WRITE, Span::Bytes(SEQ_BYTES))?;
+    let rand_write = fio_settled(fio_exe, dir, RAND_WRITE, Span::Secs(runtime))?;
+    let rand_read = fio_settled(fio_exe, dir, RAND_READ, Span::Secs(runtime))?;
+    let _ = std::fs::remove_file(dir.join(FIO_FILE));
+    Ok(PlainFigures {
+        seq_write_mib: seq.mib_s(),
+        rand_write_iops: rand_write.iops(),
+        rand_read_iops: rand_read.iops(),
+        dd_mbs: dd(dir)?,
     })
 }
 
-/// Who writes in each round of the sequential-write comparison with raw librbd, in order. On a new
-/// cluster both sides speed up through the first ~10 GiB the OSDs take (measured: 340 -> 450 MiB/s for
-/// either side within eight rounds), so a side that always goes first, or a statistic that picks the
-/// latest round, favours the other side. In this order (ABBA BAAB) each side's positions add up to the
-/// same, so a steady trend falls equally on both and their means compare.
-const SEQ_ORDER: [Side; 8] = [
+/// Which side runs each round of a comparison with raw librbd, in order. On a new cluster both sides
+/// speed up through the first ~10 GiB the OSDs take (measured: 340 -> 450 MiB/s for either side within
+/// eight rounds of sequential writes), and this host's own load drifts over minutes; a side that always
+/// goes first, or a statistic that picks the latest round, favours one side. In this order (ABBA BAAB)
+/// each side's positions add up to the same, so a steady trend falls equally on both and their means
+/// compare.
+const ROUND_ORDER: [Side; 8] = [
     Side::Ours,
     Side::Raw,
     Side::Raw,
@@ -440,7 +496,7 @@ const SEQ_ORDER: [Side; 8] = [
     Side::Ours,
     Side::Raw,
 ];
-/// What each side writes per round: 2 GiB is 5-8 s here.
+/// What each side writes per sequential round: 2 GiB is 5-8 s here.
 const SEQ_BYTES: &str = "2G";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -455,6 +511,55 @@ fn mean(rounds: &[f64]) -> f64 {
         return 0.0;
     }
     rounds.iter().sum::<f64>() / rounds.len() as f64
+}
+
+/// Each side's rounds of one workload, in the order they ran.
+struct Rounds<T> {
+    ours: Vec<T>,
+    raw: Vec<T>,
+}
+
+/// Runs `round` for each side in [`ROUND_ORDER`].
+fn balanced<T>(mut round: impl FnMut(Side) -> Result<T>) -> Result<Rounds<T>> {
+    let mut rounds = Rounds {
+        ours: Vec::new(),
+        raw: Vec::new(),
+    };
+    for side in ROUND_ORDER {
+        let figure = round(side)?;
+        match side {
+            Side::Ours => rounds.ours.push(figure),
+            Side::Raw => rounds.raw.push(figure),
+        }
+    }
+    Ok(rounds)
+}
+
+impl<T> Rounds<T> {
+    fn figures(&self, figure: impl Fn(&T) -> f64) -> (Vec<f64>, Vec<f64>) {
+        (
+            self.ours.iter().map(&figure).collect(),
+            self.raw.iter().map(&figure).collect(),
+        )
+    }
+
+    /// Each side's mean of a throughput `figure`, ours against raw librbd's, and the rounds.
+    fn throughput(&self, figure: impl Fn(&T) -> f64) -> Value {
+        let (ours, raw) = self.figures(figure);
+        let (o, r) = (mean(&ours), mean(&raw));
+        json!({"ours": o, "raw_librbd": r, "ratio_vs_raw": o / r.max(1e-9),
+               "rounds": {"ours": ours, "raw_librbd": raw}})
+    }
+
+    /// Each side's mean p50 and p99 of a latency `direction`, ours' p50 against raw librbd's.
+    fn latency(&self, direction: impl Fn(&T) -> Direction) -> Value {
+        let (ours50, raw50) = self.figures(|t| direction(t).p50_us);
+        let (ours99, raw99) = self.figures(|t| direction(t).p99_us);
+        json!({"ours": {"p50": mean(&ours50), "p99": mean(&ours99)},
+               "raw_librbd": {"p50": mean(&raw50), "p99": mean(&raw99)},
+               "ratio_p50": mean(&ours50) / mean(&raw50).max(1e-9),
+               "rounds": {"ours_p50": ours50, "raw_librbd_p50": raw50}})
+    }
 }
 
 /// The hand-made path from ceph-notes §3: rbd-fuse, `losetup --direct-io=on`, mkfs, mount.
@@ -597,66 +702,66 @@ fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
             raw: false,
         };
         rookery_volumes::mount(rados, &req)?;
-        let ours = (|| -> Result<(Workloads, Vec<f64>, Vec<f64>, LatencyFigures)> {
+        let raw = FioTarget::Image {
+            conf: &conf,
+            image: &raw_name,
+        };
+        let round_secs = (runtime / 2).max(1);
+        let compared = (|| -> Result<Value> {
             // Both sides overwrite data in every timed round: fio lays its file out before its first
             // round (untimed), and the raw image is written once here, so raw librbd's first round does
-            // not create its objects.
+            // not create its objects and its reads read data.
             rbd_bench(&conf, &raw_name, "write", "4M", "seq", SEQ_BYTES)?;
-            let (mut ours_seq, mut raw_seq) = (Vec::new(), Vec::new());
-            for side in SEQ_ORDER {
-                match side {
-                    Side::Ours => {
-                        ours_seq.push(fio(&fio_exe, &mnt, "write", "1M", Span::Bytes(SEQ_BYTES))?.0)
-                    }
-                    Side::Raw => raw_seq
-                        .push(rbd_bench(&conf, &raw_name, "write", "1M", "seq", SEQ_BYTES)?.0),
+            let seq = balanced(|side| match side {
+                Side::Ours => {
+                    Ok(fio_settled(&fio_exe, &mnt, SEQ_WRITE, Span::Bytes(SEQ_BYTES))?.mib_s())
                 }
-            }
-            let work = workloads(&fio_exe, &mnt, runtime, Some(mean(&ours_seq)))?;
-            let latency = latency_figures(&fio_exe, &FioTarget::Dir(&mnt), runtime)?;
-            let _ = std::fs::remove_file(mnt.join("fio.dat"));
-            Ok((work, ours_seq, raw_seq, latency))
+                Side::Raw => Ok(rbd_bench(&conf, &raw_name, "write", "1M", "seq", SEQ_BYTES)?.0),
+            })?;
+            // fio's own librbd engine writes through librbd's cache until a flush, which it never
+            // sends: what it counts is on the OSDs, nothing to settle.
+            let timed = |job: Job| {
+                balanced(|side| match side {
+                    Side::Ours => fio_settled(&fio_exe, &mnt, job, Span::Secs(round_secs)),
+                    Side::Raw => Ok(Settled {
+                        run: fio_run(&fio_exe, raw, job, Span::Secs(round_secs))?,
+                        settle_secs: 0.0,
+                    }),
+                })
+            };
+            let rand_write = timed(RAND_WRITE)?;
+            let rand_read = timed(RAND_READ)?;
+            let qd1_read = timed(QD1_READ)?;
+            let qd1_write = timed(QD1_WRITE)?;
+            let mixed = timed(MIXED_64K)?;
+            let _ = std::fs::remove_file(mnt.join(FIO_FILE));
+            Ok(json!({
+                "seq_write_1m_mib_s": seq.throughput(|v| *v),
+                "rand_write_4k_iops": rand_write.throughput(Settled::iops),
+                "rand_read_4k_iops": rand_read.throughput(Settled::iops),
+                "qd1_read_4k_us": qd1_read.latency(|s| s.run.read),
+                "qd1_write_4k_us": qd1_write.latency(|s| s.run.write),
+                "mixed_64k_mib_s": mixed.throughput(Settled::mib_s),
+                "dd_200m_direct_mb_s": {"ours": dd(&mnt)?},
+                "round_secs": round_secs,
+                "rounds_per_side": ROUND_ORDER.len() / 2,
+            }))
         })();
         rookery_volumes::unmount(rados, data, mnt.to_str().unwrap_or_default())?;
-        let (ours, ours_seq_rounds, raw_seq_rounds, ours_latency) = ours?;
-        // The raw image was written whole by the sequential rounds, so its reads read data.
-        let raw_latency = latency_figures(
-            &fio_exe,
-            &FioTarget::Image {
-                conf: &conf,
-                image: &raw_name,
-            },
-            runtime,
-        )?;
-        let raw_seq = mean(&raw_seq_rounds);
-
+        let mut report = compared?;
         let plain = {
             let p = PlainMount::new(&conf, &plain_name, base.path())?;
-            workloads(&fio_exe, &p.mnt, runtime, None)?
+            plain_figures(&fio_exe, &p.mnt, runtime)?
         };
-
-        let (_, raw_rw) = rbd_bench(&conf, &raw_name, "write", "4K", "rand", "48M")?;
-        let (_, raw_rr) = rbd_bench(&conf, &raw_name, "read", "4K", "rand", "128M")?;
-
-        Ok(json!({
-            "seq_write_1m_mib_s": {"ours": ours.seq_write_mib, "raw_librbd": raw_seq, "plain_fuse_loop": plain.seq_write_mib,
-                                   "ratio_vs_raw": ours.seq_write_mib / raw_seq,
-                                   "rounds": {"ours": ours_seq_rounds, "raw_librbd": raw_seq_rounds}},
-            "rand_write_4k_iops": {"ours": ours.rand_write_iops, "raw_librbd": raw_rw, "plain_fuse_loop": plain.rand_write_iops,
-                                   "ratio_vs_plain": ours.rand_write_iops / plain.rand_write_iops},
-            "rand_read_4k_iops": {"ours": ours.rand_read_iops, "raw_librbd": raw_rr, "plain_fuse_loop": plain.rand_read_iops,
-                                  "ratio_vs_plain": ours.rand_read_iops / plain.rand_read_iops},
-            "dd_200m_direct_mb_s": {"ours": ours.dd_mbs, "plain_fuse_loop": plain.dd_mbs},
-            "qd1_read_4k_us": {"ours": {"p50": ours_latency.qd1_read.p50_us, "p99": ours_latency.qd1_read.p99_us},
-                               "raw_librbd": {"p50": raw_latency.qd1_read.p50_us, "p99": raw_latency.qd1_read.p99_us},
-                               "ratio_p50": ours_latency.qd1_read.p50_us / raw_latency.qd1_read.p50_us.max(1e-9)},
-            "qd1_write_4k_us": {"ours": {"p50": ours_latency.qd1_write.p50_us, "p99": ours_latency.qd1_write.p99_us},
-                                "raw_librbd": {"p50": raw_latency.qd1_write.p50_us, "p99": raw_latency.qd1_write.p99_us},
-                                "ratio_p50": ours_latency.qd1_write.p50_us / raw_latency.qd1_write.p50_us.max(1e-9)},
-            "mixed_64k_mib_s": {"ours": ours_latency.mixed_64k_mib_s, "raw_librbd": raw_latency.mixed_64k_mib_s,
-                                "ratio_vs_raw": ours_latency.mixed_64k_mib_s / raw_latency.mixed_64k_mib_s.max(1e-9)},
-            "runtime_secs": runtime,
-        }))
+        for (key, figure) in [
+            ("seq_write_1m_mib_s", plain.seq_write_mib),
+            ("rand_write_4k_iops", plain.rand_write_iops),
+            ("rand_read_4k_iops", plain.rand_read_iops),
+            ("dd_200m_direct_mb_s", plain.dd_mbs),
+        ] {
+            report[key]["plain_fuse_loop"] = json!(figure);
+        }
+        Ok(report)
     })();
     for n in [&ours_name, &raw_name, &plain_name] {
         let _ = manage::remove(rados, POOL, n);
@@ -722,88 +827,67 @@ pub fn run(
             }
             let i = &report["io"];
             if !i.is_null() {
-                println!("I/O ({runtime} s per fio run, iodepth 16, direct):");
-                println!(
-                    "{:<22} {:>12} {:>14} {:>16} {:>10}",
-                    "workload", "ours", "raw librbd", "rbd-fuse+loop", "ratio"
-                );
-                let row = |name: &str, v: &Value, unit: &str, ratio_key: &str| {
-                    println!(
-                        "{:<22} {:>9.0} {unit} {:>11.0} {unit} {:>13.0} {unit} {:>9.2}x",
-                        name,
-                        v["ours"].as_f64().unwrap_or(0.0),
-                        v["raw_librbd"].as_f64().unwrap_or(0.0),
-                        v["plain_fuse_loop"].as_f64().unwrap_or(0.0),
-                        v[ratio_key].as_f64().unwrap_or(0.0)
-                    );
-                };
-                row(
-                    "seq write 1M (MiB/s)",
-                    &i["seq_write_1m_mib_s"],
-                    "  ",
-                    "ratio_vs_raw",
-                );
-                row(
-                    "randwrite 4k (IOPS)",
-                    &i["rand_write_4k_iops"],
-                    "  ",
-                    "ratio_vs_plain",
-                );
-                row(
-                    "randread 4k (IOPS)",
-                    &i["rand_read_4k_iops"],
-                    "  ",
-                    "ratio_vs_plain",
-                );
-                let rounds = |side: &str| {
-                    i["seq_write_1m_mib_s"]["rounds"][side]
-                        .as_array()
-                        .map(|v| {
-                            v.iter()
-                                .map(|x| format!("{:.0}", x.as_f64().unwrap_or(0.0)))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        })
-                        .unwrap_or_default()
-                };
-                println!(
-                    "  (seq write: {SEQ_BYTES} per round, mean of {} rounds each in ABBA BAAB order, ours {} vs raw librbd {} MiB/s;\n   the ratio is against raw librbd. Random ratios are against plain rbd-fuse + loop)",
-                    SEQ_ORDER.len() / 2,
-                    rounds("ours"),
-                    rounds("raw_librbd")
-                );
-                let lat = |key: &str, side: &str, p: &str| i[key][side][p].as_f64().unwrap_or(0.0);
-                for (name, key) in [
-                    ("QD1 randread 4k", "qd1_read_4k_us"),
-                    ("QD1 randwrite 4k", "qd1_write_4k_us"),
-                ] {
-                    println!(
-                        "{name:<22} p50 {:>7.0} µs, p99 {:>7.0} µs; raw librbd p50 {:>7.0} µs, p99 {:>7.0} µs   p50 ratio {:.2}x",
-                        lat(key, "ours", "p50"),
-                        lat(key, "ours", "p99"),
-                        lat(key, "raw_librbd", "p50"),
-                        lat(key, "raw_librbd", "p99"),
-                        i[key]["ratio_p50"].as_f64().unwrap_or(0.0)
-                    );
-                }
-                println!(
-                    "{:<22} {:>9.0} MiB/s; raw librbd {:.0} MiB/s   ratio {:.2}x  (random, half reads, QD16)",
-                    "mixed 64k",
-                    i["mixed_64k_mib_s"]["ours"].as_f64().unwrap_or(0.0),
-                    i["mixed_64k_mib_s"]["raw_librbd"].as_f64().unwrap_or(0.0),
-                    i["mixed_64k_mib_s"]["ratio_vs_raw"].as_f64().unwrap_or(0.0)
-                );
-                println!(
-                    "dd 200 MiB oflag=direct: ours {:.0} MB/s, plain rbd-fuse + loop {:.0} MB/s",
-                    i["dd_200m_direct_mb_s"]["ours"].as_f64().unwrap_or(0.0),
-                    i["dd_200m_direct_mb_s"]["plain_fuse_loop"]
-                        .as_f64()
-                        .unwrap_or(0.0)
-                );
+                print_io(i);
             }
         }
     }
     Ok(())
+}
+
+/// The I/O part as a table: each workload's means, ours against raw librbd.
+fn print_io(i: &Value) {
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    println!(
+        "I/O, direct, QD16 unless said; {} rounds per side in ABBA BAAB order ({} s each, sequential writes {SEQ_BYTES} each); \
+         means, ours through a mounted volume against raw librbd (fio's rbd engine; `rbd bench` for sequential writes):",
+        f(&i["rounds_per_side"]),
+        f(&i["round_secs"])
+    );
+    println!(
+        "{:<24} {:>10} {:>11} {:>7} {:>15}",
+        "workload", "ours", "raw librbd", "ratio", "rbd-fuse+loop"
+    );
+    for (name, key) in [
+        ("seq write 1M (MiB/s)", "seq_write_1m_mib_s"),
+        ("randwrite 4k (IOPS)", "rand_write_4k_iops"),
+        ("randread 4k (IOPS)", "rand_read_4k_iops"),
+        ("mixed 64k r/w (MiB/s)", "mixed_64k_mib_s"),
+    ] {
+        let v = &i[key];
+        let plain = match v["plain_fuse_loop"].as_f64() {
+            Some(p) => format!("{p:.0}"),
+            None => "-".into(),
+        };
+        println!(
+            "{name:<24} {:>10.0} {:>11.0} {:>6.2}x {:>15}",
+            f(&v["ours"]),
+            f(&v["raw_librbd"]),
+            f(&v["ratio_vs_raw"]),
+            plain
+        );
+    }
+    for (name, key) in [
+        ("QD1 randread 4k", "qd1_read_4k_us"),
+        ("QD1 randwrite 4k", "qd1_write_4k_us"),
+    ] {
+        let v = &i[key];
+        println!(
+            "{name:<24} p50 {:>5.0} µs, p99 {:>6.0} µs; raw librbd p50 {:>5.0} µs, p99 {:>6.0} µs   p50 ratio {:.2}x",
+            f(&v["ours"]["p50"]),
+            f(&v["ours"]["p99"]),
+            f(&v["raw_librbd"]["p50"]),
+            f(&v["raw_librbd"]["p99"]),
+            f(&v["ratio_p50"])
+        );
+    }
+    println!(
+        "  (write figures count the flush after each round of ours: throughput to the OSDs, not into the cache)"
+    );
+    println!(
+        "dd 200 MiB oflag=direct: ours {:.0} MB/s, plain rbd-fuse + loop {:.0} MB/s",
+        f(&i["dd_200m_direct_mb_s"]["ours"]),
+        f(&i["dd_200m_direct_mb_s"]["plain_fuse_loop"])
+    );
 }
 
 #[cfg(test)]
@@ -811,9 +895,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_sequential_rounds_cancel_a_steady_trend() {
+    fn balanced_rounds_cancel_a_steady_trend() {
         let positions = |side| {
-            SEQ_ORDER
+            ROUND_ORDER
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| **s == side)
@@ -826,6 +910,61 @@ mod tests {
         let rising = |p: &[f64]| mean(&p.iter().map(|i| 340.0 + 10.0 * i).collect::<Vec<_>>());
         assert_eq!(rising(&ours), rising(&raw));
         assert_eq!(mean(&[]), 0.0);
+    }
+
+    #[test]
+    fn balanced_rounds_give_each_side_its_own_rounds_in_order() {
+        let mut n = 0.0;
+        let rounds = balanced(|side| {
+            n += 1.0;
+            Ok((side, n))
+        })
+        .unwrap();
+        assert!(rounds.ours.iter().all(|(s, _)| *s == Side::Ours));
+        assert!(rounds.raw.iter().all(|(s, _)| *s == Side::Raw));
+        let (ours, raw) = rounds.figures(|(_, n)| *n);
+        assert_eq!(ours, [1.0, 4.0, 6.0, 7.0]);
+        assert_eq!(raw, [2.0, 3.0, 5.0, 8.0]);
+        let v = rounds.throughput(|(_, n)| *n);
+        assert_eq!(v["ours"], 4.5);
+        assert_eq!(v["ratio_vs_raw"], 1.0);
+    }
+
+    #[test]
+    fn fio_figures_come_from_its_json_report() {
+        let report = br#"{"jobs": [{"job_runtime": 5000,
+            "read": {"iops": 1000.5, "bw": 4002, "clat_ns": {"percentile": {"50.000000": 250000, "99.000000": 900000}}},
+            "write": {"iops": 0, "bw": 0, "clat_ns": {}}}]}"#;
+        let run = fio_figures(report).unwrap();
+        assert_eq!(run.secs, 5.0);
+        assert_eq!(run.read.iops, 1000.5);
+        assert!((run.read.mib_s - 4002.0 / 1024.0).abs() < 1e-9);
+        assert_eq!(run.read.p50_us, 250.0);
+        assert_eq!(run.read.p99_us, 900.0);
+        assert_eq!(run.write, Direction::default());
+        assert!(fio_figures(b"{\"jobs\": []}").is_err());
+        assert!(fio_figures(b"fio: failed").is_err());
+    }
+
+    #[test]
+    fn a_flush_after_the_run_counts_against_its_throughput() {
+        let mut s = Settled {
+            run: FioRun {
+                write: Direction {
+                    iops: 3000.0,
+                    mib_s: 300.0,
+                    ..Direction::default()
+                },
+                secs: 5.0,
+                ..FioRun::default()
+            },
+            settle_secs: 0.0,
+        };
+        assert_eq!(s.iops(), 3000.0);
+        s.settle_secs = 1.0;
+        assert!((s.iops() - 2500.0).abs() < 1e-9);
+        assert!((s.mib_s() - 250.0).abs() < 1e-9);
+        assert_eq!(Settled::default().iops(), 0.0);
     }
 
     #[test]
