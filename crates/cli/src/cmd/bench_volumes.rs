@@ -173,6 +173,12 @@ struct Job<'a> {
     iodepth: u32,
 }
 
+impl<'a> Job<'a> {
+    const fn new(rw: &'a str, bs: &'a str, iodepth: u32) -> Job<'a> {
+        Job { rw, bs, iodepth }
+    }
+}
+
 /// What a fio run measured in one direction; latencies are completion latencies.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 struct Direction {
@@ -272,10 +278,11 @@ const FIO_FILE: &str = "fio.dat";
 /// in a round's figures, it charges our write-back cache for the writes it answered early; done between
 /// rounds, it keeps the next round (either side's) from sharing the OSDs with them.
 fn settle(dir: &Path) -> Result<f64> {
+    let file = dir.join(FIO_FILE);
     let started = Instant::now();
-    std::fs::File::open(dir.join(FIO_FILE))
+    std::fs::File::open(&file)
         .and_then(|f| f.sync_all())
-        .with_context(|| format!("flushing {}", dir.join(FIO_FILE).display()))?;
+        .with_context(|| format!("flushing {}", file.display()))?;
     Ok(started.elapsed().as_secs_f64())
 }
 
@@ -427,37 +434,13 @@ fn purge_own_trash(rados: &Rados, stamp: u32) -> Result<()> {
     Ok(())
 }
 
-const SEQ_WRITE: Job = Job {
-    rw: "write",
-    bs: "1M",
-    iodepth: 16,
-};
-const RAND_WRITE: Job = Job {
-    rw: "randwrite",
-    bs: "4k",
-    iodepth: 16,
-};
-const RAND_READ: Job = Job {
-    rw: "randread",
-    bs: "4k",
-    iodepth: 16,
-};
-const QD1_READ: Job = Job {
-    rw: "randread",
-    bs: "4k",
-    iodepth: 1,
-};
-const QD1_WRITE: Job = Job {
-    rw: "randwrite",
-    bs: "4k",
-    iodepth: 1,
-};
+const SEQ_WRITE: Job = Job::new("write", "1M", 16);
+const RAND_WRITE: Job = Job::new("randwrite", "4k", 16);
+const RAND_READ: Job = Job::new("randread", "4k", 16);
+const QD1_READ: Job = Job::new("randread", "4k", 1);
+const QD1_WRITE: Job = Job::new("randwrite", "4k", 1);
 /// Random 64 KiB reads and writes, half and half.
-const MIXED_64K: Job = Job {
-    rw: "randrw",
-    bs: "64k",
-    iodepth: 16,
-};
+const MIXED_64K: Job = Job::new("randrw", "64k", 16);
 
 /// The plain rbd-fuse + loop mount's figures: a reference beside ours (raw librbd is the baseline).
 struct PlainFigures {
