@@ -702,16 +702,17 @@ fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
             // write faster through their first GiBs, a rise that flattens out, which the balanced order
             // cancels only while it is steady, and the first timed round is always ours.
             rbd_bench(&conf, &raw_name, "write", "4M", "seq", SEQ_BYTES)?;
-            for _ in 0..SEQ_WARM_UP_ROUNDS {
-                rbd_bench(&conf, &raw_name, "write", "1M", "seq", SEQ_BYTES)?;
-                fio_settled(&fio_exe, &mnt, SEQ_WRITE, Span::Bytes(SEQ_BYTES))?;
-            }
-            let seq = balanced(|side| match side {
+            let seq_round = |side| match side {
                 Side::Ours => {
                     Ok(fio_settled(&fio_exe, &mnt, SEQ_WRITE, Span::Bytes(SEQ_BYTES))?.mib_s())
                 }
                 Side::Raw => Ok(rbd_bench(&conf, &raw_name, "write", "1M", "seq", SEQ_BYTES)?.0),
-            })?;
+            };
+            for _ in 0..SEQ_WARM_UP_ROUNDS {
+                seq_round(Side::Raw)?;
+                seq_round(Side::Ours)?;
+            }
+            let seq = balanced(seq_round)?;
             // fio's own librbd engine writes through librbd's cache until a flush, which it never
             // sends: what it counts is on the OSDs, nothing to settle.
             let timed = |job: Job| {
@@ -720,16 +721,17 @@ fn io(rados: &Rados, layout: &Layout, runtime: u64) -> Result<Value> {
                 // always ours; and the OSDs hold both sides' object metadata before the timed rounds
                 // (after random writes, ours' first read round ran 10-20 % below its others when
                 // only raw librbd had warmed up).
-                let warm_up = Span::Secs((round_secs / 2).max(1));
-                fio_run(&fio_exe, raw, job, warm_up)?;
-                fio_settled(&fio_exe, &mnt, job, warm_up)?;
-                balanced(|side| match side {
-                    Side::Ours => fio_settled(&fio_exe, &mnt, job, Span::Secs(round_secs)),
+                let round = |side, span| match side {
+                    Side::Ours => fio_settled(&fio_exe, &mnt, job, span),
                     Side::Raw => Ok(Settled {
-                        run: fio_run(&fio_exe, raw, job, Span::Secs(round_secs))?,
+                        run: fio_run(&fio_exe, raw, job, span)?,
                         settle_secs: 0.0,
                     }),
-                })
+                };
+                let warm_up = Span::Secs((round_secs / 2).max(1));
+                round(Side::Raw, warm_up)?;
+                round(Side::Ours, warm_up)?;
+                balanced(|side| round(side, Span::Secs(round_secs)))
             };
             let rand_write = timed(RAND_WRITE)?;
             let rand_read = timed(RAND_READ)?;
