@@ -355,8 +355,15 @@ pub fn serve(args: &ServeArgs) -> Result<(), VolumeError> {
     // Two malloc arenas instead of glibc's 8 per core: librbd's threads allocate and free 1 MiB buffers
     // all the time, and every arena keeps what it freed. Measured after a random-I/O burst: 260 MB
     // resident instead of 390-460 MB, at the same throughput.
+    // No fastbins: librados allocates a buffer of a few KiB for every reply it receives, and glibc
+    // consolidates all fastbins before any allocation of 1 KiB or more. Measured with perf during 4k
+    // random reads at QD16: malloc took 12 % of this server's CPU (malloc_consolidate alone 2 %),
+    // ~4.5 % without fastbins (the per-thread cache still serves small allocations).
     // SAFETY: mallopt only changes allocator tuning; called before librados starts its threads.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MXFAST, 0);
+    }
     let key = args.identity.options()?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads = messenger_threads(cores).to_string();
