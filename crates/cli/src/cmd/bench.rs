@@ -37,7 +37,7 @@ pub enum Bench {
         /// Volumes created and deleted on each path.
         #[arg(long, default_value_t = 100)]
         count: usize,
-        /// Seconds: each side runs every time-based workload in 4 rounds of half this; each fio run on
+        /// Seconds: each side runs every time-based workload in 8 rounds of half this; each fio run on
         /// the rbd-fuse + loop mount runs this long.
         #[arg(long, default_value_t = 10)]
         runtime: u64,
