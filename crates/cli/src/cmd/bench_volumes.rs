@@ -475,6 +475,21 @@ const ROUND_ORDER: [Side; 16] = {
     use Side::{Ours as A, Raw as B};
     [A, B, B, A, B, A, A, B, B, A, A, B, A, B, B, A]
 };
+/// [`ROUND_ORDER`] as the report prints it, ours as A: "ABBA BAAB ...".
+fn round_order_label() -> String {
+    ROUND_ORDER
+        .chunks(4)
+        .map(|four| {
+            four.iter()
+                .map(|side| match side {
+                    Side::Ours => 'A',
+                    Side::Raw => 'B',
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 /// What each side writes per sequential round: 2 GiB is 5-8 s here.
 const SEQ_BYTES: &str = "2G";
 /// Untimed sequential rounds of each side before the timed ones. With one, ours' first timed round (the
@@ -838,9 +853,10 @@ pub fn run(
 fn print_io(i: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
     println!(
-        "I/O, direct, QD16 unless said; {} rounds per side in ABBA BAAB BAAB ABBA order ({} s each, sequential writes {SEQ_BYTES} each); \
+        "I/O, direct, QD16 unless said; {} rounds per side in {} order ({} s each, sequential writes {SEQ_BYTES} each); \
          means, ours through a mounted volume against raw librbd (fio's rbd engine; `rbd bench` for sequential writes):",
         f(&i["rounds_per_side"]),
+        round_order_label(),
         f(&i["round_secs"])
     );
     println!(
@@ -908,17 +924,18 @@ mod tests {
         assert_eq!(ours.len(), raw.len());
         // Throughput rising by 10 MiB/s a round reaches both sides' means alike, and so does a rise
         // that flattens out.
-        let rising = |p: &[f64]| mean(&p.iter().map(|i| 340.0 + 10.0 * i).collect::<Vec<_>>());
-        assert_eq!(rising(&ours), rising(&raw));
-        let flattening = |p: &[f64]| {
-            mean(
-                &p.iter()
-                    .map(|i| 340.0 + 30.0 * i - i * i)
-                    .collect::<Vec<_>>(),
-            )
-        };
-        assert_eq!(flattening(&ours), flattening(&raw));
+        let trend =
+            |p: &[f64], at: fn(f64) -> f64| mean(&p.iter().map(|&i| at(i)).collect::<Vec<_>>());
+        let rising = |i| 340.0 + 10.0 * i;
+        assert_eq!(trend(&ours, rising), trend(&raw, rising));
+        let flattening = |i| 340.0 + 30.0 * i - i * i;
+        assert_eq!(trend(&ours, flattening), trend(&raw, flattening));
         assert_eq!(mean(&[]), 0.0);
+    }
+
+    #[test]
+    fn the_report_names_the_round_order() {
+        assert_eq!(round_order_label(), "ABBA BAAB BAAB ABBA");
     }
 
     #[test]
